@@ -1,0 +1,106 @@
+/* main.c — the patchbay command line: parses the subcommand and its
+ * options and calls into the components. No business logic lives here. */
+#include "pb_protocol.h"
+
+#include <libwebsockets.h>
+#include <msgpack.h>
+#include <sodium.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef struct command {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv);
+} command;
+
+static int cmd_version(int argc, char **argv);
+static int cmd_help(int argc, char **argv);
+
+static const command commands[] = {
+    {"version", "print the versions of patchbay and its libraries",
+     cmd_version},
+    {"help", "show this help, or a command's help", cmd_help},
+};
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "patchbay %s — a live-coding relay: editors send code, every "
+            "runtime in the\nroom swaps it in at the same moment.\n\n"
+            "usage: patchbay COMMAND [options]   (patchbay COMMAND --help)\n\n"
+            "commands:\n",
+            PB_VERSION_STRING);
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\nNot yet available: serve, token, eval, watch, log, "
+                 "replay, export, verify, keygen\n(see README.md).\n");
+}
+
+static int wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+            return 1;
+    return 0;
+}
+
+static int cmd_version(int argc, char **argv)
+{
+    if (wants_help(argc, argv)) {
+        printf("usage: patchbay version\n\nPrints the version of patchbay, "
+               "its protocol, and every linked library.\n");
+        return 0;
+    }
+    if (argc > 1) {
+        fprintf(stderr, "patchbay version: unexpected argument \"%s\"\n",
+                argv[1]);
+        return 2;
+    }
+    printf("patchbay %s (protocol %u, statement %u)\n", PB_VERSION_STRING,
+           PB_PROTOCOL_VERSION, PB_STATEMENT_VERSION);
+    printf("libsodium %s\n", sodium_version_string());
+    printf("msgpack-c %s\n", msgpack_version());
+    printf("libwebsockets %s\n", lws_get_library_version());
+    printf("sqlite %s\n", sqlite3_libversion());
+    return 0;
+}
+
+static int cmd_help(int argc, char **argv)
+{
+    if (argc > 1) {
+        for (size_t i = 0; i < N_COMMANDS; i++) {
+            if (!strcmp(argv[1], commands[i].name)) {
+                char *args[] = {argv[1], "--help", NULL};
+                return commands[i].run(2, args);
+            }
+        }
+        fprintf(stderr, "patchbay help: unknown command \"%s\"\n", argv[1]);
+        return 2;
+    }
+    usage(stdout);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version"))
+        return cmd_version(1, argv + 1);
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr,
+            "patchbay: unknown command \"%s\" (patchbay --help lists them)\n",
+            argv[1]);
+    return 2;
+}

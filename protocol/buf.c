@@ -1,0 +1,172 @@
+/* buf.c — byte views (pb_str, pb_bytes), output buffers (pb_buf), hex and
+ * UTF-8 checks: the small pieces every other file of protocol/ uses. */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+pb_str pb_cstr(const char *s)
+{
+    pb_str r = {s, s ? (uint32_t)strlen(s) : 0};
+    return r;
+}
+
+pb_err pb_str_copy(char *dst, size_t cap, pb_str s)
+{
+    if (cap == 0)
+        return PB_ERR_BUF_TOO_SMALL;
+    if ((size_t)s.len >= cap) {
+        dst[0] = '\0';
+        return PB_ERR_BUF_TOO_SMALL;
+    }
+    if (s.len)
+        memcpy(dst, s.ptr, s.len);
+    dst[s.len] = '\0';
+    return PB_OK;
+}
+
+bool pb_str_eq(pb_str a, const char *b)
+{
+    size_t n = strlen(b);
+    return a.len == n && (n == 0 || memcmp(a.ptr, b, n) == 0);
+}
+
+void pb_buf_init(pb_buf *b)
+{
+    memset(b, 0, sizeof *b);
+}
+
+void pb_buf_init_fixed(pb_buf *b, void *mem, size_t cap)
+{
+    b->data = mem;
+    b->len = 0;
+    b->cap = cap;
+    b->is_fixed = true;
+}
+
+void pb_buf_free(pb_buf *b)
+{
+    if (!b)
+        return;
+    if (b->is_fixed) {
+        b->len = 0;
+        return;
+    }
+    free(b->data);
+    memset(b, 0, sizeof *b);
+}
+
+/* msgpack-c write callback: append with the writer's limit. */
+static int writer_write(void *data, const char *bytes, size_t n)
+{
+    pb_writer *w = data;
+    pb_buf *b = w->out;
+    if (w->err)
+        return -1;
+    if (n > w->limit - b->len) {
+        w->err = PB_ERR_TOO_BIG;
+        return -1;
+    }
+    if (n > b->cap - b->len) {
+        if (b->is_fixed) {
+            w->err = PB_ERR_BUF_TOO_SMALL;
+            return -1;
+        }
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap - b->len < n)
+            cap *= 2;
+        uint8_t *p = realloc(b->data, cap);
+        if (!p) {
+            w->err = PB_ERR_NOMEM;
+            return -1;
+        }
+        b->data = p;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, bytes, n);
+    b->len += n;
+    return 0;
+}
+
+void pb_writer_init(pb_writer *w, msgpack_packer *pk, pb_buf *out,
+                    size_t limit)
+{
+    w->out = out;
+    w->limit = limit;
+    w->err = PB_OK;
+    out->len = 0;
+    msgpack_packer_init(pk, w, writer_write);
+}
+
+char *pb_hex(const uint8_t *bytes, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[bytes[i] >> 4];
+        out[2 * i + 1] = digits[bytes[i] & 15];
+    }
+    out[2 * n] = '\0';
+    return out;
+}
+
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+pb_err pb_unhex(const char *hex, uint8_t *bytes, size_t n)
+{
+    if (strlen(hex) != 2 * n)
+        return PB_ERR_MALFORMED;
+    for (size_t i = 0; i < n; i++) {
+        int hi = hex_digit(hex[2 * i]), lo = hex_digit(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return PB_ERR_MALFORMED;
+        bytes[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return PB_OK;
+}
+
+bool pb_is_utf8(const char *str, size_t len)
+{
+    const uint8_t *s = (const uint8_t *)str;
+    size_t i = 0;
+    while (i < len) {
+        uint8_t c = s[i];
+        size_t n;
+        uint32_t cp;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if ((c & 0xe0) == 0xc0) {
+            n = 1;
+            cp = c & 0x1f;
+        } else if ((c & 0xf0) == 0xe0) {
+            n = 2;
+            cp = c & 0x0f;
+        } else if ((c & 0xf8) == 0xf0) {
+            n = 3;
+            cp = c & 0x07;
+        } else {
+            return false;
+        }
+        if (len - i - 1 < n)
+            return false;
+        for (size_t k = 1; k <= n; k++) {
+            if ((s[i + k] & 0xc0) != 0x80)
+                return false;
+            cp = cp << 6 | (s[i + k] & 0x3f);
+        }
+        static const uint32_t min_cp[4] = {0, 0x80, 0x800, 0x10000};
+        if (cp < min_cp[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        i += n + 1;
+    }
+    return true;
+}

@@ -1,0 +1,513 @@
+/* pb_protocol.h — the patchbay wire format: msgpack frames, the signed patch
+ * statement, the hash chain, limits and the shared error enum.
+ *
+ * This is the whole public surface of protocol/. It is used by the relay, the
+ * compiler, the CLI (native builds) and the runtime (the same sources built
+ * with Emscripten). The format itself is specified in docs/PROTOCOL.md; the
+ * section names below ("§ Frames", "§ Statement", "§ Chain") point there.
+ *
+ * Thread safety: every function is reentrant; call pb_init() once before
+ * using the signing/hashing functions (it initialises libsodium).
+ *
+ * Ownership: decoded frames and statements do not copy strings or byte
+ * fields; pb_str / pb_bytes point into the buffer given to the decode call,
+ * which must outlive the decoded value. Arrays inside a decoded value live in
+ * memory owned by the value and released by pb_frame_free() /
+ * pb_statement_free(). Both free functions accept a zeroed or already freed
+ * value. A failed decode leaves its output zeroed (never half-filled). */
+#ifndef PB_PROTOCOL_H
+#define PB_PROTOCOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define PB_WUR __attribute__((warn_unused_result))
+#else
+#define PB_WUR
+#endif
+
+/* ---- Version and limits (§ Limits) ------------------------------------ */
+
+#define PB_PROTOCOL_VERSION 1u   /* "v" of every frame */
+#define PB_STATEMENT_VERSION 1u  /* first element of every statement */
+#define PB_VERSION_STRING "0.1.0" /* patchbay release */
+
+#define PB_MAX_FRAME_BYTES (2u * 1024u * 1024u) /* whole encoded frame */
+#define PB_MAX_FRAME_OBJECTS 16384u      /* msgpack values in one frame */
+#define PB_MAX_MODULE_BYTES (1024u * 1024u)     /* one side module */
+#define PB_MAX_SOURCE_BYTES (256u * 1024u)      /* one eval's source */
+#define PB_MAX_STATEMENT_BYTES (64u * 1024u)    /* encoded statement */
+#define PB_MAX_SYMBOLS 256u              /* vars defined by one patch */
+#define PB_MAX_NAME_BYTES 64u            /* room, var, user and role names */
+#define PB_MAX_TYPE_BYTES 128u           /* a var's signature string */
+#define PB_MAX_TOKEN_BYTES 512u          /* hello.token */
+#define PB_MAX_CLIENT_BYTES 256u         /* user agent / client description */
+#define PB_MAX_PATH_BYTES 256u           /* eval.name (file or buffer name) */
+#define PB_MAX_MESSAGE_BYTES 2048u       /* error, diag and ack messages */
+#define PB_MAX_LOG_BYTES 4096u           /* one log frame's text */
+#define PB_MAX_DIAGS 64u                 /* diagnostics in one diag frame */
+#define PB_MAX_HISTORY_ITEMS 64u         /* patches in one history frame */
+#define PB_MAX_TESTS 256u                /* results in one test_result */
+#define PB_MAX_PEERS 256u                /* entries in one peers frame */
+#define PB_MAX_NESTING 8u                /* msgpack container depth */
+
+#define PB_HASH_BYTES 32u      /* BLAKE2b-256 */
+#define PB_SIG_BYTES 64u       /* ed25519 detached signature */
+#define PB_PUBLICKEY_BYTES 32u /* ed25519 public key */
+#define PB_SECRETKEY_BYTES 64u /* ed25519 secret key (seed || public) */
+#define PB_SEED_BYTES 32u      /* ed25519 seed */
+
+/* ---- Errors (§ Error codes) ---------------------------------------------
+ * The numbers are on the wire (error.code) and must never be reused. */
+typedef enum pb_err {
+    PB_OK = 0,
+    PB_ERR_NOMEM = 1,          /* allocation failed */
+    PB_ERR_TRUNCATED = 2,      /* input ends inside a msgpack value */
+    PB_ERR_MALFORMED = 3,      /* not msgpack, trailing bytes, too deep */
+    PB_ERR_TOO_BIG = 4,        /* frame/statement over its byte limit */
+    PB_ERR_NOT_A_MAP = 5,      /* a frame or object is not a msgpack map */
+    PB_ERR_VERSION = 6,        /* unsupported protocol/statement version */
+    PB_ERR_UNKNOWN_TYPE = 7,   /* "t" names no known frame type */
+    PB_ERR_MISSING_FIELD = 8,  /* a required field is absent */
+    PB_ERR_FIELD_TYPE = 9,     /* a field has the wrong msgpack type */
+    PB_ERR_FIELD_RANGE = 10,   /* a value or length is out of range */
+    PB_ERR_DUPLICATE_FIELD = 11,
+    PB_ERR_BAD_UTF8 = 12,      /* a str field is not valid UTF-8 */
+    PB_ERR_NOT_CANONICAL = 13, /* statement bytes are not the canonical form */
+    PB_ERR_BAD_SIGNATURE = 20, /* ed25519 signature does not verify */
+    PB_ERR_WRONG_KEY = 21,     /* signed by a key other than the pinned one */
+    PB_ERR_HASH_MISMATCH = 22, /* module or source bytes do not match hash */
+    PB_ERR_CHAIN_GAP = 23,     /* seq skips ahead of head + 1 */
+    PB_ERR_CHAIN_FORK = 24,    /* seq is head + 1 but prev hash differs */
+    PB_ERR_CHAIN_REPLAY = 25,  /* seq at or below the head (old or reordered) */
+    PB_ERR_WRONG_ROOM = 26,    /* statement belongs to another room */
+    PB_ERR_BUF_TOO_SMALL = 27, /* caller's fixed buffer cannot hold output */
+    PB_ERR_AUTH_MALFORMED = 40, /* token cannot be parsed */
+    PB_ERR_AUTH_BAD_MAC = 41,   /* token MAC does not verify */
+    PB_ERR_AUTH_EXPIRED = 42,   /* token past its expiry */
+    PB_ERR_AUTH_WRONG_ROOM = 43,
+    PB_ERR_AUTH_UNKNOWN_ROLE = 44,
+    PB_ERR_AUTH_TIMEOUT = 45,   /* no hello within the handshake timeout */
+    PB_ERR_FORBIDDEN = 46,      /* the role may not send this frame */
+    PB_ERR_RATE_LIMITED = 47,
+    PB_ERR_ROOM_FULL = 48,
+    PB_ERR_SLOW_CONSUMER = 49,  /* send queue over its bound */
+    PB_ERR_UNEXPECTED = 50,     /* frame not valid in this state */
+    PB_ERR_COMPILE = 60,        /* source did not compile (see diag) */
+    PB_ERR_COMPILER_DOWN = 61,  /* compile server crashed or timed out */
+    PB_ERR_PREPARE = 62,        /* runtime could not load a module */
+    PB_ERR_TRAP = 63,           /* a var trapped at run time */
+    PB_ERR_IO = 70,             /* file or database error */
+    PB_ERR_INTERNAL = 71,
+} pb_err;
+
+/* Short English description of a code ("chain fork"); never NULL. */
+const char *pb_strerror(pb_err code);
+
+/* A human-readable account of what was wrong with which input, filled by
+ * functions that take one (may be NULL). Always NUL-terminated. */
+typedef struct pb_errmsg {
+    char text[256];
+} pb_errmsg;
+
+/* ---- Byte views and buffers ---------------------------------------------- */
+
+typedef struct pb_str {
+    const char *ptr; /* not NUL-terminated; NULL when absent */
+    uint32_t len;
+} pb_str;
+
+typedef struct pb_bytes {
+    const uint8_t *ptr; /* NULL when absent */
+    uint32_t len;
+} pb_bytes;
+
+/* A pb_str over a NUL-terminated C string (NULL gives an absent string). */
+pb_str pb_cstr(const char *s);
+/* Copies s into dst (cap bytes incl. NUL); returns PB_ERR_BUF_TOO_SMALL
+ * (and writes an empty string) if it does not fit. */
+pb_err pb_str_copy(char *dst, size_t cap, pb_str s) PB_WUR;
+bool pb_str_eq(pb_str a, const char *b);
+
+/* Output buffer. A growable buffer is heap-allocated (pb_buf_init, freed by
+ * pb_buf_free); a fixed one writes into caller memory and fails with
+ * PB_ERR_BUF_TOO_SMALL instead of growing (pb_buf_init_fixed; pb_buf_free
+ * is then a no-op). Encoders replace the buffer's contents. */
+typedef struct pb_buf {
+    uint8_t *data;
+    size_t len;
+    size_t cap;
+    bool is_fixed;
+} pb_buf;
+
+void pb_buf_init(pb_buf *b);
+void pb_buf_init_fixed(pb_buf *b, void *mem, size_t cap);
+void pb_buf_free(pb_buf *b);
+
+/* ---- Enumerations carried as strings on the wire -------------------------
+ * 0 always means "absent"; names are listed in docs/PROTOCOL.md. */
+typedef enum pb_role {
+    PB_ROLE_NONE = 0,
+    PB_ROLE_OWNER,
+    PB_ROLE_EDITOR,
+    PB_ROLE_RUNTIME,
+    PB_ROLE_VIEWER,
+} pb_role;
+
+typedef enum pb_lang { PB_LANG_NONE = 0, PB_LANG_C, PB_LANG_LISP } pb_lang;
+
+typedef enum pb_ack_state {
+    PB_ACK_NONE = 0,
+    PB_ACK_PREPARED,
+    PB_ACK_COMMITTED,
+    PB_ACK_FAILED,
+} pb_ack_state;
+
+typedef enum pb_severity {
+    PB_SEV_NONE = 0,
+    PB_SEV_ERROR,
+    PB_SEV_WARNING,
+    PB_SEV_NOTE,
+} pb_severity;
+
+typedef enum pb_log_level {
+    PB_LOG_NONE = 0,
+    PB_LOG_INFO,
+    PB_LOG_WARN,
+    PB_LOG_ERROR,
+    PB_LOG_TRAP,
+} pb_log_level;
+
+typedef enum pb_peers_event {
+    PB_PEERS_NONE = 0,
+    PB_PEERS_SNAPSHOT, /* the full list */
+    PB_PEERS_JOIN,
+    PB_PEERS_LEAVE,
+    PB_PEERS_UPDATE,
+} pb_peers_event;
+
+typedef enum pb_history_mode {
+    PB_HISTORY_NONE = 0,
+    PB_HISTORY_STATE, /* latest patch of every var, in seq order (catch-up) */
+    PB_HISTORY_RANGE, /* every patch from_seq..to_seq (replay, export) */
+} pb_history_mode;
+
+/* Name of a role ("editor"); "" for PB_ROLE_NONE or out-of-range values. */
+const char *pb_role_name(pb_role r);
+/* Parses a role name; PB_ROLE_NONE if s is not one. */
+pb_role pb_role_parse(pb_str s);
+const char *pb_lang_name(pb_lang l);
+pb_lang pb_lang_parse(pb_str s);
+const char *pb_ack_state_name(pb_ack_state s);
+const char *pb_severity_name(pb_severity s);
+const char *pb_log_level_name(pb_log_level l);
+
+/* ---- Frames (§ Frames) ---------------------------------------------------
+ * Every frame is a msgpack map with "v" (protocol version) and "t" (type
+ * name) plus the fields below. Optional fields are zero when absent and are
+ * omitted by the encoder when zero/empty. Times are microseconds: *_us
+ * absolute times are on the room clock (µs since the Unix epoch). */
+typedef enum pb_type {
+    PB_T_NONE = 0,
+    PB_T_HELLO,
+    PB_T_WELCOME,
+    PB_T_ERROR,
+    PB_T_EVAL,
+    PB_T_DIAG,
+    PB_T_PATCH,
+    PB_T_ACK,
+    PB_T_PING,
+    PB_T_PONG,
+    PB_T_HISTORY_REQ,
+    PB_T_HISTORY,
+    PB_T_LOG,
+    PB_T_TEST_REQ,
+    PB_T_TEST_RESULT,
+    PB_T_PEERS,
+    PB_T_ROOM,
+    PB_T_COUNT_ /* number of types + 1; not a type */
+} pb_type;
+
+/* Wire name of a frame type ("history_req"); "" if out of range. */
+const char *pb_type_name(pb_type t);
+
+typedef struct pb_hello { /* client -> relay, first frame */
+    pb_str token;         /* required */
+    pb_str client;        /* user agent or tool name */
+    uint64_t since_seq;   /* last seq the client holds (0: none) */
+} pb_hello;
+
+typedef struct pb_welcome { /* relay -> client, answer to hello */
+    pb_str room;            /* required */
+    pb_role role;           /* required */
+    pb_str name;            /* required: the token's user name */
+    uint64_t client_id;     /* required: unique per relay process */
+    uint8_t key[PB_PUBLICKEY_BYTES];       /* required: relay public key */
+    uint64_t head_seq;                     /* room chain head (0: empty) */
+    uint8_t head_hash[PB_HASH_BYTES];      /* required (zero when empty) */
+    uint64_t now_us;                       /* required: relay clock */
+} pb_welcome;
+
+typedef struct pb_error { /* either direction */
+    uint32_t code;        /* required: a pb_err value */
+    pb_str message;       /* required: what was wrong with which input */
+    uint64_t req;         /* the request this answers, if any */
+    bool fatal;           /* the sender closes the connection after it */
+} pb_error;
+
+typedef struct pb_eval { /* editor -> relay */
+    uint64_t req;        /* required: editor-chosen request id */
+    pb_lang lang;        /* required */
+    pb_str name;         /* file or buffer name, for diagnostics */
+    pb_str source;       /* required */
+} pb_eval;
+
+typedef struct pb_diag_item {
+    uint32_t line;     /* required: 1-based, in the user's source */
+    uint32_t col;      /* required: 1-based byte column */
+    uint32_t end_line; /* end of the range to underline (0: none) */
+    uint32_t end_col;
+    pb_severity severity; /* required */
+    pb_str message;       /* required */
+} pb_diag_item;
+
+typedef struct pb_diag { /* relay -> the evaluating editor only */
+    uint64_t req;        /* required */
+    bool ok;             /* true: compiled, seq is the new patch */
+    uint64_t seq;
+    pb_diag_item *items;
+    uint32_t n_items;
+} pb_diag;
+
+typedef struct pb_patch { /* relay -> room; also a history item */
+    pb_bytes stmt;        /* required: canonical statement bytes */
+    pb_bytes sig;         /* required: 64-byte ed25519 signature of stmt */
+    pb_bytes module;      /* required: the side module */
+    pb_str source;        /* the source, checked against stmt source_hash */
+} pb_patch;
+
+typedef struct pb_ack { /* runtime -> relay -> editors */
+    uint64_t seq;        /* required */
+    pb_ack_state state;  /* required */
+    uint64_t runtime_id; /* filled in by the relay when forwarding */
+    uint64_t verify_us;  /* time spent verifying */
+    uint64_t prepare_us; /* time spent loading the module */
+    uint64_t commit_at_us; /* room time at which the swap happened */
+    int64_t late_us;     /* commit_at_us - apply_us (negative: early) */
+    uint64_t mem_bytes;  /* runtime memory after the step */
+    uint64_t table_size; /* wasm table entries after the step */
+    uint64_t modules;    /* side modules loaded in this instance */
+    pb_str error;        /* why, when state is failed */
+    pb_str var;          /* the var that failed, if known */
+} pb_ack;
+
+typedef struct pb_ping { /* client -> relay */
+    uint64_t t0_us;      /* required: client send time (client clock) */
+} pb_ping;
+
+typedef struct pb_pong { /* relay -> client */
+    uint64_t t0_us;      /* required: echoed from ping */
+    uint64_t t1_us;      /* required: relay receive time */
+    uint64_t t2_us;      /* required: relay send time */
+} pb_pong;
+
+typedef struct pb_history_req { /* client -> relay */
+    uint64_t req;           /* required */
+    pb_history_mode mode;   /* required */
+    uint64_t from_seq;      /* range start (inclusive; 0 = 1) */
+    uint64_t to_seq;        /* range end (inclusive; 0 = head) */
+} pb_history_req;
+
+typedef struct pb_history { /* relay -> client, one or more batches */
+    uint64_t req;           /* required: 0 for unsolicited catch-up */
+    uint64_t head_seq;      /* required: room head when sent */
+    bool more;              /* another batch follows */
+    pb_patch *items;
+    uint32_t n_items;
+} pb_history;
+
+typedef struct pb_log { /* runtime -> relay -> editors */
+    pb_log_level level;   /* required */
+    pb_str text;          /* required */
+    uint64_t runtime_id;  /* filled in by the relay */
+    uint64_t seq;         /* patch whose code produced it */
+    pb_str var;
+    bool truncated;       /* text was cut at the limit */
+    uint64_t time_us;
+} pb_log;
+
+typedef struct pb_test_req { /* editor -> relay -> runtimes */
+    uint64_t req;          /* required */
+    pb_str filter;         /* test name prefix ("" = all) */
+    uint64_t runtime_id;   /* 0 = every runtime in the room */
+} pb_test_req;
+
+typedef struct pb_test_case {
+    pb_str name;    /* required */
+    bool ok;        /* required */
+    pb_str message; /* failed check with line, or trap */
+    uint64_t us;    /* duration */
+} pb_test_case;
+
+typedef struct pb_test_result { /* runtime -> relay -> editors */
+    uint64_t req;          /* required */
+    uint64_t runtime_id;   /* filled in by the relay */
+    uint64_t seq;          /* head the tests ran against */
+    pb_test_case *results;
+    uint32_t n_results;
+} pb_test_result;
+
+typedef struct pb_peer {
+    uint64_t id;          /* required: client_id */
+    pb_str name;          /* required */
+    pb_role role;         /* required */
+    pb_str client;
+    pb_ack_state last_ack;
+    uint64_t last_seq;
+    int64_t skew_us;      /* last commit time minus the room's median */
+    uint64_t mem_bytes;
+} pb_peer;
+
+typedef struct pb_peers { /* relay -> room */
+    pb_peers_event event; /* required */
+    pb_peer *peers;
+    uint32_t n_peers;
+} pb_peers;
+
+typedef struct pb_room { /* owner -> relay (set), relay -> room (current) */
+    double tempo_bpm;     /* 0: no tempo */
+    uint32_t quantum;     /* beats per quantum (0: apply at lead) */
+    uint64_t lead_us;     /* 0: relay chooses */
+} pb_room;
+
+typedef struct pb_frame {
+    pb_type type;
+    union {
+        pb_hello hello;
+        pb_welcome welcome;
+        pb_error error;
+        pb_eval eval;
+        pb_diag diag;
+        pb_patch patch;
+        pb_ack ack;
+        pb_ping ping;
+        pb_pong pong;
+        pb_history_req history_req;
+        pb_history history;
+        pb_log log;
+        pb_test_req test_req;
+        pb_test_result test_result;
+        pb_peers peers;
+        pb_room room;
+    };
+    void *priv_; /* decode's memory; do not touch */
+} pb_frame;
+
+/* Decodes one frame from exactly len bytes. Rejects anything that is not
+ * one complete, well-typed frame within the limits, with a specific code and
+ * a message in why (may be NULL). On failure *out is zeroed. On success the
+ * caller frees with pb_frame_free(). */
+pb_err pb_frame_decode(const uint8_t *buf, size_t len, pb_frame *out,
+                       pb_errmsg *why) PB_WUR;
+void pb_frame_free(pb_frame *f);
+
+/* Encodes a frame into out, replacing its contents. Checks the same limits
+ * as decode, so nothing is sent that a peer would reject. */
+pb_err pb_frame_encode(const pb_frame *f, pb_buf *out, pb_errmsg *why) PB_WUR;
+
+/* ---- The patch statement (§ Statement) ----------------------------------- */
+
+typedef struct pb_symbol {
+    pb_str name; /* the var's name */
+    pb_str type; /* its signature, e.g. "d(d)" (docs/PATCH_ABI.md) */
+} pb_symbol;
+
+typedef struct pb_statement {
+    pb_str room;
+    uint64_t seq;                          /* 1 for a room's first patch */
+    uint8_t prev_hash[PB_HASH_BYTES];      /* zero for seq 1 */
+    uint8_t module_hash[PB_HASH_BYTES];
+    pb_symbol *symbols;
+    uint32_t n_symbols;
+    pb_str author;
+    pb_lang lang;
+    uint8_t source_hash[PB_HASH_BYTES];
+    uint64_t created_us;                   /* when the relay accepted it */
+    uint64_t apply_us;                     /* room time to commit at */
+    uint8_t key[PB_PUBLICKEY_BYTES];       /* the signing relay's key */
+    /* Filled in by decode: hash of the statement bytes. */
+    uint8_t hash[PB_HASH_BYTES];
+    void *priv_;
+} pb_statement;
+
+/* Encodes the canonical form (docs/PROTOCOL.md § Statement). */
+pb_err pb_statement_encode(const pb_statement *s, pb_buf *out,
+                           pb_errmsg *why) PB_WUR;
+/* Decodes and checks canonical form; fills s->hash. Free with
+ * pb_statement_free(). On failure *out is zeroed. */
+pb_err pb_statement_decode(const uint8_t *buf, size_t len, pb_statement *out,
+                           pb_errmsg *why) PB_WUR;
+void pb_statement_free(pb_statement *s);
+
+/* ---- Hashing and signing -------------------------------------------------- */
+
+/* Initialises libsodium; returns PB_ERR_INTERNAL if it cannot. */
+pb_err pb_init(void) PB_WUR;
+/* BLAKE2b-256 of data. */
+void pb_hash(const void *data, size_t len, uint8_t out[PB_HASH_BYTES]);
+/* Signs statement bytes with an ed25519 secret key. */
+void pb_sign(const uint8_t *stmt, size_t len,
+             const uint8_t sk[PB_SECRETKEY_BYTES], uint8_t sig[PB_SIG_BYTES]);
+/* 0 (PB_OK) if sig is a valid signature of stmt by pk, else
+ * PB_ERR_BAD_SIGNATURE. */
+pb_err pb_verify(const uint8_t *stmt, size_t len,
+                 const uint8_t sig[PB_SIG_BYTES],
+                 const uint8_t pk[PB_PUBLICKEY_BYTES]) PB_WUR;
+
+/* Checks a patch frame against the pinned relay key: decodes its statement
+ * into *out, then in this order: the statement names the pinned key
+ * (PB_ERR_WRONG_KEY), the signature (PB_ERR_BAD_SIGNATURE), the module hash
+ * and, if the source is present, the source hash (PB_ERR_HASH_MISMATCH).
+ * Chain position is pb_chain_check's job. On failure *out is zeroed; on
+ * success free it with pb_statement_free(). */
+pb_err pb_patch_verify(const pb_patch *p,
+                       const uint8_t pinned_key[PB_PUBLICKEY_BYTES],
+                       pb_statement *out, pb_errmsg *why) PB_WUR;
+
+/* ---- The chain (§ Chain) --------------------------------------------------- */
+
+/* The head of a room's chain as a verifier holds it. */
+typedef struct pb_chain {
+    char room[PB_MAX_NAME_BYTES + 1];
+    uint64_t seq;                  /* 0 before the first patch */
+    uint8_t hash[PB_HASH_BYTES];   /* hash of statement seq; zero at 0 */
+} pb_chain;
+
+/* Genesis head for a room; PB_ERR_FIELD_RANGE if the name is too long or
+ * empty. */
+pb_err pb_chain_init(pb_chain *c, const char *room) PB_WUR;
+/* May next follow head? PB_OK, or PB_ERR_WRONG_ROOM, PB_ERR_CHAIN_REPLAY
+ * (seq <= head), PB_ERR_CHAIN_GAP (seq > head + 1), PB_ERR_CHAIN_FORK
+ * (prev_hash is not the head's hash). */
+pb_err pb_chain_check(const pb_chain *head, const pb_statement *next,
+                      pb_errmsg *why) PB_WUR;
+/* Moves head to next; call only after pb_chain_check() returned PB_OK. */
+void pb_chain_advance(pb_chain *head, const pb_statement *next);
+
+/* ---- Misc ------------------------------------------------------------------ */
+
+/* Lowercase hex of n bytes into out (2n+1 bytes). Returns out. */
+char *pb_hex(const uint8_t *bytes, size_t n, char *out);
+/* Parses exactly 2n hex digits into bytes; PB_ERR_MALFORMED otherwise. */
+pb_err pb_unhex(const char *hex, uint8_t *bytes, size_t n) PB_WUR;
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* PB_PROTOCOL_H */

@@ -1,0 +1,250 @@
+/* statement.c — the canonical encoding of the patch statement
+ * (docs/PROTOCOL.md § Statement). The statement is what the relay signs and
+ * what the chain links, so exactly one byte string may stand for a given
+ * statement: it is a fixed-order msgpack array in msgpack-c's shortest
+ * forms, and decode re-encodes and compares to reject any other spelling. */
+#include "internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define N_ELEMS 12u
+
+static pb_err check_name(pb_str s, const char *what, uint32_t max, bool empty_ok,
+                         pb_errmsg *why)
+{
+    if (!empty_ok && s.len == 0)
+        return pb_fail(why, PB_ERR_FIELD_RANGE, "statement: %s is empty", what);
+    if (s.len > max)
+        return pb_fail(why, PB_ERR_FIELD_RANGE,
+                       "statement: %s is %u bytes, at most %u", what, s.len,
+                       max);
+    if (!pb_is_utf8(s.ptr, s.len))
+        return pb_fail(why, PB_ERR_BAD_UTF8, "statement: %s is not UTF-8",
+                       what);
+    return PB_OK;
+}
+
+static pb_err check(const pb_statement *s, pb_errmsg *why)
+{
+    pb_err e;
+    if ((e = check_name(s->room, "room", PB_MAX_NAME_BYTES, false, why)))
+        return e;
+    if (s->seq == 0)
+        return pb_fail(why, PB_ERR_FIELD_RANGE, "statement: seq must be >= 1");
+    if (s->n_symbols > PB_MAX_SYMBOLS)
+        return pb_fail(why, PB_ERR_FIELD_RANGE,
+                       "statement: %u symbols, at most %u", s->n_symbols,
+                       PB_MAX_SYMBOLS);
+    for (uint32_t i = 0; i < s->n_symbols; i++) {
+        char what[48];
+        snprintf(what, sizeof what, "symbols[%u] name", i);
+        if ((e = check_name(s->symbols[i].name, what, PB_MAX_NAME_BYTES, false,
+                            why)))
+            return e;
+        snprintf(what, sizeof what, "symbols[%u] type", i);
+        if ((e = check_name(s->symbols[i].type, what, PB_MAX_TYPE_BYTES, false,
+                            why)))
+            return e;
+    }
+    if ((e = check_name(s->author, "author", PB_MAX_NAME_BYTES, true, why)))
+        return e;
+    if (s->lang <= PB_LANG_NONE || s->lang > (pb_lang)PB_N_LANGS)
+        return pb_fail(why, PB_ERR_FIELD_RANGE,
+                       "statement: lang %d is not a known language",
+                       (int)s->lang);
+    return PB_OK;
+}
+
+static void pack_str(msgpack_packer *pk, pb_str s)
+{
+    msgpack_pack_str_with_body(pk, s.len ? s.ptr : "", s.len);
+}
+
+pb_err pb_statement_encode(const pb_statement *s, pb_buf *out, pb_errmsg *why)
+{
+    pb_err e = check(s, why);
+    if (e)
+        return e;
+    msgpack_packer pk;
+    pb_writer w;
+    pb_writer_init(&w, &pk, out, PB_MAX_STATEMENT_BYTES);
+    msgpack_pack_array(&pk, N_ELEMS);
+    msgpack_pack_uint32(&pk, PB_STATEMENT_VERSION);
+    pack_str(&pk, s->room);
+    msgpack_pack_uint64(&pk, s->seq);
+    msgpack_pack_bin_with_body(&pk, s->prev_hash, PB_HASH_BYTES);
+    msgpack_pack_bin_with_body(&pk, s->module_hash, PB_HASH_BYTES);
+    msgpack_pack_array(&pk, s->n_symbols);
+    for (uint32_t i = 0; i < s->n_symbols; i++) {
+        msgpack_pack_array(&pk, 2);
+        pack_str(&pk, s->symbols[i].name);
+        pack_str(&pk, s->symbols[i].type);
+    }
+    pack_str(&pk, s->author);
+    const char *lang = pb_lang_name(s->lang);
+    msgpack_pack_str_with_body(&pk, lang, strlen(lang));
+    msgpack_pack_bin_with_body(&pk, s->source_hash, PB_HASH_BYTES);
+    msgpack_pack_uint64(&pk, s->created_us);
+    msgpack_pack_uint64(&pk, s->apply_us);
+    msgpack_pack_bin_with_body(&pk, s->key, PB_PUBLICKEY_BYTES);
+    if (w.err) {
+        out->len = 0;
+        return pb_fail(why, w.err, "statement: encoding failed: %s",
+                       pb_strerror(w.err));
+    }
+    return PB_OK;
+}
+
+/* Element accessors for decode: each checks the msgpack type. */
+static pb_err get_u64(const msgpack_object *o, const char *what, uint64_t *v,
+                      pb_errmsg *why)
+{
+    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return pb_fail(why, PB_ERR_FIELD_TYPE,
+                       "statement: %s must be unsigned int, got %s", what,
+                       pb_msgpack_type_name(o->type));
+    *v = o->via.u64;
+    return PB_OK;
+}
+
+static pb_err get_str(const msgpack_object *o, const char *what, pb_str *v,
+                      pb_errmsg *why)
+{
+    if (o->type != MSGPACK_OBJECT_STR)
+        return pb_fail(why, PB_ERR_FIELD_TYPE,
+                       "statement: %s must be str, got %s", what,
+                       pb_msgpack_type_name(o->type));
+    v->ptr = o->via.str.ptr ? o->via.str.ptr : "";
+    v->len = o->via.str.size;
+    return PB_OK;
+}
+
+static pb_err get_hash(const msgpack_object *o, const char *what,
+                       uint8_t out[PB_HASH_BYTES], pb_errmsg *why)
+{
+    if (o->type != MSGPACK_OBJECT_BIN)
+        return pb_fail(why, PB_ERR_FIELD_TYPE,
+                       "statement: %s must be bin, got %s", what,
+                       pb_msgpack_type_name(o->type));
+    if (o->via.bin.size != PB_HASH_BYTES)
+        return pb_fail(why, PB_ERR_FIELD_RANGE,
+                       "statement: %s is %u bytes, must be %u", what,
+                       o->via.bin.size, PB_HASH_BYTES);
+    memcpy(out, o->via.bin.ptr, PB_HASH_BYTES);
+    return PB_OK;
+}
+
+static pb_err decode_elems(const msgpack_object *a, pb_statement *s,
+                           msgpack_zone *zone, pb_errmsg *why)
+{
+    const msgpack_object *el = a->via.array.ptr;
+    uint64_t version;
+    pb_err e;
+    if ((e = get_u64(&el[0], "version", &version, why)))
+        return e;
+    if (version != PB_STATEMENT_VERSION)
+        return pb_fail(why, PB_ERR_VERSION,
+                       "statement: version %llu is not supported (this build "
+                       "reads %u)",
+                       (unsigned long long)version, PB_STATEMENT_VERSION);
+    if ((e = get_str(&el[1], "room", &s->room, why)) ||
+        (e = get_u64(&el[2], "seq", &s->seq, why)) ||
+        (e = get_hash(&el[3], "prev_hash", s->prev_hash, why)) ||
+        (e = get_hash(&el[4], "module_hash", s->module_hash, why)))
+        return e;
+    const msgpack_object *syms = &el[5];
+    if (syms->type != MSGPACK_OBJECT_ARRAY)
+        return pb_fail(why, PB_ERR_FIELD_TYPE,
+                       "statement: symbols must be array, got %s",
+                       pb_msgpack_type_name(syms->type));
+    uint32_t n = syms->via.array.size;
+    if (n > PB_MAX_SYMBOLS)
+        return pb_fail(why, PB_ERR_FIELD_RANGE,
+                       "statement: %u symbols, at most %u", n, PB_MAX_SYMBOLS);
+    if (n) {
+        s->symbols = msgpack_zone_malloc(zone, n * sizeof *s->symbols);
+        if (!s->symbols)
+            return pb_fail(why, PB_ERR_NOMEM, "statement: out of memory");
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        const msgpack_object *pair = &syms->via.array.ptr[i];
+        if (pair->type != MSGPACK_OBJECT_ARRAY || pair->via.array.size != 2)
+            return pb_fail(why, PB_ERR_FIELD_TYPE,
+                           "statement: symbols[%u] must be [name, type]", i);
+        if ((e = get_str(&pair->via.array.ptr[0], "symbol name",
+                         &s->symbols[i].name, why)) ||
+            (e = get_str(&pair->via.array.ptr[1], "symbol type",
+                         &s->symbols[i].type, why)))
+            return e;
+    }
+    s->n_symbols = n;
+    pb_str lang;
+    if ((e = get_str(&el[6], "author", &s->author, why)) ||
+        (e = get_str(&el[7], "lang", &lang, why)))
+        return e;
+    s->lang = pb_lang_parse(lang);
+    if (s->lang == PB_LANG_NONE)
+        return pb_fail(why, PB_ERR_FIELD_RANGE,
+                       "statement: lang \"%.*s\" is not one of c|lisp",
+                       (int)(lang.len > 40 ? 40 : lang.len), lang.ptr);
+    if ((e = get_hash(&el[8], "source_hash", s->source_hash, why)) ||
+        (e = get_u64(&el[9], "created_us", &s->created_us, why)) ||
+        (e = get_u64(&el[10], "apply_us", &s->apply_us, why)) ||
+        (e = get_hash(&el[11], "key", s->key, why)))
+        return e;
+    return check(s, why);
+}
+
+pb_err pb_statement_decode(const uint8_t *buf, size_t len, pb_statement *out,
+                           pb_errmsg *why)
+{
+    memset(out, 0, sizeof *out);
+    if (len > PB_MAX_STATEMENT_BYTES)
+        return pb_fail(why, PB_ERR_TOO_BIG, "statement: %zu bytes, at most %u",
+                       len, PB_MAX_STATEMENT_BYTES);
+    if (len == 0)
+        return pb_fail(why, PB_ERR_TRUNCATED, "statement: empty input");
+    msgpack_object obj;
+    msgpack_zone *zone = NULL;
+    pb_buf again;
+    pb_buf_init(&again);
+    pb_err e = pb_unpack(buf, len, 4 * PB_MAX_SYMBOLS + 32, &obj, &zone,
+                         "statement", why);
+    if (e)
+        goto fail;
+    if (obj.type != MSGPACK_OBJECT_ARRAY || obj.via.array.size != N_ELEMS) {
+        e = pb_fail(why, PB_ERR_FIELD_TYPE,
+                    "statement: must be an array of %u elements", N_ELEMS);
+        goto fail;
+    }
+    if ((e = decode_elems(&obj, out, zone, why)))
+        goto fail;
+    if ((e = pb_statement_encode(out, &again, why)))
+        goto fail;
+    if (again.len != len || memcmp(again.data, buf, len) != 0) {
+        e = pb_fail(why, PB_ERR_NOT_CANONICAL,
+                    "statement: bytes are not the canonical encoding (%zu "
+                    "bytes, canonical form is %zu)",
+                    len, again.len);
+        goto fail;
+    }
+    pb_buf_free(&again);
+    pb_hash(buf, len, out->hash);
+    out->priv_ = zone;
+    return PB_OK;
+fail:
+    pb_buf_free(&again);
+    msgpack_zone_free(zone);
+    memset(out, 0, sizeof *out);
+    return e;
+}
+
+void pb_statement_free(pb_statement *s)
+{
+    if (!s)
+        return;
+    if (s->priv_)
+        msgpack_zone_free(s->priv_);
+    memset(s, 0, sizeof *s);
+}

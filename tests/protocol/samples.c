@@ -1,0 +1,248 @@
+/* samples.c — see samples.h. */
+#include "samples.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const uint8_t seed[PB_SEED_BYTES] = "patchbay test relay key seed 01";
+
+void pb_sample_keypair(uint8_t pk[PB_PUBLICKEY_BYTES],
+                       uint8_t sk[PB_SECRETKEY_BYTES])
+{
+    crypto_sign_seed_keypair(pk, sk, seed);
+}
+
+void pb_sample_patch_make(pb_sample_patch *p, const char *room, uint64_t seq,
+                          const uint8_t prev_hash[PB_HASH_BYTES], int variant)
+{
+    uint8_t pk[PB_PUBLICKEY_BYTES], sk[PB_SECRETKEY_BYTES];
+    memset(p, 0, sizeof *p);
+    pb_sample_keypair(pk, sk);
+    static const uint8_t wasm_header[8] = {0, 'a', 's', 'm', 1, 0, 0, 0};
+    memcpy(p->module, wasm_header, 8);
+    size_t module_len = 8;
+    if (variant) {
+        /* A custom section so that each variant is a distinct module. */
+        uint8_t extra[8] = {0, 6, 1, 'v', (uint8_t)variant, 0, 0, 0};
+        memcpy(p->module + 8, extra, 5);
+        module_len = 13;
+    }
+    snprintf(p->source, sizeof p->source,
+             "double ggg(double v) { return v + %d; }", 48 + variant);
+
+    pb_symbol sym = {pb_cstr("ggg"), pb_cstr("d(d)")};
+    pb_statement s = {0};
+    s.room = pb_cstr(room);
+    s.seq = seq;
+    if (prev_hash)
+        memcpy(s.prev_hash, prev_hash, PB_HASH_BYTES);
+    pb_hash(p->module, module_len, s.module_hash);
+    s.symbols = &sym;
+    s.n_symbols = 1;
+    s.author = pb_cstr("ada");
+    s.lang = PB_LANG_C;
+    pb_hash(p->source, strlen(p->source), s.source_hash);
+    s.created_us = 1795000000000000ull + seq * 1000000ull;
+    s.apply_us = s.created_us + 50000;
+    memcpy(s.key, pk, PB_PUBLICKEY_BYTES);
+
+    pb_buf_init(&p->stmt);
+    if (pb_statement_encode(&s, &p->stmt, NULL) != PB_OK)
+        abort(); /* a bug in the sample, not an input */
+    pb_sign(p->stmt.data, p->stmt.len, sk, p->sig);
+    pb_hash(p->stmt.data, p->stmt.len, p->hash);
+    p->patch.stmt = (pb_bytes){p->stmt.data, (uint32_t)p->stmt.len};
+    p->patch.sig = (pb_bytes){p->sig, PB_SIG_BYTES};
+    p->patch.module = (pb_bytes){p->module, (uint32_t)module_len};
+    p->patch.source = pb_cstr(p->source);
+    sodium_memzero(sk, sizeof sk);
+}
+
+void pb_sample_patch_free(pb_sample_patch *p)
+{
+    pb_buf_free(&p->stmt);
+}
+
+#define N_SAMPLES 18
+static pb_sample samples[N_SAMPLES];
+static pb_sample_patch patch1, patch2;
+static pb_diag_item diag_items[2];
+static pb_patch history_items[2];
+static pb_test_case test_cases[2];
+static pb_peer peer_list[2];
+
+static pb_frame make(pb_type t)
+{
+    pb_frame f;
+    memset(&f, 0, sizeof f);
+    f.type = t;
+    return f;
+}
+
+static void build(void)
+{
+    uint8_t pk[PB_PUBLICKEY_BYTES], sk[PB_SECRETKEY_BYTES];
+    pb_sample_keypair(pk, sk);
+    pb_sample_patch_make(&patch1, "jam", 1, NULL, 0);
+    pb_sample_patch_make(&patch2, "jam", 2, patch1.hash, 1);
+    int i = 0;
+    pb_frame f;
+
+    f = make(PB_T_HELLO);
+    f.hello.token = pb_cstr("example-token-printed-by-patchbay-token");
+    f.hello.client = pb_cstr("patchbay-cli/0.1.0");
+    samples[i++] = (pb_sample){"hello", "an editor joins room jam", f};
+
+    f = make(PB_T_WELCOME);
+    f.welcome.room = pb_cstr("jam");
+    f.welcome.role = PB_ROLE_EDITOR;
+    f.welcome.name = pb_cstr("ada");
+    f.welcome.client_id = 7;
+    memcpy(f.welcome.key, pk, sizeof pk);
+    f.welcome.head_seq = 2;
+    memcpy(f.welcome.head_hash, patch2.hash, PB_HASH_BYTES);
+    f.welcome.now_us = 1795000003000000ull;
+    samples[i++] = (pb_sample){"welcome", "the relay accepts the editor", f};
+
+    f = make(PB_T_ERROR);
+    f.error.code = PB_ERR_AUTH_EXPIRED;
+    f.error.message =
+        pb_cstr("token expired at 2026-11-24T10:00Z for room \"jam\"");
+    f.error.fatal = true;
+    samples[i++] = (pb_sample){"error", "a fatal handshake error", f};
+
+    f = make(PB_T_EVAL);
+    f.eval.req = 42;
+    f.eval.lang = PB_LANG_C;
+    f.eval.name = pb_cstr("ggg.c");
+    f.eval.source = pb_cstr("double ggg(double v) { return v + 49; }");
+    samples[i++] = (pb_sample){"eval", "an editor evaluates a C definition", f};
+
+    diag_items[0] = (pb_diag_item){3, 12, 3, 15, PB_SEV_ERROR,
+                                   pb_cstr("use of undeclared identifier 'x'")};
+    diag_items[1] = (pb_diag_item){1, 1, 0, 0, PB_SEV_WARNING,
+                                   pb_cstr("unused variable 'y'")};
+    f = make(PB_T_DIAG);
+    f.diag.req = 42;
+    f.diag.ok = false;
+    f.diag.items = diag_items;
+    f.diag.n_items = 2;
+    samples[i++] = (pb_sample){"diag", "compile diagnostics for eval 42", f};
+
+    f = make(PB_T_DIAG);
+    f.diag.req = 43;
+    f.diag.ok = true;
+    f.diag.seq = 2;
+    samples[i++] = (pb_sample){"diag_ok", "eval 43 compiled into seq 2", f};
+
+    f = make(PB_T_PATCH);
+    f.patch = patch1.patch;
+    samples[i++] = (pb_sample){"patch", "the room's first patch, signed", f};
+
+    f = make(PB_T_ACK);
+    f.ack.seq = 1;
+    f.ack.state = PB_ACK_COMMITTED;
+    f.ack.runtime_id = 9;
+    f.ack.verify_us = 180;
+    f.ack.prepare_us = 1100;
+    f.ack.commit_at_us = 1795000001050200ull;
+    f.ack.late_us = 200;
+    f.ack.mem_bytes = 16777216;
+    f.ack.table_size = 12;
+    f.ack.modules = 1;
+    samples[i++] = (pb_sample){"ack", "a runtime committed seq 1", f};
+
+    f = make(PB_T_ACK);
+    f.ack.seq = 2;
+    f.ack.state = PB_ACK_FAILED;
+    f.ack.error = pb_cstr("RuntimeError: divide by zero");
+    f.ack.var = pb_cstr("ggg");
+    samples[i++] = (pb_sample){"ack_failed", "seq 2 trapped and rolled back",
+                               f};
+
+    f = make(PB_T_PING);
+    f.ping.t0_us = 1795000004000000ull;
+    samples[i++] = (pb_sample){"ping", "clock sync request", f};
+
+    f = make(PB_T_PONG);
+    f.pong.t0_us = 1795000004000000ull;
+    f.pong.t1_us = 1795000004000350ull;
+    f.pong.t2_us = 1795000004000410ull;
+    samples[i++] = (pb_sample){"pong", "clock sync answer", f};
+
+    f = make(PB_T_HISTORY_REQ);
+    f.history_req.req = 5;
+    f.history_req.mode = PB_HISTORY_RANGE;
+    f.history_req.from_seq = 1;
+    f.history_req.to_seq = 2;
+    samples[i++] = (pb_sample){"history_req", "ask for seq 1..2", f};
+
+    history_items[0] = patch1.patch;
+    history_items[1] = patch2.patch;
+    f = make(PB_T_HISTORY);
+    f.history.req = 5;
+    f.history.head_seq = 2;
+    f.history.items = history_items;
+    f.history.n_items = 2;
+    samples[i++] = (pb_sample){"history", "seq 1..2 in one batch", f};
+
+    f = make(PB_T_LOG);
+    f.log.level = PB_LOG_INFO;
+    f.log.text = pb_cstr("frame 120: 59.000000\n");
+    f.log.runtime_id = 9;
+    f.log.seq = 2;
+    f.log.var = pb_cstr("pb_frame");
+    samples[i++] = (pb_sample){"log", "printf output from a runtime", f};
+
+    f = make(PB_T_TEST_REQ);
+    f.test_req.req = 6;
+    f.test_req.filter = pb_cstr("ggg");
+    samples[i++] = (pb_sample){"test_req", "run tests whose name starts ggg",
+                               f};
+
+    test_cases[0] = (pb_test_case){pb_cstr("ggg_adds_49"), true, {0}, 35};
+    test_cases[1] = (pb_test_case){pb_cstr("ggg_negative"), false,
+                                   pb_cstr("line 4: ggg(-49) == 1"), 12};
+    f = make(PB_T_TEST_RESULT);
+    f.test_result.req = 6;
+    f.test_result.runtime_id = 9;
+    f.test_result.seq = 2;
+    f.test_result.results = test_cases;
+    f.test_result.n_results = 2;
+    samples[i++] = (pb_sample){"test_result", "one test passed, one failed",
+                               f};
+
+    peer_list[0] = (pb_peer){7, pb_cstr("ada"), PB_ROLE_EDITOR,
+                             pb_cstr("patchbay-cli/0.1.0"), 0, 0, 0, 0};
+    peer_list[1] = (pb_peer){9, pb_cstr("stage-left"), PB_ROLE_RUNTIME,
+                             pb_cstr("Chromium 156"), PB_ACK_COMMITTED, 2,
+                             -300, 16777216};
+    f = make(PB_T_PEERS);
+    f.peers.event = PB_PEERS_SNAPSHOT;
+    f.peers.peers = peer_list;
+    f.peers.n_peers = 2;
+    samples[i++] = (pb_sample){"peers", "who is in the room", f};
+
+    f = make(PB_T_ROOM);
+    f.room.tempo_bpm = 120.0;
+    f.room.quantum = 4;
+    f.room.lead_us = 50000;
+    samples[i++] = (pb_sample){"room", "tempo 120 BPM, apply on the bar", f};
+
+    if (i != N_SAMPLES)
+        abort();
+    sodium_memzero(sk, sizeof sk);
+}
+
+const pb_sample *pb_samples(size_t *n)
+{
+    static int built;
+    if (!built) {
+        build();
+        built = 1;
+    }
+    *n = N_SAMPLES;
+    return samples;
+}
