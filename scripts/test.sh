@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# test.sh — README command 2: installs what is missing, builds the test
+# configuration (clang-14, ASan + UBSan, libFuzzer) and runs every test with
+# ctest: native unit tests, the same protocol tests compiled to wasm and run
+# in node, the vectors against python3-msgpack, the docs check and a bounded
+# fuzz run (60 s under CI=true, 10 s otherwise; PB_FUZZ_SECONDS overrides).
+# Extra arguments go to ctest (e.g. scripts/test.sh -R frames).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh test
+export NODE_PATH=/usr/share/nodejs EMSDK_PYTHON=/usr/bin/python3
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+cd build/test
+exec ctest --output-on-failure -j "$(nproc)" "$@"
