@@ -88,8 +88,7 @@ static int writer_write(void *data, const char *bytes, size_t n)
     return 0;
 }
 
-void pb_writer_init(pb_writer *w, msgpack_packer *pk, pb_buf *out,
-                    size_t limit)
+void pb_writer_init(pb_writer *w, msgpack_packer *pk, pb_buf *out, size_t limit)
 {
     w->out = out;
     w->limit = limit;

@@ -8,8 +8,7 @@ const char *const pb_lang_names[] = {"", "c", "lisp"};
 const char *const pb_ack_state_names[] = {"", "prepared", "committed",
                                           "failed"};
 const char *const pb_severity_names[] = {"", "error", "warning", "note"};
-const char *const pb_log_level_names[] = {"", "info", "warn", "error",
-                                          "trap"};
+const char *const pb_log_level_names[] = {"", "info", "warn", "error", "trap"};
 const char *const pb_peers_event_names[] = {"", "snapshot", "join", "leave",
                                             "update"};
 const char *const pb_history_mode_names[] = {"", "state", "range"};

@@ -10,18 +10,22 @@
 #include <stdio.h>
 #include <string.h>
 
-#define AT(base, off, type) ((type *)((char *)(base) + (off)))
+#define AT(base, off, type)   ((type *)((char *)(base) + (off)))
 #define AT_C(base, off, type) ((const type *)((const char *)(base) + (off)))
 
 static const char *kind_name(pb_kind k)
 {
     switch (k) {
-    case PB_K_U64: case PB_K_U32: return "unsigned int";
+    case PB_K_U64:
+    case PB_K_U32: return "unsigned int";
     case PB_K_I64: return "int";
     case PB_K_BOOL: return "bool";
     case PB_K_F64: return "number";
-    case PB_K_STR: case PB_K_ENUM: return "str";
-    case PB_K_BIN: case PB_K_SIG: case PB_K_HASH: return "bin";
+    case PB_K_STR:
+    case PB_K_ENUM: return "str";
+    case PB_K_BIN:
+    case PB_K_SIG:
+    case PB_K_HASH: return "bin";
     case PB_K_ARRAY: return "array";
     }
     return "?";
@@ -113,8 +117,8 @@ static pb_err decode_value(const pb_field *f, const msgpack_object *v,
         if (f->kind == PB_K_STR) {
             if (n > f->max)
                 return pb_fail(why, PB_ERR_FIELD_RANGE,
-                               "%s: field \"%s\" is %u bytes, at most %u",
-                               path, f->key, n, f->max);
+                               "%s: field \"%s\" is %u bytes, at most %u", path,
+                               f->key, n, f->max);
             pb_str s = {p ? p : "", n};
             *AT(dst, f->off, pb_str) = s;
             return PB_OK;
@@ -164,8 +168,8 @@ static pb_err decode_value(const pb_field *f, const msgpack_object *v,
         uint32_t n = v->via.array.size;
         if (n > f->max)
             return pb_fail(why, PB_ERR_FIELD_RANGE,
-                           "%s: field \"%s\" has %u elements, at most %u",
-                           path, f->key, n, f->max);
+                           "%s: field \"%s\" has %u elements, at most %u", path,
+                           f->key, n, f->max);
         void *items = NULL;
         if (n) {
             items = msgpack_zone_malloc(zone, (size_t)n * f->elem->size);
@@ -195,8 +199,8 @@ pb_err pb_obj_decode(const pb_obj *desc, const msgpack_object *map, void *dst,
                      pb_errmsg *why)
 {
     if (map->type != MSGPACK_OBJECT_MAP)
-        return pb_fail(why, PB_ERR_NOT_A_MAP, "%s: must be a map, got %s",
-                       path, pb_msgpack_type_name(map->type));
+        return pb_fail(why, PB_ERR_NOT_A_MAP, "%s: must be a map, got %s", path,
+                       pb_msgpack_type_name(map->type));
     uint64_t seen = 0; /* tables have at most 64 fields */
     for (uint32_t i = 0; i < map->via.map.size; i++) {
         const msgpack_object_kv *kv = &map->via.map.ptr[i];
@@ -348,8 +352,8 @@ static pb_err encode_value(const pb_field *f, const void *src,
         const char *items = *(const char *const *)((const char *)src + f->off);
         if (n > f->max)
             return pb_fail(why, PB_ERR_FIELD_RANGE,
-                           "%s: field \"%s\" has %u elements, at most %u",
-                           path, f->key, n, f->max);
+                           "%s: field \"%s\" has %u elements, at most %u", path,
+                           f->key, n, f->max);
         if (n && !items)
             return pb_fail(why, PB_ERR_INTERNAL,
                            "%s: field \"%s\" has a count but no items", path,

@@ -8,14 +8,22 @@
 _Static_assert(sizeof(pb_role) == sizeof(int), "enums are stored as int");
 
 #define OFF(type, member) ((uint16_t)offsetof(type, member))
-#define FIELD(type, m, kind, req, max) \
-    {#m, kind, req, OFF(type, m), 0, max, NULL, NULL}
-#define ENUMF(type, m, req, names, n) \
-    {#m, PB_K_ENUM, req, OFF(type, m), 0, n, names, NULL}
-#define ARRAYF(type, m, cnt, elem, max) \
-    {#m, PB_K_ARRAY, false, OFF(type, m), OFF(type, cnt), max, NULL, &elem}
-#define OBJ(name, type, table) \
-    {name, sizeof(type), table, sizeof table / sizeof table[0]}
+#define FIELD(type, m, kind, req, max)                                         \
+    {                                                                          \
+#m, kind, req, OFF(type, m), 0, max, NULL, NULL                        \
+    }
+#define ENUMF(type, m, req, names, n)                                          \
+    {                                                                          \
+#m, PB_K_ENUM, req, OFF(type, m), 0, n, names, NULL                    \
+    }
+#define ARRAYF(type, m, cnt, elem, max)                                        \
+    {                                                                          \
+#m, PB_K_ARRAY, false, OFF(type, m), OFF(type, cnt), max, NULL, &elem  \
+    }
+#define OBJ(name, type, table)                                                 \
+    {                                                                          \
+        name, sizeof(type), table, sizeof table / sizeof table[0]              \
+    }
 #define REQ true
 #define OPT false
 
@@ -92,8 +100,7 @@ static const pb_field pong_f[] = {
 };
 static const pb_field history_req_f[] = {
     FIELD(pb_history_req, req, PB_K_U64, REQ, 0),
-    ENUMF(pb_history_req, mode, REQ, pb_history_mode_names,
-          PB_N_HISTORY_MODES),
+    ENUMF(pb_history_req, mode, REQ, pb_history_mode_names, PB_N_HISTORY_MODES),
     FIELD(pb_history_req, from_seq, PB_K_U64, OPT, 0),
     FIELD(pb_history_req, to_seq, PB_K_U64, OPT, 0),
 };
@@ -161,21 +168,21 @@ static const pb_obj frames[PB_T_COUNT_] = {
     [PB_T_ACK] = OBJ("ack frame", pb_ack, ack_f),
     [PB_T_PING] = OBJ("ping frame", pb_ping, ping_f),
     [PB_T_PONG] = OBJ("pong frame", pb_pong, pong_f),
-    [PB_T_HISTORY_REQ] = OBJ("history_req frame", pb_history_req,
-                             history_req_f),
+    [PB_T_HISTORY_REQ] =
+        OBJ("history_req frame", pb_history_req, history_req_f),
     [PB_T_HISTORY] = OBJ("history frame", pb_history, history_f),
     [PB_T_LOG] = OBJ("log frame", pb_log, log_f),
     [PB_T_TEST_REQ] = OBJ("test_req frame", pb_test_req, test_req_f),
-    [PB_T_TEST_RESULT] = OBJ("test_result frame", pb_test_result,
-                             test_result_f),
+    [PB_T_TEST_RESULT] =
+        OBJ("test_result frame", pb_test_result, test_result_f),
     [PB_T_PEERS] = OBJ("peers frame", pb_peers, peers_f),
     [PB_T_ROOM] = OBJ("room frame", pb_room, room_f),
 };
 
 static const char *const type_names[PB_T_COUNT_] = {
-    "", "hello", "welcome", "error", "eval", "diag", "patch", "ack", "ping",
-    "pong", "history_req", "history", "log", "test_req", "test_result",
-    "peers", "room",
+    "",      "hello",    "welcome",     "error", "eval",        "diag",
+    "patch", "ack",      "ping",        "pong",  "history_req", "history",
+    "log",   "test_req", "test_result", "peers", "room",
 };
 
 const pb_obj *pb_frame_obj(pb_type t)
@@ -234,9 +241,9 @@ static pb_err read_header(const msgpack_object *map, pb_type *type,
             return PB_OK;
         }
     }
-    return pb_fail(why, PB_ERR_UNKNOWN_TYPE, "frame: unknown frame type \"%.*s\"",
-                   (int)(name.len > 40 ? 40 : name.len),
-                   name.ptr ? name.ptr : "");
+    return pb_fail(
+        why, PB_ERR_UNKNOWN_TYPE, "frame: unknown frame type \"%.*s\"",
+        (int)(name.len > 40 ? 40 : name.len), name.ptr ? name.ptr : "");
 }
 
 pb_err pb_frame_decode(const uint8_t *buf, size_t len, pb_frame *out,
@@ -244,14 +251,14 @@ pb_err pb_frame_decode(const uint8_t *buf, size_t len, pb_frame *out,
 {
     memset(out, 0, sizeof *out);
     if (len > PB_MAX_FRAME_BYTES)
-        return pb_fail(why, PB_ERR_TOO_BIG,
-                       "frame: %zu bytes, at most %u", len, PB_MAX_FRAME_BYTES);
+        return pb_fail(why, PB_ERR_TOO_BIG, "frame: %zu bytes, at most %u", len,
+                       PB_MAX_FRAME_BYTES);
     if (len == 0)
         return pb_fail(why, PB_ERR_TRUNCATED, "frame: empty input");
     msgpack_object obj;
     msgpack_zone *zone = NULL;
-    pb_err e = pb_unpack(buf, len, PB_MAX_FRAME_OBJECTS, &obj, &zone, "frame",
-                         why);
+    pb_err e =
+        pb_unpack(buf, len, PB_MAX_FRAME_OBJECTS, &obj, &zone, "frame", why);
     if (e)
         return e;
     if (obj.type != MSGPACK_OBJECT_MAP) {
@@ -286,8 +293,8 @@ void pb_frame_free(pb_frame *f)
 pb_err pb_frame_encode(const pb_frame *f, pb_buf *out, pb_errmsg *why)
 {
     if (f->type <= PB_T_NONE || f->type >= PB_T_COUNT_)
-        return pb_fail(why, PB_ERR_UNKNOWN_TYPE,
-                       "frame: cannot encode type %d", (int)f->type);
+        return pb_fail(why, PB_ERR_UNKNOWN_TYPE, "frame: cannot encode type %d",
+                       (int)f->type);
     const pb_obj *desc = &frames[f->type];
     msgpack_packer pk;
     pb_writer w;

@@ -66,15 +66,15 @@ typedef struct pb_field {
     pb_kind kind;
     bool required;
     uint16_t off;
-    uint16_t count_off;          /* PB_K_ARRAY only */
-    uint32_t max;                /* bytes, max value, names, or elements */
-    const char *const *names;    /* PB_K_ENUM: names[1..max] */
-    const pb_obj *elem;          /* PB_K_ARRAY: element description */
+    uint16_t count_off;       /* PB_K_ARRAY only */
+    uint32_t max;             /* bytes, max value, names, or elements */
+    const char *const *names; /* PB_K_ENUM: names[1..max] */
+    const pb_obj *elem;       /* PB_K_ARRAY: element description */
 } pb_field;
 
 struct pb_obj {
-    const char *what;  /* "eval frame", "diag item" */
-    size_t size;       /* sizeof the C struct */
+    const char *what; /* "eval frame", "diag item" */
+    size_t size;      /* sizeof the C struct */
     const pb_field *fields;
     uint32_t n_fields;
 };
@@ -103,12 +103,12 @@ extern const char *const pb_severity_names[];
 extern const char *const pb_log_level_names[];
 extern const char *const pb_peers_event_names[];
 extern const char *const pb_history_mode_names[];
-#define PB_N_ROLES 4u
-#define PB_N_LANGS 2u
-#define PB_N_ACK_STATES 3u
-#define PB_N_SEVERITIES 3u
-#define PB_N_LOG_LEVELS 4u
-#define PB_N_PEERS_EVENTS 4u
+#define PB_N_ROLES         4u
+#define PB_N_LANGS         2u
+#define PB_N_ACK_STATES    3u
+#define PB_N_SEVERITIES    3u
+#define PB_N_LOG_LEVELS    4u
+#define PB_N_PEERS_EVENTS  4u
 #define PB_N_HISTORY_MODES 2u
 
 #endif

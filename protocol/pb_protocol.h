@@ -34,49 +34,49 @@ extern "C" {
 
 /* ---- Version and limits (§ Limits) ------------------------------------ */
 
-#define PB_PROTOCOL_VERSION 1u   /* "v" of every frame */
-#define PB_STATEMENT_VERSION 1u  /* first element of every statement */
-#define PB_VERSION_STRING "0.1.0" /* patchbay release */
+#define PB_PROTOCOL_VERSION  1u      /* "v" of every frame */
+#define PB_STATEMENT_VERSION 1u      /* first element of every statement */
+#define PB_VERSION_STRING    "0.1.0" /* patchbay release */
 
-#define PB_MAX_FRAME_BYTES (2u * 1024u * 1024u) /* whole encoded frame */
-#define PB_MAX_FRAME_OBJECTS 16384u      /* msgpack values in one frame */
-#define PB_MAX_MODULE_BYTES (1024u * 1024u)     /* one side module */
-#define PB_MAX_SOURCE_BYTES (256u * 1024u)      /* one eval's source */
-#define PB_MAX_STATEMENT_BYTES (64u * 1024u)    /* encoded statement */
-#define PB_MAX_SYMBOLS 256u              /* vars defined by one patch */
-#define PB_MAX_NAME_BYTES 64u            /* room, var, user and role names */
-#define PB_MAX_TYPE_BYTES 128u           /* a var's signature string */
-#define PB_MAX_TOKEN_BYTES 512u          /* hello.token */
-#define PB_MAX_CLIENT_BYTES 256u         /* user agent / client description */
-#define PB_MAX_PATH_BYTES 256u           /* eval.name (file or buffer name) */
-#define PB_MAX_MESSAGE_BYTES 2048u       /* error, diag and ack messages */
-#define PB_MAX_LOG_BYTES 4096u           /* one log frame's text */
-#define PB_MAX_DIAGS 64u                 /* diagnostics in one diag frame */
-#define PB_MAX_HISTORY_ITEMS 64u         /* patches in one history frame */
-#define PB_MAX_TESTS 256u                /* results in one test_result */
-#define PB_MAX_PEERS 256u                /* entries in one peers frame */
-#define PB_MAX_NESTING 8u                /* msgpack container depth */
+#define PB_MAX_FRAME_BYTES     (2u * 1024u * 1024u) /* whole encoded frame */
+#define PB_MAX_FRAME_OBJECTS   16384u          /* msgpack values in one frame */
+#define PB_MAX_MODULE_BYTES    (1024u * 1024u) /* one side module */
+#define PB_MAX_SOURCE_BYTES    (256u * 1024u)  /* one eval's source */
+#define PB_MAX_STATEMENT_BYTES (64u * 1024u)   /* encoded statement */
+#define PB_MAX_SYMBOLS         256u            /* vars defined by one patch */
+#define PB_MAX_NAME_BYTES      64u   /* room, var, user and role names */
+#define PB_MAX_TYPE_BYTES      128u  /* a var's signature string */
+#define PB_MAX_TOKEN_BYTES     512u  /* hello.token */
+#define PB_MAX_CLIENT_BYTES    256u  /* user agent / client description */
+#define PB_MAX_PATH_BYTES      256u  /* eval.name (file or buffer name) */
+#define PB_MAX_MESSAGE_BYTES   2048u /* error, diag and ack messages */
+#define PB_MAX_LOG_BYTES       4096u /* one log frame's text */
+#define PB_MAX_DIAGS           64u   /* diagnostics in one diag frame */
+#define PB_MAX_HISTORY_ITEMS   64u   /* patches in one history frame */
+#define PB_MAX_TESTS           256u  /* results in one test_result */
+#define PB_MAX_PEERS           256u  /* entries in one peers frame */
+#define PB_MAX_NESTING         8u    /* msgpack container depth */
 
-#define PB_HASH_BYTES 32u      /* BLAKE2b-256 */
-#define PB_SIG_BYTES 64u       /* ed25519 detached signature */
+#define PB_HASH_BYTES      32u /* BLAKE2b-256 */
+#define PB_SIG_BYTES       64u /* ed25519 detached signature */
 #define PB_PUBLICKEY_BYTES 32u /* ed25519 public key */
 #define PB_SECRETKEY_BYTES 64u /* ed25519 secret key (seed || public) */
-#define PB_SEED_BYTES 32u      /* ed25519 seed */
+#define PB_SEED_BYTES      32u /* ed25519 seed */
 
 /* ---- Errors (§ Error codes) ---------------------------------------------
  * The numbers are on the wire (error.code) and must never be reused. */
 typedef enum pb_err {
     PB_OK = 0,
-    PB_ERR_NOMEM = 1,          /* allocation failed */
-    PB_ERR_TRUNCATED = 2,      /* input ends inside a msgpack value */
-    PB_ERR_MALFORMED = 3,      /* not msgpack, trailing bytes, too deep */
-    PB_ERR_TOO_BIG = 4,        /* frame/statement over its byte limit */
-    PB_ERR_NOT_A_MAP = 5,      /* a frame or object is not a msgpack map */
-    PB_ERR_VERSION = 6,        /* unsupported protocol/statement version */
-    PB_ERR_UNKNOWN_TYPE = 7,   /* "t" names no known frame type */
-    PB_ERR_MISSING_FIELD = 8,  /* a required field is absent */
-    PB_ERR_FIELD_TYPE = 9,     /* a field has the wrong msgpack type */
-    PB_ERR_FIELD_RANGE = 10,   /* a value or length is out of range */
+    PB_ERR_NOMEM = 1,         /* allocation failed */
+    PB_ERR_TRUNCATED = 2,     /* input ends inside a msgpack value */
+    PB_ERR_MALFORMED = 3,     /* not msgpack, trailing bytes, too deep */
+    PB_ERR_TOO_BIG = 4,       /* frame/statement over its byte limit */
+    PB_ERR_NOT_A_MAP = 5,     /* a frame or object is not a msgpack map */
+    PB_ERR_VERSION = 6,       /* unsupported protocol/statement version */
+    PB_ERR_UNKNOWN_TYPE = 7,  /* "t" names no known frame type */
+    PB_ERR_MISSING_FIELD = 8, /* a required field is absent */
+    PB_ERR_FIELD_TYPE = 9,    /* a field has the wrong msgpack type */
+    PB_ERR_FIELD_RANGE = 10,  /* a value or length is out of range */
     PB_ERR_DUPLICATE_FIELD = 11,
     PB_ERR_BAD_UTF8 = 12,      /* a str field is not valid UTF-8 */
     PB_ERR_NOT_CANONICAL = 13, /* statement bytes are not the canonical form */
@@ -93,17 +93,17 @@ typedef enum pb_err {
     PB_ERR_AUTH_EXPIRED = 42,   /* token past its expiry */
     PB_ERR_AUTH_WRONG_ROOM = 43,
     PB_ERR_AUTH_UNKNOWN_ROLE = 44,
-    PB_ERR_AUTH_TIMEOUT = 45,   /* no hello within the handshake timeout */
-    PB_ERR_FORBIDDEN = 46,      /* the role may not send this frame */
+    PB_ERR_AUTH_TIMEOUT = 45, /* no hello within the handshake timeout */
+    PB_ERR_FORBIDDEN = 46,    /* the role may not send this frame */
     PB_ERR_RATE_LIMITED = 47,
     PB_ERR_ROOM_FULL = 48,
-    PB_ERR_SLOW_CONSUMER = 49,  /* send queue over its bound */
-    PB_ERR_UNEXPECTED = 50,     /* frame not valid in this state */
-    PB_ERR_COMPILE = 60,        /* source did not compile (see diag) */
-    PB_ERR_COMPILER_DOWN = 61,  /* compile server crashed or timed out */
-    PB_ERR_PREPARE = 62,        /* runtime could not load a module */
-    PB_ERR_TRAP = 63,           /* a var trapped at run time */
-    PB_ERR_IO = 70,             /* file or database error */
+    PB_ERR_SLOW_CONSUMER = 49, /* send queue over its bound */
+    PB_ERR_UNEXPECTED = 50,    /* frame not valid in this state */
+    PB_ERR_COMPILE = 60,       /* source did not compile (see diag) */
+    PB_ERR_COMPILER_DOWN = 61, /* compile server crashed or timed out */
+    PB_ERR_PREPARE = 62,       /* runtime could not load a module */
+    PB_ERR_TRAP = 63,          /* a var trapped at run time */
+    PB_ERR_IO = 70,            /* file or database error */
     PB_ERR_INTERNAL = 71,
 } pb_err;
 
@@ -243,15 +243,15 @@ typedef struct pb_hello { /* client -> relay, first frame */
     uint64_t since_seq;   /* last seq the client holds (0: none) */
 } pb_hello;
 
-typedef struct pb_welcome { /* relay -> client, answer to hello */
-    pb_str room;            /* required */
-    pb_role role;           /* required */
-    pb_str name;            /* required: the token's user name */
-    uint64_t client_id;     /* required: unique per relay process */
-    uint8_t key[PB_PUBLICKEY_BYTES];       /* required: relay public key */
-    uint64_t head_seq;                     /* room chain head (0: empty) */
-    uint8_t head_hash[PB_HASH_BYTES];      /* required (zero when empty) */
-    uint64_t now_us;                       /* required: relay clock */
+typedef struct pb_welcome {           /* relay -> client, answer to hello */
+    pb_str room;                      /* required */
+    pb_role role;                     /* required */
+    pb_str name;                      /* required: the token's user name */
+    uint64_t client_id;               /* required: unique per relay process */
+    uint8_t key[PB_PUBLICKEY_BYTES];  /* required: relay public key */
+    uint64_t head_seq;                /* room chain head (0: empty) */
+    uint8_t head_hash[PB_HASH_BYTES]; /* required (zero when empty) */
+    uint64_t now_us;                  /* required: relay clock */
 } pb_welcome;
 
 typedef struct pb_error { /* either direction */
@@ -292,19 +292,19 @@ typedef struct pb_patch { /* relay -> room; also a history item */
     pb_str source;        /* the source, checked against stmt source_hash */
 } pb_patch;
 
-typedef struct pb_ack { /* runtime -> relay -> editors */
-    uint64_t seq;        /* required */
-    pb_ack_state state;  /* required */
-    uint64_t runtime_id; /* filled in by the relay when forwarding */
-    uint64_t verify_us;  /* time spent verifying */
-    uint64_t prepare_us; /* time spent loading the module */
+typedef struct pb_ack {    /* runtime -> relay -> editors */
+    uint64_t seq;          /* required */
+    pb_ack_state state;    /* required */
+    uint64_t runtime_id;   /* filled in by the relay when forwarding */
+    uint64_t verify_us;    /* time spent verifying */
+    uint64_t prepare_us;   /* time spent loading the module */
     uint64_t commit_at_us; /* room time at which the swap happened */
-    int64_t late_us;     /* commit_at_us - apply_us (negative: early) */
-    uint64_t mem_bytes;  /* runtime memory after the step */
-    uint64_t table_size; /* wasm table entries after the step */
-    uint64_t modules;    /* side modules loaded in this instance */
-    pb_str error;        /* why, when state is failed */
-    pb_str var;          /* the var that failed, if known */
+    int64_t late_us;       /* commit_at_us - apply_us (negative: early) */
+    uint64_t mem_bytes;    /* runtime memory after the step */
+    uint64_t table_size;   /* wasm table entries after the step */
+    uint64_t modules;      /* side modules loaded in this instance */
+    pb_str error;          /* why, when state is failed */
+    pb_str var;            /* the var that failed, if known */
 } pb_ack;
 
 typedef struct pb_ping { /* client -> relay */
@@ -318,10 +318,10 @@ typedef struct pb_pong { /* relay -> client */
 } pb_pong;
 
 typedef struct pb_history_req { /* client -> relay */
-    uint64_t req;           /* required */
-    pb_history_mode mode;   /* required */
-    uint64_t from_seq;      /* range start (inclusive; 0 = 1) */
-    uint64_t to_seq;        /* range end (inclusive; 0 = head) */
+    uint64_t req;               /* required */
+    pb_history_mode mode;       /* required */
+    uint64_t from_seq;          /* range start (inclusive; 0 = 1) */
+    uint64_t to_seq;            /* range end (inclusive; 0 = head) */
 } pb_history_req;
 
 typedef struct pb_history { /* relay -> client, one or more batches */
@@ -332,20 +332,20 @@ typedef struct pb_history { /* relay -> client, one or more batches */
     uint32_t n_items;
 } pb_history;
 
-typedef struct pb_log { /* runtime -> relay -> editors */
-    pb_log_level level;   /* required */
-    pb_str text;          /* required */
-    uint64_t runtime_id;  /* filled in by the relay */
-    uint64_t seq;         /* patch whose code produced it */
+typedef struct pb_log {  /* runtime -> relay -> editors */
+    pb_log_level level;  /* required */
+    pb_str text;         /* required */
+    uint64_t runtime_id; /* filled in by the relay */
+    uint64_t seq;        /* patch whose code produced it */
     pb_str var;
-    bool truncated;       /* text was cut at the limit */
+    bool truncated; /* text was cut at the limit */
     uint64_t time_us;
 } pb_log;
 
 typedef struct pb_test_req { /* editor -> relay -> runtimes */
-    uint64_t req;          /* required */
-    pb_str filter;         /* test name prefix ("" = all) */
-    uint64_t runtime_id;   /* 0 = every runtime in the room */
+    uint64_t req;            /* required */
+    pb_str filter;           /* test name prefix ("" = all) */
+    uint64_t runtime_id;     /* 0 = every runtime in the room */
 } pb_test_req;
 
 typedef struct pb_test_case {
@@ -356,21 +356,21 @@ typedef struct pb_test_case {
 } pb_test_case;
 
 typedef struct pb_test_result { /* runtime -> relay -> editors */
-    uint64_t req;          /* required */
-    uint64_t runtime_id;   /* filled in by the relay */
-    uint64_t seq;          /* head the tests ran against */
+    uint64_t req;               /* required */
+    uint64_t runtime_id;        /* filled in by the relay */
+    uint64_t seq;               /* head the tests ran against */
     pb_test_case *results;
     uint32_t n_results;
 } pb_test_result;
 
 typedef struct pb_peer {
-    uint64_t id;          /* required: client_id */
-    pb_str name;          /* required */
-    pb_role role;         /* required */
+    uint64_t id;  /* required: client_id */
+    pb_str name;  /* required */
+    pb_role role; /* required */
     pb_str client;
     pb_ack_state last_ack;
     uint64_t last_seq;
-    int64_t skew_us;      /* last commit time minus the room's median */
+    int64_t skew_us; /* last commit time minus the room's median */
     uint64_t mem_bytes;
 } pb_peer;
 
@@ -381,9 +381,9 @@ typedef struct pb_peers { /* relay -> room */
 } pb_peers;
 
 typedef struct pb_room { /* owner -> relay (set), relay -> room (current) */
-    double tempo_bpm;     /* 0: no tempo */
-    uint32_t quantum;     /* beats per quantum (0: apply at lead) */
-    uint64_t lead_us;     /* 0: relay chooses */
+    double tempo_bpm;    /* 0: no tempo */
+    uint32_t quantum;    /* beats per quantum (0: apply at lead) */
+    uint64_t lead_us;    /* 0: relay chooses */
 } pb_room;
 
 typedef struct pb_frame {
@@ -430,17 +430,17 @@ typedef struct pb_symbol {
 
 typedef struct pb_statement {
     pb_str room;
-    uint64_t seq;                          /* 1 for a room's first patch */
-    uint8_t prev_hash[PB_HASH_BYTES];      /* zero for seq 1 */
+    uint64_t seq;                     /* 1 for a room's first patch */
+    uint8_t prev_hash[PB_HASH_BYTES]; /* zero for seq 1 */
     uint8_t module_hash[PB_HASH_BYTES];
     pb_symbol *symbols;
     uint32_t n_symbols;
     pb_str author;
     pb_lang lang;
     uint8_t source_hash[PB_HASH_BYTES];
-    uint64_t created_us;                   /* when the relay accepted it */
-    uint64_t apply_us;                     /* room time to commit at */
-    uint8_t key[PB_PUBLICKEY_BYTES];       /* the signing relay's key */
+    uint64_t created_us;             /* when the relay accepted it */
+    uint64_t apply_us;               /* room time to commit at */
+    uint8_t key[PB_PUBLICKEY_BYTES]; /* the signing relay's key */
     /* Filled in by decode: hash of the statement bytes. */
     uint8_t hash[PB_HASH_BYTES];
     void *priv_;
@@ -455,7 +455,8 @@ pb_err pb_statement_decode(const uint8_t *buf, size_t len, pb_statement *out,
                            pb_errmsg *why) PB_WUR;
 void pb_statement_free(pb_statement *s);
 
-/* ---- Hashing and signing -------------------------------------------------- */
+/* ---- Hashing and signing --------------------------------------------------
+ */
 
 /* Initialises libsodium; returns PB_ERR_INTERNAL if it cannot. */
 pb_err pb_init(void) PB_WUR;
@@ -480,13 +481,14 @@ pb_err pb_patch_verify(const pb_patch *p,
                        const uint8_t pinned_key[PB_PUBLICKEY_BYTES],
                        pb_statement *out, pb_errmsg *why) PB_WUR;
 
-/* ---- The chain (§ Chain) --------------------------------------------------- */
+/* ---- The chain (§ Chain) ---------------------------------------------------
+ */
 
 /* The head of a room's chain as a verifier holds it. */
 typedef struct pb_chain {
     char room[PB_MAX_NAME_BYTES + 1];
-    uint64_t seq;                  /* 0 before the first patch */
-    uint8_t hash[PB_HASH_BYTES];   /* hash of statement seq; zero at 0 */
+    uint64_t seq;                /* 0 before the first patch */
+    uint8_t hash[PB_HASH_BYTES]; /* hash of statement seq; zero at 0 */
 } pb_chain;
 
 /* Genesis head for a room; PB_ERR_FIELD_RANGE if the name is too long or
@@ -500,7 +502,8 @@ pb_err pb_chain_check(const pb_chain *head, const pb_statement *next,
 /* Moves head to next; call only after pb_chain_check() returned PB_OK. */
 void pb_chain_advance(pb_chain *head, const pb_statement *next);
 
-/* ---- Misc ------------------------------------------------------------------ */
+/* ---- Misc ------------------------------------------------------------------
+ */
 
 /* Lowercase hex of n bytes into out (2n+1 bytes). Returns out. */
 char *pb_hex(const uint8_t *bytes, size_t n, char *out);

@@ -39,12 +39,12 @@ pb_err pb_scan(const uint8_t *buf, size_t len, uint32_t max_objects,
                            len);
         pending[depth]--;
         if (++objects > max_objects)
-            return pb_fail(why, PB_ERR_TOO_BIG,
-                           "more than %u msgpack values", max_objects);
+            return pb_fail(why, PB_ERR_TOO_BIG, "more than %u msgpack values",
+                           max_objects);
         uint8_t c = buf[i++];
-        uint64_t skip = 0;    /* payload bytes after the header */
+        uint64_t skip = 0; /* payload bytes after the header */
         uint64_t children = 0;
-        unsigned hdr = 0;     /* size of a length field that follows */
+        unsigned hdr = 0; /* size of a length field that follows */
         bool container = false;
 
         if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3) {
@@ -58,6 +58,7 @@ pb_err pb_scan(const uint8_t *buf, size_t len, uint32_t max_objects,
         } else if (c >= 0xa0 && c <= 0xbf) {
             skip = c & 0x1f;
         } else {
+            /* clang-format off */
             switch (c) {
             case 0xc4: case 0xd9: hdr = 1; break;             /* bin8 str8 */
             case 0xc5: case 0xda: hdr = 2; break;             /* bin16 str16 */
@@ -85,6 +86,7 @@ pb_err pb_scan(const uint8_t *buf, size_t len, uint32_t max_objects,
                                "byte 0x%02x at offset %zu is not a msgpack "
                                "type", c, i - 1);
             }
+            /* clang-format on */
             if (hdr) {
                 if (len - i < hdr)
                     return pb_fail(why, PB_ERR_TRUNCATED,
@@ -101,15 +103,16 @@ pb_err pb_scan(const uint8_t *buf, size_t len, uint32_t max_objects,
         if (skip > len - i)
             return pb_fail(why, PB_ERR_TRUNCATED,
                            "a value at offset %zu claims %llu bytes, only "
-                           "%zu remain", i, (unsigned long long)skip, len - i);
+                           "%zu remain",
+                           i, (unsigned long long)skip, len - i);
         i += skip;
         if (container && children > 0) {
             /* Every value takes at least one byte, and the total is capped. */
             if (children > len - i || objects + children > max_objects)
-                return pb_fail(why, children > len - i ? PB_ERR_TRUNCATED
-                                                       : PB_ERR_TOO_BIG,
-                               "a container at offset %zu claims %llu values",
-                               i, (unsigned long long)children);
+                return pb_fail(
+                    why, children > len - i ? PB_ERR_TRUNCATED : PB_ERR_TOO_BIG,
+                    "a container at offset %zu claims %llu values", i,
+                    (unsigned long long)children);
             if (depth + 1 > max_depth)
                 return pb_fail(why, PB_ERR_MALFORMED,
                                "msgpack nested deeper than %u levels",

@@ -10,8 +10,8 @@
 
 #define N_ELEMS 12u
 
-static pb_err check_name(pb_str s, const char *what, uint32_t max, bool empty_ok,
-                         pb_errmsg *why)
+static pb_err check_name(pb_str s, const char *what, uint32_t max,
+                         bool empty_ok, pb_errmsg *why)
 {
     if (!empty_ok && s.len == 0)
         return pb_fail(why, PB_ERR_FIELD_RANGE, "statement: %s is empty", what);

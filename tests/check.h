@@ -19,35 +19,38 @@ typedef struct pb_test {
 extern int pb_test_failures_;
 
 #define TEST(name) static void name(void)
-#define T(name) {#name, name}
+#define T(name)                                                                \
+    {                                                                          \
+#name, name                                                            \
+    }
 
-#define CHECK(cond)                                                          \
-    do {                                                                     \
-        if (!(cond)) {                                                       \
-            fprintf(stderr, "  %s:%d: CHECK(%s) failed\n", __FILE__,         \
-                    __LINE__, #cond);                                        \
-            pb_test_failures_++;                                             \
-        }                                                                    \
+#define CHECK(cond)                                                            \
+    do {                                                                       \
+        if (!(cond)) {                                                         \
+            fprintf(stderr, "  %s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, \
+                    #cond);                                                    \
+            pb_test_failures_++;                                               \
+        }                                                                      \
     } while (0)
 
-#define REQUIRE(cond)                                                        \
-    do {                                                                     \
-        if (!(cond)) {                                                       \
-            fprintf(stderr, "  %s:%d: REQUIRE(%s) failed\n", __FILE__,       \
-                    __LINE__, #cond);                                        \
-            pb_test_failures_++;                                             \
-            return;                                                          \
-        }                                                                    \
+#define REQUIRE(cond)                                                          \
+    do {                                                                       \
+        if (!(cond)) {                                                         \
+            fprintf(stderr, "  %s:%d: REQUIRE(%s) failed\n", __FILE__,         \
+                    __LINE__, #cond);                                          \
+            pb_test_failures_++;                                               \
+            return;                                                            \
+        }                                                                      \
     } while (0)
 
-#define CHECK_EQ_INT(a, b)                                                   \
-    do {                                                                     \
-        long long a_ = (long long)(a), b_ = (long long)(b);                  \
-        if (a_ != b_) {                                                      \
-            fprintf(stderr, "  %s:%d: %s == %s failed: %lld != %lld\n",      \
-                    __FILE__, __LINE__, #a, #b, a_, b_);                     \
-            pb_test_failures_++;                                             \
-        }                                                                    \
+#define CHECK_EQ_INT(a, b)                                                     \
+    do {                                                                       \
+        long long a_ = (long long)(a), b_ = (long long)(b);                    \
+        if (a_ != b_) {                                                        \
+            fprintf(stderr, "  %s:%d: %s == %s failed: %lld != %lld\n",        \
+                    __FILE__, __LINE__, #a, #b, a_, b_);                       \
+            pb_test_failures_++;                                               \
+        }                                                                      \
     } while (0)
 
 /* Runs the table; defined once per test binary by PB_TEST_MAIN. */
@@ -55,36 +58,35 @@ int pb_test_run(const pb_test *tests, size_t n, int argc, char **argv);
 
 /* Defines main(): runs setup (may be NULL; non-zero return aborts), then
  * the table. */
-#define PB_TEST_MAIN(table, setup)                                           \
-    int pb_test_failures_;                                                   \
-    int pb_test_run(const pb_test *tests, size_t n, int argc, char **argv)   \
-    {                                                                        \
-        int passed = 0, failed = 0;                                          \
-        for (size_t i = 0; i < n; i++) {                                     \
-            int want = argc <= 1;                                            \
-            for (int a = 1; a < argc; a++)                                   \
-                want |= strcmp(argv[a], tests[i].name) == 0;                 \
-            if (!want)                                                       \
-                continue;                                                    \
-            int before = pb_test_failures_;                                  \
-            tests[i].fn();                                                   \
-            int ok = pb_test_failures_ == before;                            \
-            printf("%s %s\n", ok ? "ok  " : "FAIL", tests[i].name);          \
-            fflush(stdout);                                                  \
-            ok ? passed++ : failed++;                                        \
-        }                                                                    \
-        printf("%d passed, %d failed\n", passed, failed);                    \
-        return failed ? 1 : 0;                                               \
-    }                                                                        \
-    int main(int argc, char **argv)                                          \
-    {                                                                        \
-        int (*setup_)(void) = setup;                                         \
-        if (setup_ && setup_() != 0) {                                       \
-            printf("0 passed, 1 failed\n");                                  \
-            return 1;                                                        \
-        }                                                                    \
-        return pb_test_run(table, sizeof table / sizeof table[0], argc,     \
-                           argv);                                            \
+#define PB_TEST_MAIN(table, setup)                                             \
+    int pb_test_failures_;                                                     \
+    int pb_test_run(const pb_test *tests, size_t n, int argc, char **argv)     \
+    {                                                                          \
+        int passed = 0, failed = 0;                                            \
+        for (size_t i = 0; i < n; i++) {                                       \
+            int want = argc <= 1;                                              \
+            for (int a = 1; a < argc; a++)                                     \
+                want |= strcmp(argv[a], tests[i].name) == 0;                   \
+            if (!want)                                                         \
+                continue;                                                      \
+            int before = pb_test_failures_;                                    \
+            tests[i].fn();                                                     \
+            int ok = pb_test_failures_ == before;                              \
+            printf("%s %s\n", ok ? "ok  " : "FAIL", tests[i].name);            \
+            fflush(stdout);                                                    \
+            ok ? passed++ : failed++;                                          \
+        }                                                                      \
+        printf("%d passed, %d failed\n", passed, failed);                      \
+        return failed ? 1 : 0;                                                 \
+    }                                                                          \
+    int main(int argc, char **argv)                                            \
+    {                                                                          \
+        int (*setup_)(void) = setup;                                           \
+        if (setup_ && setup_() != 0) {                                         \
+            printf("0 passed, 1 failed\n");                                    \
+            return 1;                                                          \
+        }                                                                      \
+        return pb_test_run(table, sizeof table / sizeof table[0], argc, argv); \
     }
 
 #endif

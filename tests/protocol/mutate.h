@@ -23,10 +23,10 @@ int mutate_map(const pb_buf *in, mut_op op, const char *key, mut_value_fn with,
 
 /* Ready-made value writers. */
 void mut_nil(msgpack_packer *pk, void *arg);
-void mut_str_n(msgpack_packer *pk, void *arg);   /* arg: size_t* length */
-void mut_bin_n(msgpack_packer *pk, void *arg);   /* arg: size_t* length */
-void mut_uint(msgpack_packer *pk, void *arg);    /* arg: uint64_t* */
-void mut_neg(msgpack_packer *pk, void *arg);     /* -1 */
-void mut_raw(msgpack_packer *pk, void *arg);     /* arg: pb_buf* raw bytes */
+void mut_str_n(msgpack_packer *pk, void *arg); /* arg: size_t* length */
+void mut_bin_n(msgpack_packer *pk, void *arg); /* arg: size_t* length */
+void mut_uint(msgpack_packer *pk, void *arg);  /* arg: uint64_t* */
+void mut_neg(msgpack_packer *pk, void *arg);   /* -1 */
+void mut_raw(msgpack_packer *pk, void *arg);   /* arg: pb_buf* raw bytes */
 
 #endif

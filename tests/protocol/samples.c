@@ -120,10 +120,11 @@ static void build(void)
     f.eval.source = pb_cstr("double ggg(double v) { return v + 49; }");
     samples[i++] = (pb_sample){"eval", "an editor evaluates a C definition", f};
 
-    diag_items[0] = (pb_diag_item){3, 12, 3, 15, PB_SEV_ERROR,
-                                   pb_cstr("use of undeclared identifier 'x'")};
-    diag_items[1] = (pb_diag_item){1, 1, 0, 0, PB_SEV_WARNING,
-                                   pb_cstr("unused variable 'y'")};
+    diag_items[0] = (pb_diag_item){
+        3,  12,           3,
+        15, PB_SEV_ERROR, pb_cstr("use of undeclared identifier 'x'")};
+    diag_items[1] = (pb_diag_item){
+        1, 1, 0, 0, PB_SEV_WARNING, pb_cstr("unused variable 'y'")};
     f = make(PB_T_DIAG);
     f.diag.req = 42;
     f.diag.ok = false;
@@ -159,8 +160,8 @@ static void build(void)
     f.ack.state = PB_ACK_FAILED;
     f.ack.error = pb_cstr("RuntimeError: divide by zero");
     f.ack.var = pb_cstr("ggg");
-    samples[i++] = (pb_sample){"ack_failed", "seq 2 trapped and rolled back",
-                               f};
+    samples[i++] =
+        (pb_sample){"ack_failed", "seq 2 trapped and rolled back", f};
 
     f = make(PB_T_PING);
     f.ping.t0_us = 1795000004000000ull;
@@ -199,8 +200,8 @@ static void build(void)
     f = make(PB_T_TEST_REQ);
     f.test_req.req = 6;
     f.test_req.filter = pb_cstr("ggg");
-    samples[i++] = (pb_sample){"test_req", "run tests whose name starts ggg",
-                               f};
+    samples[i++] =
+        (pb_sample){"test_req", "run tests whose name starts ggg", f};
 
     test_cases[0] = (pb_test_case){pb_cstr("ggg_adds_49"), true, {0}, 35};
     test_cases[1] = (pb_test_case){pb_cstr("ggg_negative"), false,
@@ -211,14 +212,24 @@ static void build(void)
     f.test_result.seq = 2;
     f.test_result.results = test_cases;
     f.test_result.n_results = 2;
-    samples[i++] = (pb_sample){"test_result", "one test passed, one failed",
-                               f};
+    samples[i++] = (pb_sample){"test_result", "one test passed, one failed", f};
 
-    peer_list[0] = (pb_peer){7, pb_cstr("ada"), PB_ROLE_EDITOR,
-                             pb_cstr("patchbay-cli/0.1.0"), 0, 0, 0, 0};
-    peer_list[1] = (pb_peer){9, pb_cstr("stage-left"), PB_ROLE_RUNTIME,
-                             pb_cstr("Chromium 156"), PB_ACK_COMMITTED, 2,
-                             -300, 16777216};
+    peer_list[0] = (pb_peer){7,
+                             pb_cstr("ada"),
+                             PB_ROLE_EDITOR,
+                             pb_cstr("patchbay-cli/0.1.0"),
+                             0,
+                             0,
+                             0,
+                             0};
+    peer_list[1] = (pb_peer){9,
+                             pb_cstr("stage-left"),
+                             PB_ROLE_RUNTIME,
+                             pb_cstr("Chromium 156"),
+                             PB_ACK_COMMITTED,
+                             2,
+                             -300,
+                             16777216};
     f = make(PB_T_PEERS);
     f.peers.event = PB_PEERS_SNAPSHOT;
     f.peers.peers = peer_list;

@@ -30,8 +30,7 @@ typedef struct pb_sample_patch {
 } pb_sample_patch;
 
 void pb_sample_patch_make(pb_sample_patch *p, const char *room, uint64_t seq,
-                          const uint8_t prev_hash[PB_HASH_BYTES],
-                          int variant);
+                          const uint8_t prev_hash[PB_HASH_BYTES], int variant);
 void pb_sample_patch_free(pb_sample_patch *p);
 
 /* All samples, built on first call (static storage). */

@@ -135,10 +135,9 @@ TEST(test_every_field_is_typed_required_and_unique)
             char what[128];
             snprintf(what, sizeof what, "%s.%s", s[i].name, fd->key);
             REQUIRE(mutate_map(&a, MUT_DROP, fd->key, NULL, NULL, &b) == 0);
-            CHECK(decode_expect(&b, fd->required ? PB_ERR_MISSING_FIELD
-                                                 : PB_OK,
-                                what) == (fd->required ? PB_ERR_MISSING_FIELD
-                                                       : PB_OK));
+            CHECK(decode_expect(&b, fd->required ? PB_ERR_MISSING_FIELD : PB_OK,
+                                what) ==
+                  (fd->required ? PB_ERR_MISSING_FIELD : PB_OK));
             REQUIRE(mutate_map(&a, MUT_REPLACE, fd->key, mut_nil, NULL, &b) ==
                     0);
             if (b.len != a.len || memcmp(a.data, b.data, a.len))
