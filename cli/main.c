@@ -1,5 +1,6 @@
 /* main.c — the patchbay command line: parses the subcommand and its
  * options and calls into the components. No business logic lives here. */
+#include "cli.h"
 #include "pb_protocol.h"
 
 #include <libwebsockets.h>
@@ -19,6 +20,8 @@ static int cmd_version(int argc, char **argv);
 static int cmd_help(int argc, char **argv);
 
 static const command commands[] = {
+    {"compile", "compile a C patch to a side module (FILE -> FILE.wasm)",
+     cmd_compile},
     {"version", "print the versions of patchbay and its libraries",
      cmd_version},
     {"help", "show this help, or a command's help", cmd_help},

@@ -24,7 +24,8 @@ export EMSDK_PYTHON=/usr/bin/python3
 
 # ---- system packages ---------------------------------------------------------
 packages=(
-	cmake make pkg-config gcc clang-14 lld-14 libclang-rt-14-dev
+	cmake make pkg-config gcc g++ clang-14 lld-14 libclang-rt-14-dev llvm-14-dev
+	libclang-cpp14-dev libclang-14-dev liblld-14-dev
 	emscripten nodejs dpkg-dev
 	libwebsockets-dev libsodium-dev libmsgpack-dev libsqlite3-dev sqlite3
 	python3 python3-msgpack
@@ -53,7 +54,7 @@ scripts/wasm-deps.sh build/wasm-deps
 dir=build/$profile
 args=(-DPB_WASM_DEPS="$ROOT/build/wasm-deps")
 if [[ $profile == test ]]; then
-	args+=(-DCMAKE_C_COMPILER=clang-14 -DPB_SANITIZE=ON -DPB_FUZZ=ON)
+	args+=(-DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 -DPB_SANITIZE=ON -DPB_FUZZ=ON)
 else
 	args+=(-DCMAKE_BUILD_TYPE=Release)
 fi

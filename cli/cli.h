@@ -1,0 +1,9 @@
+/* cli.h — the subcommands of the patchbay binary, one file each. */
+#ifndef PB_CLI_H
+#define PB_CLI_H
+
+#include <stdio.h>
+
+int cmd_compile(int argc, char **argv);
+
+#endif

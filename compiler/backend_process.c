@@ -1,0 +1,392 @@
+/* backend_process.c — the process backend: clang-14 and wasm-ld-14 run as
+ * child processes per job, with the same flags and pass plugin as the warm
+ * backend (so the same module comes out). It is the fallback when the warm
+ * backend cannot load and the baseline of bench/compile.
+ *
+ * Sandbox: clang reads files itself here, so before compiling, a
+ * preprocessor pass (-M) lists every file the source includes; any file
+ * outside the allowed directories fails the job before the compiler proper
+ * sees it. (The warm backend enforces the same rule inside clang's virtual
+ * file system, which also hides the existence of outside files from
+ * __has_include; this backend cannot.) Each child gets a wall-time limit. */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define CLANG "/usr/bin/clang-14"
+#define WASM_LD "/usr/bin/wasm-ld-14"
+#define RESOURCE_INC "/usr/lib/llvm-14/lib/clang/14.0.6/include"
+#define MAX_ARGS 128
+
+typedef struct proc_be {
+    cc_be be;
+    char abi_dir[512];
+    char plugin[512];
+    uint32_t timeout_ms;
+} proc_be;
+
+static char *read_all(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 4096, n = 0, got;
+    char *buf = malloc(cap + 1);
+    while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += got;
+        if (n == cap) {
+            char *b = realloc(buf, (cap *= 2) + 1);
+            if (!b) {
+                free(buf);
+                buf = NULL;
+            }
+            buf = b;
+        }
+    }
+    fclose(f);
+    if (buf) {
+        buf[n] = '\0';
+        *len = n;
+    }
+    return buf;
+}
+
+static int write_all(const char *path, const void *p, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return -1;
+    int ok = fwrite(p, 1, n, f) == n;
+    return (fclose(f) == 0 && ok) ? 0 : -1;
+}
+
+/* Runs argv with stdout to out_path and stderr to err_path, within
+ * timeout_ms. Returns the exit status, -2 on timeout, -3 if it could not
+ * start or died from a signal. */
+static int run(char *const argv[], const char *out_path, const char *err_path,
+               uint32_t timeout_ms)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, out_path,
+                                     O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_addopen(&fa, 2, err_path,
+                                     O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    pid_t pid;
+    int rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0)
+        return -3;
+    uint64_t deadline = cc_now_us() + (uint64_t)timeout_ms * 1000u;
+    for (;;) {
+        int status;
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid)
+            return WIFEXITED(status) ? WEXITSTATUS(status) : -3;
+        if (r < 0 && errno != EINTR)
+            return -3;
+        if (cc_now_us() > deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            return -2;
+        }
+        struct timespec ts = {0, 200000}; /* 0.2 ms */
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* Maps a virtual path (/pb/...) to the job's directory. */
+static const char *map_arg(const char *a, const char *dir, char *buf,
+                           size_t cap)
+{
+    const char *v = strstr(a, CC_VDIR);
+    if (!v)
+        return a;
+    snprintf(buf, cap, "%.*s%s/%s", (int)(v - a), a, dir,
+             v + strlen(CC_VDIR));
+    return buf;
+}
+
+static bool under(const char *path, const char *dir)
+{
+    size_t n = strlen(dir);
+    return !strncmp(path, dir, n) && (path[n] == '/' || path[n] == '\0');
+}
+
+/* Parses clang's "file:line:col: severity: message" lines. */
+static void report_diags(const char *text, const char *dir, cc_diag_fn fn,
+                         void *ctx)
+{
+    const char *p = text;
+    while (*p) {
+        const char *eol = strchr(p, '\n');
+        size_t n = eol ? (size_t)(eol - p) : strlen(p);
+        char line[2048];
+        snprintf(line, sizeof line, "%.*s", (int)n, p);
+        p += n + (eol ? 1 : 0);
+        static const struct {
+            const char *tag;
+            int sev;
+        } sevs[] = {{"fatal error: ", 2},
+                    {"error: ", 2},
+                    {"warning: ", 1},
+                    {"note: ", 0}};
+        char *sev_at = NULL;
+        const char *msg = NULL;
+        int sev = 0;
+        for (size_t k = 0; k < sizeof sevs / sizeof sevs[0]; k++) {
+            char *at = strstr(line, sevs[k].tag);
+            if (at && (!sev_at || at < sev_at)) {
+                sev_at = at;
+                sev = sevs[k].sev;
+                msg = at + strlen(sevs[k].tag);
+            }
+        }
+        if (!sev_at)
+            continue;
+        unsigned ln = 0, col = 0;
+        char file[1024] = "";
+        *sev_at = '\0';
+        /* "path:line:col: " or "path: " or "" */
+        char *c1 = strchr(line, ':');
+        if (c1) {
+            *c1 = '\0';
+            if (sscanf(c1 + 1, "%u:%u", &ln, &col) < 1)
+                ln = col = 0;
+            if (under(line, dir))
+                snprintf(file, sizeof file, "%s%s", CC_VDIR,
+                         line + strlen(dir) + 1);
+            else
+                snprintf(file, sizeof file, "%s", line);
+        }
+        fn(ctx, sev, file, ln, col, msg);
+    }
+}
+
+static int proc_compile(cc_be *be, const char *const *args,
+                        const cc_file *files, size_t n_files, cc_diag_fn on_diag,
+                        void *ctx, uint8_t **obj, size_t *obj_len, char *err,
+                        size_t err_len)
+{
+    proc_be *pb = (proc_be *)be;
+    char dir[] = "/tmp/pbcc.XXXXXX";
+    char path[1024], out[1024], errf[1024];
+    char mapped[MAX_ARGS][1024];
+    char *argv[MAX_ARGS + 16];
+    int rc = -2;
+    size_t n = 0;
+    char *text = NULL;
+    *obj = NULL;
+    if (!mkdtemp(dir)) {
+        snprintf(err, err_len, "cannot create a job directory: %s",
+                 strerror(errno));
+        return -2;
+    }
+    for (size_t i = 0; i < n_files; i++) {
+        map_arg(files[i].path, dir, path, sizeof path);
+        if (write_all(path, files[i].data, files[i].len)) {
+            snprintf(err, err_len, "cannot write %s", path);
+            goto done;
+        }
+    }
+    argv[n++] = CLANG;
+    for (size_t i = 0; args[i] && n < MAX_ARGS; i++)
+        argv[n++] = (char *)map_arg(args[i], dir, mapped[i], sizeof mapped[i]);
+    snprintf(path, sizeof path, "%s/patch.c", dir);
+    snprintf(out, sizeof out, "%s/deps", dir);
+    snprintf(errf, sizeof errf, "%s/stderr", dir);
+
+    /* 1. the sandbox: which files does the source include? */
+    size_t base = n;
+    argv[n++] = "-M";
+    argv[n++] = path;
+    argv[n] = NULL;
+    int st = run(argv, out, errf, pb->timeout_ms);
+    if (st == -2 || st == -3) {
+        snprintf(err, err_len, "clang %s", st == -2 ? "timed out" : "crashed");
+        goto done;
+    }
+    size_t len;
+    text = read_all(out, &len);
+    if (text) {
+        const char *allowed[] = {dir, pb->abi_dir, CC_SYSROOT "/include",
+                                 RESOURCE_INC};
+        /* "patch.o: a b \\\n c ..." — every path after the colon */
+        char *save = NULL, *tokp = strchr(text, ':');
+        for (char *t = tokp ? strtok_r(tokp + 1, " \\\n", &save) : NULL; t;
+             t = strtok_r(NULL, " \\\n", &save)) {
+            char real[4096];
+            const char *p = realpath(t, real) ? real : t;
+            bool ok = false;
+            for (size_t k = 0; k < sizeof allowed / sizeof allowed[0]; k++)
+                ok |= under(p, allowed[k]);
+            if (!ok) {
+                char msg[1200];
+                snprintf(msg, sizeof msg,
+                         "'%s' is outside the sandbox: a patch may include "
+                         "only <patchbay.h> and the C library headers",
+                         t);
+                on_diag(ctx, 2, "", 0, 0, msg);
+                rc = -1;
+                goto done;
+            }
+        }
+    }
+    free(text);
+    text = NULL;
+    if (st != 0) { /* preprocessor errors: report them, compile nothing */
+        text = read_all(errf, &len);
+        if (text)
+            report_diags(text, dir, on_diag, ctx);
+        rc = -1;
+        goto done;
+    }
+
+    /* 2. compile */
+    char plugin_arg[600];
+    snprintf(plugin_arg, sizeof plugin_arg, "-fpass-plugin=%s", pb->plugin);
+    n = base;
+    argv[n++] = plugin_arg;
+    argv[n++] = "-c";
+    argv[n++] = path;
+    argv[n++] = "-o";
+    snprintf(out, sizeof out, "%s/patch.o", dir);
+    argv[n++] = out;
+    argv[n] = NULL;
+    st = run(argv, "/dev/null", errf, pb->timeout_ms);
+    if (st == -2 || st == -3) {
+        snprintf(err, err_len, "clang %s",
+                 st == -2 ? "timed out" : "crashed");
+        goto done;
+    }
+    text = read_all(errf, &len);
+    if (text)
+        report_diags(text, dir, on_diag, ctx);
+    if (st != 0) {
+        rc = -1;
+        goto done;
+    }
+    if (!(*obj = (uint8_t *)read_all(out, obj_len))) {
+        snprintf(err, err_len, "clang wrote no object");
+        goto done;
+    }
+    rc = 0;
+done:
+    free(text);
+    for (size_t i = 0; i < n_files; i++) {
+        map_arg(files[i].path, dir, path, sizeof path);
+        unlink(path);
+    }
+    const char *leftovers[] = {"deps", "stderr", "patch.o"};
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, leftovers[i]);
+        unlink(path);
+    }
+    rmdir(dir);
+    return rc;
+}
+
+static int proc_link(cc_be *be, const uint8_t *obj, size_t obj_len,
+                     uint8_t **wasm, size_t *wasm_len, char *err,
+                     size_t err_len)
+{
+    proc_be *pb = (proc_be *)be;
+    char dir[] = "/tmp/pbld.XXXXXX";
+    char in[1024], out[1024], errf[1024];
+    char *argv[64];
+    size_t n = 0;
+    int rc = -2;
+    *wasm = NULL;
+    if (!mkdtemp(dir)) {
+        snprintf(err, err_len, "cannot create a job directory: %s",
+                 strerror(errno));
+        return -2;
+    }
+    snprintf(in, sizeof in, "%s/patch.o", dir);
+    snprintf(out, sizeof out, "%s/patch.wasm", dir);
+    snprintf(errf, sizeof errf, "%s/stderr", dir);
+    if (write_all(in, obj, obj_len)) {
+        snprintf(err, err_len, "cannot write %s", in);
+        goto done;
+    }
+    argv[n++] = WASM_LD;
+    for (size_t i = 0; cc_link_flags[i]; i++)
+        argv[n++] = (char *)cc_link_flags[i];
+    argv[n++] = "-o";
+    argv[n++] = out;
+    argv[n++] = in;
+    argv[n] = NULL;
+    int st = run(argv, "/dev/null", errf, pb->timeout_ms);
+    if (st != 0) {
+        size_t len;
+        char *text = read_all(errf, &len);
+        snprintf(err, err_len, "%s",
+                 st == -2   ? "wasm-ld timed out"
+                 : st == -3 ? "wasm-ld crashed"
+                 : text     ? text
+                            : "wasm-ld failed");
+        free(text);
+        rc = st > 0 ? -1 : -2;
+        goto done;
+    }
+    if (!(*wasm = (uint8_t *)read_all(out, wasm_len))) {
+        snprintf(err, err_len, "wasm-ld wrote no module");
+        goto done;
+    }
+    rc = 0;
+done:
+    unlink(in);
+    unlink(out);
+    unlink(errf);
+    rmdir(dir);
+    (void)pb;
+    return rc;
+}
+
+static void proc_free(cc_be *be)
+{
+    free(be);
+}
+
+cc_be *cc_be_process_new(const cc_be_desc *d, pb_errmsg *why)
+{
+    const char *need[] = {CLANG, WASM_LD};
+    for (size_t i = 0; i < 2; i++)
+        if (access(need[i], X_OK) != 0) {
+            cc_fail(why, PB_ERR_INTERNAL, "%s is missing (apt-get install "
+                                          "clang-14 lld-14)", need[i]);
+            return NULL;
+        }
+    if (access(d->pass_plugin, R_OK) != 0) {
+        cc_fail(why, PB_ERR_INTERNAL, "the ABI pass plugin %s is missing",
+                d->pass_plugin);
+        return NULL;
+    }
+    proc_be *pb = calloc(1, sizeof *pb);
+    if (!pb) {
+        cc_fail(why, PB_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    pb->be.name = "process";
+    pb->be.compile = proc_compile;
+    pb->be.link = proc_link;
+    pb->be.free = proc_free;
+    char real[4096];
+    snprintf(pb->abi_dir, sizeof pb->abi_dir, "%s",
+             realpath(d->abi_dir, real) ? real : d->abi_dir);
+    snprintf(pb->plugin, sizeof pb->plugin, "%s", d->pass_plugin);
+    pb->timeout_ms = d->timeout_ms;
+    return &pb->be;
+}

@@ -1,0 +1,114 @@
+/* cc.h — the compiler: patch source to an Emscripten side module that
+ * follows the patch ABI (docs/PATCH_ABI.md), or diagnostics. This is the
+ * whole public surface of compiler/, used by the compile server
+ * (patchbay-cc), the relay (through the server) and `patchbay compile`.
+ *
+ * A cc_compiler holds a warm backend (clang and lld loaded in this process)
+ * or the process backend (clang-14 and wasm-ld-14 run per job), and a
+ * content-hash cache. It is not thread-safe: one job at a time. */
+#ifndef PB_CC_H
+#define PB_CC_H
+
+#include "pb_protocol.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CC_MAX_DIAGS 32u              /* diagnostics kept per job */
+#define CC_DEFAULT_TIMEOUT_MS 2000u   /* wall time per job (process backend) */
+#define CC_DEFAULT_CACHE_ENTRIES 256u
+
+typedef enum cc_backend {
+    CC_BACKEND_WARM = 0,    /* clang + lld in this process (the default) */
+    CC_BACKEND_PROCESS = 1, /* clang-14 + wasm-ld-14 as processes */
+} cc_backend;
+
+/* Configuration; zero means the default stated for each field. */
+typedef struct cc_desc {
+    cc_backend backend;
+    const char *abi_dir;     /* where patchbay.h and api.list are
+                                (default: $PB_ABI_DIR or the build's) */
+    const char *pass_plugin; /* the ABI pass .so (default: $PB_PASS_PLUGIN
+                                or the build's) */
+    uint32_t cache_entries;  /* 0: CC_DEFAULT_CACHE_ENTRIES; cache off if
+                                cache_disabled */
+    bool cache_disabled;
+    uint32_t timeout_ms;     /* 0: CC_DEFAULT_TIMEOUT_MS */
+} cc_desc;
+
+/* One of the room's current vars, as the relay knows it. */
+typedef struct cc_var {
+    const char *name;
+    const char *sig;         /* Emscripten letters, e.g. "dd" */
+    const char *decl;        /* C prototype, e.g. "double ggg(double v)"
+                                (NULL: made from sig) */
+    const char *const *deps; /* vars its current definition reaches */
+    uint32_t n_deps;
+} cc_var;
+
+typedef struct cc_job {
+    pb_lang lang;            /* PB_LANG_C (lisp: see issue [lisp]) */
+    const char *file;        /* name for diagnostics (default "patch.c") */
+    const char *source;
+    size_t source_len;
+    const cc_var *vars;      /* the room's vars (may be NULL) */
+    uint32_t n_vars;
+} cc_job;
+
+typedef struct cc_diag {
+    uint32_t line, col;      /* 1-based, in the user's source */
+    pb_severity severity;
+    char *message;
+} cc_diag;
+
+/* A var the module defines (with what it reaches) or uses. */
+typedef struct cc_sym {
+    char *name;
+    char *sig;
+    char *decl;              /* C prototype for other patches' preludes */
+    uint32_t line;           /* where it is defined (0: unknown) */
+    char **deps;
+    uint32_t n_deps;
+} cc_sym;
+
+typedef struct cc_result {
+    bool ok;                 /* module is valid; else see diags */
+    uint8_t *module;
+    size_t module_len;
+    cc_sym *defs;            /* vars defined, in source order */
+    uint32_t n_defs;
+    cc_sym *uses;            /* room vars used (deps unused) */
+    uint32_t n_uses;
+    cc_diag *diags;          /* errors, warnings, notes; may be set when ok */
+    uint32_t n_diags;
+    bool cached;             /* served from the cache */
+    uint64_t compile_us, link_us, total_us;
+} cc_result;
+
+/* Creates a compiler. Returns NULL with a message in why on failure (e.g.
+ * the warm backend could not load, a path does not exist). */
+typedef struct cc_compiler cc_compiler;
+cc_compiler *cc_new(const cc_desc *desc, pb_errmsg *why);
+void cc_free(cc_compiler *cc);
+
+/* Compiles one job. Returns PB_OK with out->ok true (a module) or false
+ * (diagnostics: the source is wrong); any other code means the compiler
+ * itself failed (PB_ERR_COMPILER_DOWN: a crash or timeout inside the
+ * backend; the next job works). Free *out with cc_result_free in all
+ * cases. */
+pb_err cc_compile(cc_compiler *cc, const cc_job *job, cc_result *out,
+                  pb_errmsg *why) PB_WUR;
+void cc_result_free(cc_result *r);
+
+/* The backend's name ("warm" or "process"). */
+const char *cc_backend_name(const cc_compiler *cc);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* PB_CC_H */

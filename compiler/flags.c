@@ -1,0 +1,61 @@
+/* flags.c — the one list of compiler and linker flags, shared by both
+ * backends so that they produce the same module. They are the flags
+ * `emcc -O2 -sSIDE_MODULE=1` passes to clang-14 and wasm-ld-14 (emcc -v),
+ * plus the diagnostics patchbay wants. */
+#include "internal.h"
+
+const char *const cc_compile_flags[] = {
+    "--target=wasm32-unknown-emscripten",
+    "--sysroot=" CC_SYSROOT,
+    "-fPIC",
+    "-O2",
+    "-DEMSCRIPTEN",
+    "-D__EMSCRIPTEN_major__=3",
+    "-D__EMSCRIPTEN_minor__=1",
+    "-D__EMSCRIPTEN_tiny__=6",
+    "-Dunix",
+    "-D__unix",
+    "-D__unix__",
+    "-fignore-exceptions",
+    "-fvisibility=default",
+    "-fno-common",
+    "-Xclang",
+    "-iwithsysroot/include/compat",
+    "-mllvm",
+    "-combiner-global-alias-analysis=false",
+    "-mllvm",
+    "-enable-emscripten-sjlj",
+    "-mllvm",
+    "-disable-lsr",
+    /* diagnostics: no implicit declarations, the rest as warnings */
+    "-Wall",
+    "-Wno-unused-function",
+    "-Werror=implicit-function-declaration",
+    "-Werror=implicit-int",
+    "-Werror=return-type",
+    "-Werror=int-conversion",
+    "-Werror=incompatible-pointer-types",
+    "-ferror-limit=20",
+    "-fno-caret-diagnostics",
+    "-fno-color-diagnostics",
+    NULL,
+};
+
+const char *const cc_link_flags[] = {
+    "-shared",
+    "--experimental-pic",
+    "--import-undefined",
+    "--import-memory",
+    "--export-dynamic",
+    "--no-gc-sections",
+    "--strip-debug",
+    "--threads=1",
+    "--export-if-defined=__wasm_call_ctors",
+    "-mllvm",
+    "-combiner-global-alias-analysis=false",
+    "-mllvm",
+    "-enable-emscripten-sjlj",
+    "-mllvm",
+    "-disable-lsr",
+    NULL,
+};

@@ -1,0 +1,137 @@
+/* internal.h — private to compiler/: the backend interface, the wasm
+ * reader, the source pre-scan, the prelude, the API list and the cache. */
+#ifndef PB_CC_INTERNAL_H
+#define PB_CC_INTERNAL_H
+
+#include "cc.h"
+
+#include <stdio.h>
+
+/* ---- backends (backend_process.c, backend_warm.c) ------------------------ */
+
+typedef struct cc_file {
+    const char *path; /* virtual absolute path, under CC_VDIR */
+    const char *data;
+    size_t len;
+} cc_file;
+
+#define CC_VDIR "/pb/"
+#define CC_MAIN_PATH CC_VDIR "patch.c"
+#define CC_PRELUDE_PATH CC_VDIR "pb_prelude.h"
+
+/* severity: 0 note, 1 warning, 2 error/fatal */
+typedef void (*cc_diag_fn)(void *ctx, int severity, const char *file,
+                           unsigned line, unsigned col, const char *message);
+
+typedef struct cc_be cc_be;
+struct cc_be {
+    const char *name;
+    /* 0 ok, -1 the source has errors (reported via on_diag), -2 the backend
+     * failed (crash, timeout; message in err). *obj is malloc'd. */
+    int (*compile)(cc_be *be, const char *const *args, const cc_file *files,
+                   size_t n_files, cc_diag_fn on_diag, void *ctx,
+                   uint8_t **obj, size_t *obj_len, char *err, size_t err_len);
+    /* 0 ok, -1 link error (err), -2 backend failure. *wasm is malloc'd. */
+    int (*link)(cc_be *be, const uint8_t *obj, size_t obj_len, uint8_t **wasm,
+                size_t *wasm_len, char *err, size_t err_len);
+    void (*free)(cc_be *be);
+};
+
+typedef struct cc_be_desc {
+    const char *abi_dir;
+    const char *pass_plugin;
+    uint32_t timeout_ms;
+} cc_be_desc;
+
+cc_be *cc_be_process_new(const cc_be_desc *d, pb_errmsg *why);
+cc_be *cc_be_warm_new(const cc_be_desc *d, pb_errmsg *why);
+
+/* The flags both backends use (flags.c), NULL-terminated. Compile flags
+ * exclude -c, -o and the input; link flags exclude -o and inputs. */
+extern const char *const cc_compile_flags[];
+extern const char *const cc_link_flags[];
+#define CC_SYSROOT "/usr/share/emscripten/cache/sysroot"
+
+/* ---- wasm reader (wasm.c) ------------------------------------------------ */
+
+#define CC_WASM_MAX_IMPORTS 256u
+#define CC_WASM_MAX_EXPORTS 64u
+
+typedef struct cc_wasm_name {
+    const char *ptr;
+    uint32_t len;
+} cc_wasm_name;
+
+typedef struct cc_wasm_import {
+    cc_wasm_name module, field;
+    uint8_t kind; /* 0 func, 1 table, 2 memory, 3 global */
+} cc_wasm_import;
+
+typedef struct cc_wasm {
+    int has_dylink;  /* dylink.0 is the first section */
+    cc_wasm_import imports[CC_WASM_MAX_IMPORTS];
+    uint32_t n_imports;
+    cc_wasm_name exports[CC_WASM_MAX_EXPORTS];
+    uint32_t n_exports;
+    int too_many;
+    cc_wasm_name meta; /* contents of custom section pb_meta */
+} cc_wasm;
+
+/* 0 ok, -1 malformed. Names point into p. */
+int cc_wasm_parse(const uint8_t *p, size_t len, cc_wasm *w);
+
+/* ---- source pre-scan (prescan.c) -----------------------------------------
+ * A lexical pass over C source that finds top-level function definitions
+ * (name, line, prototype text) without parsing: it decides which room vars
+ * the prelude must not declare (the patch redefines them) and records each
+ * var's prototype for other patches. Macros that generate definitions are
+ * not seen (PB_TEST is understood). */
+typedef struct cc_found {
+    char name[PB_MAX_NAME_BYTES + 1];
+    uint32_t line;
+    char *decl; /* malloc'd prototype text, whitespace collapsed */
+} cc_found;
+
+typedef struct cc_scan {
+    cc_found *defs;
+    uint32_t n_defs;
+    /* identifiers that appear anywhere in the source (hashed set) */
+    char **idents;
+    uint32_t n_idents, cap_idents;
+} cc_scan;
+
+int cc_scan_source(const char *src, size_t len, cc_scan *out);
+const cc_found *cc_scan_find(const cc_scan *s, const char *name);
+bool cc_scan_mentions(const cc_scan *s, const char *name);
+void cc_scan_free(cc_scan *s);
+
+/* ---- API list (api.c) ---------------------------------------------------- */
+
+typedef struct cc_api cc_api;
+cc_api *cc_api_load(const char *path, pb_errmsg *why);
+bool cc_api_has_func(const cc_api *a, const char *name, size_t len);
+bool cc_api_has_data(const cc_api *a, const char *name, size_t len);
+void cc_api_free(cc_api *a);
+
+/* ---- cache (cache.c) ----------------------------------------------------- */
+
+typedef struct cc_cache cc_cache;
+cc_cache *cc_cache_new(uint32_t entries);
+/* A copy of the cached result for key, or false. */
+bool cc_cache_get(cc_cache *c, const uint8_t key[PB_HASH_BYTES],
+                  cc_result *out);
+void cc_cache_put(cc_cache *c, const uint8_t key[PB_HASH_BYTES],
+                  const cc_result *r);
+void cc_cache_free(cc_cache *c);
+
+/* Deep copy of a result (used by the cache). */
+int cc_result_copy(const cc_result *src, cc_result *dst);
+
+/* Small helpers (util.c). cc_fail fills why (may be NULL), returns code. */
+pb_err cc_fail(pb_errmsg *why, pb_err code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+char *cc_strdup(const char *s);
+char *cc_strndup(const char *s, size_t n);
+uint64_t cc_now_us(void);
+
+#endif

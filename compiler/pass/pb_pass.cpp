@@ -1,0 +1,424 @@
+// pb_pass.cpp — the LLVM pass that turns a compiled patch into the patch
+// ABI of docs/PATCH_ABI.md. It runs at the start of the optimisation
+// pipeline (before inlining), loaded as a pass plugin by both compile
+// backends (in-process and clang-14 as a process), so both produce the same
+// module. It is the second of the compiler's two C++ files; everything it
+// needs from the rest of patchbay arrives in the IR itself.
+//
+// What it does to the module:
+//  - every defined external function F (a var) is renamed pb__def.F, made
+//    internal, and registered from a constructor: pb_rt_define("F", sig, F);
+//  - every reference to a var — one defined here, or one of the room's vars
+//    that the prelude declared (named in @pb__room_vars) — is replaced by a
+//    call to an internal trampoline that calls through the registry slot
+//    (pb_rt_slot), so redefining a var anywhere reaches every caller;
+//  - every global in section "pb_state" (PB_STATE) is replaced by storage
+//    owned by the runtime (pb_rt_state), so it survives redefinitions;
+//  - every other global becomes internal: a side module exports no user
+//    names, because Emscripten's dynamic linker binds the first definition
+//    of a name forever;
+//  - inline assembly is refused (it can .incbin files);
+//  - what it found is written to the custom section "pb_meta" (one line
+//    per item) for the compiler to read back from the linked module.
+#include "llvm/IR/Constants.h"
+#include "llvm/IR/DiagnosticInfo.h"
+#include "llvm/IR/IRBuilder.h"
+#include "llvm/IR/InlineAsm.h"
+#include "llvm/IR/Instructions.h"
+#include "llvm/IR/Module.h"
+#include "llvm/IR/PassManager.h"
+#include "llvm/IR/ReplaceConstant.h"
+#include "llvm/Passes/PassBuilder.h"
+#include "llvm/Passes/PassPlugin.h"
+#include "llvm/Transforms/Utils/ModuleUtils.h"
+
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+using namespace llvm;
+
+namespace {
+
+constexpr const char *kRoomVars = "pb__room_vars";
+constexpr const char *kStateSection = "pb_state";
+
+void fail(Module &M, const Twine &msg, const Function *where = nullptr)
+{
+    if (where)
+        M.getContext().diagnose(DiagnosticInfoUnsupported(
+            *where, msg, where->getSubprogram() ? DiagnosticLocation(
+                                                      where->getSubprogram())
+                                                : DiagnosticLocation()));
+    else
+        M.getContext().diagnose(
+            DiagnosticInfoInlineAsm(msg, DiagnosticSeverity::DS_Error));
+}
+
+// Emscripten's signature letters: v i j f d (return first, then params).
+bool sig_char(Type *t, std::string &out)
+{
+    if (t->isVoidTy())
+        out += 'v';
+    else if (t->isPointerTy() ||
+             (t->isIntegerTy() && t->getIntegerBitWidth() <= 32))
+        out += 'i';
+    else if (t->isIntegerTy(64))
+        out += 'j';
+    else if (t->isFloatTy())
+        out += 'f';
+    else if (t->isDoubleTy())
+        out += 'd';
+    else
+        return false;
+    return true;
+}
+
+bool signature(FunctionType *ft, std::string &sig)
+{
+    sig.clear();
+    if (ft->isVarArg() || !sig_char(ft->getReturnType(), sig))
+        return false;
+    for (Type *p : ft->params())
+        if (!sig_char(p, sig))
+            return false;
+    return true;
+}
+
+bool is_reserved(StringRef name)
+{
+    return name.startswith("pb__") || name.startswith("__") ||
+           name.startswith("llvm.");
+}
+
+std::vector<std::string> room_vars(Module &M)
+{
+    std::vector<std::string> names;
+    GlobalVariable *g = M.getGlobalVariable(kRoomVars, true);
+    if (!g)
+        return names;
+    if (auto *cds = dyn_cast_or_null<ConstantDataSequential>(
+            g->hasInitializer() ? g->getInitializer() : nullptr)) {
+        StringRef all = cds->getRawDataValues();
+        while (!all.empty()) {
+            auto cut = all.split('\0');
+            if (!cut.first.empty())
+                names.push_back(cut.first.str());
+            all = cut.second;
+        }
+    }
+    g->eraseFromParent();
+    return names;
+}
+
+// An internal function with the var's type that calls through its slot.
+Function *make_trampoline(Module &M, StringRef name, FunctionType *ft,
+                          GlobalVariable *slot)
+{
+    Function *t = Function::Create(ft, GlobalValue::InternalLinkage,
+                                   "pb__var." + name, M);
+    t->addFnAttr(Attribute::AlwaysInline);
+    IRBuilder<> b(BasicBlock::Create(M.getContext(), "entry", t));
+    PointerType *fp = ft->getPointerTo();
+    Value *cell = b.CreateLoad(fp->getPointerTo(), slot, "cell");
+    Value *fn = b.CreateLoad(fp, cell, "fn");
+    std::vector<Value *> args;
+    for (Argument &a : t->args())
+        args.push_back(&a);
+    CallInst *call = b.CreateCall(ft, fn, args);
+    if (ft->getReturnType()->isVoidTy())
+        b.CreateRetVoid();
+    else
+        b.CreateRet(call);
+    return t;
+}
+
+// Replaces every use of state global g by a load of ptr_cell; constant
+// expressions that use g are turned into instructions first.
+bool rewrite_state_uses(Module &M, GlobalVariable *g, GlobalVariable *cell)
+{
+    // Constants left behind by erased globals (llvm.used) still "use" g.
+    g->removeDeadConstantUsers();
+    // Turn constant-expression users into instructions.
+    for (bool changed = true; changed;) {
+        changed = false;
+        for (User *u : std::vector<User *>(g->user_begin(), g->user_end())) {
+            auto *ce = dyn_cast<ConstantExpr>(u);
+            if (!ce)
+                continue;
+            std::vector<User *> ce_users(ce->user_begin(), ce->user_end());
+            for (User *cu : ce_users) {
+                if (auto *inst = dyn_cast<Instruction>(cu)) {
+                    convertConstantExprsToInstructions(inst, ce);
+                    changed = true;
+                } else if (isa<ConstantExpr>(cu)) {
+                    // nested: handled when its instruction user converts
+                    for (User *cuu : std::vector<User *>(cu->user_begin(),
+                                                         cu->user_end()))
+                        if (auto *inst = dyn_cast<Instruction>(cuu)) {
+                            convertConstantExprsToInstructions(inst, ce);
+                            changed = true;
+                        }
+                }
+            }
+            if (ce->use_empty())
+                ce->destroyConstant();
+        }
+    }
+    for (Use &use : make_early_inc_range(g->uses())) {
+        auto *inst = dyn_cast<Instruction>(use.getUser());
+        if (!inst) {
+            fail(M, "state \"" + g->getName() +
+                        "\" is used in a global initializer; take its address "
+                        "inside a function instead");
+            return false;
+        }
+        Instruction *at = inst;
+        if (auto *phi = dyn_cast<PHINode>(inst))
+            at = phi->getIncomingBlock(use)->getTerminator();
+        IRBuilder<> b(at);
+        Value *p = b.CreateLoad(g->getType(), cell, g->getName() + ".ptr");
+        use.set(p);
+    }
+    return true;
+}
+
+struct PatchAbiPass : PassInfoMixin<PatchAbiPass> {
+    PreservedAnalyses run(Module &M, ModuleAnalysisManager &)
+    {
+        transform(M);
+        return PreservedAnalyses::none();
+    }
+
+    void transform(Module &M)
+    {
+        LLVMContext &C = M.getContext();
+        Type *i8p = Type::getInt8PtrTy(C);
+        Type *i32 = Type::getInt32Ty(C);
+
+        if (!M.getModuleInlineAsm().empty())
+            fail(M, "inline assembly is not allowed in a patch");
+        for (Function &F : M)
+            for (BasicBlock &bb : F)
+                for (Instruction &i : bb)
+                    if (auto *cb = dyn_cast<CallBase>(&i))
+                        if (cb->isInlineAsm())
+                            fail(M, "inline assembly is not allowed in a patch",
+                                 &F);
+
+        // PB_STATE marks its global `used` so the front end keeps it; the
+        // constructor below keeps it from here on.
+        for (const char *n : {"llvm.used", "llvm.compiler.used"})
+            if (GlobalVariable *u = M.getGlobalVariable(n, true))
+                u->eraseFromParent();
+
+        std::vector<std::string> room = room_vars(M);
+        std::set<std::string> room_set(room.begin(), room.end());
+
+        // Vars defined here, and declarations of the room's other vars.
+        struct var {
+            std::string name, sig;
+            Function *decl;      // the original function (def or decl)
+            Function *def;       // renamed definition, or null if foreign
+            Function *tramp;     // trampoline, or null if never referenced
+            GlobalVariable *slot;
+        };
+        std::vector<var> vars;
+        for (Function &F : M) {
+            StringRef n = F.getName();
+            if (F.isIntrinsic() || is_reserved(n))
+                continue;
+            bool is_def = !F.isDeclaration() && F.hasExternalLinkage();
+            bool is_foreign = F.isDeclaration() && room_set.count(n.str());
+            if (!is_def && !is_foreign)
+                continue;
+            std::string sig;
+            if (!signature(F.getFunctionType(), sig)) {
+                fail(M, "function \"" + n +
+                            "\" cannot be a var: variadic, or a parameter or "
+                            "result type that is not an integer, pointer, "
+                            "float or double (make it static to keep it "
+                            "private to this patch)",
+                     is_def ? &F : nullptr);
+                continue;
+            }
+            vars.push_back({n.str(), sig, &F, nullptr, nullptr, nullptr});
+        }
+
+        // Slots and trampolines; every use of a var goes through its slot.
+        for (var &v : vars) {
+            v.slot = new GlobalVariable(
+                M, v.decl->getFunctionType()->getPointerTo()->getPointerTo(),
+                false, GlobalValue::InternalLinkage,
+                ConstantPointerNull::get(v.decl->getFunctionType()
+                                             ->getPointerTo()
+                                             ->getPointerTo()),
+                "pb__slot." + v.name);
+            v.tramp = make_trampoline(M, v.name, v.decl->getFunctionType(),
+                                      v.slot);
+            v.decl->replaceAllUsesWith(v.tramp);
+            if (v.decl->isDeclaration()) {
+                v.decl->eraseFromParent();
+                v.decl = nullptr;
+            } else {
+                v.def = v.decl;
+                v.def->setName("pb__def." + v.name);
+                v.def->setLinkage(GlobalValue::InternalLinkage);
+            }
+        }
+
+        // Which vars each definition reaches, directly or through static
+        // functions of this patch (for the signature-change check).
+        std::map<const Function *, std::string> tramp_var;
+        for (var &v : vars)
+            tramp_var[v.tramp] = v.name;
+        std::map<std::string, std::set<std::string>> deps;
+        for (var &v : vars) {
+            if (!v.def)
+                continue;
+            std::set<const Function *> seen;
+            std::vector<const Function *> todo{v.def};
+            while (!todo.empty()) {
+                const Function *f = todo.back();
+                todo.pop_back();
+                if (!seen.insert(f).second)
+                    continue;
+                for (const BasicBlock &bb : *f)
+                    for (const Instruction &i : bb)
+                        for (const Value *op : i.operands()) {
+                            const auto *g = dyn_cast<Function>(
+                                op->stripPointerCasts());
+                            if (!g)
+                                continue;
+                            auto it = tramp_var.find(g);
+                            if (it != tramp_var.end()) {
+                                if (it->second != v.name)
+                                    deps[v.name].insert(it->second);
+                            } else if (!g->isDeclaration() &&
+                                       g->hasLocalLinkage()) {
+                                todo.push_back(g);
+                            }
+                        }
+            }
+        }
+
+        // A var that nothing here references needs no slot.
+        for (var &v : vars) {
+            if (!v.tramp->use_empty())
+                continue;
+            v.tramp->eraseFromParent();
+            v.slot->eraseFromParent();
+            v.tramp = nullptr;
+            v.slot = nullptr;
+        }
+
+        // Persistent state.
+        struct state {
+            std::string name;
+            uint64_t size, align;
+            GlobalVariable *init, *cell;
+        };
+        std::vector<state> states;
+        const DataLayout &dl = M.getDataLayout();
+        for (GlobalVariable &g : make_early_inc_range(M.globals())) {
+            if (g.getSection() != kStateSection)
+                continue;
+            std::string name = g.getName().str();
+            state s{name, dl.getTypeAllocSize(g.getValueType()),
+                    g.getAlign() ? g.getAlign()->value()
+                                 : dl.getABITypeAlign(g.getValueType()).value(),
+                    nullptr, nullptr};
+            s.cell = new GlobalVariable(
+                M, g.getType(), false, GlobalValue::InternalLinkage,
+                ConstantPointerNull::get(g.getType()), "pb__state." + name);
+            if (!rewrite_state_uses(M, &g, s.cell))
+                continue;
+            g.setName("pb__init." + name);
+            g.setSection("");
+            g.setConstant(true);
+            g.setLinkage(GlobalValue::PrivateLinkage);
+            s.init = &g;
+            states.push_back(s);
+        }
+
+        // No user names leave the module.
+        for (GlobalVariable &g : M.globals())
+            if (!g.isDeclaration() && !is_reserved(g.getName()) &&
+                g.hasExternalLinkage())
+                g.setLinkage(GlobalValue::InternalLinkage);
+        for (Function &F : M)
+            if (!F.isDeclaration() && F.hasExternalLinkage() &&
+                !is_reserved(F.getName()))
+                F.setLinkage(GlobalValue::InternalLinkage);
+
+        // The constructor that binds everything at load time. It runs
+        // before any user constructor (priority 0).
+        FunctionCallee define = M.getOrInsertFunction(
+            "pb_rt_define", Type::getVoidTy(C), i8p, i8p, i8p);
+        FunctionCallee slot =
+            M.getOrInsertFunction("pb_rt_slot", i8p, i8p, i8p);
+        FunctionCallee state_fn =
+            M.getOrInsertFunction("pb_rt_state", i8p, i8p, i32, i32, i8p);
+        Function *ctor = Function::Create(
+            FunctionType::get(Type::getVoidTy(C), false),
+            GlobalValue::InternalLinkage, "pb__bind", M);
+        IRBuilder<> b(BasicBlock::Create(C, "entry", ctor));
+        for (state &s : states) {
+            Value *p = b.CreateCall(
+                state_fn, {b.CreateGlobalStringPtr(s.name),
+                           ConstantInt::get(i32, s.size),
+                           ConstantInt::get(i32, s.align),
+                           b.CreateBitCast(s.init, i8p)});
+            b.CreateStore(b.CreateBitCast(p, s.cell->getValueType()), s.cell);
+        }
+        for (var &v : vars)
+            if (v.def)
+                b.CreateCall(define, {b.CreateGlobalStringPtr(v.name),
+                                      b.CreateGlobalStringPtr(v.sig),
+                                      b.CreateBitCast(v.def, i8p)});
+        for (var &v : vars) {
+            if (!v.slot)
+                continue;
+            Value *cell = b.CreateCall(slot, {b.CreateGlobalStringPtr(v.name),
+                                              b.CreateGlobalStringPtr(v.sig)});
+            b.CreateStore(b.CreateBitCast(cell, v.slot->getValueType()),
+                          v.slot);
+        }
+        b.CreateRetVoid();
+        appendToGlobalCtors(M, ctor, 0);
+
+        // What the compiler reads back: definitions with what they reach,
+        // the room vars this patch uses, and states.
+        std::string meta;
+        for (var &v : vars) {
+            if (v.def) {
+                meta += "def " + v.name + " " + v.sig;
+                for (const std::string &d : deps[v.name])
+                    meta += " " + d;
+                meta += "\n";
+            } else if (v.tramp) {
+                meta += "use " + v.name + " " + v.sig + "\n";
+            }
+        }
+        for (state &s : states)
+            meta += "state " + s.name + " " + std::to_string(s.size) + " " +
+                    std::to_string(s.align) + "\n";
+        NamedMDNode *sections = M.getOrInsertNamedMetadata("wasm.custom_sections");
+        sections->addOperand(MDNode::get(
+            C, {MDString::get(C, "pb_meta"), MDString::get(C, meta)}));
+    }
+};
+
+} // namespace
+
+extern "C" LLVM_ATTRIBUTE_WEAK PassPluginLibraryInfo llvmGetPassPluginInfo()
+{
+    return {LLVM_PLUGIN_API_VERSION, "patchbay-abi", "1",
+            [](PassBuilder &pb) {
+                pb.registerPipelineStartEPCallback(
+                    [](ModulePassManager &mpm, OptimizationLevel) {
+                        mpm.addPass(PatchAbiPass());
+                    });
+            }};
+}

@@ -1,0 +1,40 @@
+/* util.c — string and clock helpers for compiler/. */
+#include "internal.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+char *cc_strndup(const char *s, size_t n)
+{
+    char *d = malloc(n + 1);
+    if (!d)
+        return NULL;
+    memcpy(d, s, n);
+    d[n] = '\0';
+    return d;
+}
+
+char *cc_strdup(const char *s)
+{
+    return s ? cc_strndup(s, strlen(s)) : NULL;
+}
+
+uint64_t cc_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+pb_err cc_fail(pb_errmsg *why, pb_err code, const char *fmt, ...)
+{
+    if (why) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(why->text, sizeof why->text, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
