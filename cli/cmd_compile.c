@@ -11,27 +11,28 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: patchbay compile [options] FILE|-\n"
-            "\n"
-            "Compiles one C patch to a WebAssembly side module following "
-            "the patch ABI\n(docs/PATCH_ABI.md). Diagnostics go to stderr "
-            "as FILE:LINE:COL: severity: message.\n"
-            "\n"
-            "options:\n"
-            "  -o OUT              write the module to OUT (default: FILE with "
-            ".wasm)\n"
-            "  --backend B         warm (clang+lld in process, default) or "
-            "process\n"
-            "  --room ROOMFILE     compile against the vars listed in ROOMFILE\n"
-            "  --update-room       after a successful compile, record this "
-            "patch's vars\n"
-            "                      in ROOMFILE\n"
-            "  -q, --quiet         print nothing but diagnostics\n"
-            "  -h, --help          this help\n"
-            "\n"
-            "exit status: 0 compiled, 1 the source has errors, 2 usage, 3 the "
-            "compiler failed\n");
+    fprintf(
+        out,
+        "usage: patchbay compile [options] FILE|-\n"
+        "\n"
+        "Compiles one C patch to a WebAssembly side module following "
+        "the patch ABI\n(docs/PATCH_ABI.md). Diagnostics go to stderr "
+        "as FILE:LINE:COL: severity: message.\n"
+        "\n"
+        "options:\n"
+        "  -o OUT              write the module to OUT (default: FILE with "
+        ".wasm)\n"
+        "  --backend B         warm (clang+lld in process, default) or "
+        "process\n"
+        "  --room ROOMFILE     compile against the vars listed in ROOMFILE\n"
+        "  --update-room       after a successful compile, record this "
+        "patch's vars\n"
+        "                      in ROOMFILE\n"
+        "  -q, --quiet         print nothing but diagnostics\n"
+        "  -h, --help          this help\n"
+        "\n"
+        "exit status: 0 compiled, 1 the source has errors, 2 usage, 3 the "
+        "compiler failed\n");
 }
 
 /* Room file: one var per line, NAME<TAB>SIG<TAB>DEP,DEP<TAB>DECL. */
@@ -188,7 +189,8 @@ int cmd_compile(int argc, char **argv)
             quiet = true;
         } else if (a[0] == '-' && a[1] != '\0') {
             fprintf(stderr,
-                    "patchbay compile: unknown option \"%s\" (see --help)\n", a);
+                    "patchbay compile: unknown option \"%s\" (see --help)\n",
+                    a);
             return 2;
         } else if (!in) {
             in = a;
@@ -225,7 +227,8 @@ int cmd_compile(int argc, char **argv)
     char outbuf[4200];
     if (!out && !from_stdin) {
         const char *dot = strrchr(in, '.');
-        size_t stem = dot && !strchr(dot, '/') ? (size_t)(dot - in) : strlen(in);
+        size_t stem =
+            dot && !strchr(dot, '/') ? (size_t)(dot - in) : strlen(in);
         snprintf(outbuf, sizeof outbuf, "%.*s.wasm", (int)stem, in);
         out = outbuf;
     }

@@ -22,7 +22,7 @@ cc_api *cc_api_load(const char *path, pb_errmsg *why)
     FILE *f = fopen(path, "r");
     if (!f) {
         cc_fail(why, PB_ERR_IO, "cannot read the API list %s: %s", path,
-                    strerror(errno));
+                strerror(errno));
         return NULL;
     }
     cc_api *a = calloc(1, sizeof *a);

@@ -14,7 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -24,10 +24,11 @@
 
 extern char **environ;
 
-#define CLANG "/usr/bin/clang-14"
-#define WASM_LD "/usr/bin/wasm-ld-14"
-#define RESOURCE_INC "/usr/lib/llvm-14/lib/clang/14.0.6/include"
-#define MAX_ARGS 128
+#define CLANG                 "/usr/bin/clang-14"
+#define WASM_LD               "/usr/bin/wasm-ld-14"
+#define RESOURCE_INC          "/usr/lib/llvm-14/lib/clang/14.0.6/include"
+#define MAX_ARGS              128
+#define CC_CHILD_MEMORY_BYTES (2048ull << 20)
 
 typedef struct proc_be {
     cc_be be;
@@ -72,31 +73,38 @@ static int write_all(const char *path, const void *p, size_t n)
 }
 
 /* Runs argv with stdout to out_path and stderr to err_path, within
- * timeout_ms. Returns the exit status, -2 on timeout, -3 if it could not
- * start or died from a signal. */
+ * timeout_ms and CC_CHILD_MEMORY_BYTES of address space. Returns the exit
+ * status, -2 on timeout, -3 if it died from a signal (out of memory ends
+ * that way), -4 if it could not start. */
 static int run(char *const argv[], const char *out_path, const char *err_path,
                uint32_t timeout_ms)
 {
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, out_path,
-                                     O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    posix_spawn_file_actions_addopen(&fa, 2, err_path,
-                                     O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    pid_t pid;
-    int rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0)
-        return -3;
+    pid_t pid = fork();
+    if (pid < 0)
+        return -4;
+    if (pid == 0) {
+        int in = open("/dev/null", O_RDONLY);
+        int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        int err = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (in < 0 || out < 0 || err < 0 || dup2(in, 0) < 0 ||
+            dup2(out, 1) < 0 || dup2(err, 2) < 0)
+            _exit(127);
+        struct rlimit as = {CC_CHILD_MEMORY_BYTES, CC_CHILD_MEMORY_BYTES};
+        setrlimit(RLIMIT_AS, &as);
+        execve(argv[0], argv, environ);
+        _exit(127);
+    }
     uint64_t deadline = cc_now_us() + (uint64_t)timeout_ms * 1000u;
     for (;;) {
         int status;
         pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid)
-            return WIFEXITED(status) ? WEXITSTATUS(status) : -3;
+        if (r == pid) {
+            if (WIFSIGNALED(status))
+                return -3;
+            return WEXITSTATUS(status) == 127 ? -4 : WEXITSTATUS(status);
+        }
         if (r < 0 && errno != EINTR)
-            return -3;
+            return -4;
         if (cc_now_us() > deadline) {
             kill(pid, SIGKILL);
             waitpid(pid, &status, 0);
@@ -107,6 +115,34 @@ static int run(char *const argv[], const char *out_path, const char *err_path,
     }
 }
 
+/* What a failed child means for the job: -1 (reported as a diagnostic:
+ * the source made clang time out or run out of memory) or -2 (the backend
+ * itself is broken). */
+static int child_failure(int st, const char *tool, uint32_t timeout_ms,
+                         cc_diag_fn on_diag, void *ctx, char *err,
+                         size_t err_len)
+{
+    char msg[256];
+    if (st == -2) {
+        snprintf(msg, sizeof msg,
+                 "compiling took longer than the %u ms limit (a macro that "
+                 "expands without end?)",
+                 timeout_ms);
+        on_diag(ctx, 2, "", 0, 0, msg);
+        return -1;
+    }
+    if (st == -3) {
+        snprintf(msg, sizeof msg,
+                 "%s ran out of memory or crashed on this source (limit %u "
+                 "MiB)",
+                 tool, (unsigned)(CC_CHILD_MEMORY_BYTES >> 20));
+        on_diag(ctx, 2, "", 0, 0, msg);
+        return -1;
+    }
+    snprintf(err, err_len, "cannot run %s", tool);
+    return -2;
+}
+
 /* Maps a virtual path (/pb/...) to the job's directory. */
 static const char *map_arg(const char *a, const char *dir, char *buf,
                            size_t cap)
@@ -114,8 +150,7 @@ static const char *map_arg(const char *a, const char *dir, char *buf,
     const char *v = strstr(a, CC_VDIR);
     if (!v)
         return a;
-    snprintf(buf, cap, "%.*s%s/%s", (int)(v - a), a, dir,
-             v + strlen(CC_VDIR));
+    snprintf(buf, cap, "%.*s%s/%s", (int)(v - a), a, dir, v + strlen(CC_VDIR));
     return buf;
 }
 
@@ -176,9 +211,9 @@ static void report_diags(const char *text, const char *dir, cc_diag_fn fn,
 }
 
 static int proc_compile(cc_be *be, const char *const *args,
-                        const cc_file *files, size_t n_files, cc_diag_fn on_diag,
-                        void *ctx, uint8_t **obj, size_t *obj_len, char *err,
-                        size_t err_len)
+                        const cc_file *files, size_t n_files,
+                        cc_diag_fn on_diag, void *ctx, uint8_t **obj,
+                        size_t *obj_len, char *err, size_t err_len)
 {
     proc_be *pb = (proc_be *)be;
     char dir[] = "/tmp/pbcc.XXXXXX";
@@ -214,8 +249,9 @@ static int proc_compile(cc_be *be, const char *const *args,
     argv[n++] = path;
     argv[n] = NULL;
     int st = run(argv, out, errf, pb->timeout_ms);
-    if (st == -2 || st == -3) {
-        snprintf(err, err_len, "clang %s", st == -2 ? "timed out" : "crashed");
+    if (st < 0) {
+        rc = child_failure(st, "clang", pb->timeout_ms, on_diag, ctx, err,
+                           err_len);
         goto done;
     }
     size_t len;
@@ -266,9 +302,9 @@ static int proc_compile(cc_be *be, const char *const *args,
     argv[n++] = out;
     argv[n] = NULL;
     st = run(argv, "/dev/null", errf, pb->timeout_ms);
-    if (st == -2 || st == -3) {
-        snprintf(err, err_len, "clang %s",
-                 st == -2 ? "timed out" : "crashed");
+    if (st < 0) {
+        rc = child_failure(st, "clang", pb->timeout_ms, on_diag, ctx, err,
+                           err_len);
         goto done;
     }
     text = read_all(errf, &len);
@@ -334,11 +370,12 @@ static int proc_link(cc_be *be, const uint8_t *obj, size_t obj_len,
         char *text = read_all(errf, &len);
         snprintf(err, err_len, "%s",
                  st == -2   ? "wasm-ld timed out"
-                 : st == -3 ? "wasm-ld crashed"
+                 : st == -3 ? "wasm-ld ran out of memory or crashed"
+                 : st == -4 ? "cannot run wasm-ld"
                  : text     ? text
                             : "wasm-ld failed");
         free(text);
-        rc = st > 0 ? -1 : -2;
+        rc = st == -4 ? -2 : -1;
         goto done;
     }
     if (!(*wasm = (uint8_t *)read_all(out, wasm_len))) {
@@ -365,8 +402,10 @@ cc_be *cc_be_process_new(const cc_be_desc *d, pb_errmsg *why)
     const char *need[] = {CLANG, WASM_LD};
     for (size_t i = 0; i < 2; i++)
         if (access(need[i], X_OK) != 0) {
-            cc_fail(why, PB_ERR_INTERNAL, "%s is missing (apt-get install "
-                                          "clang-14 lld-14)", need[i]);
+            cc_fail(why, PB_ERR_INTERNAL,
+                    "%s is missing (apt-get install "
+                    "clang-14 lld-14)",
+                    need[i]);
             return NULL;
         }
     if (access(d->pass_plugin, R_OK) != 0) {

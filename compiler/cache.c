@@ -31,8 +31,7 @@ cc_cache *cc_cache_new(uint32_t entries)
     return c;
 }
 
-bool cc_cache_get(cc_cache *c, const uint8_t key[PB_HASH_BYTES],
-                  cc_result *out)
+bool cc_cache_get(cc_cache *c, const uint8_t key[PB_HASH_BYTES], cc_result *out)
 {
     for (uint32_t i = 0; i < c->n; i++) {
         entry *e = &c->e[i];

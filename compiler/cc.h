@@ -19,8 +19,8 @@
 extern "C" {
 #endif
 
-#define CC_MAX_DIAGS 32u              /* diagnostics kept per job */
-#define CC_DEFAULT_TIMEOUT_MS 2000u   /* wall time per job (process backend) */
+#define CC_MAX_DIAGS             32u   /* diagnostics kept per job */
+#define CC_DEFAULT_TIMEOUT_MS    2000u /* wall time per job (process backend) */
 #define CC_DEFAULT_CACHE_ENTRIES 256u
 
 typedef enum cc_backend {
@@ -38,7 +38,7 @@ typedef struct cc_desc {
     uint32_t cache_entries;  /* 0: CC_DEFAULT_CACHE_ENTRIES; cache off if
                                 cache_disabled */
     bool cache_disabled;
-    uint32_t timeout_ms;     /* 0: CC_DEFAULT_TIMEOUT_MS */
+    uint32_t timeout_ms; /* 0: CC_DEFAULT_TIMEOUT_MS */
 } cc_desc;
 
 /* One of the room's current vars, as the relay knows it. */
@@ -52,16 +52,16 @@ typedef struct cc_var {
 } cc_var;
 
 typedef struct cc_job {
-    pb_lang lang;            /* PB_LANG_C (lisp: see issue [lisp]) */
-    const char *file;        /* name for diagnostics (default "patch.c") */
+    pb_lang lang;     /* PB_LANG_C (lisp: see issue [lisp]) */
+    const char *file; /* name for diagnostics (default "patch.c") */
     const char *source;
     size_t source_len;
-    const cc_var *vars;      /* the room's vars (may be NULL) */
+    const cc_var *vars; /* the room's vars (may be NULL) */
     uint32_t n_vars;
 } cc_job;
 
 typedef struct cc_diag {
-    uint32_t line, col;      /* 1-based, in the user's source */
+    uint32_t line, col; /* 1-based, in the user's source */
     pb_severity severity;
     char *message;
 } cc_diag;
@@ -70,23 +70,23 @@ typedef struct cc_diag {
 typedef struct cc_sym {
     char *name;
     char *sig;
-    char *decl;              /* C prototype for other patches' preludes */
-    uint32_t line;           /* where it is defined (0: unknown) */
+    char *decl;    /* C prototype for other patches' preludes */
+    uint32_t line; /* where it is defined (0: unknown) */
     char **deps;
     uint32_t n_deps;
 } cc_sym;
 
 typedef struct cc_result {
-    bool ok;                 /* module is valid; else see diags */
+    bool ok; /* module is valid; else see diags */
     uint8_t *module;
     size_t module_len;
-    cc_sym *defs;            /* vars defined, in source order */
+    cc_sym *defs; /* vars defined, in source order */
     uint32_t n_defs;
-    cc_sym *uses;            /* room vars used (deps unused) */
+    cc_sym *uses; /* room vars used (deps unused) */
     uint32_t n_uses;
-    cc_diag *diags;          /* errors, warnings, notes; may be set when ok */
+    cc_diag *diags; /* errors, warnings, notes; may be set when ok */
     uint32_t n_diags;
-    bool cached;             /* served from the cache */
+    bool cached; /* served from the cache */
     uint64_t compile_us, link_us, total_us;
 } cc_result;
 

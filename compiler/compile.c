@@ -64,8 +64,8 @@ cc_compiler *cc_new(const cc_desc *desc, pb_errmsg *why)
     if (!cc->be)
         goto fail;
     if (!d.cache_disabled &&
-        !(cc->cache = cc_cache_new(d.cache_entries ? d.cache_entries
-                                                   : CC_DEFAULT_CACHE_ENTRIES))) {
+        !(cc->cache = cc_cache_new(
+              d.cache_entries ? d.cache_entries : CC_DEFAULT_CACHE_ENTRIES))) {
         cc_fail(why, PB_ERR_NOMEM, "out of memory");
         goto fail;
     }
@@ -181,7 +181,8 @@ fail:
     return -1;
 }
 
-/* ---- diagnostics ---------------------------------------------------------- */
+/* ---- diagnostics ----------------------------------------------------------
+ */
 
 typedef struct job_ctx {
     cc_result *r;
@@ -192,7 +193,8 @@ typedef struct job_ctx {
 } job_ctx;
 
 static void add_diag(job_ctx *j, pb_severity sev, uint32_t line, uint32_t col,
-                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+                     const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 
 static void add_diag(job_ctx *j, pb_severity sev, uint32_t line, uint32_t col,
                      const char *fmt, ...)
@@ -229,7 +231,8 @@ static uint32_t line_of(const char *src, size_t len, const char *name)
         if (src[i] == '\n')
             line++;
         if (!memcmp(src + i, name, n) &&
-            (i == 0 || !(isalnum((unsigned char)src[i - 1]) || src[i - 1] == '_')) &&
+            (i == 0 ||
+             !(isalnum((unsigned char)src[i - 1]) || src[i - 1] == '_')) &&
             (i + n == len ||
              !(isalnum((unsigned char)src[i + n]) || src[i + n] == '_')))
             return line;
@@ -272,7 +275,8 @@ static void on_backend_diag(void *ctx, int severity, const char *file,
     }
 }
 
-/* ---- the prelude ------------------------------------------------------------ */
+/* ---- the prelude ------------------------------------------------------------
+ */
 
 static const char *ctype_of(char c)
 {
@@ -356,7 +360,8 @@ static int build_prelude(const cc_job *job, const cc_scan *scan, text *t)
     return t->oom || names.oom ? -1 : 0;
 }
 
-/* ---- checks on the linked module --------------------------------------------- */
+/* ---- checks on the linked module
+ * --------------------------------------------- */
 
 static bool name_is(cc_wasm_name n, const char *s)
 {
@@ -522,7 +527,8 @@ static void check_signature_changes(const cc_job *job, job_ctx *j)
     }
 }
 
-/* ---- the job ------------------------------------------------------------------ */
+/* ---- the job
+ * ------------------------------------------------------------------ */
 
 static bool has_errors(const cc_result *r)
 {

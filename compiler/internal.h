@@ -15,8 +15,8 @@ typedef struct cc_file {
     size_t len;
 } cc_file;
 
-#define CC_VDIR "/pb/"
-#define CC_MAIN_PATH CC_VDIR "patch.c"
+#define CC_VDIR         "/pb/"
+#define CC_MAIN_PATH    CC_VDIR "patch.c"
 #define CC_PRELUDE_PATH CC_VDIR "pb_prelude.h"
 
 /* severity: 0 note, 1 warning, 2 error/fatal */
@@ -29,8 +29,8 @@ struct cc_be {
     /* 0 ok, -1 the source has errors (reported via on_diag), -2 the backend
      * failed (crash, timeout; message in err). *obj is malloc'd. */
     int (*compile)(cc_be *be, const char *const *args, const cc_file *files,
-                   size_t n_files, cc_diag_fn on_diag, void *ctx,
-                   uint8_t **obj, size_t *obj_len, char *err, size_t err_len);
+                   size_t n_files, cc_diag_fn on_diag, void *ctx, uint8_t **obj,
+                   size_t *obj_len, char *err, size_t err_len);
     /* 0 ok, -1 link error (err), -2 backend failure. *wasm is malloc'd. */
     int (*link)(cc_be *be, const uint8_t *obj, size_t obj_len, uint8_t **wasm,
                 size_t *wasm_len, char *err, size_t err_len);
@@ -68,7 +68,7 @@ typedef struct cc_wasm_import {
 } cc_wasm_import;
 
 typedef struct cc_wasm {
-    int has_dylink;  /* dylink.0 is the first section */
+    int has_dylink; /* dylink.0 is the first section */
     cc_wasm_import imports[CC_WASM_MAX_IMPORTS];
     uint32_t n_imports;
     cc_wasm_name exports[CC_WASM_MAX_EXPORTS];

@@ -165,8 +165,8 @@ int cc_scan_source(const char *src, size_t len, cc_scan *s)
     int brace = 0, paren = 0;
     size_t stmt_start = 0;
     bool at_line_start = true;
-    char last = 0;           /* last significant token kind at top level */
-    size_t last_close = 0;   /* position of the last ')' at top level */
+    char last = 0;         /* last significant token kind at top level */
+    size_t last_close = 0; /* position of the last ')' at top level */
     /* tokens of the current top-level statement (for the name) */
     tok toks[64];
     uint32_t tok_lines[64];
@@ -208,7 +208,8 @@ int cc_scan_source(const char *src, size_t len, cc_scan *s)
         }
         if (c == '/' && i + 1 < len && src[i + 1] == '*') {
             i += 2;
-            while (i < len && !(src[i] == '*' && i + 1 < len && src[i + 1] == '/')) {
+            while (i < len &&
+                   !(src[i] == '*' && i + 1 < len && src[i + 1] == '/')) {
                 if (src[i] == '\n')
                     line++;
                 i++;

@@ -101,8 +101,7 @@ int cc_wasm_parse(const uint8_t *p, size_t len, cc_wasm *w)
                         return -1;
                     j += 2;
                     break;
-                default:
-                    return -1;
+                default: return -1;
                 }
                 if (w->n_imports < CC_WASM_MAX_IMPORTS)
                     w->imports[w->n_imports++] = im;

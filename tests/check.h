@@ -56,9 +56,9 @@ extern int pb_test_failures_;
 /* Runs the table; defined once per test binary by PB_TEST_MAIN. */
 int pb_test_run(const pb_test *tests, size_t n, int argc, char **argv);
 
-/* Defines main(): runs setup (may be NULL; non-zero return aborts), then
- * the table. */
-#define PB_TEST_MAIN(table, setup)                                             \
+/* Defines pb_test_failures_ and pb_test_run (for a test with its own
+ * main). */
+#define PB_TEST_RUNNER                                                         \
     int pb_test_failures_;                                                     \
     int pb_test_run(const pb_test *tests, size_t n, int argc, char **argv)     \
     {                                                                          \
@@ -78,7 +78,12 @@ int pb_test_run(const pb_test *tests, size_t n, int argc, char **argv);
         }                                                                      \
         printf("%d passed, %d failed\n", passed, failed);                      \
         return failed ? 1 : 0;                                                 \
-    }                                                                          \
+    }
+
+/* Defines the runner and main(): runs setup (may be NULL; non-zero return
+ * aborts), then the table. */
+#define PB_TEST_MAIN(table, setup)                                             \
+    PB_TEST_RUNNER                                                             \
     int main(int argc, char **argv)                                            \
     {                                                                          \
         int (*setup_)(void) = setup;                                           \

@@ -43,9 +43,18 @@ namespace {
 
 constexpr const char *kRoomVars = "pb__room_vars";
 constexpr const char *kStateSection = "pb_state";
+// Static data a patch may define (the module itself is also bounded by
+// PB_MAX_MODULE_BYTES after linking; zero-filled data is not in the module
+// but is allocated when it loads).
+constexpr uint64_t kMaxStaticBytes = 16u << 20;
+
+// Set by fail(); a failed module is emptied so that code generation does
+// not spend time on what will be thrown away (a 1 GiB array, say).
+bool g_failed;
 
 void fail(Module &M, const Twine &msg, const Function *where = nullptr)
 {
+    g_failed = true;
     if (where)
         M.getContext().diagnose(DiagnosticInfoUnsupported(
             *where, msg, where->getSubprogram() ? DiagnosticLocation(
@@ -187,8 +196,29 @@ bool rewrite_state_uses(Module &M, GlobalVariable *g, GlobalVariable *cell)
 struct PatchAbiPass : PassInfoMixin<PatchAbiPass> {
     PreservedAnalyses run(Module &M, ModuleAnalysisManager &)
     {
+        g_failed = false;
         transform(M);
+        if (g_failed)
+            empty(M);
         return PreservedAnalyses::none();
+    }
+
+    static void empty(Module &M)
+    {
+        for (const char *n : {"llvm.global_ctors", "llvm.global_dtors"})
+            if (GlobalVariable *g = M.getGlobalVariable(n, true))
+                g->eraseFromParent();
+        for (Function &F : M)
+            if (!F.isDeclaration()) {
+                F.deleteBody();
+                F.setLinkage(GlobalValue::ExternalLinkage);
+            }
+        for (GlobalVariable &g : M.globals())
+            if (g.hasInitializer()) {
+                g.setInitializer(nullptr);
+                g.setLinkage(GlobalValue::ExternalLinkage);
+            }
+        M.setModuleInlineAsm("");
     }
 
     void transform(Module &M)
@@ -341,6 +371,17 @@ struct PatchAbiPass : PassInfoMixin<PatchAbiPass> {
             s.init = &g;
             states.push_back(s);
         }
+
+        uint64_t static_bytes = 0;
+        for (GlobalVariable &g : M.globals())
+            if (!g.isDeclaration())
+                static_bytes += dl.getTypeAllocSize(g.getValueType());
+        if (static_bytes > kMaxStaticBytes)
+            fail(M, "the patch defines " + Twine(static_bytes) +
+                        " bytes of static data, at most " +
+                        Twine(kMaxStaticBytes) +
+                        " (allocate large buffers with malloc, or keep them "
+                        "in a PB_STATE pointer)");
 
         // No user names leave the module.
         for (GlobalVariable &g : M.globals())
