@@ -5,5 +5,6 @@
 #include <stdio.h>
 
 int cmd_compile(int argc, char **argv);
+int cmd_cc_server(int argc, char **argv);
 
 #endif

@@ -300,3 +300,48 @@ done:
     free(src);
     return status;
 }
+
+/* `patchbay cc-server`: the compile server, started by `serve` (and by
+ * cc_client). Jobs arrive on stdin, results leave on stdout. */
+int cmd_cc_server(int argc, char **argv)
+{
+    cc_desc desc = {0};
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            printf("usage: patchbay cc-server [--backend warm|process] "
+                   "[--timeout-ms N]\n\n"
+                   "The compile server: reads length-prefixed msgpack jobs on "
+                   "stdin and writes\nresults on stdout, one at a time. "
+                   "`patchbay serve` starts and supervises it;\nthere is no "
+                   "need to run it by hand.\n");
+            return 0;
+        } else if (!strcmp(argv[i], "--backend") && i + 1 < argc) {
+            const char *b = argv[++i];
+            if (strcmp(b, "warm") && strcmp(b, "process")) {
+                fprintf(stderr, "patchbay cc-server: unknown backend \"%s\"\n",
+                        b);
+                return 2;
+            }
+            desc.backend =
+                !strcmp(b, "process") ? CC_BACKEND_PROCESS : CC_BACKEND_WARM;
+        } else if (!strcmp(argv[i], "--timeout-ms") && i + 1 < argc) {
+            char *end;
+            unsigned long ms = strtoul(argv[++i], &end, 10);
+            if (*end || ms == 0 || ms > 600000) {
+                fprintf(stderr,
+                        "patchbay cc-server: --timeout-ms wants 1..600000, "
+                        "got \"%s\"\n",
+                        argv[i]);
+                return 2;
+            }
+            desc.timeout_ms = (uint32_t)ms;
+        } else {
+            fprintf(stderr,
+                    "patchbay cc-server: unknown argument \"%s\" (see "
+                    "--help)\n",
+                    argv[i]);
+            return 2;
+        }
+    }
+    return cc_server_run(0, 1, &desc);
+}

@@ -22,6 +22,8 @@ static int cmd_help(int argc, char **argv);
 static const command commands[] = {
     {"compile", "compile a C patch to a side module (FILE -> FILE.wasm)",
      cmd_compile},
+    {"cc-server", "the compile server (started by serve; not for humans)",
+     cmd_cc_server},
     {"version", "print the versions of patchbay and its libraries",
      cmd_version},
     {"help", "show this help, or a command's help", cmd_help},

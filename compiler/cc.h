@@ -108,6 +108,39 @@ void cc_result_free(cc_result *r);
 /* The backend's name ("warm" or "process"). */
 const char *cc_backend_name(const cc_compiler *cc);
 
+/* ---- The compile server ----------------------------------------------------
+ * The relay compiles in a separate process so that a crash, a runaway job
+ * or a memory blow-up inside clang costs one request, not the relay. */
+
+/* Serves jobs read from in_fd, answering on out_fd, until in_fd closes.
+ * A job running longer than desc->timeout_ms ends the process with exit
+ * status CC_EXIT_TIMEOUT (the client reports it and starts a new one).
+ * Returns 0 on a clean end of input. */
+#define CC_EXIT_TIMEOUT 3
+int cc_server_run(int in_fd, int out_fd, const cc_desc *desc);
+
+typedef struct cc_client_desc {
+    /* The server command; default {"/proc/self/exe", "cc-server", NULL}
+     * with "--backend process" appended for CC_BACKEND_PROCESS. */
+    const char *const *argv;
+    cc_backend backend;
+    uint32_t timeout_ms; /* per job; 0: CC_DEFAULT_TIMEOUT_MS */
+} cc_client_desc;
+
+typedef struct cc_client cc_client;
+/* Starts the server (and restarts it when it dies). */
+cc_client *cc_client_new(const cc_client_desc *desc, pb_errmsg *why);
+/* Like cc_compile, through the server. A job that times out comes back as
+ * a result with a diagnostic saying so; a server that crashed or could not
+ * start is PB_ERR_COMPILER_DOWN (the next call starts a new one). */
+pb_err cc_client_compile(cc_client *c, const cc_job *job, cc_result *out,
+                         pb_errmsg *why) PB_WUR;
+/* The server's process id (0 if none is running). */
+int cc_client_pid(const cc_client *c);
+/* Number of servers started so far. */
+uint32_t cc_client_starts(const cc_client *c);
+void cc_client_free(cc_client *c);
+
 #ifdef __cplusplus
 }
 #endif

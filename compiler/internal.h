@@ -5,6 +5,7 @@
 
 #include "cc.h"
 
+#include <msgpack.h>
 #include <stdio.h>
 
 /* ---- backends (backend_process.c, backend_warm.c) ------------------------ */
@@ -126,6 +127,29 @@ void cc_cache_free(cc_cache *c);
 
 /* Deep copy of a result (used by the cache). */
 int cc_result_copy(const cc_result *src, cc_result *dst);
+
+/* ---- the compile server's pipe protocol (ipc.c) -------------------------- */
+
+typedef struct cc_ipc_job {
+    uint64_t id;
+    cc_job job; /* points into the fields below */
+    char *file, *source;
+    cc_var *vars;
+} cc_ipc_job;
+
+int cc_ipc_send(int fd, const pb_buf *msg);
+/* 0, -1 EOF or error, -2 deadline passed (deadline_us 0: none). */
+int cc_ipc_recv(int fd, uint8_t **msg, size_t *len, uint64_t deadline_us);
+int cc_ipc_pack_job(uint64_t id, const cc_job *job, pb_buf *out);
+int cc_ipc_unpack_job(const uint8_t *p, size_t len, cc_ipc_job *j);
+void cc_ipc_job_free(cc_ipc_job *j);
+int cc_ipc_pack_result(uint64_t id, pb_err status, const char *error,
+                       const cc_result *r, pb_buf *out);
+int cc_ipc_unpack_result(const uint8_t *p, size_t len, uint64_t *id,
+                         pb_err *status, char *error, size_t error_len,
+                         cc_result *r);
+int cc_ipc_unpack_raw(const uint8_t *p, size_t len, msgpack_object *o,
+                      msgpack_zone **z);
 
 /* Small helpers (util.c). cc_fail fills why (may be NULL), returns code. */
 pb_err cc_fail(pb_errmsg *why, pb_err code, const char *fmt, ...)

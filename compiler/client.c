@@ -1,0 +1,211 @@
+/* client.c — the supervisor side of the compile server: starts
+ * `patchbay cc-server`, sends a job, waits with a deadline, and when the
+ * server dies (crash, watchdog, memory limit) reports that job and starts
+ * a fresh server for the next one. */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+struct cc_client {
+    char *argv[16];
+    uint32_t timeout_ms;
+    pid_t pid;
+    int to_server, from_server;
+    uint64_t next_id;
+    uint32_t starts;
+};
+
+static void stop(cc_client *c, bool kill_it, int *status)
+{
+    if (c->to_server >= 0)
+        close(c->to_server);
+    if (c->from_server >= 0)
+        close(c->from_server);
+    c->to_server = c->from_server = -1;
+    if (c->pid > 0) {
+        if (kill_it)
+            kill(c->pid, SIGKILL);
+        int st = 0;
+        while (waitpid(c->pid, &st, 0) < 0 && errno == EINTR)
+            ;
+        if (status)
+            *status = st;
+    }
+    c->pid = 0;
+}
+
+static int start(cc_client *c, pb_errmsg *why)
+{
+    int in[2], out[2];
+    if (pipe(in) || pipe(out)) {
+        cc_fail(why, PB_ERR_COMPILER_DOWN, "cannot create pipes: %s",
+                strerror(errno));
+        return -1;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        cc_fail(why, PB_ERR_COMPILER_DOWN,
+                "cannot start the compile server: %s", strerror(errno));
+        close(in[0]), close(in[1]), close(out[0]), close(out[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        close(in[0]), close(in[1]), close(out[0]), close(out[1]);
+        execve(c->argv[0], c->argv, environ);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    fcntl(in[1], F_SETFD, FD_CLOEXEC);
+    fcntl(out[0], F_SETFD, FD_CLOEXEC);
+    c->pid = pid;
+    c->to_server = in[1];
+    c->from_server = out[0];
+    c->starts++;
+    return 0;
+}
+
+cc_client *cc_client_new(const cc_client_desc *desc, pb_errmsg *why)
+{
+    cc_client_desc d = desc ? *desc : (cc_client_desc){0};
+    cc_client *c = calloc(1, sizeof *c);
+    if (!c) {
+        cc_fail(why, PB_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    c->to_server = c->from_server = -1;
+    c->timeout_ms = d.timeout_ms ? d.timeout_ms : CC_DEFAULT_TIMEOUT_MS;
+    size_t n = 0;
+    if (d.argv) {
+        for (; d.argv[n] && n < 12; n++)
+            c->argv[n] = cc_strdup(d.argv[n]);
+    } else {
+        char self[4096];
+        ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+        self[len > 0 ? len : 0] = '\0';
+        c->argv[n++] = cc_strdup(self);
+        c->argv[n++] = cc_strdup("cc-server");
+    }
+    if (d.backend == CC_BACKEND_PROCESS) {
+        c->argv[n++] = cc_strdup("--backend");
+        c->argv[n++] = cc_strdup("process");
+    }
+    char ms[32];
+    snprintf(ms, sizeof ms, "%u", c->timeout_ms);
+    c->argv[n++] = cc_strdup("--timeout-ms");
+    c->argv[n++] = cc_strdup(ms);
+    c->argv[n] = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (!c->argv[i]) {
+            cc_client_free(c);
+            cc_fail(why, PB_ERR_NOMEM, "out of memory");
+            return NULL;
+        }
+    if (start(c, why)) {
+        cc_client_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void cc_client_free(cc_client *c)
+{
+    if (!c)
+        return;
+    stop(c, false, NULL); /* closing its input ends the server */
+    for (size_t i = 0; c->argv[i]; i++)
+        free(c->argv[i]);
+    free(c);
+}
+
+int cc_client_pid(const cc_client *c)
+{
+    return c->pid;
+}
+
+uint32_t cc_client_starts(const cc_client *c)
+{
+    return c->starts;
+}
+
+static pb_err timed_out(cc_client *c, cc_result *out)
+{
+    memset(out, 0, sizeof *out);
+    out->diags = calloc(1, sizeof *out->diags);
+    char msg[160];
+    snprintf(msg, sizeof msg,
+             "compiling took longer than the %u ms limit (a macro that "
+             "expands without end?)",
+             c->timeout_ms);
+    if (!out->diags || !(out->diags[0].message = cc_strdup(msg))) {
+        free(out->diags);
+        out->diags = NULL;
+        return PB_ERR_NOMEM;
+    }
+    out->diags[0].line = out->diags[0].col = 1;
+    out->diags[0].severity = PB_SEV_ERROR;
+    out->n_diags = 1;
+    return PB_OK;
+}
+
+pb_err cc_client_compile(cc_client *c, const cc_job *job, cc_result *out,
+                         pb_errmsg *why)
+{
+    memset(out, 0, sizeof *out);
+    signal(SIGPIPE, SIG_IGN);
+    /* A server that died while idle is replaced without failing this job. */
+    int st;
+    if (c->pid > 0 && waitpid(c->pid, &st, WNOHANG) == c->pid) {
+        c->pid = 0;
+        stop(c, false, NULL);
+    }
+    if (c->pid <= 0 && start(c, why))
+        return PB_ERR_COMPILER_DOWN;
+    uint64_t id = ++c->next_id;
+    pb_buf msg;
+    pb_buf_init(&msg);
+    cc_ipc_pack_job(id, job, &msg);
+    int sent = cc_ipc_send(c->to_server, &msg);
+    pb_buf_free(&msg);
+    uint8_t *reply = NULL;
+    size_t len = 0;
+    /* the server's own limits come first; this deadline is the backstop */
+    uint64_t deadline =
+        cc_now_us() + (uint64_t)c->timeout_ms * 1000u + 3000000u;
+    int r = sent ? -1 : cc_ipc_recv(c->from_server, &reply, &len, deadline);
+    if (r) {
+        int status = 0;
+        stop(c, true, &status);
+        if (r == -2 ||
+            (WIFEXITED(status) && WEXITSTATUS(status) == CC_EXIT_TIMEOUT))
+            return timed_out(c, out);
+        return cc_fail(why, PB_ERR_COMPILER_DOWN,
+                       "the compile server %s on this job; a new one starts "
+                       "with the next",
+                       WIFSIGNALED(status) ? "crashed" : "exited");
+    }
+    uint64_t got_id = 0;
+    pb_err status = PB_OK;
+    char error[256];
+    int bad = cc_ipc_unpack_result(reply, len, &got_id, &status, error,
+                                   sizeof error, out);
+    free(reply);
+    if (bad || got_id != id) {
+        stop(c, true, NULL);
+        return cc_fail(why, PB_ERR_COMPILER_DOWN,
+                       "the compile server answered out of turn; restarted");
+    }
+    if (status)
+        return cc_fail(why, status, "%s", error);
+    return PB_OK;
+}

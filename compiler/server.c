@@ -1,0 +1,102 @@
+/* server.c — the compile server loop (`patchbay cc-server`): jobs in on a
+ * pipe, results out, one at a time, with a watchdog that ends the process
+ * when a job overruns its time — the only safe way to stop clang midway.
+ * Its supervisor is cc_client (client.c). */
+#include "internal.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define CC_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CC_ASAN 1
+#endif
+#endif
+
+/* Address space for the whole server (not under ASan, which reserves
+ * terabytes of virtual memory for its shadow). */
+#define CC_SERVER_MEMORY_BYTES (4096ull << 20)
+
+static _Atomic uint64_t job_started_us; /* 0: idle */
+static uint32_t job_timeout_ms;
+
+static void *watchdog(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        uint64_t t = atomic_load(&job_started_us);
+        if (t && cc_now_us() - t > (uint64_t)job_timeout_ms * 1000u) {
+            static const char msg[] =
+                "patchbay cc-server: a job overran its time; exiting\n";
+            if (write(2, msg, sizeof msg - 1) < 0) {
+                /* nothing more to do */
+            }
+            _exit(CC_EXIT_TIMEOUT);
+        }
+    }
+    return NULL;
+}
+
+int cc_server_run(int in_fd, int out_fd, const cc_desc *desc)
+{
+    cc_desc d = desc ? *desc : (cc_desc){0};
+#ifndef CC_ASAN
+    struct rlimit as = {CC_SERVER_MEMORY_BYTES, CC_SERVER_MEMORY_BYTES};
+    setrlimit(RLIMIT_AS, &as);
+#endif
+    pb_errmsg why = {{0}};
+    cc_compiler *cc = cc_new(&d, &why);
+    if (!cc) {
+        fprintf(stderr, "patchbay cc-server: %s\n", why.text);
+        return 1;
+    }
+    /* The process backend enforces the limit on its children itself; the
+     * watchdog catches the warm backend (with a margin for the process
+     * backend's own kill). */
+    job_timeout_ms = (d.timeout_ms ? d.timeout_ms : CC_DEFAULT_TIMEOUT_MS) +
+                     (d.backend == CC_BACKEND_PROCESS ? 1000 : 0);
+    pthread_t th;
+    if (pthread_create(&th, NULL, watchdog, NULL) == 0)
+        pthread_detach(th);
+    pb_buf out;
+    pb_buf_init(&out);
+    int rc = 0;
+    for (;;) {
+        uint8_t *msg = NULL;
+        size_t len = 0;
+        int r = cc_ipc_recv(in_fd, &msg, &len, 0);
+        if (r)
+            break; /* input closed: the supervisor is done with us */
+        cc_ipc_job j;
+        cc_result res = {0};
+        pb_err e;
+        if (cc_ipc_unpack_job(msg, len, &j)) {
+            e = cc_fail(&why, PB_ERR_INTERNAL, "malformed request");
+            j.id = 0;
+        } else {
+            atomic_store(&job_started_us, cc_now_us());
+            e = cc_compile(cc, &j.job, &res, &why);
+            atomic_store(&job_started_us, 0);
+        }
+        free(msg);
+        cc_ipc_pack_result(j.id, e, e ? why.text : "", &res, &out);
+        cc_result_free(&res);
+        cc_ipc_job_free(&j);
+        if (cc_ipc_send(out_fd, &out)) {
+            rc = 1;
+            break;
+        }
+    }
+    pb_buf_free(&out);
+    cc_free(cc);
+    return rc;
+}

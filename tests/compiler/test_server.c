@@ -1,0 +1,159 @@
+/* test_server.c — the compile server and its supervisor: jobs go through
+ * the real `patchbay cc-server` process; a server killed mid-job costs that
+ * job only (PB_ERR_COMPILER_DOWN) and the next job gets a new server; a
+ * runaway job comes back as a timeout diagnostic; a server that died while
+ * idle is replaced without failing anyone.
+ * usage: test_server PATCHBAY_BINARY [warm|process] */
+#include "../check.h"
+#include "cc.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *binary;
+static cc_backend backend = CC_BACKEND_PROCESS;
+
+static const char seed[] =
+    "#include <patchbay.h>\ndouble ggg(double v) { return v + 49; }\n";
+
+static char bomb[4096];
+
+static void make_bomb(void)
+{
+    size_t n = (size_t)sprintf(bomb, "#define A0 x\n");
+    for (int i = 1; i <= 40; i++)
+        n +=
+            (size_t)sprintf(bomb + n, "#define A%d A%d A%d\n", i, i - 1, i - 1);
+    sprintf(bomb + n, "int f(void) { int x = 0; return A40; }\n");
+}
+
+static cc_client *client(uint32_t timeout_ms)
+{
+    const char *argv[] = {binary, "cc-server", NULL};
+    cc_client_desc d = {argv, backend, timeout_ms};
+    pb_errmsg why;
+    cc_client *c = cc_client_new(&d, &why);
+    if (!c)
+        fprintf(stderr, "  cc_client_new: %s\n", why.text);
+    return c;
+}
+
+static pb_err run(cc_client *c, const char *src, cc_result *r)
+{
+    cc_job job = {PB_LANG_C, "t.c", src, strlen(src), NULL, 0};
+    pb_errmsg why = {{0}};
+    pb_err e = cc_client_compile(c, &job, r, &why);
+    if (e)
+        fprintf(stderr, "  (expected or not) %s\n", why.text);
+    return e;
+}
+
+TEST(test_a_job_goes_through_the_server)
+{
+    cc_client *c = client(0);
+    REQUIRE(c != NULL);
+    cc_result r;
+    CHECK(run(c, seed, &r) == PB_OK);
+    CHECK(r.ok && r.module_len > 8 && r.n_defs == 1);
+    CHECK(r.n_defs == 1 && !strcmp(r.defs[0].name, "ggg"));
+    cc_result_free(&r);
+    CHECK(run(c, "int f(void) { return y; }\n", &r) == PB_OK);
+    CHECK(!r.ok && r.n_diags >= 1 && r.diags[0].line == 1);
+    cc_result_free(&r);
+    CHECK(cc_client_starts(c) == 1);
+    cc_client_free(c);
+}
+
+typedef struct killer {
+    cc_client *c;
+    int delay_ms;
+} killer;
+
+static void *kill_later(void *arg)
+{
+    killer *k = arg;
+    struct timespec ts = {0, (long)k->delay_ms * 1000000L};
+    nanosleep(&ts, NULL);
+    int pid = cc_client_pid(k->c);
+    if (pid > 0)
+        kill(pid, SIGKILL);
+    return NULL;
+}
+
+TEST(test_a_server_killed_mid_job_costs_only_that_job)
+{
+    cc_client *c = client(5000);
+    REQUIRE(c != NULL);
+    killer k = {c, 300};
+    pthread_t th;
+    REQUIRE(pthread_create(&th, NULL, kill_later, &k) == 0);
+    cc_result r;
+    pb_err e = run(c, bomb, &r);
+    pthread_join(th, NULL);
+    CHECK(e == PB_ERR_COMPILER_DOWN);
+    CHECK(!r.ok);
+    cc_result_free(&r);
+    CHECK(run(c, seed, &r) == PB_OK);
+    CHECK(r.ok);
+    cc_result_free(&r);
+    CHECK(cc_client_starts(c) == 2);
+    cc_client_free(c);
+}
+
+TEST(test_a_server_that_died_idle_is_replaced_quietly)
+{
+    cc_client *c = client(0);
+    REQUIRE(c != NULL);
+    kill(cc_client_pid(c), SIGKILL);
+    struct timespec ts = {0, 100 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    cc_result r;
+    CHECK(run(c, seed, &r) == PB_OK);
+    CHECK(r.ok);
+    cc_result_free(&r);
+    CHECK(cc_client_starts(c) == 2);
+    cc_client_free(c);
+}
+
+TEST(test_a_runaway_job_is_a_timeout_diagnostic)
+{
+    cc_client *c = client(500);
+    REQUIRE(c != NULL);
+    cc_result r;
+    CHECK(run(c, bomb, &r) == PB_OK);
+    CHECK(!r.ok && !r.module);
+    CHECK(r.n_diags >= 1 && strstr(r.diags[0].message, "500 ms limit"));
+    cc_result_free(&r);
+    CHECK(run(c, seed, &r) == PB_OK);
+    CHECK(r.ok);
+    cc_result_free(&r);
+    cc_client_free(c);
+}
+
+static const pb_test tests[] = {
+    T(test_a_job_goes_through_the_server),
+    T(test_a_server_killed_mid_job_costs_only_that_job),
+    T(test_a_server_that_died_idle_is_replaced_quietly),
+    T(test_a_runaway_job_is_a_timeout_diagnostic),
+};
+
+PB_TEST_RUNNER
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: test_server PATCHBAY [warm|process]\n");
+        return 2;
+    }
+    binary = argv[1];
+    if (argc > 2 && !strcmp(argv[2], "warm"))
+        backend = CC_BACKEND_WARM;
+    if (pb_init() != PB_OK)
+        return 1;
+    make_bomb();
+    return pb_test_run(tests, sizeof tests / sizeof tests[0], 1, argv);
+}
