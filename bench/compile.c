@@ -1,0 +1,291 @@
+/* compile.c — bench/compile: how fast a patch becomes a module.
+ *
+ * Compiles three patches — (a) the seed's one-liner, (b) a 40-line visual
+ * pb_frame with sinf/cosf and a state var, (c) a 300-line patch — N times
+ * each with every backend available (warm: clang+lld in process; process:
+ * clang-14 + wasm-ld-14 as children) and with `emcc -O2 -sSIDE_MODULE=1`
+ * in the same run, and prints p50/p95 per backend and the ratios against
+ * the warm backend. Then the warm backend's RSS over 1,000 compiles. Times
+ * on shared machines are noisy; the ratios are the result.
+ *
+ * usage: bench_compile [--iterations N] [--rss-compiles N] [--no-emcc] */
+#include "cc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static const char case_a[] =
+    "#include <patchbay.h>\ndouble ggg(double v) { return v + 49; }\n";
+
+static const char case_b[] =
+    "#include <patchbay.h>\n"
+    "PB_STATE(int, frames, 0);\n"
+    "static float wobble(float t, float k) { return sinf(t * k) * cosf(t); }\n"
+    "static int clampi(int v, int lo, int hi) {\n"
+    "    return v < lo ? lo : v > hi ? hi : v;\n"
+    "}\n"
+    "void pb_frame(double t, pb_canvas *c) {\n"
+    "    float ft = (float)t;\n"
+    "    frames++;\n"
+    "    for (int y = 0; y < c->height; y++) {\n"
+    "        for (int x = 0; x < c->width; x++) {\n"
+    "            float u = (float)x / (float)c->width;\n"
+    "            float v = (float)y / (float)c->height;\n"
+    "            float r = 0.5f + 0.5f * wobble(ft + u * 6.f, 1.3f);\n"
+    "            float g = 0.5f + 0.5f * wobble(ft + v * 4.f, 0.7f);\n"
+    "            float b = 0.5f + 0.5f * sinf(ft + (u + v) * 3.f);\n"
+    "            int ri = clampi((int)(r * 255.f), 0, 255);\n"
+    "            int gi = clampi((int)(g * 255.f), 0, 255);\n"
+    "            int bi = clampi((int)(b * 255.f), 0, 255);\n"
+    "            c->pixels[y * c->width + x] = pb_rgb(ri, gi, bi);\n"
+    "        }\n"
+    "    }\n"
+    "    int cx = c->width / 2, cy = c->height / 2;\n"
+    "    int rad = (int)(20.f + 10.f * sinf(ft * 2.f));\n"
+    "    pb_circle(c, cx, cy, rad, pb_rgb(255, 255, 255));\n"
+    "    for (int i = 0; i < 12; i++) {\n"
+    "        float a = ft + (float)i * 0.5236f;\n"
+    "        int x1 = cx + (int)(cosf(a) * 60.f);\n"
+    "        int y1 = cy + (int)(sinf(a) * 60.f);\n"
+    "        pb_line(c, cx, cy, x1, y1, pb_rgb(255, 200, 0));\n"
+    "    }\n"
+    "    if (frames % 600 == 0)\n"
+    "        printf(\"frame %d at t=%.2f\\n\", frames, t);\n"
+    "}\n"
+    "double speed(double t) {\n"
+    "    return 1.0 + 0.5 * sin(t);\n"
+    "}\n"
+    "int frame_count(void) { return frames; }\n";
+
+/* (c): 40 functions of ~7 lines, calling each other: ~300 lines. */
+static char *make_case_c(void)
+{
+    size_t cap = 64 * 1024, n = 0;
+    char *s = malloc(cap);
+    n += (size_t)snprintf(s + n, cap - n, "#include <patchbay.h>\n");
+    for (int i = 0; i < 40; i++)
+        n += (size_t)snprintf(
+            s + n, cap - n,
+            "double f%d(double x) {\n"
+            "    double acc = 0;\n"
+            "    for (int i = 0; i < %d; i++)\n"
+            "        acc += sin(x * i) / (1.0 + i);\n"
+            "    if (acc > %d.0) acc = %d.0;\n"
+            "    return acc%s;\n"
+            "}\n",
+            i, 3 + i % 5, i + 1, i + 1,
+            i ? (i % 2 ? " + f0(x)" : " * 0.5") : "");
+    return s;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+typedef struct stats {
+    double p50_ms, p95_ms;
+    int ok;
+} stats;
+
+static stats summarise(uint64_t *t, int n)
+{
+    stats s = {0, 0, n > 0};
+    if (n <= 0)
+        return s;
+    qsort(t, (size_t)n, sizeof *t, cmp_u64);
+    s.p50_ms = t[n / 2] / 1000.0;
+    s.p95_ms = t[(n * 95) / 100 < n ? (n * 95) / 100 : n - 1] / 1000.0;
+    return s;
+}
+
+static stats bench_backend(cc_backend b, const char *src, int iters)
+{
+    cc_desc d = {0};
+    d.backend = b;
+    d.cache_disabled = true;
+    pb_errmsg why;
+    cc_compiler *cc = cc_new(&d, &why);
+    stats none = {0, 0, 0};
+    if (!cc) {
+        fprintf(stderr, "  (%s backend unavailable: %s)\n",
+                b == CC_BACKEND_WARM ? "warm" : "process", why.text);
+        return none;
+    }
+    uint64_t *t = calloc((size_t)iters, sizeof *t);
+    cc_job job = {PB_LANG_C, "bench.c", src, strlen(src), NULL, 0};
+    for (int i = -2; i < iters; i++) { /* two warm-up runs */
+        cc_result r;
+        uint64_t t0 = now_us();
+        pb_err e = cc_compile(cc, &job, &r, &why);
+        uint64_t dt = now_us() - t0;
+        if (e || !r.ok) {
+            fprintf(stderr, "  compile failed: %s\n",
+                    e ? why.text : r.n_diags ? r.diags[0].message : "?");
+            cc_result_free(&r);
+            free(t);
+            cc_free(cc);
+            return none;
+        }
+        cc_result_free(&r);
+        if (i >= 0)
+            t[i] = dt;
+    }
+    stats s = summarise(t, iters);
+    free(t);
+    cc_free(cc);
+    return s;
+}
+
+static stats bench_emcc(const char *src, int iters)
+{
+    stats none = {0, 0, 0};
+    char dir[] = "/tmp/pbbench.XXXXXX";
+    if (!mkdtemp(dir))
+        return none;
+    char in[256], out[256], inc[600];
+    snprintf(in, sizeof in, "%s/bench.c", dir);
+    snprintf(out, sizeof out, "%s/bench.wasm", dir);
+    snprintf(inc, sizeof inc, "-I%s", PB_ABI_DIR);
+    FILE *f = fopen(in, "w");
+    fputs(src, f);
+    fclose(f);
+    setenv("NODE_PATH", "/usr/share/nodejs", 1);
+    setenv("EMSDK_PYTHON", "/usr/bin/python3", 1);
+    uint64_t *t = calloc((size_t)iters, sizeof *t);
+    stats s = none;
+    for (int i = -1; i < iters; i++) {
+        fflush(stdout); /* the child must not repeat our buffered output */
+        uint64_t t0 = now_us();
+        pid_t pid = fork();
+        if (pid == 0) {
+            freopen("/dev/null", "w", stdout);
+            execlp("emcc", "emcc", "-O2", "-sSIDE_MODULE=1", inc, in, "-o",
+                   out, (char *)NULL);
+            _exit(127);
+        }
+        int st;
+        waitpid(pid, &st, 0);
+        if (!WIFEXITED(st) || WEXITSTATUS(st)) {
+            fprintf(stderr, "  (emcc failed; skipping it)\n");
+            goto done;
+        }
+        if (i >= 0)
+            t[i] = now_us() - t0;
+    }
+    s = summarise(t, iters);
+done:
+    free(t);
+    unlink(in);
+    unlink(out);
+    rmdir(dir);
+    return s;
+}
+
+static long rss_kb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmRSS:", 6))
+            kb = strtol(line + 6, NULL, 10);
+    if (f)
+        fclose(f);
+    return kb;
+}
+
+int main(int argc, char **argv)
+{
+    int iters = 50, rss_compiles = 1000, emcc = 1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--iterations") && i + 1 < argc)
+            iters = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--rss-compiles") && i + 1 < argc)
+            rss_compiles = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--no-emcc"))
+            emcc = 0;
+        else {
+            fprintf(stderr, "usage: bench_compile [--iterations N] "
+                            "[--rss-compiles N] [--no-emcc]\n");
+            return 2;
+        }
+    }
+    if (iters < 1)
+        iters = 1;
+    if (pb_init() != PB_OK)
+        return 1;
+    char *case_c = make_case_c();
+    const struct {
+        const char *name, *src;
+    } cases[] = {{"(a) seed one-liner", case_a},
+                 {"(b) 40-line visual", case_b},
+                 {"(c) 300-line patch", case_c}};
+    printf("bench/compile: %d iterations per case and backend (emcc: %d)\n\n",
+           iters, iters / 5 > 3 ? iters / 5 : 3);
+    printf("%-20s %-8s %9s %9s %12s\n", "case", "backend", "p50 ms", "p95 ms",
+           "p50 / warm");
+    for (size_t k = 0; k < 3; k++) {
+        stats w = bench_backend(CC_BACKEND_WARM, cases[k].src, iters);
+        stats p = bench_backend(CC_BACKEND_PROCESS, cases[k].src,
+                                iters / 2 > 3 ? iters / 2 : 3);
+        stats e = emcc ? bench_emcc(cases[k].src, iters / 5 > 3 ? iters / 5 : 3)
+                       : (stats){0, 0, 0};
+        const struct {
+            const char *name;
+            stats s;
+        } rows[] = {{"warm", w}, {"process", p}, {"emcc", e}};
+        for (size_t r = 0; r < 3; r++) {
+            if (!rows[r].s.ok)
+                continue;
+            printf("%-20s %-8s %9.2f %9.2f", cases[k].name, rows[r].name,
+                   rows[r].s.p50_ms, rows[r].s.p95_ms);
+            if (w.ok)
+                printf(" %11.1fx", rows[r].s.p50_ms / w.p50_ms);
+            printf("\n");
+        }
+    }
+
+    /* RSS of the warm backend over many compiles (must stay flat). */
+    cc_desc d = {0};
+    d.cache_disabled = true;
+    pb_errmsg why;
+    cc_compiler *cc = cc_new(&d, &why);
+    if (cc) {
+        cc_job job = {PB_LANG_C, "rss.c", case_b, strlen(case_b), NULL, 0};
+        long start = 0, mid = 0;
+        for (int i = 0; i < rss_compiles; i++) {
+            cc_result r;
+            if (cc_compile(cc, &job, &r, &why) != PB_OK || !r.ok) {
+                printf("rss run failed at %d\n", i);
+                cc_result_free(&r);
+                break;
+            }
+            cc_result_free(&r);
+            if (i == 9)
+                start = rss_kb();
+            if (i == rss_compiles / 5)
+                mid = rss_kb();
+        }
+        printf("\nwarm backend RSS: %ld KB after 10 compiles, %ld KB after "
+               "%d, %ld KB after %d\n",
+               start, mid, rss_compiles / 5, rss_kb(), rss_compiles);
+        cc_free(cc);
+    } else {
+        printf("\nwarm backend unavailable: %s\n", why.text);
+    }
+    free(case_c);
+    return 0;
+}
