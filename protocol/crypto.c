@@ -64,8 +64,10 @@ pb_err pb_patch_verify(const pb_patch *p,
                     (unsigned long long)out->seq);
         goto fail;
     }
-    pb_hash(p->module.ptr, p->module.len, h);
-    if (sodium_memcmp(h, out->module_hash, PB_HASH_BYTES) != 0) {
+    if (p->module.ptr)
+        pb_hash(p->module.ptr, p->module.len, h);
+    if (p->module.ptr &&
+        sodium_memcmp(h, out->module_hash, PB_HASH_BYTES) != 0) {
         e = pb_fail(why, PB_ERR_HASH_MISMATCH,
                     "patch seq %llu: module hash is %.16s…, the statement "
                     "says %.16s…",

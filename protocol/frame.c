@@ -72,7 +72,7 @@ static const pb_field diag_f[] = {
 static const pb_field patch_f[] = {
     FIELD(pb_patch, stmt, PB_K_BIN, REQ, PB_MAX_STATEMENT_BYTES),
     FIELD(pb_patch, sig, PB_K_SIG, REQ, 0),
-    FIELD(pb_patch, module, PB_K_BIN, REQ, PB_MAX_MODULE_BYTES),
+    FIELD(pb_patch, module, PB_K_BIN, OPT, PB_MAX_MODULE_BYTES),
     FIELD(pb_patch, source, PB_K_STR, OPT, PB_MAX_SOURCE_BYTES),
 };
 static const pb_obj patch_o = OBJ("history item", pb_patch, patch_f);

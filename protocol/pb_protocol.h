@@ -288,7 +288,9 @@ typedef struct pb_diag { /* relay -> the evaluating editor only */
 typedef struct pb_patch { /* relay -> room; also a history item */
     pb_bytes stmt;        /* required: canonical statement bytes */
     pb_bytes sig;         /* required: 64-byte ed25519 signature of stmt */
-    pb_bytes module;      /* required: the side module */
+    pb_bytes module;      /* the side module; absent only in a catch-up
+                             batch for a patch whose vars were all
+                             redefined later (verify it, load nothing) */
     pb_str source;        /* the source, checked against stmt source_hash */
 } pb_patch;
 
@@ -474,7 +476,9 @@ pb_err pb_verify(const uint8_t *stmt, size_t len,
 /* Checks a patch frame against the pinned relay key: decodes its statement
  * into *out, then in this order: the statement names the pinned key
  * (PB_ERR_WRONG_KEY), the signature (PB_ERR_BAD_SIGNATURE), the module hash
- * and, if the source is present, the source hash (PB_ERR_HASH_MISMATCH).
+ * if the module is present (absent: a superseded patch in catch-up, which
+ * the caller must not load) and the source hash if the source is present
+ * (PB_ERR_HASH_MISMATCH).
  * Chain position is pb_chain_check's job. On failure *out is zeroed; on
  * success free it with pb_statement_free(). */
 pb_err pb_patch_verify(const pb_patch *p,

@@ -196,6 +196,11 @@ TEST(test_patch_verify_accepts_a_good_patch)
     p.patch.source = (pb_str){0};
     CHECK(pb_patch_verify(&p.patch, pk, &s, NULL) == PB_OK);
     pb_statement_free(&s);
+    /* a superseded patch in catch-up comes without its module */
+    p.patch.module = (pb_bytes){0};
+    CHECK(pb_patch_verify(&p.patch, pk, &s, NULL) == PB_OK);
+    CHECK(s.seq == 1);
+    pb_statement_free(&s);
     pb_sample_patch_free(&p);
 }
 
