@@ -6,5 +6,12 @@
 
 int cmd_compile(int argc, char **argv);
 int cmd_cc_server(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_watch(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_token(int argc, char **argv);
+int cmd_keygen(int argc, char **argv);
+int cmd_log(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
 
 #endif

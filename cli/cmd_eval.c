@@ -1,0 +1,375 @@
+/* cmd_eval.c — `patchbay eval` and `patchbay watch`: send a file to a
+ * room's relay as an eval, print the compiler's diagnostics in the
+ * FILE:LINE:COL form editors parse, then the acks of the room's runtimes.
+ * watch re-sends a file whenever it changes, so any text editor works. */
+#include "cli.h"
+#include "wsclient.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+typedef struct eval_opts {
+    pbc_target target;
+    const char *room;
+    pb_lang lang;
+    uint32_t wait_ms;
+    uint32_t runtimes;
+    bool quiet;
+    const char *files[64];
+    int n_files;
+} eval_opts;
+
+static void usage(FILE *out, const char *cmd)
+{
+    fprintf(out,
+            "usage: patchbay %s [options] %s\n"
+            "\n"
+            "%s\n"
+            "\n"
+            "options:\n"
+            "  --link URL        a join link printed by `patchbay token` (carries "
+            "the\n"
+            "                    relay address, room and token)\n"
+            "  --url URL         the relay (default $PATCHBAY_URL or "
+            "ws://127.0.0.1:7888)\n"
+            "  --token T         an editor token (default $PATCHBAY_TOKEN)\n"
+            "  --room R          refuse to send unless the token is for room R\n"
+            "  --lang c|lisp     default: from the file name (.c, or "
+            ".cljc/.clj/.jank)\n"
+            "  --wait-ms N       after an accepted patch, print runtime acks for "
+            "N ms\n"
+            "                    (default 1000)\n"
+            "  --runtimes N      stop waiting once N runtimes committed\n"
+            "  -q, --quiet       print only diagnostics\n"
+            "  -h, --help        this help\n"
+            "\n"
+            "exit status: 0 accepted, 1 compile errors, 2 usage, 3 relay or "
+            "connection error\n",
+            cmd, !strcmp(cmd, "eval") ? "FILE|-" : "FILE...",
+            !strcmp(cmd, "eval")
+                ? "Evaluates FILE (or stdin) in the token's room: the relay "
+                  "compiles it, and\nevery runtime in the room swaps it in."
+                : "Evaluates each FILE now and again whenever it is saved.");
+}
+
+static int parse(int argc, char **argv, const char *cmd, eval_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->wait_ms = 1000;
+    const char *url = getenv("PATCHBAY_URL");
+    const char *token = getenv("PATCHBAY_TOKEN");
+    const char *link = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        bool has = i + 1 < argc;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout, cmd);
+            return 1;
+        } else if (!strcmp(a, "--link") && has) {
+            link = argv[++i];
+        } else if (!strcmp(a, "--url") && has) {
+            url = argv[++i];
+        } else if (!strcmp(a, "--token") && has) {
+            token = argv[++i];
+        } else if (!strcmp(a, "--room") && has) {
+            o->room = argv[++i];
+        } else if (!strcmp(a, "--lang") && has) {
+            o->lang = pb_lang_parse(pb_cstr(argv[++i]));
+            if (!o->lang) {
+                fprintf(stderr, "patchbay %s: --lang is c or lisp, not \"%s\"\n",
+                        cmd, argv[i]);
+                return 2;
+            }
+        } else if ((!strcmp(a, "--wait-ms") || !strcmp(a, "--runtimes")) &&
+                   has) {
+            char *end;
+            unsigned long v = strtoul(argv[++i], &end, 10);
+            if (*end || v > 3600000) {
+                fprintf(stderr, "patchbay %s: %s wants a number, got \"%s\"\n",
+                        cmd, a, argv[i]);
+                return 2;
+            }
+            if (!strcmp(a, "--wait-ms"))
+                o->wait_ms = (uint32_t)v;
+            else
+                o->runtimes = (uint32_t)v;
+        } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
+            o->quiet = true;
+        } else if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "patchbay %s: unknown option \"%s\" (see --help)\n",
+                    cmd, a);
+            return 2;
+        } else if (o->n_files < 64) {
+            o->files[o->n_files++] = a;
+        }
+    }
+    if (!o->n_files || (!strcmp(cmd, "eval") && o->n_files > 1)) {
+        usage(stderr, cmd);
+        return 2;
+    }
+    pb_errmsg why = {{0}};
+    snprintf(o->target.token, sizeof o->target.token, "%s",
+             token ? token : "");
+    if (pbc_parse_url(link ? link : url ? url : "ws://127.0.0.1:7888",
+                      &o->target, &why)) {
+        fprintf(stderr, "patchbay %s: %s\n", cmd, why.text);
+        return 2;
+    }
+    if (!o->target.token[0]) {
+        fprintf(stderr,
+                "patchbay %s: no token: pass --token, --link, or set "
+                "PATCHBAY_TOKEN (patchbay token prints one)\n",
+                cmd);
+        return 2;
+    }
+    return 0;
+}
+
+static pb_lang lang_of(const char *file, pb_lang forced)
+{
+    if (forced)
+        return forced;
+    const char *dot = strrchr(file, '.');
+    if (dot && (!strcmp(dot, ".cljc") || !strcmp(dot, ".clj") ||
+                !strcmp(dot, ".jank")))
+        return PB_LANG_LISP;
+    return PB_LANG_C;
+}
+
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    if (!f)
+        return NULL;
+    size_t cap = 65536, n = 0, got;
+    char *buf = malloc(cap + 1);
+    while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += got;
+        if (n == cap) {
+            char *b = realloc(buf, (cap *= 2) + 1);
+            if (!b)
+                free(buf);
+            buf = b;
+        }
+    }
+    if (f != stdin)
+        fclose(f);
+    if (buf) {
+        buf[n] = '\0';
+        *len = n;
+    }
+    return buf;
+}
+
+typedef struct eval_state {
+    const eval_opts *o;
+    const char *file;
+    uint64_t req;
+    int phase;         /* 0 waiting for diag, 1 waiting for acks */
+    int status;        /* exit status so far */
+    uint64_t seq;
+    uint32_t committed, failed;
+} eval_state;
+
+static int on_frame(void *ctx, const pb_frame *f)
+{
+    eval_state *st = ctx;
+    if (f->type == PB_T_DIAG && f->diag.req == st->req) {
+        for (uint32_t i = 0; i < f->diag.n_items; i++) {
+            const pb_diag_item *d = &f->diag.items[i];
+            fprintf(stderr, "%s:%u:%u: %s: %.*s\n", st->file, d->line, d->col,
+                    pb_severity_name(d->severity), (int)d->message.len,
+                    d->message.ptr);
+        }
+        if (!f->diag.ok) {
+            st->status = 1;
+            return 1;
+        }
+        st->seq = f->diag.seq;
+        st->phase = 1;
+        if (!st->o->quiet)
+            printf("%s: accepted as seq %llu\n", st->file,
+                   (unsigned long long)st->seq);
+        return 1; /* then wait for acks, if asked to */
+    }
+    if (f->type == PB_T_ERROR && (f->error.req == st->req || f->error.fatal)) {
+        fprintf(stderr, "%s: error: %.*s\n", st->file,
+                (int)f->error.message.len, f->error.message.ptr);
+        st->status = 3;
+        return 1;
+    }
+    if (f->type == PB_T_ACK && st->phase == 1 && f->ack.seq == st->seq) {
+        if (f->ack.state == PB_ACK_COMMITTED)
+            st->committed++;
+        if (f->ack.state == PB_ACK_FAILED)
+            st->failed++;
+        if (!st->o->quiet) {
+            printf("  runtime %llu: %s", (unsigned long long)f->ack.runtime_id,
+                   pb_ack_state_name(f->ack.state));
+            if (f->ack.prepare_us)
+                printf(", prepared in %.2f ms", f->ack.prepare_us / 1000.0);
+            if (f->ack.state == PB_ACK_COMMITTED)
+                printf(", %+.2f ms from the apply time",
+                       f->ack.late_us / 1000.0);
+            if (f->ack.error.len)
+                printf(": %.*s", (int)f->ack.error.len, f->ack.error.ptr);
+            printf("\n");
+        }
+        if (st->o->runtimes && st->committed >= st->o->runtimes)
+            return 1;
+    }
+    return 0;
+}
+
+static int eval_one(pbc *c, const eval_opts *o, const char *file,
+                    uint64_t req)
+{
+    size_t len = 0;
+    char *src = read_file(file, &len);
+    if (!src) {
+        fprintf(stderr, "patchbay eval: cannot read %s: %s\n", file,
+                strerror(errno));
+        return 2;
+    }
+    pb_frame f = {.type = PB_T_EVAL};
+    f.eval.req = req;
+    f.eval.lang = lang_of(file, o->lang);
+    f.eval.name = pb_cstr(strcmp(file, "-") ? file : "stdin");
+    f.eval.source = (pb_str){src, (uint32_t)len};
+    pb_errmsg why = {{0}};
+    if (pbc_send(c, &f, &why)) {
+        fprintf(stderr, "%s: error: %s\n", file, why.text);
+        free(src);
+        return 2;
+    }
+    free(src);
+    eval_state st = {o, strcmp(file, "-") ? file : "stdin", req, 0, 0, 0, 0,
+                     0};
+    /* compile first (bounded by the relay's own limits), then acks */
+    int r = pbc_wait(c, 30000, on_frame, &st, &why);
+    if (r < 0) {
+        fprintf(stderr, "%s: error: %s\n", st.file, why.text);
+        return 3;
+    }
+    if (r == 0 && st.phase == 0) {
+        fprintf(stderr, "%s: error: no answer from the relay in 30 s\n",
+                st.file);
+        return 3;
+    }
+    if (st.phase == 1 && o->wait_ms &&
+        !(o->runtimes && st.committed >= o->runtimes))
+        pbc_wait(c, o->wait_ms, on_frame, &st, &why);
+    if (st.phase == 1 && !o->quiet)
+        printf("%s: seq %llu committed by %u runtime%s%s\n", st.file,
+               (unsigned long long)st.seq, st.committed,
+               st.committed == 1 ? "" : "s",
+               st.failed ? ", failed on some (see above)" : "");
+    return st.status;
+}
+
+static int on_frame_ignore(void *ctx, const pb_frame *f)
+{
+    (void)ctx;
+    (void)f;
+    return 0;
+}
+
+static pbc *connect_to(const eval_opts *o, const char *cmd)
+{
+    pb_errmsg why = {{0}};
+    pbc_welcome w;
+    pbc *c = pbc_connect(&o->target, "patchbay-cli/" PB_VERSION_STRING, 5000,
+                         &w, &why);
+    if (!c) {
+        fprintf(stderr, "patchbay %s: %s:%d: %s\n", cmd, o->target.host,
+                o->target.port, why.text);
+        return NULL;
+    }
+    const char *want = o->room ? o->room : o->target.room[0] ? o->target.room
+                                                            : NULL;
+    if (want && strcmp(want, w.room)) {
+        fprintf(stderr,
+                "patchbay %s: the token is for room \"%s\", not \"%s\"\n",
+                cmd, w.room, want);
+        pbc_close(c);
+        return NULL;
+    }
+    if (w.role != PB_ROLE_EDITOR && w.role != PB_ROLE_OWNER) {
+        fprintf(stderr,
+                "patchbay %s: the token's role is %s; evaluating needs an "
+                "editor or owner token\n",
+                cmd, pb_role_name(w.role));
+        pbc_close(c);
+        return NULL;
+    }
+    return c;
+}
+
+int cmd_eval(int argc, char **argv)
+{
+    eval_opts o;
+    int r = parse(argc, argv, "eval", &o);
+    if (r)
+        return r == 1 ? 0 : r;
+    pbc *c = connect_to(&o, "eval");
+    if (!c)
+        return 3;
+    int status = eval_one(c, &o, o.files[0], 1);
+    pbc_close(c);
+    return status;
+}
+
+int cmd_watch(int argc, char **argv)
+{
+    eval_opts o;
+    int r = parse(argc, argv, "watch", &o);
+    if (r)
+        return r == 1 ? 0 : r;
+    struct timespec seen[64];
+    memset(seen, 0, sizeof seen);
+    uint64_t req = 0;
+    uint32_t backoff_ms = 250;
+    pbc *c = NULL;
+    printf("watching %d file%s; Ctrl-C stops\n", o.n_files,
+           o.n_files == 1 ? "" : "s");
+    fflush(stdout);
+    for (;;) {
+        if (!c) {
+            c = connect_to(&o, "watch");
+            if (!c) {
+                struct timespec ts = {backoff_ms / 1000,
+                                      (long)(backoff_ms % 1000) * 1000000L};
+                nanosleep(&ts, NULL);
+                backoff_ms = backoff_ms < 8000 ? backoff_ms * 2 : 8000;
+                continue;
+            }
+            backoff_ms = 250;
+        }
+        for (int i = 0; i < o.n_files; i++) {
+            struct stat sb;
+            if (stat(o.files[i], &sb) != 0)
+                continue;
+            if (sb.st_mtim.tv_sec == seen[i].tv_sec &&
+                sb.st_mtim.tv_nsec == seen[i].tv_nsec)
+                continue;
+            seen[i] = sb.st_mtim;
+            if (eval_one(c, &o, o.files[i], ++req) == 3) {
+                pbc_close(c);
+                c = NULL;
+                memset(&seen[i], 0, sizeof seen[i]); /* retry after reconnect */
+                break;
+            }
+            fflush(stdout);
+        }
+        pb_errmsg why;
+        if (c && pbc_wait(c, 200, on_frame_ignore, NULL, &why) < 0) {
+            fprintf(stderr, "patchbay watch: %s; reconnecting\n", why.text);
+            pbc_close(c);
+            c = NULL;
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,51 @@
+/* wsclient.h — a small blocking patchbay client over libwebsockets for the
+ * CLI (eval, watch) and tests: connect, say hello, send frames, wait for
+ * frames with a deadline. One connection per context; not thread-safe. */
+#ifndef PB_WSCLIENT_H
+#define PB_WSCLIENT_H
+
+#include "pb_protocol.h"
+
+typedef struct pbc pbc;
+
+/* Where to connect and as whom; parsed from --url/--token or a join link
+ * (http://host:port/#room=R&token=T&key=K). */
+typedef struct pbc_target {
+    char host[256];
+    int port;
+    char token[PB_MAX_TOKEN_BYTES + 1];
+    char room[PB_MAX_NAME_BYTES + 1]; /* from the link, or "" */
+    char key_hex[2 * PB_PUBLICKEY_BYTES + 1];
+} pbc_target;
+
+/* Parses "ws://host:port", "http://host:port/...#room=..&token=..&key=..",
+ * or "host:port". Returns 0, or -1 with a message. */
+int pbc_parse_url(const char *url, pbc_target *t, pb_errmsg *why);
+
+/* Connects, sends hello and waits for welcome (or the relay's error) for
+ * up to timeout_ms. *welcome_out (may be NULL) gets the room, role and
+ * client id. */
+typedef struct pbc_welcome {
+    char room[PB_MAX_NAME_BYTES + 1];
+    char name[PB_MAX_NAME_BYTES + 1];
+    pb_role role;
+    uint64_t client_id, head_seq;
+} pbc_welcome;
+
+pbc *pbc_connect(const pbc_target *t, const char *client_name,
+                 uint32_t timeout_ms, pbc_welcome *welcome_out,
+                 pb_errmsg *why);
+
+int pbc_send(pbc *c, const pb_frame *f, pb_errmsg *why);
+
+/* Called for each frame received; return 1 to stop waiting. */
+typedef int (*pbc_frame_fn)(void *ctx, const pb_frame *f);
+
+/* Services the connection until fn returns 1 (returns 1), the deadline
+ * passes (0) or the connection ends (-1, message in why). */
+int pbc_wait(pbc *c, uint32_t timeout_ms, pbc_frame_fn fn, void *ctx,
+             pb_errmsg *why);
+
+void pbc_close(pbc *c);
+
+#endif

@@ -1,0 +1,317 @@
+/* evaluator.c — the eval path off the event loop: one worker thread takes
+ * eval jobs in order, compiles each through the compile server (cc_client),
+ * and for a module builds the patch statement, signs it and commits it to
+ * the history *before* handing it back for broadcast — so a crash never
+ * loses a patch anyone has seen. Jobs are serialized, which also
+ * serializes seq assignment per room. Results go back to the event loop
+ * through a queue and lws_cancel_service(). */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct relay_evaluator {
+    relay_server *srv;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    relay_job *jobs, *jobs_tail;
+    relay_done *done, *done_tail;
+    bool stopping;
+    cc_client *cc;
+    relay_history *history; /* this thread's own connection */
+};
+
+void relay_done_free(relay_done *d)
+{
+    if (!d)
+        return;
+    cc_result_free(&d->res);
+    relay_msg_unref(d->patch);
+    free(d);
+}
+
+static void job_free(relay_job *j)
+{
+    if (j) {
+        free(j->source);
+        free(j);
+    }
+}
+
+/* The room's vars, for the compiler's prelude. */
+typedef struct var_list {
+    cc_var *v;
+    uint32_t n, cap;
+    bool oom;
+} var_list;
+
+static void add_var(void *ctx, const relay_var_row *row)
+{
+    var_list *l = ctx;
+    if (l->oom)
+        return;
+    if (l->n == l->cap) {
+        uint32_t cap = l->cap ? l->cap * 2 : 16;
+        cc_var *p = realloc(l->v, cap * sizeof *p);
+        if (!p) {
+            l->oom = true;
+            return;
+        }
+        l->v = p;
+        l->cap = cap;
+    }
+    cc_var *v = &l->v[l->n++];
+    memset(v, 0, sizeof *v);
+    v->name = strdup(row->name);
+    v->sig = strdup(row->sig);
+    v->decl = row->decl && row->decl[0] ? strdup(row->decl) : NULL;
+    if (row->n_deps) {
+        char **deps = calloc(row->n_deps, sizeof *deps);
+        for (uint32_t i = 0; deps && i < row->n_deps; i++)
+            deps[i] = strdup(row->deps[i]);
+        v->deps = (const char *const *)deps;
+        v->n_deps = deps ? row->n_deps : 0;
+    }
+    if (!v->name || !v->sig)
+        l->oom = true;
+}
+
+static void free_vars(var_list *l)
+{
+    for (uint32_t i = 0; i < l->n; i++) {
+        free((char *)l->v[i].name);
+        free((char *)l->v[i].sig);
+        free((char *)l->v[i].decl);
+        for (uint32_t k = 0; k < l->v[i].n_deps; k++)
+            free((char *)l->v[i].deps[k]);
+        free((void *)l->v[i].deps);
+    }
+    free(l->v);
+}
+
+/* Statement, signature, commit, encoded patch frame. */
+static pb_err accept_patch(relay_evaluator *ev, const relay_job *job,
+                           relay_done *d, pb_errmsg *why)
+{
+    relay_server *srv = ev->srv;
+    const cc_result *r = &d->res;
+    uint64_t head_seq = 0;
+    uint8_t head_hash[PB_HASH_BYTES] = {0};
+    pb_err e = relay_history_head(ev->history, job->room, &head_seq, head_hash,
+                                  why);
+    if (e)
+        return e;
+    pb_symbol *syms = calloc(r->n_defs ? r->n_defs : 1, sizeof *syms);
+    relay_var_row *rows = calloc(r->n_defs ? r->n_defs : 1, sizeof *rows);
+    pb_buf stmt;
+    pb_buf_init(&stmt);
+    if (!syms || !rows) {
+        e = PB_ERR_NOMEM;
+        goto done;
+    }
+    for (uint32_t i = 0; i < r->n_defs; i++) {
+        syms[i].name = pb_cstr(r->defs[i].name);
+        syms[i].type = pb_cstr(r->defs[i].sig);
+        rows[i].name = r->defs[i].name;
+        rows[i].sig = r->defs[i].sig;
+        rows[i].decl = r->defs[i].decl;
+        rows[i].deps = (const char *const *)r->defs[i].deps;
+        rows[i].n_deps = r->defs[i].n_deps;
+    }
+    pb_statement s = {0};
+    s.room = pb_cstr(job->room);
+    s.seq = head_seq + 1;
+    memcpy(s.prev_hash, head_hash, PB_HASH_BYTES);
+    pb_hash(r->module, r->module_len, s.module_hash);
+    s.symbols = syms;
+    s.n_symbols = r->n_defs;
+    s.author = pb_cstr(job->author_name);
+    s.lang = job->lang;
+    pb_hash(job->source, job->source_len, s.source_hash);
+    s.created_us = relay_now_us();
+    s.apply_us = s.created_us + job->lead_us;
+    memcpy(s.key, srv->keys.pk, PB_PUBLICKEY_BYTES);
+    if ((e = pb_statement_encode(&s, &stmt, why)))
+        goto done;
+    uint8_t sig[PB_SIG_BYTES];
+    pb_sign(stmt.data, stmt.len, srv->keys.sk, sig);
+    relay_patch_row row = {0};
+    row.seq = s.seq;
+    pb_hash(stmt.data, stmt.len, row.hash);
+    row.stmt = stmt.data;
+    row.stmt_len = stmt.len;
+    row.sig = sig;
+    row.module = r->module;
+    row.module_len = r->module_len;
+    row.source = job->source;
+    row.source_len = job->source_len;
+    row.author = job->author_name;
+    row.created_us = s.created_us;
+    /* Persist before anyone sees it (synchronous=FULL, WAL). */
+    if ((e = relay_history_append(ev->history, job->room, &row, rows,
+                                  r->n_defs, why)))
+        goto done;
+    pb_frame f = {.type = PB_T_PATCH};
+    f.patch.stmt = (pb_bytes){stmt.data, (uint32_t)stmt.len};
+    f.patch.sig = (pb_bytes){sig, PB_SIG_BYTES};
+    f.patch.module = (pb_bytes){r->module, (uint32_t)r->module_len};
+    f.patch.source = (pb_str){job->source, (uint32_t)job->source_len};
+    if (!(d->patch = relay_msg_encode(&f, why))) {
+        e = PB_ERR_INTERNAL;
+        goto done;
+    }
+    d->seq = s.seq;
+    memcpy(d->hash, row.hash, PB_HASH_BYTES);
+done:
+    pb_buf_free(&stmt);
+    free(syms);
+    free(rows);
+    return e;
+}
+
+static relay_done *run_job(relay_evaluator *ev, const relay_job *job)
+{
+    relay_done *d = calloc(1, sizeof *d);
+    if (!d)
+        return NULL;
+    d->author = job->author;
+    d->req = job->req;
+    snprintf(d->room, sizeof d->room, "%s", job->room);
+    pb_errmsg why = {{0}};
+    var_list vars = {0};
+    pb_err e = relay_history_vars(ev->history, job->room, add_var, &vars, &why);
+    if (!e && vars.oom)
+        e = PB_ERR_NOMEM;
+    if (!e) {
+        cc_job cj = {job->lang, job->file, job->source, job->source_len,
+                     vars.v, vars.n};
+        e = cc_client_compile(ev->cc, &cj, &d->res, &why);
+    }
+    if (!e && d->res.ok)
+        e = accept_patch(ev, job, d, &why);
+    free_vars(&vars);
+    if (e) {
+        d->err = e;
+        snprintf(d->errmsg, sizeof d->errmsg, "%s",
+                 why.text[0] ? why.text : pb_strerror(e));
+    }
+    return d;
+}
+
+static void *worker(void *arg)
+{
+    relay_evaluator *ev = arg;
+    for (;;) {
+        pthread_mutex_lock(&ev->lock);
+        while (!ev->jobs && !ev->stopping)
+            pthread_cond_wait(&ev->cond, &ev->lock);
+        relay_job *job = ev->jobs;
+        if (job) {
+            ev->jobs = job->next;
+            if (!ev->jobs)
+                ev->jobs_tail = NULL;
+        }
+        bool stop = ev->stopping && !job;
+        pthread_mutex_unlock(&ev->lock);
+        if (stop)
+            break;
+        relay_done *d = run_job(ev, job);
+        job_free(job);
+        if (!d)
+            continue;
+        pthread_mutex_lock(&ev->lock);
+        if (ev->done_tail)
+            ev->done_tail->next = d;
+        else
+            ev->done = d;
+        ev->done_tail = d;
+        pthread_mutex_unlock(&ev->lock);
+        lws_cancel_service(ev->srv->ctx);
+    }
+    return NULL;
+}
+
+relay_evaluator *relay_evaluator_start(relay_server *srv, pb_errmsg *why)
+{
+    relay_evaluator *ev = calloc(1, sizeof *ev);
+    if (!ev) {
+        snprintf(why->text, sizeof why->text, "out of memory");
+        return NULL;
+    }
+    ev->srv = srv;
+    pthread_mutex_init(&ev->lock, NULL);
+    pthread_cond_init(&ev->cond, NULL);
+    if (!(ev->history = relay_history_open_sqlite(srv->history_path, why)))
+        goto fail;
+    cc_client_desc cd = {srv->cfg.compiler_argv, srv->cfg.backend,
+                         srv->cfg.compile_timeout_ms};
+    if (!(ev->cc = cc_client_new(&cd, why)))
+        goto fail;
+    if (pthread_create(&ev->thread, NULL, worker, ev)) {
+        snprintf(why->text, sizeof why->text, "cannot start a thread");
+        goto fail;
+    }
+    return ev;
+fail:
+    cc_client_free(ev->cc);
+    relay_history_close(ev->history);
+    free(ev);
+    return NULL;
+}
+
+void relay_evaluator_submit(relay_evaluator *ev, relay_job *job)
+{
+    pthread_mutex_lock(&ev->lock);
+    job->next = NULL;
+    if (ev->jobs_tail)
+        ev->jobs_tail->next = job;
+    else
+        ev->jobs = job;
+    ev->jobs_tail = job;
+    pthread_cond_signal(&ev->cond);
+    pthread_mutex_unlock(&ev->lock);
+}
+
+relay_done *relay_evaluator_take_done(relay_evaluator *ev)
+{
+    pthread_mutex_lock(&ev->lock);
+    relay_done *d = ev->done;
+    if (d) {
+        ev->done = d->next;
+        if (!ev->done)
+            ev->done_tail = NULL;
+        d->next = NULL;
+    }
+    pthread_mutex_unlock(&ev->lock);
+    return d;
+}
+
+/* Finishes the jobs already queued (so every eval is answered and every
+ * accepted patch recorded), then ends the thread. Their results stay
+ * available to relay_evaluator_take_done. */
+void relay_evaluator_stop(relay_evaluator *ev)
+{
+    if (!ev || ev->stopping)
+        return;
+    pthread_mutex_lock(&ev->lock);
+    ev->stopping = true;
+    pthread_cond_signal(&ev->cond);
+    pthread_mutex_unlock(&ev->lock);
+    pthread_join(ev->thread, NULL);
+}
+
+void relay_evaluator_free(relay_evaluator *ev)
+{
+    if (!ev)
+        return;
+    relay_evaluator_stop(ev);
+    relay_done *d;
+    while ((d = relay_evaluator_take_done(ev)))
+        relay_done_free(d);
+    cc_client_free(ev->cc);
+    relay_history_close(ev->history);
+    pthread_mutex_destroy(&ev->lock);
+    pthread_cond_destroy(&ev->cond);
+    free(ev);
+}

@@ -1,0 +1,477 @@
+/* history.c — the room histories in one SQLite file. WAL journal and
+ * synchronous=FULL: when relay_history_append returns, the patch is on
+ * disk, and only then is it broadcast. Tables:
+ *   patches(room, seq, hash, stmt, sig, module, source, author, created_us)
+ *   vars(room, name, sig, decl, deps, seq)   the current definition of each
+ *   rooms(room, tempo_bpm, quantum, lead_us) room settings
+ * PRAGMA user_version is the schema version (1). */
+#include "relay.h"
+
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SCHEMA_VERSION 1
+
+enum {
+    Q_HEAD,
+    Q_INSERT_PATCH,
+    Q_UPSERT_VAR,
+    Q_VARS,
+    Q_PATCHES,
+    Q_ROOMS,
+    Q_GET_SETTINGS,
+    Q_SET_SETTINGS,
+    Q_COUNT_
+};
+
+static const char *const queries[Q_COUNT_] = {
+    [Q_HEAD] = "SELECT seq, hash FROM patches WHERE room = ?1 "
+               "ORDER BY seq DESC LIMIT 1",
+    [Q_INSERT_PATCH] = "INSERT INTO patches(room, seq, hash, stmt, sig, "
+                       "module, source, author, created_us) "
+                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    [Q_UPSERT_VAR] = "INSERT INTO vars(room, name, sig, decl, deps, seq) "
+                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
+                     "ON CONFLICT(room, name) DO UPDATE SET sig = ?3, "
+                     "decl = ?4, deps = ?5, seq = ?6",
+    [Q_VARS] = "SELECT name, sig, decl, deps, seq FROM vars WHERE room = ?1 "
+               "ORDER BY name",
+    /* ?4: state only — leave out module and source of superseded patches */
+    [Q_PATCHES] = "SELECT p.seq, p.hash, p.stmt, p.sig, "
+                  "CASE WHEN ?4 = 0 OR EXISTS (SELECT 1 FROM vars v WHERE "
+                  "v.room = p.room AND v.seq = p.seq) THEN 1 ELSE 0 END, "
+                  "p.module, p.source, p.author, p.created_us "
+                  "FROM patches p WHERE p.room = ?1 AND p.seq BETWEEN ?2 AND "
+                  "?3 ORDER BY p.seq",
+    [Q_ROOMS] = "SELECT room, MAX(seq) FROM (SELECT room, seq FROM patches "
+                "UNION ALL SELECT room, 0 FROM rooms) GROUP BY room "
+                "ORDER BY room",
+    [Q_GET_SETTINGS] = "SELECT tempo_bpm, quantum, lead_us FROM rooms WHERE "
+                       "room = ?1",
+    [Q_SET_SETTINGS] = "INSERT INTO rooms(room, tempo_bpm, quantum, lead_us) "
+                       "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(room) DO UPDATE "
+                       "SET tempo_bpm = ?2, quantum = ?3, lead_us = ?4",
+};
+
+static const char schema[] =
+    "CREATE TABLE IF NOT EXISTS patches ("
+    " room TEXT NOT NULL, seq INTEGER NOT NULL, hash BLOB NOT NULL,"
+    " stmt BLOB NOT NULL, sig BLOB NOT NULL, module BLOB NOT NULL,"
+    " source BLOB NOT NULL, author TEXT NOT NULL, created_us INTEGER NOT NULL,"
+    " PRIMARY KEY (room, seq));"
+    "CREATE TABLE IF NOT EXISTS vars ("
+    " room TEXT NOT NULL, name TEXT NOT NULL, sig TEXT NOT NULL,"
+    " decl TEXT NOT NULL, deps TEXT NOT NULL, seq INTEGER NOT NULL,"
+    " PRIMARY KEY (room, name));"
+    "CREATE INDEX IF NOT EXISTS vars_by_seq ON vars (room, seq);"
+    "CREATE TABLE IF NOT EXISTS rooms ("
+    " room TEXT PRIMARY KEY, tempo_bpm REAL NOT NULL, quantum INTEGER NOT "
+    "NULL, lead_us INTEGER NOT NULL);";
+
+struct relay_history {
+    sqlite3 *db;
+    sqlite3_stmt *q[Q_COUNT_];
+    char path[4096];
+};
+
+static pb_err fail(pb_errmsg *why, pb_err code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static pb_err fail(pb_errmsg *why, pb_err code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why->text, sizeof why->text, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+static pb_err db_fail(relay_history *h, pb_errmsg *why, const char *what)
+{
+    return fail(why, PB_ERR_IO, "%s: %s: %s", h->path, what,
+                sqlite3_errmsg(h->db));
+}
+
+static relay_history *open_db(const char *path, bool readonly,
+                              pb_errmsg *why)
+{
+    relay_history *h = calloc(1, sizeof *h);
+    if (!h) {
+        fail(why, PB_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    snprintf(h->path, sizeof h->path, "%s", path);
+    int flags = readonly ? SQLITE_OPEN_READONLY
+                         : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    flags |= SQLITE_OPEN_NOMUTEX; /* one handle per thread */
+    if (sqlite3_open_v2(path, &h->db, flags, NULL) != SQLITE_OK) {
+        fail(why, PB_ERR_IO, "cannot open the history %s: %s", path,
+             h->db ? sqlite3_errmsg(h->db) : "out of memory");
+        goto fail;
+    }
+    sqlite3_busy_timeout(h->db, 10000);
+    sqlite3_extended_result_codes(h->db, 1);
+    if (!readonly) {
+        char *err = NULL;
+        if (sqlite3_exec(h->db,
+                         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;",
+                         NULL, NULL, &err) != SQLITE_OK ||
+            sqlite3_exec(h->db, schema, NULL, NULL, &err) != SQLITE_OK) {
+            fail(why, PB_ERR_IO, "cannot set up the history %s: %s", path,
+                 err ? err : sqlite3_errmsg(h->db));
+            sqlite3_free(err);
+            goto fail;
+        }
+    }
+    sqlite3_stmt *v = NULL;
+    int version = -1;
+    if (sqlite3_prepare_v2(h->db, "PRAGMA user_version", -1, &v, NULL) ==
+            SQLITE_OK &&
+        sqlite3_step(v) == SQLITE_ROW)
+        version = sqlite3_column_int(v, 0);
+    sqlite3_finalize(v);
+    if (version == 0 && !readonly) {
+        if (sqlite3_exec(h->db, "PRAGMA user_version = 1", NULL, NULL,
+                         NULL) != SQLITE_OK) {
+            db_fail(h, why, "cannot record the schema version");
+            goto fail;
+        }
+        version = SCHEMA_VERSION;
+    }
+    if (version != SCHEMA_VERSION) {
+        fail(why, PB_ERR_IO,
+             "%s: schema version %d, this patchbay reads version %d (or it "
+             "is not a patchbay history)",
+             path, version, SCHEMA_VERSION);
+        goto fail;
+    }
+    for (int i = 0; i < Q_COUNT_; i++)
+        if (sqlite3_prepare_v3(h->db, queries[i], -1, SQLITE_PREPARE_PERSISTENT,
+                               &h->q[i], NULL) != SQLITE_OK) {
+            db_fail(h, why, "cannot prepare a query");
+            goto fail;
+        }
+    return h;
+fail:
+    relay_history_close(h);
+    return NULL;
+}
+
+relay_history *relay_history_open_sqlite(const char *path, pb_errmsg *why)
+{
+    return open_db(path, false, why);
+}
+
+relay_history *relay_history_open_readonly(const char *path, pb_errmsg *why)
+{
+    return open_db(path, true, why);
+}
+
+void relay_history_close(relay_history *h)
+{
+    if (!h)
+        return;
+    for (int i = 0; i < Q_COUNT_; i++)
+        sqlite3_finalize(h->q[i]);
+    sqlite3_close(h->db);
+    free(h);
+}
+
+/* Resets and clears a cached statement and binds the room to ?1. */
+static sqlite3_stmt *q_begin(relay_history *h, int which, const char *room)
+{
+    sqlite3_stmt *s = h->q[which];
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    if (room)
+        sqlite3_bind_text(s, 1, room, -1, SQLITE_STATIC);
+    return s;
+}
+
+pb_err relay_history_head(relay_history *h, const char *room, uint64_t *seq,
+                          uint8_t hash[PB_HASH_BYTES], pb_errmsg *why)
+{
+    sqlite3_stmt *s = q_begin(h, Q_HEAD, room);
+    *seq = 0;
+    memset(hash, 0, PB_HASH_BYTES);
+    int rc = sqlite3_step(s);
+    pb_err e = PB_OK;
+    if (rc == SQLITE_ROW) {
+        *seq = (uint64_t)sqlite3_column_int64(s, 0);
+        if (sqlite3_column_bytes(s, 1) == PB_HASH_BYTES)
+            memcpy(hash, sqlite3_column_blob(s, 1), PB_HASH_BYTES);
+        else
+            e = fail(why, PB_ERR_IO, "%s: room %s seq %llu has a damaged hash",
+                     h->path, room, (unsigned long long)*seq);
+    } else if (rc != SQLITE_DONE) {
+        e = db_fail(h, why, "cannot read the chain head");
+    }
+    sqlite3_reset(s);
+    return e;
+}
+
+static char *join_deps(const relay_var_row *v)
+{
+    size_t n = 1;
+    for (uint32_t i = 0; i < v->n_deps; i++)
+        n += strlen(v->deps[i]) + 1;
+    char *out = malloc(n), *p = out;
+    if (!out)
+        return NULL;
+    *p = '\0';
+    for (uint32_t i = 0; i < v->n_deps; i++)
+        p += sprintf(p, "%s%s", i ? " " : "", v->deps[i]);
+    return out;
+}
+
+pb_err relay_history_append(relay_history *h, const char *room,
+                            const relay_patch_row *p, const relay_var_row *vars,
+                            uint32_t n, pb_errmsg *why)
+{
+    if (sqlite3_exec(h->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return db_fail(h, why, "cannot begin a transaction");
+    uint64_t head = 0;
+    uint8_t head_hash[PB_HASH_BYTES];
+    pb_err e = relay_history_head(h, room, &head, head_hash, why);
+    if (e)
+        goto rollback;
+    if (p->seq != head + 1) {
+        e = fail(why, p->seq <= head ? PB_ERR_CHAIN_REPLAY : PB_ERR_CHAIN_GAP,
+                 "room %s: patch seq %llu does not follow the head %llu",
+                 room, (unsigned long long)p->seq, (unsigned long long)head);
+        goto rollback;
+    }
+    sqlite3_stmt *s = q_begin(h, Q_INSERT_PATCH, room);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)p->seq);
+    sqlite3_bind_blob(s, 3, p->hash, PB_HASH_BYTES, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 4, p->stmt, (int)p->stmt_len, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 5, p->sig, PB_SIG_BYTES, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 6, p->module ? (const void *)p->module : "",
+                      (int)p->module_len, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 7, p->source ? p->source : "", (int)p->source_len,
+                      SQLITE_STATIC);
+    sqlite3_bind_text(s, 8, p->author ? p->author : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 9, (sqlite3_int64)p->created_us);
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        e = db_fail(h, why, "cannot record the patch");
+        goto rollback;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        char *deps = join_deps(&vars[i]);
+        if (!deps) {
+            e = fail(why, PB_ERR_NOMEM, "out of memory");
+            goto rollback;
+        }
+        s = q_begin(h, Q_UPSERT_VAR, room);
+        sqlite3_bind_text(s, 2, vars[i].name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 3, vars[i].sig, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 4, vars[i].decl ? vars[i].decl : "", -1,
+                          SQLITE_STATIC);
+        sqlite3_bind_text(s, 5, deps, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 6, (sqlite3_int64)p->seq);
+        rc = sqlite3_step(s);
+        sqlite3_reset(s);
+        free(deps);
+        if (rc != SQLITE_DONE) {
+            e = db_fail(h, why, "cannot record a var");
+            goto rollback;
+        }
+    }
+    if (sqlite3_exec(h->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        e = db_fail(h, why, "cannot commit the patch");
+        goto rollback;
+    }
+    return PB_OK;
+rollback:
+    sqlite3_exec(h->db, "ROLLBACK", NULL, NULL, NULL);
+    return e;
+}
+
+static const char *col_text(sqlite3_stmt *s, int i)
+{
+    const unsigned char *t = sqlite3_column_text(s, i);
+    return t ? (const char *)t : "";
+}
+
+pb_err relay_history_vars(relay_history *h, const char *room,
+                          void (*fn)(void *ctx, const relay_var_row *v),
+                          void *ctx, pb_errmsg *why)
+{
+    sqlite3_stmt *s = q_begin(h, Q_VARS, room);
+    int rc;
+    pb_err e = PB_OK;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        char *deps = strdup(col_text(s, 3));
+        const char *list[PB_MAX_SYMBOLS * 4];
+        uint32_t n = 0;
+        if (!deps) {
+            e = fail(why, PB_ERR_NOMEM, "out of memory");
+            break;
+        }
+        for (char *save = NULL, *t = strtok_r(deps, " ", &save);
+             t && n < sizeof list / sizeof list[0];
+             t = strtok_r(NULL, " ", &save))
+            list[n++] = t;
+        relay_var_row v = {col_text(s, 0), col_text(s, 1), col_text(s, 2),
+                           list, n, (uint64_t)sqlite3_column_int64(s, 4)};
+        fn(ctx, &v);
+        free(deps);
+    }
+    if (!e && rc != SQLITE_DONE)
+        e = db_fail(h, why, "cannot read the room's vars");
+    sqlite3_reset(s);
+    return e;
+}
+
+pb_err relay_history_patches(relay_history *h, const char *room,
+                             uint64_t from, uint64_t to, bool state_only,
+                             relay_patch_fn fn, void *ctx, pb_errmsg *why)
+{
+    sqlite3_stmt *s = q_begin(h, Q_PATCHES, room);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)from);
+    sqlite3_bind_int64(s, 3, to > INT64_MAX ? INT64_MAX : (sqlite3_int64)to);
+    sqlite3_bind_int(s, 4, state_only);
+    int rc;
+    pb_err e = PB_OK;
+    /* A read transaction, so a state query sees one consistent snapshot. */
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        relay_patch_row p;
+        memset(&p, 0, sizeof p);
+        p.seq = (uint64_t)sqlite3_column_int64(s, 0);
+        if (sqlite3_column_bytes(s, 1) != PB_HASH_BYTES ||
+            sqlite3_column_bytes(s, 3) != PB_SIG_BYTES) {
+            e = fail(why, PB_ERR_IO, "%s: room %s seq %llu is damaged",
+                     h->path, room, (unsigned long long)p.seq);
+            break;
+        }
+        memcpy(p.hash, sqlite3_column_blob(s, 1), PB_HASH_BYTES);
+        p.stmt = sqlite3_column_blob(s, 2);
+        p.stmt_len = (size_t)sqlite3_column_bytes(s, 2);
+        p.sig = sqlite3_column_blob(s, 3);
+        if (sqlite3_column_int(s, 4)) {
+            p.module = sqlite3_column_blob(s, 5);
+            p.module_len = (size_t)sqlite3_column_bytes(s, 5);
+            p.source = sqlite3_column_blob(s, 6);
+            p.source_len = (size_t)sqlite3_column_bytes(s, 6);
+            if (!p.source)
+                p.source = "";
+        }
+        p.author = col_text(s, 7);
+        p.created_us = (uint64_t)sqlite3_column_int64(s, 8);
+        if (fn(ctx, &p))
+            break;
+    }
+    if (!e && rc != SQLITE_DONE && rc != SQLITE_ROW)
+        e = db_fail(h, why, "cannot read the room's patches");
+    sqlite3_reset(s);
+    return e;
+}
+
+pb_err relay_history_rooms(relay_history *h,
+                           void (*fn)(void *ctx, const char *room,
+                                      uint64_t head_seq),
+                           void *ctx, pb_errmsg *why)
+{
+    sqlite3_stmt *s = q_begin(h, Q_ROOMS, NULL);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        fn(ctx, col_text(s, 0), (uint64_t)sqlite3_column_int64(s, 1));
+    pb_err e = rc == SQLITE_DONE ? PB_OK : db_fail(h, why, "cannot list rooms");
+    sqlite3_reset(s);
+    return e;
+}
+
+pb_err relay_history_get_settings(relay_history *h, const char *room,
+                                  pb_room *out, pb_errmsg *why)
+{
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *s = q_begin(h, Q_GET_SETTINGS, room);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        out->tempo_bpm = sqlite3_column_double(s, 0);
+        out->quantum = (uint32_t)sqlite3_column_int64(s, 1);
+        out->lead_us = (uint64_t)sqlite3_column_int64(s, 2);
+    }
+    pb_err e = rc == SQLITE_ROW || rc == SQLITE_DONE
+                   ? PB_OK
+                   : db_fail(h, why, "cannot read room settings");
+    sqlite3_reset(s);
+    return e;
+}
+
+pb_err relay_history_set_settings(relay_history *h, const char *room,
+                                  const pb_room *r, pb_errmsg *why)
+{
+    sqlite3_stmt *s = q_begin(h, Q_SET_SETTINGS, room);
+    sqlite3_bind_double(s, 2, r->tempo_bpm);
+    sqlite3_bind_int64(s, 3, r->quantum);
+    sqlite3_bind_int64(s, 4, (sqlite3_int64)r->lead_us);
+    int rc = sqlite3_step(s);
+    pb_err e = rc == SQLITE_DONE ? PB_OK
+                                 : db_fail(h, why, "cannot save room settings");
+    sqlite3_reset(s);
+    return e;
+}
+
+typedef struct verify_ctx {
+    const uint8_t *key;
+    pb_chain chain;
+    uint64_t n;
+    pb_err e;
+    pb_errmsg *why;
+} verify_ctx;
+
+static int verify_one(void *vctx, const relay_patch_row *p)
+{
+    verify_ctx *c = vctx;
+    pb_patch patch = {{p->stmt, (uint32_t)p->stmt_len},
+                      {p->sig, PB_SIG_BYTES},
+                      {p->module, (uint32_t)p->module_len},
+                      {p->source, (uint32_t)p->source_len}};
+    pb_statement st;
+    pb_errmsg why = {{0}};
+    pb_err e = pb_patch_verify(&patch, c->key, &st, &why);
+    if (!e) {
+        if ((e = pb_chain_check(&c->chain, &st, &why)) == PB_OK) {
+            if (st.seq != p->seq || memcmp(st.hash, p->hash, PB_HASH_BYTES)) {
+                e = PB_ERR_HASH_MISMATCH;
+                snprintf(why.text, sizeof why.text,
+                         "the stored seq or hash does not match the "
+                         "statement");
+            } else {
+                pb_chain_advance(&c->chain, &st);
+            }
+        }
+        pb_statement_free(&st);
+    }
+    if (e) {
+        c->e = e;
+        fail(c->why, e, "seq %llu: %s", (unsigned long long)p->seq, why.text);
+        return 1;
+    }
+    c->n++;
+    return 0;
+}
+
+pb_err relay_history_verify(relay_history *h, const char *room,
+                            const uint8_t key[PB_PUBLICKEY_BYTES],
+                            uint64_t *n_checked, pb_errmsg *why)
+{
+    verify_ctx c = {key, {{0}, 0, {0}}, 0, PB_OK, why};
+    *n_checked = 0;
+    pb_err e = pb_chain_init(&c.chain, room);
+    if (e)
+        return fail(why, e, "bad room name \"%s\"", room);
+    if (sqlite3_exec(h->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+        return db_fail(h, why, "cannot begin a read");
+    e = relay_history_patches(h, room, 1, UINT64_MAX, false, verify_one, &c,
+                              why);
+    sqlite3_exec(h->db, "COMMIT", NULL, NULL, NULL);
+    *n_checked = c.n;
+    return e ? e : c.e;
+}

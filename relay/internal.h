@@ -1,0 +1,181 @@
+/* internal.h — private to relay/: sessions, rooms, the send queues and the
+ * evaluator thread. The public surface is relay.h. */
+#ifndef PB_RELAY_INTERNAL_H
+#define PB_RELAY_INTERNAL_H
+
+#include "relay.h"
+#include "cc.h"
+
+#include <libwebsockets.h>
+#include <pthread.h>
+
+/* ---- messages and send queues (outq.c) ------------------------------------ */
+
+typedef struct relay_msg {
+    uint32_t refs;
+    size_t len;
+    uint8_t bytes[]; /* LWS_PRE headroom, then len bytes of frame */
+} relay_msg;
+
+typedef struct relay_outq_item {
+    relay_msg *msg;
+    struct relay_outq_item *next;
+} relay_outq_item;
+
+typedef struct relay_outq {
+    relay_outq_item *head, *tail;
+    size_t bytes;
+    uint32_t count;
+} relay_outq;
+
+relay_msg *relay_msg_new(const uint8_t *data, size_t len);
+relay_msg *relay_msg_encode(const pb_frame *f, pb_errmsg *why);
+void relay_msg_unref(relay_msg *m);
+/* false if the queue would pass max_bytes (the caller disconnects). */
+bool relay_outq_push(relay_outq *q, relay_msg *m, size_t max_bytes);
+relay_msg *relay_outq_peek(const relay_outq *q);
+void relay_outq_pop(relay_outq *q);
+void relay_outq_clear(relay_outq *q);
+
+/* ---- sessions (session.c) --------------------------------------------------- */
+
+/* A handle names a session across threads and time: a stale handle (the
+ * session closed, the slot reused) is detected by its generation. */
+typedef struct relay_handle {
+    uint32_t index, gen;
+} relay_handle;
+
+typedef enum relay_sess_state {
+    RELAY_SESS_FREE = 0,
+    RELAY_SESS_AWAIT_HELLO,
+    RELAY_SESS_LIVE,
+    RELAY_SESS_CLOSING, /* flushing a final error, then closing */
+} relay_sess_state;
+
+typedef struct relay_room relay_room;
+
+typedef struct relay_session {
+    struct lws *wsi;
+    uint32_t index, gen;
+    relay_sess_state state;
+    relay_room *room;
+    struct relay_session *room_next;
+    pb_role role;
+    char name[PB_MAX_NAME_BYTES + 1];
+    char client[PB_MAX_CLIENT_BYTES + 1];
+    char peer[64];           /* address for the log */
+    char want_room[PB_MAX_NAME_BYTES + 1]; /* from the URL path /r/ROOM */
+    uint64_t client_id;
+    relay_outq q;
+    uint8_t *rx;             /* a message being assembled from fragments */
+    size_t rx_len, rx_cap;
+    bool rx_overflow;
+    double eval_tokens, byte_tokens;
+    uint64_t refill_us;
+    char close_reason[120];
+    /* what the peers frame shows */
+    pb_ack_state last_ack;
+    uint64_t last_seq;
+    int64_t skew_us;
+    uint64_t mem_bytes;
+} relay_session;
+
+/* ---- rooms (room.c) -------------------------------------------------------------- */
+
+struct relay_room {
+    char name[PB_MAX_NAME_BYTES + 1];
+    uint64_t head_seq;                /* highest seq broadcast */
+    uint8_t head_hash[PB_HASH_BYTES];
+    relay_session *members;
+    uint32_t n_members;
+    pb_room settings;
+    struct relay_room *next;
+};
+
+/* ---- the evaluator thread (evaluator.c) ------------------------------------------ */
+
+typedef struct relay_job {
+    relay_handle author;
+    uint64_t req;
+    char room[PB_MAX_NAME_BYTES + 1];
+    char author_name[PB_MAX_NAME_BYTES + 1];
+    pb_lang lang;
+    char file[PB_MAX_PATH_BYTES + 1];
+    char *source;
+    size_t source_len;
+    uint64_t lead_us;
+    struct relay_job *next;
+} relay_job;
+
+typedef struct relay_done {
+    relay_handle author;
+    uint64_t req;
+    char room[PB_MAX_NAME_BYTES + 1];
+    pb_err err;              /* the compiler or storage failed */
+    char errmsg[256];
+    cc_result res;           /* diagnostics (and defs) */
+    relay_msg *patch;        /* the encoded patch frame when accepted */
+    uint64_t seq;
+    uint8_t hash[PB_HASH_BYTES];
+    struct relay_done *next;
+} relay_done;
+
+typedef struct relay_evaluator relay_evaluator;
+
+/* ---- the server (server.c) ------------------------------------------------------- */
+
+typedef struct relay_server {
+    relay_config cfg;
+    struct lws_context *ctx;
+    relay_keys keys;
+    relay_history *history;  /* this thread's connection */
+    relay_session **sessions; /* slot table */
+    uint32_t n_slots;
+    uint64_t next_client_id;
+    relay_room *rooms;
+    relay_evaluator *eval;
+    char history_path[4200];
+    int port;
+} relay_server;
+
+extern relay_server *relay_g; /* the one server of this process */
+
+int relay_session_callback(struct lws *wsi, enum lws_callback_reasons reason,
+                           void *user, void *in, size_t len);
+relay_session *relay_session_get(relay_handle h);
+/* Queues a frame for one session; disconnects a slow consumer. */
+void relay_session_send(relay_session *s, relay_msg *m);
+void relay_session_send_frame(relay_session *s, const pb_frame *f);
+void relay_session_send_error(relay_session *s, pb_err code, uint64_t req,
+                              bool fatal, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+void relay_deliver_done(relay_done *d);
+
+relay_room *relay_room_get(const char *name);
+void relay_room_join(relay_room *r, relay_session *s);
+void relay_room_leave(relay_session *s);
+void relay_room_broadcast(relay_room *r, relay_msg *m, pb_role only);
+/* Tells everyone in the room who is there. */
+void relay_room_send_peers(relay_room *r);
+
+relay_evaluator *relay_evaluator_start(relay_server *srv, pb_errmsg *why);
+/* Takes ownership of job (and job->source). */
+void relay_evaluator_submit(relay_evaluator *ev, relay_job *job);
+/* Completed jobs, oldest first; the caller frees each with relay_done_free. */
+relay_done *relay_evaluator_take_done(relay_evaluator *ev);
+void relay_done_free(relay_done *d);
+void relay_evaluator_stop(relay_evaluator *ev);
+void relay_evaluator_free(relay_evaluator *ev);
+
+/* ---- history to clients (catchup.c) ------------------------------------------------ */
+
+/* After welcome: the room's state up to the broadcast head (or, with
+ * since_seq, every patch after it) in history frames with req 0. */
+void relay_send_catchup(relay_session *s, uint64_t since_seq);
+/* Answers a history_req. */
+void relay_send_history(relay_session *s, const pb_history_req *q);
+
+uint64_t relay_now_us(void);   /* wall clock, µs since the epoch */
+uint64_t relay_mono_us(void);
+
+#endif

@@ -1,0 +1,168 @@
+/* key.c — the relay's keys in its data directory. The ed25519 seed
+ * (relay.key) and the token secret (token.key) are 32 random bytes each,
+ * written 0600 through a temporary file and rename, so a crash never
+ * leaves half a key; a secret file that group or others may read is
+ * refused rather than used, since anyone who can read it can sign patches
+ * or mint tokens. */
+#include "relay.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static pb_err fail(pb_errmsg *why, pb_err code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static pb_err fail(pb_errmsg *why, pb_err code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why->text, sizeof why->text, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+/* Reads exactly n secret bytes from path. PB_ERR_OK, or a message; *missing
+ * is set (and PB_ERR_IO returned) when the file does not exist. */
+static pb_err read_secret(const char *path, uint8_t *out, size_t n,
+                          bool *missing, pb_errmsg *why)
+{
+    *missing = false;
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        *missing = errno == ENOENT;
+        return fail(why, PB_ERR_IO, "cannot open %s: %s", path,
+                    strerror(errno));
+    }
+    struct stat sb;
+    pb_err e = PB_OK;
+    if (fstat(fd, &sb) != 0) {
+        e = fail(why, PB_ERR_IO, "cannot stat %s: %s", path, strerror(errno));
+    } else if (!S_ISREG(sb.st_mode)) {
+        e = fail(why, PB_ERR_IO, "%s is not a regular file", path);
+    } else if (sb.st_mode & 077) {
+        e = fail(why, PB_ERR_IO,
+                 "%s is readable by others (mode %03o); refusing to use a "
+                 "secret key others can read: chmod 600 it, or replace it",
+                 path, (unsigned)(sb.st_mode & 0777));
+    } else if ((size_t)sb.st_size != n) {
+        e = fail(why, PB_ERR_IO, "%s has %lld bytes, a key has %zu", path,
+                 (long long)sb.st_size, n);
+    } else {
+        ssize_t got = read(fd, out, n);
+        if (got != (ssize_t)n)
+            e = fail(why, PB_ERR_IO, "cannot read %s: %s", path,
+                     got < 0 ? strerror(errno) : "short read");
+    }
+    close(fd);
+    return e;
+}
+
+static pb_err write_file(const char *path, const void *data, size_t n,
+                         mode_t mode, pb_errmsg *why)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+                  mode);
+    if (fd < 0)
+        return fail(why, PB_ERR_IO, "cannot create %s: %s", tmp,
+                    strerror(errno));
+    bool ok = fchmod(fd, mode) == 0 && write(fd, data, n) == (ssize_t)n &&
+              fsync(fd) == 0;
+    int err = errno;
+    close(fd);
+    if (!ok || rename(tmp, path) != 0) {
+        if (ok)
+            err = errno;
+        unlink(tmp);
+        return fail(why, PB_ERR_IO, "cannot write %s: %s", path,
+                    strerror(err));
+    }
+    return PB_OK;
+}
+
+static void sync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+pb_err relay_keys_open(const char *dir, relay_keys *k, bool *created,
+                       pb_errmsg *why)
+{
+    memset(k, 0, sizeof *k);
+    if (created)
+        *created = false;
+    if (pb_init())
+        return fail(why, PB_ERR_INTERNAL, "libsodium does not initialise");
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return fail(why, PB_ERR_IO, "cannot create the data directory %s: %s",
+                    dir, strerror(errno));
+    char key_path[4200], tok_path[4200], pub_path[4200];
+    snprintf(key_path, sizeof key_path, "%s/relay.key", dir);
+    snprintf(tok_path, sizeof tok_path, "%s/token.key", dir);
+    snprintf(pub_path, sizeof pub_path, "%s/relay.pub", dir);
+
+    uint8_t seed[crypto_sign_SEEDBYTES];
+    bool missing_key, missing_tok;
+    pb_err e = read_secret(key_path, seed, sizeof seed, &missing_key, why);
+    if (e && !missing_key)
+        return e;
+    pb_errmsg why_tok;
+    pb_err e_tok = read_secret(tok_path, k->token_key, sizeof k->token_key,
+                               &missing_tok, &why_tok);
+    if (e_tok && !missing_tok) {
+        sodium_memzero(seed, sizeof seed);
+        *why = why_tok;
+        return e_tok;
+    }
+    if (missing_key != missing_tok) {
+        sodium_memzero(seed, sizeof seed);
+        return fail(why, PB_ERR_IO,
+                    "%s exists but %s does not; restore the missing file "
+                    "from a backup, or remove both to make new keys (old "
+                    "tokens and links stop working)",
+                    missing_key ? tok_path : key_path,
+                    missing_key ? key_path : tok_path);
+    }
+    if (missing_key) {
+        randombytes_buf(seed, sizeof seed);
+        randombytes_buf(k->token_key, sizeof k->token_key);
+        if ((e = write_file(key_path, seed, sizeof seed, 0600, why)) ||
+            (e = write_file(tok_path, k->token_key, sizeof k->token_key, 0600,
+                            why))) {
+            sodium_memzero(seed, sizeof seed);
+            relay_keys_close(k);
+            return e;
+        }
+        if (created)
+            *created = true;
+    }
+    crypto_sign_seed_keypair(k->pk, k->sk, seed);
+    sodium_memzero(seed, sizeof seed);
+    pb_hex(k->pk, sizeof k->pk, k->pk_hex);
+    if (missing_key) {
+        char line[2 * PB_PUBLICKEY_BYTES + 2];
+        snprintf(line, sizeof line, "%s\n", k->pk_hex);
+        if ((e = write_file(pub_path, line, strlen(line), 0644, why))) {
+            relay_keys_close(k);
+            return e;
+        }
+        sync_dir(dir);
+    }
+    return PB_OK;
+}
+
+void relay_keys_close(relay_keys *k)
+{
+    sodium_memzero(k, sizeof *k);
+}

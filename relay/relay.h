@@ -1,0 +1,172 @@
+/* relay.h — the relay (`patchbay serve`) and the pieces the CLI shares with
+ * it: the relay's keys, room tokens and the SQLite history.
+ *
+ * Errors: functions returning pb_err give PB_ERR_OK (0) or an error code
+ * with a message naming the input (file, room, token field) in *why. */
+#ifndef PB_RELAY_H
+#define PB_RELAY_H
+
+#include "cc.h"
+#include "pb_protocol.h"
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* ---- keys (key.c) ---------------------------------------------------------- */
+
+#define RELAY_TOKEN_KEY_BYTES 32u
+
+/* The relay's ed25519 signing key and the secret that MACs its tokens,
+ * kept in the data directory: relay.key (the 32-byte ed25519 seed) and
+ * token.key (32 bytes), both mode 0600, relay.pub (hex, for people). */
+typedef struct relay_keys {
+    uint8_t pk[PB_PUBLICKEY_BYTES];
+    uint8_t sk[PB_SECRETKEY_BYTES];
+    uint8_t token_key[RELAY_TOKEN_KEY_BYTES];
+    char pk_hex[2 * PB_PUBLICKEY_BYTES + 1];
+} relay_keys;
+
+/* Opens the keys in dir, creating dir (0700) and the keys if they do not
+ * exist yet (*created set when it made them; may be NULL). Refuses a secret
+ * file that others can read or that has the wrong size, naming the file. */
+pb_err relay_keys_open(const char *dir, relay_keys *k, bool *created,
+                       pb_errmsg *why) PB_WUR;
+/* Wipes the secrets from memory. */
+void relay_keys_close(relay_keys *k);
+
+/* ---- tokens (token.c) -------------------------------------------------------- */
+
+/* A token says who may join which room as what until when:
+ *   pb1.<base64url(msgpack [room, role, name, expires_s])>.<base64url(mac)>
+ * where mac = crypto_auth (HMAC-SHA-512-256) of the text before the last
+ * dot, keyed with the relay's token key. */
+typedef struct relay_token {
+    char room[PB_MAX_NAME_BYTES + 1];
+    pb_role role;
+    char name[PB_MAX_NAME_BYTES + 1];
+    uint64_t expires_s; /* Unix time */
+} relay_token;
+
+#define RELAY_TOKEN_MAX_TTL_S (366u * 24u * 3600u)
+
+/* Writes the token for t into out (PB_MAX_TOKEN_BYTES + 1 bytes). */
+pb_err relay_token_make(const relay_keys *k, const relay_token *t, char *out,
+                        size_t out_len, pb_errmsg *why) PB_WUR;
+/* Checks a token's form, MAC (constant time), role and expiry against
+ * now_s: PB_ERR_AUTH_MALFORMED, _BAD_MAC, _UNKNOWN_ROLE or _EXPIRED. */
+pb_err relay_token_verify(const relay_keys *k, const char *tok, size_t len,
+                          uint64_t now_s, relay_token *out,
+                          pb_errmsg *why) PB_WUR;
+/* Parses a duration such as "90s", "30m", "12h", "7d"; 0 if it is not one. */
+uint64_t relay_parse_duration_s(const char *s);
+
+/* ---- history (history.c) ---------------------------------------------------------- */
+
+typedef struct relay_history relay_history;
+
+/* One recorded patch. Strings and bytes are borrowed. */
+typedef struct relay_patch_row {
+    uint64_t seq;
+    uint8_t hash[PB_HASH_BYTES]; /* of the statement */
+    const uint8_t *stmt;
+    size_t stmt_len;
+    const uint8_t *sig; /* PB_SIG_BYTES */
+    const uint8_t *module;
+    size_t module_len;
+    const char *source;
+    size_t source_len;
+    const char *author;
+    uint64_t created_us;
+} relay_patch_row;
+
+/* One var of a room as the compiler needs it: its signature, its C
+ * declaration and the vars its body calls. */
+typedef struct relay_var_row {
+    const char *name;
+    const char *sig;
+    const char *decl;
+    const char *const *deps;
+    uint32_t n_deps;
+    uint64_t seq; /* the patch that defines it now */
+} relay_var_row;
+
+/* Opens (creating) the history database at path: WAL journal,
+ * synchronous=FULL, so an appended patch survives a crash or power loss
+ * once relay_history_append returns. One handle per thread. */
+relay_history *relay_history_open_sqlite(const char *path, pb_errmsg *why);
+/* Opens an existing database read-only (patchbay log, verify). */
+relay_history *relay_history_open_readonly(const char *path, pb_errmsg *why);
+void relay_history_close(relay_history *h);
+
+/* The room's chain head: seq 0 and a zero hash for an empty room. */
+pb_err relay_history_head(relay_history *h, const char *room, uint64_t *seq,
+                          uint8_t hash[PB_HASH_BYTES], pb_errmsg *why) PB_WUR;
+/* Appends patch p (which must be head + 1) and makes it the definition of
+ * each of its n vars, in one transaction. PB_ERR_CHAIN_REPLAY / _GAP if
+ * p->seq is not head + 1. */
+pb_err relay_history_append(relay_history *h, const char *room,
+                            const relay_patch_row *p, const relay_var_row *vars,
+                            uint32_t n, pb_errmsg *why) PB_WUR;
+/* Calls fn for every var of the room, by name. */
+pb_err relay_history_vars(relay_history *h, const char *room,
+                          void (*fn)(void *ctx, const relay_var_row *v),
+                          void *ctx, pb_errmsg *why) PB_WUR;
+
+/* Calls fn for each patch of the room with from <= seq <= to, in seq order.
+ * With state_only, the module and source are left out (NULL) of patches
+ * that no longer define any var. fn returns nonzero to stop early. */
+typedef int (*relay_patch_fn)(void *ctx, const relay_patch_row *p);
+pb_err relay_history_patches(relay_history *h, const char *room,
+                             uint64_t from, uint64_t to, bool state_only,
+                             relay_patch_fn fn, void *ctx,
+                             pb_errmsg *why) PB_WUR;
+/* Calls fn for every room that has patches or settings. */
+pb_err relay_history_rooms(relay_history *h,
+                           void (*fn)(void *ctx, const char *room,
+                                      uint64_t head_seq),
+                           void *ctx, pb_errmsg *why) PB_WUR;
+
+/* Room settings (tempo, quantum, lead); zero when never set. */
+pb_err relay_history_get_settings(relay_history *h, const char *room,
+                                  pb_room *out, pb_errmsg *why) PB_WUR;
+pb_err relay_history_set_settings(relay_history *h, const char *room,
+                                  const pb_room *r, pb_errmsg *why) PB_WUR;
+
+/* Checks a room's recorded chain from seq 1: every statement decodes, is
+ * signed by key, names the right room, seq and previous hash; modules and
+ * sources match their hashes. progress (may be NULL) is called per patch.
+ * Returns the first failure with the seq in why. */
+pb_err relay_history_verify(relay_history *h, const char *room,
+                            const uint8_t key[PB_PUBLICKEY_BYTES],
+                            uint64_t *n_checked, pb_errmsg *why) PB_WUR;
+
+/* ---- the server (server.c) --------------------------------------------------------- */
+
+#define RELAY_DEFAULT_PORT 7888
+#define RELAY_PORT_ANY (-1) /* let the system choose (tests) */
+
+/* Configuration; zero means the default given for each field. */
+typedef struct relay_config {
+    int port;                 /* 7888; RELAY_PORT_ANY for any free port */
+    const char *bind;         /* "127.0.0.1" */
+    const char *data_dir;     /* "patchbay-data" */
+    const char *web_dir;      /* the build's web/ */
+    uint32_t max_clients_per_room; /* 256 */
+    uint32_t evals_per_second;     /* per client, 10 */
+    uint32_t bytes_per_second;     /* per client, 4 MiB */
+    uint32_t max_queue_bytes;      /* per client send queue, 32 MiB */
+    uint32_t hello_timeout_ms;     /* 5000 */
+    uint64_t lead_us;              /* apply time after acceptance, 50 ms */
+    const char *const *compiler_argv; /* the compile server command */
+    cc_backend backend;
+    uint32_t compile_timeout_ms; /* CC_DEFAULT_TIMEOUT_MS */
+    volatile sig_atomic_t *stop; /* set to stop (besides SIGINT/SIGTERM) */
+    bool quiet;                  /* no per-connection/per-patch log lines */
+} relay_config;
+
+/* Runs the relay until SIGINT/SIGTERM or *cfg->stop. Returns 0 after a
+ * clean shutdown, 1 if it could not start (message in why). */
+int relay_run(const relay_config *cfg, pb_errmsg *why);
+
+#endif

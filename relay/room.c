@@ -1,0 +1,101 @@
+/* room.c — rooms: who is in them, the head of what has been broadcast, and
+ * sending to all of them. Rooms are independent; everything about one is
+ * here so that a shared broadcast (Redis pub/sub) can later replace
+ * relay_room_broadcast without touching sessions. */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+relay_room *relay_room_get(const char *name)
+{
+    for (relay_room *r = relay_g->rooms; r; r = r->next)
+        if (!strcmp(r->name, name))
+            return r;
+    relay_room *r = calloc(1, sizeof *r);
+    if (!r || strlen(name) > PB_MAX_NAME_BYTES) {
+        free(r);
+        return NULL;
+    }
+    strcpy(r->name, name);
+    /* A room that existed before a restart resumes from the history. */
+    pb_errmsg why;
+    if (relay_history_head(relay_g->history, name, &r->head_seq, r->head_hash,
+                           &why))
+        lwsl_err("room %s: cannot read its head: %s\n", name, why.text);
+    if (relay_history_get_settings(relay_g->history, name, &r->settings,
+                                   &why))
+        lwsl_err("room %s: cannot read its settings: %s\n", name, why.text);
+    r->next = relay_g->rooms;
+    relay_g->rooms = r;
+    return r;
+}
+
+void relay_room_join(relay_room *r, relay_session *s)
+{
+    s->room = r;
+    s->room_next = r->members;
+    r->members = s;
+    r->n_members++;
+}
+
+void relay_room_leave(relay_session *s)
+{
+    relay_room *r = s->room;
+    for (relay_session **p = &r->members; *p; p = &(*p)->room_next)
+        if (*p == s) {
+            *p = s->room_next;
+            r->n_members--;
+            break;
+        }
+    s->room = NULL;
+    s->room_next = NULL;
+}
+
+void relay_room_broadcast(relay_room *r, relay_msg *m, pb_role only)
+{
+    /* Collect first: sending may close a slow consumer (which unlinks it
+     * only in the CLOSED callback, but keep the walk simple and safe). */
+    for (relay_session *s = r->members; s; s = s->room_next) {
+        if (s->state != RELAY_SESS_LIVE)
+            continue;
+        if (only == PB_ROLE_EDITOR && s->role == PB_ROLE_RUNTIME)
+            continue; /* editors, owners and viewers */
+        if (only == PB_ROLE_RUNTIME && s->role != PB_ROLE_RUNTIME)
+            continue;
+        relay_session_send(s, m);
+    }
+}
+
+void relay_room_send_peers(relay_room *r)
+{
+    uint32_t n = 0;
+    pb_peer *peers = calloc(r->n_members ? r->n_members : 1, sizeof *peers);
+    if (!peers)
+        return;
+    for (relay_session *s = r->members; s && n < PB_MAX_PEERS;
+         s = s->room_next) {
+        if (s->state != RELAY_SESS_LIVE)
+            continue;
+        pb_peer *p = &peers[n++];
+        p->id = s->client_id;
+        p->name = pb_cstr(s->name);
+        p->role = s->role;
+        p->client = pb_cstr(s->client);
+        p->last_ack = s->last_ack;
+        p->last_seq = s->last_seq;
+        p->skew_us = s->skew_us;
+        p->mem_bytes = s->mem_bytes;
+    }
+    pb_frame f = {.type = PB_T_PEERS};
+    f.peers.event = PB_PEERS_SNAPSHOT;
+    f.peers.peers = peers;
+    f.peers.n_peers = n;
+    pb_errmsg why;
+    relay_msg *m = relay_msg_encode(&f, &why);
+    free(peers);
+    if (!m)
+        return;
+    relay_room_broadcast(r, m, PB_ROLE_NONE);
+    relay_msg_unref(m);
+}

@@ -1,0 +1,543 @@
+/* session.c — one WebSocket connection: the patchbay protocol callback.
+ * A session starts waiting for `hello` (with a deadline), becomes live in
+ * its token's room with its token's role, and from then on each frame it
+ * sends is checked against what its role may send (docs/PROTOCOL.md § Who
+ * sends what) before anything happens. Sends go through the session's
+ * bounded queue, one lws_write per WRITEABLE callback. */
+#include "internal.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+uint64_t relay_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+uint64_t relay_mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* ---- the slot table ------------------------------------------------------- */
+
+static relay_session *session_new(struct lws *wsi)
+{
+    relay_server *g = relay_g;
+    uint32_t i;
+    for (i = 0; i < g->n_slots; i++)
+        if (g->sessions[i]->state == RELAY_SESS_FREE)
+            break;
+    if (i == g->n_slots) {
+        uint32_t n = g->n_slots ? g->n_slots * 2 : 64;
+        relay_session **t = realloc(g->sessions, n * sizeof *t);
+        if (!t)
+            return NULL;
+        g->sessions = t;
+        for (uint32_t k = g->n_slots; k < n; k++) {
+            if (!(t[k] = calloc(1, sizeof **t)))
+                return NULL;
+            t[k]->index = k;
+        }
+        i = g->n_slots;
+        g->n_slots = n;
+    }
+    relay_session *s = g->sessions[i];
+    uint32_t gen = s->gen + 1;
+    memset(s, 0, sizeof *s);
+    s->index = i;
+    s->gen = gen;
+    s->wsi = wsi;
+    s->state = RELAY_SESS_AWAIT_HELLO;
+    s->client_id = ++g->next_client_id;
+    s->eval_tokens = g->cfg.evals_per_second;
+    s->byte_tokens = g->cfg.bytes_per_second;
+    s->refill_us = relay_mono_us();
+    lws_get_peer_simple(wsi, s->peer, sizeof s->peer);
+    return s;
+}
+
+static void session_free(relay_session *s)
+{
+    relay_outq_clear(&s->q);
+    free(s->rx);
+    uint32_t index = s->index, gen = s->gen;
+    memset(s, 0, sizeof *s);
+    s->index = index;
+    s->gen = gen; /* the next user bumps it */
+}
+
+relay_session *relay_session_get(relay_handle h)
+{
+    relay_server *g = relay_g;
+    if (h.index >= g->n_slots)
+        return NULL;
+    relay_session *s = g->sessions[h.index];
+    return s->gen == h.gen && s->state == RELAY_SESS_LIVE ? s : NULL;
+}
+
+/* ---- sending --------------------------------------------------------------- */
+
+static void begin_close(relay_session *s, const char *reason)
+{
+    if (s->state == RELAY_SESS_CLOSING)
+        return;
+    snprintf(s->close_reason, sizeof s->close_reason, "%s", reason);
+    s->state = RELAY_SESS_CLOSING;
+    lws_callback_on_writable(s->wsi);
+}
+
+void relay_session_send(relay_session *s, relay_msg *m)
+{
+    if (!m || s->state == RELAY_SESS_FREE || s->state == RELAY_SESS_CLOSING)
+        return;
+    if (!relay_outq_push(&s->q, m, relay_g->cfg.max_queue_bytes)) {
+        /* A slow consumer must not slow anyone else: drop what it has
+         * queued and close it with the reason. */
+        lwsl_user("client %llu (%s, %s): send queue over %u bytes; "
+                  "disconnecting a slow consumer\n",
+                  (unsigned long long)s->client_id, s->name, s->peer,
+                  relay_g->cfg.max_queue_bytes);
+        relay_outq_clear(&s->q);
+        begin_close(s, "slow consumer: send queue over its bound");
+        return;
+    }
+    lws_callback_on_writable(s->wsi);
+}
+
+void relay_session_send_frame(relay_session *s, const pb_frame *f)
+{
+    pb_errmsg why;
+    relay_msg *m = relay_msg_encode(f, &why);
+    if (!m) {
+        lwsl_err("cannot encode a %s frame: %s\n", pb_type_name(f->type),
+                 why.text);
+        return;
+    }
+    relay_session_send(s, m);
+    relay_msg_unref(m);
+}
+
+void relay_session_send_error(relay_session *s, pb_err code, uint64_t req,
+                              bool fatal, const char *fmt, ...)
+{
+    char msg[PB_MAX_MESSAGE_BYTES];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    pb_frame f = {.type = PB_T_ERROR};
+    f.error.code = (uint32_t)code;
+    f.error.message = pb_cstr(msg);
+    f.error.req = req;
+    f.error.fatal = fatal;
+    relay_session_send_frame(s, &f);
+    if (fatal) {
+        lwsl_user("client %llu (%s): %s\n", (unsigned long long)s->client_id,
+                  s->peer, msg);
+        begin_close(s, pb_strerror(code));
+    }
+}
+
+static int on_writeable(relay_session *s)
+{
+    relay_msg *m = relay_outq_peek(&s->q);
+    if (m) {
+        int n = lws_write(s->wsi, m->bytes + LWS_PRE, m->len, LWS_WRITE_BINARY);
+        if (n < (int)m->len)
+            return -1;
+        relay_outq_pop(&s->q);
+        if (relay_outq_peek(&s->q) || s->state == RELAY_SESS_CLOSING)
+            lws_callback_on_writable(s->wsi);
+        return 0;
+    }
+    if (s->state == RELAY_SESS_CLOSING) {
+        lws_close_reason(s->wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION,
+                         (unsigned char *)s->close_reason,
+                         strlen(s->close_reason));
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- rate limits (token buckets refilled per second) ------------------------- */
+
+static void refill(relay_session *s)
+{
+    uint64_t now = relay_mono_us();
+    double dt = (double)(now - s->refill_us) / 1e6;
+    s->refill_us = now;
+    const relay_config *c = &relay_g->cfg;
+    s->eval_tokens += dt * c->evals_per_second;
+    if (s->eval_tokens > c->evals_per_second)
+        s->eval_tokens = c->evals_per_second;
+    s->byte_tokens += dt * c->bytes_per_second;
+    if (s->byte_tokens > c->bytes_per_second)
+        s->byte_tokens = c->bytes_per_second;
+}
+
+/* ---- frames from a live session ------------------------------------------------ */
+
+static bool role_may_send(pb_role role, pb_type t)
+{
+    switch (t) {
+    case PB_T_PING:
+    case PB_T_HISTORY_REQ:
+        return true;
+    case PB_T_EVAL:
+    case PB_T_TEST_REQ:
+        return role == PB_ROLE_OWNER || role == PB_ROLE_EDITOR;
+    case PB_T_ACK:
+    case PB_T_LOG:
+    case PB_T_TEST_RESULT:
+        return role == PB_ROLE_RUNTIME;
+    case PB_T_ROOM:
+        return role == PB_ROLE_OWNER;
+    default:
+        return false;
+    }
+}
+
+static void on_eval(relay_session *s, const pb_eval *ev)
+{
+    refill(s);
+    if (s->eval_tokens < 1.0) {
+        relay_session_send_error(s, PB_ERR_RATE_LIMITED, ev->req, false,
+                                 "eval %llu refused: more than %u evals per "
+                                 "second",
+                                 (unsigned long long)ev->req,
+                                 relay_g->cfg.evals_per_second);
+        return;
+    }
+    s->eval_tokens -= 1.0;
+    relay_job *job = calloc(1, sizeof *job);
+    if (!job || !(job->source = malloc(ev->source.len + 1))) {
+        free(job);
+        relay_session_send_error(s, PB_ERR_NOMEM, ev->req, false,
+                                 "the relay is out of memory");
+        return;
+    }
+    job->author = (relay_handle){s->index, s->gen};
+    job->req = ev->req;
+    snprintf(job->room, sizeof job->room, "%s", s->room->name);
+    snprintf(job->author_name, sizeof job->author_name, "%s", s->name);
+    job->lang = ev->lang;
+    if (pb_str_copy(job->file, sizeof job->file, ev->name) || !job->file[0])
+        snprintf(job->file, sizeof job->file, "%s",
+                 ev->lang == PB_LANG_LISP ? "patch.cljc" : "patch.c");
+    memcpy(job->source, ev->source.ptr, ev->source.len);
+    job->source[ev->source.len] = '\0';
+    job->source_len = ev->source.len;
+    job->lead_us = s->room->settings.lead_us ? s->room->settings.lead_us
+                                             : relay_g->cfg.lead_us;
+    relay_evaluator_submit(relay_g->eval, job);
+}
+
+/* Forwards a runtime's ack/log/test_result to the room's editors, stamped
+ * with the runtime's id. */
+static void forward_from_runtime(relay_session *s, pb_frame *f)
+{
+    if (f->type == PB_T_ACK) {
+        f->ack.runtime_id = s->client_id;
+        s->last_ack = f->ack.state;
+        s->last_seq = f->ack.seq;
+        s->mem_bytes = f->ack.mem_bytes;
+    } else if (f->type == PB_T_LOG) {
+        f->log.runtime_id = s->client_id;
+    } else {
+        f->test_result.runtime_id = s->client_id;
+    }
+    pb_errmsg why;
+    relay_msg *m = relay_msg_encode(f, &why);
+    if (!m)
+        return;
+    relay_room_broadcast(s->room, m, PB_ROLE_EDITOR);
+    relay_msg_unref(m);
+}
+
+static void on_test_req(relay_session *s, pb_frame *f)
+{
+    pb_errmsg why;
+    relay_msg *m = relay_msg_encode(f, &why);
+    if (!m)
+        return;
+    for (relay_session *o = s->room->members; o; o = o->room_next)
+        if (o->role == PB_ROLE_RUNTIME &&
+            (!f->test_req.runtime_id || f->test_req.runtime_id == o->client_id))
+            relay_session_send(o, m);
+    relay_msg_unref(m);
+}
+
+static void on_room_settings(relay_session *s, const pb_room *r)
+{
+    if (r->tempo_bpm < 0 || r->tempo_bpm > 999 || r->lead_us > 10000000u) {
+        relay_session_send_error(s, PB_ERR_FIELD_RANGE, 0, false,
+                                 "room settings out of range: tempo 0..999 "
+                                 "BPM, lead at most 10 s");
+        return;
+    }
+    s->room->settings = *r;
+    pb_errmsg why;
+    if (relay_history_set_settings(relay_g->history, s->room->name, r, &why))
+        lwsl_err("room %s: settings not saved: %s\n", s->room->name,
+                 why.text);
+    pb_frame f = {.type = PB_T_ROOM};
+    f.room = *r;
+    relay_msg *m = relay_msg_encode(&f, &why);
+    if (m) {
+        relay_room_broadcast(s->room, m, PB_ROLE_NONE);
+        relay_msg_unref(m);
+    }
+}
+
+static void on_live_frame(relay_session *s, pb_frame *f)
+{
+    if (!role_may_send(s->role, f->type)) {
+        relay_session_send_error(s, PB_ERR_FORBIDDEN, 0, false,
+                                 "a %s may not send %s frames",
+                                 pb_role_name(s->role), pb_type_name(f->type));
+        return;
+    }
+    switch (f->type) {
+    case PB_T_PING: {
+        pb_frame p = {.type = PB_T_PONG};
+        p.pong.t0_us = f->ping.t0_us;
+        p.pong.t1_us = relay_now_us();
+        p.pong.t2_us = relay_now_us();
+        relay_session_send_frame(s, &p);
+        break;
+    }
+    case PB_T_EVAL: on_eval(s, &f->eval); break;
+    case PB_T_ACK:
+    case PB_T_LOG:
+    case PB_T_TEST_RESULT: forward_from_runtime(s, f); break;
+    case PB_T_TEST_REQ: on_test_req(s, f); break;
+    case PB_T_HISTORY_REQ: relay_send_history(s, &f->history_req); break;
+    case PB_T_ROOM: on_room_settings(s, &f->room); break;
+    default: break;
+    }
+}
+
+/* ---- the handshake ---------------------------------------------------------------- */
+
+static void on_hello(relay_session *s, const pb_hello *h)
+{
+    relay_token tok;
+    pb_errmsg why = {{0}};
+    pb_err e = relay_token_verify(&relay_g->keys, h->token.ptr, h->token.len,
+                                  relay_now_us() / 1000000u, &tok, &why);
+    if (e) {
+        relay_session_send_error(s, e, 0, true, "%s", why.text);
+        return;
+    }
+    if (s->want_room[0] && strcmp(s->want_room, tok.room)) {
+        relay_session_send_error(s, PB_ERR_AUTH_WRONG_ROOM, 0, true,
+                                 "this token is for room \"%s\", not \"%s\"",
+                                 tok.room, s->want_room);
+        return;
+    }
+    relay_room *room = relay_room_get(tok.room);
+    if (!room) {
+        relay_session_send_error(s, PB_ERR_NOMEM, 0, true,
+                                 "cannot open room \"%s\"", tok.room);
+        return;
+    }
+    if (room->n_members >= relay_g->cfg.max_clients_per_room) {
+        relay_session_send_error(s, PB_ERR_ROOM_FULL, 0, true,
+                                 "room \"%s\" is full (%u clients)", tok.room,
+                                 relay_g->cfg.max_clients_per_room);
+        return;
+    }
+    lws_set_timer_usecs(s->wsi, LWS_SET_TIMER_USEC_CANCEL);
+    s->role = tok.role;
+    snprintf(s->name, sizeof s->name, "%s", tok.name);
+    if (pb_str_copy(s->client, sizeof s->client, h->client))
+        s->client[0] = '\0';
+    s->state = RELAY_SESS_LIVE;
+    relay_room_join(room, s);
+    lwsl_user("client %llu joined room %s as %s %s (%s, %s)\n",
+              (unsigned long long)s->client_id, room->name,
+              pb_role_name(s->role), s->name, s->client[0] ? s->client : "-",
+              s->peer);
+
+    pb_frame w = {.type = PB_T_WELCOME};
+    w.welcome.room = pb_cstr(room->name);
+    w.welcome.role = s->role;
+    w.welcome.name = pb_cstr(s->name);
+    w.welcome.client_id = s->client_id;
+    memcpy(w.welcome.key, relay_g->keys.pk, PB_PUBLICKEY_BYTES);
+    w.welcome.head_seq = room->head_seq;
+    memcpy(w.welcome.head_hash, room->head_hash, PB_HASH_BYTES);
+    w.welcome.now_us = relay_now_us();
+    relay_session_send_frame(s, &w);
+    pb_frame r = {.type = PB_T_ROOM};
+    r.room = room->settings;
+    relay_session_send_frame(s, &r);
+    /* The room's current state, up to what has been broadcast; later
+     * patches reach this session live, so nothing is missed or doubled. */
+    relay_send_catchup(s, h->since_seq);
+    relay_room_send_peers(room);
+}
+
+static void on_message(relay_session *s, const uint8_t *data, size_t len)
+{
+    pb_frame f;
+    pb_errmsg why = {{0}};
+    pb_err e = pb_frame_decode(data, len, &f, &why);
+    if (e) {
+        relay_session_send_error(s, e, 0, s->state != RELAY_SESS_LIVE, "%s",
+                                 why.text);
+        return;
+    }
+    if (s->state == RELAY_SESS_AWAIT_HELLO) {
+        if (f.type == PB_T_HELLO)
+            on_hello(s, &f.hello);
+        else
+            relay_session_send_error(s, PB_ERR_UNEXPECTED, 0, true,
+                                     "the first frame must be hello, got %s",
+                                     pb_type_name(f.type));
+    } else if (s->state == RELAY_SESS_LIVE) {
+        on_live_frame(s, &f);
+    }
+    pb_frame_free(&f);
+}
+
+static void on_receive(relay_session *s, const uint8_t *in, size_t len)
+{
+    if (s->state == RELAY_SESS_CLOSING)
+        return;
+    refill(s);
+    s->byte_tokens -= (double)len;
+    if (s->byte_tokens < -(double)relay_g->cfg.bytes_per_second) {
+        relay_session_send_error(s, PB_ERR_RATE_LIMITED, 0, true,
+                                 "more than %u bytes per second sent",
+                                 relay_g->cfg.bytes_per_second);
+        return;
+    }
+    if (lws_is_first_fragment(s->wsi)) {
+        s->rx_len = 0;
+        s->rx_overflow = false;
+    }
+    if (!s->rx_overflow) {
+        if (s->rx_len + len > PB_MAX_FRAME_BYTES) {
+            s->rx_overflow = true;
+        } else {
+            if (s->rx_len + len > s->rx_cap) {
+                size_t cap = s->rx_cap ? s->rx_cap : 4096;
+                while (cap < s->rx_len + len)
+                    cap *= 2;
+                uint8_t *p = realloc(s->rx, cap);
+                if (!p) {
+                    relay_session_send_error(s, PB_ERR_NOMEM, 0, true,
+                                             "the relay is out of memory");
+                    return;
+                }
+                s->rx = p;
+                s->rx_cap = cap;
+            }
+            memcpy(s->rx + s->rx_len, in, len);
+            s->rx_len += len;
+        }
+    }
+    if (!lws_is_final_fragment(s->wsi))
+        return;
+    if (s->rx_overflow) {
+        relay_session_send_error(s, PB_ERR_TOO_BIG, 0, true,
+                                 "a message over %u bytes", PB_MAX_FRAME_BYTES);
+        return;
+    }
+    if (!lws_frame_is_binary(s->wsi)) {
+        relay_session_send_error(s, PB_ERR_MALFORMED, 0,
+                                 s->state != RELAY_SESS_LIVE,
+                                 "frames are binary msgpack, got a text "
+                                 "message");
+        return;
+    }
+    on_message(s, s->rx, s->rx_len);
+    /* Keep memory in check after a large frame. */
+    if (s->rx_cap > 65536) {
+        free(s->rx);
+        s->rx = NULL;
+        s->rx_cap = 0;
+    }
+}
+
+/* A client may name the room it means in the path, ws://HOST/r/ROOM; a
+ * token for another room is then refused rather than joined. */
+static void want_room_from_path(relay_session *s)
+{
+    char uri[3 * PB_MAX_NAME_BYTES + 8];
+    int n = lws_hdr_copy(s->wsi, uri, sizeof uri, WSI_TOKEN_GET_URI);
+    if (n < 4 || strncmp(uri, "/r/", 3) != 0)
+        return;
+    char *q = strpbrk(uri + 3, "?#");
+    if (q)
+        *q = '\0';
+    char room[sizeof uri];
+    if (lws_urldecode(room, uri + 3, (int)sizeof room) == 0 &&
+        strlen(room) <= PB_MAX_NAME_BYTES)
+        snprintf(s->want_room, sizeof s->want_room, "%s", room);
+}
+
+/* ---- the lws callback ------------------------------------------------------------------ */
+
+int relay_session_callback(struct lws *wsi, enum lws_callback_reasons reason,
+                           void *user, void *in, size_t len)
+{
+    relay_session **slot = user;
+    relay_session *s = slot ? *slot : NULL;
+    switch (reason) {
+    case LWS_CALLBACK_ESTABLISHED:
+        if (!(s = session_new(wsi)))
+            return -1;
+        *slot = s;
+        want_room_from_path(s);
+        lws_set_timer_usecs(wsi,
+                            (lws_usec_t)relay_g->cfg.hello_timeout_ms * 1000);
+        break;
+    case LWS_CALLBACK_TIMER:
+        if (s && s->state == RELAY_SESS_AWAIT_HELLO)
+            relay_session_send_error(s, PB_ERR_AUTH_TIMEOUT, 0, true,
+                                     "no hello within %u ms",
+                                     relay_g->cfg.hello_timeout_ms);
+        break;
+    case LWS_CALLBACK_RECEIVE:
+        if (s)
+            on_receive(s, in, len);
+        break;
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        if (s)
+            return on_writeable(s);
+        break;
+    case LWS_CALLBACK_CLOSED:
+        if (s) {
+            relay_room *room = s->room;
+            if (room) {
+                lwsl_user("client %llu left room %s (%s)\n",
+                          (unsigned long long)s->client_id, room->name,
+                          s->name);
+                relay_room_leave(s);
+            }
+            session_free(s);
+            *slot = NULL;
+            if (room)
+                relay_room_send_peers(room);
+        }
+        break;
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED: {
+        relay_done *d;
+        while (relay_g->eval && (d = relay_evaluator_take_done(relay_g->eval)))
+            relay_deliver_done(d);
+        break;
+    }
+    default:
+        break;
+    }
+    return 0;
+}
