@@ -9,6 +9,7 @@
 typedef struct qmsg {
     struct qmsg *next;
     size_t len;
+    bool text;       /* send as a text message (tests) */
     uint8_t bytes[]; /* LWS_PRE + len */
 } qmsg;
 
@@ -39,6 +40,7 @@ static qmsg *qmsg_new(const uint8_t *p, size_t n, size_t headroom)
         return NULL;
     m->next = NULL;
     m->len = n;
+    m->text = false;
     memcpy(m->bytes + headroom, p, n);
     return m;
 }
@@ -108,7 +110,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
         qmsg *m = pop(&c->out, &c->out_tail);
         if (m) {
             int n = lws_write(wsi, m->bytes + LWS_PRE, m->len,
-                              LWS_WRITE_BINARY);
+                              m->text ? LWS_WRITE_TEXT : LWS_WRITE_BINARY);
             free(m);
             if (n < 0)
                 return -1;
@@ -212,9 +214,7 @@ static void tick(lws_sorted_usec_list_t *sul)
     lws_sul_schedule(c->ctx, 0, &c->tick, tick, 50 * LWS_US_PER_MS);
 }
 
-pbc *pbc_connect(const pbc_target *t, const char *client_name,
-                 uint32_t timeout_ms, pbc_welcome *welcome_out,
-                 pb_errmsg *why)
+pbc *pbc_open(const pbc_target *t, uint32_t timeout_ms, pb_errmsg *why)
 {
     pbc *c = calloc(1, sizeof *c);
     if (!c) {
@@ -268,6 +268,27 @@ pbc *pbc_connect(const pbc_target *t, const char *client_name,
         pbc_close(c);
         return NULL;
     }
+    uint64_t deadline = mono_ms() + timeout_ms;
+    while (!c->connected) {
+        if (c->closed || mono_ms() >= deadline) {
+            snprintf(why->text, sizeof why->text, "%s:%d: %s", t->host,
+                     t->port,
+                     c->closed ? c->error : "no WebSocket handshake in time");
+            pbc_close(c);
+            return NULL;
+        }
+        lws_service(c->ctx, 0);
+    }
+    return c;
+}
+
+pbc *pbc_connect(const pbc_target *t, const char *client_name,
+                 uint32_t timeout_ms, pbc_welcome *welcome_out,
+                 pb_errmsg *why)
+{
+    pbc *c = pbc_open(t, timeout_ms, why);
+    if (!c)
+        return NULL;
     pb_frame hello = {.type = PB_T_HELLO};
     hello.hello.token = pb_cstr(t->token);
     hello.hello.client = pb_cstr(client_name);
@@ -333,6 +354,50 @@ pbc *pbc_connect(const pbc_target *t, const char *client_name,
     return c;
 }
 
+int pbc_send_raw(pbc *c, const uint8_t *bytes, size_t len, bool text,
+                 pb_errmsg *why)
+{
+    qmsg *m = qmsg_new(bytes, len, LWS_PRE);
+    if (!m) {
+        snprintf(why->text, sizeof why->text, "out of memory");
+        return -1;
+    }
+    m->text = text;
+    push(&c->out, &c->out_tail, m);
+    if (c->wsi && c->connected)
+        lws_callback_on_writable(c->wsi);
+    return 0;
+}
+
+int pbc_flush(pbc *c, uint32_t timeout_ms, pb_errmsg *why)
+{
+    uint64_t deadline = mono_ms() + timeout_ms;
+    while (c->out) {
+        if (c->closed) {
+            snprintf(why->text, sizeof why->text, "%s", c->error);
+            return -1;
+        }
+        if (mono_ms() >= deadline) {
+            snprintf(why->text, sizeof why->text,
+                     "could not send within %u ms", timeout_ms);
+            return -1;
+        }
+        lws_service(c->ctx, 0);
+    }
+    return 0;
+}
+
+void pbc_pause_reading(pbc *c, bool pause)
+{
+    if (c->wsi)
+        lws_rx_flow_control(c->wsi, pause ? 0 : 1);
+}
+
+bool pbc_is_closed(const pbc *c)
+{
+    return c->closed;
+}
+
 int pbc_send(pbc *c, const pb_frame *f, pb_errmsg *why)
 {
     pb_buf b;
@@ -363,7 +428,7 @@ int pbc_wait(pbc *c, uint32_t timeout_ms, pbc_frame_fn fn, void *ctx,
             pb_frame f;
             pb_errmsg derr;
             int stop = 0;
-            if (pb_frame_decode(m->bytes, m->len, &f, &derr) == PB_OK) {
+            if (fn && pb_frame_decode(m->bytes, m->len, &f, &derr) == PB_OK) {
                 stop = fn(ctx, &f);
                 pb_frame_free(&f);
             }

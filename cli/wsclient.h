@@ -36,12 +36,26 @@ pbc *pbc_connect(const pbc_target *t, const char *client_name,
                  uint32_t timeout_ms, pbc_welcome *welcome_out,
                  pb_errmsg *why);
 
+/* Opens the WebSocket only (no hello): for tests of the handshake. */
+pbc *pbc_open(const pbc_target *t, uint32_t timeout_ms, pb_errmsg *why);
+
 int pbc_send(pbc *c, const pb_frame *f, pb_errmsg *why);
+/* Sends bytes as one message, as they are (tests of bad input). */
+int pbc_send_raw(pbc *c, const uint8_t *bytes, size_t len, bool text,
+                 pb_errmsg *why);
+/* Services the connection until everything queued by pbc_send has been
+ * handed to the socket (frames received meanwhile are kept for pbc_wait).
+ * 0, or -1 on close or timeout. */
+int pbc_flush(pbc *c, uint32_t timeout_ms, pb_errmsg *why);
+/* Stops (or resumes) reading from the socket while still writing: a slow
+ * consumer, for tests. */
+void pbc_pause_reading(pbc *c, bool pause);
+bool pbc_is_closed(const pbc *c);
 
 /* Called for each frame received; return 1 to stop waiting. */
 typedef int (*pbc_frame_fn)(void *ctx, const pb_frame *f);
 
-/* Services the connection until fn returns 1 (returns 1), the deadline
+/* Services the connection until fn (NULL: discard frames) returns 1 (returns 1), the deadline
  * passes (0) or the connection ends (-1, message in why). */
 int pbc_wait(pbc *c, uint32_t timeout_ms, pbc_frame_fn fn, void *ctx,
              pb_errmsg *why);

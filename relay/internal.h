@@ -54,6 +54,9 @@ typedef enum relay_sess_state {
 
 typedef struct relay_room relay_room;
 
+/* How long a closing session may take to flush its last frames. */
+#define RELAY_CLOSE_GRACE_MS 3000
+
 typedef struct relay_session {
     struct lws *wsi;
     uint32_t index, gen;

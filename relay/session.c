@@ -91,6 +91,9 @@ static void begin_close(relay_session *s, const char *reason)
     snprintf(s->close_reason, sizeof s->close_reason, "%s", reason);
     s->state = RELAY_SESS_CLOSING;
     lws_callback_on_writable(s->wsi);
+    /* A peer that does not read cannot be sent the close either: drop it
+     * after a grace period. */
+    lws_set_timer_usecs(s->wsi, (lws_usec_t)RELAY_CLOSE_GRACE_MS * 1000);
 }
 
 void relay_session_send(relay_session *s, relay_msg *m)
@@ -502,6 +505,8 @@ int relay_session_callback(struct lws *wsi, enum lws_callback_reasons reason,
                             (lws_usec_t)relay_g->cfg.hello_timeout_ms * 1000);
         break;
     case LWS_CALLBACK_TIMER:
+        if (s && s->state == RELAY_SESS_CLOSING)
+            return -1;
         if (s && s->state == RELAY_SESS_AWAIT_HELLO)
             relay_session_send_error(s, PB_ERR_AUTH_TIMEOUT, 0, true,
                                      "no hello within %u ms",

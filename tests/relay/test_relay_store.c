@@ -523,4 +523,18 @@ static const pb_test tests[] = {
     T(history_not_a_database),
 };
 
-PB_TEST_MAIN(tests, setup)
+PB_TEST_RUNNER
+
+int main(int argc, char **argv)
+{
+    if (setup()) {
+        printf("0 passed, 1 failed\n");
+        return 1;
+    }
+    int rc = pb_test_run(tests, sizeof tests / sizeof tests[0], argc, argv);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (rc == 0 && system(cmd) != 0)
+        fprintf(stderr, "# could not remove %s\n", dir);
+    return rc;
+}
