@@ -158,8 +158,11 @@ relay_room *relay_room_get(const char *name);
 void relay_room_join(relay_room *r, relay_session *s);
 void relay_room_leave(relay_session *s);
 void relay_room_broadcast(relay_room *r, relay_msg *m, pb_role only);
-/* Tells everyone in the room who is there. */
-void relay_room_send_peers(relay_room *r);
+/* Sends the room's member list (PB_PEERS_SNAPSHOT) to one session. */
+void relay_room_send_peers_to(relay_room *r, relay_session *to);
+/* Tells the room's people (not runtimes) that who joined, left, changed. */
+void relay_room_announce(relay_room *r, const relay_session *who,
+                         pb_peers_event event);
 
 relay_evaluator *relay_evaluator_start(relay_server *srv, pb_errmsg *why);
 /* Takes ownership of job (and job->source). */

@@ -67,35 +67,61 @@ void relay_room_broadcast(relay_room *r, relay_msg *m, pb_role only)
     }
 }
 
-void relay_room_send_peers(relay_room *r)
+static void fill_peer(pb_peer *p, const relay_session *s)
 {
+    p->id = s->client_id;
+    p->name = pb_cstr(s->name);
+    p->role = s->role;
+    p->client = pb_cstr(s->client);
+    p->last_ack = s->last_ack;
+    p->last_seq = s->last_seq;
+    p->skew_us = s->skew_us;
+    p->mem_bytes = s->mem_bytes;
+}
+
+/* Presence is for people (editors, owners, viewers); runtimes do not get
+ * it, so a room of many screens does not cost n^2 frames to fill. */
+static bool wants_peers(const relay_session *s)
+{
+    return s->state == RELAY_SESS_LIVE && s->role != PB_ROLE_RUNTIME;
+}
+
+void relay_room_send_peers_to(relay_room *r, relay_session *to)
+{
+    if (!wants_peers(to))
+        return;
     uint32_t n = 0;
-    pb_peer *peers = calloc(r->n_members ? r->n_members : 1, sizeof *peers);
+    pb_peer *peers = calloc(PB_MAX_PEERS, sizeof *peers);
     if (!peers)
         return;
     for (relay_session *s = r->members; s && n < PB_MAX_PEERS;
-         s = s->room_next) {
-        if (s->state != RELAY_SESS_LIVE)
-            continue;
-        pb_peer *p = &peers[n++];
-        p->id = s->client_id;
-        p->name = pb_cstr(s->name);
-        p->role = s->role;
-        p->client = pb_cstr(s->client);
-        p->last_ack = s->last_ack;
-        p->last_seq = s->last_seq;
-        p->skew_us = s->skew_us;
-        p->mem_bytes = s->mem_bytes;
-    }
+         s = s->room_next)
+        if (s->state == RELAY_SESS_LIVE)
+            fill_peer(&peers[n++], s);
     pb_frame f = {.type = PB_T_PEERS};
     f.peers.event = PB_PEERS_SNAPSHOT;
     f.peers.peers = peers;
     f.peers.n_peers = n;
+    relay_session_send_frame(to, &f);
+    free(peers);
+}
+
+void relay_room_announce(relay_room *r, const relay_session *who,
+                         pb_peers_event event)
+{
+    pb_peer peer;
+    memset(&peer, 0, sizeof peer);
+    fill_peer(&peer, who);
+    pb_frame f = {.type = PB_T_PEERS};
+    f.peers.event = event;
+    f.peers.peers = &peer;
+    f.peers.n_peers = 1;
     pb_errmsg why;
     relay_msg *m = relay_msg_encode(&f, &why);
-    free(peers);
     if (!m)
         return;
-    relay_room_broadcast(r, m, PB_ROLE_NONE);
+    for (relay_session *s = r->members; s; s = s->room_next)
+        if (s != who && wants_peers(s))
+            relay_session_send(s, m);
     relay_msg_unref(m);
 }

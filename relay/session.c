@@ -385,7 +385,8 @@ static void on_hello(relay_session *s, const pb_hello *h)
     /* The room's current state, up to what has been broadcast; later
      * patches reach this session live, so nothing is missed or doubled. */
     relay_send_catchup(s, h->since_seq);
-    relay_room_send_peers(room);
+    relay_room_send_peers_to(room, s);
+    relay_room_announce(room, s, PB_PEERS_JOIN);
 }
 
 static void on_message(relay_session *s, const uint8_t *data, size_t len)
@@ -528,11 +529,10 @@ int relay_session_callback(struct lws *wsi, enum lws_callback_reasons reason,
                           (unsigned long long)s->client_id, room->name,
                           s->name);
                 relay_room_leave(s);
+                relay_room_announce(room, s, PB_PEERS_LEAVE);
             }
             session_free(s);
             *slot = NULL;
-            if (room)
-                relay_room_send_peers(room);
         }
         break;
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED: {
