@@ -139,7 +139,7 @@ static pb_err decode_elems(const msgpack_object *a, pb_statement *s,
                            msgpack_zone *zone, pb_errmsg *why)
 {
     const msgpack_object *el = a->via.array.ptr;
-    uint64_t version;
+    uint64_t version = 0;
     pb_err e;
     if ((e = get_u64(&el[0], "version", &version, why)))
         return e;

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,9 +137,20 @@ static int lock_data_dir(const char *dir, pb_errmsg *why)
     return fd;
 }
 
+/* Each client is a socket: allow as many as the hard limit permits. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 int relay_run(const relay_config *config, pb_errmsg *why)
 {
     int lock_fd = -1;
+    raise_fd_limit();
     relay_server srv;
     memset(&srv, 0, sizeof srv);
     srv.cfg = *config;

@@ -47,6 +47,15 @@ else
 	say "system packages present"
 fi
 
+# ---- JavaScript packages (tests and benchmarks), from the committed lockfile --
+command -v npm >/dev/null || die "npm is missing (it comes with node; apt-get install npm)"
+if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
+	say "installing JavaScript packages (npm ci)"
+	npm ci --no-audit --no-fund --loglevel=error >/dev/null
+else
+	say "JavaScript packages present"
+fi
+
 # ---- wasm dependencies (libsodium, msgpack-c from Debian sources) -------------
 scripts/wasm-deps.sh build/wasm-deps
 
