@@ -15,6 +15,8 @@
 //
 // usage: node bench/relay.mjs [--patchbay PATH] [--clients 1000]
 //        [--procs 4] [--rounds 20] [--rooms 100] [--patches 1000]
+//        [--backend process|warm]   (default: process; the compiler is not
+//                                    what this measures)
 import { spawn, fork, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -133,7 +135,8 @@ function rssKb(pid) {
 
 async function startRelay(bin, dir, extra = []) {
   const p = spawn(bin, ['serve', '--port', '0', '--data', dir, '--quiet',
-    '--max-clients', '100000', '--evals-per-second', '100000', ...extra],
+    '--max-clients', '100000', '--evals-per-second', '100000',
+    '--backend', arg('backend', 'process'), ...extra],
     { stdio: ['ignore', 'pipe', 'inherit'] });
   const port = await new Promise((resolve, reject) => {
     let out = '';
