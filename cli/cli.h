@@ -2,7 +2,13 @@
 #ifndef PB_CLI_H
 #define PB_CLI_H
 
+#include "pb_protocol.h"
+
 #include <stdio.h>
+
+/* The language of a source file: forced if given, else Lisp for .cljc,
+ * .clj and .jank, else C. */
+pb_lang cli_lang_of(const char *file, pb_lang forced);
 
 int cmd_compile(int argc, char **argv);
 int cmd_cc_server(int argc, char **argv);

@@ -15,8 +15,8 @@ static void usage(FILE *out)
         out,
         "usage: patchbay compile [options] FILE|-\n"
         "\n"
-        "Compiles one C patch to a WebAssembly side module following "
-        "the patch ABI\n(docs/PATCH_ABI.md). Diagnostics go to stderr "
+        "Compiles one patch (C, or Lisp: docs/LISP.md) to a WebAssembly "
+        "side module\nfollowing the patch ABI (docs/PATCH_ABI.md). Diagnostics go to stderr "
         "as FILE:LINE:COL: severity: message.\n"
         "\n"
         "options:\n"
@@ -24,6 +24,9 @@ static void usage(FILE *out)
         ".wasm)\n"
         "  --backend B         warm (clang+lld in process, default) or "
         "process\n"
+        "  --lang c|lisp       the source language (default: lisp for "
+        ".cljc, .clj and\n"
+        "                      .jank files, else c)\n"
         "  --room ROOMFILE     compile against the vars listed in ROOMFILE\n"
         "  --update-room       after a successful compile, record this "
         "patch's vars\n"
@@ -160,6 +163,7 @@ int cmd_compile(int argc, char **argv)
 {
     const char *in = NULL, *out = NULL, *room_path = NULL;
     bool update_room = false, quiet = false;
+    pb_lang lang = PB_LANG_NONE;
     cc_desc desc = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -179,6 +183,14 @@ int cmd_compile(int argc, char **argv)
                         "patchbay compile: unknown backend \"%s\" (warm or "
                         "process)\n",
                         b);
+                return 2;
+            }
+        } else if (!strcmp(a, "--lang") && i + 1 < argc) {
+            lang = pb_lang_parse(pb_cstr(argv[++i]));
+            if (!lang) {
+                fprintf(stderr,
+                        "patchbay compile: --lang is c or lisp, not \"%s\"\n",
+                        argv[i]);
                 return 2;
             }
         } else if (!strcmp(a, "--room") && i + 1 < argc) {
@@ -247,7 +259,7 @@ int cmd_compile(int argc, char **argv)
         fprintf(stderr, "patchbay compile: %s\n", why.text);
         goto done;
     }
-    cc_job job = {PB_LANG_C, shown, src, len, rm.vars, rm.n};
+    cc_job job = {cli_lang_of(shown, lang), shown, src, len, rm.vars, rm.n};
     pb_err e = cc_compile(cc, &job, &res, &why);
     for (uint32_t i = 0; i < res.n_diags; i++)
         fprintf(stderr, "%s:%u:%u: %s: %s\n", shown, res.diags[i].line,

@@ -128,7 +128,7 @@ static int parse(int argc, char **argv, const char *cmd, eval_opts *o)
     return 0;
 }
 
-static pb_lang lang_of(const char *file, pb_lang forced)
+pb_lang cli_lang_of(const char *file, pb_lang forced)
 {
     if (forced)
         return forced;
@@ -236,7 +236,7 @@ static int eval_one(pbc *c, const eval_opts *o, const char *file,
     }
     pb_frame f = {.type = PB_T_EVAL};
     f.eval.req = req;
-    f.eval.lang = lang_of(file, o->lang);
+    f.eval.lang = cli_lang_of(file, o->lang);
     f.eval.name = pb_cstr(strcmp(file, "-") ? file : "stdin");
     f.eval.source = (pb_str){src, (uint32_t)len};
     pb_errmsg why = {{0}};

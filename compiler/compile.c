@@ -5,6 +5,7 @@
  * back to the user's lines, and the cache. docs/PATCH_ABI.md is the
  * contract this file enforces. */
 #include "internal.h"
+#include "lisp/lisp.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -190,7 +191,21 @@ typedef struct job_ctx {
     const char *source;
     size_t source_len;
     bool oom;
+    const lisp_c *lisp; /* a Lisp job: source is the generated C */
 } job_ctx;
+
+/* A position in the compiled source as the user wrote it: the same for C,
+ * through the lowering's map for Lisp. line 0 (unknown) stays 0. */
+static uint32_t user_pos(const job_ctx *j, uint32_t line, uint32_t *col)
+{
+    if (!j->lisp || !line)
+        return line;
+    uint32_t l, c;
+    lisp_c_locate(j->lisp, line, col && *col ? *col : 1, &l, &c);
+    if (col)
+        *col = c;
+    return l;
+}
 
 static void add_diag(job_ctx *j, pb_severity sev, uint32_t line, uint32_t col,
                      const char *fmt, ...)
@@ -252,7 +267,8 @@ static uint32_t line_of_quoted(const job_ctx *j, const char *msg)
     char name[PB_MAX_NAME_BYTES + 1];
     snprintf(name, sizeof name, "%.*s", (int)(e - q - 1), q + 1);
     const cc_found *f = cc_scan_find(j->scan, name);
-    return f ? f->line : line_of(j->source, j->source_len, name);
+    return user_pos(j, f ? f->line : line_of(j->source, j->source_len, name),
+                    NULL);
 }
 
 static void on_backend_diag(void *ctx, int severity, const char *file,
@@ -262,7 +278,14 @@ static void on_backend_diag(void *ctx, int severity, const char *file,
     pb_severity sev = severity >= 2   ? PB_SEV_ERROR
                       : severity == 1 ? PB_SEV_WARNING
                                       : PB_SEV_NOTE;
+    if (j->lisp && sev != PB_SEV_ERROR)
+        return; /* warnings about generated C would only confuse */
     if (!strcmp(file, CC_MAIN_PATH)) {
+        line = user_pos(j, line, &col);
+        for (uint32_t i = 0; j->lisp && i < j->r->n_diags; i++)
+            if (j->r->diags[i].line == line && j->r->diags[i].col == col &&
+                !strcmp(j->r->diags[i].message, message))
+                return; /* the prototype and the definition of one form */
         add_diag(j, sev, line, col, "%s", message);
     } else if (!strcmp(file, CC_PRELUDE_PATH)) {
         add_diag(j, sev, 1, 1, "in the room's declarations: %s", message);
@@ -392,7 +415,8 @@ static void check_imports(const cc_compiler *cc, const cc_wasm *w, job_ctx *j)
         snprintf(name, sizeof name, "%.*s",
                  (int)(f.len < sizeof name - 1 ? f.len : sizeof name - 1),
                  f.ptr);
-        add_diag(j, PB_SEV_ERROR, line_of(j->source, j->source_len, name), 1,
+        add_diag(j, PB_SEV_ERROR,
+                 user_pos(j, line_of(j->source, j->source_len, name), NULL), 1,
                  "'%s' is not defined in this patch, not a var of the room, "
                  "and not part of the runtime API (protocol/abi/api.list)%s",
                  name,
@@ -406,8 +430,9 @@ static void check_imports(const cc_compiler *cc, const cc_wasm *w, job_ctx *j)
 }
 
 /* Reads pb_meta: "def NAME SIG DEPS...", "use NAME SIG", "state ...". */
-static int read_meta(const cc_wasm *w, const cc_scan *scan, cc_result *r)
+static int read_meta(const cc_wasm *w, const job_ctx *j, cc_result *r)
 {
+    const cc_scan *scan = j->scan;
     char *meta = cc_strndup(w->meta.ptr ? w->meta.ptr : "", w->meta.len);
     if (!meta)
         return -1;
@@ -451,7 +476,7 @@ static int read_meta(const cc_wasm *w, const cc_scan *scan, cc_result *r)
         }
         if (def && !rc) {
             const cc_found *f = cc_scan_find(scan, s->name);
-            s->line = f ? f->line : 0;
+            s->line = user_pos(j, f ? f->line : 0, NULL);
             s->decl = f ? cc_strdup(f->decl) : decl_from_sig(s->name, s->sig);
             if (!s->decl)
                 rc = -1;
@@ -538,12 +563,42 @@ static bool has_errors(const cc_result *r)
     return false;
 }
 
+/* Lowers a Lisp job to C (compiler/lisp/): on success j reads the
+ * generated C and maps positions back; on errors they are diagnostics at
+ * the Lisp positions. Returns 0, -1 (errors) or -2 (out of memory). */
+static int lower_lisp(const cc_job *job, lisp_arena *a, lisp_c *out,
+                      job_ctx *j)
+{
+    lisp_room_var *vars = calloc(job->n_vars ? job->n_vars : 1, sizeof *vars);
+    if (!vars)
+        return -2;
+    for (uint32_t i = 0; i < job->n_vars; i++)
+        vars[i] = (lisp_room_var){job->vars[i].name, job->vars[i].sig,
+                                  job->vars[i].decl};
+    int rc = lisp_to_c(a, job->source, job->source_len,
+                       job->file ? job->file : "patch.cljc", vars, job->n_vars,
+                       out);
+    free(vars);
+    if (rc == -1)
+        for (uint32_t i = 0; i < out->n_errs; i++)
+            add_diag(j, PB_SEV_ERROR, out->errs[i].line, out->errs[i].col, "%s",
+                     out->errs[i].message);
+    if (rc == 0) {
+        j->source = out->c;
+        j->source_len = out->len;
+        j->lisp = out;
+    }
+    return rc;
+}
+
 pb_err cc_compile(cc_compiler *cc, const cc_job *job, cc_result *out,
                   pb_errmsg *why)
 {
     memset(out, 0, sizeof *out);
     uint64_t t0 = cc_now_us();
-    job_ctx j = {out, NULL, job->source, job->source_len, false};
+    job_ctx j = {out, NULL, job->source, job->source_len, false, NULL};
+    lisp_arena arena = {0};
+    lisp_c lisp;
     cc_scan scan = {0};
     text prelude = {0};
     uint8_t *obj = NULL;
@@ -552,7 +607,7 @@ pb_err cc_compile(cc_compiler *cc, const cc_job *job, cc_result *out,
     char err[2048] = "";
     j.scan = &scan;
 
-    if (job->lang != PB_LANG_C) {
+    if (job->lang != PB_LANG_C && job->lang != PB_LANG_LISP) {
         add_diag(&j, PB_SEV_ERROR, 1, 1,
                  "language '%s' is not supported by this compiler yet",
                  pb_lang_name(job->lang));
@@ -571,7 +626,16 @@ pb_err cc_compile(cc_compiler *cc, const cc_job *job, cc_result *out,
         add_diag(&j, PB_SEV_ERROR, line, 1, "the source contains a NUL byte");
         goto done;
     }
-    if (cc_scan_source(job->source, job->source_len, &scan) ||
+    if (job->lang == PB_LANG_LISP) {
+        int lr = lower_lisp(job, &arena, &lisp, &j);
+        if (lr == -2) {
+            e = cc_fail(why, PB_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+        if (lr)
+            goto done;
+    }
+    if (cc_scan_source(j.source, j.source_len, &scan) ||
         build_prelude(job, &scan, &prelude)) {
         e = cc_fail(why, PB_ERR_NOMEM, "out of memory");
         goto done;
@@ -587,7 +651,11 @@ pb_err cc_compile(cc_compiler *cc, const cc_job *job, cc_result *out,
     }
     put(&k, prelude.s, prelude.len);
     put(&k, "\0", 1);
-    put(&k, job->source, job->source_len);
+    put(&k, j.source, j.source_len);
+    if (j.lisp) { /* the Lisp positions are part of the result */
+        put(&k, "\0lisp\0", 6);
+        put(&k, job->source, job->source_len);
+    }
     pb_hash(k.s, k.len, key);
     free(k.s);
     if (cc->cache && cc_cache_get(cc->cache, key, out)) {
@@ -607,7 +675,7 @@ pb_err cc_compile(cc_compiler *cc, const cc_job *job, cc_result *out,
     args[n] = NULL;
     cc_file files[2] = {
         {CC_PRELUDE_PATH, prelude.s, prelude.len},
-        {CC_MAIN_PATH, job->source, job->source_len},
+        {CC_MAIN_PATH, j.source, j.source_len},
     };
     uint64_t t1 = cc_now_us();
     int rc = cc->be->compile(cc->be, args, files, 2, on_backend_diag, &j, &obj,
@@ -652,7 +720,7 @@ pb_err cc_compile(cc_compiler *cc, const cc_job *job, cc_result *out,
             goto done;
         }
     check_imports(cc, &w, &j);
-    if (read_meta(&w, &scan, out)) {
+    if (read_meta(&w, &j, out)) {
         e = cc_fail(why, PB_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -675,5 +743,6 @@ done:
     free(obj);
     free(prelude.s);
     cc_scan_free(&scan);
+    lisp_arena_free(&arena);
     return e;
 }

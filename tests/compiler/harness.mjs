@@ -23,10 +23,11 @@ export class Room {
     this.file = join(this.dir, 'room.tsv');
     this.n = 0;
   }
-  // Compiles src; returns {ok, module, stderr, status}.
-  compile(src, { update = true } = {}) {
+  // Compiles src (C, or Lisp with ext 'cljc'); returns {ok, module,
+  // stderr, status}.
+  compile(src, { update = true, ext = 'c' } = {}) {
     const n = ++this.n;
-    const in_ = join(this.dir, `p${n}.c`);
+    const in_ = join(this.dir, `p${n}.${ext}`);
     const out = join(this.dir, `p${n}.wasm`);
     writeFileSync(in_, src);
     const args = ['compile', '--backend', BACKEND, '--room', this.file, '-q',

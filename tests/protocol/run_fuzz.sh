@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# run_fuzz.sh FUZZER SEED_DIR WORK_DIR — runs a libFuzzer target for a
+# run_fuzz.sh FUZZER SEED_DIR WORK_DIR [PATTERN] — runs a libFuzzer target for a
 # bounded time over a scratch corpus seeded from SEED_DIR (the committed
 # corpus is never modified) and fails on any crash, leak or timeout.
 set -euo pipefail
-fuzzer=$1 seeds=$2 work=$3
+fuzzer=$1 seeds=$2 work=$3 pattern=${4:-*.msgpack}
 secs=${PB_FUZZ_SECONDS:-$([[ ${CI:-} == true ]] && echo 60 || echo 10)}
 rm -rf -- "$work"
 mkdir -p -- "$work/corpus" "$work/artifacts"
-find "$seeds" -name '*.msgpack' -exec cp -t "$work/corpus" {} +
+find "$seeds" -name "$pattern" -exec cp -t "$work/corpus" {} +
 echo "fuzzing $(basename "$fuzzer") for ${secs}s from $(ls "$work/corpus" | wc -l) seeds"
 if "$fuzzer" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
 	-print_final_stats=1 -artifact_prefix="$work/artifacts/" \

@@ -1,0 +1,11 @@
+(defn area ([r] (area r r)) ([w h] (* w h)))
+(defn count-down [n acc] (if (zero? n) acc (recur (dec n) (+ acc 2))))
+(defn twice-fn [x] (let [f (fn [y] (* 2 y))] (f (f x))))
+(defn between? [a b c] (and (< a b c) (not= a c) (or (even? a) (odd? b))))
+(def speed 2.5)
+(defonce n (atom 0))
+(defn bump [] (swap! n + 1) (reset! n (mod @n 7)) (set! n (max n 1 2)))
+(defn s [x] (println "x" x true nil) (cond (neg? x) -1 :else (when-not (pos? x) 0)))
+(deftest t (is (= (area 2) 4) "area") (is (between? 1 2 3)))
+#_(ignored form) ; comment
+(defn uses-room [x] (if (ok? x) (twice x) tempo))

@@ -1,0 +1,16 @@
+(ns demo)
+(defn ggg [v] (+ v 48))
+(defonce counter (atom 0))
+(defn fact [n] (if (<= n 1) 1 (* n (fact (dec n)))))
+(defn sum-to [n] (loop [i 0 acc 0] (if (> i n) acc (recur (inc i) (+ acc i)))))
+(defn big? [x] (> x 5))
+(def speed 2.5)
+(defn pb-frame [t c]
+  (swap! counter inc)
+  (pb-clear c (pb-rgb 0 0 0))
+  (let [r (* 40 (+ 1 (sin (* speed t))))]
+    (when (big? r)
+      (pb-circle c (/ (pb-width c) 2) (/ (pb-height c) 2) r (pb-rgb 255 128 0)))))
+(deftest adds (is (= (ggg 10) 58)) (is (= (sum-to 3) 6) "sum"))
+(defn- helper [x] (cond (< x 0) -1 (= x 0) 0 :else 1))
+(defn sgn [x] (println "sgn of" x "is" (helper x) (big? x)) (helper x))
