@@ -89,6 +89,7 @@ static const pb_field ack_f[] = {
     FIELD(pb_ack, modules, PB_K_U64, OPT, 0),
     FIELD(pb_ack, error, PB_K_STR, OPT, PB_MAX_MESSAGE_BYTES),
     FIELD(pb_ack, var, PB_K_STR, OPT, PB_MAX_NAME_BYTES),
+    FIELD(pb_ack, code, PB_K_U32, OPT, 0),
 };
 static const pb_field ping_f[] = {
     FIELD(pb_ping, t0_us, PB_K_U64, REQ, 0),

@@ -307,6 +307,8 @@ typedef struct pb_ack {    /* runtime -> relay -> editors */
     uint64_t modules;      /* side modules loaded in this instance */
     pb_str error;          /* why, when state is failed */
     pb_str var;            /* the var that failed, if known */
+    uint32_t code;         /* failed: a pb_err saying why (PB_ERR_TRAP,
+                              PB_ERR_CHAIN_FORK, ...); 0 otherwise */
 } pb_ack;
 
 typedef struct pb_ping { /* client -> relay */

@@ -160,6 +160,7 @@ static void build(void)
     f.ack.state = PB_ACK_FAILED;
     f.ack.error = pb_cstr("RuntimeError: divide by zero");
     f.ack.var = pb_cstr("ggg");
+    f.ack.code = PB_ERR_TRAP;
     samples[i++] =
         (pb_sample){"ack_failed", "seq 2 trapped and rolled back", f};
 

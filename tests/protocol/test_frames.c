@@ -94,6 +94,15 @@ TEST(test_decoded_fields_match_what_was_encoded)
                             "double ggg(double v) { return v + 49; }"));
             pb_frame_free(&f);
         }
+        if (s[i].frame.type == PB_T_ACK &&
+            s[i].frame.ack.state == PB_ACK_FAILED) {
+            /* a failed ack says why as a code, for tools to act on */
+            REQUIRE(encode(&s[i].frame, &a) == PB_OK);
+            REQUIRE(pb_frame_decode(a.data, a.len, &f, NULL) == PB_OK);
+            CHECK(f.ack.code == PB_ERR_TRAP);
+            CHECK(pb_str_eq(f.ack.var, "ggg"));
+            pb_frame_free(&f);
+        }
         if (s[i].frame.type == PB_T_PEERS) {
             REQUIRE(encode(&s[i].frame, &a) == PB_OK);
             REQUIRE(pb_frame_decode(a.data, a.len, &f, NULL) == PB_OK);
