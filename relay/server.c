@@ -180,6 +180,10 @@ int relay_run(const relay_config *config, pb_errmsg *why)
     mount.origin = srv.cfg.web_dir;
     mount.def = "index.html";
     mount.origin_protocol = LWSMPRO_FILE;
+    /* Browsers compile wasm while it streams in only with this type. */
+    static const struct lws_protocol_vhost_options wasm_mime = {
+        NULL, NULL, ".wasm", "application/wasm"};
+    mount.extra_mimetypes = &wasm_mime;
 
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);

@@ -30,6 +30,8 @@ packages=(
 	libwebsockets-dev libsodium-dev libmsgpack-dev libsqlite3-dev sqlite3
 	python3 python3-msgpack
 )
+# The browser tests drive Debian's Chromium with playwright-core.
+[[ $profile == test ]] && packages+=(chromium)
 missing=()
 for p in "${packages[@]}"; do
 	# nodejs may come from elsewhere; a working node is what matters.

@@ -1,0 +1,97 @@
+// harness.mjs — for the browser tests: a real relay (`patchbay serve`) on a
+// free loopback port with its own data folder, tokens from `patchbay
+// token`, and Debian's Chromium through playwright-core with the flags of
+// DESIGN.md and a fresh profile. Everything started here is stopped by
+// stop(), also when a test fails.
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, existsSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+export const CLI = process.env.PB_CLI;
+export const WEB = process.env.PB_WEB;
+export const CHROMIUM = process.env.PB_CHROMIUM || '/usr/bin/chromium';
+if (!CLI || !WEB) throw new Error('set PB_CLI and PB_WEB (ctest does)');
+if (!existsSync(join(WEB, 'editor.js')))
+  throw new Error(`${WEB}/editor.js is missing: the pages were not built (npm ci, then build)`);
+if (!existsSync(CHROMIUM))
+  throw new Error(`${CHROMIUM} is missing: apt-get install chromium (scripts/setup.sh test does)`);
+
+export class Relay {
+  constructor() {
+    this.dir = mkdtempSync(join(tmpdir(), 'pb-web-'));
+    this.port = 0;
+    this.proc = null;
+    this.log = '';
+  }
+  // Starts (or restarts, on the same port) the relay.
+  async start() {
+    const p = spawn(CLI, ['serve', '--port', String(this.port), '--data', this.dir, '--web', WEB,
+                          '--backend', 'process'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.proc = p;
+    const port = await new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`relay did not start:\n${this.log}`)), 15000);
+      const on = (d) => {
+        this.log += d;
+        const m = /127\.0\.0\.1:(\d+)/.exec(this.log);
+        if (m) { clearTimeout(t); resolve(Number(m[1])); }
+      };
+      p.stdout.on('data', on);
+      p.stderr.on('data', (d) => { this.log += d; });
+      p.on('exit', (c) => { clearTimeout(t); reject(new Error(`relay exited ${c}:\n${this.log}`)); });
+    });
+    this.port = port;
+    p.removeAllListeners('exit');
+    return this;
+  }
+  token(room, role, name) {
+    return execFileSync(CLI, ['token', '--data', this.dir, '--room', room, '--role', role,
+                              '--name', name, '-q'], { stdio: ['ignore', 'pipe', 'pipe'] }).toString().trim();
+  }
+  key() {
+    return execFileSync(CLI, ['keygen', '--data', this.dir], { stdio: ['ignore', 'pipe', 'pipe'] }).toString().match(/[0-9a-f]{64}/)[0];
+  }
+  link(page, room, role, name) {
+    return `http://127.0.0.1:${this.port}/${page}#room=${room}&token=${this.token(room, role, name)}&key=${this.key()}`;
+  }
+  // `patchbay eval` from the command line, as another editor would.
+  eval(room, name, file, source) {
+    const f = join(this.dir, file);
+    writeFileSync(f, source);
+    return execFileSync(CLI, ['eval', '--url', `ws://127.0.0.1:${this.port}`, '--room', room,
+                              '--token', this.token(room, 'editor', name), f]).toString();
+  }
+  async kill() {
+    if (!this.proc) return;
+    const p = this.proc;
+    this.proc = null;
+    const gone = new Promise((r) => p.once('exit', r));
+    p.kill('SIGKILL');
+    await gone;
+  }
+  async stop() {
+    await this.kill();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+// Playwright gives every launch a fresh temporary profile (its own
+// --user-data-dir, removed on close); it refuses the flag from us.
+export async function launch() {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+           '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+}
+
+// Replaces the editor's text (CodeMirror) and puts the cursor at marker.
+export async function setCode(page, text, marker) {
+  await page.evaluate(([t, m]) => {
+    const view = window.patchbay.view;
+    const at = m ? t.indexOf(m) : t.length;
+    view.dispatch({ changes: { from: 0, to: view.state.doc.length, insert: t }, selection: { anchor: at } });
+    view.focus();
+  }, [text, marker || '']);
+}

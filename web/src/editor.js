@@ -1,0 +1,346 @@
+// editor.js — the editor page (editor.html): CodeMirror 6 with C and Lisp,
+// Ctrl/Cmd-Enter evaluates the definition under the cursor and Shift-Enter
+// the whole buffer, diagnostics inline and in a problems list, the room's
+// peers and devices with their last ack, the runtimes' console, the history
+// strip, and the connection state. The join link's fragment carries the
+// room, the token and the relay's public key (patchbay token prints it).
+//
+// For tests, the page's state is readable as window.patchbay.
+import { EditorView, basicSetup } from 'codemirror';
+import { EditorState, Compartment } from '@codemirror/state';
+import { keymap, Decoration } from '@codemirror/view';
+import { StateField, StateEffect } from '@codemirror/state';
+import { cpp } from '@codemirror/lang-cpp';
+import { StreamLanguage, HighlightStyle, syntaxHighlighting } from '@codemirror/language';
+import { tags as t } from '@lezer/highlight';
+import { clojure } from '@codemirror/legacy-modes/mode/clojure';
+import { setDiagnostics, lintGutter } from '@codemirror/lint';
+import { Connection } from './conn.js';
+import { parseLink, readStatement, clock } from './proto.js';
+import { formAt } from './forms.js';
+
+const $ = (id) => document.getElementById(id);
+const el = (tag, cls, text) => {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+};
+
+const STARTER = {
+  c: '#include <patchbay.h>\n\n// Ctrl-Enter evaluates the definition under the cursor,\n// Shift-Enter the whole buffer.\ndouble ggg(double v) { return v + 48; }\n\nvoid pb_frame(double t, pb_canvas *c) {\n    pb_clear(c, pb_rgb(0, 0, 0));\n    pb_circle(c, c->width / 2, c->height / 2,\n              (int)(40 + 20 * sin(t * 2)), pb_rgb(255, 128, 0));\n}\n',
+  lisp: ';; Ctrl-Enter evaluates the form under the cursor,\n;; Shift-Enter the whole buffer.\n(defn ggg [v] (+ v 48))\n\n(defn pb-frame [t c]\n  (pb-clear c (pb-rgb 0 0 0))\n  (pb-circle c (/ (pb-width c) 2) (/ (pb-height c) 2)\n             (+ 40 (* 20 (sin (* t 2)))) (pb-rgb 255 128 0)))\n',
+};
+
+const state = {
+  link: parseLink(location.hash),
+  conn: 'connecting', connDetail: '',
+  welcome: null,
+  lang: 'c',
+  req: 0,
+  pending: new Map(),  // req -> {source, from, to}
+  diags: [],           // the last eval's items, with line/col
+  lastResult: null,    // {req, ok, seq}
+  history: [],         // {seq, author, vars, createdUs, lang, source}
+  headSeq: 0,
+  peers: new Map(),    // id -> peer
+  acks: new Map(),     // runtime_id -> {state, seq, error, var}
+  logs: [],            // {runtime_id, level, text, seq, var}
+  errors: [],          // error frames
+};
+window.patchbay = state;
+
+// ---- the editor -----------------------------------------------------------------
+const langConf = new Compartment();
+const flash = StateEffect.define();
+const flashField = StateField.define({
+  create: () => Decoration.none,
+  update(deco, tr) {
+    deco = deco.map(tr.changes);
+    for (const e of tr.effects)
+      if (e.is(flash))
+        deco = e.value ? Decoration.set([Decoration.mark({ class: 'cm-evaluated' }).range(e.value.from, e.value.to)]) : Decoration.none;
+    return deco;
+  },
+  provide: (f) => EditorView.decorations.from(f),
+});
+
+// Colours for a dark page that stays readable on a projector.
+const dark = EditorView.theme({
+  '.cm-activeLineGutter': { background: '#1a2028', color: '#dde3ea' },
+  '.cm-selectionBackground, &.cm-focused .cm-selectionBackground': { background: '#2f4a66 !important' },
+  '.cm-matchingBracket': { background: '#34404d', outline: '1px solid #6cb6ff' },
+  '.cm-lintRange-error': { textDecoration: 'underline wavy #ff6b6b', backgroundImage: 'none' },
+  '.cm-lintRange-warning': { textDecoration: 'underline wavy #f0c050', backgroundImage: 'none' },
+}, { dark: true });
+const colours = HighlightStyle.define([
+  { tag: [t.keyword, t.controlKeyword, t.definitionKeyword, t.modifier], color: '#ff8fb1' },
+  { tag: [t.typeName, t.standard(t.typeName)], color: '#8fd0ff' },
+  { tag: [t.function(t.variableName), t.function(t.definition(t.variableName))], color: '#ffd479' },
+  { tag: [t.number, t.bool, t.atom], color: '#b8a1ff' },
+  { tag: [t.string, t.character], color: '#9be59b' },
+  { tag: [t.comment, t.lineComment, t.blockComment], color: '#7d8794', fontStyle: 'italic' },
+  { tag: [t.processingInstruction, t.meta], color: '#6cb6ff' },
+  { tag: [t.operator, t.punctuation, t.bracket], color: '#c3cad3' },
+  { tag: [t.variableName, t.propertyName], color: '#dde3ea' },
+]);
+
+const storeKey = () => `patchbay:${state.link.room}:${state.lang}`;
+const language = (lang) => (lang === 'lisp' ? StreamLanguage.define(clojure) : cpp());
+
+const view = new EditorView({
+  parent: $('editor'),
+  state: EditorState.create({
+    doc: '',
+    extensions: [
+      keymap.of([
+        { key: 'Mod-Enter', run: () => { evaluate(false); return true; } },
+        { key: 'Shift-Enter', run: () => { evaluate(true); return true; } },
+      ]),
+      basicSetup,
+      dark,
+      syntaxHighlighting(colours),
+      lintGutter(),
+      langConf.of(language('c')),
+      flashField,
+      EditorView.updateListener.of((u) => {
+        if (u.docChanged) localStorage.setItem(storeKey(), u.state.doc.toString());
+      }),
+    ],
+  }),
+});
+
+// Tests drive the editor through this (not enumerable: the state stays
+// plain data for anyone who serialises it).
+Object.defineProperty(state, 'view', { value: view });
+
+function setLang(lang) {
+  state.lang = lang;
+  $('lang').value = lang;
+  const saved = localStorage.getItem(storeKey());
+  view.dispatch({
+    changes: { from: 0, to: view.state.doc.length, insert: saved ?? STARTER[lang] },
+    effects: [langConf.reconfigure(language(lang)), flash.of(null)],
+  });
+  view.dispatch(setDiagnostics(view.state, []));
+  localStorage.setItem(`patchbay:${state.link.room}:lang`, lang);
+}
+
+// A diagnostic's byte column on a line of the sent source, as a UTF-16
+// offset into the buffer (the sent source keeps the buffer's UTF-16 columns).
+function position(source, line, col) {
+  const lines = source.split('\n');
+  const l = Math.max(1, Math.min(line, view.state.doc.lines));
+  const text = lines[l - 1] || '';
+  const bytes = new TextEncoder().encode(text);
+  const before = new TextDecoder().decode(bytes.subarray(0, Math.max(0, col - 1)));
+  const docLine = view.state.doc.line(l);
+  return Math.min(docLine.from + before.length, docLine.to);
+}
+
+function showDiagnostics(p, items) {
+  const doc = view.state.doc;
+  const diags = items.map((d) => {
+    const from = position(p.source, d.line, d.col);
+    let to = d.end_line ? position(p.source, d.end_line, d.end_col) : from;
+    if (to <= from) { // underline the word (or character) at the position
+      const line = doc.lineAt(from);
+      const m = /^[\w\-?!*+<>=.]+/.exec(line.text.slice(from - line.from));
+      to = Math.min(line.to, from + (m ? m[0].length : 1));
+      if (to <= from && from > line.from) return { from: from - 1, to: from, severity: sev(d), message: d.message };
+    }
+    return { from, to, severity: sev(d), message: d.message };
+  });
+  view.dispatch(setDiagnostics(view.state, diags));
+  const list = $('problems');
+  list.replaceChildren();
+  for (const d of items) {
+    const li = el('li', `problem ${d.severity}`);
+    li.append(el('span', 'where', `${d.line}:${d.col}`), el('span', 'sev', d.severity), el('span', 'msg', d.message));
+    li.onclick = () => {
+      const at = position(p.source, d.line, d.col);
+      view.dispatch({ selection: { anchor: at }, scrollIntoView: true });
+      view.focus();
+    };
+    list.append(li);
+  }
+  $('problems-count').textContent = items.length ? `(${items.length})` : '';
+}
+const sev = (d) => (d.severity === 'note' ? 'info' : d.severity);
+
+function evaluate(whole) {
+  const text = view.state.doc.toString();
+  const pos = view.state.selection.main.head;
+  const pick = whole ? { source: text, from: 0, to: text.length } : formAt(text, pos, state.lang);
+  if (!pick || !pick.source.trim()) return status('nothing to evaluate here');
+  const req = ++state.req;
+  const name = `${state.link.name || 'editor'}.${state.lang === 'lisp' ? 'cljc' : 'c'}`;
+  if (!connection.send('eval', { req, lang: state.lang, name, source: pick.source }))
+    return status(`not connected (${state.conn}); nothing was sent`, 'error');
+  state.pending.set(req, pick);
+  view.dispatch({ effects: flash.of({ from: pick.from, to: pick.to }) });
+  status(`evaluating… (#${req})`);
+}
+
+function status(text, kind = '') {
+  const s = $('status');
+  s.textContent = text;
+  s.className = kind;
+}
+
+// ---- frames ---------------------------------------------------------------------
+function onFrame(f) {
+  switch (f.t) {
+    case 'welcome':
+      state.welcome = f;
+      state.headSeq = f.head_seq || 0;
+      $('who').textContent = `${f.name} · ${f.role}`;
+      $('room').textContent = f.room;
+      break;
+    case 'diag': {
+      const p = state.pending.get(f.req);
+      state.pending.delete(f.req);
+      state.diags = f.items || [];
+      state.lastResult = { req: f.req, ok: f.ok, seq: f.seq || 0 };
+      if (p) showDiagnostics(p, state.diags);
+      status(f.ok ? `accepted as seq ${f.seq}` : `${state.diags.filter((d) => d.severity === 'error').length} error(s): not sent to the room`,
+             f.ok ? 'ok' : 'error');
+      setTimeout(() => view.dispatch({ effects: flash.of(null) }), 600);
+      break;
+    }
+    case 'patch':
+      addHistory(f);
+      break;
+    case 'history':
+      for (const it of f.items || []) addHistory(it);
+      break;
+    case 'peers':
+      if (f.event === 'snapshot') state.peers.clear();
+      for (const p of f.peers || []) {
+        if (f.event === 'leave') state.peers.delete(p.id);
+        else state.peers.set(p.id, { ...state.peers.get(p.id), ...p });
+      }
+      renderPeers();
+      break;
+    case 'ack':
+      state.acks.set(f.runtime_id, { state: f.state, seq: f.seq, error: f.error, var: f.var,
+                                     prepareUs: f.prepare_us, lateUs: f.late_us, mem: f.mem_bytes });
+      renderPeers();
+      if (f.state === 'failed')
+        addLog({ runtime_id: f.runtime_id, level: 'trap', seq: f.seq, var: f.var,
+                 text: `patch ${f.seq} failed${f.var ? ` in ${f.var}` : ''}: ${f.error || ''}` });
+      break;
+    case 'log':
+      addLog(f);
+      break;
+    case 'error':
+      state.errors.push(f);
+      status(f.message, 'error');
+      if (f.req) state.pending.delete(f.req);
+      break;
+    case 'local_error':
+      status(f.message, 'error');
+      break;
+    default:
+      break;
+  }
+}
+
+function addHistory(p) {
+  let s;
+  try { s = readStatement(p.stmt); } catch { return; }
+  if (state.history.some((h) => h.seq === s.seq)) return;
+  const h = { seq: s.seq, author: s.author, vars: s.symbols.map((x) => x.name), createdUs: s.createdUs,
+              lang: s.lang, source: p.source || '' };
+  state.history.push(h);
+  state.history.sort((a, b) => a.seq - b.seq);
+  if (state.history.length > 500) state.history.shift();
+  state.headSeq = Math.max(state.headSeq, s.seq);
+  renderHistory();
+}
+
+function renderHistory() {
+  const strip = $('history');
+  strip.replaceChildren();
+  for (const h of state.history.slice(-60).reverse()) {
+    const b = el('button', 'patch');
+    b.dataset.seq = h.seq;
+    b.append(el('span', 'seq', `#${h.seq}`), el('span', 'vars', h.vars.join(' ') || '—'),
+             el('span', 'by', `${h.author} · ${clock(h.createdUs)}`));
+    b.title = `seq ${h.seq} by ${h.author} (${h.lang})`;
+    b.onclick = () => showSource(h);
+    strip.append(b);
+  }
+}
+
+function showSource(h) {
+  $('source-title').textContent = `seq ${h.seq} · ${h.author} · ${h.lang} · ${h.vars.join(', ')}`;
+  $('source-text').textContent = h.source || '(the relay sent this patch without its source)';
+  $('source').showModal();
+}
+
+function renderPeers() {
+  const list = $('peers');
+  list.replaceChildren();
+  const sorted = [...state.peers.values()].sort((a, b) => a.role.localeCompare(b.role) || a.id - b.id);
+  for (const p of sorted) {
+    const li = el('li', `peer ${p.role}`);
+    li.dataset.id = p.id;
+    li.append(el('span', 'name', p.name), el('span', 'role', p.role));
+    if (p.role === 'runtime') {
+      const a = state.acks.get(p.id);
+      const ack = a ? `${a.state} #${a.seq}` : p.last_ack ? `${p.last_ack} #${p.last_seq}` : 'no ack yet';
+      li.append(el('span', `ack ${a?.state || p.last_ack || ''}`, ack));
+      const skew = a?.lateUs ?? p.skew_us;
+      if (skew !== undefined) li.append(el('span', 'skew', `${(skew / 1000).toFixed(1)} ms`));
+      const mem = a?.mem ?? p.mem_bytes;
+      if (mem) li.append(el('span', 'mem', `${(mem / 1048576).toFixed(1)} MiB`));
+      if (p.client) li.title = p.client;
+    }
+    list.append(li);
+  }
+  $('peers-count').textContent = `(${state.peers.size})`;
+}
+
+function addLog(l) {
+  state.logs.push(l);
+  if (state.logs.length > 1000) state.logs.shift();
+  const box = $('console');
+  const line = el('div', `log ${l.level}`);
+  const who = state.peers.get(l.runtime_id)?.name || (l.runtime_id ? `runtime ${l.runtime_id}` : 'runtime');
+  const where = [l.seq ? `#${l.seq}` : '', l.var || ''].filter(Boolean).join(' ');
+  line.append(el('span', 'who', who), el('span', 'where', where), el('span', 'text', `${l.text}${l.truncated ? ' …(truncated)' : ''}`));
+  box.append(line);
+  while (box.childElementCount > 500) box.firstChild.remove();
+  box.scrollTop = box.scrollHeight;
+}
+
+function onState(s, detail) {
+  state.conn = s;
+  state.connDetail = detail;
+  const c = $('conn');
+  c.className = `conn ${s}`;
+  c.textContent = { connecting: 'connecting…', live: 'live', reconnecting: 'reconnecting…',
+                    waiting: 'offline', failed: 'cannot join', closed: 'closed' }[s] || s;
+  c.title = detail;
+  if (s === 'failed') status(`cannot join: ${detail}`, 'error');
+  else if (s === 'waiting') status(detail, 'error');
+  else if (s === 'live' && $('status').className === 'error') status('connected');
+}
+
+// ---- start ------------------------------------------------------------------------
+let connection = { send: () => false };
+$('lang').onchange = (e) => setLang(e.target.value);
+$('run').onclick = () => evaluate(false);
+$('run-all').onclick = () => evaluate(true);
+$('source-close').onclick = () => $('source').close();
+setLang(localStorage.getItem(`patchbay:${state.link.room}:lang`) || 'c');
+if (state.link.missing.length) {
+  onState('failed', `the link lacks ${state.link.missing.join(', ')}; open the link that patchbay token prints`);
+} else {
+  $('room').textContent = state.link.room;
+  const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}`;
+  connection = new Connection({ url, room: state.link.room, token: state.link.token, onFrame, onState,
+                                sinceSeq: () => state.headSeq }).start();
+}
+view.focus();

@@ -1,0 +1,48 @@
+// proto.js — patchbay frames for the pages (docs/PROTOCOL.md): building the
+// frames a page sends, reading the join link, and reading a statement for
+// display. Verification is not done here: the runtime does it in wasm with
+// the C protocol library, and an editor only shows what the relay says.
+import { encode, decode } from './msgpack.js';
+
+export const VERSION = 1;
+export const CLIENT = 'patchbay-web/0.1.0';
+
+export function frame(t, fields) {
+  return encode({ v: VERSION, t, ...fields });
+}
+
+export function parseFrame(bytes) {
+  const f = decode(bytes);
+  if (!f || typeof f !== 'object' || Array.isArray(f) || typeof f.t !== 'string')
+    throw new Error('not a patchbay frame');
+  return f;
+}
+
+// The join link's fragment: #room=R&token=T&key=HEX.
+export function parseLink(hash) {
+  const p = new URLSearchParams(String(hash || '').replace(/^#/, ''));
+  const room = p.get('room') || '', token = p.get('token') || '', key = p.get('key') || '';
+  const missing = [!room && 'room', !token && 'token', !/^[0-9a-f]{64}$/i.test(key) && 'key']
+    .filter(Boolean);
+  return { room, token, key: key.toLowerCase(), name: p.get('name') || '', missing };
+}
+
+// A statement (msgpack array of 12) as an object; see docs/PROTOCOL.md.
+export function readStatement(stmt) {
+  const a = decode(stmt);
+  if (!Array.isArray(a) || a.length !== 12) throw new Error('not a statement');
+  return {
+    room: a[1], seq: a[2], prevHash: a[3], moduleHash: a[4],
+    symbols: (a[5] || []).map(([name, sig]) => ({ name, sig })),
+    author: a[6], lang: a[7], sourceHash: a[8],
+    createdUs: a[9], applyUs: a[10], key: a[11],
+  };
+}
+
+export const hex = (b) => Array.from(b || [], (x) => x.toString(16).padStart(2, '0')).join('');
+
+// A wall-clock time in µs as HH:MM:SS.
+export function clock(us) {
+  const d = new Date(Number(us) / 1000);
+  return d.toTimeString().slice(0, 8);
+}
