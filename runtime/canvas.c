@@ -91,3 +91,12 @@ void pb_check_failed(const char *expr, int line)
                  expr);
     check_failed = 1;
 }
+
+const char *rt_check_take(void)
+{
+    static char taken[sizeof check_message];
+    snprintf(taken, sizeof taken, "%s", check_failed ? check_message : "");
+    check_failed = 0;
+    check_message[0] = '\0';
+    return taken;
+}

@@ -2,7 +2,12 @@
  * name whose address never changes (patch modules bind to it at load time
  * and call through it), the definition staged by the patch being prepared,
  * and the definitions it replaced (for rollback). Also the persistent state
- * cells of PB_STATE. This is the runtime side of docs/PATCH_ABI.md. */
+ * cells of PB_STATE. This is the runtime side of docs/PATCH_ABI.md.
+ *
+ * Every definition remembers the seq of the patch that brought it, so that
+ * a trap can take back exactly that patch (rt_rollback_seq). A prepared
+ * patch's definitions can be taken out of the registry (rt_prepare_take)
+ * to wait for their apply time while later patches are prepared. */
 #include "runtime.h"
 
 #include <stdarg.h>
@@ -19,8 +24,10 @@ typedef struct rt_var {
     void *pending; /* staged by the patch being prepared */
     char pending_sig[PB_MAX_TYPE_BYTES + 1];
     bool has_pending;
+    uint64_t seq; /* patch of the current definition (0: none/unknown) */
     void *prev[RT_MAX_HISTORY];
     char prev_sig[RT_MAX_HISTORY][PB_MAX_TYPE_BYTES + 1];
+    uint64_t prev_seq[RT_MAX_HISTORY];
     uint32_t n_prev;
     struct rt_var *next; /* hash chain */
 } rt_var;
@@ -62,7 +69,7 @@ void rt_prepare_error(const char *fmt, ...)
     n_errors++;
 }
 
-rt_var *rt_var_find(const char *name)
+static rt_var *rt_var_find(const char *name)
 {
     for (rt_var *v = vars[hash(name)]; v; v = v->next)
         if (!strcmp(v->name, name))
@@ -178,6 +185,28 @@ void rt_prepare_abort(void)
     preparing = false;
 }
 
+/* Makes fn the current definition of v, keeping the old one for rollback. */
+static void var_swap(rt_var *v, void *fn, const char *sig, uint64_t seq)
+{
+    if (v->cell) {
+        if (v->n_prev == RT_MAX_HISTORY) {
+            memmove(v->prev, v->prev + 1,
+                    (RT_MAX_HISTORY - 1) * sizeof v->prev[0]);
+            memmove(v->prev_sig, v->prev_sig + 1,
+                    (RT_MAX_HISTORY - 1) * sizeof v->prev_sig[0]);
+            memmove(v->prev_seq, v->prev_seq + 1,
+                    (RT_MAX_HISTORY - 1) * sizeof v->prev_seq[0]);
+            v->n_prev--;
+        }
+        v->prev[v->n_prev] = v->cell;
+        v->prev_seq[v->n_prev] = v->seq;
+        strcpy(v->prev_sig[v->n_prev++], v->sig);
+    }
+    v->cell = fn;
+    v->seq = seq;
+    strcpy(v->sig, sig);
+}
+
 int rt_commit(void)
 {
     int n = 0;
@@ -185,23 +214,90 @@ int rt_commit(void)
         for (rt_var *v = vars[b]; v; v = v->next) {
             if (!v->has_pending)
                 continue;
-            if (v->cell) {
-                if (v->n_prev == RT_MAX_HISTORY) {
-                    memmove(v->prev, v->prev + 1,
-                            (RT_MAX_HISTORY - 1) * sizeof v->prev[0]);
-                    memmove(v->prev_sig, v->prev_sig + 1,
-                            (RT_MAX_HISTORY - 1) * sizeof v->prev_sig[0]);
-                    v->n_prev--;
-                }
-                v->prev[v->n_prev] = v->cell;
-                strcpy(v->prev_sig[v->n_prev++], v->sig);
-            }
-            v->cell = v->pending;
-            strcpy(v->sig, v->pending_sig);
+            var_swap(v, v->pending, v->pending_sig, 0);
             v->has_pending = false;
             n++;
         }
     return n;
+}
+
+/* ---- prepared patches waiting for their apply time ----------------------- */
+
+typedef struct rt_def {
+    rt_var *var;
+    void *fn;
+    char sig[PB_MAX_TYPE_BYTES + 1];
+} rt_def;
+
+struct rt_staged {
+    uint32_t n;
+    rt_def defs[];
+};
+
+rt_staged *rt_prepare_take(void)
+{
+    uint32_t n = 0;
+    for (uint32_t b = 0; b < BUCKETS; b++)
+        for (rt_var *v = vars[b]; v; v = v->next)
+            n += v->has_pending;
+    rt_staged *s = malloc(sizeof *s + n * sizeof s->defs[0]);
+    if (!s) {
+        rt_prepare_abort();
+        return NULL;
+    }
+    s->n = 0;
+    for (uint32_t b = 0; b < BUCKETS; b++)
+        for (rt_var *v = vars[b]; v; v = v->next) {
+            if (!v->has_pending)
+                continue;
+            rt_def *d = &s->defs[s->n++];
+            d->var = v;
+            d->fn = v->pending;
+            strcpy(d->sig, v->pending_sig);
+            v->has_pending = false;
+        }
+    return s;
+}
+
+uint32_t rt_staged_count(const rt_staged *s)
+{
+    return s ? s->n : 0;
+}
+
+const char *rt_staged_name(const rt_staged *s, uint32_t i)
+{
+    return s && i < s->n ? s->defs[i].var->name : "";
+}
+
+int rt_staged_commit(rt_staged *s, uint64_t seq)
+{
+    if (!s)
+        return 0;
+    int n = (int)s->n;
+    for (uint32_t i = 0; i < s->n; i++)
+        var_swap(s->defs[i].var, s->defs[i].fn, s->defs[i].sig, seq);
+    free(s);
+    return n;
+}
+
+void rt_staged_free(rt_staged *s)
+{
+    free(s);
+}
+
+/* Puts back v's previous definition; a var with none becomes undefined. */
+static void var_restore(rt_var *v)
+{
+    if (v->n_prev == 0) {
+        v->cell = NULL;
+        v->seq = 0;
+        v->sig[0] = '\0';
+        return;
+    }
+    v->n_prev--;
+    v->cell = v->prev[v->n_prev];
+    v->seq = v->prev_seq[v->n_prev];
+    strcpy(v->sig, v->prev_sig[v->n_prev]);
 }
 
 int rt_rollback(const char *name)
@@ -209,10 +305,45 @@ int rt_rollback(const char *name)
     rt_var *v = rt_var_find(name);
     if (!v || v->n_prev == 0)
         return -1;
-    v->n_prev--;
-    v->cell = v->prev[v->n_prev];
-    strcpy(v->sig, v->prev_sig[v->n_prev]);
+    var_restore(v);
     return 0;
+}
+
+int rt_rollback_seq(uint64_t seq, void (*each)(const char *name, void *ctx),
+                    void *ctx)
+{
+    int n = 0;
+    if (!seq)
+        return 0;
+    for (uint32_t b = 0; b < BUCKETS; b++)
+        for (rt_var *v = vars[b]; v; v = v->next)
+            if (v->cell && v->seq == seq) {
+                var_restore(v);
+                if (each)
+                    each(v->name, ctx);
+                n++;
+            }
+    return n;
+}
+
+uint64_t rt_var_seq(const char *name)
+{
+    rt_var *v = rt_var_find(name);
+    return v && v->cell ? v->seq : 0;
+}
+
+int rt_vars_with_prefix(const char *prefix,
+                        void (*each)(const char *name, void *ctx), void *ctx)
+{
+    int n = 0;
+    size_t len = strlen(prefix);
+    for (uint32_t b = 0; b < BUCKETS; b++)
+        for (rt_var *v = vars[b]; v; v = v->next)
+            if (v->cell && !strncmp(v->name, prefix, len)) {
+                each(v->name, ctx);
+                n++;
+            }
+    return n;
 }
 
 void *rt_var_fn(const char *name)

@@ -28,6 +28,30 @@ int rt_commit(void);
 /* Restores a var's previous definition; -1 if it has none. */
 int rt_rollback(const char *name);
 
+/* Prepared patches wait for their apply time outside the registry, so
+ * that later patches can be prepared meanwhile. rt_prepare_take (after a
+ * successful rt_prepare_end) moves the staged definitions into a new set
+ * (NULL if out of memory; then nothing stays staged). rt_staged_commit
+ * swaps the set in, recording seq as the patch of each definition, and
+ * frees it; rt_staged_free drops a set uncommitted. */
+typedef struct rt_staged rt_staged;
+rt_staged *rt_prepare_take(void);
+uint32_t rt_staged_count(const rt_staged *s);
+const char *rt_staged_name(const rt_staged *s, uint32_t i);
+int rt_staged_commit(rt_staged *s, uint64_t seq);
+void rt_staged_free(rt_staged *s);
+
+/* Takes back every var whose current definition came from patch seq (its
+ * previous definition returns; a var it introduced becomes undefined),
+ * calling each(name) for each; returns how many. */
+int rt_rollback_seq(uint64_t seq, void (*each)(const char *name, void *ctx),
+                    void *ctx);
+/* The patch of a var's current definition; 0 if undefined or unknown. */
+uint64_t rt_var_seq(const char *name);
+/* Calls each(name) for every defined var whose name starts with prefix. */
+int rt_vars_with_prefix(const char *prefix,
+                        void (*each)(const char *name, void *ctx), void *ctx);
+
 /* The current definition of a var (a function table index), or NULL. */
 void *rt_var_fn(const char *name);
 const char *rt_var_sig(const char *name);
@@ -38,5 +62,44 @@ int rt_load(const char *path);
 
 /* Room time and beat for pb_time()/pb_beat(). */
 void rt_set_time(double t, double beat);
+/* The first failed PB_CHECK since the last call ("" if none), then clears
+ * it; the host calls it after each test. */
+const char *rt_check_take(void);
+
+/* ---- The session (session.c, report.c): what the JS host calls ------------
+ * The host passes every frame it receives, raw, to rt_session_receive, and
+ * sends every frame in the outbox (rt_session_out_*) after each call.
+ * Times are µs on the room clock, passed as doubles (exact below 2^53).
+ * Functions returning const char * return JSON in a buffer that the next
+ * call reuses. runtime/README.md has the whole protocol between the two. */
+int rt_session_open(const char *room, const char *key_hex,
+                    uint32_t max_module_bytes);
+const char *rt_session_receive(const uint8_t *buf, uint32_t len,
+                               double now_us);
+int rt_session_tick(double now_us);
+const char *rt_session_take_commits(void);
+const char *rt_session_trap(const char *var, const char *message,
+                            double now_us);
+void rt_session_load_failed(const char *message);
+int rt_session_hello(const char *token, const char *client);
+int rt_session_ping(double t0_us);
+double rt_session_head_seq(void);
+double rt_session_committed_seq(void);
+double rt_session_pending_count(void);
+double rt_session_next_apply_us(void);
+double rt_session_var_seq(const char *name);
+const char *rt_session_tests(const char *filter);
+int rt_session_test_begin(double req);
+int rt_session_test_case(const char *name, int ok, const char *message,
+                         double us);
+int rt_session_test_end(double seq);
+void rt_session_set_log_limits(uint32_t per_second, uint32_t burst,
+                               uint32_t max_bytes);
+int rt_session_log(int level, const char *text, const char *var, double seq,
+                   double now_us);
+uint32_t rt_session_out_len(void);
+const uint8_t *rt_session_out_data(void);
+void rt_session_out_pop(void);
+uint32_t rt_session_out_dropped(void);
 
 #endif

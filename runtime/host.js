@@ -1,0 +1,453 @@
+// host.js — the JS host of the runtime, the same in node and in a browser
+// Web Worker: it owns the WebSocket, the room clock, the timers and every
+// call into patch code; the wasm session (runtime/session.c) owns
+// verification, prepare/commit, the registry and the frames' encoding.
+//
+// Nothing here imports a platform module: the WebSocket constructor, the
+// wasm runtime factory (and its binary or locateFile), the clock and the
+// timers are passed in. runtime/node/runtime.mjs wires it for node; a
+// worker wires it with the browser's own.
+//
+// The flow (runtime/README.md): socket bytes → rt_session_receive → JSON
+// answer → events; after every step, due patches commit (rt_session_tick),
+// pb_init of a new patch runs, patch output becomes log frames, and the
+// session's outbox is sent. A call into a var that throws (a trap) rolls
+// back the patch that defined the var (rt_session_trap).
+import { RoomClock } from './clock.js';
+import { parseLink } from './link.js';
+
+export { parseLink };
+export const CLIENT = 'patchbay-runtime/0.1.0';
+
+// Error codes after which reconnecting cannot help (PB_ERR_AUTH_*).
+const FINAL = new Set([40, 41, 42, 43, 44]);
+const LOG = { info: 1, warn: 2, error: 3, trap: 4 };
+const TEST_PREFIX = 'pb_test__';
+
+// Which var's code trapped: the innermost pb__def.NAME frame of the stack
+// (the ABI renames every var's definition so; docs/PATCH_ABI.md).
+function trappedVar(err, fallback) {
+  const m = /pb__def\.([A-Za-z_][A-Za-z0-9_]*)/.exec(String(err && err.stack || ''));
+  return m ? m[1] : fallback;
+}
+
+function messageOf(err) {
+  if (err && err.name && err.message) return `${err.name}: ${err.message}`;
+  return String(err);
+}
+
+export class RuntimeHost {
+  // opts:
+  //   createRuntime  the Emscripten factory (createPatchbayRuntime)
+  //   moduleArgs     extra factory arguments ({wasmBinary} or {locateFile})
+  //   WebSocket      a WebSocket constructor (browser API)
+  //   link           a join link string, or {url, room, token, key}
+  //   name           shown in the client string
+  //   clock          a RoomClock (default: new RoomClock())
+  //   setTimeout, clearTimeout   default: the globals
+  //   limits         {maxModuleBytes, logLinesPerSecond, logBurst, logMaxBytes}
+  //   backoffMs      first reconnect delay (500), doubling to maxBackoffMs (10000)
+  //   pingEveryMs    clock re-sync period (2000); the first 5 pings 100 ms apart
+  constructor(opts) {
+    this.o = opts;
+    this.link = typeof opts.link === 'string' ? parseLink(opts.link) : opts.link;
+    this.clock = opts.clock || new RoomClock();
+    this.setTimeout = opts.setTimeout || globalThis.setTimeout.bind(globalThis);
+    this.clearTimeout = opts.clearTimeout || globalThis.clearTimeout.bind(globalThis);
+    this.handlers = new Map();
+    this.state = 'new';
+    this.welcome = null;
+    this.clientId = 0;
+    this.room = {};
+    this.ws = null;
+    this.isClosed = false;
+    this.backoff = opts.backoffMs || 500;
+    this.lines = [];
+    this.context = { var: '', seq: 0 };
+    this.pingsSent = 0;
+    this.timers = { tick: null, house: null, reconnect: null };
+    this.canvas = null;
+  }
+
+  // ---- events --------------------------------------------------------------
+  // state {state, detail} · welcome · patch {seq, ok, code, error, ...} ·
+  // reject (a patch refused: {seq, code, error}) · commit {seq, vars,
+  // commit_at_us, apply_us, catchup} · trap {var, seq, vars, message} ·
+  // log {level, text, var, seq} · tests {req, results} · relay_error
+  // {code, message, fatal} · history · clock {offsetUs, uncertaintyUs}
+  on(type, fn) {
+    if (!this.handlers.has(type)) this.handlers.set(type, new Set());
+    this.handlers.get(type).add(fn);
+    return () => this.handlers.get(type).delete(fn);
+  }
+
+  emit(type, ev) {
+    for (const fn of this.handlers.get(type) || []) {
+      try { fn(ev); } catch (e) { queueMicrotask(() => { throw e; }); }
+    }
+  }
+
+  setState(state, detail = '') {
+    this.state = state;
+    this.emit('state', { state, detail });
+  }
+
+  // ---- start ---------------------------------------------------------------
+
+  // Instantiates the wasm runtime and opens the session; then connects.
+  async start() {
+    const print = (level) => (text) => this.lines.push({ level, text, ...this.context });
+    this.M = await this.o.createRuntime({ ...(this.o.moduleArgs || {}),
+                                          print: print('info'), printErr: print('error') });
+    const M = this.M;
+    const l = this.o.limits || {};
+    const e = M.ccall('rt_session_open', 'number', ['string', 'string', 'number'],
+                      [this.link.room, this.link.key, l.maxModuleBytes || 0]);
+    if (e) throw new Error(`cannot open the runtime session for room "${this.link.room}" (error ${e})`);
+    M._rt_session_set_log_limits(l.logLinesPerSecond || 0, l.logBurst || 0, l.logMaxBytes || 0);
+    this.housekeeping();
+    if (this.o.WebSocket) this.connect();
+    return this;
+  }
+
+  get headSeq() { return this.M._rt_session_head_seq(); }
+  get committedSeq() { return this.M._rt_session_committed_seq(); }
+  get pendingCount() { return this.M._rt_session_pending_count(); }
+  roomNowUs() { return this.clock.roomNowUs(); }
+
+  // ---- the connection ------------------------------------------------------
+
+  connect() {
+    if (this.isClosed) return;
+    this.setState(this.welcome ? 'reconnecting' : 'connecting');
+    let ws;
+    try {
+      ws = new this.o.WebSocket(`${this.link.url}/r/${encodeURIComponent(this.link.room)}`, 'patchbay');
+    } catch (e) {
+      this.setState('failed', String(e.message || e));
+      return;
+    }
+    ws.binaryType = 'arraybuffer';
+    this.ws = ws;
+    ws.onopen = () => {
+      const client = `${CLIENT}${this.o.name ? ` ${this.o.name}` : ''}`.slice(0, 256);
+      this.M.ccall('rt_session_hello', 'number', ['string', 'string'], [this.link.token, client]);
+      this.flush();
+    };
+    ws.onmessage = (ev) => {
+      if (this.ws === ws) this.receive(new Uint8Array(ev.data));
+    };
+    ws.onerror = () => {}; // onclose follows and says why
+    ws.onclose = (ev) => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      if (this.isClosed || this.state === 'failed') {
+        if (this.state !== 'failed') this.setState('closed');
+        return;
+      }
+      const wait = Math.round(this.backoff * (0.75 + Math.random() * 0.5));
+      this.backoff = Math.min(this.backoff * 2, this.o.maxBackoffMs || 10000);
+      const why = this.fatal ? this.fatal.message : ev.reason || `connection closed (${ev.code})`;
+      this.fatal = null;
+      this.setState('waiting', `${why}; retrying in ${(wait / 1000).toFixed(1)} s`);
+      this.timers.reconnect = this.setTimeout(() => this.connect(), wait);
+    };
+  }
+
+  // Sends everything in the session's outbox (frames are built in C).
+  flush() {
+    const M = this.M;
+    for (let n = M._rt_session_out_len(); n; n = M._rt_session_out_len()) {
+      const p = M._rt_session_out_data();
+      const bytes = M.HEAPU8.slice(p, p + n);
+      M._rt_session_out_pop();
+      if (this.ws && this.ws.readyState === 1) this.ws.send(bytes);
+      // while disconnected, acks and logs are dropped: the relay would not
+      // route them to anyone who asked, and catch-up re-establishes state
+    }
+  }
+
+  // ---- receiving -----------------------------------------------------------
+
+  // Handles one frame from the relay (also usable without a socket, which
+  // is how the unit tests feed crafted frames). Returns the session's
+  // account of it.
+  receive(bytes) {
+    const M = this.M;
+    const now = this.clock.roomNowUs();
+    const p = M._malloc(bytes.length || 1);
+    M.HEAPU8.set(bytes, p);
+    const sp = M.stackSave();
+    let ev;
+    try {
+      ev = JSON.parse(M.UTF8ToString(M._rt_session_receive(p, bytes.length, now)));
+    } catch (e) {
+      // a module's constructor trapped while loading (or the answer did not
+      // fit): nothing of it is staged
+      M.stackRestore(sp);
+      const message = messageOf(e);
+      M.ccall('rt_session_load_failed', null, ['string'], [message]);
+      ev = { t: 'patch', ok: false, code: 62, error: message };
+    } finally {
+      M._free(p);
+    }
+    this.onFrame(ev);
+    this.step();
+    return ev;
+  }
+
+  onFrame(ev) {
+    switch (ev && ev.t) {
+      case 'welcome':
+        this.welcome = ev;
+        this.clientId = ev.client_id;
+        this.backoff = this.o.backoffMs || 500;
+        this.clock.seed(ev.now_us);
+        this.pingsSent = 0;
+        this.setState('live', `${ev.role} ${ev.name} in ${ev.room}`);
+        this.emit('welcome', ev);
+        if (!ev.key_matches)
+          this.emit('relay_error', { code: 21, fatal: false,
+            message: 'the relay presents another key than the join link: its patches will be refused' });
+        this.ping();
+        break;
+      case 'pong': {
+        this.clock.sample(ev.t0_us, ev.t1_us, ev.t2_us);
+        this.emit('clock', { offsetUs: this.clock.offsetUs, uncertaintyUs: this.clock.uncertaintyUs,
+                             rttUs: this.clock.rttUs });
+        break;
+      }
+      case 'patch':
+        this.emit('patch', ev);
+        if (!ev.ok) this.emit('reject', ev);
+        break;
+      case 'history':
+        this.emit('history', ev);
+        for (const it of ev.items || []) if (!it.ok) this.emit('reject', it);
+        break;
+      case 'error':
+        if (ev.fatal) {
+          this.fatal = ev;
+          if (FINAL.has(ev.code)) {
+            this.isClosed = true;
+            this.setState('failed', ev.message);
+          }
+        }
+        this.emit('relay_error', ev);
+        break;
+      case 'test_req':
+        this.runTests(ev.req, ev.filter);
+        break;
+      case 'room':
+        this.room = ev;
+        break;
+      case 'invalid':
+        this.emit('reject', { seq: 0, ok: false, code: ev.code, error: ev.error });
+        break;
+      default:
+        break;
+    }
+  }
+
+  // ---- commit, logs, outbox --------------------------------------------------
+
+  // After anything happened: commit what is due, run pb_init of what was
+  // committed, forward output, send, and arm the timer for the next commit.
+  step() {
+    const M = this.M;
+    M._rt_session_tick(this.clock.roomNowUs());
+    const commits = JSON.parse(M.UTF8ToString(M._rt_session_take_commits()));
+    let needsInit = false;
+    for (const c of commits) {
+      this.emit('commit', c);
+      if (c.vars.includes('pb_init')) needsInit = true;
+    }
+    if (needsInit) this.tryCall('pb_init', []);
+    this.flushLogs();
+    this.flush();
+    this.armTick();
+  }
+
+  // A timer for the next queued patch's apply time. A timer never fires
+  // early, and tick re-checks the room time, so a patch never commits
+  // before its time even if the clock moved meanwhile.
+  armTick() {
+    if (this.timers.tick) this.clearTimeout(this.timers.tick);
+    this.timers.tick = null;
+    const next = this.M._rt_session_next_apply_us();
+    if (!next || this.isClosed) return;
+    const ms = Math.max(0, Math.ceil((next - this.clock.roomNowUs()) / 1000));
+    this.timers.tick = this.setTimeout(() => { this.timers.tick = null; this.step(); }, ms);
+  }
+
+  flushLogs() {
+    if (!this.lines.length) return;
+    const lines = this.lines;
+    this.lines = [];
+    const now = this.clock.roomNowUs();
+    for (const l of lines) {
+      const sent = this.M.ccall('rt_session_log', 'number',
+        ['number', 'string', 'string', 'number', 'number'],
+        [LOG[l.level] || 1, l.text, l.var || '', l.seq || 0, now]);
+      this.emit('log', { ...l, sent: !!sent });
+    }
+  }
+
+  // Clock pings (5 quickly after welcome, then every pingEveryMs) and the
+  // log budget's marker; runs until close().
+  housekeeping() {
+    if (this.isClosed) return;
+    if (this.state === 'live') {
+      const every = this.pingsSent < 5 ? 100 : (this.o.pingEveryMs || 2000);
+      if (!this.lastPing || Date.now() - this.lastPing >= every) this.ping();
+    }
+    this.step();
+    this.timers.house = this.setTimeout(() => this.housekeeping(), 100);
+  }
+
+  ping() {
+    if (!this.ws || this.state !== 'live') return;
+    this.lastPing = Date.now();
+    this.pingsSent++;
+    this.M._rt_session_ping(this.clock.now());
+    this.flush();
+  }
+
+  // ---- calling patch code ----------------------------------------------------
+
+  // The table index of a var's current definition (0: undefined).
+  varFn(name) { return this.M.ccall('rt_var_fn', 'number', ['string'], [name]); }
+  varSeq(name) { return this.M.ccall('rt_session_var_seq', 'number', ['string'], [name]); }
+
+  // Calls a var through the registry. Returns {ok, value} or, after a trap
+  // (the var's patch then rolled back), {ok: false, trap}.
+  tryCall(name, args) {
+    const M = this.M;
+    const fn = this.varFn(name);
+    if (!fn) return { ok: false, undefined: true };
+    const sp = M.stackSave();
+    this.context = { var: name, seq: this.varSeq(name) };
+    try {
+      return { ok: true, value: M.wasmTable.get(fn)(...args) };
+    } catch (e) {
+      M.stackRestore(sp);
+      return { ok: false, trap: this.trap(trappedVar(e, name), messageOf(e)) };
+    } finally {
+      this.context = { var: '', seq: 0 };
+      this.flushLogs();
+      this.flush();
+    }
+  }
+
+  // Calls a var; throws if it is undefined or trapped (after rolling back).
+  call(name, ...args) {
+    const r = this.tryCall(name, args);
+    if (r.ok) return r.value;
+    if (r.undefined) throw new Error(`var ${name} is not defined`);
+    const t = r.trap;
+    const err = new Error(`trap in '${t.var}' (seq ${t.seq}): ${t.message}`);
+    err.trap = t;
+    throw err;
+  }
+
+  trap(varName, message) {
+    const r = JSON.parse(this.M.ccall('rt_session_trap', 'string', ['string', 'string', 'number'],
+                                      [varName, message, this.clock.roomNowUs()]));
+    const t = { var: varName, seq: r.seq, vars: r.vars, message };
+    this.emit('trap', t);
+    return t;
+  }
+
+  // test_req: runs every test var (PB_TEST) whose name starts with filter,
+  // and answers with test_result. A trapping test fails; nothing rolls back.
+  runTests(req, filter = '') {
+    const M = this.M;
+    const names = JSON.parse(M.ccall('rt_session_tests', 'string', ['string'], [filter])).sort();
+    M._rt_session_test_begin(req);
+    const results = [];
+    for (const full of names) {
+      const fn = this.varFn(full);
+      M.ccall('rt_check_take', 'string', [], []);
+      const sp = M.stackSave();
+      const t0 = performance.now();
+      let message = '';
+      this.context = { var: full, seq: this.varSeq(full) };
+      try {
+        M.wasmTable.get(fn)();
+        message = M.ccall('rt_check_take', 'string', [], []);
+      } catch (e) {
+        M.stackRestore(sp);
+        message = `trap: ${messageOf(e)}`;
+      }
+      this.context = { var: '', seq: 0 };
+      const us = Math.round((performance.now() - t0) * 1000);
+      const r = { name: full.slice(TEST_PREFIX.length), ok: !message, message, us };
+      results.push(r);
+      M.ccall('rt_session_test_case', 'number', ['string', 'number', 'string', 'number'],
+              [r.name, r.ok ? 1 : 0, message, us]);
+    }
+    M._rt_session_test_end(this.committedSeq);
+    this.flushLogs();
+    this.flush();
+    this.emit('tests', { req, results });
+    return results;
+  }
+
+  // ---- the canvas --------------------------------------------------------------
+
+  // A framebuffer for pb_frame: a pb_canvas {i32 width; i32 height;
+  // u32 *pixels} in wasm memory, then width*height RGBA pixels. Returns
+  // {ptr, width, height, pixels()} — pixels() is a fresh Uint8ClampedArray
+  // view (memory may grow, which detaches old views), ready for ImageData.
+  attachCanvas(width, height) {
+    const M = this.M;
+    if (this.canvas) M._free(this.canvas.ptr);
+    const ptr = M._malloc(12 + width * height * 4);
+    if (!ptr) throw new Error(`no memory for a ${width}x${height} canvas`);
+    const px = ptr + 12;
+    M.HEAP32[ptr >> 2] = width;
+    M.HEAP32[(ptr >> 2) + 1] = height;
+    M.HEAPU32[(ptr >> 2) + 2] = px;
+    M.HEAPU8.fill(0, px, px + width * height * 4);
+    this.canvas = {
+      ptr, width, height,
+      pixels: () => new Uint8ClampedArray(this.M.HEAPU8.buffer, px, width * height * 4),
+    };
+    return this.canvas;
+  }
+
+  // One frame: commit what is due, then pb_frame(t, canvas) at room time t
+  // (seconds). Call it between frames (requestAnimationFrame or a timer);
+  // commits therefore never happen in the middle of a frame. Returns the
+  // call's result ({ok} or {ok:false, trap|undefined}).
+  frame() {
+    this.step();
+    if (!this.canvas) return { ok: false, undefined: true };
+    const t = this.clock.roomNowUs() / 1e6;
+    const bpm = this.room.tempo_bpm || 0;
+    this.M._rt_set_time(t, bpm ? t * bpm / 60 : 0);
+    return this.tryCall('pb_frame', [t, this.canvas.ptr]);
+  }
+
+  // ---- stop ------------------------------------------------------------------
+
+  close() {
+    this.isClosed = true;
+    for (const k of Object.keys(this.timers)) {
+      if (this.timers[k]) this.clearTimeout(this.timers[k]);
+      this.timers[k] = null;
+    }
+    if (this.ws) {
+      const ws = this.ws;
+      this.ws = null;
+      try { ws.close(1000, 'runtime closed'); } catch { /* already closing */ }
+    }
+    this.setState('closed');
+  }
+}
+
+// Creates a host, instantiates the runtime and connects (if a WebSocket
+// constructor is given).
+export async function startHost(opts) {
+  return new RuntimeHost(opts).start();
+}

@@ -1,0 +1,55 @@
+/* internal.h — shared by the runtime's C files and nothing else: the
+ * outbox of encoded frames for the host to send, the JSON answers the
+ * session gives the host, and the reports (acks, logs) built by report.c
+ * for session.c. The host-facing functions are in runtime.h. */
+#ifndef PB_RUNTIME_INTERNAL_H
+#define PB_RUNTIME_INTERNAL_H
+
+#include "runtime.h"
+
+/* ---- JSON answers to the host (report.c) ---------------------------------
+ * A fixed buffer; text that does not fit is cut (the host then sees a parse
+ * error, never a half object passed as whole: rt_json_end checks). */
+typedef struct rt_json {
+    char *buf;
+    size_t cap, len;
+    bool needs_comma;
+    bool is_cut;
+} rt_json;
+
+void rt_json_init(rt_json *j, char *buf, size_t cap);
+void rt_json_raw(rt_json *j, const char *s);
+void rt_json_key(rt_json *j, const char *key);
+void rt_json_str(rt_json *j, const char *key, const char *s, size_t len);
+void rt_json_num(rt_json *j, const char *key, double v);
+void rt_json_bool(rt_json *j, const char *key, bool v);
+/* Opens/closes an object or array; key may be NULL inside an array. */
+void rt_json_open(rt_json *j, const char *key, char bracket);
+void rt_json_close(rt_json *j, char bracket);
+/* The text, or "null" if it was cut. */
+const char *rt_json_text(rt_json *j);
+
+/* ---- Frames to the relay (report.c) -------------------------------------- */
+
+/* Encodes f and appends it to the outbox; false if it could not be encoded
+ * or the outbox is full (the frame is dropped and counted). */
+bool rt_out_frame(const pb_frame *f);
+
+/* Memory and module figures carried by every ack. */
+typedef struct rt_ack_info {
+    uint64_t verify_us, prepare_us;
+    uint64_t commit_at_us;
+    int64_t late_us;
+} rt_ack_info;
+
+void rt_report_ack(uint64_t seq, pb_ack_state state, const rt_ack_info *info);
+void rt_report_failed(uint64_t seq, pb_err code, const char *var,
+                      const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* The number of side modules loaded so far (for acks). */
+void rt_report_set_modules(uint32_t n);
+
+/* Sends a rate-limit marker if lines were dropped and the budget allows. */
+void rt_report_log_tick(uint64_t now_us);
+
+#endif

@@ -1,0 +1,79 @@
+// runtime.mjs — a headless patchbay runtime in node: the same wasm and the
+// same host (../host.js) as the browser's Web Worker, wired with node's
+// file system for the wasm binary and the `ws` package for the socket.
+//
+//   import { joinRoom } from './runtime.mjs';
+//   const rt = await joinRoom(link, { name: 'ci-1' });
+//   rt.on('commit', (c) => ...);  rt.call('ggg', 10);  rt.close();
+//
+// The wasm runtime is found at opts.runtimeJs, else $PB_RUNTIME_JS, else
+// ../pb_runtime.cjs next to this folder (the installed layout,
+// <build>/runtime/).
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { RuntimeHost, parseLink } from '../host.js';
+
+const require = createRequire(import.meta.url);
+
+export { parseLink };
+
+export function runtimeJsPath(opts = {}) {
+  return opts.runtimeJs || process.env.PB_RUNTIME_JS ||
+         fileURLToPath(new URL('../pb_runtime.cjs', import.meta.url));
+}
+
+// Loads the wasm runtime: {createRuntime, moduleArgs} for RuntimeHost.
+export function loadRuntime(opts = {}) {
+  const js = runtimeJsPath(opts);
+  let createRuntime, wasmBinary;
+  try {
+    createRuntime = require(js);
+    wasmBinary = readFileSync(js.replace(/\.c?js$/, '.wasm'));
+  } catch (e) {
+    throw new Error(`cannot load the wasm runtime ${js}: ${e.message} ` +
+                    '(build it, or set PB_RUNTIME_JS)');
+  }
+  return { createRuntime, moduleArgs: { wasmBinary } };
+}
+
+function defaultWebSocket() {
+  try {
+    return require('ws');
+  } catch {
+    if (globalThis.WebSocket) return globalThis.WebSocket;
+    throw new Error('no WebSocket: install the ws package (npm ci) or run node ' +
+                    'with --experimental-websocket');
+  }
+}
+
+// Joins the room of a join link as a runtime. opts: name, runtimeJs,
+// WebSocket, limits, backoffMs, maxBackoffMs, pingEveryMs, connect (false:
+// no socket; frames are fed with handle.receive). Resolves once the wasm
+// is running (not once connected: listen for 'welcome' or use
+// handle.waitFor). The handle is the RuntimeHost plus waitFor().
+export async function joinRoom(link, opts = {}) {
+  const { createRuntime, moduleArgs } = loadRuntime(opts);
+  const host = new RuntimeHost({
+    ...opts, link, createRuntime, moduleArgs,
+    WebSocket: opts.connect === false ? null : (opts.WebSocket || defaultWebSocket()),
+  });
+  await host.start();
+  // Resolves with the first event of type for which pred holds; rejects
+  // after timeoutMs (default 20 s) or if the runtime closes.
+  host.waitFor = (type, pred = () => true, timeoutMs = 20000) =>
+    new Promise((resolve, reject) => {
+      let off = () => {};
+      const timer = setTimeout(() => {
+        off();
+        reject(new Error(`runtime ${opts.name || ''}: no ${type} event within ${timeoutMs} ms`));
+      }, timeoutMs);
+      off = host.on(type, (ev) => {
+        if (!pred(ev)) return;
+        clearTimeout(timer);
+        off();
+        resolve(ev);
+      });
+    });
+  return host;
+}

@@ -1,0 +1,198 @@
+// harness.mjs — for the runtime tests: a real relay (`patchbay serve`) on a
+// free loopback port with its own data folder, tokens and links from
+// `patchbay token`, evals through `patchbay eval`, a recorder that keeps
+// the raw bytes of every frame the relay broadcasts (to feed real, signed
+// patches — intact or tampered with — to a runtime without a socket), and
+// node runtimes from the installed <build>/runtime/. Everything started
+// here is stopped by stop(), also when a test fails.
+import { spawn, execFile, execFileSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync, copyFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
+import WebSocket from 'ws';
+import { encode, decode } from '../../web/src/msgpack.js';
+
+export { encode, decode };
+export const CLI = process.env.PB_CLI;
+export const RUNTIME_DIR = process.env.PB_RUNTIME_DIR;
+if (!CLI || !RUNTIME_DIR) throw new Error('set PB_CLI and PB_RUNTIME_DIR (ctest does)');
+if (!existsSync(join(RUNTIME_DIR, 'pb_runtime.cjs')))
+  throw new Error(`${RUNTIME_DIR}/pb_runtime.cjs is missing: build the pb_runtime_node target`);
+export const RUNTIME_CLI = resolve(RUNTIME_DIR, 'node', 'patchbay-runtime.mjs');
+const installed = (f) => pathToFileURL(resolve(RUNTIME_DIR, f)).href;
+export const { joinRoom, parseLink } = await import(installed('node/runtime.mjs'));
+export const { RoomClock } = await import(installed('clock.js'));
+
+const run = promisify(execFile);
+const live = new Set(); // processes to kill on exit, whatever happens
+process.on('exit', () => { for (const p of live) try { p.kill('SIGKILL'); } catch { /* gone */ } });
+
+// Resolves when cond() is true, polling every 20 ms; rejects with what
+// after timeoutMs. Every wait in these tests is bounded by it.
+export async function until(cond, what, timeoutMs = 20000) {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    if (await cond()) return;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+export class Relay {
+  // opts.keyFrom: another Relay whose keys this one shares (same relay
+  // key, its own history: a forked chain).
+  constructor(opts = {}) {
+    this.dir = mkdtempSync(join(tmpdir(), 'pb-rt-'));
+    this.data = join(this.dir, 'data');
+    this.port = 0;
+    this.proc = null;
+    this.log = '';
+    this.leadMs = opts.leadMs || 50;
+    if (opts.keyFrom) {
+      mkdirSync(this.data, { mode: 0o700 });
+      for (const f of ['relay.key', 'relay.pub', 'token.key'])
+        copyFileSync(join(opts.keyFrom.data, f), join(this.data, f));
+    }
+  }
+
+  // Starts (or restarts, on the same port) the relay.
+  async start() {
+    const p = spawn(CLI, ['serve', '--port', String(this.port), '--data', this.data,
+                          '--backend', 'process', '--lead-ms', String(this.leadMs), '-q'],
+                    { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.proc = p;
+    live.add(p);
+    const port = await new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`relay did not start:\n${this.log}`)), 15000);
+      const on = (d) => {
+        this.log += d;
+        const m = /127\.0\.0\.1:(\d+)/.exec(this.log);
+        if (m) { clearTimeout(t); resolve(Number(m[1])); }
+      };
+      p.stdout.on('data', on);
+      p.stderr.on('data', (d) => { this.log += d; });
+      p.on('exit', (c) => { clearTimeout(t); reject(new Error(`relay exited ${c}:\n${this.log}`)); });
+    });
+    this.port = port;
+    p.removeAllListeners('exit');
+    return this;
+  }
+
+  token(room, role, name) {
+    return execFileSync(CLI, ['token', '--data', this.data, '--room', room, '--role', role,
+                              '--name', name, '-q'], { stdio: ['ignore', 'pipe', 'pipe'] })
+      .toString().trim();
+  }
+
+  key() {
+    return execFileSync(CLI, ['keygen', '--data', this.data], { stdio: ['ignore', 'pipe', 'pipe'] })
+      .toString().match(/[0-9a-f]{64}/)[0];
+  }
+
+  // The runtime link exactly as `patchbay token` prints it.
+  link(room, name) {
+    const out = execFileSync(CLI, ['token', '--data', this.data, '--room', room, '--role', 'runtime',
+                                   '--name', name, '--url', `http://127.0.0.1:${this.port}`],
+                             { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+    return out.match(/runtime page: +(\S+)/)[1];
+  }
+
+  // `patchbay eval` as another editor would; waits for `runtimes` commits
+  // if given. Returns {stdout, seq}.
+  async eval(room, source, { lang = 'c', runtimes = 0, file } = {}) {
+    const f = join(this.dir, file || `e${Date.now()}${Math.random().toString(36).slice(2)}.${lang === 'lisp' ? 'cljc' : 'c'}`);
+    writeFileSync(f, source);
+    const args = ['eval', '--url', `ws://127.0.0.1:${this.port}`, '--room', room,
+                  '--token', this.token(room, 'editor', 'ed'), '--lang', lang];
+    if (runtimes) args.push('--runtimes', String(runtimes), '--wait-ms', '20000');
+    else args.push('--wait-ms', '0');
+    args.push(f);
+    const { stdout } = await run(CLI, args);
+    const m = /accepted as seq (\d+)/.exec(stdout);
+    if (!m) throw new Error(`eval not accepted:\n${stdout}`);
+    return { stdout, seq: Number(m[1]) };
+  }
+
+  async kill() {
+    if (!this.proc) return;
+    const p = this.proc;
+    this.proc = null;
+    const gone = new Promise((r) => p.once('exit', r));
+    p.kill('SIGKILL');
+    await gone;
+    live.delete(p);
+  }
+
+  async stop() {
+    await this.kill();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+// A viewer that keeps the raw bytes of every patch the relay broadcasts
+// in a room: real, signed frames for the unit tests.
+export class Recorder {
+  constructor(relay, room) {
+    this.patches = [];
+    this.ws = new WebSocket(`ws://127.0.0.1:${relay.port}/r/${room}`, 'patchbay');
+    this.ws.binaryType = 'arraybuffer';
+    const token = relay.token(room, 'viewer', 'recorder');
+    this.ready = new Promise((resolve, reject) => {
+      this.ws.onopen = () => this.ws.send(encode({ v: 1, t: 'hello', token }));
+      this.ws.onerror = (e) => reject(e.error || new Error('recorder socket failed'));
+      this.ws.onmessage = (ev) => {
+        const bytes = new Uint8Array(ev.data);
+        const f = decode(bytes);
+        if (f.t === 'welcome') resolve();
+        if (f.t === 'patch') this.patches.push(bytes);
+      };
+    });
+  }
+
+  // The raw patch frame with this seq (waits for it).
+  async patch(seq) {
+    await until(() => this.patches.some((b) => decode(b).t === 'patch' &&
+                                                statementSeq(decode(b).stmt) === seq),
+                `patch seq ${seq}`);
+    return this.patches.find((b) => statementSeq(decode(b).stmt) === seq);
+  }
+
+  close() { this.ws.close(); }
+}
+
+export function statementSeq(stmt) { return decode(stmt)[2]; }
+export function statementApplyUs(stmt) { return decode(stmt)[10]; }
+
+// A runtime without a socket: frames are fed with receive(); what it would
+// send is decoded into rt.sent. The clock is the test's: rt.setNow(us).
+export async function bareRuntime(room, key, opts = {}) {
+  let now = opts.now || Date.now() * 1000;
+  const clock = new RoomClock({ now: () => now });
+  const rt = await joinRoom(`http://127.0.0.1:1/runtime.html#room=${room}&token=t&key=${key}`,
+                            { ...opts, connect: false, clock });
+  rt.sent = [];
+  rt.ws = { readyState: 1, send: (b) => rt.sent.push(decode(b)), close() {} };
+  rt.setNow = (us) => { now = us; };
+  rt.acks = (state) => rt.sent.filter((f) => f.t === 'ack' && (!state || f.state === state));
+  return rt;
+}
+
+// Spawns the node runtime CLI; lines collects its stdout.
+export function spawnRuntimeCli(args) {
+  const p = spawn(process.execPath, [RUNTIME_CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  live.add(p);
+  p.lines = [];
+  p.stderrText = '';
+  let buf = '';
+  p.stdout.on('data', (d) => {
+    buf += d;
+    const parts = buf.split('\n');
+    buf = parts.pop();
+    p.lines.push(...parts);
+  });
+  p.stderr.on('data', (d) => { p.stderrText += d; });
+  p.exited = new Promise((r) => p.on('exit', (code) => { live.delete(p); r(code); }));
+  return p;
+}
