@@ -9,10 +9,15 @@ const out = process.env.PB_WEB_OUT;
 if (!out) throw new Error('set PB_WEB_OUT to the output folder');
 const src = (f) => fileURLToPath(new URL(`./src/${f}`, import.meta.url));
 
+const page = (name, format = 'es') => ({
+  input: src(name),
+  output: { file: `${out}/${name}`, format, sourcemap: false },
+  plugins: [nodeResolve(), terser()],
+});
+
 export default [
-  {
-    input: src('editor.js'),
-    output: { file: `${out}/editor.js`, format: 'es', sourcemap: false },
-    plugins: [nodeResolve(), terser()],
-  },
+  page('editor.js'),
+  page('runtime-page.js'),
+  // a classic worker script: it loads the Emscripten runtime with importScripts
+  page('runtime-worker.js', 'iife'),
 ];

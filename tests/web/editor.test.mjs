@@ -49,8 +49,9 @@ after(async () => {
 });
 
 test('both editors are in the peers list', async () => {
-  await until(a, () => [...window.patchbay.peers.values()].filter((p) => p.role === 'editor').length === 2,
-              null, 'two editors in ada\'s peers');
+  // each editor page also runs a preview runtime (shown on its canvas, not
+  // in the list): wait for all four connections, then read the list
+  await until(a, () => window.patchbay.peers.size === 4, null, 'two editors and their previews in ada\'s peers');
   const names = await a.$$eval('#peers .peer .name', (els) => els.map((e) => e.textContent).sort());
   assert.deepEqual(names, ['ada', 'bob']);
 });

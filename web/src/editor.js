@@ -18,6 +18,7 @@ import { setDiagnostics, lintGutter } from '@codemirror/lint';
 import { Connection } from './conn.js';
 import { parseLink, readStatement, clock } from './proto.js';
 import { formAt } from './forms.js';
+import { BrowserRuntime } from './browser-runtime.js';
 
 const $ = (id) => document.getElementById(id);
 const el = (tag, cls, text) => {
@@ -47,6 +48,7 @@ const state = {
   acks: new Map(),     // runtime_id -> {state, seq, error, var}
   logs: [],            // {runtime_id, level, text, seq, var}
   errors: [],          // error frames
+  preview: { stats: {}, commits: [], traps: [], restarts: [], rejects: [] }, // this page's runtime
 };
 window.patchbay = state;
 
@@ -279,10 +281,13 @@ function showSource(h) {
   $('source').showModal();
 }
 
+const isPreview = (p) => p.role !== 'runtime' && /^patchbay-runtime\//.test(p.client || '');
+
 function renderPeers() {
   const list = $('peers');
   list.replaceChildren();
-  const sorted = [...state.peers.values()].sort((a, b) => a.role.localeCompare(b.role) || a.id - b.id);
+  // editor pages' own preview runtimes are not people or devices
+  const sorted = [...state.peers.values()].filter((p) => !isPreview(p)).sort((a, b) => a.role.localeCompare(b.role) || a.id - b.id);
   for (const p of sorted) {
     const li = el('li', `peer ${p.role}`);
     li.dataset.id = p.id;
@@ -299,7 +304,7 @@ function renderPeers() {
     }
     list.append(li);
   }
-  $('peers-count').textContent = `(${state.peers.size})`;
+  $('peers-count').textContent = `(${sorted.length})`;
 }
 
 function addLog(l) {
@@ -307,7 +312,7 @@ function addLog(l) {
   if (state.logs.length > 1000) state.logs.shift();
   const box = $('console');
   const line = el('div', `log ${l.level}`);
-  const who = state.peers.get(l.runtime_id)?.name || (l.runtime_id ? `runtime ${l.runtime_id}` : 'runtime');
+  const who = l.who || state.peers.get(l.runtime_id)?.name || (l.runtime_id ? `runtime ${l.runtime_id}` : 'runtime');
   const where = [l.seq ? `#${l.seq}` : '', l.var || ''].filter(Boolean).join(' ');
   line.append(el('span', 'who', who), el('span', 'where', where), el('span', 'text', `${l.text}${l.truncated ? ' …(truncated)' : ''}`));
   box.append(line);
@@ -328,6 +333,40 @@ function onState(s, detail) {
   else if (s === 'live' && $('status').className === 'error') status('connected');
 }
 
+// ---- this browser's runtime ---------------------------------------------------------
+// The room's program runs here too (a Web Worker drawing to the canvas), so
+// the author sees what the room sees. It is a preview: it joins with the
+// editor's token and reports nothing to the room (see runtime-worker.js).
+function onPreview(type, ev) {
+  const p = state.preview;
+  const me = { runtime_id: 0, who: 'this browser' };
+  switch (type) {
+    case 'beat':
+      p.stats = { ...ev };
+      $('screen-note').textContent = `${ev.fps} fps · patch #${ev.committedSeq}${
+        ev.restarts ? ` · restarted ${ev.restarts}×` : ''}`;
+      break;
+    case 'commit': p.commits.push(ev); if (p.commits.length > 200) p.commits.shift(); break;
+    case 'trap':
+      p.traps.push(ev);
+      addLog({ ...me, level: 'trap', seq: ev.seq, var: ev.var, text: `trap, rolled back: ${ev.message}` });
+      break;
+    case 'restart':
+      p.restarts.push(ev);
+      addLog({ ...me, level: 'error', seq: ev.seq, var: ev.var, text: ev.message });
+      break;
+    case 'reject':
+      p.rejects.push(ev);
+      addLog({ ...me, level: 'error', seq: ev.seq, text: `refused a patch: ${ev.error}` });
+      break;
+    case 'log': addLog({ ...me, level: ev.level, seq: ev.seq, var: ev.var, text: ev.text }); break;
+    case 'state':
+      if (ev.state === 'failed') $('screen-note').textContent = `the runtime cannot start: ${ev.detail}`;
+      break;
+    default: break;
+  }
+}
+
 // ---- start ------------------------------------------------------------------------
 let connection = { send: () => false };
 $('lang').onchange = (e) => setLang(e.target.value);
@@ -342,5 +381,14 @@ if (state.link.missing.length) {
   const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}`;
   connection = new Connection({ url, room: state.link.room, token: state.link.token, onFrame, onState,
                                 sinceSeq: () => state.headSeq }).start();
+  if (typeof OffscreenCanvas === 'function' && typeof Worker === 'function') {
+    $('screen-note').textContent = 'starting the runtime…';
+    state.previewRuntime = new BrowserRuntime({
+      canvas: $('screen'), name: `${state.link.name || 'editor'} (preview)`, preview: true, onEvent: onPreview,
+      link: { url, room: state.link.room, token: state.link.token, key: state.link.key },
+    }).start();
+  } else {
+    $('screen-note').textContent = 'This browser cannot run the room here (no OffscreenCanvas); open the runtime page.';
+  }
 }
 view.focus();

@@ -1,0 +1,156 @@
+// browser-runtime.js — the page's side of the in-browser runtime: starts
+// runtime-worker.js with an OffscreenCanvas taken from a <canvas>, relays
+// its events, and is its watchdog. A worker that draws no frame for
+// `stallMs` (1 s) is stuck in patch code (an endless loop): it is
+// terminated, the patch that was running is named, and a new worker (on a
+// fresh canvas: a canvas hands its control to one worker only) rejoins the
+// room, catches up and takes that patch back as soon as it commits again.
+//
+//   const rt = new BrowserRuntime({ canvas, link, name, preview, onEvent });
+//   rt.start();  rt.state  rt.stats  rt.inject(bytes)  rt.stop()
+//
+// onEvent(type, ev): the host's events (runtime/host.js: state, welcome,
+// commit, trap, reject, log, clock, relay_error, tests), plus 'beat'
+// (frames drawn, fps, clock) and 'restart' {seq, var, message}.
+const STOPPED_KEY = 'patchbay:stopped';
+
+export class BrowserRuntime {
+  constructor({ canvas, link, name = '', preview = false, width, height, stallMs = 1000, onEvent }) {
+    this.canvas = canvas;
+    this.link = link;
+    this.name = name;
+    this.preview = preview;
+    this.width = width || canvas.width;
+    this.height = height || canvas.height;
+    this.stallMs = stallMs;
+    this.onEvent = onEvent || (() => {});
+    this.worker = null;
+    this.lastBeat = 0;
+    this.started = 0;
+    this.calling = null;       // {var, seq} of a pb_init being run
+    this.varSeq = new Map();   // var -> seq of its committed definition
+    this.stats = { frames: 0, fps: 0, committedSeq: 0, restarts: 0, offsetUs: 0, uncertaintyUs: Infinity };
+    this.state = 'starting';
+    this.stopped = loadStopped(link);
+    this.watch = null;
+  }
+
+  start() {
+    const w = new Worker('runtime-worker.js');
+    this.worker = w;
+    this.started = performance.now();
+    this.lastBeat = 0;
+    const off = this.canvas.transferControlToOffscreen();
+    w.onmessage = (e) => this.onMessage(e.data);
+    w.onerror = (e) => this.emit('log', { level: 'error', text: `runtime worker: ${e.message}` });
+    w.postMessage({ t: 'start', link: this.link, name: this.name, canvas: off, width: this.width,
+                    height: this.height, preview: this.preview, stopped: [...this.stopped.values()] },
+                  [off]);
+    clearInterval(this.watch);
+    this.watch = setInterval(() => this.check(), 200);
+    return this;
+  }
+
+  emit(type, ev) {
+    try { this.onEvent(type, ev); } catch (e) { queueMicrotask(() => { throw e; }); }
+  }
+
+  onMessage(m) {
+    switch (m.t) {
+      case 'beat':
+        this.lastBeat = performance.now();
+        this.calling = null;
+        Object.assign(this.stats, m);
+        this.emit('beat', this.stats);
+        break;
+      case 'calling':
+        this.calling = { var: m.var, seq: m.seq };
+        break;
+      case 'event':
+        if (m.type === 'state') this.state = m.ev.state;
+        // a worker that hangs before its first frame is caught too
+        if (m.type === 'welcome' && !this.lastBeat) this.lastBeat = performance.now();
+        if (m.type === 'commit') for (const v of m.ev.vars || []) this.varSeq.set(v, m.ev.seq);
+        if (m.type === 'trap') for (const v of m.ev.vars || [m.ev.var]) this.varSeq.delete(v);
+        this.emit(m.type, m.ev);
+        break;
+      case 'probe': {
+        const done = this.probes?.get(m.id);
+        this.probes?.delete(m.id);
+        done?.(m.rgba);
+        break;
+      }
+      case 'injected':
+        this.emit('injected', m.ev);
+        break;
+      case 'fatal':
+        this.state = 'failed';
+        this.emit('state', { state: 'failed', detail: m.message });
+        break;
+      default:
+        break;
+    }
+  }
+
+  // The watchdog: no frame for stallMs (after the first one) means the
+  // worker is stuck inside patch code.
+  check() {
+    if (!this.worker || !this.lastBeat) return;
+    const quiet = performance.now() - this.lastBeat;
+    if (quiet < this.stallMs) return;
+    const culprit = this.calling || { var: 'pb_frame', seq: this.varSeq.get('pb_frame') || 0 };
+    const message = `${culprit.var} of patch #${culprit.seq} did not return within ${(quiet / 1000).toFixed(1)} s ` +
+                    '(an endless loop?): the runtime was restarted without it';
+    if (culprit.seq) {
+      this.stopped.set(culprit.seq, { seq: culprit.seq, var: culprit.var });
+      saveStopped(this.link, this.stopped);
+    }
+    this.worker.terminate();
+    this.worker = null;
+    this.stats.restarts++;
+    this.emit('restart', { ...culprit, message });
+    // a canvas gives its control away once: continue on a fresh one
+    const fresh = this.canvas.cloneNode(false);
+    this.canvas.replaceWith(fresh);
+    this.canvas = fresh;
+    this.varSeq.clear();
+    this.calling = null;
+    this.start();
+  }
+
+  inject(bytes) { this.worker?.postMessage({ t: 'inject', bytes }); }
+
+  // The last frame's pixels at points [[x, y]...], packed as pb_rgba does.
+  probe(points) {
+    if (!this.worker) return Promise.resolve(points.map(() => 0));
+    this.probes ??= new Map();
+    const id = (this.probeId = (this.probeId || 0) + 1);
+    return new Promise((resolve) => {
+      this.probes.set(id, resolve);
+      this.worker.postMessage({ t: 'probe', id, points });
+    });
+  }
+
+  stop() {
+    clearInterval(this.watch);
+    this.worker?.terminate();
+    this.worker = null;
+  }
+}
+
+// Patches that hung this tab's runtime stay stopped across reloads of the
+// tab (per room), so a reload does not hang on them again.
+function loadStopped(link) {
+  try {
+    const all = JSON.parse(sessionStorage.getItem(STOPPED_KEY) || '{}');
+    return new Map((all[link.room || ''] || []).map((s) => [s.seq, s]));
+  } catch { return new Map(); }
+}
+
+function saveStopped(link, map) {
+  try {
+    const all = JSON.parse(sessionStorage.getItem(STOPPED_KEY) || '{}');
+    all[link.room || ''] = [...map.values()].slice(-50);
+    sessionStorage.setItem(STOPPED_KEY, JSON.stringify(all));
+  } catch { /* storage full or disabled: only this worker generation knows */ }
+}

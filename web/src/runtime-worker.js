@@ -1,0 +1,130 @@
+// runtime-worker.js — the room's runtime in a Web Worker (bundled as a
+// classic worker script, runtime-worker.js in <build>/www): the wasm main
+// module (runtime/pb_runtime.js, loaded with importScripts), the JS host
+// shared with node (runtime/host.js) and an OffscreenCanvas it draws every
+// frame to. The page (src/browser-runtime.js) only starts it, watches its
+// heartbeat and shows what it reports; a worker stuck in a patch is
+// terminated from there and a new one started.
+//
+// Messages in:  {t:'start', link, name, canvas (OffscreenCanvas), width,
+//                height, preview, stopped: [{seq, var}]}
+//               {t:'inject', bytes}  a frame as if the relay had sent it
+//                                    (tests: tampered frames must be refused)
+//               {t:'resize', width, height}
+//               {t:'probe', id, points: [[x, y]...]}  the last frame's pixels
+// Messages out: {t:'beat', frames, committedSeq, headSeq, offsetUs,
+//                uncertaintyUs, fps} every 250 ms while frames are drawn,
+//               {t:'event', type, ev} for every host event (state, welcome,
+//                commit, trap, reject, log, clock, relay_error, tests),
+//               {t:'calling', var, seq} before pb_init of a new patch,
+//               {t:'probe', id, rgba: [0xAABBGGRR...]} (pixels as pb_rgba
+//                packs them; 0 outside the canvas or before a frame),
+//               {t:'fatal', message} if the runtime cannot start.
+import { RuntimeHost } from '../../runtime/host.js';
+import { decode } from './msgpack.js';
+
+/* global importScripts, createPatchbayRuntime */
+let host = null;
+let ctx2d = null;
+let frames = 0;
+let lastBeat = 0;
+let fpsFrames = 0;
+let fpsAt = 0;
+let fps = 0;
+const post = (m) => self.postMessage(m);
+
+// The editor page's own runtime joins with the editor's token: it draws the
+// room's program for its author but speaks for no device, so it sends the
+// relay only what any role may send (hello, ping). A real runtime page
+// sends everything.
+function previewSocket(Base) {
+  return class extends Base {
+    send(bytes) {
+      let t = '';
+      try { t = decode(new Uint8Array(bytes)).t; } catch { /* not ours */ }
+      if (t === 'hello' || t === 'ping') super.send(bytes);
+    }
+  };
+}
+
+function draw() {
+  if (!host) return;
+  const r = host.frame();
+  if (r.ok && host.canvas) {
+    const c = host.canvas;
+    ctx2d.putImageData(new ImageData(c.pixels(), c.width, c.height), 0, 0);
+  }
+  frames++;
+  fpsFrames++;
+  const now = performance.now();
+  if (now - fpsAt >= 1000) {
+    fps = Math.round((fpsFrames * 1000) / (now - fpsAt));
+    fpsFrames = 0;
+    fpsAt = now;
+  }
+  if (now - lastBeat >= 250) {
+    lastBeat = now;
+    post({ t: 'beat', frames, fps, committedSeq: host.committedSeq, headSeq: host.headSeq,
+           offsetUs: host.clock.offsetUs, uncertaintyUs: host.clock.uncertaintyUs,
+           synced: host.clock.isSynced });
+  }
+  schedule();
+}
+
+const schedule = () =>
+  (self.requestAnimationFrame ? self.requestAnimationFrame(draw) : setTimeout(draw, 16));
+
+async function start(m) {
+  importScripts('runtime/pb_runtime.js');
+  const stopped = new Map((m.stopped || []).map((s) => [s.seq, s]));
+  host = new RuntimeHost({
+    createRuntime: createPatchbayRuntime,
+    moduleArgs: { locateFile: (f) => `runtime/${f}` },
+    WebSocket: m.preview ? previewSocket(self.WebSocket) : self.WebSocket,
+    link: m.link,
+    name: m.name,
+  });
+  for (const type of ['state', 'welcome', 'patch', 'trap', 'reject', 'log', 'clock', 'relay_error', 'tests'])
+    host.on(type, (ev) => post({ t: 'event', type, ev: plain(ev) }));
+  host.on('commit', (c) => {
+    post({ t: 'event', type: 'commit', ev: plain(c) });
+    // A patch that hung an earlier worker: take it back at once, before any
+    // of its code runs again (its failed ack names the watchdog).
+    // Commits come in batches (a catch-up commits many at once), so the
+    // var may already belong to a later patch: then there is nothing to do.
+    const s = stopped.get(c.seq);
+    if (s && c.vars.includes(s.var) && host.varSeq(s.var) === c.seq)
+      host.trap(s.var, 'did not return within the watchdog limit: the worker was restarted');
+    else if (c.vars.includes('pb_init')) post({ t: 'calling', var: 'pb_init', seq: c.seq });
+  });
+  ctx2d = m.canvas.getContext('2d');
+  await host.start();
+  host.attachCanvas(m.width, m.height);
+  fpsAt = performance.now();
+  schedule();
+}
+
+// Events go through structured clone: keep them plain data.
+function plain(ev) {
+  try { return JSON.parse(JSON.stringify(ev ?? null)); } catch { return { text: String(ev) }; }
+}
+
+self.onmessage = (e) => {
+  const m = e.data;
+  if (m.t === 'start') {
+    start(m).catch((err) => post({ t: 'fatal', message: String(err && err.message || err) }));
+  } else if (m.t === 'inject' && host) {
+    const ev = host.receive(new Uint8Array(m.bytes));
+    post({ t: 'injected', ev: plain(ev) });
+  } else if (m.t === 'probe') {
+    const c = host && host.canvas;
+    const px = c ? new Uint32Array(c.pixels().buffer, c.pixels().byteOffset, c.width * c.height) : null;
+    const rgba = (m.points || []).map(([x, y]) =>
+      (px && x >= 0 && y >= 0 && x < c.width && y < c.height ? px[y * c.width + x] : 0));
+    post({ t: 'probe', id: m.id, rgba });
+  } else if (m.t === 'resize' && host) {
+    ctx2d.canvas.width = m.width;
+    ctx2d.canvas.height = m.height;
+    host.attachCanvas(m.width, m.height);
+  }
+};
