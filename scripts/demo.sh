@@ -39,13 +39,18 @@ cat <<MSG
 patchbay is running on $url (room "demo", data in $data)
 
   editor (owner):  $url/editor.html#room=demo&token=$owner&key=$key
-  runtime:         $url/runtime.html#room=demo&token=$runtime&key=$key
+  runtime screen:  $url/runtime.html#room=demo&token=$runtime&key=$key
+
+Open the editor link in Chromium or Firefox: change a number and press
+Shift-Enter. Open the runtime link on a projector or a phone (start with
+BIND=0.0.0.0 for phones on the LAN): every screen changes at the same moment.
 
   from a shell:    export PATCHBAY_URL=ws://127.0.0.1:$port PATCHBAY_TOKEN=$owner
-                   $bin watch examples/demo.c
+                   $bin watch --room demo examples/demo.c
                    $bin log --data $data --room demo
+  headless:        node $PWD/build/release/runtime/node/patchbay-runtime.mjs \\
+                     '$url/runtime.html#room=demo&token=$runtime&key=$key'
 
-The web pages are still being built (README.md, status); the command line
-works now. Ctrl-C stops the relay.
+Ctrl-C stops the relay.
 MSG
 wait $relay
