@@ -22,8 +22,12 @@ static void usage(FILE *out)
         "options:\n"
         "  -o OUT              write the module to OUT (default: FILE with "
         ".wasm)\n"
-        "  --backend B         warm (clang+lld in process, default) or "
+        "  --backend B         warm (clang and lld in this process) or "
         "process\n"
+        "                      (clang-14 and wasm-ld-14 run per job); "
+        "default: warm,\n"
+        "                      or process if warm cannot load (said on "
+        "stderr)\n"
         "  --lang c|lisp       the source language (default: lisp for "
         ".cljc, .clj and\n"
         "                      .jank files, else c)\n"
@@ -259,6 +263,8 @@ int cmd_compile(int argc, char **argv)
         fprintf(stderr, "patchbay compile: %s\n", why.text);
         goto done;
     }
+    if (cc_backend_fallback(cc))
+        fprintf(stderr, "patchbay compile: %s\n", cc_backend_fallback(cc));
     cc_job job = {cli_lang_of(shown, lang), shown, src, len, rm.vars, rm.n};
     pb_err e = cc_compile(cc, &job, &res, &why);
     for (uint32_t i = 0; i < res.n_diags; i++)
@@ -324,6 +330,9 @@ int cmd_cc_server(int argc, char **argv)
                    "[--timeout-ms N]\n\n"
                    "The compile server: reads length-prefixed msgpack jobs on "
                    "stdin and writes\nresults on stdout, one at a time. "
+                   "Without --backend it uses the warm backend,\nor the "
+                   "process backend (with one line on stderr saying why) if "
+                   "the warm one\ncannot load. "
                    "`patchbay serve` starts and supervises it;\nthere is no "
                    "need to run it by hand.\n");
             return 0;

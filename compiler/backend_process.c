@@ -10,6 +10,7 @@
  * file system, which also hides the existence of outside files from
  * __has_include; this backend cannot.) Each child gets a wall-time limit. */
 #include "internal.h"
+#include "llvm/cc_llvm.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -124,10 +125,7 @@ static int child_failure(int st, const char *tool, uint32_t timeout_ms,
 {
     char msg[256];
     if (st == -2) {
-        snprintf(msg, sizeof msg,
-                 "compiling took longer than the %u ms limit (a macro that "
-                 "expands without end?)",
-                 timeout_ms);
+        cc_timeout_message(msg, sizeof msg, timeout_ms);
         on_diag(ctx, 2, "", 0, 0, msg);
         return -1;
     }
@@ -237,6 +235,8 @@ static int proc_compile(cc_be *be, const char *const *args,
         }
     }
     argv[n++] = CLANG;
+    for (const char *const *a = cc_llvm_base_compile_args(); *a; a++)
+        argv[n++] = (char *)*a;
     for (size_t i = 0; args[i] && n < MAX_ARGS; i++)
         argv[n++] = (char *)map_arg(args[i], dir, mapped[i], sizeof mapped[i]);
     snprintf(path, sizeof path, "%s/patch.c", dir);
@@ -341,7 +341,7 @@ static int proc_link(cc_be *be, const uint8_t *obj, size_t obj_len,
     proc_be *pb = (proc_be *)be;
     char dir[] = "/tmp/pbld.XXXXXX";
     char in[1024], out[1024], errf[1024];
-    char *argv[64];
+    char *argv[MAX_ARGS];
     size_t n = 0;
     int rc = -2;
     *wasm = NULL;
@@ -358,8 +358,8 @@ static int proc_link(cc_be *be, const uint8_t *obj, size_t obj_len,
         goto done;
     }
     argv[n++] = WASM_LD;
-    for (size_t i = 0; cc_link_flags[i]; i++)
-        argv[n++] = (char *)cc_link_flags[i];
+    for (const char *const *a = cc_llvm_base_link_args(); *a; a++)
+        argv[n++] = (char *)*a;
     argv[n++] = "-o";
     argv[n++] = out;
     argv[n++] = in;

@@ -3,9 +3,10 @@
  * whole public surface of compiler/, used by the compile server
  * (patchbay-cc), the relay (through the server) and `patchbay compile`.
  *
- * A cc_compiler holds a warm backend (clang and lld loaded in this process)
- * or the process backend (clang-14 and wasm-ld-14 run per job), and a
- * content-hash cache. It is not thread-safe: one job at a time. */
+ * A cc_compiler holds a warm backend (clang and lld loaded in this process,
+ * from libpb_cc_llvm.so) or the process backend (clang-14 and wasm-ld-14
+ * run per job), and a content-hash cache. It is not thread-safe: one job at
+ * a time, and at most one warm backend per process. */
 #ifndef PB_CC_H
 #define PB_CC_H
 
@@ -20,12 +21,14 @@ extern "C" {
 #endif
 
 #define CC_MAX_DIAGS             32u   /* diagnostics kept per job */
-#define CC_DEFAULT_TIMEOUT_MS    2000u /* wall time per job (process backend) */
+#define CC_DEFAULT_TIMEOUT_MS    2000u /* wall time per job */
 #define CC_DEFAULT_CACHE_ENTRIES 256u
 
 typedef enum cc_backend {
-    CC_BACKEND_WARM = 0,    /* clang + lld in this process (the default) */
-    CC_BACKEND_PROCESS = 1, /* clang-14 + wasm-ld-14 as processes */
+    CC_BACKEND_AUTO = 0,    /* warm if it loads, else process (the default;
+                               cc_backend_fallback says why) */
+    CC_BACKEND_WARM = 1,    /* clang + lld in this process, or fail */
+    CC_BACKEND_PROCESS = 2, /* clang-14 + wasm-ld-14 as processes */
 } cc_backend;
 
 /* Configuration; zero means the default stated for each field. */
@@ -107,6 +110,9 @@ void cc_result_free(cc_result *r);
 
 /* The backend's name ("warm" or "process"). */
 const char *cc_backend_name(const cc_compiler *cc);
+/* Why CC_BACKEND_AUTO runs the process backend (the warm one could not
+ * load: a message for one log line), or NULL if it did not fall back. */
+const char *cc_backend_fallback(const cc_compiler *cc);
 
 /* ---- The compile server ----------------------------------------------------
  * The relay compiles in a separate process so that a crash, a runaway job
@@ -121,7 +127,7 @@ int cc_server_run(int in_fd, int out_fd, const cc_desc *desc);
 
 typedef struct cc_client_desc {
     /* The server command; default {"/proc/self/exe", "cc-server", NULL}
-     * with "--backend process" appended for CC_BACKEND_PROCESS. */
+     * with "--backend warm|process" appended unless CC_BACKEND_AUTO. */
     const char *const *argv;
     cc_backend backend;
     uint32_t timeout_ms; /* per job; 0: CC_DEFAULT_TIMEOUT_MS */

@@ -96,9 +96,10 @@ cc_client *cc_client_new(const cc_client_desc *desc, pb_errmsg *why)
         c->argv[n++] = cc_strdup(self);
         c->argv[n++] = cc_strdup("cc-server");
     }
-    if (d.backend == CC_BACKEND_PROCESS) {
+    if (d.backend != CC_BACKEND_AUTO) {
         c->argv[n++] = cc_strdup("--backend");
-        c->argv[n++] = cc_strdup("process");
+        c->argv[n++] =
+            cc_strdup(d.backend == CC_BACKEND_PROCESS ? "process" : "warm");
     }
     char ms[32];
     snprintf(ms, sizeof ms, "%u", c->timeout_ms);
@@ -143,10 +144,7 @@ static pb_err timed_out(cc_client *c, cc_result *out)
     memset(out, 0, sizeof *out);
     out->diags = calloc(1, sizeof *out->diags);
     char msg[160];
-    snprintf(msg, sizeof msg,
-             "compiling took longer than the %u ms limit (a macro that "
-             "expands without end?)",
-             c->timeout_ms);
+    cc_timeout_message(msg, sizeof msg, c->timeout_ms);
     if (!out->diags || !(out->diags[0].message = cc_strdup(msg))) {
         free(out->diags);
         out->diags = NULL;

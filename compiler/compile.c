@@ -6,6 +6,7 @@
  * contract this file enforces. */
 #include "internal.h"
 #include "lisp/lisp.h"
+#include "llvm/cc_llvm.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -20,10 +21,11 @@
 #endif
 /* Bump when the prelude, the pass or the checks change what a given source
  * compiles to, so that no cache returns an old module. */
-#define CC_CACHE_VERSION "patchbay-cc 1"
+#define CC_CACHE_VERSION "patchbay-cc 2"
 
 struct cc_compiler {
     cc_be *be;
+    char fallback[320]; /* why AUTO is not warm; "" if it is */
     cc_api *api;
     cc_cache *cache;
     char abi_dir[512];
@@ -32,6 +34,11 @@ struct cc_compiler {
 const char *cc_backend_name(const cc_compiler *cc)
 {
     return cc->be->name;
+}
+
+const char *cc_backend_fallback(const cc_compiler *cc)
+{
+    return cc->fallback[0] ? cc->fallback : NULL;
 }
 
 static const char *pick(const char *given, const char *env, const char *dflt)
@@ -60,8 +67,18 @@ cc_compiler *cc_new(const cc_desc *desc, pb_errmsg *why)
             pick(d.pass_plugin, "PB_PASS_PLUGIN", PB_DEFAULT_PASS_PLUGIN),
         .timeout_ms = d.timeout_ms ? d.timeout_ms : CC_DEFAULT_TIMEOUT_MS,
     };
-    cc->be = d.backend == CC_BACKEND_PROCESS ? cc_be_process_new(&bd, why)
-                                             : cc_be_warm_new(&bd, why);
+    pb_errmsg warm_why = {{0}};
+    if (d.backend == CC_BACKEND_PROCESS) {
+        cc->be = cc_be_process_new(&bd, why);
+    } else if (!(cc->be = cc_be_warm_new(&bd, &warm_why)) &&
+               d.backend == CC_BACKEND_AUTO) {
+        snprintf(cc->fallback, sizeof cc->fallback,
+                 "warm backend unavailable (%s); using the process backend",
+                 warm_why.text);
+        cc->be = cc_be_process_new(&bd, why);
+    } else if (!cc->be) {
+        cc_fail(why, PB_ERR_INTERNAL, "%s", warm_why.text);
+    }
     if (!cc->be)
         goto fail;
     if (!d.cache_disabled &&
@@ -645,6 +662,14 @@ pb_err cc_compile(cc_compiler *cc, const cc_job *job, cc_result *out,
     uint8_t key[PB_HASH_BYTES];
     text k = {0};
     puts_(&k, CC_CACHE_VERSION "\n");
+    for (const char *const *a = cc_llvm_base_compile_args(); *a; a++) {
+        puts_(&k, *a);
+        puts_(&k, "\n");
+    }
+    for (const char *const *a = cc_llvm_base_link_args(); *a; a++) {
+        puts_(&k, *a);
+        puts_(&k, "\n");
+    }
     for (size_t i = 0; cc_compile_flags[i]; i++) {
         puts_(&k, cc_compile_flags[i]);
         puts_(&k, "\n");

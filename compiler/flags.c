@@ -1,32 +1,13 @@
-/* flags.c — the one list of compiler and linker flags, shared by both
- * backends so that they produce the same module. They are the flags
- * `emcc -O2 -sSIDE_MODULE=1` passes to clang-14 and wasm-ld-14 (emcc -v),
- * plus the diagnostics patchbay wants. */
+/* flags.c — the flags patchbay adds to the base flags of every compile
+ * (cc_llvm_base_compile_args in llvm/cc_llvm_args.c: what
+ * `emcc -O2 -sSIDE_MODULE=1` passes to clang-14, plus the sandbox's
+ * -fno-gnu-inline-asm). Both backends pass base + these + the job's
+ * include flags, so they produce the same module; the link flags are
+ * cc_llvm_base_link_args() alone. */
 #include "internal.h"
 
 const char *const cc_compile_flags[] = {
-    "--target=wasm32-unknown-emscripten",
-    "--sysroot=" CC_SYSROOT,
-    "-fPIC",
-    "-O2",
-    "-DEMSCRIPTEN",
-    "-D__EMSCRIPTEN_major__=3",
-    "-D__EMSCRIPTEN_minor__=1",
-    "-D__EMSCRIPTEN_tiny__=6",
-    "-Dunix",
-    "-D__unix",
-    "-D__unix__",
-    "-fignore-exceptions",
-    "-fvisibility=default",
     "-fno-common",
-    "-Xclang",
-    "-iwithsysroot/include/compat",
-    "-mllvm",
-    "-combiner-global-alias-analysis=false",
-    "-mllvm",
-    "-enable-emscripten-sjlj",
-    "-mllvm",
-    "-disable-lsr",
     /* diagnostics: no implicit declarations, the rest as warnings */
     "-Wall",
     "-Wno-unused-function",
@@ -38,24 +19,7 @@ const char *const cc_compile_flags[] = {
     "-ferror-limit=20",
     "-fno-caret-diagnostics",
     "-fno-color-diagnostics",
-    NULL,
-};
-
-const char *const cc_link_flags[] = {
-    "-shared",
-    "--experimental-pic",
-    "--import-undefined",
-    "--import-memory",
-    "--export-dynamic",
-    "--no-gc-sections",
-    "--strip-debug",
-    "--threads=1",
-    "--export-if-defined=__wasm_call_ctors",
-    "-mllvm",
-    "-combiner-global-alias-analysis=false",
-    "-mllvm",
-    "-enable-emscripten-sjlj",
-    "-mllvm",
-    "-disable-lsr",
+    /* a crashing clang-14 must not write reproducers to /tmp */
+    "-fno-crash-diagnostics",
     NULL,
 };

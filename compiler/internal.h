@@ -47,10 +47,12 @@ typedef struct cc_be_desc {
 cc_be *cc_be_process_new(const cc_be_desc *d, pb_errmsg *why);
 cc_be *cc_be_warm_new(const cc_be_desc *d, pb_errmsg *why);
 
-/* The flags both backends use (flags.c), NULL-terminated. Compile flags
- * exclude -c, -o and the input; link flags exclude -o and inputs. */
+/* The flags patchbay adds after the base flags of llvm/cc_llvm_args.c
+ * (flags.c), NULL-terminated; no -c, -o or input. A backend's compile()
+ * gets these and the job's include flags as args and puts
+ * cc_llvm_base_compile_args() before them; link() uses
+ * cc_llvm_base_link_args(). */
 extern const char *const cc_compile_flags[];
-extern const char *const cc_link_flags[];
 #define CC_SYSROOT "/usr/share/emscripten/cache/sysroot"
 
 /* ---- wasm reader (wasm.c) ------------------------------------------------ */
@@ -155,6 +157,9 @@ int cc_ipc_unpack_raw(const uint8_t *p, size_t len, msgpack_object *o,
 pb_err cc_fail(pb_errmsg *why, pb_err code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 char *cc_strdup(const char *s);
+/* The diagnostic of a job that ran out of time, the same from every
+ * backend and from the server's supervisor. */
+void cc_timeout_message(char *msg, size_t cap, uint32_t timeout_ms);
 char *cc_strndup(const char *s, size_t n);
 uint64_t cc_now_us(void);
 

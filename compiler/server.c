@@ -59,11 +59,14 @@ int cc_server_run(int in_fd, int out_fd, const cc_desc *desc)
         fprintf(stderr, "patchbay cc-server: %s\n", why.text);
         return 1;
     }
-    /* The process backend enforces the limit on its children itself; the
-     * watchdog catches the warm backend (with a margin for the process
-     * backend's own kill). */
-    job_timeout_ms = (d.timeout_ms ? d.timeout_ms : CC_DEFAULT_TIMEOUT_MS) +
-                     (d.backend == CC_BACKEND_PROCESS ? 1000 : 0);
+    if (cc_backend_fallback(cc))
+        fprintf(stderr, "patchbay cc-server: %s\n", cc_backend_fallback(cc));
+    /* Both backends stop a job at the limit themselves where they can (the
+     * process backend kills its children; the warm one stops a macro that
+     * expands without end); the watchdog, a second later, catches what
+     * they cannot (the warm backend's optimiser, say). */
+    job_timeout_ms =
+        (d.timeout_ms ? d.timeout_ms : CC_DEFAULT_TIMEOUT_MS) + 1000;
     pthread_t th;
     if (pthread_create(&th, NULL, watchdog, NULL) == 0)
         pthread_detach(th);

@@ -28,6 +28,14 @@ uint64_t cc_now_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+void cc_timeout_message(char *msg, size_t cap, uint32_t timeout_ms)
+{
+    snprintf(msg, cap,
+             "compiling took longer than the %u ms limit (a macro that "
+             "expands without end?)",
+             timeout_ms);
+}
+
 pb_err cc_fail(pb_errmsg *why, pb_err code, const char *fmt, ...)
 {
     if (why) {

@@ -32,6 +32,7 @@
 #include "llvm/Passes/PassPlugin.h"
 #include "llvm/Transforms/Utils/ModuleUtils.h"
 
+#include <cstdlib>
 #include <map>
 #include <set>
 #include <string>
@@ -193,9 +194,39 @@ bool rewrite_state_uses(Module &M, GlobalVariable *g, GlobalVariable *cell)
     return true;
 }
 
+#ifdef PB_PASS_FAULTS
+// Fault injection for tests/compiler/test_faults.c (only in the test build
+// of this plugin, libpb_pass_faults.so): a patch that defines one of these
+// functions makes the compiler crash in that way, inside clang, as a
+// compiler bug would.
+int *volatile nowhere;
+
+__attribute__((noinline)) int overflow(volatile char *up)
+{
+    volatile char frame[512];
+    frame[0] = up ? up[0] : 1;
+    return overflow(frame) + frame[1];
+}
+
+void inject_faults(Module &M)
+{
+    if (M.getFunction("pb_fault_segv"))
+        *nowhere = 1;
+    if (M.getFunction("pb_fault_abort"))
+        abort();
+    if (M.getFunction("pb_fault_fatal"))
+        report_fatal_error("injected fatal error");
+    if (M.getFunction("pb_fault_stack"))
+        overflow(nullptr);
+}
+#endif
+
 struct PatchAbiPass : PassInfoMixin<PatchAbiPass> {
     PreservedAnalyses run(Module &M, ModuleAnalysisManager &)
     {
+#ifdef PB_PASS_FAULTS
+        inject_faults(M);
+#endif
         g_failed = false;
         transform(M);
         if (g_failed)

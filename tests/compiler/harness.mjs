@@ -23,14 +23,14 @@ export class Room {
     this.file = join(this.dir, 'room.tsv');
     this.n = 0;
   }
-  // Compiles src (C, or Lisp with ext 'cljc'); returns {ok, module,
-  // stderr, status}.
-  compile(src, { update = true, ext = 'c' } = {}) {
+  // Compiles src (C, or Lisp with ext 'cljc') with the given backend
+  // (default $PB_BACKEND); returns {ok, module, stderr, status}.
+  compile(src, { update = true, ext = 'c', backend = BACKEND } = {}) {
     const n = ++this.n;
     const in_ = join(this.dir, `p${n}.${ext}`);
     const out = join(this.dir, `p${n}.wasm`);
     writeFileSync(in_, src);
-    const args = ['compile', '--backend', BACKEND, '--room', this.file, '-q',
+    const args = ['compile', '--backend', backend, '--room', this.file, '-q',
                   '-o', out, in_];
     if (update) args.splice(5, 0, '--update-room');
     try {
@@ -41,6 +41,8 @@ export class Room {
                status: e.status };
     }
   }
+  // The room file: one line per var (name, signature, deps, prototype).
+  vars() { return readFileSync(this.file, 'utf8'); }
   dispose() { rmSync(this.dir, { recursive: true, force: true }); }
 }
 

@@ -1,0 +1,50 @@
+// backends.test.mjs — the warm backend (clang and lld in one process) and
+// the process backend (clang-14 and wasm-ld-14 as programs) are two ways
+// to the same module: for each patch, both compile it, define the same
+// vars with the same signatures, dependencies and prototypes, and their
+// modules load into the runtime and compute the same results.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Room, makeRuntime } from './harness.mjs';
+
+const H = '#include <patchbay.h>\n';
+
+// [name, source, ext, calls: [var, args, expected]]
+const patches = [
+  ['the seed', H + 'double ggg(double v) { return v + 49; }\n', 'c',
+   [['ggg', [10], 59]]],
+  ['state, math and vars calling vars', H +
+    'PB_STATE(int, hits, 0);\n' +
+    'static float wobble(float t) { return sinf(t) * cosf(t); }\n' +
+    'double helper(double x) { return x * 2 + wobble((float)x); }\n' +
+    'int bump(int by) { hits += by; return hits; }\n' +
+    'double frame(double x) { return helper(x) + bump(1); }\n' +
+    'long long wide(long long a, int b) { return a * b; }\n', 'c',
+   [['bump', [2], 2], ['frame', [0], 3], ['wide', [3n, 4], 12n]]],
+  ['a Lisp patch', '(defn twice [x] (* 2 x))\n(defn four [x] (twice (twice x)))\n',
+   'cljc', [['four', [2.5], 10]]],
+];
+
+for (const [name, src, ext, calls] of patches) {
+  test(`both backends compile ${name} to equivalent modules`, async () => {
+    const rooms = { warm: new Room(), process: new Room() };
+    const out = {};
+    for (const backend of ['warm', 'process']) {
+      const r = rooms[backend].compile(src, { ext, backend });
+      assert.ok(r.ok, `${backend}: ${r.stderr}`);
+      assert.equal(r.module.subarray(0, 4).toString('latin1'), '\0asm');
+      const rt = await makeRuntime();
+      assert.deepEqual(rt.apply(r.module), { ok: true }, backend);
+      out[backend] = {
+        vars: rooms[backend].vars(),
+        size: r.module.length,
+        results: calls.map(([fn, args]) => rt.call(fn, ...args)),
+      };
+    }
+    assert.ok(out.warm.vars.length > 0);
+    assert.equal(out.warm.vars, out.process.vars);
+    assert.deepEqual(out.warm.results, out.process.results);
+    assert.deepEqual(out.warm.results, calls.map((c) => c[2]));
+    for (const room of Object.values(rooms)) room.dispose();
+  });
+}
