@@ -3,7 +3,7 @@
 // token`, and Debian's Chromium through playwright-core with the flags of
 // DESIGN.md and a fresh profile. Everything started here is stopped by
 // stop(), also when a test fails.
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn, execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -61,6 +61,18 @@ export class Relay {
     writeFileSync(f, source);
     return execFileSync(CLI, ['eval', '--url', `ws://127.0.0.1:${this.port}`, '--room', room,
                               '--token', this.token(room, 'editor', name), f]).toString();
+  }
+  // The same without blocking this process (runtimes in it keep running).
+  evalAsync(room, name, file, source) {
+    const f = join(this.dir, file);
+    writeFileSync(f, source);
+    return new Promise((resolve, reject) => {
+      execFile(CLI, ['eval', '--url', `ws://127.0.0.1:${this.port}`, '--room', room,
+                     '--token', this.token(room, 'editor', name), f], (e, out, err) => {
+        if (e) reject(new Error(`patchbay eval ${file}: ${err || e.message}`));
+        else resolve(String(out));
+      });
+    });
   }
   async kill() {
     if (!this.proc) return;
