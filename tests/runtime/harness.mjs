@@ -165,6 +165,14 @@ export class Recorder {
 export function statementSeq(stmt) { return decode(stmt)[2]; }
 export function statementApplyUs(stmt) { return decode(stmt)[10]; }
 
+const bare = new Set();
+// Closes every runtime bareRuntime made (afterEach: a failed assertion
+// must not leave a runtime's timers keeping the test process alive).
+export function closeBareRuntimes() {
+  for (const rt of bare) rt.close();
+  bare.clear();
+}
+
 // A runtime without a socket: frames are fed with receive(); what it would
 // send is decoded into rt.sent. The clock is the test's: rt.setNow(us).
 export async function bareRuntime(room, key, opts = {}) {
@@ -172,6 +180,7 @@ export async function bareRuntime(room, key, opts = {}) {
   const clock = new RoomClock({ now: () => now });
   const rt = await joinRoom(`http://127.0.0.1:1/runtime.html#room=${room}&token=t&key=${key}`,
                             { ...opts, connect: false, clock });
+  bare.add(rt);
   rt.sent = [];
   rt.ws = { readyState: 1, send: (b) => rt.sent.push(decode(b)), close() {} };
   rt.setNow = (us) => { now = us; };

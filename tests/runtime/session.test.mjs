@@ -4,9 +4,9 @@
 // socket and a clock the test sets. Every rejection has its own test and
 // checks that nothing changed; then prepare/commit order, scheduling,
 // trap rollback, state, logs and tests.
-import { test, before, after } from 'node:test';
+import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { Relay, Recorder, bareRuntime, encode, decode, statementApplyUs, statementSeq }
+import { Relay, Recorder, bareRuntime, closeBareRuntimes, encode, decode, statementApplyUs, statementSeq }
   from './harness.mjs';
 
 const H = '#include <patchbay.h>\n';
@@ -51,6 +51,8 @@ before(async () => {
   await fork.eval('jam', H + 'double ggg(double v) { return v + 61; }\n');
   fork2 = await forkRec.patch(2);
 });
+
+afterEach(closeBareRuntimes);
 
 after(async () => {
   rec?.close();

@@ -1,0 +1,141 @@
+// room.test.mjs — the end-to-end test of issues 5, 6 and 8: one real relay,
+// ten node runtimes on real sockets, evals through the real CLI
+// (`patchbay eval`). The seed demo in C and in Lisp on every runtime, a
+// late joiner, a relay restart with patches evaluated while the runtimes
+// are cut off (they must catch up, nothing missed or repeated), and the
+// runtime CLI itself.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import WebSocket from 'ws';
+import { Relay, joinRoom, until, spawnRuntimeCli } from './harness.mjs';
+
+const H = '#include <patchbay.h>\n';
+const N = 10;
+const ROOM = 'stage';
+let relay;
+const runtimes = [];
+const gate = { open: true }; // closed: runtimes cannot reach the relay
+
+// A WebSocket that goes nowhere while the gate is closed (the connection
+// is refused, the host backs off and retries), so a test decides exactly
+// when the runtimes come back.
+class GatedWebSocket extends WebSocket {
+  constructor(url, protocols) {
+    super(gate.open ? url : 'ws://127.0.0.1:9/', protocols);
+  }
+}
+
+async function join(name) {
+  const rt = await joinRoom(relay.link(ROOM, name), {
+    name, WebSocket: GatedWebSocket, backoffMs: 100, maxBackoffMs: 400,
+  });
+  rt.commits = [];
+  rt.rejects = [];
+  rt.welcomes = 0;
+  rt.on('commit', (c) => rt.commits.push(c));
+  rt.on('reject', (r) => rt.rejects.push(r));
+  rt.on('welcome', () => { rt.welcomes++; });
+  return rt;
+}
+
+const allLive = (rts, welcomes = 1) => () =>
+  rts.every((r) => r.state === 'live' && r.welcomes >= welcomes);
+const allAt = (rts, seq) => () => rts.every((r) => r.committedSeq >= seq);
+
+before(async () => {
+  relay = await new Relay().start();
+  for (let i = 0; i < N; i++) runtimes.push(await join(`rt${i}`));
+  await until(allLive(runtimes), `${N} runtimes joined`);
+});
+
+after(async () => {
+  for (const r of runtimes) r.close();
+  await relay?.stop();
+});
+
+async function evalEverywhere(source, lang, want) {
+  const { stdout, seq } = await relay.eval(ROOM, source, { lang, runtimes: runtimes.length });
+  assert.match(stdout, new RegExp(`seq ${seq} committed by ${runtimes.length} runtimes`), stdout);
+  await until(allAt(runtimes, seq), `seq ${seq} on every runtime`);
+  for (const r of runtimes) {
+    assert.equal(r.call('ggg', 10), want, `${r.o.name} after seq ${seq}`);
+    const c = r.commits.find((x) => x.seq === seq);
+    assert.ok(c, `${r.o.name} committed seq ${seq}`);
+    assert.ok(c.commit_at_us >= c.apply_us, 'never before the apply time');
+  }
+  return seq;
+}
+
+test('an eval reaches 10 runtimes: ggg(10) is 58, then 59 on every one, all committed', async () => {
+  await evalEverywhere(H + 'double ggg(double v) { return v + 48; }\n', 'c', 58);
+  await evalEverywhere(H + 'double ggg(double v) { return v + 49; }\n', 'c', 59);
+  for (const r of runtimes) {
+    assert.ok(r.clock.isSynced, `${r.o.name} synced its clock`);
+    assert.ok(Number.isFinite(r.clock.uncertaintyUs));
+  }
+});
+
+test('the same demo in Lisp: (defn ggg [v] (+ v 48)), then 49', async () => {
+  await evalEverywhere('(defn ggg [v] (+ v 48))\n', 'lisp', 58);
+  await evalEverywhere('(defn ggg [v] (+ v 49))\n', 'lisp', 59);
+  for (const r of runtimes) assert.deepEqual(r.rejects, []);
+});
+
+test('a late joiner catches up to the same state', async () => {
+  const head = runtimes[0].committedSeq;
+  const late = await join('late');
+  runtimes.push(late);
+  await until(() => late.committedSeq === head, 'the late joiner at the head');
+  assert.equal(late.call('ggg', 10), 59);
+  assert.deepEqual(late.commits.map((c) => c.seq), Array.from({ length: head }, (_, i) => i + 1));
+  assert.ok(late.commits.every((c) => c.catchup));
+  assert.deepEqual(late.rejects, []);
+});
+
+test('after a relay restart the runtimes reconnect and catch up, nothing missed or repeated', async () => {
+  await relay.kill();
+  gate.open = false;
+  await relay.start(); // same port, same data: same key and chain head
+  // evaluated while every runtime is cut off
+  const { seq } = await relay.eval(ROOM, H + 'double ggg(double v) { return v + 50; }\n');
+  gate.open = true;
+  await until(allLive(runtimes, 2), 'every runtime back');
+  await until(allAt(runtimes, seq), `seq ${seq} caught up everywhere`);
+  for (const r of runtimes) {
+    assert.equal(r.call('ggg', 10), 60, r.o.name);
+    assert.equal(r.commits.find((c) => c.seq === seq).catchup, true);
+  }
+  // and live patches flow again
+  await evalEverywhere(H + 'double ggg(double v) { return v + 51; }\n', 'c', 61);
+  for (const r of runtimes) {
+    const seqs = r.commits.map((c) => c.seq);
+    assert.deepEqual(seqs, Array.from({ length: seqs.length }, (_, i) => i + 1),
+                     `${r.o.name} committed every seq once, in order`);
+    assert.deepEqual(r.rejects, [], `${r.o.name} refused nothing`);
+  }
+});
+
+test('the runtime CLI: one line per patch, --help, and a clear error for a bad link', async () => {
+  const p = spawnRuntimeCli([relay.link(ROOM, 'cli'), '--name', 'cli']);
+  try {
+    await until(() => p.lines.some((l) => /^\[cli\] live: runtime cli in stage/.test(l)),
+                `the CLI live (${p.stderrText})`);
+    await until(() => p.lines.some((l) => / committed ggg \(catch-up\)$/.test(l)), 'catch-up line');
+    const { seq } = await relay.eval(ROOM, H + 'double ggg(double v) { return v + 52; }\n');
+    await until(() => p.lines.some((l) => l.startsWith(`[cli] seq ${seq} committed ggg`)),
+                `the CLI's line for seq ${seq}:\n${p.lines.join('\n')}`);
+    assert.ok(p.lines.some((l) => new RegExp(`^\\[cli\\] seq ${seq} prepared \\(verify`).test(l)));
+  } finally {
+    p.kill('SIGTERM');
+    await p.exited;
+  }
+  const help = spawnRuntimeCli(['--help']);
+  assert.equal(await help.exited, 0);
+  assert.match(help.lines.join('\n'), /^usage: patchbay-runtime <link>/);
+  const bad = spawnRuntimeCli(['http://127.0.0.1:1/runtime.html#room=x&token=y']);
+  assert.equal(await bad.exited, 2);
+  assert.match(bad.stderrText, /join link lacks key \(64 hex digits\)/);
+  const none = spawnRuntimeCli([]);
+  assert.equal(await none.exited, 2);
+  assert.match(none.stderrText, /a join link is required/);
+});
