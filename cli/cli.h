@@ -19,5 +19,6 @@ int cmd_token(int argc, char **argv);
 int cmd_keygen(int argc, char **argv);
 int cmd_log(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
+int cmd_room(int argc, char **argv);
 
 #endif

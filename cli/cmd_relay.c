@@ -364,9 +364,33 @@ static void print_room(void *ctx, const char *room, uint64_t head)
            head == 1 ? "" : "es");
 }
 
+/* The recorded commit stats of a room, in seq order, walked alongside its
+ * patches. */
+typedef struct log_stats {
+    relay_commit_stats *v;
+    size_t n, cap, pos;
+    bool oom;
+} log_stats;
+
+static void collect_stats(void *ctx, const relay_commit_stats *st)
+{
+    log_stats *l = ctx;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        relay_commit_stats *v = realloc(l->v, cap * sizeof *v);
+        if (!v) {
+            l->oom = true;
+            return;
+        }
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = *st;
+}
+
 static int print_patch(void *ctx, const relay_patch_row *p)
 {
-    (void)ctx;
+    log_stats *l = ctx;
     pb_statement st;
     pb_errmsg why;
     char when[32] = "?";
@@ -374,8 +398,16 @@ static int print_patch(void *ctx, const relay_patch_row *p)
     struct tm tm;
     if (gmtime_r(&t, &tm))
         strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
-    printf("%6llu  %s  %-12s %8zu  ", (unsigned long long)p->seq, when,
-           p->author, p->module_len);
+    while (l->pos < l->n && l->v[l->pos].seq < p->seq)
+        l->pos++;
+    char spread[48] = "-";
+    if (l->pos < l->n && l->v[l->pos].seq == p->seq) {
+        const relay_commit_stats *c = &l->v[l->pos];
+        snprintf(spread, sizeof spread, "%u in %.2f ms", c->runtimes,
+                 (double)c->spread_us / 1000.0);
+    }
+    printf("%6llu  %s  %-12s %8zu  %-17s  ", (unsigned long long)p->seq, when,
+           p->author, p->module_len, spread);
     if (pb_statement_decode(p->stmt, p->stmt_len, &st, &why)) {
         printf("(statement does not decode: %s)\n", why.text);
         return 0;
@@ -395,9 +427,12 @@ int cmd_log(int argc, char **argv)
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             printf("usage: patchbay log [--room R] [--data DIR]\n\n"
                    "Lists room R's history: seq, time (UTC), author, module "
-                   "bytes and the vars\neach patch defines. Without --room, "
-                   "lists the rooms and their patch counts.\nSafe while the "
-                   "relay runs.\n");
+                   "bytes, lockstep\n(how many runtimes committed the patch "
+                   "live, and the spread of their\ncommit times on the room "
+                   "clock; \"-\" until it settles, about 2 s after its\n"
+                   "apply time) and the vars each patch defines. Without "
+                   "--room, lists the\nrooms and their patch counts. Safe "
+                   "while the relay runs.\n");
             return 0;
         } else if (!strcmp(argv[i], "--room") && i + 1 < argc) {
             room = argv[++i];
@@ -416,10 +451,19 @@ int cmd_log(int argc, char **argv)
     if (!room) {
         e = relay_history_rooms(h, print_room, NULL, &why);
     } else {
-        printf("%6s  %-19s  %-12s %8s  %s\n", "seq", "time (UTC)", "author",
-               "bytes", "vars");
-        e = relay_history_patches(h, room, 1, UINT64_MAX, false, print_patch,
-                                  NULL, &why);
+        printf("%6s  %-19s  %-12s %8s  %-17s  %s\n", "seq", "time (UTC)",
+               "author", "bytes", "lockstep", "vars");
+        log_stats stats = {0};
+        e = relay_history_commit_stats(h, room, 1, UINT64_MAX, collect_stats,
+                                       &stats, &why);
+        if (!e && stats.oom) {
+            e = PB_ERR_NOMEM;
+            snprintf(why.text, sizeof why.text, "out of memory");
+        }
+        if (!e)
+            e = relay_history_patches(h, room, 1, UINT64_MAX, false,
+                                      print_patch, &stats, &why);
+        free(stats.v);
     }
     relay_history_close(h);
     if (e) {

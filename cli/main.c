@@ -26,6 +26,7 @@ static const command commands[] = {
     {"eval", "evaluate a file in a room (diagnostics, then runtime acks)",
      cmd_eval},
     {"watch", "evaluate files again whenever they are saved", cmd_watch},
+    {"room", "show or set a room's tempo, quantum and lead", cmd_room},
     {"log", "list a room's recorded history", cmd_log},
     {"verify", "check a recorded history's signatures and chain",
      cmd_verify},

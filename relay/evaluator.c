@@ -130,7 +130,8 @@ static pb_err accept_patch(relay_evaluator *ev, const relay_job *job,
     s.lang = job->lang;
     pb_hash(job->source, job->source_len, s.source_hash);
     s.created_us = relay_now_us();
-    s.apply_us = s.created_us + job->lead_us;
+    s.apply_us = relay_apply_time(s.created_us, job->lead_us, job->tempo_bpm,
+                                  job->quantum);
     memcpy(s.key, srv->keys.pk, PB_PUBLICKEY_BYTES);
     if ((e = pb_statement_encode(&s, &stmt, why)))
         goto done;
@@ -162,6 +163,8 @@ static pb_err accept_patch(relay_evaluator *ev, const relay_job *job,
         goto done;
     }
     d->seq = s.seq;
+    d->created_us = s.created_us;
+    d->apply_us = s.apply_us;
     memcpy(d->hash, row.hash, PB_HASH_BYTES);
 done:
     pb_buf_free(&stmt);

@@ -4,6 +4,10 @@
  *   patches(room, seq, hash, stmt, sig, module, source, author, created_us)
  *   vars(room, name, sig, decl, deps, seq)   the current definition of each
  *   rooms(room, tempo_bpm, quantum, lead_us) room settings
+ *   commits(room, seq, runtimes, apply_us, spread_us, max_late_us, need_us)
+ *                                            how well the runtimes kept time
+ *                                            (lockstep.c); measurements, so
+ *                                            written with synchronous=NORMAL
  * PRAGMA user_version is the schema version (1). */
 #include "relay.h"
 
@@ -69,7 +73,12 @@ static const char schema[] =
     "CREATE INDEX IF NOT EXISTS vars_by_seq ON vars (room, seq);"
     "CREATE TABLE IF NOT EXISTS rooms ("
     " room TEXT PRIMARY KEY, tempo_bpm REAL NOT NULL, quantum INTEGER NOT "
-    "NULL, lead_us INTEGER NOT NULL);";
+    "NULL, lead_us INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS commits ("
+    " room TEXT NOT NULL, seq INTEGER NOT NULL, runtimes INTEGER NOT NULL,"
+    " apply_us INTEGER NOT NULL, spread_us INTEGER NOT NULL,"
+    " max_late_us INTEGER NOT NULL, need_us INTEGER NOT NULL,"
+    " PRIMARY KEY (room, seq));";
 
 struct relay_history {
     sqlite3 *db;
@@ -474,4 +483,87 @@ pb_err relay_history_verify(relay_history *h, const char *room,
     sqlite3_exec(h->db, "COMMIT", NULL, NULL, NULL);
     *n_checked = c.n;
     return e ? e : c.e;
+}
+
+/* The commits table may be missing from a history written by an older
+ * relay and opened read-only: those statements are prepared on use. */
+static sqlite3_stmt *prepare_opt(relay_history *h, const char *sql,
+                                 bool *missing)
+{
+    sqlite3_stmt *s = NULL;
+    *missing = false;
+    if (sqlite3_prepare_v2(h->db, sql, -1, &s, NULL) != SQLITE_OK) {
+        *missing = strstr(sqlite3_errmsg(h->db), "no such table") != NULL;
+        sqlite3_finalize(s);
+        return NULL;
+    }
+    return s;
+}
+
+pb_err relay_history_put_commit_stats(relay_history *h, const char *room,
+                                      const relay_commit_stats *st, uint32_t n,
+                                      pb_errmsg *why)
+{
+    if (!n)
+        return PB_OK;
+    bool missing;
+    sqlite3_stmt *s = prepare_opt(
+        h,
+        "INSERT OR REPLACE INTO commits(room, seq, runtimes, apply_us, "
+        "spread_us, max_late_us, need_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        &missing);
+    if (!s)
+        return db_fail(h, why, "cannot record commit times");
+    pb_err e = PB_OK;
+    sqlite3_exec(h->db, "PRAGMA synchronous = NORMAL; BEGIN", NULL, NULL, NULL);
+    for (uint32_t i = 0; i < n && !e; i++) {
+        sqlite3_reset(s);
+        sqlite3_bind_text(s, 1, room, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 2, (sqlite3_int64)st[i].seq);
+        sqlite3_bind_int64(s, 3, st[i].runtimes);
+        sqlite3_bind_int64(s, 4, (sqlite3_int64)st[i].apply_us);
+        sqlite3_bind_int64(s, 5, (sqlite3_int64)st[i].spread_us);
+        sqlite3_bind_int64(s, 6, st[i].max_late_us);
+        sqlite3_bind_int64(s, 7, (sqlite3_int64)st[i].need_us);
+        if (sqlite3_step(s) != SQLITE_DONE)
+            e = db_fail(h, why, "cannot record commit times");
+    }
+    sqlite3_finalize(s);
+    sqlite3_exec(h->db, e ? "ROLLBACK" : "COMMIT", NULL, NULL, NULL);
+    sqlite3_exec(h->db, "PRAGMA synchronous = FULL", NULL, NULL, NULL);
+    return e;
+}
+
+pb_err relay_history_commit_stats(relay_history *h, const char *room,
+                                  uint64_t from, uint64_t to,
+                                  void (*fn)(void *ctx,
+                                             const relay_commit_stats *st),
+                                  void *ctx, pb_errmsg *why)
+{
+    bool missing;
+    sqlite3_stmt *s = prepare_opt(
+        h,
+        "SELECT seq, runtimes, apply_us, spread_us, max_late_us, need_us "
+        "FROM commits WHERE room = ?1 AND seq BETWEEN ?2 AND ?3 ORDER BY seq",
+        &missing);
+    if (!s)
+        return missing ? PB_OK : db_fail(h, why, "cannot read commit times");
+    sqlite3_bind_text(s, 1, room, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)from);
+    sqlite3_bind_int64(s, 3, to > INT64_MAX ? INT64_MAX : (sqlite3_int64)to);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        relay_commit_stats st = {0};
+        st.seq = (uint64_t)sqlite3_column_int64(s, 0);
+        st.runtimes = (uint32_t)sqlite3_column_int64(s, 1);
+        st.apply_us = (uint64_t)sqlite3_column_int64(s, 2);
+        st.spread_us = (uint64_t)sqlite3_column_int64(s, 3);
+        st.max_late_us = sqlite3_column_int64(s, 4);
+        st.need_us = (uint64_t)sqlite3_column_int64(s, 5);
+        fn(ctx, &st);
+    }
+    pb_err e = rc == SQLITE_DONE ? PB_OK
+                                 : db_fail(h, why, "cannot read commit times");
+    sqlite3_finalize(s);
+    return e;
 }

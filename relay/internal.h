@@ -81,6 +81,7 @@ typedef struct relay_session {
     uint64_t last_seq;
     int64_t skew_us;
     uint64_t mem_bytes;
+    uint64_t joined_us; /* welcome sent (wall clock): later patches are live */
 } relay_session;
 
 /* ---- rooms (room.c) -------------------------------------------------------------- */
@@ -92,6 +93,7 @@ struct relay_room {
     relay_session *members;
     uint32_t n_members;
     pb_room settings;
+    relay_lockstep ls;                /* apply times and commit spread */
     struct relay_room *next;
 };
 
@@ -107,6 +109,8 @@ typedef struct relay_job {
     char *source;
     size_t source_len;
     uint64_t lead_us;
+    double tempo_bpm; /* with quantum: apply on the next quantum boundary */
+    uint32_t quantum;
     struct relay_job *next;
 } relay_job;
 
@@ -120,6 +124,7 @@ typedef struct relay_done {
     relay_msg *patch;        /* the encoded patch frame when accepted */
     uint64_t seq;
     uint8_t hash[PB_HASH_BYTES];
+    uint64_t created_us, apply_us;
     struct relay_done *next;
 } relay_done;
 

@@ -88,6 +88,8 @@ void relay_deliver_done(relay_done *d)
             room->head_seq = d->seq;
             memcpy(room->head_hash, d->hash, PB_HASH_BYTES);
             relay_room_broadcast(room, d->patch, PB_ROLE_NONE);
+            relay_lockstep_patch(&room->ls, d->seq, d->created_us,
+                                 d->apply_us, relay_now_us());
         }
         char vars[256] = "";
         size_t n = 0;
@@ -100,6 +102,28 @@ void relay_deliver_done(relay_done *d)
                   d->res.total_us / 1000.0);
     }
     relay_done_free(d);
+}
+
+/* Records the commit stats of patches that have settled (all: every
+ * changed one, at shutdown). Cheap when nothing changed. */
+static void flush_commit_stats(bool all)
+{
+    uint64_t now = relay_now_us();
+    relay_commit_stats st[RELAY_LS_SLOTS];
+    for (relay_room *r = relay_g->rooms; r; r = r->next) {
+        uint32_t n = relay_lockstep_take_settled(&r->ls, now, all, st,
+                                                 RELAY_LS_SLOTS);
+        pb_errmsg why;
+        if (n && relay_history_put_commit_stats(relay_g->history, r->name,
+                                                st, n, &why))
+            lwsl_err("room %s: %s\n", r->name, why.text);
+        for (uint32_t i = 0; i < n && !relay_g->cfg.quiet; i++)
+            lwsl_user("patch %s#%llu: committed by %u runtimes within %.2f ms"
+                      " (latest %+.2f ms after its apply time)\n",
+                      r->name, (unsigned long long)st[i].seq, st[i].runtimes,
+                      (double)st[i].spread_us / 1000.0,
+                      (double)st[i].max_late_us / 1000.0);
+    }
 }
 
 static volatile sig_atomic_t *stop_flag;
@@ -216,9 +240,15 @@ int relay_run(const relay_config *config, pb_errmsg *why)
            "%s)\n",
            srv.cfg.bind, srv.port, srv.cfg.data_dir, srv.keys.pk_hex);
     fflush(stdout);
-    while (!*stop)
+    uint64_t next_flush = 0;
+    while (!*stop) {
         if (lws_service(srv.ctx, 0) < 0)
             break;
+        if (relay_mono_us() >= next_flush) {
+            flush_commit_stats(false);
+            next_flush = relay_mono_us() + 250000;
+        }
+    }
 
     /* Clean shutdown: answer the evals in flight, flush, close. */
     lwsl_user("shutting down: finishing evals in flight\n");
@@ -236,6 +266,7 @@ int relay_run(const relay_config *config, pb_errmsg *why)
             break;
         lws_service(srv.ctx, 0);
     }
+    flush_commit_stats(true);
     rc = 0;
 done:
     signal_ctx = NULL;

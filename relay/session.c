@@ -237,8 +237,12 @@ static void on_eval(relay_session *s, const pb_eval *ev)
     memcpy(job->source, ev->source.ptr, ev->source.len);
     job->source[ev->source.len] = '\0';
     job->source_len = ev->source.len;
-    job->lead_us = s->room->settings.lead_us ? s->room->settings.lead_us
-                                             : relay_g->cfg.lead_us;
+    /* a room's own lead is fixed; otherwise it adapts (lockstep.c) */
+    job->lead_us = s->room->settings.lead_us
+                       ? s->room->settings.lead_us
+                       : relay_lockstep_lead(&s->room->ls, relay_g->cfg.lead_us);
+    job->tempo_bpm = s->room->settings.tempo_bpm;
+    job->quantum = s->room->settings.quantum;
     relay_evaluator_submit(relay_g->eval, job);
 }
 
@@ -251,6 +255,10 @@ static void forward_from_runtime(relay_session *s, pb_frame *f)
         s->last_ack = f->ack.state;
         s->last_seq = f->ack.seq;
         s->mem_bytes = f->ack.mem_bytes;
+        int64_t skew;
+        if (relay_lockstep_ack(&s->room->ls, &f->ack, s->joined_us,
+                               relay_now_us(), &skew))
+            s->skew_us = skew;
     } else if (f->type == PB_T_LOG) {
         f->log.runtime_id = s->client_id;
     } else {
@@ -378,6 +386,7 @@ static void on_hello(relay_session *s, const pb_hello *h)
     w.welcome.head_seq = room->head_seq;
     memcpy(w.welcome.head_hash, room->head_hash, PB_HASH_BYTES);
     w.welcome.now_us = relay_now_us();
+    s->joined_us = w.welcome.now_us;
     relay_session_send_frame(s, &w);
     pb_frame r = {.type = PB_T_ROOM};
     r.room = room->settings;

@@ -1,0 +1,223 @@
+/* cmd_room.c — `patchbay room`: shows a room's settings (tempo, quantum,
+ * lead) or, with an owner token, changes them. The relay sends the current
+ * settings right after welcome and broadcasts every change to the room, so
+ * the command waits for its own change to come back before it reports it. */
+#include "cli.h"
+#include "wsclient.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: patchbay room [options]\n"
+            "\n"
+            "Shows the settings of the token's room, or changes them (owner "
+            "token):\n"
+            "patches then apply on the next quantum boundary of the room's "
+            "tempo, after\n"
+            "the lead. Every runtime and editor page sees the change at "
+            "once.\n"
+            "\n"
+            "options:\n"
+            "  --tempo BPM       beats per minute, 0 < BPM <= 999; 0 turns the "
+            "tempo off\n"
+            "  --quantum BEATS   patches apply on multiples of BEATS beats (0: "
+            "at the lead)\n"
+            "  --lead-ms N       time from acceptance to apply, at most 10000; "
+            "0: adaptive\n"
+            "                    (50 ms, more if the room's slowest runtime "
+            "needs it)\n"
+            "  --link URL        a join link printed by `patchbay token`\n"
+            "  --url URL         the relay (default $PATCHBAY_URL or "
+            "ws://127.0.0.1:7888)\n"
+            "  --token T         a token (default $PATCHBAY_TOKEN); changing "
+            "needs owner\n"
+            "  --room R          refuse unless the token is for room R\n"
+            "  -h, --help        this help\n"
+            "\n"
+            "example: patchbay room --tempo 120 --quantum 4\n"
+            "exit status: 0 done, 2 usage, 3 relay or connection error (e.g. "
+            "not an owner)\n");
+}
+
+typedef struct room_wait {
+    bool have;
+    pb_room room;
+    char error[PB_MAX_MESSAGE_BYTES + 1];
+    bool want_change;
+    pb_room change;
+} room_wait;
+
+static bool same(const pb_room *a, const pb_room *b)
+{
+    return fabs(a->tempo_bpm - b->tempo_bpm) < 1e-9 &&
+           a->quantum == b->quantum && a->lead_us == b->lead_us;
+}
+
+static int on_frame(void *ctx, const pb_frame *f)
+{
+    room_wait *w = ctx;
+    if (f->type == PB_T_ERROR) {
+        snprintf(w->error, sizeof w->error, "%.*s", (int)f->error.message.len,
+                 f->error.message.ptr);
+        return 1;
+    }
+    if (f->type != PB_T_ROOM)
+        return 0;
+    w->room = f->room;
+    w->have = true;
+    return !w->want_change || same(&f->room, &w->change);
+}
+
+static void print_settings(const char *room, const pb_room *r)
+{
+    printf("room %s: ", room);
+    if (r->tempo_bpm > 0)
+        printf("tempo %g BPM, ", r->tempo_bpm);
+    else
+        printf("no tempo, ");
+    if (r->tempo_bpm > 0 && r->quantum)
+        printf("patches apply every %u beats (%.3f s), ", r->quantum,
+               r->quantum * 60.0 / r->tempo_bpm);
+    else
+        printf("patches apply after the lead, ");
+    if (r->lead_us)
+        printf("lead %.1f ms\n", r->lead_us / 1000.0);
+    else
+        printf("lead adaptive (50 ms or what the slowest runtime needs)\n");
+}
+
+static int number(const char *opt, const char *s, double max, double *out)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || *end || !(v >= 0) || v > max) {
+        fprintf(stderr, "patchbay room: %s wants a number from 0 to %g, got "
+                        "\"%s\"\n",
+                opt, max, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int cmd_room(int argc, char **argv)
+{
+    const char *url = getenv("PATCHBAY_URL");
+    const char *token = getenv("PATCHBAY_TOKEN");
+    const char *link = NULL, *want_room = NULL;
+    double tempo = -1, quantum = -1, lead_ms = -1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        bool has = i + 1 < argc;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--tempo") && has) {
+            if (number(a, argv[++i], 999, &tempo))
+                return 2;
+        } else if (!strcmp(a, "--quantum") && has) {
+            if (number(a, argv[++i], 1024, &quantum))
+                return 2;
+            if (quantum != floor(quantum)) {
+                fprintf(stderr, "patchbay room: --quantum is a whole number "
+                                "of beats\n");
+                return 2;
+            }
+        } else if (!strcmp(a, "--lead-ms") && has) {
+            if (number(a, argv[++i], 10000, &lead_ms))
+                return 2;
+        } else if (!strcmp(a, "--link") && has) {
+            link = argv[++i];
+        } else if (!strcmp(a, "--url") && has) {
+            url = argv[++i];
+        } else if (!strcmp(a, "--token") && has) {
+            token = argv[++i];
+        } else if (!strcmp(a, "--room") && has) {
+            want_room = argv[++i];
+        } else {
+            fprintf(stderr,
+                    "patchbay room: unknown option or missing value \"%s\" "
+                    "(see --help)\n",
+                    a);
+            return 2;
+        }
+    }
+    pbc_target t;
+    memset(&t, 0, sizeof t);
+    pb_errmsg why = {{0}};
+    if (pbc_parse_url(link ? link : url ? url : "ws://127.0.0.1:7888", &t,
+                      &why)) {
+        fprintf(stderr, "patchbay room: %s\n", why.text);
+        return 2;
+    }
+    if (token)
+        snprintf(t.token, sizeof t.token, "%s", token);
+    if (!t.token[0]) {
+        fprintf(stderr, "patchbay room: no token: pass --token, --link, or "
+                        "set PATCHBAY_TOKEN (patchbay token prints one)\n");
+        return 2;
+    }
+    pbc_welcome w;
+    pbc *c = pbc_connect(&t, "patchbay-cli/" PB_VERSION_STRING, 5000, &w,
+                         &why);
+    if (!c) {
+        fprintf(stderr, "patchbay room: %s:%d: %s\n", t.host, t.port,
+                why.text);
+        return 3;
+    }
+    int status = 3;
+    const char *room = want_room ? want_room : t.room[0] ? t.room : NULL;
+    room_wait rw;
+    memset(&rw, 0, sizeof rw);
+    if (room && strcmp(room, w.room)) {
+        fprintf(stderr, "patchbay room: the token is for room \"%s\", not "
+                        "\"%s\"\n",
+                w.room, room);
+        goto done;
+    }
+    /* the current settings come right after welcome */
+    if (pbc_wait(c, 5000, on_frame, &rw, &why) != 1 || !rw.have) {
+        fprintf(stderr, "patchbay room: %s\n",
+                rw.error[0] ? rw.error
+                            : "the relay did not send the room's settings");
+        goto done;
+    }
+    if (tempo < 0 && quantum < 0 && lead_ms < 0) {
+        print_settings(w.room, &rw.room);
+        status = 0;
+        goto done;
+    }
+    if (w.role != PB_ROLE_OWNER) {
+        fprintf(stderr, "patchbay room: the token's role is %s; changing the "
+                        "room's settings needs an owner token\n",
+                pb_role_name(w.role));
+        goto done;
+    }
+    rw.change = rw.room;
+    if (tempo >= 0)
+        rw.change.tempo_bpm = tempo;
+    if (quantum >= 0)
+        rw.change.quantum = (uint32_t)quantum;
+    if (lead_ms >= 0)
+        rw.change.lead_us = (uint64_t)(lead_ms * 1000.0 + 0.5);
+    rw.want_change = true;
+    rw.have = false;
+    pb_frame f = {.type = PB_T_ROOM};
+    f.room = rw.change;
+    if (pbc_send(c, &f, &why) ||
+        pbc_wait(c, 5000, on_frame, &rw, &why) != 1 || rw.error[0] ||
+        !same(&rw.room, &rw.change)) {
+        fprintf(stderr, "patchbay room: the relay refused the change: %s\n",
+                rw.error[0] ? rw.error : why.text[0] ? why.text : "no answer");
+        goto done;
+    }
+    print_settings(w.room, &rw.room);
+    status = 0;
+done:
+    pbc_close(c);
+    return status;
+}

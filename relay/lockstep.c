@@ -1,0 +1,165 @@
+/* lockstep.c — when a patch applies, and how well a room kept time.
+ *
+ * Apply time: created + lead, and with a tempo and a quantum, moved on to
+ * the next quantum boundary. Beats count from the Unix epoch on the room
+ * clock (beat = seconds * bpm / 60), the same rule the runtimes use for
+ * pb_beat(), so every screen agrees on where a bar starts without any
+ * further state; a tempo change moves the phase (docs/ARCHITECTURE.md).
+ *
+ * Lead: fixed when the room sets one; otherwise the relay's default (50
+ * ms) or, when the room's slowest runtime needs more, what it needed over
+ * the last RELAY_LS_LEAD_WINDOW patches plus a quarter and 5 ms, at most
+ * RELAY_LS_LEAD_MAX_US. "Needed" is the time from the statement's creation
+ * until that runtime's `prepared` ack reached the relay: compile-to-send,
+ * delivery and prepare, plus the ack's way back (an overestimate, on the
+ * safe side).
+ *
+ * Spread: the room times at which the runtimes that were in the room when
+ * the patch was broadcast committed it (their `committed` acks); catch-up
+ * commits of runtimes that joined later are not lockstep and do not count.
+ * Kept for the last RELAY_LS_SLOTS patches of each room and written to the
+ * history once a patch has settled (relay_lockstep_flush). */
+#include "relay.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+uint64_t relay_apply_time(uint64_t created_us, uint64_t lead_us,
+                          double tempo_bpm, uint32_t quantum)
+{
+    uint64_t t = created_us + lead_us;
+    if (tempo_bpm <= 0 || !quantum)
+        return t;
+    double q = (double)quantum * 60e6 / tempo_bpm; /* µs per quantum */
+    if (q < 1)
+        return t;
+    double k = (double)t / q;
+    uint64_t n = (uint64_t)k;
+    if ((double)n < k)
+        n++;
+    uint64_t at = (uint64_t)((double)n * q + 0.5);
+    /* rounding must never make it earlier than the lead allows */
+    return at < t ? t : at;
+}
+
+static relay_ls_slot *slot_of(relay_lockstep *ls, uint64_t seq)
+{
+    relay_ls_slot *s = &ls->slot[seq % RELAY_LS_SLOTS];
+    return s->seq == seq ? s : NULL;
+}
+
+uint64_t relay_lockstep_lead(const relay_lockstep *ls, uint64_t base_us)
+{
+    uint64_t need = 0;
+    for (uint32_t i = 0; i < RELAY_LS_SLOTS; i++) {
+        const relay_ls_slot *s = &ls->slot[i];
+        if (s->seq && s->seq + RELAY_LS_LEAD_WINDOW > ls->head_seq &&
+            s->need_us > need)
+            need = s->need_us;
+    }
+    uint64_t want = need ? need + need / 4 + 5000 : 0;
+    if (want > RELAY_LS_LEAD_MAX_US)
+        want = RELAY_LS_LEAD_MAX_US;
+    return want > base_us ? want : base_us;
+}
+
+void relay_lockstep_patch(relay_lockstep *ls, uint64_t seq,
+                          uint64_t created_us, uint64_t apply_us,
+                          uint64_t now_us)
+{
+    relay_ls_slot *s = &ls->slot[seq % RELAY_LS_SLOTS];
+    /* an unflushed slot being reused: its patch is RELAY_LS_SLOTS old, so it
+     * has settled; the caller flushes before that happens, see
+     * relay_lockstep_flush */
+    memset(s, 0, sizeof *s);
+    s->seq = seq;
+    s->created_us = created_us;
+    s->apply_us = apply_us;
+    s->broadcast_us = now_us;
+    if (seq > ls->head_seq)
+        ls->head_seq = seq;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static uint64_t median(const relay_ls_slot *s)
+{
+    uint64_t t[RELAY_LS_TIMES];
+    uint32_t n = s->n < RELAY_LS_TIMES ? s->n : RELAY_LS_TIMES;
+    memcpy(t, s->times, n * sizeof *t);
+    qsort(t, n, sizeof *t, cmp_u64);
+    return n ? t[n / 2] : 0;
+}
+
+bool relay_lockstep_ack(relay_lockstep *ls, const pb_ack *a,
+                        uint64_t joined_us, uint64_t now_us,
+                        int64_t *skew_us)
+{
+    relay_ls_slot *s = slot_of(ls, a->seq);
+    if (!s || joined_us > s->broadcast_us)
+        return false; /* too old to track, or a catch-up */
+    if (a->state == PB_ACK_PREPARED) {
+        uint64_t need = now_us > s->created_us ? now_us - s->created_us : 0;
+        if (need > s->need_us)
+            s->need_us = need;
+        return false;
+    }
+    if (a->state != PB_ACK_COMMITTED || !a->commit_at_us)
+        return false;
+    uint64_t t = a->commit_at_us;
+    if (!s->n || t < s->first_us)
+        s->first_us = t;
+    if (!s->n || t > s->last_us)
+        s->last_us = t;
+    int64_t late = (int64_t)(t - s->apply_us);
+    if (!s->n || late > s->max_late_us)
+        s->max_late_us = late;
+    if (s->n < RELAY_LS_TIMES)
+        s->times[s->n] = t;
+    s->n++;
+    s->dirty = true;
+    if (skew_us)
+        *skew_us = (int64_t)(t - median(s));
+    return true;
+}
+
+bool relay_lockstep_stats(const relay_lockstep *ls, uint64_t seq,
+                          relay_commit_stats *out)
+{
+    const relay_ls_slot *s = &ls->slot[seq % RELAY_LS_SLOTS];
+    if (s->seq != seq || !s->n)
+        return false;
+    memset(out, 0, sizeof *out);
+    out->seq = seq;
+    out->runtimes = s->n;
+    out->apply_us = s->apply_us;
+    out->spread_us = s->last_us - s->first_us;
+    out->max_late_us = s->max_late_us;
+    out->need_us = s->need_us;
+    return true;
+}
+
+uint32_t relay_lockstep_take_settled(relay_lockstep *ls, uint64_t now_us,
+                                     bool all, relay_commit_stats *out,
+                                     uint32_t cap)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < RELAY_LS_SLOTS && n < cap; i++) {
+        relay_ls_slot *s = &ls->slot[i];
+        if (!s->dirty)
+            continue;
+        /* settled: applied a while ago, or about to be overwritten */
+        bool old = now_us > s->apply_us + RELAY_LS_SETTLE_US ||
+                   s->seq + RELAY_LS_SLOTS / 2 <= ls->head_seq;
+        if (!all && !old)
+            continue;
+        if (relay_lockstep_stats(ls, s->seq, &out[n]))
+            n++;
+        s->dirty = false;
+    }
+    return n;
+}
