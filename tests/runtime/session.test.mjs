@@ -10,7 +10,7 @@ import { Relay, Recorder, bareRuntime, closeBareRuntimes, encode, decode, statem
   from './harness.mjs';
 
 const H = '#include <patchbay.h>\n';
-// The room's history, in seq order (the relay assigns 1..7).
+// The room's history, in seq order (the relay assigns 1..8).
 const SOURCES = [
   H + 'double ggg(double v) { return v + 48; }\n',                        // 1
   H + 'double ggg(double v) { return v + 49; }\n',                        // 2
@@ -23,6 +23,8 @@ const SOURCES = [
       'PB_TEST(ggg_is_zero) { PB_CHECK(ggg(1) == 0); }\n' +
       'PB_TEST(traps) { int z = (int)ggg(-49); PB_CHECK(10 / z == 1); }\n', // 6
   H + 'double ggg(double v) { int d = (int)v - 10; return v + 50 + 100 / d; }\n', // 7
+  H + 'void pb_frame(double t, pb_canvas *c) { (void)t; pb_clear(c, pb_rgb(1, 2, 3));\n' +
+      '  pb_pixel(c, 1, 0, pb_rgb(9, 9, 9)); }\n',                         // 8
 ];
 
 let relay, fork, rec, forkRec, key;
@@ -299,4 +301,19 @@ test('test_req runs the PB_TEST tests and answers test_result', async () => {
   assert.deepEqual(r2.results.map((x) => x.name).sort(), ['ggg_adds', 'ggg_is_zero']);
   assert.equal(rt.call('ggg', 10), 59);
   rt.close();
+});
+
+test('with a canvas attached, a frame commits what is due, then calls pb_frame', async () => {
+  const a8 = statementApplyUs(decode(P[8]).stmt);
+  const rt = await fresh({ now: a8 - 10 });
+  feed(rt, 8);
+  const c = rt.attachCanvas(4, 2);
+  assert.equal(rt.frame().ok, false, 'no pb_frame before its apply time');
+  rt.setNow(a8);
+  assert.equal(rt.frame().ok, true);
+  const px = c.pixels();
+  assert.equal(px.length, 4 * 2 * 4);
+  assert.deepEqual([...px.slice(0, 4)], [1, 2, 3, 255]);
+  assert.deepEqual([...px.slice(4, 8)], [9, 9, 9, 255]);
+  assert.deepEqual([...px.slice(28, 32)], [1, 2, 3, 255]);
 });
