@@ -138,4 +138,25 @@ test('the runtime CLI: one line per patch, --help, and a clear error for a bad l
   const none = spawnRuntimeCli([]);
   assert.equal(await none.exited, 2);
   assert.match(none.stderrText, /a join link is required/);
+  // a token the relay refuses: said once, no retrying, exit status 1
+  const forged = relay.link(ROOM, 'cli2').replace(/token=([^&]*)/, (m, t) =>
+    `token=${t.slice(0, -2)}${t.endsWith('AA') ? 'BB' : 'AA'}`);
+  const refused = spawnRuntimeCli([forged]);
+  assert.equal(await refused.exited, 1);
+  assert.match(refused.stderrText, /patchbay-runtime: .*MAC/i);
+});
+
+test('a relay that presents another key than the link is warned about, and its patches refused', async () => {
+  const link = relay.link(ROOM, 'pinned').replace(/key=[0-9a-f]{64}/, `key=${'cd'.repeat(32)}`);
+  const rt = await joinRoom(link, { name: 'pinned' });
+  try {
+    const warned = rt.waitFor('relay_error', (e) => /another key/.test(e.message));
+    const refused = rt.waitFor('reject', (r) => r.code === 21);
+    await warned;
+    await refused; // the catch-up's first patch: signed by a key it does not pin
+    assert.equal(rt.committedSeq, 0);
+    assert.equal(rt.varFn('ggg'), 0);
+  } finally {
+    rt.close();
+  }
 });
