@@ -86,6 +86,16 @@ struct cc_llvm {
     std::string link_dir; // private, under /dev/shm
     bool lld_broken = false;
     std::vector<char> altstack;
+    // Invocations by driver command line: the driver's and cc1's answers
+    // for a given command line do not change, and asking them cost ~10% of
+    // a small job. Each job gets a copy.
+    std::map<std::string, std::unique_ptr<clang::CompilerInvocation>>
+        invocations;
+    // The -mllvm flags now in effect (joined), "" when unknown.
+    std::string llvm_args;
+    // The sandbox's answers by path (the allowed directories are trusted
+    // not to change while the process runs; bounded).
+    std::map<std::string, bool> allowed_cache;
 };
 
 static int fail(char *err, size_t err_len, int code, const char *fmt, ...)
@@ -215,7 +225,8 @@ static int run_guarded(cc_llvm *cc, const char *who, Fn &&fn, char *err,
 // (absolute, symlinks and ".." resolved by the kernel) is under an allowed
 // directory. Everything else is "no such file", so a job learns nothing about
 // files outside. Paths are checked, then opened by the same name; the
-// allowed directories are trusted not to change under a running job.
+// allowed directories are trusted not to change while the process runs
+// (answers are remembered).
 class SandboxFS : public llvm::vfs::ProxyFileSystem
 {
   public:
@@ -261,22 +272,32 @@ class SandboxFS : public llvm::vfs::ProxyFileSystem
 
   private:
     std::vector<std::string> allowed;
+    // Answers by path: a job looks up the same headers as the last one.
+    // Bounded, since a job chooses the paths it asks about.
+    mutable std::map<std::string, bool> remembered;
+    static constexpr size_t kMaxRemembered = 4096;
 
     bool is_allowed(const llvm::Twine &p) const
     {
         llvm::SmallString<256> path;
         p.toVector(path);
         llvm::sys::fs::make_absolute("/", path); // the job's cwd is "/"
+        std::string key(path.str());
+        auto hit = remembered.find(key);
+        if (hit != remembered.end())
+            return hit->second;
+        bool ok = false;
         char real[PATH_MAX];
-        if (!realpath(path.c_str(), real))
-            return false;
-        for (const std::string &dir : allowed) {
-            size_t n = dir.size();
-            if (!strncmp(real, dir.c_str(), n) &&
-                (real[n] == '/' || real[n] == '\0'))
-                return true;
-        }
-        return false;
+        if (realpath(path.c_str(), real))
+            for (const std::string &dir : allowed) {
+                size_t n = dir.size();
+                ok |= !strncmp(real, dir.c_str(), n) &&
+                      (real[n] == '/' || real[n] == '\0');
+            }
+        if (remembered.size() >= kMaxRemembered)
+            remembered.clear();
+        remembered[key] = ok;
+        return ok;
     }
 };
 
@@ -380,32 +401,43 @@ make_invocation(cc_llvm *cc, const char *const *args,
     argv.insert(argv.end(), mode);
     argv.push_back(input);
 
-    clang::driver::Driver drv(CC_LLVM_CLANG, "wasm32-unknown-emscripten", diags,
-                              "clang", fs);
-    std::unique_ptr<clang::driver::Compilation> comp(
-        drv.BuildCompilation(argv));
-    if (!comp || comp->containsError() || diags.hasErrorOccurred())
-        return nullptr;
-    const clang::driver::JobList &jobs = comp->getJobs();
-    if (jobs.size() != 1 || !llvm::isa<clang::driver::Command>(*jobs.begin()) ||
-        StringRef(jobs.begin()->getCreator().getName()) != "clang") {
-        std::string line;
-        for (size_t i = 1; i < argv.size(); i++)
-            line += (i > 1 ? " " : "") + std::string(argv[i]);
-        diags.Report(clang::diag::err_fe_expected_compiler_job) << line;
-        return nullptr;
+    std::string key;
+    for (const char *a : argv)
+        key.append(a).push_back('\0');
+    auto hit = cc->invocations.find(key);
+    if (hit == cc->invocations.end()) {
+        clang::driver::Driver drv(CC_LLVM_CLANG, "wasm32-unknown-emscripten",
+                                  diags, "clang", fs);
+        std::unique_ptr<clang::driver::Compilation> comp(
+            drv.BuildCompilation(argv));
+        if (!comp || comp->containsError() || diags.hasErrorOccurred())
+            return nullptr;
+        const clang::driver::JobList &jobs = comp->getJobs();
+        if (jobs.size() != 1 ||
+            !llvm::isa<clang::driver::Command>(*jobs.begin()) ||
+            StringRef(jobs.begin()->getCreator().getName()) != "clang") {
+            std::string line;
+            for (size_t i = 1; i < argv.size(); i++)
+                line += (i > 1 ? " " : "") + std::string(argv[i]);
+            diags.Report(clang::diag::err_fe_expected_compiler_job) << line;
+            return nullptr;
+        }
+        auto made = std::make_unique<clang::CompilerInvocation>();
+        if (!clang::CompilerInvocation::CreateFromArgs(
+                *made, jobs.begin()->getArguments(), diags, CC_LLVM_CLANG))
+            return nullptr;
+        made->getFrontendOpts().DisableFree = false;
+        made->getCodeGenOpts().DisableFree = false;
+        // ShowCarets makes ExecuteAction print "N warnings generated.".
+        made->getDiagnosticOpts().ShowCarets = false;
+        if (!cc->plugin.empty())
+            made->getCodeGenOpts().PassPlugins.push_back(cc->plugin);
+        if (cc->invocations.size() >= 16)
+            cc->invocations.clear();
+        hit = cc->invocations.emplace(key, std::move(made)).first;
     }
-    auto inv = std::make_unique<clang::CompilerInvocation>();
-    if (!clang::CompilerInvocation::CreateFromArgs(
-            *inv, jobs.begin()->getArguments(), diags, CC_LLVM_CLANG))
-        return nullptr;
-    inv->getFrontendOpts().DisableFree = false;
-    inv->getCodeGenOpts().DisableFree = false;
-    // ShowCarets makes ExecuteAction print "N warnings generated." to stderr.
-    inv->getDiagnosticOpts().ShowCarets = false;
-    if (!cc->plugin.empty())
-        inv->getCodeGenOpts().PassPlugins.push_back(cc->plugin);
-    return inv;
+    // A deep copy: the job may change its invocation.
+    return std::make_unique<clang::CompilerInvocation>(*hit->second);
 }
 
 // -mllvm flags are process-wide cl::opt values: put every option back to its
@@ -421,17 +453,34 @@ static void reset_llvm_options()
     llvm::cl::ResetAllOptionOccurrences();
 }
 
-static bool apply_llvm_args(const std::vector<std::string> &llvm_args,
+static std::string join_args(const std::vector<std::string> &args)
+{
+    std::string s;
+    for (const std::string &a : args)
+        s.append(a).push_back('\0');
+    return s;
+}
+
+static bool apply_llvm_args(cc_llvm *cc,
+                            const std::vector<std::string> &llvm_args,
                             clang::DiagnosticsEngine &diags)
 {
+    // The same flags as the last parse (a compile's or a link's): the
+    // options already hold exactly these values.
+    std::string joined = join_args(llvm_args);
+    if (!cc->llvm_args.empty() && joined == cc->llvm_args)
+        return true;
+    cc->llvm_args.clear();
     std::vector<const char *> v = {"clang (LLVM option parsing)"};
     for (const std::string &a : llvm_args)
         v.push_back(a.c_str());
     reset_llvm_options();
     std::string why;
     llvm::raw_string_ostream os(why);
-    if (llvm::cl::ParseCommandLineOptions((int)v.size(), v.data(), "", &os))
+    if (llvm::cl::ParseCommandLineOptions((int)v.size(), v.data(), "", &os)) {
+        cc->llvm_args = joined;
         return true;
+    }
     os.flush();
     while (!why.empty() && why.back() == '\n')
         why.pop_back();
@@ -527,7 +576,7 @@ static int run_frontend(cc_llvm *cc, Job &job, const char *const *args,
         make_invocation(cc, args, mode, input, fs, diags);
     if (!inv)
         return CC_LLVM_EJOB;
-    if (!apply_llvm_args(inv->getFrontendOpts().LLVMArgs, diags))
+    if (!apply_llvm_args(cc, inv->getFrontendOpts().LLVMArgs, diags))
         return CC_LLVM_EJOB;
     if (!out_path.empty())
         inv->getFrontendOpts().OutputFile = out_path;
@@ -756,8 +805,18 @@ int cc_llvm_link(cc_llvm *cc, const uint8_t *const *objs,
     {
         std::string out_text, err_text;
         llvm::raw_string_ostream os(out_text), es(err_text);
+        // lld parses its own -mllvm flags (resetting occurrences, not
+        // values): start it from the defaults unless the options already
+        // hold exactly its flags.
+        std::vector<std::string> link_llvm_args;
+        for (size_t i = 0; i + 1 < argv.size(); i++)
+            if (!strcmp(argv[i], "-mllvm"))
+                link_llvm_args.push_back(argv[i + 1]);
+        std::string joined = join_args(link_llvm_args);
+        if (joined != cc->llvm_args)
+            reset_llvm_options();
+        cc->llvm_args.clear();
         reset_lld_globals();
-        reset_llvm_options(); // lld parses its own -mllvm flags
         rc = run_guarded(
             cc, "wasm-ld",
             [&] {
@@ -777,6 +836,8 @@ int cc_llvm_link(cc_llvm *cc, const uint8_t *const *objs,
                 ignored, sizeof ignored) != CC_LLVM_OK)
             cc->lld_broken = true;
         reset_lld_globals();
+        if (rc == CC_LLVM_OK || rc == CC_LLVM_EJOB)
+            cc->llvm_args = joined;
         es.flush();
         if (rc == CC_LLVM_EJOB) {
             while (!err_text.empty() && err_text.back() == '\n')

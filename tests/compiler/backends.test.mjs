@@ -1,8 +1,9 @@
 // backends.test.mjs — the warm backend (clang and lld in one process) and
 // the process backend (clang-14 and wasm-ld-14 as programs) are two ways
 // to the same module: for each patch, both compile it, define the same
-// vars with the same signatures, dependencies and prototypes, and their
-// modules load into the runtime and compute the same results.
+// vars with the same signatures, dependencies and prototypes, their modules
+// load into the runtime and compute the same results — and are in fact the
+// same bytes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Room, makeRuntime } from './harness.mjs';
@@ -37,7 +38,7 @@ for (const [name, src, ext, calls] of patches) {
       assert.deepEqual(rt.apply(r.module), { ok: true }, backend);
       out[backend] = {
         vars: rooms[backend].vars(),
-        size: r.module.length,
+        module: r.module,
         results: calls.map(([fn, args]) => rt.call(fn, ...args)),
       };
     }
@@ -45,6 +46,9 @@ for (const [name, src, ext, calls] of patches) {
     assert.equal(out.warm.vars, out.process.vars);
     assert.deepEqual(out.warm.results, out.process.results);
     assert.deepEqual(out.warm.results, calls.map((c) => c[2]));
+    // Same flags, same pass, same LLVM 14.0.6: the very same bytes.
+    assert.ok(out.warm.module.equals(out.process.module),
+              `modules differ: ${out.warm.module.length} vs ${out.process.module.length} bytes`);
     for (const room of Object.values(rooms)) room.dispose();
   });
 }
