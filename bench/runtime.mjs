@@ -9,10 +9,13 @@
 //            process (ratio prepare / compile);
 //   commit   skew: for each patch, max − min of the room times at which the
 //            runtimes swapped it in, p50/p95; and how late after the apply
-//            time the commits were.
+//            time the commits were;
+//   memory   then one runtime alone takes M more patches (--memory M,
+//            default 200): growth of the process RSS, the wasm memory and
+//            the function table per loaded patch (dlclose frees nothing).
 //
 // usage: node bench/runtime.mjs [--patchbay PATH] [--runtime DIR]
-//                               [--runtimes 10] [--patches 40]
+//                               [--runtimes 10] [--patches 40] [--memory 200]
 //   PATH defaults to build/release/cli/patchbay, DIR to
 //   build/release/runtime (the installed node runtime).
 import { dirname, join, resolve } from 'node:path';
@@ -25,7 +28,7 @@ const arg = (name, dflt) => {
 };
 if (process.argv.includes('--help') || process.argv.includes('-h')) {
   console.log('usage: node bench/runtime.mjs [--patchbay PATH] [--runtime DIR] ' +
-              '[--runtimes 10] [--patches 40]');
+              '[--runtimes 10] [--patches 40] [--memory 200]');
   process.exit(0);
 }
 const build = join(here, '..', 'build', 'release');
@@ -33,6 +36,7 @@ process.env.PB_CLI = resolve(arg('patchbay', join(build, 'cli', 'patchbay')));
 process.env.PB_RUNTIME_DIR = resolve(arg('runtime', join(build, 'runtime')));
 const RUNTIMES = Number(arg('runtimes', 10));
 const PATCHES = Number(arg('patches', 40));
+const MEMORY = Number(arg('memory', 200));
 
 const { Relay, Recorder, joinRoom, until, decode } = await import('../tests/runtime/harness.mjs');
 
@@ -107,6 +111,33 @@ try {
   row('clock uncertainty (half the best round trip), max', ms(Math.max(...unc)), '', '');
   for (const r of rts) r.close();
   rec.close();
+
+  if (MEMORY > 0) {
+    const one = await joinRoom(relay.link(room, 'mem'), { name: 'mem' });
+    let last = null;
+    one.on('commit', () => { last = one; });
+    await until(() => one.committedSeq === PATCHES, 'the memory runtime caught up');
+    const figures = () => {
+      const M = one.M;
+      return { rss: process.memoryUsage().rss, heap: M.HEAPU8.length, table: M.wasmTable.length };
+    };
+    const start = figures();
+    process.stderr.write(`one runtime takes ${MEMORY} more patches…\n`);
+    for (let k = 0; k < MEMORY; k++) {
+      const { seq } = await relay.eval(room, '#include <patchbay.h>\n' +
+                                       `double ggg(double v) { return v * ${k + 2}; }\n`);
+      await until(() => one.committedSeq >= seq, `seq ${seq} on the memory runtime`);
+    }
+    if (one.call('ggg', 1) !== MEMORY + 1 || !last) throw new Error('wrong result after the memory run');
+    const end = figures();
+    const per = (a, b) => `${((b - a) / MEMORY / 1024).toFixed(1)} KiB`;
+    console.log(`\none runtime, ${MEMORY} more patches (each a new module version)\n`);
+    console.log('| what | start | end | per patch |\n|---|---|---|---|');
+    console.log(`| process RSS | ${(start.rss / 2 ** 20).toFixed(1)} MiB | ${(end.rss / 2 ** 20).toFixed(1)} MiB | ${per(start.rss, end.rss)} |`);
+    console.log(`| wasm memory | ${(start.heap / 2 ** 20).toFixed(1)} MiB | ${(end.heap / 2 ** 20).toFixed(1)} MiB | ${per(start.heap, end.heap)} |`);
+    console.log(`| function table | ${start.table} | ${end.table} | ${((end.table - start.table) / MEMORY).toFixed(1)} slots |`);
+    one.close();
+  }
 } finally {
   await relay.stop();
 }
