@@ -4,11 +4,14 @@
  * pb_frame with sinf/cosf and a state var, (c) a 300-line patch — N times
  * each with every backend available (warm: clang+lld in process; process:
  * clang-14 + wasm-ld-14 as children) and with `emcc -O2 -sSIDE_MODULE=1`
- * in the same run, and prints p50/p95 per backend and the ratios against
- * the warm backend. Then the warm backend's RSS over 1,000 compiles. Times
- * on shared machines are noisy; the ratios are the result.
+ * in the same run, and prints p50/p95 per backend, the ratios against the
+ * warm backend and whether the issue's targets are met. Then the RSS of a
+ * real compile server (`patchbay cc-server`, warm backend) over 1,000
+ * compiles, each of a different source so that its cache never answers.
+ * Times on shared machines are noisy; the ratios are the result.
  *
- * usage: bench_compile [--iterations N] [--rss-compiles N] [--no-emcc] */
+ * usage: bench_compile [--iterations N] [--rss-compiles N] [--no-emcc]
+ *                      [--patchbay PATH] */
 #include "cc.h"
 
 #include <stdio.h>
@@ -194,9 +197,11 @@ done:
     return s;
 }
 
-static long rss_kb(void)
+static long rss_kb(int pid)
 {
-    FILE *f = fopen("/proc/self/status", "r");
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    FILE *f = fopen(path, "r");
     char line[256];
     long kb = -1;
     while (f && fgets(line, sizeof line, f))
@@ -207,9 +212,53 @@ static long rss_kb(void)
     return kb;
 }
 
+/* The compile server's RSS while it compiles n different patches (case
+ * (b) with a counter in a comment, so that the cache never answers). */
+static void bench_server_rss(const char *patchbay, const char *src, int n)
+{
+    const char *argv[] = {patchbay, "cc-server", NULL};
+    cc_client_desc d = {argv, CC_BACKEND_WARM, 0};
+    pb_errmsg why;
+    cc_client *c = cc_client_new(&d, &why);
+    if (!c) {
+        printf("\ncompile server unavailable: %s\n", why.text);
+        return;
+    }
+    size_t len = strlen(src);
+    char *buf = malloc(len + 64);
+    const int marks[] = {10, 100, 250, 500, 750, 1000, 2000, 5000};
+    printf("\ncompile server (warm) RSS over %d compiles:", n);
+    for (int i = 1; i <= n; i++) {
+        int m = snprintf(buf, len + 64, "%s// %d\n", src, i);
+        cc_job job = {PB_LANG_C, "rss.c", buf, (size_t)m, NULL, 0};
+        cc_result r;
+        if (cc_client_compile(c, &job, &r, &why) != PB_OK || !r.ok) {
+            printf(" failed at %d\n", i);
+            cc_result_free(&r);
+            break;
+        }
+        cc_result_free(&r);
+        for (size_t k = 0; k < sizeof marks / sizeof marks[0]; k++)
+            if (i == marks[k] || (i == n && k == 0))
+                printf(" %d: %.1f MiB;", i, rss_kb(cc_client_pid(c)) / 1024.0);
+    }
+    printf(" %u server start(s)\n", cc_client_starts(c));
+    free(buf);
+    cc_client_free(c);
+}
+
+static void report_target(const char *what, double value, double limit,
+                          bool below)
+{
+    bool met = below ? value <= limit : value >= limit;
+    printf("  %-44s %8.2f  %s (target %s %.0f)\n", what, value,
+           met ? "met" : "MISSED", below ? "<=" : ">=", limit);
+}
+
 int main(int argc, char **argv)
 {
     int iters = 50, rss_compiles = 1000, emcc = 1;
+    const char *patchbay = PB_CLI;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--iterations") && i + 1 < argc)
             iters = atoi(argv[++i]);
@@ -217,9 +266,12 @@ int main(int argc, char **argv)
             rss_compiles = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--no-emcc"))
             emcc = 0;
+        else if (!strcmp(argv[i], "--patchbay") && i + 1 < argc)
+            patchbay = argv[++i];
         else {
             fprintf(stderr, "usage: bench_compile [--iterations N] "
-                            "[--rss-compiles N] [--no-emcc]\n");
+                            "[--rss-compiles N] [--no-emcc] "
+                            "[--patchbay PATH]\n");
             return 2;
         }
     }
@@ -233,59 +285,54 @@ int main(int argc, char **argv)
     } cases[] = {{"(a) seed one-liner", case_a},
                  {"(b) 40-line visual", case_b},
                  {"(c) 300-line patch", case_c}};
-    printf("bench/compile: %d iterations per case and backend (emcc: %d)\n\n",
-           iters, iters / 5 > 3 ? iters / 5 : 3);
-    printf("%-20s %-8s %9s %9s %12s\n", "case", "backend", "p50 ms", "p95 ms",
-           "p50 / warm");
+    int p_iters = iters / 2 > 3 ? iters / 2 : 3;
+    int e_iters = iters / 5 > 3 ? iters / 5 : 3;
+    printf("bench/compile: per case, %d compiles with warm, %d with "
+           "process, %d with emcc\n(cache off; p50/p95 in ms; ratio = p50 "
+           "/ warm p50)\n\n",
+           iters, p_iters, e_iters);
+    printf("%-20s %-8s %9s %9s %9s\n", "case", "backend", "p50 ms", "p95 ms",
+           "ratio");
+    stats all[3][3];
     for (size_t k = 0; k < 3; k++) {
         stats w = bench_backend(CC_BACKEND_WARM, cases[k].src, iters);
-        stats p = bench_backend(CC_BACKEND_PROCESS, cases[k].src,
-                                iters / 2 > 3 ? iters / 2 : 3);
-        stats e = emcc ? bench_emcc(cases[k].src, iters / 5 > 3 ? iters / 5 : 3)
-                       : (stats){0, 0, 0};
+        stats p = bench_backend(CC_BACKEND_PROCESS, cases[k].src, p_iters);
+        stats e = emcc ? bench_emcc(cases[k].src, e_iters) : (stats){0, 0, 0};
         const struct {
             const char *name;
             stats s;
         } rows[] = {{"warm", w}, {"process", p}, {"emcc", e}};
         for (size_t r = 0; r < 3; r++) {
+            all[k][r] = rows[r].s;
             if (!rows[r].s.ok)
                 continue;
             printf("%-20s %-8s %9.2f %9.2f", cases[k].name, rows[r].name,
                    rows[r].s.p50_ms, rows[r].s.p95_ms);
             if (w.ok)
-                printf(" %11.1fx", rows[r].s.p50_ms / w.p50_ms);
+                printf(" %8.1fx", rows[r].s.p50_ms / w.p50_ms);
             printf("\n");
         }
     }
-
-    /* RSS of the warm backend over many compiles (must stay flat). */
-    cc_desc d = {0};
-    d.cache_disabled = true;
-    pb_errmsg why;
-    cc_compiler *cc = cc_new(&d, &why);
-    if (cc) {
-        cc_job job = {PB_LANG_C, "rss.c", case_b, strlen(case_b), NULL, 0};
-        long start = 0, mid = 0;
-        for (int i = 0; i < rss_compiles; i++) {
-            cc_result r;
-            if (cc_compile(cc, &job, &r, &why) != PB_OK || !r.ok) {
-                printf("rss run failed at %d\n", i);
-                cc_result_free(&r);
-                break;
-            }
-            cc_result_free(&r);
-            if (i == 9)
-                start = rss_kb();
-            if (i == rss_compiles / 5)
-                mid = rss_kb();
+    printf("\ntargets (issue 4):\n");
+    if (all[0][0].ok)
+        report_target("warm p50, (a) seed, ms", all[0][0].p50_ms, 4, true);
+    if (all[1][0].ok)
+        report_target("warm p50, (b) visual, ms", all[1][0].p50_ms, 10, true);
+    for (size_t k = 0; k < 3; k++) {
+        char what[96];
+        if (all[k][0].ok && all[k][2].ok) {
+            snprintf(what, sizeof what, "emcc / warm, %s", cases[k].name);
+            report_target(what, all[k][2].p50_ms / all[k][0].p50_ms, 30,
+                          false);
         }
-        printf("\nwarm backend RSS: %ld KB after 10 compiles, %ld KB after "
-               "%d, %ld KB after %d\n",
-               start, mid, rss_compiles / 5, rss_kb(), rss_compiles);
-        cc_free(cc);
-    } else {
-        printf("\nwarm backend unavailable: %s\n", why.text);
+        if (all[k][0].ok && all[k][1].ok) {
+            snprintf(what, sizeof what, "process / warm, %s", cases[k].name);
+            report_target(what, all[k][1].p50_ms / all[k][0].p50_ms, 8,
+                          false);
+        }
     }
+    if (rss_compiles > 0)
+        bench_server_rss(patchbay, case_b, rss_compiles);
     free(case_c);
     return 0;
 }
