@@ -136,6 +136,7 @@ try {
     console.log(`| process RSS | ${(start.rss / 2 ** 20).toFixed(1)} MiB | ${(end.rss / 2 ** 20).toFixed(1)} MiB | ${per(start.rss, end.rss)} |`);
     console.log(`| wasm memory | ${(start.heap / 2 ** 20).toFixed(1)} MiB | ${(end.heap / 2 ** 20).toFixed(1)} MiB | ${per(start.heap, end.heap)} |`);
     console.log(`| function table | ${start.table} | ${end.table} | ${((end.table - start.table) / MEMORY).toFixed(1)} slots |`);
+    console.log(`| modules loaded in the current instance | | ${one.modules} | (${one.generations} generation reloads) |`);
     one.close();
   }
 } finally {

@@ -14,10 +14,12 @@ export function localNowUs() {
 }
 
 export class RoomClock {
-  // opts: {now: () => local µs, maxSamples (16), maxAgeUs (60 s)}
+  // opts: {now: () => local µs, maxSamples (64), maxAgeUs (60 s)}. With a
+  // ping every 500 ms, 64 samples are the last 32 s: enough that one of them
+  // crossed both ways with little queueing, which is the one that counts.
   constructor(opts = {}) {
     this.now = opts.now || localNowUs;
-    this.maxSamples = opts.maxSamples || 16;
+    this.maxSamples = opts.maxSamples || 64;
     this.maxAgeUs = opts.maxAgeUs || 60e6;
     this.samples = [];
     this.offsetUs = 0;        // room time − local time

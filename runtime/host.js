@@ -23,6 +23,22 @@ export const CLIENT = 'patchbay-runtime/0.1.0';
 const FINAL = new Set([40, 41, 42, 43, 44]);
 const LOG = { info: 1, warn: 2, error: 3, trap: 4 };
 const TEST_PREFIX = 'pb_test__';
+// How early the commit timer fires before the last stretch (ms).
+const SPIN_MS = 3;
+
+// The last stretch before a commit: a precise sleep where the platform
+// allows one (node: Atomics.wait, which takes fractions of a millisecond
+// and leaves the CPU to other runtimes), else a busy wait (a browser worker
+// without cross-origin isolation has no SharedArrayBuffer).
+const sleepMs = (() => {
+  try {
+    const cell = new Int32Array(new SharedArrayBuffer(4));
+    Atomics.wait(cell, 0, 0, 0); // throws where a thread may not block
+    return (ms) => { Atomics.wait(cell, 0, 0, ms); };
+  } catch {
+    return null;
+  }
+})();
 
 // Which var's code trapped: the innermost pb__def.NAME frame of the stack
 // (the ABI renames every var's definition so; docs/PATCH_ABI.md).
@@ -36,6 +52,38 @@ function messageOf(err) {
   return String(err);
 }
 
+// Every started host of this JS realm. A node process may run many
+// runtimes (a test farm); when one's commit is due, every other one due
+// within COMMIT_GROUP_US swaps in the same pass — each at its own apply
+// time on its own clock — before any of them does the slower rest (acks,
+// pb_init, output), so they do not queue behind each other's work.
+const hosts = new Set();
+const COMMIT_GROUP_US = (SPIN_MS + 1) * 1000;
+
+function waitUntil(h, at, stop) {
+  for (;;) {
+    const left = (at - h.clock.roomNowUs()) / 1000;
+    if (left <= 0 || performance.now() >= stop) return;
+    if (sleepMs && left > 0.25) sleepMs(left - 0.15); // then spin the rest
+  }
+}
+
+function commitTogether(first) {
+  const stop = performance.now() + SPIN_MS + 2;
+  const group = [];
+  for (const h of hosts.has(first) ? hosts : [first]) {
+    const at = h.nextApplyUs();
+    if (at && (h === first || at - h.clock.roomNowUs() <= COMMIT_GROUP_US))
+      group.push({ h, at, left: at - h.clock.roomNowUs() });
+  }
+  group.sort((a, b) => a.left - b.left);
+  for (const g of group) {
+    waitUntil(g.h, g.at, stop);
+    g.h.M._rt_session_tick(g.h.clock.roomNowUs());
+  }
+  for (const g of group) g.h.afterTick();
+}
+
 export class RuntimeHost {
   // opts:
   //   createRuntime  the Emscripten factory (createPatchbayRuntime)
@@ -47,7 +95,7 @@ export class RuntimeHost {
   //   setTimeout, clearTimeout   default: the globals
   //   limits         {maxModuleBytes, logLinesPerSecond, logBurst, logMaxBytes}
   //   backoffMs      first reconnect delay (500), doubling to maxBackoffMs (10000)
-  //   pingEveryMs    clock re-sync period (2000); the first 5 pings 100 ms apart
+  //   pingEveryMs    clock re-sync period (500); the first 5 pings 100 ms apart
   constructor(opts) {
     this.o = opts;
     this.link = typeof opts.link === 'string' ? parseLink(opts.link) : opts.link;
@@ -67,6 +115,8 @@ export class RuntimeHost {
     this.pingsSent = 0;
     this.timers = { tick: null, house: null, reconnect: null };
     this.canvas = null;
+    this.isReloading = false;
+    this.generations = 0;
   }
 
   // ---- events --------------------------------------------------------------
@@ -105,11 +155,27 @@ export class RuntimeHost {
                       [this.link.room, this.link.key, l.maxModuleBytes || 0]);
     if (e) throw new Error(`cannot open the runtime session for room "${this.link.room}" (error ${e})`);
     M._rt_session_set_log_limits(l.logLinesPerSecond || 0, l.logBurst || 0, l.logMaxBytes || 0);
+    // hosts on the real clock commit together (a test's own clock does not)
+    if (!this.o.clock) hosts.add(this);
     this.housekeeping();
     if (this.o.WebSocket) this.connect();
     return this;
   }
 
+  // A new wasm instance with an open session (no patches yet).
+  async instantiate() {
+    const print = (level) => (text) => this.lines.push({ level, text, ...this.context });
+    const M = await this.o.createRuntime({ ...(this.o.moduleArgs || {}),
+                                           print: print('info'), printErr: print('error') });
+    const l = this.o.limits || {};
+    const e = M.ccall('rt_session_open', 'number', ['string', 'string', 'number'],
+                      [this.link.room, this.link.key, l.maxModuleBytes || 0]);
+    if (e) throw new Error(`cannot open the runtime session for room "${this.link.room}" (error ${e})`);
+    M._rt_session_set_log_limits(l.logLinesPerSecond || 0, l.logBurst || 0, l.logMaxBytes || 0);
+    return M;
+  }
+
+  get modules() { return this.M._rt_session_modules(); }
   get headSeq() { return this.M._rt_session_head_seq(); }
   get committedSeq() { return this.M._rt_session_committed_seq(); }
   get pendingCount() { return this.M._rt_session_pending_count(); }
@@ -254,8 +320,12 @@ export class RuntimeHost {
   // After anything happened: commit what is due, run pb_init of what was
   // committed, forward output, send, and arm the timer for the next commit.
   step() {
+    this.M._rt_session_tick(this.clock.roomNowUs());
+    this.afterTick();
+  }
+
+  afterTick() {
     const M = this.M;
-    M._rt_session_tick(this.clock.roomNowUs());
     const commits = JSON.parse(M.UTF8ToString(M._rt_session_take_commits()));
     let needsInit = false;
     for (const c of commits) {
@@ -266,18 +336,83 @@ export class RuntimeHost {
     this.flushLogs();
     this.flush();
     this.armTick();
+    const limit = this.o.reloadAfterModules ?? 500;
+    if (limit && !this.isReloading && this.modules >= limit && !this.pendingCount)
+      this.reload().catch((e) => this.emit('relay_error', { code: 71, fatal: false,
+                                                            message: `generation reload failed: ${e.message}` }));
   }
 
-  // A timer for the next queued patch's apply time. A timer never fires
-  // early, and tick re-checks the room time, so a patch never commits
-  // before its time even if the clock moved meanwhile.
+  // Generation reload. Emscripten never frees a loaded module, so after
+  // many patches the host starts a fresh instance in the background, gives
+  // it the chain head and the PB_STATE cells, loads into it only the
+  // patches that still define a current var (each verified again), and
+  // switches to it between two frames, with nothing waiting to commit.
+  // Resolves true if it switched, false if it had to give up this time
+  // (a patch came in meanwhile; the next step tries again).
+  async reload() {
+    if (this.isReloading) return false;
+    this.isReloading = true;
+    try {
+      const M2 = await this.instantiate(); // the old instance keeps running
+      const old = this.M;
+      if (old._rt_session_pending_count()) return false;
+      const gen = JSON.parse(old.UTF8ToString(old._rt_session_generation()));
+      if (!gen || gen.error) return false;
+      const e = M2.ccall('rt_session_adopt', 'number', ['number', 'string', 'number'],
+                         [gen.seq, gen.hash, gen.committed_seq]);
+      if (e) throw new Error(`the new instance refused the head (error ${e})`);
+      for (const st of gen.states) {
+        const p = M2._malloc(st.size || 1);
+        M2.HEAPU8.set(old.HEAPU8.subarray(st.ptr, st.ptr + st.size), p);
+        M2.ccall('pb_rt_state', 'number', ['string', 'number', 'number', 'number'],
+                 [st.name, st.size, st.align, p]);
+        M2._free(p);
+      }
+      for (const k of gen.patches) {
+        const p = M2._malloc(k.len);
+        M2.HEAPU8.set(old.HEAPU8.subarray(k.ptr, k.ptr + k.len), p);
+        const sp = M2.stackSave();
+        let r;
+        try {
+          r = JSON.parse(M2.UTF8ToString(M2._rt_session_reload_patch(p, k.len, k.seq)));
+        } catch (err) {
+          M2.stackRestore(sp);
+          r = { ok: false, error: messageOf(err) };
+        } finally {
+          M2._free(p);
+        }
+        if (!r.ok) throw new Error(`seq ${k.seq} did not load again: ${r.error}`);
+      }
+      const before = this.modules;
+      this.M = M2; // between two frames: nothing of the old instance runs again
+      if (this.canvas) this.attachCanvas(this.canvas.width, this.canvas.height);
+      this.generations++;
+      this.emit('generation', { modules_before: before, modules: this.modules,
+                                patches: gen.patches.length, states: gen.states.length });
+      return true;
+    } finally {
+      this.isReloading = false;
+    }
+  }
+
+  nextApplyUs() { return this.isClosed ? 0 : this.M._rt_session_next_apply_us(); }
+
+  // A timer for the next queued patch's apply time, armed SPIN_MS early:
+  // timers fire late by a millisecond or more, so the last stretch is a
+  // precise sleep and a short busy wait on the room clock, bounded in real
+  // time, and the swap lands within tens of µs of the apply time. tick
+  // re-checks the room time, so a patch never commits early even if the
+  // clock moved meanwhile.
   armTick() {
     if (this.timers.tick) this.clearTimeout(this.timers.tick);
     this.timers.tick = null;
-    const next = this.M._rt_session_next_apply_us();
-    if (!next || this.isClosed) return;
-    const ms = Math.max(0, Math.ceil((next - this.clock.roomNowUs()) / 1000));
-    this.timers.tick = this.setTimeout(() => { this.timers.tick = null; this.step(); }, ms);
+    const next = this.nextApplyUs();
+    if (!next) return;
+    const ms = Math.max(0, Math.floor((next - this.clock.roomNowUs()) / 1000) - SPIN_MS);
+    this.timers.tick = this.setTimeout(() => {
+      this.timers.tick = null;
+      commitTogether(this);
+    }, ms);
   }
 
   flushLogs() {
@@ -298,7 +433,7 @@ export class RuntimeHost {
   housekeeping() {
     if (this.isClosed) return;
     if (this.state === 'live') {
-      const every = this.pingsSent < 5 ? 100 : (this.o.pingEveryMs || 2000);
+      const every = this.pingsSent < 5 ? 100 : (this.o.pingEveryMs || 500);
       if (!this.lastPing || Date.now() - this.lastPing >= every) this.ping();
     }
     this.step();
@@ -401,7 +536,7 @@ export class RuntimeHost {
   // view (memory may grow, which detaches old views), ready for ImageData.
   attachCanvas(width, height) {
     const M = this.M;
-    if (this.canvas) M._free(this.canvas.ptr);
+    if (this.canvas && this.canvas.M === M) M._free(this.canvas.ptr);
     const ptr = M._malloc(12 + width * height * 4);
     if (!ptr) throw new Error(`no memory for a ${width}x${height} canvas`);
     const px = ptr + 12;
@@ -410,8 +545,8 @@ export class RuntimeHost {
     M.HEAPU32[(ptr >> 2) + 2] = px;
     M.HEAPU8.fill(0, px, px + width * height * 4);
     this.canvas = {
-      ptr, width, height,
-      pixels: () => new Uint8ClampedArray(this.M.HEAPU8.buffer, px, width * height * 4),
+      M, ptr, width, height,
+      pixels: () => new Uint8ClampedArray(M.HEAPU8.buffer, px, width * height * 4),
     };
     return this.canvas;
   }
@@ -433,6 +568,7 @@ export class RuntimeHost {
 
   close() {
     this.isClosed = true;
+    hosts.delete(this);
     for (const k of Object.keys(this.timers)) {
       if (this.timers[k]) this.clearTimeout(this.timers[k]);
       this.timers[k] = null;

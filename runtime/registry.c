@@ -357,3 +357,13 @@ const char *rt_var_sig(const char *name)
     rt_var *v = rt_var_find(name);
     return v ? v->sig : "";
 }
+
+int rt_states_each(void (*each)(const char *name, uint32_t size,
+                                uint32_t align, const void *data, void *ctx),
+                   void *ctx)
+{
+    int n = 0;
+    for (rt_state *st = states; st; st = st->next, n++)
+        each(st->name, st->size, st->align, st->data, ctx);
+    return n;
+}

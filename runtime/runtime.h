@@ -52,6 +52,11 @@ uint64_t rt_var_seq(const char *name);
 int rt_vars_with_prefix(const char *prefix,
                         void (*each)(const char *name, void *ctx), void *ctx);
 
+/* Calls each(...) for every PB_STATE cell (for a generation reload). */
+int rt_states_each(void (*each)(const char *name, uint32_t size,
+                                uint32_t align, const void *data, void *ctx),
+                   void *ctx);
+
 /* The current definition of a var (a function table index), or NULL. */
 void *rt_var_fn(const char *name);
 const char *rt_var_sig(const char *name);
@@ -101,5 +106,11 @@ uint32_t rt_session_out_len(void);
 const uint8_t *rt_session_out_data(void);
 void rt_session_out_pop(void);
 uint32_t rt_session_out_dropped(void);
+/* Generation reload (runtime/README.md § Generation reload). */
+double rt_session_modules(void);
+const char *rt_session_generation(void);
+int rt_session_adopt(double seq, const char *hash_hex, double committed_seq);
+const char *rt_session_reload_patch(const uint8_t *buf, uint32_t len,
+                                    double seq);
 
 #endif

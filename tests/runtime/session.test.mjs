@@ -317,3 +317,40 @@ test('with a canvas attached, a frame commits what is due, then calls pb_frame',
   assert.deepEqual([...px.slice(4, 8)], [9, 9, 9, 255]);
   assert.deepEqual([...px.slice(28, 32)], [1, 2, 3, 255]);
 });
+
+test('a generation reload moves to a fresh instance: same vars, state and head, fewer modules', async () => {
+  const rt = await fresh({ reloadAfterModules: 0 });
+  feed(rt, 3);
+  assert.equal(rt.call('bump'), 6);
+  assert.ok(rt.receive(P[4]).ok);
+  assert.equal(rt.call('bump'), 16);
+  const old = rt.M, tableBefore = rt.M.wasmTable.length;
+  assert.equal(rt.modules, 4);
+  const gens = [];
+  rt.on('generation', (g) => gens.push(g));
+  assert.equal(await rt.reload(), true);
+  assert.notEqual(rt.M, old);
+  // only the patches that still define a current var: ggg (2) and bump (4)
+  assert.deepEqual(gens, [{ modules_before: 4, modules: 2, patches: 2, states: 1 }]);
+  assert.ok(rt.M.wasmTable.length < tableBefore);
+  assert.equal(rt.varSeq('ggg'), 2);
+  assert.equal(rt.call('ggg', 10), 59);
+  assert.equal(rt.call('bump'), 26, 'PB_STATE carried across');
+  assert.equal(rt.headSeq, 4);
+  assert.equal(rt.committedSeq, 4);
+  // the chain goes on from the adopted head
+  assert.ok(rt.receive(P[5]).ok);
+  assert.equal(rt.call('chatty', 1), 1);
+  assert.equal(rt.receive(P[4]).code, 25, 'and still refuses a replay');
+});
+
+test('the host reloads by itself once reloadAfterModules modules are loaded', async () => {
+  const rt = await fresh({ reloadAfterModules: 3 });
+  const gen = rt.waitFor('generation');
+  feed(rt, 3);
+  const g = await gen;
+  assert.equal(g.modules_before, 3);
+  assert.equal(rt.generations, 1);
+  assert.equal(rt.call('ggg', 10), 59);
+  assert.equal(rt.call('bump'), 6);
+});
