@@ -358,8 +358,8 @@ const char *rt_var_sig(const char *name)
     return v ? v->sig : "";
 }
 
-int rt_states_each(void (*each)(const char *name, uint32_t size,
-                                uint32_t align, const void *data, void *ctx),
+int rt_states_each(void (*each)(const char *name, uint32_t size, uint32_t align,
+                                const void *data, void *ctx),
                    void *ctx)
 {
     int n = 0;

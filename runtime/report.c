@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- JSON -------------------------------------------------------------------- */
+/* ---- JSON ---------------------------------------------------------------- */
 
 void rt_json_init(rt_json *j, char *buf, size_t cap)
 {
@@ -118,7 +118,7 @@ const char *rt_json_text(rt_json *j)
     return j->is_cut ? "null" : j->buf;
 }
 
-/* ---- the outbox ------------------------------------------------------------- */
+/* ---- the outbox ---------------------------------------------------------- */
 
 #define OUTBOX_MAX_FRAMES 4096u /* the host drains after every call */
 
@@ -187,7 +187,7 @@ uint32_t rt_session_out_dropped(void)
     return out_dropped;
 }
 
-/* ---- acks ------------------------------------------------------------------- */
+/* ---- acks ---------------------------------------------------------------- */
 
 static uint32_t n_modules;
 
@@ -238,7 +238,7 @@ void rt_report_failed(uint64_t seq, pb_err code, const char *var,
     rt_out_frame(&f);
 }
 
-/* ---- logs ------------------------------------------------------------------- */
+/* ---- logs ---------------------------------------------------------------- */
 
 #define LOG_LINES_PER_SECOND 20u
 #define LOG_BURST            40u
@@ -290,8 +290,8 @@ static void send_log(pb_log_level level, const char *text, size_t len,
     pb_frame f = {.type = PB_T_LOG};
     f.log.level = level;
     f.log.text = (pb_str){text, (uint32_t)len};
-    f.log.var = pb_cstr(var && *var && strlen(var) <= PB_MAX_NAME_BYTES ? var
-                                                                        : NULL);
+    f.log.var =
+        pb_cstr(var && *var && strlen(var) <= PB_MAX_NAME_BYTES ? var : NULL);
     f.log.seq = seq;
     f.log.truncated = is_truncated;
     f.log.time_us = now_us;
@@ -347,19 +347,20 @@ int rt_session_log(int level, const char *text, const char *var, double seq,
                  (uint64_t)now_us);
         return 1;
     }
-    size_t keep = utf8_cut(text, logs.max_bytes - (sizeof truncated_marker - 1));
+    size_t keep =
+        utf8_cut(text, logs.max_bytes - (sizeof truncated_marker - 1));
     char *cut = malloc(keep + sizeof truncated_marker);
     if (!cut)
         return 0;
     memcpy(cut, text, keep);
     memcpy(cut + keep, truncated_marker, sizeof truncated_marker);
-    send_log((pb_log_level)level, cut, keep + sizeof truncated_marker - 1,
-             true, var, (uint64_t)seq, (uint64_t)now_us);
+    send_log((pb_log_level)level, cut, keep + sizeof truncated_marker - 1, true,
+             var, (uint64_t)seq, (uint64_t)now_us);
     free(cut);
     return 1;
 }
 
-/* ---- test results ------------------------------------------------------------ */
+/* ---- test results -------------------------------------------------------- */
 
 #define TEST_MESSAGE_BYTES 512u
 
@@ -414,9 +415,8 @@ int rt_session_test_end(double seq)
     for (uint32_t i = 0; i < tests.n; i++) {
         items[i].name = pb_cstr(tests.cases[i].name);
         items[i].ok = tests.cases[i].ok;
-        items[i].message = pb_cstr(tests.cases[i].message[0]
-                                       ? tests.cases[i].message
-                                       : NULL);
+        items[i].message =
+            pb_cstr(tests.cases[i].message[0] ? tests.cases[i].message : NULL);
         items[i].us = tests.cases[i].us;
     }
     pb_frame f = {.type = PB_T_TEST_RESULT};

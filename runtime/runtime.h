@@ -53,8 +53,8 @@ int rt_vars_with_prefix(const char *prefix,
                         void (*each)(const char *name, void *ctx), void *ctx);
 
 /* Calls each(...) for every PB_STATE cell (for a generation reload). */
-int rt_states_each(void (*each)(const char *name, uint32_t size,
-                                uint32_t align, const void *data, void *ctx),
+int rt_states_each(void (*each)(const char *name, uint32_t size, uint32_t align,
+                                const void *data, void *ctx),
                    void *ctx);
 
 /* The current definition of a var (a function table index), or NULL. */
@@ -79,8 +79,7 @@ const char *rt_check_take(void);
  * call reuses. runtime/README.md has the whole protocol between the two. */
 int rt_session_open(const char *room, const char *key_hex,
                     uint32_t max_module_bytes);
-const char *rt_session_receive(const uint8_t *buf, uint32_t len,
-                               double now_us);
+const char *rt_session_receive(const uint8_t *buf, uint32_t len, double now_us);
 int rt_session_tick(double now_us);
 const char *rt_session_take_commits(void);
 const char *rt_session_trap(const char *var, const char *message,

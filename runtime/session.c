@@ -72,7 +72,7 @@ static uint64_t us_since(double t0_ms)
     return d > 0 ? (uint64_t)(d * 1000.0) : 0;
 }
 
-/* ---- opening ------------------------------------------------------------------ */
+/* ---- opening ------------------------------------------------------------- */
 
 /* Joins room with the relay public key (64 hex digits) from the join link.
  * Returns a pb_err; the reason is in the JSON of rt_session_status(). Once
@@ -86,9 +86,10 @@ int rt_session_open(const char *room, const char *key_hex,
     if (pb_init() || pb_unhex(key_hex, S.key, sizeof S.key) ||
         pb_chain_init(&S.chain, room))
         return PB_ERR_FIELD_RANGE;
-    S.max_module_bytes = max_module_bytes && max_module_bytes < PB_MAX_MODULE_BYTES
-                             ? max_module_bytes
-                             : PB_MAX_MODULE_BYTES;
+    S.max_module_bytes =
+        max_module_bytes && max_module_bytes < PB_MAX_MODULE_BYTES
+            ? max_module_bytes
+            : PB_MAX_MODULE_BYTES;
     mkdir("/patches", 0700);
     rt_json_init(&commits, commits_buf, sizeof commits_buf);
     rt_json_raw(&commits, "[");
@@ -131,7 +132,7 @@ double rt_session_next_apply_us(void)
     return S.first ? (double)S.first->apply_us : 0;
 }
 
-/* ---- frames the host sends ---------------------------------------------------- */
+/* ---- frames the host sends ----------------------------------------------- */
 
 /* Queues hello; since_seq is the verified head, so a reconnect gets only
  * what it has not seen (docs/PROTOCOL.md § Catch-up). */
@@ -153,7 +154,7 @@ int rt_session_ping(double t0_us)
     return rt_out_frame(&f) ? PB_OK : PB_ERR_INTERNAL;
 }
 
-/* ---- patches kept for a generation reload ------------------------------------- */
+/* ---- patches kept for a generation reload -------------------------------- */
 
 /* Keeps the patch's statement, signature and module (not its source) as a
  * frame. Out of memory only costs the reload (it then refuses). */
@@ -223,7 +224,7 @@ static void prune_kept(void)
     S.commits_since_prune = 0;
 }
 
-/* ---- commit ------------------------------------------------------------------- */
+/* ---- commit -------------------------------------------------------------- */
 
 static void commit(rt_pending *p, uint64_t now_us)
 {
@@ -289,7 +290,7 @@ const char *rt_session_take_commits(void)
     return answer;
 }
 
-/* ---- verify and prepare -------------------------------------------------------- */
+/* ---- verify and prepare -------------------------------------------------- */
 
 /* The seq a patch claims, for reporting a rejection (0 if unreadable). The
  * statement is decoded only to be named; nothing of it is trusted. */
@@ -311,8 +312,8 @@ static pb_err prepare(const pb_patch *p, uint64_t seq, rt_staged **out)
     snprintf(path, sizeof path, "/patches/%llu-%llu.wasm",
              (unsigned long long)seq, (unsigned long long)++S.n_files);
     FILE *f = fopen(path, "wb");
-    bool is_written = f && fwrite(p->module.ptr, 1, p->module.len, f) ==
-                               p->module.len;
+    bool is_written =
+        f && fwrite(p->module.ptr, 1, p->module.len, f) == p->module.len;
     if (f && fclose(f))
         is_written = false;
     if (!is_written) {
@@ -447,7 +448,7 @@ static void on_history(const pb_history *h, uint64_t now_us, rt_json *j)
     rt_json_num(j, "failed", n_failed);
 }
 
-/* ---- receiving ------------------------------------------------------------------ */
+/* ---- receiving ----------------------------------------------------------- */
 
 static void describe(const pb_frame *f, rt_json *j)
 {
@@ -498,16 +499,15 @@ static void describe(const pb_frame *f, rt_json *j)
  * does not decode, {"t":"invalid","code","error"} (and a failed ack is
  * queued, except for frame types this runtime does not know). */
 EMSCRIPTEN_KEEPALIVE
-const char *rt_session_receive(const uint8_t *buf, uint32_t len,
-                               double now_us)
+const char *rt_session_receive(const uint8_t *buf, uint32_t len, double now_us)
 {
     rt_json j;
     rt_json_init(&j, answer, sizeof answer);
     rt_json_open(&j, NULL, '{');
     pb_frame f;
     pb_errmsg why = {{0}};
-    pb_err e = S.is_open ? pb_frame_decode(buf, len, &f, &why)
-                         : PB_ERR_UNEXPECTED;
+    pb_err e =
+        S.is_open ? pb_frame_decode(buf, len, &f, &why) : PB_ERR_UNEXPECTED;
     if (e) {
         if (!S.is_open)
             snprintf(why.text, sizeof why.text, "the session is not open");
@@ -533,7 +533,7 @@ const char *rt_session_receive(const uint8_t *buf, uint32_t len,
     return rt_json_text(&j);
 }
 
-/* ---- traps ---------------------------------------------------------------------- */
+/* ---- traps --------------------------------------------------------------- */
 
 static void add_name(const char *name, void *ctx)
 {
@@ -546,8 +546,7 @@ static void add_name(const char *name, void *ctx)
  * with the message and a trap log line. Returns JSON
  * {"seq", "vars": [...]} (seq 0: nothing to take back). */
 EMSCRIPTEN_KEEPALIVE
-const char *rt_session_trap(const char *var, const char *message,
-                            double now_us)
+const char *rt_session_trap(const char *var, const char *message, double now_us)
 {
     rt_json j;
     rt_json_init(&j, answer, sizeof answer);
@@ -599,7 +598,7 @@ const char *rt_session_tests(const char *filter)
     return rt_json_text(&j);
 }
 
-/* ---- generation reload ------------------------------------------------------------ */
+/* ---- generation reload --------------------------------------------------- */
 
 EMSCRIPTEN_KEEPALIVE
 double rt_session_modules(void)
@@ -631,7 +630,8 @@ const char *rt_session_generation(void)
     rt_json_init(&j, big, sizeof big);
     rt_json_open(&j, NULL, '{');
     if (S.first) {
-        rt_json_str(&j, "error", "patches are waiting for their apply time", 40);
+        rt_json_str(&j, "error", "patches are waiting for their apply time",
+                    40);
         rt_json_close(&j, '}');
         return rt_json_text(&j);
     }
