@@ -7,7 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
-import { Relay, joinRoom, until, spawnRuntimeCli } from './harness.mjs';
+import { Relay, joinRoom, until, spawnRuntimeCli, encode, decode } from './harness.mjs';
 
 const H = '#include <patchbay.h>\n';
 const N = 10;
@@ -158,5 +158,36 @@ test('a relay that presents another key than the link is warned about, and its p
     assert.equal(rt.varFn('ggg'), 0);
   } finally {
     rt.close();
+  }
+});
+
+test('test_req from an editor reaches every runtime, and each answers test_result', async () => {
+  const { seq } = await relay.eval(ROOM, H + 'PB_TEST(ggg_is_62) { PB_CHECK(ggg(10) == 62); }\n' +
+                                   'PB_TEST(ggg_is_0) { PB_CHECK(ggg(10) == 0); }\n',
+                                   { runtimes: runtimes.length });
+  await until(allAt(runtimes, seq), `seq ${seq} everywhere`);
+  const ws = new WebSocket(`ws://127.0.0.1:${relay.port}/r/${ROOM}`, 'patchbay');
+  ws.binaryType = 'arraybuffer';
+  const token = relay.token(ROOM, 'editor', 'tester');
+  const results = new Map(); // runtime_id -> results
+  try {
+    ws.onopen = () => ws.send(encode({ v: 1, t: 'hello', token }));
+    ws.onmessage = (ev) => {
+      const f = decode(new Uint8Array(ev.data));
+      if (f.t === 'welcome') ws.send(encode({ v: 1, t: 'test_req', req: 77, filter: 'ggg_is' }));
+      if (f.t === 'test_result' && f.req === 77) results.set(f.runtime_id, f);
+    };
+    await until(() => results.size === runtimes.length, `${runtimes.length} test results`);
+  } finally {
+    ws.close();
+  }
+  const ids = new Set(runtimes.map((r) => r.clientId));
+  for (const [id, r] of results) {
+    assert.ok(ids.has(id), `result from runtime ${id}`);
+    assert.equal(r.seq, seq);
+    const by = Object.fromEntries(r.results.map((x) => [x.name, x]));
+    assert.equal(by.ggg_is_62.ok, true);
+    assert.equal(by.ggg_is_0.ok, false);
+    assert.match(by.ggg_is_0.message, /ggg\(10\) == 0/);
   }
 });
