@@ -220,6 +220,18 @@ export class RuntimeHost {
     };
   }
 
+  // A gap means this runtime missed patches (say, a catch-up batch cut
+  // short by a module that trapped while loading): reconnecting asks for
+  // everything after the verified head again. At most once per 5 s, so a
+  // relay that keeps sending gaps cannot make it spin.
+  resync() {
+    const now = Date.now();
+    if (!this.ws || now - (this.lastResync || 0) < 5000) return;
+    this.lastResync = now;
+    this.backoff = this.o.backoffMs || 500;
+    try { this.ws.close(4000, 'seq gap: reconnecting to catch up'); } catch { /* closing */ }
+  }
+
   // Sends everything in the session's outbox (frames are built in C).
   flush() {
     const M = this.M;
@@ -286,6 +298,7 @@ export class RuntimeHost {
       case 'patch':
         this.emit('patch', ev);
         if (!ev.ok) this.emit('reject', ev);
+        if (ev.code === 23) this.resync();
         break;
       case 'history':
         this.emit('history', ev);
