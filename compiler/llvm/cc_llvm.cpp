@@ -60,6 +60,8 @@
 #include <unistd.h>
 
 #include <map>
+#include <set>
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -91,8 +93,10 @@ struct cc_llvm {
     // a small job. Each job gets a copy.
     std::map<std::string, std::unique_ptr<clang::CompilerInvocation>>
         invocations;
-    // The -mllvm flags now in effect (joined), "" when unknown.
-    std::string llvm_args;
+    // The -mllvm flags whose values are in effect (set since the last
+    // reset to defaults); empty and !llvm_args_known after a failure.
+    std::set<std::string> llvm_args;
+    bool llvm_args_known = false;
     // The sandbox's answers by path (the allowed directories are trusted
     // not to change while the process runs; bounded).
     std::map<std::string, bool> allowed_cache;
@@ -453,24 +457,16 @@ static void reset_llvm_options()
     llvm::cl::ResetAllOptionOccurrences();
 }
 
-static std::string join_args(const std::vector<std::string> &args)
-{
-    std::string s;
-    for (const std::string &a : args)
-        s.append(a).push_back('\0');
-    return s;
-}
-
 static bool apply_llvm_args(cc_llvm *cc,
                             const std::vector<std::string> &llvm_args,
                             clang::DiagnosticsEngine &diags)
 {
-    // The same flags as the last parse (a compile's or a link's): the
-    // options already hold exactly these values.
-    std::string joined = join_args(llvm_args);
-    if (!cc->llvm_args.empty() && joined == cc->llvm_args)
+    // The same flags as in effect: the options already hold exactly these
+    // values (the usual case: every compile passes the same flags).
+    std::set<std::string> wanted(llvm_args.begin(), llvm_args.end());
+    if (cc->llvm_args_known && wanted == cc->llvm_args)
         return true;
-    cc->llvm_args.clear();
+    cc->llvm_args_known = false;
     std::vector<const char *> v = {"clang (LLVM option parsing)"};
     for (const std::string &a : llvm_args)
         v.push_back(a.c_str());
@@ -478,7 +474,8 @@ static bool apply_llvm_args(cc_llvm *cc,
     std::string why;
     llvm::raw_string_ostream os(why);
     if (llvm::cl::ParseCommandLineOptions((int)v.size(), v.data(), "", &os)) {
-        cc->llvm_args = joined;
+        cc->llvm_args = std::move(wanted);
+        cc->llvm_args_known = true;
         return true;
     }
     os.flush();
@@ -805,17 +802,23 @@ int cc_llvm_link(cc_llvm *cc, const uint8_t *const *objs,
     {
         std::string out_text, err_text;
         llvm::raw_string_ostream os(out_text), es(err_text);
-        // lld parses its own -mllvm flags (resetting occurrences, not
-        // values): start it from the defaults unless the options already
-        // hold exactly its flags.
-        std::vector<std::string> link_llvm_args;
+        // lld parses its own -mllvm flags, resetting occurrences but not
+        // values (as wasm-ld does). If they are among the flags in effect
+        // (the compile's: clang adds one lld does not take), it sets what
+        // is set already and the state stays as it was; otherwise start it
+        // from the defaults.
+        std::set<std::string> wanted;
         for (size_t i = 0; i + 1 < argv.size(); i++)
             if (!strcmp(argv[i], "-mllvm"))
-                link_llvm_args.push_back(argv[i + 1]);
-        std::string joined = join_args(link_llvm_args);
-        if (joined != cc->llvm_args)
+                wanted.insert(argv[i + 1]);
+        bool subset = cc->llvm_args_known &&
+                      std::includes(cc->llvm_args.begin(), cc->llvm_args.end(),
+                                    wanted.begin(), wanted.end());
+        if (!subset) {
             reset_llvm_options();
-        cc->llvm_args.clear();
+            cc->llvm_args = wanted;
+        }
+        cc->llvm_args_known = false;
         reset_lld_globals();
         rc = run_guarded(
             cc, "wasm-ld",
@@ -836,8 +839,7 @@ int cc_llvm_link(cc_llvm *cc, const uint8_t *const *objs,
                 ignored, sizeof ignored) != CC_LLVM_OK)
             cc->lld_broken = true;
         reset_lld_globals();
-        if (rc == CC_LLVM_OK || rc == CC_LLVM_EJOB)
-            cc->llvm_args = joined;
+        cc->llvm_args_known = rc == CC_LLVM_OK || rc == CC_LLVM_EJOB;
         es.flush();
         if (rc == CC_LLVM_EJOB) {
             while (!err_text.empty() && err_text.back() == '\n')
