@@ -8,7 +8,7 @@
  *
  * Lead: fixed when the room sets one; otherwise the relay's default (50
  * ms) or, when the room's slowest runtime needs more, what it needed over
- * the last RELAY_LS_LEAD_WINDOW patches plus a quarter and 5 ms, at most
+ * the last RELAY_LS_LEAD_WINDOW patches plus half and 10 ms, at most
  * RELAY_LS_LEAD_MAX_US. "Needed" is the time from the statement's creation
  * until that runtime's `prepared` ack reached the relay: compile-to-send,
  * delivery and prepare, plus the ack's way back (an overestimate, on the
@@ -57,7 +57,7 @@ uint64_t relay_lockstep_lead(const relay_lockstep *ls, uint64_t base_us)
             s->need_us > need)
             need = s->need_us;
     }
-    uint64_t want = need ? need + need / 4 + 5000 : 0;
+    uint64_t want = need ? need + need / 2 + 10000 : 0;
     if (want > RELAY_LS_LEAD_MAX_US)
         want = RELAY_LS_LEAD_MAX_US;
     return want > base_us ? want : base_us;

@@ -96,10 +96,14 @@ void relay_deliver_done(relay_done *d)
         for (uint32_t i = 0; i < d->res.n_defs && n < sizeof vars; i++)
             n += (size_t)snprintf(vars + n, sizeof vars - n, "%s%s",
                                   i ? ", " : "", d->res.defs[i].name);
-        lwsl_user("patch %s#%llu by %s: %s (%zu bytes, compiled in %.1f ms)\n",
+        uint64_t now = relay_now_us();
+        lwsl_user("patch %s#%llu by %s: %s (%zu bytes, compiled in %.1f ms, "
+                  "sent %.1f ms after signing, applies in %.1f ms)\n",
                   d->room, (unsigned long long)d->seq,
                   author ? author->name : "(gone)", vars, d->res.module_len,
-                  d->res.total_us / 1000.0);
+                  d->res.total_us / 1000.0,
+                  (double)(now - d->created_us) / 1000.0,
+                  (double)((int64_t)(d->apply_us - now)) / 1000.0);
     }
     relay_done_free(d);
 }

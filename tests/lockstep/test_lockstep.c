@@ -69,13 +69,13 @@ TEST(lead_grows_for_a_slow_runtime_and_comes_back)
     pb_ack p = ack(1, PB_ACK_PREPARED, 0);
     relay_lockstep_ack(&ls, &p, now - S, now + 10000, NULL);
     CHECK_EQ_INT(relay_lockstep_lead(&ls, 50000), 50000);
-    /* one runtime needs 200 ms: the lead becomes 200 * 1.25 + 5 ms */
+    /* one runtime needs 200 ms: the lead becomes 200 * 1.5 + 10 ms */
     relay_lockstep_ack(&ls, &p, now - S, now + 200000, NULL);
-    CHECK_EQ_INT(relay_lockstep_lead(&ls, 50000), 255000);
+    CHECK_EQ_INT(relay_lockstep_lead(&ls, 50000), 310000);
     /* a runtime that joined after the broadcast prepared by catch-up: not
      * a measure of the lead */
     relay_lockstep_ack(&ls, &p, now + 3000, now + 900000, NULL);
-    CHECK_EQ_INT(relay_lockstep_lead(&ls, 50000), 255000);
+    CHECK_EQ_INT(relay_lockstep_lead(&ls, 50000), 310000);
     /* bounded */
     relay_lockstep_ack(&ls, &p, now - S, now + 60 * S, NULL);
     CHECK_EQ_INT(relay_lockstep_lead(&ls, 50000), RELAY_LS_LEAD_MAX_US);

@@ -48,6 +48,9 @@ const state = {
   acks: new Map(),     // runtime_id -> {state, seq, error, var}
   logs: [],            // {runtime_id, level, text, seq, var}
   errors: [],          // error frames
+  room: { tempo: 0, quantum: 0, leadUs: 0 }, // the room's settings
+  commitTimes: new Map(), // seq -> Map(runtime_id -> commit room time)
+  spreadUs: 0, spreadSeq: 0,
   preview: { stats: {}, commits: [], traps: [], restarts: [], rejects: [] }, // this page's runtime
 };
 window.patchbay = state;
@@ -226,7 +229,9 @@ function onFrame(f) {
       break;
     case 'ack':
       state.acks.set(f.runtime_id, { state: f.state, seq: f.seq, error: f.error, var: f.var,
-                                     prepareUs: f.prepare_us, lateUs: f.late_us, mem: f.mem_bytes });
+                                     prepareUs: f.prepare_us, lateUs: f.late_us, mem: f.mem_bytes,
+                                     commitAtUs: f.commit_at_us });
+      if (f.state === 'committed' && f.commit_at_us) noteCommit(f.seq, f.runtime_id, f.commit_at_us);
       renderPeers();
       if (f.state === 'failed')
         addLog({ runtime_id: f.runtime_id, level: 'trap', seq: f.seq, var: f.var,
@@ -234,6 +239,12 @@ function onFrame(f) {
       break;
     case 'log':
       addLog(f);
+      break;
+    case 'room':
+      state.room = { tempo: f.tempo_bpm || 0, quantum: f.quantum || 0, leadUs: f.lead_us || 0 };
+      $('tempo').textContent = state.room.tempo
+        ? `${state.room.tempo} BPM${state.room.quantum ? ` · every ${state.room.quantum} beats` : ''}` : '';
+      $('tempo').title = state.room.leadUs ? `lead ${state.room.leadUs / 1000} ms` : 'lead: adaptive';
       break;
     case 'error':
       state.errors.push(f);
@@ -283,6 +294,28 @@ function showSource(h) {
 
 const isPreview = (p) => p.role !== 'runtime' && /^patchbay-runtime\//.test(p.client || '');
 
+// Lockstep as the room's editors see it: for each patch, when every device
+// swapped it in (room time); a device's skew is its commit time minus the
+// median of the devices' for the same patch, and a patch's spread is the
+// max minus the min.
+function noteCommit(seq, id, at) {
+  let m = state.commitTimes.get(seq);
+  if (!m) {
+    state.commitTimes.set(seq, (m = new Map()));
+    if (state.commitTimes.size > 64) state.commitTimes.delete(state.commitTimes.keys().next().value);
+  }
+  m.set(id, at);
+  const times = [...m.values()].sort((a, b) => a - b);
+  const median = times[times.length >> 1];
+  for (const [rid, t] of m) {
+    const a = state.acks.get(rid);
+    if (a && a.seq === seq) a.skewUs = t - median;
+  }
+  state.spreadUs = times.at(-1) - times[0];
+  state.spreadSeq = seq;
+  $('spread').textContent = m.size > 1 ? `#${seq}: ${m.size} devices within ${(state.spreadUs / 1000).toFixed(2)} ms` : '';
+}
+
 function renderPeers() {
   const list = $('peers');
   list.replaceChildren();
@@ -296,8 +329,13 @@ function renderPeers() {
       const a = state.acks.get(p.id);
       const ack = a ? `${a.state} #${a.seq}` : p.last_ack ? `${p.last_ack} #${p.last_seq}` : 'no ack yet';
       li.append(el('span', `ack ${a?.state || p.last_ack || ''}`, ack));
-      const skew = a?.lateUs ?? p.skew_us;
-      if (skew !== undefined) li.append(el('span', 'skew', `${(skew / 1000).toFixed(1)} ms`));
+      const skew = a?.skewUs ?? p.skew_us;
+      if (skew !== undefined) {
+        const s = el('span', 'skew', `${skew >= 0 ? '+' : ''}${(skew / 1000).toFixed(2)} ms`);
+        s.title = `commit time minus the room's median for patch #${a?.seq ?? p.last_seq}` +
+                  (a?.lateUs !== undefined ? `; ${(a.lateUs / 1000).toFixed(2)} ms after the apply time` : '');
+        li.append(s);
+      }
       const mem = a?.mem ?? p.mem_bytes;
       if (mem) li.append(el('span', 'mem', `${(mem / 1048576).toFixed(1)} MiB`));
       if (p.client) li.title = p.client;

@@ -84,7 +84,8 @@ function onEvent(type, ev) {
     case 'beat':
       state.stats = { ...ev };
       $('line').textContent = `${ev.fps} fps · patch #${ev.committedSeq} · clock ±${
-        Number.isFinite(ev.uncertaintyUs) ? (ev.uncertaintyUs / 1000).toFixed(1) : '?'} ms · ${width}×${height}`;
+        Number.isFinite(ev.uncertaintyUs) ? (ev.uncertaintyUs / 1000).toFixed(1) : '?'} ms · ${width}×${height}${
+        ev.tempo ? ` · ${ev.tempo} BPM${ev.quantum ? `/${ev.quantum}` : ''}` : ''}`;
       break;
     default:
       break;

@@ -66,7 +66,7 @@ function draw() {
     lastBeat = now;
     post({ t: 'beat', frames, fps, committedSeq: host.committedSeq, headSeq: host.headSeq,
            offsetUs: host.clock.offsetUs, uncertaintyUs: host.clock.uncertaintyUs,
-           synced: host.clock.isSynced });
+           synced: host.clock.isSynced, tempo: host.room.tempo_bpm || 0, quantum: host.room.quantum || 0 });
   }
   schedule();
 }
