@@ -46,6 +46,26 @@ static void *watchdog(void *arg)
     return NULL;
 }
 
+/* A warm backend's first job pays for clang's first use and its second
+ * for the PCH of <patchbay.h> (backend_warm.c): pay both now, while the
+ * room waits for nobody, not in the first evals. */
+static void warm_up(cc_compiler *cc)
+{
+    for (int i = 0; i < 2; i++) {
+        char src[128]; /* two sources: the cache must not answer */
+        int n = snprintf(src, sizeof src,
+                         "#include <patchbay.h>\n"
+                         "int warm_up(int x) { return x + %d; }\n",
+                         i);
+        cc_job job = {PB_LANG_C, "warm-up.c", src, (size_t)n, NULL, 0};
+        cc_result r;
+        pb_errmsg why;
+        if (cc_compile(cc, &job, &r, &why) != PB_OK)
+            fprintf(stderr, "patchbay cc-server: warm-up: %s\n", why.text);
+        cc_result_free(&r);
+    }
+}
+
 int cc_server_run(int in_fd, int out_fd, const cc_desc *desc)
 {
     cc_desc d = desc ? *desc : (cc_desc){0};
@@ -70,6 +90,8 @@ int cc_server_run(int in_fd, int out_fd, const cc_desc *desc)
     pthread_t th;
     if (pthread_create(&th, NULL, watchdog, NULL) == 0)
         pthread_detach(th);
+    if (!strcmp(cc_backend_name(cc), "warm"))
+        warm_up(cc);
     pb_buf out;
     pb_buf_init(&out);
     int rc = 0;

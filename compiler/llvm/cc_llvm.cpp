@@ -3,18 +3,23 @@
 // for clang-14 and wasm-ld-14 as processes (DESIGN.md, verified facts), but
 // the libraries were written for one job per process, so this file undoes
 // what a job leaves behind:
-//  - cl::opt options are global: every compile resets all of them and parses
-//    its own -mllvm flags (lld does the same for the link's flags);
+//  - cl::opt options are global: before a job's -mllvm flags are parsed,
+//    the options the last parse set go back to their defaults (unless the
+//    flags are the ones in effect already), and lld parses the link's;
 //  - lld 14 keeps per-link state in globals (see reset_lld_globals) and in a
 //    CommonLinkerContext that must be destroyed after each link;
 //  - clang's driver asks for -disable-free (leak the AST at exit, for speed):
 //    turned off, so that memory stays flat;
 //  - a crash, a report_fatal_error or an exit() inside clang or lld unwinds
-//    to a CrashRecoveryContext (set up to run on an alternate signal stack,
-//    so that a stack overflow is caught too) and the job returns -2.
+//    to a CrashRecoveryContext (its handlers run on an alternate signal
+//    stack, so that a stack overflow is caught too, and sit above LLVM's
+//    own crash handlers: init_once) and the job returns CC_LLVM_ECRASH;
+//  - a macro expansion without end is stopped at the time limit the same
+//    way (DeadlineCallbacks).
 // The sandbox is a virtual file system: the job's in-memory files over a
 // filter of the real file system that hides every path outside the allowed
-// directories (SandboxFS).
+// directories (SandboxFS). Per command line, the compiler invocation is
+// built once and copied per job.
 #include "cc_llvm.h"
 
 #include "clang/Basic/Diagnostic.h"
