@@ -370,6 +370,11 @@ cc_be *cc_be_warm_new(const cc_be_desc *d, pb_errmsg *why)
                 "state is process-wide: one at a time)");
         return NULL;
     }
+    if (access(d->pass_plugin, R_OK) != 0) {
+        cc_fail(why, PB_ERR_INTERNAL, "the ABI pass plugin %s is missing",
+                d->pass_plugin);
+        return NULL;
+    }
     static void *lib; /* opened once, never closed */
     if (!lib && !(lib = open_library(why)))
         return NULL;
