@@ -127,8 +127,10 @@ CC_LLVM_API void cc_llvm_free(cc_llvm *cc);
  * "/pb/libc.pch", "-Wall", "-mllvm", "-foo"); they come from the program,
  * not the user (a flag such as -MF could write files). -mllvm options are
  * applied afresh for each job. Every diagnostic goes to on_diag (may be
- * NULL), none to stderr. On CC_LLVM_OK, *obj is a malloc'd object of
- * *obj_len bytes that the caller frees; warnings may have been reported. */
+ * NULL), none to stderr (except LLVM's own complaint about an -mllvm flag
+ * given twice in one job, which it prints there; the job fails). On CC_LLVM_OK,
+ * *obj is a malloc'd object of *obj_len bytes that the caller frees; warnings
+ * may have been reported. */
 CC_LLVM_API int cc_llvm_compile(cc_llvm *cc, const char *const *args,
                                 const char *main_path,
                                 const cc_llvm_file *files, size_t n_files,
