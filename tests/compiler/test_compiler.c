@@ -207,9 +207,9 @@ TEST(test_a_macro_expansion_bomb_ends_in_time)
     cc_result r;
     compile(src, &r);
     CHECK(!r.ok && !r.module);
-    CHECK(r.n_diags > 0);
-    CHECK(any_diag_contains(&r, "limit") ||
-          any_diag_contains(&r, "out of memory"));
+    /* the same words from both backends (cc_timeout_message) */
+    CHECK(find_error(&r, "compiling took longer than the 2000 ms limit") !=
+          NULL);
     cc_result_free(&r);
     check_still_works();
 }
