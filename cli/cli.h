@@ -20,5 +20,6 @@ int cmd_keygen(int argc, char **argv);
 int cmd_log(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_room(int argc, char **argv);
+int cmd_runtime(int argc, char **argv);
 
 #endif

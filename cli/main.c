@@ -27,6 +27,7 @@ static const command commands[] = {
      cmd_eval},
     {"watch", "evaluate files again whenever they are saved", cmd_watch},
     {"room", "show or set a room's tempo, quantum and lead", cmd_room},
+    {"runtime", "join a room as a headless runtime (node)", cmd_runtime},
     {"log", "list a room's recorded history", cmd_log},
     {"verify", "check a recorded history's signatures and chain",
      cmd_verify},

@@ -128,6 +128,22 @@ test('patchbay room shows and sets the tempo; apply times land on quantum bounda
   await run(CLI, ['room', '--url', url, '--token', relay.token(ROOM, 'owner', 'o'), '--tempo', '0', '--quantum', '0']);
 });
 
+test('patchbay runtime LINK joins as a headless runtime and commits what the room evaluates', async () => {
+  const { spawn } = await import('node:child_process');
+  const p = spawn(CLI, ['runtime', relay.link(ROOM, 'cli-runtime'), '--name', 'cli-runtime'],
+                  { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  p.stdout.on('data', (d) => { out += d; });
+  p.stderr.on('data', (d) => { out += d; });
+  try {
+    await until(() => /live/.test(out), 'the runtime live');
+    const seq = await editor.eval('double from_cli(double x) { return x - 1; }\n');
+    await until(() => new RegExp(`seq ${seq} committed from_cli`).test(out), `seq ${seq} committed:\n${out}`);
+  } finally {
+    p.kill('SIGTERM');
+  }
+});
+
 test('patchbay log shows, per patch, how many runtimes committed it and their spread', async () => {
   // a clean stop records every patch's figures (running, they are written
   // once a patch has settled)
@@ -138,8 +154,9 @@ test('patchbay log shows, per patch, how many runtimes committed it and their sp
   await gone;
   const { stdout } = await run(CLI, ['log', '--data', relay.data, '--room', ROOM]);
   const rows = stdout.split('\n').filter((l) => /^\s+\d+\s/.test(l));
-  assert.equal(rows.length, N_PATCHES + 5);
-  const withAll = rows.filter((l) => new RegExp(`\\s${N_RUNTIMES} in \\d+\\.\\d\\d ms\\s`).test(l));
-  assert.equal(withAll.length, rows.length, `every patch committed by ${N_RUNTIMES}:\n${stdout.slice(0, 800)}`);
+  assert.equal(rows.length, N_PATCHES + 5 + 1);
+  // the last one also had the command-line runtime
+  const withAll = rows.filter((l) => new RegExp(`\\s${l.includes('from_cli') ? N_RUNTIMES + 1 : N_RUNTIMES} in \\d+\\.\\d\\d ms\\s`).test(l));
+  assert.deepEqual(rows.filter((l) => !withAll.includes(l)), [], `every patch committed by ${N_RUNTIMES}`);
   assert.match(stdout.split('\n')[0], /lockstep/);
 });

@@ -1,0 +1,92 @@
+/* cmd_runtime.c — `patchbay runtime LINK`: a headless runtime joins a room.
+ * The runtime is the wasm main module with its JS host, run by node; this
+ * command finds the node runtime installed next to this binary
+ * (<build>/runtime/node/patchbay-runtime.mjs, or $PB_RUNTIME_DIR) and
+ * hands over to it with the same arguments. */
+#include "cli.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: patchbay runtime LINK [--name N] [-q]\n"
+            "\n"
+            "Joins the room of LINK (a runtime link printed by `patchbay "
+            "token --role\nruntime`) as a headless runtime: verifies every "
+            "patch with the relay key\nfrom the link, loads it and swaps it "
+            "in at its apply time; prints one line\nper patch and the "
+            "patches' output. Runs node with the runtime installed\nnext to "
+            "this binary (<build>/runtime, or $PB_RUNTIME_DIR).\n"
+            "\n"
+            "  --name N     a name for this runtime, shown to the room's "
+            "editors\n"
+            "  -q, --quiet  print only rejections, traps and connection "
+            "failures\n"
+            "  -h, --help   this help\n");
+}
+
+/* The installed runtime folder: $PB_RUNTIME_DIR, else ../runtime from the
+ * folder of this executable. */
+static int runtime_dir(char *out, size_t cap)
+{
+    const char *env = getenv("PB_RUNTIME_DIR");
+    if (env && *env) {
+        snprintf(out, cap, "%s", env);
+        return 0;
+    }
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return -1;
+    exe[n] = '\0';
+    snprintf(out, cap, "%s/../runtime", dirname(exe));
+    return 0;
+}
+
+int cmd_runtime(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            usage(stdout);
+            return 0;
+        }
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    char dir[PATH_MAX], script[PATH_MAX + 64];
+    if (runtime_dir(dir, sizeof dir)) {
+        fprintf(stderr, "patchbay runtime: cannot find this program's folder; "
+                        "set PB_RUNTIME_DIR\n");
+        return 1;
+    }
+    snprintf(script, sizeof script, "%s/node/patchbay-runtime.mjs", dir);
+    if (access(script, R_OK)) {
+        fprintf(stderr,
+                "patchbay runtime: %s: %s (build the pb_runtime_node target, "
+                "or set PB_RUNTIME_DIR)\n",
+                script, strerror(errno));
+        return 1;
+    }
+    char **args = calloc((size_t)argc + 2, sizeof *args);
+    if (!args) {
+        fprintf(stderr, "patchbay runtime: out of memory\n");
+        return 1;
+    }
+    args[0] = "node";
+    args[1] = script;
+    for (int i = 1; i < argc; i++)
+        args[i + 1] = argv[i];
+    execvp("node", args);
+    fprintf(stderr, "patchbay runtime: cannot run node: %s (apt-get install "
+                    "nodejs)\n",
+            strerror(errno));
+    free(args);
+    return 1;
+}
