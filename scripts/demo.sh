@@ -48,8 +48,7 @@ BIND=0.0.0.0 for phones on the LAN): every screen changes at the same moment.
   from a shell:    export PATCHBAY_URL=ws://127.0.0.1:$port PATCHBAY_TOKEN=$owner
                    $bin watch --room demo examples/demo.c
                    $bin log --data $data --room demo
-  headless:        node $PWD/build/release/runtime/node/patchbay-runtime.mjs \\
-                     '$url/runtime.html#room=demo&token=$runtime&key=$key'
+  headless:        $bin runtime '$url/runtime.html#room=demo&token=$runtime&key=$key'
 
 Ctrl-C stops the relay.
 MSG
