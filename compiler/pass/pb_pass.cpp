@@ -198,7 +198,7 @@ bool rewrite_state_uses(Module &M, GlobalVariable *g, GlobalVariable *cell)
 // Fault injection for tests/compiler/test_faults.c (only in the test build
 // of this plugin, libpb_pass_faults.so): a patch that defines one of these
 // functions makes the compiler crash in that way, inside clang, as a
-// compiler bug would.
+// compiler bug or an exhausted memory limit would.
 int *volatile nowhere;
 
 __attribute__((noinline)) int overflow(volatile char *up)
@@ -218,6 +218,8 @@ void inject_faults(Module &M)
         report_fatal_error("injected fatal error");
     if (M.getFunction("pb_fault_stack"))
         overflow(nullptr);
+    if (M.getFunction("pb_fault_oom")) // what LLVM does when malloc fails
+        report_bad_alloc_error("injected out of memory");
 }
 #endif
 

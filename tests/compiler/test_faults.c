@@ -1,9 +1,10 @@
 /* test_faults.c — a compiler that crashes on one patch fails that patch
  * only. The ABI pass built with fault injection (libpb_pass_faults.so)
  * crashes inside clang when a patch defines pb_fault_segv, pb_fault_abort,
- * pb_fault_fatal (LLVM's report_fatal_error) or pb_fault_stack (a stack
- * overflow); each such job must end in an error diagnostic and no module,
- * and the next job must compile, again and again.
+ * pb_fault_fatal (LLVM's report_fatal_error), pb_fault_stack (a stack
+ * overflow) or pb_fault_oom (LLVM's answer to a failed allocation); each
+ * such job must end in an error diagnostic and no module, and the next job
+ * must compile, again and again.
  * usage: test_faults warm|process FAULTS_PLUGIN [test names] */
 #include "../check.h"
 #include "cc.h"
@@ -87,13 +88,18 @@ TEST(test_a_stack_overflow_in_the_compiler_fails_only_that_job)
     check_fault("pb_fault_stack", "crashed (Segmentation fault)");
 }
 
+TEST(test_running_out_of_memory_in_the_compiler_fails_only_that_job)
+{
+    check_fault("pb_fault_oom", "injected out of memory");
+}
+
 TEST(test_faults_in_a_row_leave_the_compiler_serving)
 {
     const char *faults[] = {"pb_fault_segv", "pb_fault_fatal", "pb_fault_abort",
-                            "pb_fault_stack"};
-    for (int i = 0; i < 8; i++) {
+                            "pb_fault_stack", "pb_fault_oom"};
+    for (int i = 0; i < 10; i++) {
         char src[128];
-        snprintf(src, sizeof src, "void %s(void) {}\n", faults[i % 4]);
+        snprintf(src, sizeof src, "void %s(void) {}\n", faults[i % 5]);
         cc_result r;
         CHECK(compile(src, &r) == PB_OK);
         CHECK(!r.ok);
@@ -108,6 +114,7 @@ static const pb_test tests[] = {
     T(test_an_abort_in_the_compiler_fails_only_that_job),
     T(test_an_llvm_fatal_error_fails_only_that_job),
     T(test_a_stack_overflow_in_the_compiler_fails_only_that_job),
+    T(test_running_out_of_memory_in_the_compiler_fails_only_that_job),
     T(test_faults_in_a_row_leave_the_compiler_serving),
 };
 
