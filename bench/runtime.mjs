@@ -11,11 +11,14 @@
 //            runtimes swapped it in, p50/p95; and how late after the apply
 //            time the commits were;
 //   memory   then one runtime alone takes M more patches (--memory M,
-//            default 200): growth of the process RSS, the wasm memory and
-//            the function table per loaded patch (dlclose frees nothing).
+//            default 200; generation reload after --reload-after K loaded
+//            modules, default 500, 0 never): growth of the process RSS, the
+//            wasm memory and the function table per patch (dlclose frees
+//            nothing). Run node with --expose-gc to measure after a GC.
 //
 // usage: node bench/runtime.mjs [--patchbay PATH] [--runtime DIR]
 //                               [--runtimes 10] [--patches 40] [--memory 200]
+//                               [--reload-after 500]
 //   PATH defaults to build/release/cli/patchbay, DIR to
 //   build/release/runtime (the installed node runtime).
 import { dirname, join, resolve } from 'node:path';
@@ -28,7 +31,7 @@ const arg = (name, dflt) => {
 };
 if (process.argv.includes('--help') || process.argv.includes('-h')) {
   console.log('usage: node bench/runtime.mjs [--patchbay PATH] [--runtime DIR] ' +
-              '[--runtimes 10] [--patches 40] [--memory 200]');
+              '[--runtimes 10] [--patches 40] [--memory 200] [--reload-after 500]');
   process.exit(0);
 }
 const build = join(here, '..', 'build', 'release');
@@ -37,6 +40,7 @@ process.env.PB_RUNTIME_DIR = resolve(arg('runtime', join(build, 'runtime')));
 const RUNTIMES = Number(arg('runtimes', 10));
 const PATCHES = Number(arg('patches', 40));
 const MEMORY = Number(arg('memory', 200));
+const RELOAD_AFTER = Number(arg('reload-after', 500));
 
 const { Relay, Recorder, joinRoom, until, decode } = await import('../tests/runtime/harness.mjs');
 
@@ -113,11 +117,13 @@ try {
   rec.close();
 
   if (MEMORY > 0) {
-    const one = await joinRoom(relay.link(room, 'mem'), { name: 'mem' });
+    const one = await joinRoom(relay.link(room, 'mem'),
+                               { name: 'mem', reloadAfterModules: RELOAD_AFTER });
     let last = null;
     one.on('commit', () => { last = one; });
     await until(() => one.committedSeq === PATCHES, 'the memory runtime caught up');
     const figures = () => {
+      globalThis.gc?.(); // with node --expose-gc: what is still reachable
       const M = one.M;
       return { rss: process.memoryUsage().rss, heap: M.HEAPU8.length, table: M.wasmTable.length };
     };
