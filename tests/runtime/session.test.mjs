@@ -181,6 +181,35 @@ test('test_runtime_rejects_oversized_frame_and_module', async () => {
   small.close();
 });
 
+test('every truncation and every single-byte change of a real patch is refused or harmless', async () => {
+  // Hostile frames: no prefix of a patch, and no patch with one byte
+  // changed, may load anything unverified or break the runtime.
+  const rt = await fresh();
+  feed(rt, 1);
+  const bytes = P[2];
+  for (let n = 0; n < bytes.length; n++) {
+    const ev = rt.receive(bytes.subarray(0, n));
+    assert.ok(ev.code > 0 && !ev.ok, `prefix of ${n} bytes: ${JSON.stringify(ev)}`);
+  }
+  assert.equal(rt.headSeq, 1);
+  // flip one bit at every third byte: each must be refused, unless it
+  // changed nothing the runtime relies on (say, the name of the optional
+  // source field, which then reads as an unknown key and is ignored)
+  let accepted = 0;
+  for (let i = 0; i < bytes.length; i += 3) {
+    const b = bytes.slice();
+    b[i] ^= 0x01;
+    const ev = rt.receive(b);
+    if (ev.ok) {
+      accepted++;
+      break; // the head moved: later flips would be replays
+    }
+    assert.ok(ev.code > 0, `byte ${i}: ${JSON.stringify(ev)}`);
+  }
+  assert.ok(accepted === 0 || rt.headSeq === 2);
+  assert.equal(rt.call('ggg', 10), rt.headSeq === 2 ? 59 : 58);
+});
+
 test('prepare acks first, commits wait for the apply time, in seq order', async () => {
   const a1 = statementApplyUs(decode(P[1]).stmt), a2 = statementApplyUs(decode(P[2]).stmt);
   assert.ok(a2 > a1);
