@@ -10,7 +10,7 @@ import { Relay, Recorder, bareRuntime, closeBareRuntimes, encode, decode, statem
   from './harness.mjs';
 
 const H = '#include <patchbay.h>\n';
-// The room's history, in seq order (the relay assigns 1..8).
+// The room's history, in seq order (the relay assigns 1..9).
 const SOURCES = [
   H + 'double ggg(double v) { return v + 48; }\n',                        // 1
   H + 'double ggg(double v) { return v + 49; }\n',                        // 2
@@ -25,6 +25,7 @@ const SOURCES = [
   H + 'double ggg(double v) { int d = (int)v - 10; return v + 50 + 100 / d; }\n', // 7
   H + 'void pb_frame(double t, pb_canvas *c) { (void)t; pb_clear(c, pb_rgb(1, 2, 3));\n' +
       '  pb_pixel(c, 1, 0, pb_rgb(9, 9, 9)); }\n',                         // 8
+  H + 'PB_STATE(double, counter, 0);\ndouble cnt(void) { return counter; }\n', // 9
 ];
 
 let relay, fork, rec, forkRec, key;
@@ -208,6 +209,23 @@ test('every truncation and every single-byte change of a real patch is refused o
   }
   assert.ok(accepted === 0 || rt.headSeq === 2);
   assert.equal(rt.call('ggg', 10), rt.headSeq === 2 ? 59 : 58);
+});
+
+test('a verified patch whose module does not load: failed ack, the head moves, the registry does not', async () => {
+  const rt = await fresh();
+  feed(rt, 8);
+  assert.equal(rt.call('bump'), 15);
+  const ev = rt.receive(P[9]); // counter was declared as an int by seq 3
+  assert.equal(ev.ok, false);
+  assert.equal(ev.code, 62);
+  const failed = rt.acks('failed').at(-1);
+  assert.equal(failed.seq, 9);
+  assert.equal(failed.code, 62);
+  assert.match(failed.error, /state 'counter' is 4 bytes, the patch declares it with 8/);
+  assert.equal(rt.headSeq, 9, 'authentic, so the chain moves on');
+  assert.equal(rt.committedSeq, 8);
+  assert.equal(rt.varFn('cnt'), 0);
+  assert.equal(rt.call('bump'), 25);
 });
 
 test('prepare acks first, commits wait for the apply time, in seq order', async () => {
