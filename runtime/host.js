@@ -201,7 +201,10 @@ export class RuntimeHost {
       this.flush();
     };
     ws.onmessage = (ev) => {
-      if (this.ws === ws) this.receive(new Uint8Array(ev.data));
+      if (this.ws !== ws) return;
+      const bytes = new Uint8Array(ev.data);
+      if (this.resetQueue) this.resetQueue.push(bytes); // for the new instance
+      else this.receive(bytes);
     };
     ws.onerror = () => {}; // onclose follows and says why
     ws.onclose = (ev) => {
@@ -287,6 +290,8 @@ export class RuntimeHost {
         if (!ev.key_matches)
           this.emit('relay_error', { code: 21, fatal: false,
             message: 'the relay presents another key than the join link: its patches will be refused' });
+        else if (ev.history_matches === false)
+          this.reset(ev);
         this.ping();
         break;
       case 'pong': {
@@ -355,6 +360,29 @@ export class RuntimeHost {
                                                             message: `generation reload failed: ${e.message}` }));
   }
 
+  // The relay (with the pinned key) has a shorter or different history
+  // than this runtime: it lost its database, or the room was started
+  // again. Its catch-up would be refused as replays forever, so the host
+  // starts afresh — a new instance with an empty registry and the genesis
+  // head (state is lost, as for a late joiner) — and hands it the frames
+  // that arrived meanwhile, beginning with the catch-up.
+  reset(welcome) {
+    if (this.resetQueue) return;
+    this.resetQueue = [];
+    const from = this.headSeq;
+    this.instantiate().then((M2) => {
+      this.M = M2;
+      if (this.canvas) this.attachCanvas(this.canvas.width, this.canvas.height);
+      this.emit('reset', { from_seq: from, relay_head_seq: welcome.head_seq });
+    }).catch((e) => {
+      this.emit('relay_error', { code: 71, fatal: false, message: `reset failed: ${e.message}` });
+    }).finally(() => {
+      const queued = this.resetQueue || [];
+      this.resetQueue = null;
+      for (const b of queued) this.receive(b);
+    });
+  }
+
   // Generation reload. Emscripten never frees a loaded module, so after
   // many patches the host starts a fresh instance in the background, gives
   // it the chain head and the PB_STATE cells, loads into it only the
@@ -366,9 +394,9 @@ export class RuntimeHost {
     if (this.isReloading) return false;
     this.isReloading = true;
     try {
-      const M2 = await this.instantiate(); // the old instance keeps running
       const old = this.M;
-      if (old._rt_session_pending_count()) return false;
+      const M2 = await this.instantiate(); // the old instance keeps running
+      if (this.M !== old || this.resetQueue || old._rt_session_pending_count()) return false;
       const gen = JSON.parse(old.UTF8ToString(old._rt_session_generation()));
       if (!gen || gen.error) return false;
       const e = M2.ccall('rt_session_adopt', 'number', ['number', 'string', 'number'],

@@ -467,6 +467,13 @@ static void describe(const pb_frame *f, rt_json *j)
         rt_json_bool(j, "key_matches",
                      !memcmp(w->key, S.key, PB_PUBLICKEY_BYTES));
         rt_json_bool(j, "room_matches", pb_str_eq(w->room, S.chain.room));
+        /* The relay's chain is behind ours, or as long and different: it
+         * lost history (or is another relay with the same key). Every
+         * patch it sends would be a replay; the host starts afresh. */
+        rt_json_bool(j, "history_matches",
+                     !(w->head_seq < S.chain.seq ||
+                       (w->head_seq == S.chain.seq &&
+                        memcmp(w->head_hash, S.chain.hash, PB_HASH_BYTES))));
         break;
     }
     case PB_T_PONG:

@@ -6,6 +6,8 @@
 // runtime CLI itself.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { join as joinPath } from 'node:path';
 import WebSocket from 'ws';
 import { Relay, joinRoom, until, spawnRuntimeCli, encode, decode } from './harness.mjs';
 
@@ -189,5 +191,36 @@ test('test_req from an editor reaches every runtime, and each answers test_resul
     assert.equal(by.ggg_is_62.ok, true);
     assert.equal(by.ggg_is_0.ok, false);
     assert.match(by.ggg_is_0.message, /ggg\(10\) == 0/);
+  }
+});
+
+test('a relay that lost its history: the runtime starts afresh and follows the new one', async () => {
+  const lost = await new Relay().start();
+  let rt = null;
+  try {
+    rt = await joinRoom(lost.link('fresh', 'rt'), { name: 'rt', backoffMs: 100, maxBackoffMs: 400 });
+    const resets = [];
+    rt.on('reset', (e) => resets.push(e));
+    await until(() => rt.state === 'live', 'the runtime joined');
+    await lost.eval('fresh', H + 'double ggg(double v) { return v + 48; }\n', { runtimes: 1 });
+    await lost.eval('fresh', H + 'double ggg(double v) { return v + 49; }\n', { runtimes: 1 });
+    await until(() => rt.committedSeq === 2, 'seq 2 committed');
+    await lost.kill();
+    for (const f of ['history.db', 'history.db-wal', 'history.db-shm'])
+      rmSync(joinPath(lost.data, f), { force: true });
+    await lost.start(); // same key, same port, no history
+    await until(() => resets.length === 1, 'the runtime reset');
+    assert.deepEqual(resets[0], { from_seq: 2, relay_head_seq: 0 });
+    assert.equal(rt.headSeq, 0);
+    assert.equal(rt.varFn('ggg'), 0, 'the old history\'s vars are gone');
+    const { seq } = await lost.eval('fresh', H + 'double ggg(double v) { return v + 70; }\n',
+                                    { runtimes: 1 });
+    assert.equal(seq, 1);
+    await until(() => rt.committedSeq === 1, 'the new seq 1 committed');
+    assert.equal(rt.call('ggg', 10), 80);
+    assert.deepEqual(rt.rejects ?? [], []);
+  } finally {
+    rt?.close();
+    await lost.stop();
   }
 });
