@@ -50,6 +50,9 @@ export class Relay {
     this.proc = null;
     this.log = '';
     this.leadMs = opts.leadMs || 50;
+    // the tests pin the process backend (no LLVM engine needed); the
+    // benchmarks use the default, warm one
+    this.backend = opts.backend || 'process';
     if (opts.keyFrom) {
       mkdirSync(this.data, { mode: 0o700 });
       for (const f of ['relay.key', 'relay.pub', 'token.key'])
@@ -60,7 +63,7 @@ export class Relay {
   // Starts (or restarts, on the same port) the relay.
   async start() {
     const p = spawn(CLI, ['serve', '--port', String(this.port), '--data', this.data,
-                          '--backend', 'process', '--lead-ms', String(this.leadMs), '-q'],
+                          '--backend', this.backend, '--lead-ms', String(this.leadMs), '-q'],
                     { stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = p;
     live.add(p);
