@@ -147,6 +147,23 @@ test('a relay that dies is rejoined when it comes back, and what was missed is c
               'eval after reconnect');
 });
 
+test('a newly opened editor shows the room\'s latest code until its person types; then keeps theirs', async () => {
+  const c = await openEditor('cy');
+  const doc = () => c.evaluate(() => window.patchbay.view.state.doc.toString());
+  // the last C patch of the room (from the reconnect test)
+  await until(c, () => window.patchbay.view.state.doc.toString().includes('double again(double v)'), null,
+              'the room\'s latest C code in the buffer');
+  await c.click('.cm-content');
+  await c.keyboard.press('Control+End');
+  await c.keyboard.type('\n// mine\n');
+  assert.match(await doc(), /\/\/ mine/);
+  await c.reload();
+  await until(c, () => window.patchbay.conn === 'live', null, 'live after reload');
+  await new Promise((r) => setTimeout(r, 500)); // the catch-up must not replace it
+  assert.match(await doc(), /\/\/ mine/);
+  assert.deepEqual(c.errors, []);
+});
+
 test('no script errors on either page', async () => {
   assert.deepEqual(a.errors, []);
   assert.deepEqual(b.errors, []);

@@ -7,7 +7,7 @@
 //
 // For tests, the page's state is readable as window.patchbay.
 import { EditorView, basicSetup } from 'codemirror';
-import { EditorState, Compartment } from '@codemirror/state';
+import { EditorState, Compartment, Transaction } from '@codemirror/state';
 import { keymap, Decoration } from '@codemirror/view';
 import { StateField, StateEffect } from '@codemirror/state';
 import { cpp } from '@codemirror/lang-cpp';
@@ -38,6 +38,7 @@ const state = {
   conn: 'connecting', connDetail: '',
   welcome: null,
   lang: 'c',
+  adopted: true,       // the buffer shows the room's code until the person types
   req: 0,
   pending: new Map(),  // req -> {source, from, to}
   diags: [],           // the last eval's items, with line/col
@@ -109,7 +110,12 @@ const view = new EditorView({
       langConf.of(language('c')),
       flashField,
       EditorView.updateListener.of((u) => {
-        if (u.docChanged) localStorage.setItem(storeKey(), u.state.doc.toString());
+        // only what the person typed is theirs to keep (and stops the
+        // buffer from following the room, see adoptRoomSource)
+        if (u.docChanged && u.transactions.some((tr) => tr.annotation(Transaction.userEvent))) {
+          localStorage.setItem(storeKey(), u.state.doc.toString());
+          state.adopted = false;
+        }
       }),
     ],
   }),
@@ -119,12 +125,29 @@ const view = new EditorView({
 // plain data for anyone who serialises it).
 Object.defineProperty(state, 'view', { value: view });
 
+// The source of the room's latest patch in a language, if the relay sent it.
+function roomSource(lang) {
+  for (let i = state.history.length - 1; i >= 0; i--)
+    if (state.history[i].lang === lang && state.history[i].source) return state.history[i].source;
+  return null;
+}
+
+// Until the person types, an editor opened on a room shows the room's
+// latest code in its language (the demo room opens on examples/demo.c),
+// else a starter; what they type is kept per room and language.
+function adoptRoomSource() {
+  const src = state.adopted && roomSource(state.lang);
+  if (src && src !== view.state.doc.toString())
+    view.dispatch({ changes: { from: 0, to: view.state.doc.length, insert: src } });
+}
+
 function setLang(lang) {
   state.lang = lang;
   $('lang').value = lang;
   const saved = localStorage.getItem(storeKey());
+  state.adopted = saved === null;
   view.dispatch({
-    changes: { from: 0, to: view.state.doc.length, insert: saved ?? STARTER[lang] },
+    changes: { from: 0, to: view.state.doc.length, insert: saved ?? roomSource(lang) ?? STARTER[lang] },
     effects: [langConf.reconfigure(language(lang)), flash.of(null)],
   });
   view.dispatch(setDiagnostics(view.state, []));
@@ -218,6 +241,7 @@ function onFrame(f) {
       break;
     case 'history':
       for (const it of f.items || []) addHistory(it);
+      if (!f.more) adoptRoomSource();
       break;
     case 'peers':
       if (f.event === 'snapshot') state.peers.clear();
