@@ -120,7 +120,7 @@ int cmd_room(int argc, char **argv)
             if (number(a, argv[++i], 999, &tempo))
                 return 2;
         } else if (!strcmp(a, "--quantum") && has) {
-            if (number(a, argv[++i], 1024, &quantum))
+            if (number(a, argv[++i], 64, &quantum))
                 return 2;
             if (quantum != floor(quantum)) {
                 fprintf(stderr, "patchbay room: --quantum is a whole number "
