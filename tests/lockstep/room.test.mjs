@@ -24,6 +24,7 @@ class Editor {
   constructor(token) {
     this.req = 0;
     this.waiting = new Map();
+    this.committed = new Map(); // seq -> committed acks forwarded by the relay
     this.ws = new WebSocket(`ws://127.0.0.1:${relay.port}/r/${ROOM}`, 'patchbay');
     this.ws.binaryType = 'arraybuffer';
     this.ready = new Promise((resolve, reject) => {
@@ -32,6 +33,8 @@ class Editor {
       this.ws.onmessage = (ev) => {
         const f = decode(new Uint8Array(ev.data));
         if (f.t === 'welcome') resolve();
+        if (f.t === 'ack' && f.state === 'committed')
+          this.committed.set(f.seq, (this.committed.get(f.seq) || 0) + 1);
         if ((f.t === 'diag' || f.t === 'error') && this.waiting.has(f.req)) {
           this.waiting.get(f.req)(f);
           this.waiting.delete(f.req);
@@ -139,6 +142,9 @@ test('patchbay runtime LINK joins as a headless runtime and commits what the roo
     await until(() => /live/.test(out), 'the runtime live');
     const seq = await editor.eval('double from_cli(double x) { return x - 1; }\n');
     await until(() => new RegExp(`seq ${seq} committed from_cli`).test(out), `seq ${seq} committed:\n${out}`);
+    // its ack has reached the relay (the line is printed before the ack is
+    // sent; stopping the runtime at once could lose it)
+    await until(() => editor.committed.get(seq) === N_RUNTIMES + 1, `${N_RUNTIMES + 1} committed acks for seq ${seq}`);
   } finally {
     p.kill('SIGTERM');
   }
