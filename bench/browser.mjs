@@ -23,6 +23,10 @@ const arg = (name, def) => {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 ? process.argv[i + 1] : def;
 };
+if (process.argv.includes('--help') || process.argv.includes('-h')) {
+  console.log('usage: node bench/browser.mjs [--patchbay PATH] [--web DIR] [--runtime DIR] [--pages 2] [--patches 40]');
+  process.exit(0);
+}
 const build = resolve(here, '../build/release');
 process.env.PB_CLI ||= resolve(arg('patchbay', join(build, 'cli/patchbay')));
 process.env.PB_WEB ||= resolve(arg('web', join(build, 'www')));
