@@ -27,8 +27,9 @@ export class Relay {
   }
   // Starts (or restarts, on the same port) the relay.
   async start() {
-    const p = spawn(CLI, ['serve', '--port', String(this.port), '--data', this.dir, '--web', WEB,
-                          '--backend', 'process'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // the relay as users run it: the default (warm) compiler
+    const p = spawn(CLI, ['serve', '--port', String(this.port), '--data', this.dir, '--web', WEB],
+                    { stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = p;
     const port = await new Promise((resolve, reject) => {
       const t = setTimeout(() => reject(new Error(`relay did not start:\n${this.log}`)), 15000);
