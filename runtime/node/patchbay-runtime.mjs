@@ -2,6 +2,14 @@
 // patchbay-runtime.mjs — joins a room as a headless runtime and prints one
 // line per patch (prepared, committed, rejected, trapped) and the patches'
 // output. What CI, load tests and devices without a screen run.
+//
+// The runtime runs in a worker thread and this (main) thread is its
+// watchdog, as the page is for a browser's worker: a patch that never
+// returns (an endless loop in pb_init or a test) stops the worker's
+// heartbeat; after --watchdog-ms the worker is terminated, the patch named,
+// and a new worker rejoins, catches up and takes that patch back the moment
+// it commits (a failed ack saying "watchdog"), before its code runs again.
+import { isMainThread, parentPort, workerData, Worker } from 'node:worker_threads';
 import { joinRoom } from './runtime.mjs';
 
 const USAGE = `usage: patchbay-runtime <link> [--name N] [-q]
@@ -14,13 +22,15 @@ time; prints one line per patch and the patches' output.
                (http://HOST:PORT/runtime.html#room=R&token=T&key=HEX)
   --name N     a name for this runtime, shown to the room's editors
   -q, --quiet  print only rejections, traps and connection failures
+  --watchdog-ms N  restart the runtime without a patch that has not
+               returned after N ms (default 2000)
   -h, --help   this help
 
 The wasm runtime is read from $PB_RUNTIME_JS or ../pb_runtime.cjs.
 exit status: 0 stopped by a signal, 1 the token was refused, 2 usage`;
 
 function parseArgs(argv) {
-  const o = { link: null, name: '', quiet: false };
+  const o = { link: null, name: '', quiet: false, watchdogMs: 2000 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '-h' || a === '--help') return { help: true };
@@ -28,6 +38,10 @@ function parseArgs(argv) {
     else if (a === '--name') {
       if (i + 1 >= argv.length) throw new Error('--name needs a value');
       o.name = argv[++i];
+    } else if (a === '--watchdog-ms') {
+      const v = Number(argv[++i]);
+      if (!Number.isInteger(v) || v < 100) throw new Error('--watchdog-ms wants a whole number of ms, at least 100');
+      o.watchdogMs = v;
     } else if (a.startsWith('-')) throw new Error(`unknown option ${a}`);
     else if (o.link) throw new Error(`one link only (got a second: ${a.slice(0, 60)})`);
     else o.link = a;
@@ -36,47 +50,97 @@ function parseArgs(argv) {
   return o;
 }
 
-let opts;
-try {
-  opts = parseArgs(process.argv.slice(2));
-} catch (e) {
-  console.error(`patchbay-runtime: ${e.message}\n\n${USAGE}`);
-  process.exit(2);
-}
-if (opts.help) {
-  console.log(USAGE);
-  process.exit(0);
+if (isMainThread) {
+  let opts;
+  try {
+    opts = parseArgs(process.argv.slice(2));
+  } catch (e) {
+    console.error(`patchbay-runtime: ${e.message}\n\n${USAGE}`);
+    process.exit(2);
+  }
+  if (opts.help) {
+    console.log(USAGE);
+    process.exit(0);
+  }
+  const stopped = [];
+  let worker = null, lastBeat = 0, calling = null;
+  const start = () => {
+    lastBeat = 0; // armed by the first heartbeat (loading the wasm takes a while)
+    calling = null;
+    worker = new Worker(new URL(import.meta.url), { workerData: { opts, stopped } });
+    worker.on('message', (m) => {
+      if (m.t === 'out') console.log(m.line);
+      else if (m.t === 'beat') { lastBeat = Date.now(); calling = null; }
+      else if (m.t === 'calling') calling = m;
+      else if (m.t === 'exit') { if (m.error) console.error(m.error); process.exit(m.code); }
+    });
+    worker.on('error', (e) => { console.error(`patchbay-runtime: ${e.stack || e}`); process.exit(3); });
+  };
+  setInterval(() => {
+    if (!lastBeat || Date.now() - lastBeat < opts.watchdogMs) return;
+    const c = calling || { var: '?', seq: 0 };
+    console.log(`[${opts.name || 'runtime'}] seq ${c.seq} ${c.var} did not return within ${opts.watchdogMs} ms ` +
+                '(an endless loop?): restarting the runtime without it');
+    if (c.seq) stopped.push({ seq: c.seq, var: c.var });
+    worker.terminate();
+    start();
+  }, 100);
+  for (const sig of ['SIGINT', 'SIGTERM'])
+    process.on(sig, () => { worker?.terminate(); process.exit(0); });
+  start();
+} else {
+  await runWorker(workerData.opts);
 }
 
-const ms = (us) => `${(us / 1000).toFixed(1)} ms`;
-const out = (s) => console.log(`[${opts.name || 'runtime'}] ${s}`);
-let rt;
-try {
-  rt = await joinRoom(opts.link, { name: opts.name });
-} catch (e) {
-  console.error(`patchbay-runtime: ${e.message}`);
-  process.exit(2);
-}
-rt.on('state', ({ state, detail }) => {
-  if (state === 'failed') {
-    console.error(`patchbay-runtime: ${detail}`);
-    process.exit(1);
+async function runWorker(opts) {
+  const ms = (us) => `${(us / 1000).toFixed(1)} ms`;
+  const out = (s) => parentPort.postMessage({ t: 'out', line: `[${opts.name || 'runtime'}] ${s}` });
+  let rt;
+  try {
+    rt = await joinRoom(opts.link, { name: opts.name });
+  } catch (e) {
+    parentPort.postMessage({ t: 'exit', code: 2, error: `patchbay-runtime: ${e.message}` });
+    await new Promise(() => {}); // the main thread ends the process
   }
-  if (!opts.quiet) out(`${state}${detail ? `: ${detail}` : ''}`);
-});
-rt.on('patch', (p) => {
-  if (p.ok && !opts.quiet)
-    out(`seq ${p.seq} prepared (verify ${ms(p.verify_us)}, load ${ms(p.prepare_us)})`);
-});
-rt.on('commit', (c) => {
-  if (opts.quiet) return;
-  const late = c.commit_at_us - c.apply_us;
-  out(`seq ${c.seq} committed ${c.vars.join(' ') || '(no vars)'}` +
-      `${c.catchup ? ' (catch-up)' : late > 1000 ? ` (${ms(late)} late)` : ''}`);
-});
-rt.on('reject', (r) => out(`seq ${r.seq} REJECTED: ${r.error} (code ${r.code})`));
-rt.on('trap', (t) => out(`seq ${t.seq} TRAPPED in ${t.var}: ${t.message}; rolled back ${t.vars.join(' ')}`));
-rt.on('relay_error', (e) => out(`relay: ${e.message}`));
-rt.on('log', (l) => { if (!opts.quiet) out(`${l.var || '-'}: ${l.text}`); });
-for (const sig of ['SIGINT', 'SIGTERM'])
-  process.on(sig, () => { rt.close(); process.exit(0); });
+  rt.on('state', ({ state, detail }) => {
+    if (state === 'failed') {
+      parentPort.postMessage({ t: 'exit', code: 1, error: `patchbay-runtime: ${detail}` });
+      return;
+    }
+    if (!opts.quiet) out(`${state}${detail ? `: ${detail}` : ''}`);
+  });
+  rt.on('patch', (p) => {
+    if (p.ok && !opts.quiet)
+      out(`seq ${p.seq} prepared (verify ${ms(p.verify_us)}, load ${ms(p.prepare_us)})`);
+  });
+  rt.on('commit', (c) => {
+    if (opts.quiet) return;
+    const late = c.commit_at_us - c.apply_us;
+    out(`seq ${c.seq} committed ${c.vars.join(' ') || '(no vars)'}` +
+        `${c.catchup ? ' (catch-up)' : late > 1000 ? ` (${ms(late)} late)` : ''}`);
+  });
+  rt.on('reject', (r) => out(`seq ${r.seq} REJECTED: ${r.error} (code ${r.code})`));
+  rt.on('trap', (t) => out(`seq ${t.seq} TRAPPED in ${t.var}: ${t.message}; rolled back ${t.vars.join(' ')}`));
+  rt.on('relay_error', (e) => out(`relay: ${e.message}`));
+  rt.on('log', (l) => { if (!opts.quiet) out(`${l.var || '-'}: ${l.text}`); });
+  // The watchdog's view: a heartbeat while this thread is free, and which
+  // patch code it enters.
+  setInterval(() => parentPort.postMessage({ t: 'beat' }), 250);
+  const tryCall = rt.tryCall.bind(rt);
+  rt.tryCall = (name, args) => {
+    parentPort.postMessage({ t: 'calling', var: name, seq: rt.varSeq(name) });
+    return tryCall(name, args);
+  };
+  const runTests = rt.runTests.bind(rt);
+  rt.runTests = (req, filter) => {
+    parentPort.postMessage({ t: 'calling', var: 'the tests', seq: rt.committedSeq });
+    return runTests(req, filter);
+  };
+  // patches that hung an earlier worker are taken back as they commit
+  const stopped = new Map((workerData.stopped || []).map((x) => [x.seq, x]));
+  rt.on('commit', (c) => {
+    const x = stopped.get(c.seq);
+    if (x && c.vars.includes(x.var) && rt.varSeq(x.var) === c.seq)
+      rt.trap(x.var, `did not return within ${opts.watchdogMs} ms: the runtime was restarted without it`);
+  });
+}
