@@ -13,6 +13,7 @@ import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import WebSocket from 'ws';
 import { encode, decode } from '../../web/src/msgpack.js';
+import { startServe } from '../serve.mjs';
 
 export { encode, decode };
 export const CLI = process.env.PB_CLI;
@@ -62,24 +63,8 @@ export class Relay {
 
   // Starts (or restarts, on the same port) the relay.
   async start() {
-    const p = spawn(CLI, ['serve', '--port', String(this.port), '--data', this.data,
-                          '--backend', this.backend, '--lead-ms', String(this.leadMs), '-q'],
-                    { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.proc = p;
-    live.add(p);
-    const port = await new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`relay did not start:\n${this.log}`)), 15000);
-      const on = (d) => {
-        this.log += d;
-        const m = /127\.0\.0\.1:(\d+)/.exec(this.log);
-        if (m) { clearTimeout(t); resolve(Number(m[1])); }
-      };
-      p.stdout.on('data', on);
-      p.stderr.on('data', (d) => { this.log += d; });
-      p.on('exit', (c) => { clearTimeout(t); reject(new Error(`relay exited ${c}:\n${this.log}`)); });
-    });
-    this.port = port;
-    p.removeAllListeners('exit');
+    live.add(await startServe(CLI, ['--port', String(this.port), '--data', this.data, '--backend', this.backend,
+                                    '--lead-ms', String(this.leadMs), '-q'], this));
     return this;
   }
 

@@ -3,11 +3,12 @@
 // token`, and Debian's Chromium through playwright-core with the flags of
 // DESIGN.md and a fresh profile. Everything started here is stopped by
 // stop(), also when a test fails.
-import { spawn, execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
+import { startServe } from '../serve.mjs';
 
 export const CLI = process.env.PB_CLI;
 export const WEB = process.env.PB_WEB;
@@ -28,22 +29,7 @@ export class Relay {
   // Starts (or restarts, on the same port) the relay.
   async start() {
     // the relay as users run it: the default (warm) compiler
-    const p = spawn(CLI, ['serve', '--port', String(this.port), '--data', this.dir, '--web', WEB],
-                    { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.proc = p;
-    const port = await new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`relay did not start:\n${this.log}`)), 15000);
-      const on = (d) => {
-        this.log += d;
-        const m = /127\.0\.0\.1:(\d+)/.exec(this.log);
-        if (m) { clearTimeout(t); resolve(Number(m[1])); }
-      };
-      p.stdout.on('data', on);
-      p.stderr.on('data', (d) => { this.log += d; });
-      p.on('exit', (c) => { clearTimeout(t); reject(new Error(`relay exited ${c}:\n${this.log}`)); });
-    });
-    this.port = port;
-    p.removeAllListeners('exit');
+    await startServe(CLI, ['--port', String(this.port), '--data', this.dir, '--web', WEB], this);
     return this;
   }
   token(room, role, name) {
