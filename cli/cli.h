@@ -3,12 +3,20 @@
 #define PB_CLI_H
 
 #include "pb_protocol.h"
+#include "wsclient.h"
 
 #include <stdio.h>
 
 /* The language of a source file: forced if given, else Lisp for .cljc,
  * .clj and .jank, else C. */
 pb_lang cli_lang_of(const char *file, pb_lang forced);
+
+/* Where a command that talks to a relay connects, and as whom: the --link,
+ * else the --url or $PATCHBAY_URL (default ws://127.0.0.1:7888); the
+ * link's token, else --token or $PATCHBAY_TOKEN. NULL means not given.
+ * Returns 0, or 2 (usage) after saying what is wrong. */
+int cli_target(const char *cmd, const char *link, const char *url,
+               const char *token, pbc_target *t);
 
 int cmd_compile(int argc, char **argv);
 int cmd_cc_server(int argc, char **argv);

@@ -59,9 +59,7 @@ static int parse(int argc, char **argv, const char *cmd, eval_opts *o)
 {
     memset(o, 0, sizeof *o);
     o->wait_ms = 1000;
-    const char *url = getenv("PATCHBAY_URL");
-    const char *token = getenv("PATCHBAY_TOKEN");
-    const char *link = NULL;
+    const char *url = NULL, *token = NULL, *link = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool has = i + 1 < argc;
@@ -110,15 +108,27 @@ static int parse(int argc, char **argv, const char *cmd, eval_opts *o)
         usage(stderr, cmd);
         return 2;
     }
+    return cli_target(cmd, link, url, token, &o->target);
+    return 0;
+}
+
+int cli_target(const char *cmd, const char *link, const char *url,
+               const char *token, pbc_target *t)
+{
+    memset(t, 0, sizeof *t);
+    if (!url)
+        url = getenv("PATCHBAY_URL");
+    if (!token)
+        token = getenv("PATCHBAY_TOKEN");
+    /* a token in the link's fragment wins over this one (pbc_parse_url) */
+    snprintf(t->token, sizeof t->token, "%s", token ? token : "");
     pb_errmsg why = {{0}};
-    snprintf(o->target.token, sizeof o->target.token, "%s",
-             token ? token : "");
-    if (pbc_parse_url(link ? link : url ? url : "ws://127.0.0.1:7888",
-                      &o->target, &why)) {
+    if (pbc_parse_url(link ? link : url ? url : "ws://127.0.0.1:7888", t,
+                      &why)) {
         fprintf(stderr, "patchbay %s: %s\n", cmd, why.text);
         return 2;
     }
-    if (!o->target.token[0]) {
+    if (!t->token[0]) {
         fprintf(stderr,
                 "patchbay %s: no token: pass --token, --link, or set "
                 "PATCHBAY_TOKEN (patchbay token prints one)\n",

@@ -106,9 +106,7 @@ static int number(const char *opt, const char *s, double max, double *out)
 
 int cmd_room(int argc, char **argv)
 {
-    const char *url = getenv("PATCHBAY_URL");
-    const char *token = getenv("PATCHBAY_TOKEN");
-    const char *link = NULL, *want_room = NULL;
+    const char *url = NULL, *token = NULL, *link = NULL, *want_room = NULL;
     double tempo = -1, quantum = -1, lead_ms = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -147,20 +145,9 @@ int cmd_room(int argc, char **argv)
         }
     }
     pbc_target t;
-    memset(&t, 0, sizeof t);
+    if (cli_target("room", link, url, token, &t))
+        return 2;
     pb_errmsg why = {{0}};
-    if (pbc_parse_url(link ? link : url ? url : "ws://127.0.0.1:7888", &t,
-                      &why)) {
-        fprintf(stderr, "patchbay room: %s\n", why.text);
-        return 2;
-    }
-    if (token)
-        snprintf(t.token, sizeof t.token, "%s", token);
-    if (!t.token[0]) {
-        fprintf(stderr, "patchbay room: no token: pass --token, --link, or "
-                        "set PATCHBAY_TOKEN (patchbay token prints one)\n");
-        return 2;
-    }
     pbc_welcome w;
     pbc *c = pbc_connect(&t, "patchbay-cli/" PB_VERSION_STRING, 5000, &w,
                          &why);
