@@ -96,10 +96,15 @@ export class RuntimeHost {
   //   limits         {maxModuleBytes, logLinesPerSecond, logBurst, logMaxBytes}
   //   backoffMs      first reconnect delay (500), doubling to maxBackoffMs (10000)
   //   pingEveryMs    clock re-sync period (500); the first 5 pings 100 ms apart
+  //   stopped        [{seq, var}]: patches that hung an earlier instance
+  //                  (its watchdog restarted it); each is taken back the
+  //                  moment it commits, before its code runs, with
+  //                  stoppedMessage as the reason in its failed ack
   constructor(opts) {
     this.o = opts;
     this.link = typeof opts.link === 'string' ? parseLink(opts.link) : opts.link;
     this.clock = opts.clock || new RoomClock();
+    this.stopped = new Map((opts.stopped || []).map((x) => [x.seq, x]));
     this.setTimeout = opts.setTimeout || globalThis.setTimeout.bind(globalThis);
     this.clearTimeout = opts.clearTimeout || globalThis.clearTimeout.bind(globalThis);
     this.handlers = new Map();
@@ -348,6 +353,12 @@ export class RuntimeHost {
     let needsInit = false;
     for (const c of commits) {
       this.emit('commit', c);
+      // Commits come in batches (a catch-up commits many at once), so a
+      // stopped patch's var may already belong to a later one: then there
+      // is nothing to take back.
+      const x = this.stopped.get(c.seq);
+      if (x && c.vars.includes(x.var) && this.varSeq(x.var) === c.seq)
+        this.trap(x.var, this.o.stoppedMessage || 'did not return: the runtime was restarted without it');
       if (c.vars.includes('pb_init')) needsInit = true;
     }
     if (needsInit) this.tryCall('pb_init', []);

@@ -97,7 +97,12 @@ async function runWorker(opts) {
   const out = (s) => parentPort.postMessage({ t: 'out', line: `[${opts.name || 'runtime'}] ${s}` });
   let rt;
   try {
-    rt = await joinRoom(opts.link, { name: opts.name });
+    rt = await joinRoom(opts.link, {
+      name: opts.name,
+      // patches that hung an earlier runtime thread are taken back as they commit
+      stopped: workerData.stopped,
+      stoppedMessage: `did not return within ${opts.watchdogMs} ms: the runtime was restarted without it`,
+    });
   } catch (e) {
     parentPort.postMessage({ t: 'exit', code: 2, error: `patchbay-runtime: ${e.message}` });
     await new Promise(() => {}); // the main thread ends the process
@@ -136,11 +141,4 @@ async function runWorker(opts) {
     parentPort.postMessage({ t: 'calling', var: 'the tests', seq: rt.committedSeq });
     return runTests(req, filter);
   };
-  // patches that hung an earlier worker are taken back as they commit
-  const stopped = new Map((workerData.stopped || []).map((x) => [x.seq, x]));
-  rt.on('commit', (c) => {
-    const x = stopped.get(c.seq);
-    if (x && c.vars.includes(x.var) && rt.varSeq(x.var) === c.seq)
-      rt.trap(x.var, `did not return within ${opts.watchdogMs} ms: the runtime was restarted without it`);
-  });
 }

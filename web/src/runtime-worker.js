@@ -76,8 +76,10 @@ const schedule = () =>
 
 async function start(m) {
   importScripts('runtime/pb_runtime.js');
-  const stopped = new Map((m.stopped || []).map((s) => [s.seq, s]));
   host = new RuntimeHost({
+    // patches that hung an earlier worker are taken back as they commit
+    stopped: m.stopped,
+    stoppedMessage: 'did not return within the watchdog limit: the worker was restarted',
     createRuntime: createPatchbayRuntime,
     moduleArgs: { locateFile: (f) => `runtime/${f}` },
     WebSocket: m.preview ? previewSocket(self.WebSocket) : self.WebSocket,
@@ -88,14 +90,7 @@ async function start(m) {
     host.on(type, (ev) => post({ t: 'event', type, ev: plain(ev) }));
   host.on('commit', (c) => {
     post({ t: 'event', type: 'commit', ev: plain(c) });
-    // A patch that hung an earlier worker: take it back at once, before any
-    // of its code runs again (its failed ack names the watchdog).
-    // Commits come in batches (a catch-up commits many at once), so the
-    // var may already belong to a later patch: then there is nothing to do.
-    const s = stopped.get(c.seq);
-    if (s && c.vars.includes(s.var) && host.varSeq(s.var) === c.seq)
-      host.trap(s.var, 'did not return within the watchdog limit: the worker was restarted');
-    else if (c.vars.includes('pb_init')) post({ t: 'calling', var: 'pb_init', seq: c.seq });
+    if (c.vars.includes('pb_init')) post({ t: 'calling', var: 'pb_init', seq: c.seq });
   });
   ctx2d = m.canvas.getContext('2d');
   await host.start();
