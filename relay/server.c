@@ -83,20 +83,20 @@ void relay_deliver_done(relay_done *d)
         relay_session_send_frame(author, &f);
     }
     if (d->patch) {
+        uint64_t now = relay_now_us();
         relay_room *room = relay_room_get(d->room);
         if (room) {
             room->head_seq = d->seq;
             memcpy(room->head_hash, d->hash, PB_HASH_BYTES);
             relay_room_broadcast(room, d->patch, PB_ROLE_NONE);
             relay_lockstep_patch(&room->ls, d->seq, d->created_us,
-                                 d->apply_us, relay_now_us());
+                                 d->apply_us, now);
         }
         char vars[256] = "";
         size_t n = 0;
         for (uint32_t i = 0; i < d->res.n_defs && n < sizeof vars; i++)
             n += (size_t)snprintf(vars + n, sizeof vars - n, "%s%s",
                                   i ? ", " : "", d->res.defs[i].name);
-        uint64_t now = relay_now_us();
         lwsl_user("patch %s#%llu by %s: %s (%zu bytes, compiled in %.1f ms, "
                   "sent %.1f ms after signing, applies in %.1f ms)\n",
                   d->room, (unsigned long long)d->seq,
