@@ -95,8 +95,9 @@ static int number(const char *opt, const char *s, double max, double *out)
     char *end;
     double v = strtod(s, &end);
     if (end == s || *end || !(v >= 0) || v > max) {
-        fprintf(stderr, "patchbay room: %s wants a number from 0 to %g, got "
-                        "\"%s\"\n",
+        fprintf(stderr,
+                "patchbay room: %s wants a number from 0 to %g, got "
+                "\"%s\"\n",
                 opt, max, s);
         return -1;
     }
@@ -149,11 +150,9 @@ int cmd_room(int argc, char **argv)
         return 2;
     pb_errmsg why = {{0}};
     pbc_welcome w;
-    pbc *c = pbc_connect(&t, "patchbay-cli/" PB_VERSION_STRING, 5000, &w,
-                         &why);
+    pbc *c = pbc_connect(&t, "patchbay-cli/" PB_VERSION_STRING, 5000, &w, &why);
     if (!c) {
-        fprintf(stderr, "patchbay room: %s:%d: %s\n", t.host, t.port,
-                why.text);
+        fprintf(stderr, "patchbay room: %s:%d: %s\n", t.host, t.port, why.text);
         return 3;
     }
     int status = 3;
@@ -161,8 +160,9 @@ int cmd_room(int argc, char **argv)
     room_wait rw;
     memset(&rw, 0, sizeof rw);
     if (room && strcmp(room, w.room)) {
-        fprintf(stderr, "patchbay room: the token is for room \"%s\", not "
-                        "\"%s\"\n",
+        fprintf(stderr,
+                "patchbay room: the token is for room \"%s\", not "
+                "\"%s\"\n",
                 w.room, room);
         goto done;
     }
@@ -179,8 +179,9 @@ int cmd_room(int argc, char **argv)
         goto done;
     }
     if (w.role != PB_ROLE_OWNER) {
-        fprintf(stderr, "patchbay room: the token's role is %s; changing the "
-                        "room's settings needs an owner token\n",
+        fprintf(stderr,
+                "patchbay room: the token's role is %s; changing the "
+                "room's settings needs an owner token\n",
                 pb_role_name(w.role));
         goto done;
     }
@@ -195,11 +196,12 @@ int cmd_room(int argc, char **argv)
     rw.have = false;
     pb_frame f = {.type = PB_T_ROOM};
     f.room = rw.change;
-    if (pbc_send(c, &f, &why) ||
-        pbc_wait(c, 5000, on_frame, &rw, &why) != 1 || rw.error[0] ||
-        !same(&rw.room, &rw.change)) {
+    if (pbc_send(c, &f, &why) || pbc_wait(c, 5000, on_frame, &rw, &why) != 1 ||
+        rw.error[0] || !same(&rw.room, &rw.change)) {
         fprintf(stderr, "patchbay room: the relay refused the change: %s\n",
-                rw.error[0] ? rw.error : why.text[0] ? why.text : "no answer");
+                rw.error[0]   ? rw.error
+                : why.text[0] ? why.text
+                              : "no answer");
         goto done;
     }
     print_settings(w.room, &rw.room);

@@ -84,8 +84,9 @@ int cmd_runtime(int argc, char **argv)
     for (int i = 1; i < argc; i++)
         args[i + 1] = argv[i];
     execvp("node", args);
-    fprintf(stderr, "patchbay runtime: cannot run node: %s (apt-get install "
-                    "nodejs)\n",
+    fprintf(stderr,
+            "patchbay runtime: cannot run node: %s (apt-get install "
+            "nodejs)\n",
             strerror(errno));
     free(args);
     return 1;

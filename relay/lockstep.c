@@ -63,9 +63,8 @@ uint64_t relay_lockstep_lead(const relay_lockstep *ls, uint64_t base_us)
     return want > base_us ? want : base_us;
 }
 
-void relay_lockstep_patch(relay_lockstep *ls, uint64_t seq,
-                          uint64_t created_us, uint64_t apply_us,
-                          uint64_t now_us)
+void relay_lockstep_patch(relay_lockstep *ls, uint64_t seq, uint64_t created_us,
+                          uint64_t apply_us, uint64_t now_us)
 {
     relay_ls_slot *s = &ls->slot[seq % RELAY_LS_SLOTS];
     /* an unflushed slot being reused: its patch is RELAY_LS_SLOTS old, so it
@@ -95,9 +94,8 @@ static uint64_t median(const relay_ls_slot *s)
     return n ? t[n / 2] : 0;
 }
 
-bool relay_lockstep_ack(relay_lockstep *ls, const pb_ack *a,
-                        uint64_t joined_us, uint64_t now_us,
-                        int64_t *skew_us)
+bool relay_lockstep_ack(relay_lockstep *ls, const pb_ack *a, uint64_t joined_us,
+                        uint64_t now_us, int64_t *skew_us)
 {
     relay_ls_slot *s = slot_of(ls, a->seq);
     if (!s || joined_us > s->broadcast_us)

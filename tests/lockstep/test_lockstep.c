@@ -134,8 +134,8 @@ TEST(stats_settle_after_the_apply_time)
     CHECK_EQ_INT(relay_lockstep_take_settled(&ls, apply + 100, false, out,
                                              RELAY_LS_SLOTS),
                  0);
-    CHECK_EQ_INT(relay_lockstep_take_settled(&ls, apply + RELAY_LS_SETTLE_US +
-                                                      1,
+    CHECK_EQ_INT(relay_lockstep_take_settled(&ls,
+                                             apply + RELAY_LS_SETTLE_US + 1,
                                              false, out, RELAY_LS_SLOTS),
                  1);
     CHECK_EQ_INT(out[0].seq, 1);
@@ -147,9 +147,8 @@ TEST(stats_settle_after_the_apply_time)
     relay_lockstep_patch(&ls, 2, now, apply, now);
     pb_ack b = ack(2, PB_ACK_COMMITTED, apply);
     relay_lockstep_ack(&ls, &b, now - S, apply, NULL);
-    CHECK_EQ_INT(relay_lockstep_take_settled(&ls, apply, true, out,
-                                             RELAY_LS_SLOTS),
-                 1);
+    CHECK_EQ_INT(
+        relay_lockstep_take_settled(&ls, apply, true, out, RELAY_LS_SLOTS), 1);
 }
 
 static relay_commit_stats got[8];
@@ -188,8 +187,8 @@ TEST(stats_round_trip_through_the_history)
     CHECK_EQ_INT(got[1].runtimes, 10);
     CHECK_EQ_INT(got[1].max_late_us, -30);
     n_got = 0;
-    CHECK_EQ_INT(relay_history_commit_stats(h, "other", 1, UINT64_MAX,
-                                            collect, NULL, &why),
+    CHECK_EQ_INT(relay_history_commit_stats(h, "other", 1, UINT64_MAX, collect,
+                                            NULL, &why),
                  0);
     CHECK_EQ_INT(n_got, 0);
     relay_history_close(h);
