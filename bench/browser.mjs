@@ -17,12 +17,9 @@ import { readFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { arg, pct } from './common.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const arg = (name, def) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1] : def;
-};
 if (process.argv.includes('--help') || process.argv.includes('-h')) {
   console.log('usage: node bench/browser.mjs [--patchbay PATH] [--web DIR] [--runtime DIR] [--pages 2] [--patches 40]');
   process.exit(0);
@@ -37,10 +34,6 @@ const PATCHES = Number(arg('patches', 40));
 const { Relay, launch } = await import('../tests/web/harness.mjs');
 const { joinRoom } = await import(pathToFileURL(join(runtimeDir, 'node/runtime.mjs')).href);
 
-const pct = (xs, p) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] : NaN;
-};
 const ms = (us) => (us / 1000).toFixed(2);
 const sleep = (t) => new Promise((r) => setTimeout(r, t));
 

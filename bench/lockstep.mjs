@@ -36,12 +36,9 @@ import { fork } from 'node:child_process';
 import net from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { arg, pct } from './common.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const arg = (name, dflt) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 && i + 1 < process.argv.length ? process.argv[i + 1] : dflt;
-};
 if (process.argv.includes('--help') || process.argv.includes('-h')) {
   console.log('usage: node bench/lockstep.mjs [--patchbay PATH] [--runtime DIR] [--runtimes 10] ' +
               '[--procs 2] [--patches 200] [--warmup 3] [--only loopback|jitter]');
@@ -109,10 +106,6 @@ async function main() {
   const ONLY = arg('only', '');
   const { Relay, until, encode, decode } = await import('../tests/runtime/harness.mjs');
   const WebSocket = (await import('ws')).default;
-  const pct = (xs, p) => {
-    const s = [...xs].sort((a, b) => a - b);
-    return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] : NaN;
-  };
   const ms = (us) => (us / 1000).toFixed(2);
 
   async function round(mode) {

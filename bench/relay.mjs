@@ -24,6 +24,7 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import WebSocket, { WebSocketServer } from 'ws';
+import { pct } from './common.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const nowUs = () => (performance.timeOrigin + performance.now()) * 1000;
@@ -121,10 +122,6 @@ function arg(name, def) {
   const i = process.argv.indexOf('--' + name);
   return i > 0 ? process.argv[i + 1] : def;
 }
-const pct = (xs, p) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
-};
 const fmt = (us) => (us / 1000).toFixed(2) + ' ms';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 

@@ -23,12 +23,9 @@
 //   build/release/runtime (the installed node runtime).
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { arg, pct } from './common.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const arg = (name, dflt) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 && i + 1 < process.argv.length ? process.argv[i + 1] : dflt;
-};
 if (process.argv.includes('--help') || process.argv.includes('-h')) {
   console.log('usage: node bench/runtime.mjs [--patchbay PATH] [--runtime DIR] ' +
               '[--runtimes 10] [--patches 40] [--memory 200] [--reload-after 500]');
@@ -44,10 +41,6 @@ const RELOAD_AFTER = Number(arg('reload-after', 500));
 
 const { Relay, Recorder, joinRoom, until, decode } = await import('../tests/runtime/harness.mjs');
 
-const pct = (xs, p) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
-};
 const ms = (us) => `${(us / 1000).toFixed(2)} ms`;
 
 const relay = await new Relay().start();
