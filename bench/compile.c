@@ -11,7 +11,8 @@
  * Times on shared machines are noisy; the ratios are the result.
  *
  * usage: bench_compile [--iterations N] [--rss-compiles N] [--no-emcc]
- *                      [--patchbay PATH] */
+ *                      [--only warm|process|emcc] [--patchbay PATH]
+ * (--only runs one backend, e.g. under a profiler) */
 #include "cc.h"
 
 #include <stdio.h>
@@ -289,6 +290,7 @@ static void report_target(const char *what, double value, double limit,
 int main(int argc, char **argv)
 {
     int iters = 50, rss_compiles = 1000, emcc = 1;
+    bool want[3] = {true, true, true}; /* warm, process, emcc */
     const char *patchbay = PB_CLI;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--iterations") && i + 1 < argc)
@@ -299,9 +301,21 @@ int main(int argc, char **argv)
             emcc = 0;
         else if (!strcmp(argv[i], "--patchbay") && i + 1 < argc)
             patchbay = argv[++i];
-        else {
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
+            const char *b = argv[++i];
+            int k = !strcmp(b, "warm") ? 0 : !strcmp(b, "process") ? 1
+                  : !strcmp(b, "emcc") ? 2 : -1;
+            if (k < 0) {
+                fprintf(stderr, "bench_compile: --only %s: expected warm, "
+                                "process or emcc\n", b);
+                return 2;
+            }
+            want[0] = want[1] = want[2] = false;
+            want[k] = true;
+        } else {
             fprintf(stderr, "usage: bench_compile [--iterations N] "
                             "[--rss-compiles N] [--no-emcc] "
+                            "[--only warm|process|emcc] "
                             "[--patchbay PATH]\n");
             return 2;
         }
@@ -327,9 +341,13 @@ int main(int argc, char **argv)
            "p95 ms", "ratio", "cpu p50 ms", "cpu ratio");
     stats all[3][3];
     for (size_t k = 0; k < 3; k++) {
-        stats w = bench_backend(CC_BACKEND_WARM, cases[k].src, iters);
-        stats p = bench_backend(CC_BACKEND_PROCESS, cases[k].src, p_iters);
-        stats e = emcc ? bench_emcc(cases[k].src, e_iters) : (stats){0, 0, 0, 0};
+        stats none = {0, 0, 0, 0};
+        stats w = want[0] ? bench_backend(CC_BACKEND_WARM, cases[k].src, iters)
+                          : none;
+        stats p = want[1] ? bench_backend(CC_BACKEND_PROCESS, cases[k].src,
+                                          p_iters)
+                          : none;
+        stats e = emcc && want[2] ? bench_emcc(cases[k].src, e_iters) : none;
         const struct {
             const char *name;
             stats s;
