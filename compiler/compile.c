@@ -657,6 +657,13 @@ pb_err cc_compile(cc_compiler *cc, const cc_job *job, cc_result *out,
         e = cc_fail(why, PB_ERR_NOMEM, "out of memory");
         goto done;
     }
+    /* Said at once rather than after compiling them all (check_defs says
+     * it again for definitions the pre-scan cannot see, made by macros). */
+    if (scan.n_defs > PB_MAX_SYMBOLS) {
+        add_diag(&j, PB_SEV_ERROR, 1, 1, "%u vars in one patch, at most %u",
+                 scan.n_defs, PB_MAX_SYMBOLS);
+        goto done;
+    }
 
     /* The cache key covers everything that shapes the module. */
     uint8_t key[PB_HASH_BYTES];

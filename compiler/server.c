@@ -82,9 +82,10 @@ int cc_server_run(int in_fd, int out_fd, const cc_desc *desc)
     if (cc_backend_fallback(cc))
         fprintf(stderr, "patchbay cc-server: %s\n", cc_backend_fallback(cc));
     /* Both backends stop a job at the limit themselves where they can (the
-     * process backend kills its children; the warm one stops a macro that
-     * expands without end); the watchdog, a second later, catches what
-     * they cannot (the warm backend's optimiser, say). */
+     * process backend kills its children; the warm one stops macro
+     * expansion and skips what is left of the optimiser); the watchdog, a
+     * second later, catches what they cannot (the warm backend's parser or
+     * code generation, say). */
     job_timeout_ms =
         (d.timeout_ms ? d.timeout_ms : CC_DEFAULT_TIMEOUT_MS) + 1000;
     pthread_t th;

@@ -32,7 +32,7 @@ void cc_timeout_message(char *msg, size_t cap, uint32_t timeout_ms)
 {
     snprintf(msg, cap,
              "compiling took longer than the %u ms limit (a macro that "
-             "expands without end?)",
+             "expands without end, or too much code for one patch?)",
              timeout_ms);
 }
 

@@ -14,8 +14,9 @@
 //    to a CrashRecoveryContext (its handlers run on an alternate signal
 //    stack, so that a stack overflow is caught too, and sit above LLVM's
 //    own crash handlers: init_once) and the job returns CC_LLVM_ECRASH;
-//  - a macro expansion without end is stopped at the time limit the same
-//    way (DeadlineCallbacks).
+//  - a job past its time limit is ended the same way at the next macro
+//    expansion (DeadlineCallbacks); in the optimiser, the pass plugin skips
+//    the remaining passes instead (pb_pass_set_deadline_check).
 // The sandbox is a virtual file system: the job's in-memory files over a
 // filter of the real file system that hides every path outside the allowed
 // directories (SandboxFS). Per command line, the compiler invocation is
@@ -43,6 +44,7 @@
 #include "llvm/Passes/PassPlugin.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/CrashRecoveryContext.h"
+#include "llvm/Support/DynamicLibrary.h"
 #include "llvm/Support/ErrorHandling.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
@@ -60,13 +62,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include <map>
 #include <set>
 #include <algorithm>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -86,13 +91,13 @@ struct cc_llvm {
     std::vector<std::string> allowed; // real paths
     std::string plugin;
     uint32_t timeout_ms = 0;  // 0: none
-    uint64_t deadline_us = 0; // of the running job; 0: none
     IntrusiveRefCntPtr<llvm::vfs::FileSystem> sandbox;
     // Files that outlive a job: PCHs and the headers they were made from.
     std::map<std::string, std::unique_ptr<llvm::MemoryBuffer>> kept;
     std::string link_dir; // private, under /dev/shm
     bool lld_broken = false;
     std::vector<char> altstack;
+    void *job_stack = nullptr; // where jobs run (on_job_stack)
     // Invocations by driver command line: the driver's and cc1's answers
     // for a given command line do not change, and asking them cost ~10% of
     // a small job. Each job gets a copy.
@@ -200,19 +205,27 @@ class AltStack
     bool installed = false;
 };
 
-// Runs fn under a CrashRecoveryContext; a crash, a fatal error or an exit()
-// inside fn returns -2 with a message naming what (who: "clang", "wasm-ld").
+// Runs fn under a CrashRecoveryContext on this thread; a crash, a fatal
+// error or an exit() inside fn returns -2 with a message naming what (who:
+// "clang", "wasm-ld") and sets *unwound.
 template <typename Fn>
-static int run_guarded(cc_llvm *cc, const char *who, Fn &&fn, char *err,
-                       size_t err_len)
+static int run_guarded_here(cc_llvm *cc, const char *who, Fn &fn, char *err,
+                            size_t err_len, bool *unwound)
 {
     AltStack alt(cc);
     fatal_hit = deadline_hit = false;
     int rc = CC_LLVM_ECRASH, code;
     {
         llvm::CrashRecoveryContext crc;
-        if (crc.RunSafely([&] { rc = fn(); }))
+        *unwound = true;
+        if (crc.RunSafely([&] { rc = fn(); })) {
+            *unwound = false;
+            if (deadline_hit) // ended early by the pass plugin
+                return fail(err, err_len, CC_LLVM_ETIME,
+                            "%s took longer than the %u ms limit", who,
+                            cc->timeout_ms);
             return rc;
+        }
         code = crc.RetCode;
     } // the context's destructor runs the cleanups clang registered
     if (deadline_hit)
@@ -226,6 +239,124 @@ static int run_guarded(cc_llvm *cc, const char *who, Fn &&fn, char *err,
                     strsignal(code - 128));
     return fail(err, err_len, CC_LLVM_ECRASH, "%s exited with status %d", who,
                 code);
+}
+
+// Every guarded call runs on the job stack, a mapping of its own that this
+// thread switches to (swapcontext) for the call. A job that is unwound (a
+// crash, the time limit) leaves objects on its dead frames that LLVM still
+// knows about: the Timer that clang's EmitAssemblyHelper puts in LLVM's
+// global timer list, value handles that analyses keep on the job's module.
+// Writing into those frames later (by reusing the stack) would corrupt
+// whatever lives there then, so after an unwind the stack is retired: left
+// mapped and never used again. The next call (the job's clean-up, first)
+// gets a new stack. (A thread per stack would do the same, but waking it
+// costs more than a small job on a busy machine.)
+static constexpr size_t kJobStackBytes = 8u << 20; // as clang's cc1 thread
+static constexpr size_t kGuardBytes = 64u << 10;   // at its bottom, no access
+
+// AddressSanitizer, when the process has it, must be told about the
+// switches (this library is not instrumented, its callers may be).
+extern "C" {
+void __sanitizer_start_switch_fiber(void **fake_stack_save, const void *bottom,
+                                    size_t size) __attribute__((weak));
+void __sanitizer_finish_switch_fiber(void *fake_stack_save,
+                                     const void **bottom_old,
+                                     size_t *size_old) __attribute__((weak));
+}
+
+struct StackCall {
+    const std::function<bool()> *task; // returns whether it was unwound
+    bool unwound;
+    ucontext_t caller, callee;
+    const void *caller_bottom;
+    size_t caller_size;
+};
+static StackCall *stack_call; // the running one (one at a time)
+
+static void stack_call_main()
+{
+    StackCall *c = stack_call;
+    if (__sanitizer_finish_switch_fiber)
+        __sanitizer_finish_switch_fiber(nullptr, &c->caller_bottom,
+                                        &c->caller_size);
+    c->unwound = (*c->task)();
+    if (__sanitizer_start_switch_fiber)
+        __sanitizer_start_switch_fiber(nullptr, c->caller_bottom,
+                                       c->caller_size);
+    // returning continues at c->caller (uc_link)
+}
+
+// Runs task on the job stack, and retires the stack if task says it was
+// unwound. false if no stack can be mapped (message in err).
+static bool on_job_stack(cc_llvm *cc, const std::function<bool()> &task,
+                         char *err, size_t err_len)
+{
+    if (!cc->job_stack) {
+        void *p = mmap(nullptr, kJobStackBytes, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
+                       -1, 0);
+        if (p == MAP_FAILED) {
+            fail(err, err_len, CC_LLVM_ECRASH, "cannot map a job stack: %s",
+                 strerror(errno));
+            return false;
+        }
+        mprotect(p, kGuardBytes, PROT_NONE); // a stack overflow faults here
+        cc->job_stack = p;
+    }
+    StackCall c = {};
+    c.task = &task;
+    getcontext(&c.callee);
+    c.callee.uc_stack.ss_sp = (char *)cc->job_stack + kGuardBytes;
+    c.callee.uc_stack.ss_size = kJobStackBytes - kGuardBytes;
+    c.callee.uc_link = &c.caller;
+    makecontext(&c.callee, stack_call_main, 0);
+    StackCall *outer = stack_call;
+    stack_call = &c;
+    void *fake_stack = nullptr;
+    if (__sanitizer_start_switch_fiber)
+        __sanitizer_start_switch_fiber(&fake_stack, c.callee.uc_stack.ss_sp,
+                                       c.callee.uc_stack.ss_size);
+    swapcontext(&c.caller, &c.callee);
+    if (__sanitizer_finish_switch_fiber)
+        __sanitizer_finish_switch_fiber(fake_stack, nullptr, nullptr);
+    stack_call = outer;
+    if (c.unwound)
+        cc->job_stack = nullptr; // retired, left mapped (see above)
+    return true;
+}
+
+// Runs job, then clean_up, each guarded (run_guarded_here) on the job
+// stack: both in one turn when the job returns, the clean-up on a new stack
+// after the job was unwound. Returns the job's result;
+// *clean_up_failed says whether the clean-up crashed (then whatever it was
+// freeing is leaked).
+template <typename Job, typename CleanUp>
+static int run_guarded(cc_llvm *cc, const char *who, Job &&job,
+                       CleanUp &&clean_up, bool *clean_up_failed, char *err,
+                       size_t err_len)
+{
+    int rc = CC_LLVM_ECRASH, clean_rc = CC_LLVM_ECRASH;
+    bool cleaned = false;
+    char ignored[64];
+    auto do_clean_up = [&] {
+        bool unwound = true;
+        clean_rc = run_guarded_here(cc, who, clean_up, ignored, sizeof ignored,
+                                    &unwound);
+        cleaned = true;
+        return unwound;
+    };
+    bool ran = on_job_stack(
+        cc,
+        [&] {
+            bool unwound = true;
+            rc = run_guarded_here(cc, who, job, err, err_len, &unwound);
+            return unwound || do_clean_up();
+        },
+        err, err_len);
+    if (ran && !cleaned)
+        on_job_stack(cc, do_clean_up, ignored, sizeof ignored);
+    *clean_up_failed = clean_rc != CC_LLVM_OK;
+    return rc;
 }
 
 // ---- the sandbox -----------------------------------------------------------
@@ -493,11 +624,17 @@ static bool apply_llvm_args(cc_llvm *cc,
 // ---- the time limit --------------------------------------------------------
 
 // A job that expands macros without end (2^40 tokens from 40 #defines) would
-// keep clang busy forever: the preprocessor looks at the clock every 256
-// macro expansions and, past the deadline, ends the job through the
-// crash-recovery context, which unwinds it like a crash. Everything else a
-// job does is bounded by clang's own limits (nesting depth, error count) or
-// by the server's watchdog (server.c).
+// keep clang busy forever, and 170 KB of small loops keep the optimiser busy
+// for minutes. The preprocessor looks at the clock every 256 macro
+// expansions and, past the deadline, ends the job through the crash-recovery
+// context, which unwinds it like a crash. The optimiser cannot be unwound
+// safely (its analyses hold handles on the module's values from frames that
+// would be gone), so the pass plugin asks before every pass and, past the
+// deadline, skips the rest and empties the module; the job then ends
+// normally and is reported as over time. Parsing is bounded by the source
+// size and clang's own limits (nesting depth, error count); code generation
+// and linking, which have no such hook, by the server's watchdog
+// (server.c).
 static uint64_t now_us()
 {
     struct timespec ts;
@@ -505,25 +642,43 @@ static uint64_t now_us()
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+// The deadline of the running job (0: none). Process-wide like LLVM's own
+// state: one job runs at a time.
+static uint64_t job_deadline_us;
+
+// Whether the running job is past its deadline (and, if so, remembers it:
+// the job then ends with CC_LLVM_ETIME however it ends).
+static bool deadline_passed()
+{
+    if (!job_deadline_us || now_us() < job_deadline_us)
+        return false;
+    deadline_hit = true;
+    return true;
+}
+
+// Ends the job at once if it is past its deadline, unwinding it like a crash:
+// safe in the preprocessor, not in the middle of an optimisation pass (the
+// pass plugin skips the rest of the pipeline instead).
+static void check_deadline()
+{
+    if (!deadline_passed())
+        return;
+    if (llvm::CrashRecoveryContext *crc =
+            llvm::CrashRecoveryContext::GetCurrent())
+        crc->HandleExit(75);
+}
+
 class DeadlineCallbacks : public clang::PPCallbacks
 {
   public:
-    explicit DeadlineCallbacks(uint64_t deadline_us) : deadline_us(deadline_us)
-    {
-    }
     void MacroExpands(const clang::Token &, const clang::MacroDefinition &,
                       clang::SourceRange, const clang::MacroArgs *) override
     {
-        if (++n % 256 || !deadline_us || now_us() < deadline_us)
-            return;
-        deadline_hit = true;
-        if (llvm::CrashRecoveryContext *crc =
-                llvm::CrashRecoveryContext::GetCurrent())
-            crc->HandleExit(75);
+        if (++n % 256 == 0)
+            check_deadline();
     }
 
   private:
-    uint64_t deadline_us;
     unsigned n = 0;
 };
 
@@ -531,9 +686,8 @@ class DeadlineCallbacks : public clang::PPCallbacks
 class TimedAction : public clang::WrapperFrontendAction
 {
   public:
-    TimedAction(std::unique_ptr<clang::FrontendAction> act,
-                uint64_t deadline_us)
-        : WrapperFrontendAction(std::move(act)), deadline_us(deadline_us)
+    explicit TimedAction(std::unique_ptr<clang::FrontendAction> act)
+        : WrapperFrontendAction(std::move(act))
     {
     }
 
@@ -543,12 +697,9 @@ class TimedAction : public clang::WrapperFrontendAction
         if (!WrapperFrontendAction::BeginSourceFileAction(ci))
             return false;
         ci.getPreprocessor().addPPCallbacks(
-            std::make_unique<DeadlineCallbacks>(deadline_us));
+            std::make_unique<DeadlineCallbacks>());
         return true;
     }
-
-  private:
-    uint64_t deadline_us;
 };
 
 // ---- one frontend job ------------------------------------------------------
@@ -589,7 +740,7 @@ static int run_frontend(cc_llvm *cc, Job &job, const char *const *args,
     ci.createFileManager(fs);
     if (out)
         ci.setOutputStream(std::move(out));
-    job.act = std::make_unique<TimedAction>(std::move(act), cc->deadline_us);
+    job.act = std::make_unique<TimedAction>(std::move(act));
     bool ok = ci.ExecuteAction(*job.act);
     return ok && !ci.getDiagnostics().hasErrorOccurred() ? CC_LLVM_OK
                                                          : CC_LLVM_EJOB;
@@ -607,26 +758,26 @@ static int frontend_job(cc_llvm *cc, const char *const *args,
 {
     DiagSink sink(on_diag, ctx);
     IntrusiveRefCntPtr<llvm::vfs::FileSystem> fs = job_fs(cc, files, n_files);
-    cc->deadline_us =
+    job_deadline_us =
         cc->timeout_ms ? now_us() + (uint64_t)cc->timeout_ms * 1000u : 0;
     Job job;
+    bool clean_up_failed;
     int rc = run_guarded(
         cc, "clang",
         [&] {
             return run_frontend(cc, job, args, mode, input, fs, sink,
                                 std::move(act), std::move(out), out_path);
         },
-        err, err_len);
-    cc->deadline_us = 0;
-    char ignored[64];
-    run_guarded(
-        cc, "clang",
         [&] {
-            job.act.reset();
+            // The instance first: after a job that did not finish, its
+            // consumer still owns the module, and the action owns the
+            // module's LLVMContext.
             job.ci.reset();
+            job.act.reset();
             return CC_LLVM_OK;
         },
-        ignored, sizeof ignored);
+        &clean_up_failed, err, err_len);
+    job_deadline_us = 0;
     if (rc == CC_LLVM_EJOB && sink.getNumErrors() == 0)
         return fail(err, err_len, CC_LLVM_EJOB,
                     "clang failed without a diagnostic");
@@ -825,6 +976,7 @@ int cc_llvm_link(cc_llvm *cc, const uint8_t *const *objs,
         }
         cc->llvm_args_known = false;
         reset_lld_globals();
+        bool clean_up_failed;
         rc = run_guarded(
             cc, "wasm-ld",
             [&] {
@@ -833,15 +985,12 @@ int cc_llvm_link(cc_llvm *cc, const uint8_t *const *objs,
                            ? CC_LLVM_OK
                            : CC_LLVM_EJOB;
             },
-            err, err_len);
-        char ignored[64];
-        if (run_guarded(
-                cc, "wasm-ld",
-                [] {
-                    lld::CommonLinkerContext::destroy();
-                    return CC_LLVM_OK;
-                },
-                ignored, sizeof ignored) != CC_LLVM_OK)
+            [] {
+                lld::CommonLinkerContext::destroy();
+                return CC_LLVM_OK;
+            },
+            &clean_up_failed, err, err_len);
+        if (clean_up_failed)
             cc->lld_broken = true;
         reset_lld_globals();
         cc->llvm_args_known = rc == CC_LLVM_OK || rc == CC_LLVM_EJOB;
@@ -919,6 +1068,12 @@ cc_llvm *cc_llvm_new(const cc_llvm_desc *desc, char *err, size_t err_len)
             return nullptr;
         }
         cc->plugin = d.pass_plugin;
+        // A plugin that offers it asks deadline_passed before every pass.
+        using set_fn = void (*)(bool (*)(void));
+        if (auto set = (set_fn)llvm::sys::DynamicLibrary::getPermanentLibrary(
+                           d.pass_plugin)
+                           .getAddressOfSymbol("pb_pass_set_deadline_check"))
+            set(deadline_passed);
     }
     const char *shm = is_dir("/dev/shm") ? "/dev/shm" : "/tmp";
     std::string tmpl = std::string(shm) + "/pbcc.XXXXXX";
@@ -949,5 +1104,7 @@ void cc_llvm_free(cc_llvm *cc)
         }
         rmdir(cc->link_dir.c_str());
     }
+    if (cc->job_stack) // retired stacks stay mapped
+        munmap(cc->job_stack, kJobStackBytes);
     delete cc;
 }

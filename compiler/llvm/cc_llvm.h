@@ -66,11 +66,15 @@ typedef struct cc_llvm_desc {
                                 -fpass-plugin=; loaded once by
                                 cc_llvm_new to check it. NULL: none */
     uint32_t timeout_ms;     /* a compile or PCH job still expanding
-                                macros after this long ends with
-                                CC_LLVM_ETIME (checked every 256
-                                expansions; parsing, optimising and
-                                linking are not interrupted: bound
-                                those from outside). 0: no limit */
+                                macros, or still optimising, after this
+                                long ends with CC_LLVM_ETIME (checked
+                                every 256 expansions and, if the pass
+                                plugin exports pb_pass_set_deadline_check,
+                                before every optimisation pass, after
+                                which the rest are skipped; parsing, code
+                                generation and linking are not
+                                interrupted: bound those from outside).
+                                0: no limit */
 } cc_llvm_desc;
 
 /* A file that exists only in memory, visible to clang at path (absolute,

@@ -20,12 +20,15 @@
 //  - inline assembly is refused (it can .incbin files);
 //  - what it found is written to the custom section "pb_meta" (one line
 //    per item) for the compiler to read back from the linked module.
+// It also lets the process that loads it cut the optimiser short at a time
+// limit (pb_pass_set_deadline_check), which the warm backend uses.
 #include "llvm/IR/Constants.h"
 #include "llvm/IR/DiagnosticInfo.h"
 #include "llvm/IR/IRBuilder.h"
 #include "llvm/IR/InlineAsm.h"
 #include "llvm/IR/Instructions.h"
 #include "llvm/IR/Module.h"
+#include "llvm/IR/PassInstrumentation.h"
 #include "llvm/IR/PassManager.h"
 #include "llvm/IR/ReplaceConstant.h"
 #include "llvm/Passes/PassBuilder.h"
@@ -486,6 +489,39 @@ struct PatchAbiPass : PassInfoMixin<PatchAbiPass> {
 
 } // namespace
 
+// The warm backend's time limit (compiler/llvm/cc_llvm.cpp) sets this to a
+// function that says whether the running job is past its deadline. From
+// then on every optional pass is skipped and, at the end of the pipeline,
+// every function body is dropped, so that the job reaches its end at once
+// (code generation has nothing left to do) without being unwound from the
+// middle of a pass; the backend then throws the output away and reports the
+// limit. Inside clang-14 as a process nothing sets it: the parent kills a
+// process that runs too long.
+static bool (*g_expired)(void);
+
+extern "C" void pb_pass_set_deadline_check(bool (*expired)(void))
+{
+    g_expired = expired;
+}
+
+namespace {
+struct DropBodiesPass : PassInfoMixin<DropBodiesPass> {
+    PreservedAnalyses run(Module &M, ModuleAnalysisManager &)
+    {
+        if (!g_expired || !g_expired())
+            return PreservedAnalyses::all();
+        for (Function &F : M)
+            if (!F.isDeclaration())
+                F.deleteBody();
+        return PreservedAnalyses::none();
+    }
+    static bool isRequired()
+    {
+        return true;
+    }
+};
+} // namespace
+
 extern "C" LLVM_ATTRIBUTE_WEAK PassPluginLibraryInfo llvmGetPassPluginInfo()
 {
     return {LLVM_PLUGIN_API_VERSION, "patchbay-abi", "1",
@@ -493,6 +529,16 @@ extern "C" LLVM_ATTRIBUTE_WEAK PassPluginLibraryInfo llvmGetPassPluginInfo()
                 pb.registerPipelineStartEPCallback(
                     [](ModulePassManager &mpm, OptimizationLevel) {
                         mpm.addPass(PatchAbiPass());
+                    });
+                PassInstrumentationCallbacks *pic =
+                    pb.getPassInstrumentationCallbacks();
+                if (!g_expired || !pic)
+                    return;
+                pic->registerShouldRunOptionalPassCallback(
+                    [](StringRef, Any) { return !g_expired(); });
+                pb.registerOptimizerLastEPCallback(
+                    [](ModulePassManager &mpm, OptimizationLevel) {
+                        mpm.addPass(DropBodiesPass());
                     });
             }};
 }

@@ -2,9 +2,11 @@
  * against its header: in-memory sources to a side module, diagnostics with
  * positions and flags, the sandbox (absolute paths, "..", symlinks out of
  * an allowed directory, __has_include), -mllvm flags job after job, lld's
- * state across links (a failed link, then good ones), the time limit, and
- * PCHs. Linked to libpb_cc_llvm.so directly, without the ABI pass.
- * usage: test_cc_llvm [test names] */
+ * state across links (a failed link, then good ones), the time limit (in
+ * the preprocessor, and between optimisation passes when the pass plugin is
+ * loaded), and PCHs. Linked to libpb_cc_llvm.so directly; only the time
+ * limit test loads the ABI pass plugin.
+ * usage: test_cc_llvm [--pass-plugin PATH] [test names] */
 #include "../check.h"
 #include "llvm/cc_llvm.h"
 
@@ -14,6 +16,7 @@
 #include <unistd.h>
 
 static cc_llvm *cc;
+static const char *pass_plugin; /* --pass-plugin: the ABI pass */
 static char dir[] = "/tmp/pb-cc-llvm-test.XXXXXX"; /* an allowed directory */
 
 typedef struct diags {
@@ -212,6 +215,57 @@ TEST(test_a_macro_that_expands_without_end_hits_the_time_limit)
     CHECK(compiles_and_links("int after(void) { return 1; }\n"));
 }
 
+/* 100 plain functions: no macro to expand, so only the check between
+ * optimisation passes can stop the job. */
+static char *many_functions(void)
+{
+    size_t cap = 100 * 160, n = 0;
+    char *src = malloc(cap);
+    for (int i = 0; i < 100 && src; i++)
+        n += (size_t)snprintf(src + n, cap - n,
+                              "int f%d(int x) { int s = 0; for (int i = 0; "
+                              "i < x; i++) s += i * %d ^ (s >> 3); return s; "
+                              "}\n",
+                              i, i + 1);
+    return src;
+}
+
+TEST(test_optimising_past_the_time_limit_ends_the_job)
+{
+    REQUIRE(pass_plugin != NULL || !fprintf(stderr, "  no --pass-plugin\n"));
+    const char *const allowed[] = {dir, NULL};
+    char *src = many_functions();
+    REQUIRE(src != NULL);
+    cc_llvm_file f = {"/pb/many.c", src, strlen(src)};
+    for (uint32_t limit_ms = 0; limit_ms <= 1; limit_ms++) {
+        /* 0: no limit, the source compiles; 1 ms: it cannot */
+        cc_llvm_desc d = {0};
+        d.allowed_dirs = allowed;
+        d.pass_plugin = pass_plugin;
+        d.timeout_ms = limit_ms;
+        char err[512] = "";
+        cc_llvm *timed = cc_llvm_new(&d, err, sizeof err);
+        REQUIRE(timed != NULL || !fprintf(stderr, "  %s\n", err));
+        uint8_t *o = NULL;
+        size_t n = 0;
+        int rc = cc_llvm_compile(timed, no_args, "/pb/many.c", &f, 1, NULL,
+                                 NULL, &o, &n, err, sizeof err);
+        free(o);
+        if (limit_ms == 0) {
+            CHECK(rc == CC_LLVM_OK || !fprintf(stderr, "  %d %s\n", rc, err));
+        } else {
+            CHECK(rc == CC_LLVM_ETIME ||
+                  !fprintf(stderr, "  %d %s\n", rc, err));
+            CHECK(strstr(err, "took longer than the 1 ms limit") ||
+                  !fprintf(stderr, "  %s\n", err));
+        }
+        cc_llvm_free(timed);
+    }
+    free(src);
+    /* the limit is per job: the next one, in the first engine, works */
+    CHECK(compiles_and_links("int after(void) { return 2; }\n"));
+}
+
 TEST(test_a_pch_is_used_and_can_be_replaced)
 {
     const char *const pch[] = {"-include-pch", "/pb/h.pch", NULL};
@@ -244,6 +298,7 @@ static const pb_test tests[] = {
     T(test_mllvm_flags_apply_job_after_job),
     T(test_a_failed_link_leaves_the_linker_working),
     T(test_a_macro_that_expands_without_end_hits_the_time_limit),
+    T(test_optimising_past_the_time_limit_ends_the_job),
     T(test_a_pch_is_used_and_can_be_replaced),
 };
 
@@ -263,6 +318,12 @@ int main(int argc, char **argv)
     if (!(cc = cc_llvm_new(&d, err, sizeof err))) {
         printf("cc_llvm_new: %s\n0 passed, 1 failed\n", err);
         return 1;
+    }
+    if (argc >= 3 && !strcmp(argv[1], "--pass-plugin")) {
+        pass_plugin = argv[2];
+        argv[2] = argv[0];
+        argc -= 2;
+        argv += 2;
     }
     int rc = pb_test_run(tests, sizeof tests / sizeof tests[0], argc, argv);
     cc_llvm_free(cc);

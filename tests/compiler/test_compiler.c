@@ -214,6 +214,52 @@ TEST(test_a_macro_expansion_bomb_ends_in_time)
     check_still_works();
 }
 
+TEST(test_too_much_code_to_optimise_ends_in_time)
+{
+    /* ~170 KB of small loops, no macros: seconds of clang's -O2 (the warm
+     * backend skips the rest of the optimiser at the limit; the process
+     * backend's clang is killed) */
+    size_t cap = PB_MAX_SOURCE_BYTES, n = 0;
+    char *src = malloc(cap);
+    REQUIRE(src != NULL);
+    int k = 0;
+    for (; k < 1500; k++)
+        n += (size_t)snprintf(src + n, cap - n,
+                              "static int g%d(int x) { int s = 0; for (int i "
+                              "= 0; i < x; i++) s += i * %d ^ (s >> 3); "
+                              "return s; }\n",
+                              k, k + 1);
+    n += (size_t)snprintf(src + n, cap - n, "int all(int x) { return 0");
+    for (int i = 0; i < k; i++)
+        n += (size_t)snprintf(src + n, cap - n, "+g%d(x)", i);
+    snprintf(src + n, cap - n, "; }\n");
+    cc_result r;
+    compile(src, &r);
+    CHECK(!r.ok && !r.module);
+    CHECK(find_error(&r, "compiling took longer than the 2000 ms limit") !=
+          NULL);
+    cc_result_free(&r);
+    free(src);
+    check_still_works();
+}
+
+TEST(test_too_many_vars_are_refused_before_compiling)
+{
+    size_t cap = 300 * 48, n = 0;
+    char *src = malloc(cap);
+    REQUIRE(src != NULL);
+    for (int i = 0; i < 300; i++)
+        n += (size_t)snprintf(src + n, cap - n, "int f%d(void) { return %d; }\n",
+                              i, i);
+    cc_result r;
+    compile(src, &r);
+    CHECK(!r.ok && !r.module);
+    CHECK(find_error(&r, "300 vars in one patch, at most 256") != NULL);
+    CHECK(r.compile_us == 0); /* clang never ran */
+    cc_result_free(&r);
+    free(src);
+}
+
 TEST(test_giant_static_arrays_are_refused)
 {
     cc_result r;
@@ -323,6 +369,8 @@ static const pb_test tests[] = {
     T(test_self_include_recursion_is_an_error),
     T(test_deep_nesting_is_an_error),
     T(test_a_macro_expansion_bomb_ends_in_time),
+    T(test_too_much_code_to_optimise_ends_in_time),
+    T(test_too_many_vars_are_refused_before_compiling),
     T(test_giant_static_arrays_are_refused),
     T(test_oversized_source_is_refused),
     T(test_unknown_functions_and_imports_are_named),
