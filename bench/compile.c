@@ -303,11 +303,15 @@ int main(int argc, char **argv)
             patchbay = argv[++i];
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
             const char *b = argv[++i];
-            int k = !strcmp(b, "warm") ? 0 : !strcmp(b, "process") ? 1
-                  : !strcmp(b, "emcc") ? 2 : -1;
+            int k = !strcmp(b, "warm")      ? 0
+                    : !strcmp(b, "process") ? 1
+                    : !strcmp(b, "emcc")    ? 2
+                                            : -1;
             if (k < 0) {
-                fprintf(stderr, "bench_compile: --only %s: expected warm, "
-                                "process or emcc\n", b);
+                fprintf(stderr,
+                        "bench_compile: --only %s: expected warm, "
+                        "process or emcc\n",
+                        b);
                 return 2;
             }
             want[0] = want[1] = want[2] = false;
@@ -344,9 +348,9 @@ int main(int argc, char **argv)
         stats none = {0, 0, 0, 0};
         stats w = want[0] ? bench_backend(CC_BACKEND_WARM, cases[k].src, iters)
                           : none;
-        stats p = want[1] ? bench_backend(CC_BACKEND_PROCESS, cases[k].src,
-                                          p_iters)
-                          : none;
+        stats p = want[1]
+                      ? bench_backend(CC_BACKEND_PROCESS, cases[k].src, p_iters)
+                      : none;
         stats e = emcc && want[2] ? bench_emcc(cases[k].src, e_iters) : none;
         const struct {
             const char *name;

@@ -90,7 +90,7 @@ struct cc_llvm {
     std::string sysroot;
     std::vector<std::string> allowed; // real paths
     std::string plugin;
-    uint32_t timeout_ms = 0;  // 0: none
+    uint32_t timeout_ms = 0; // 0: none
     IntrusiveRefCntPtr<llvm::vfs::FileSystem> sandbox;
     // Files that outlive a job: PCHs and the headers they were made from.
     std::map<std::string, std::unique_ptr<llvm::MemoryBuffer>> kept;
@@ -260,8 +260,8 @@ extern "C" {
 void __sanitizer_start_switch_fiber(void **fake_stack_save, const void *bottom,
                                     size_t size) __attribute__((weak));
 void __sanitizer_finish_switch_fiber(void *fake_stack_save,
-                                     const void **bottom_old,
-                                     size_t *size_old) __attribute__((weak));
+                                     const void **bottom_old, size_t *size_old)
+    __attribute__((weak));
 }
 
 struct StackCall {

@@ -504,7 +504,8 @@ extern "C" void pb_pass_set_deadline_check(bool (*expired)(void))
     g_expired = expired;
 }
 
-namespace {
+namespace
+{
 struct DropBodiesPass : PassInfoMixin<DropBodiesPass> {
     PreservedAnalyses run(Module &M, ModuleAnalysisManager &)
     {
