@@ -71,7 +71,12 @@ if (isMainThread) {
     worker.on('message', (m) => {
       if (m.t === 'out') console.log(m.line);
       else if (m.t === 'beat') { lastBeat = Date.now(); calling = null; }
-      else if (m.t === 'calling') calling = m;
+      else if (m.t === 'calling') {
+        // entering patch code arms the watchdog too: with a fast compiler a
+        // patch can hang before the first heartbeat was due
+        calling = m;
+        if (!lastBeat) lastBeat = Date.now();
+      }
       else if (m.t === 'exit') { if (m.error) console.error(m.error); process.exit(m.code); }
     });
     worker.on('error', (e) => { console.error(`patchbay-runtime: ${e.stack || e}`); process.exit(3); });
@@ -128,8 +133,9 @@ async function runWorker(opts) {
   rt.on('trap', (t) => out(`seq ${t.seq} TRAPPED in ${t.var}: ${t.message}; rolled back ${t.vars.join(' ')}`));
   rt.on('relay_error', (e) => out(`relay: ${e.message}`));
   rt.on('log', (l) => { if (!opts.quiet) out(`${l.var || '-'}: ${l.text}`); });
-  // The watchdog's view: a heartbeat while this thread is free, and which
-  // patch code it enters.
+  // The watchdog's view: a heartbeat while this thread is free (the first
+  // now: the runtime is loaded), and which patch code it enters.
+  parentPort.postMessage({ t: 'beat' });
   setInterval(() => parentPort.postMessage({ t: 'beat' }), 250);
   const tryCall = rt.tryCall.bind(rt);
   rt.tryCall = (name, args) => {
