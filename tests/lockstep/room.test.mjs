@@ -48,7 +48,7 @@ class Editor {
     this.ws.send(encode({ v: 1, t: 'eval', req, lang: 'c', name: `p${req}.c`, source }));
     const f = await Promise.race([answer, new Promise((_, rej) =>
       setTimeout(() => rej(new Error(`eval ${req}: no answer`)), 30000))]);
-    if (f.t === 'error' && /rate/i.test(f.message || '')) { // back off and resend
+    if (f.t === 'error' && f.code === 47) { // PB_ERR_RATE_LIMITED: back off and resend
       await new Promise((r) => setTimeout(r, 200));
       return this.eval(source);
     }

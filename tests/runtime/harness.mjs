@@ -51,9 +51,9 @@ export class Relay {
     this.proc = null;
     this.log = '';
     this.leadMs = opts.leadMs || 50;
-    // the tests pin the process backend (no LLVM engine needed); the
-    // benchmarks use the default, warm one
-    this.backend = opts.backend || 'process';
+    // the relay's default compiler, as users run it (opts.backend:
+    // 'process' for the other one)
+    this.backend = opts.backend || 'warm';
     if (opts.keyFrom) {
       mkdirSync(this.data, { mode: 0o700 });
       for (const f of ['relay.key', 'relay.pub', 'token.key'])
