@@ -13,7 +13,7 @@ static void usage(FILE *out)
 {
     fprintf(
         out,
-        "usage: patchbay compile [options] FILE|-\n"
+        "usage: patchbay compile [options] FILE|-|--stdin\n"
         "\n"
         "Compiles one patch (C, or Lisp: docs/LISP.md) to a WebAssembly "
         "side module\nfollowing the patch ABI (docs/PATCH_ABI.md). Diagnostics go to stderr "
@@ -35,6 +35,9 @@ static void usage(FILE *out)
         "  --update-room       after a successful compile, record this "
         "patch's vars\n"
         "                      in ROOMFILE\n"
+        "  --stdin             read the source from stdin (as FILE -); the "
+        "module goes\n"
+        "                      to OUT, or to stdout without -o\n"
         "  -q, --quiet         print nothing but diagnostics\n"
         "  -h, --help          this help\n"
         "\n"
@@ -203,7 +206,9 @@ int cmd_compile(int argc, char **argv)
             update_room = true;
         } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
             quiet = true;
-        } else if (a[0] == '-' && a[1] != '\0') {
+        } else if (!strcmp(a, "--stdin") && !in) {
+            in = "-";
+        } else if (a[0] == '-' && a[1] != '\0' && strcmp(a, "--stdin")) {
             fprintf(stderr,
                     "patchbay compile: unknown option \"%s\" (see --help)\n",
                     a);

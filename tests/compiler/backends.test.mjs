@@ -3,10 +3,11 @@
 // to the same module: for each patch, both compile it, define the same
 // vars with the same signatures, dependencies and prototypes, their modules
 // load into the runtime and compute the same results — and are in fact the
-// same bytes.
+// same bytes. And `patchbay compile` reads stdin when asked.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Room, makeRuntime } from './harness.mjs';
+import { execFileSync } from 'node:child_process';
+import { Room, makeRuntime, CLI } from './harness.mjs';
 
 const H = '#include <patchbay.h>\n';
 
@@ -52,3 +53,17 @@ for (const [name, src, ext, calls] of patches) {
     for (const room of Object.values(rooms)) room.dispose();
   });
 }
+
+test('patchbay compile --stdin (or -) reads the source from stdin and writes the module to stdout', async () => {
+  const src = H + 'double ggg(double v) { return v + 49; }\n';
+  for (const how of ['--stdin', '-']) {
+    const module = execFileSync(CLI, ['compile', '-q', how], { input: src, stdio: ['pipe', 'pipe', 'pipe'] });
+    assert.equal(module.subarray(0, 4).toString('latin1'), '\0asm', how);
+    const rt = await makeRuntime();
+    assert.deepEqual(rt.apply(module), { ok: true }, how);
+    assert.equal(rt.call('ggg', 10), 59, how);
+  }
+  // one input only
+  assert.throws(() => execFileSync(CLI, ['compile', 'a.c', '--stdin'], { stdio: 'pipe' }),
+                (e) => e.status === 2 && /one FILE at a time/.test(String(e.stderr)));
+});
