@@ -6,14 +6,13 @@
 // node runtimes from the installed <build>/runtime/. Everything started
 // here is stopped by stop(), also when a test fails.
 import { spawn, execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync, copyFileSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync, copyFileSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import WebSocket from 'ws';
 import { encode, decode } from '../../web/src/msgpack.js';
-import { startServe } from '../serve.mjs';
+import { ServedRelay } from '../serve.mjs';
 
 export { encode, decode };
 export const CLI = process.env.PB_CLI;
@@ -41,15 +40,12 @@ export async function until(cond, what, timeoutMs = 20000) {
   }
 }
 
-export class Relay {
+export class Relay extends ServedRelay {
   // opts.keyFrom: another Relay whose keys this one shares (same relay
   // key, its own history: a forked chain).
   constructor(opts = {}) {
-    this.dir = mkdtempSync(join(tmpdir(), 'pb-rt-'));
+    super(CLI, 'pb-rt-');
     this.data = join(this.dir, 'data');
-    this.port = 0;
-    this.proc = null;
-    this.log = '';
     this.leadMs = opts.leadMs || 50;
     // the relay's default compiler, as users run it (opts.backend:
     // 'process' for the other one)
@@ -63,20 +59,8 @@ export class Relay {
 
   // Starts (or restarts, on the same port) the relay.
   async start() {
-    live.add(await startServe(CLI, ['--port', String(this.port), '--data', this.data, '--backend', this.backend,
-                                    '--lead-ms', String(this.leadMs), '-q'], this));
+    live.add(await this.serve(['--backend', this.backend, '--lead-ms', String(this.leadMs), '-q']));
     return this;
-  }
-
-  token(room, role, name) {
-    return execFileSync(CLI, ['token', '--data', this.data, '--room', room, '--role', role,
-                              '--name', name, '-q'], { stdio: ['ignore', 'pipe', 'pipe'] })
-      .toString().trim();
-  }
-
-  key() {
-    return execFileSync(CLI, ['keygen', '--data', this.data], { stdio: ['ignore', 'pipe', 'pipe'] })
-      .toString().match(/[0-9a-f]{64}/)[0];
   }
 
   // The runtime link exactly as `patchbay token` prints it.
@@ -104,18 +88,7 @@ export class Relay {
   }
 
   async kill() {
-    if (!this.proc) return;
-    const p = this.proc;
-    this.proc = null;
-    const gone = new Promise((r) => p.once('exit', r));
-    p.kill('SIGKILL');
-    await gone;
-    live.delete(p);
-  }
-
-  async stop() {
-    await this.kill();
-    rmSync(this.dir, { recursive: true, force: true });
+    live.delete(await super.kill());
   }
 }
 

@@ -4,11 +4,10 @@
 // DESIGN.md and a fresh profile. Everything started here is stopped by
 // stop(), also when a test fails.
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, existsSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
-import { startServe } from '../serve.mjs';
+import { ServedRelay } from '../serve.mjs';
 
 export const CLI = process.env.PB_CLI;
 export const WEB = process.env.PB_WEB;
@@ -19,25 +18,15 @@ if (!existsSync(join(WEB, 'editor.js')))
 if (!existsSync(CHROMIUM))
   throw new Error(`${CHROMIUM} is missing: apt-get install chromium (scripts/setup.sh test does)`);
 
-export class Relay {
+export class Relay extends ServedRelay {
   constructor() {
-    this.dir = mkdtempSync(join(tmpdir(), 'pb-web-'));
-    this.port = 0;
-    this.proc = null;
-    this.log = '';
+    super(CLI, 'pb-web-');
   }
   // Starts (or restarts, on the same port) the relay.
   async start() {
     // the relay as users run it: the default (warm) compiler
-    await startServe(CLI, ['--port', String(this.port), '--data', this.dir, '--web', WEB], this);
+    await this.serve(['--web', WEB]);
     return this;
-  }
-  token(room, role, name) {
-    return execFileSync(CLI, ['token', '--data', this.dir, '--room', room, '--role', role,
-                              '--name', name, '-q'], { stdio: ['ignore', 'pipe', 'pipe'] }).toString().trim();
-  }
-  key() {
-    return execFileSync(CLI, ['keygen', '--data', this.dir], { stdio: ['ignore', 'pipe', 'pipe'] }).toString().match(/[0-9a-f]{64}/)[0];
   }
   link(page, room, role, name) {
     return `http://127.0.0.1:${this.port}/${page}#room=${room}&token=${this.token(room, role, name)}&key=${this.key()}`;
@@ -60,18 +49,6 @@ export class Relay {
         else resolve(String(out));
       });
     });
-  }
-  async kill() {
-    if (!this.proc) return;
-    const p = this.proc;
-    this.proc = null;
-    const gone = new Promise((r) => p.once('exit', r));
-    p.kill('SIGKILL');
-    await gone;
-  }
-  async stop() {
-    await this.kill();
-    rmSync(this.dir, { recursive: true, force: true });
   }
 }
 
