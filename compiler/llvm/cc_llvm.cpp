@@ -214,23 +214,20 @@ static int run_guarded_here(cc_llvm *cc, const char *who, Fn &fn, char *err,
 {
     AltStack alt(cc);
     fatal_hit = deadline_hit = false;
-    int rc = CC_LLVM_ECRASH, code;
+    int rc = CC_LLVM_ECRASH, code = 0;
     {
         llvm::CrashRecoveryContext crc;
-        *unwound = true;
-        if (crc.RunSafely([&] { rc = fn(); })) {
-            *unwound = false;
-            if (deadline_hit) // ended early by the pass plugin
-                return fail(err, err_len, CC_LLVM_ETIME,
-                            "%s took longer than the %u ms limit", who,
-                            cc->timeout_ms);
-            return rc;
-        }
-        code = crc.RetCode;
+        *unwound = !crc.RunSafely([&] { rc = fn(); });
+        if (*unwound)
+            code = crc.RetCode;
     } // the context's destructor runs the cleanups clang registered
+    // past the deadline: unwound in the preprocessor, or returned early
+    // when the pass plugin cut the optimiser short
     if (deadline_hit)
         return fail(err, err_len, CC_LLVM_ETIME,
                     "%s took longer than the %u ms limit", who, cc->timeout_ms);
+    if (!*unwound)
+        return rc;
     if (fatal_hit)
         return fail(err, err_len, CC_LLVM_ECRASH, "%s: fatal error: %s", who,
                     fatal_reason);
