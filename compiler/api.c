@@ -21,7 +21,7 @@ cc_api *cc_api_load(const char *path, pb_errmsg *why)
 {
     FILE *f = fopen(path, "r");
     if (!f) {
-        cc_fail(why, PB_ERR_IO, "cannot read the API list %s: %s", path,
+        pb_fail(why, PB_ERR_IO, "cannot read the API list %s: %s", path,
                 strerror(errno));
         return NULL;
     }
@@ -50,7 +50,7 @@ cc_api *cc_api_load(const char *path, pb_errmsg *why)
     }
     fclose(f);
     if (!a)
-        cc_fail(why, PB_ERR_NOMEM, "out of memory reading %s", path);
+        pb_fail(why, PB_ERR_NOMEM, "out of memory reading %s", path);
     return a;
 }
 

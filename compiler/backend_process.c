@@ -402,20 +402,20 @@ cc_be *cc_be_process_new(const cc_be_desc *d, pb_errmsg *why)
     const char *need[] = {CLANG, WASM_LD};
     for (size_t i = 0; i < 2; i++)
         if (access(need[i], X_OK) != 0) {
-            cc_fail(why, PB_ERR_INTERNAL,
+            pb_fail(why, PB_ERR_INTERNAL,
                     "%s is missing (apt-get install "
                     "clang-14 lld-14)",
                     need[i]);
             return NULL;
         }
     if (access(d->pass_plugin, R_OK) != 0) {
-        cc_fail(why, PB_ERR_INTERNAL, "the ABI pass plugin %s is missing",
+        pb_fail(why, PB_ERR_INTERNAL, "the ABI pass plugin %s is missing",
                 d->pass_plugin);
         return NULL;
     }
     proc_be *pb = calloc(1, sizeof *pb);
     if (!pb) {
-        cc_fail(why, PB_ERR_NOMEM, "out of memory");
+        pb_fail(why, PB_ERR_NOMEM, "out of memory");
         return NULL;
     }
     pb->be.name = "process";

@@ -100,7 +100,7 @@ static void *try_open(const char *path, char *tried, size_t cap, pb_errmsg *why,
     void *h = dlopen(path, RTLD_NOW | RTLD_GLOBAL);
     if (!h) {
         *load_failed = true;
-        cc_fail(why, PB_ERR_INTERNAL,
+        pb_fail(why, PB_ERR_INTERNAL,
                 "cannot load %s: %s (are libclang-cpp14, liblld-14 and "
                 "libllvm14 installed?)",
                 path, dlerror());
@@ -116,7 +116,7 @@ static void *open_library(pb_errmsg *why)
     if (env && *env) {
         void *h = try_open(env, tried, sizeof tried, why, &load_failed);
         if (!h && !load_failed)
-            cc_fail(why, PB_ERR_INTERNAL,
+            pb_fail(why, PB_ERR_INTERNAL,
                     "PB_CC_LLVM=%s: no such file (" CC_LLVM_SO ")", env);
         return h;
     }
@@ -141,7 +141,7 @@ static void *open_library(pb_errmsg *why)
         h = try_open(PB_CC_LLVM_INSTALL_PATH, tried, sizeof tried, why,
                      &load_failed);
     if (!h && !load_failed)
-        cc_fail(why, PB_ERR_INTERNAL,
+        pb_fail(why, PB_ERR_INTERNAL,
                 CC_LLVM_SO " not found (build target pb_cc_llvm or set "
                            "PB_CC_LLVM; looked at %s)",
                 tried);
@@ -162,7 +162,7 @@ static int load_api(void *h, warm_api *a, pb_errmsg *why)
     };
     for (size_t i = 0; i < sizeof syms / sizeof syms[0]; i++)
         if (!(*syms[i].slot = dlsym(h, syms[i].name))) {
-            cc_fail(why, PB_ERR_INTERNAL,
+            pb_fail(why, PB_ERR_INTERNAL,
                     CC_LLVM_SO " lacks %s (a library from another build?)",
                     syms[i].name);
             return -1;
@@ -365,13 +365,13 @@ static void warm_free(cc_be *be)
 cc_be *cc_be_warm_new(const cc_be_desc *d, pb_errmsg *why)
 {
     if (live) {
-        cc_fail(why, PB_ERR_INTERNAL,
+        pb_fail(why, PB_ERR_INTERNAL,
                 "a warm backend is already running in this process (LLVM's "
                 "state is process-wide: one at a time)");
         return NULL;
     }
     if (access(d->pass_plugin, R_OK) != 0) {
-        cc_fail(why, PB_ERR_INTERNAL, "the ABI pass plugin %s is missing",
+        pb_fail(why, PB_ERR_INTERNAL, "the ABI pass plugin %s is missing",
                 d->pass_plugin);
         return NULL;
     }
@@ -380,7 +380,7 @@ cc_be *cc_be_warm_new(const cc_be_desc *d, pb_errmsg *why)
         return NULL;
     warm_be *w = calloc(1, sizeof *w);
     if (!w) {
-        cc_fail(why, PB_ERR_NOMEM, "out of memory");
+        pb_fail(why, PB_ERR_NOMEM, "out of memory");
         return NULL;
     }
     if (load_api(lib, &w->api, why))
@@ -399,7 +399,7 @@ cc_be *cc_be_warm_new(const cc_be_desc *d, pb_errmsg *why)
     w->llvm = w->api.new_(&ld, err, sizeof err);
     LSAN_ON();
     if (!w->llvm) {
-        cc_fail(why, PB_ERR_INTERNAL, "the warm backend cannot start: %s", err);
+        pb_fail(why, PB_ERR_INTERNAL, "the warm backend cannot start: %s", err);
         goto fail;
     }
     live = true;

@@ -46,13 +46,13 @@ static int start(cc_client *c, pb_errmsg *why)
 {
     int in[2], out[2];
     if (pipe(in) || pipe(out)) {
-        cc_fail(why, PB_ERR_COMPILER_DOWN, "cannot create pipes: %s",
+        pb_fail(why, PB_ERR_COMPILER_DOWN, "cannot create pipes: %s",
                 strerror(errno));
         return -1;
     }
     pid_t pid = fork();
     if (pid < 0) {
-        cc_fail(why, PB_ERR_COMPILER_DOWN,
+        pb_fail(why, PB_ERR_COMPILER_DOWN,
                 "cannot start the compile server: %s", strerror(errno));
         close(in[0]), close(in[1]), close(out[0]), close(out[1]);
         return -1;
@@ -80,7 +80,7 @@ cc_client *cc_client_new(const cc_client_desc *desc, pb_errmsg *why)
     cc_client_desc d = desc ? *desc : (cc_client_desc){0};
     cc_client *c = calloc(1, sizeof *c);
     if (!c) {
-        cc_fail(why, PB_ERR_NOMEM, "out of memory");
+        pb_fail(why, PB_ERR_NOMEM, "out of memory");
         return NULL;
     }
     c->to_server = c->from_server = -1;
@@ -109,7 +109,7 @@ cc_client *cc_client_new(const cc_client_desc *desc, pb_errmsg *why)
     for (size_t i = 0; i < n; i++)
         if (!c->argv[i]) {
             cc_client_free(c);
-            cc_fail(why, PB_ERR_NOMEM, "out of memory");
+            pb_fail(why, PB_ERR_NOMEM, "out of memory");
             return NULL;
         }
     if (start(c, why)) {
@@ -187,7 +187,7 @@ pb_err cc_client_compile(cc_client *c, const cc_job *job, cc_result *out,
         if (r == -2 ||
             (WIFEXITED(status) && WEXITSTATUS(status) == CC_EXIT_TIMEOUT))
             return timed_out(c, out);
-        return cc_fail(why, PB_ERR_COMPILER_DOWN,
+        return pb_fail(why, PB_ERR_COMPILER_DOWN,
                        "the compile server %s on this job; a new one starts "
                        "with the next",
                        WIFSIGNALED(status) ? "crashed" : "exited");
@@ -200,10 +200,10 @@ pb_err cc_client_compile(cc_client *c, const cc_job *job, cc_result *out,
     free(reply);
     if (bad || got_id != id) {
         stop(c, true, NULL);
-        return cc_fail(why, PB_ERR_COMPILER_DOWN,
+        return pb_fail(why, PB_ERR_COMPILER_DOWN,
                        "the compile server answered out of turn; restarted");
     }
     if (status)
-        return cc_fail(why, status, "%s", error);
+        return pb_fail(why, status, "%s", error);
     return PB_OK;
 }

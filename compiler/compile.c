@@ -52,7 +52,7 @@ cc_compiler *cc_new(const cc_desc *desc, pb_errmsg *why)
     cc_desc d = desc ? *desc : (cc_desc){0};
     cc_compiler *cc = calloc(1, sizeof *cc);
     if (!cc) {
-        cc_fail(why, PB_ERR_NOMEM, "out of memory");
+        pb_fail(why, PB_ERR_NOMEM, "out of memory");
         return NULL;
     }
     const char *abi = pick(d.abi_dir, "PB_ABI_DIR", PB_DEFAULT_ABI_DIR);
@@ -77,14 +77,14 @@ cc_compiler *cc_new(const cc_desc *desc, pb_errmsg *why)
                  warm_why.text);
         cc->be = cc_be_process_new(&bd, why);
     } else if (!cc->be) {
-        cc_fail(why, PB_ERR_INTERNAL, "%s", warm_why.text);
+        pb_fail(why, PB_ERR_INTERNAL, "%s", warm_why.text);
     }
     if (!cc->be)
         goto fail;
     if (!d.cache_disabled &&
         !(cc->cache = cc_cache_new(
               d.cache_entries ? d.cache_entries : CC_DEFAULT_CACHE_ENTRIES))) {
-        cc_fail(why, PB_ERR_NOMEM, "out of memory");
+        pb_fail(why, PB_ERR_NOMEM, "out of memory");
         goto fail;
     }
     return cc;
@@ -646,7 +646,7 @@ pb_err cc_compile(cc_compiler *cc, const cc_job *job, cc_result *out,
     if (job->lang == PB_LANG_LISP) {
         int lr = lower_lisp(job, &arena, &lisp, &j);
         if (lr == -2) {
-            e = cc_fail(why, PB_ERR_NOMEM, "out of memory");
+            e = pb_fail(why, PB_ERR_NOMEM, "out of memory");
             goto done;
         }
         if (lr)
@@ -654,7 +654,7 @@ pb_err cc_compile(cc_compiler *cc, const cc_job *job, cc_result *out,
     }
     if (cc_scan_source(j.source, j.source_len, &scan) ||
         build_prelude(job, &scan, &prelude)) {
-        e = cc_fail(why, PB_ERR_NOMEM, "out of memory");
+        e = pb_fail(why, PB_ERR_NOMEM, "out of memory");
         goto done;
     }
     /* Said at once rather than after compiling them all (check_defs says
@@ -714,7 +714,7 @@ pb_err cc_compile(cc_compiler *cc, const cc_job *job, cc_result *out,
                              &obj_len, err, sizeof err);
     out->compile_us = cc_now_us() - t1;
     if (rc == -2) {
-        e = cc_fail(why, PB_ERR_COMPILER_DOWN, "the compiler failed: %s", err);
+        e = pb_fail(why, PB_ERR_COMPILER_DOWN, "the compiler failed: %s", err);
         goto done;
     }
     if (rc != 0 || has_errors(out))
@@ -724,7 +724,7 @@ pb_err cc_compile(cc_compiler *cc, const cc_job *job, cc_result *out,
                       sizeof err);
     out->link_us = cc_now_us() - t1;
     if (rc == -2) {
-        e = cc_fail(why, PB_ERR_COMPILER_DOWN, "the linker failed: %s", err);
+        e = pb_fail(why, PB_ERR_COMPILER_DOWN, "the linker failed: %s", err);
         goto done;
     }
     if (rc != 0) {
@@ -739,13 +739,13 @@ pb_err cc_compile(cc_compiler *cc, const cc_job *job, cc_result *out,
     }
     cc_wasm w;
     if (cc_wasm_parse(out->module, out->module_len, &w) || !w.has_dylink) {
-        e = cc_fail(why, PB_ERR_INTERNAL,
+        e = pb_fail(why, PB_ERR_INTERNAL,
                     "the linker produced a module without dylink.0");
         goto done;
     }
     for (uint32_t i = 0; i < w.n_exports; i++)
         if (w.exports[i].len < 2 || memcmp(w.exports[i].ptr, "__", 2)) {
-            e = cc_fail(why, PB_ERR_INTERNAL,
+            e = pb_fail(why, PB_ERR_INTERNAL,
                         "the module exports '%.*s' (the ABI pass should "
                         "have hidden it)",
                         (int)w.exports[i].len, w.exports[i].ptr);
@@ -753,7 +753,7 @@ pb_err cc_compile(cc_compiler *cc, const cc_job *job, cc_result *out,
         }
     check_imports(cc, &w, &j);
     if (read_meta(&w, &j, out)) {
-        e = cc_fail(why, PB_ERR_NOMEM, "out of memory");
+        e = pb_fail(why, PB_ERR_NOMEM, "out of memory");
         goto done;
     }
     check_defs(cc, &j);
@@ -764,7 +764,7 @@ checks:
     check_signature_changes(job, &j);
 done:
     if (j.oom && !e)
-        e = cc_fail(why, PB_ERR_NOMEM, "out of memory");
+        e = pb_fail(why, PB_ERR_NOMEM, "out of memory");
     out->ok = !e && out->module && !has_errors(out);
     if (!out->ok) {
         free(out->module);

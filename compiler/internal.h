@@ -153,9 +153,7 @@ int cc_ipc_unpack_result(const uint8_t *p, size_t len, uint64_t *id,
 int cc_ipc_unpack_raw(const uint8_t *p, size_t len, msgpack_object *o,
                       msgpack_zone **z);
 
-/* Small helpers (util.c). cc_fail fills why (may be NULL), returns code. */
-pb_err cc_fail(pb_errmsg *why, pb_err code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+/* Small helpers (util.c); errors are filled with pb_fail (pb_protocol.h). */
 char *cc_strdup(const char *s);
 /* The diagnostic of a job that ran out of time, the same from every
  * backend and from the server's supervisor. */

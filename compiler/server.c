@@ -106,7 +106,7 @@ int cc_server_run(int in_fd, int out_fd, const cc_desc *desc)
         cc_result res = {0};
         pb_err e;
         if (cc_ipc_unpack_job(msg, len, &j)) {
-            e = cc_fail(&why, PB_ERR_INTERNAL, "malformed request");
+            e = pb_fail(&why, PB_ERR_INTERNAL, "malformed request");
             j.id = 0;
         } else {
             atomic_store(&job_started_us, cc_now_us());

@@ -1,7 +1,6 @@
 /* util.c — string and clock helpers for compiler/. */
 #include "internal.h"
 
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -36,13 +35,3 @@ void cc_timeout_message(char *msg, size_t cap, uint32_t timeout_ms)
              timeout_ms);
 }
 
-pb_err cc_fail(pb_errmsg *why, pb_err code, const char *fmt, ...)
-{
-    if (why) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(why->text, sizeof why->text, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}

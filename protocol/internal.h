@@ -7,11 +7,6 @@
 
 #include <msgpack.h>
 
-/* Formats into why (if not NULL) and returns code, so that a failing path
- * reads `return pb_fail(why, PB_ERR_X, "field %s ...", ...)`. */
-pb_err pb_fail(pb_errmsg *why, pb_err code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
 /* Walks exactly one msgpack value spanning all of buf[0..len) without
  * allocating, and rejects truncation, trailing bytes, reserved bytes, more
  * than max_objects values or nesting deeper than max_depth. Run before

@@ -116,6 +116,13 @@ typedef struct pb_errmsg {
     char text[256];
 } pb_errmsg;
 
+/* Formats a message into why (if not NULL; cut short to fit) and returns
+ * code, so that a failing path reads
+ * `return pb_fail(why, PB_ERR_X, "field %s ...", name)`. Every component uses
+ * this one helper for its pb_errmsg. */
+pb_err pb_fail(pb_errmsg *why, pb_err code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* ---- Byte views and buffers ---------------------------------------------- */
 
 typedef struct pb_str {

@@ -12,7 +12,6 @@
 #include "relay.h"
 
 #include <sqlite3.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,21 +85,9 @@ struct relay_history {
     char path[4096];
 };
 
-static pb_err fail(pb_errmsg *why, pb_err code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static pb_err fail(pb_errmsg *why, pb_err code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why->text, sizeof why->text, fmt, ap);
-    va_end(ap);
-    return code;
-}
-
 static pb_err db_fail(relay_history *h, pb_errmsg *why, const char *what)
 {
-    return fail(why, PB_ERR_IO, "%s: %s: %s", h->path, what,
+    return pb_fail(why, PB_ERR_IO, "%s: %s: %s", h->path, what,
                 sqlite3_errmsg(h->db));
 }
 
@@ -109,7 +96,7 @@ static relay_history *open_db(const char *path, bool readonly,
 {
     relay_history *h = calloc(1, sizeof *h);
     if (!h) {
-        fail(why, PB_ERR_NOMEM, "out of memory");
+        pb_fail(why, PB_ERR_NOMEM, "out of memory");
         return NULL;
     }
     snprintf(h->path, sizeof h->path, "%s", path);
@@ -117,7 +104,7 @@ static relay_history *open_db(const char *path, bool readonly,
                          : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
     flags |= SQLITE_OPEN_NOMUTEX; /* one handle per thread */
     if (sqlite3_open_v2(path, &h->db, flags, NULL) != SQLITE_OK) {
-        fail(why, PB_ERR_IO, "cannot open the history %s: %s", path,
+        pb_fail(why, PB_ERR_IO, "cannot open the history %s: %s", path,
              h->db ? sqlite3_errmsg(h->db) : "out of memory");
         goto fail;
     }
@@ -129,7 +116,7 @@ static relay_history *open_db(const char *path, bool readonly,
                          "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;",
                          NULL, NULL, &err) != SQLITE_OK ||
             sqlite3_exec(h->db, schema, NULL, NULL, &err) != SQLITE_OK) {
-            fail(why, PB_ERR_IO, "cannot set up the history %s: %s", path,
+            pb_fail(why, PB_ERR_IO, "cannot set up the history %s: %s", path,
                  err ? err : sqlite3_errmsg(h->db));
             sqlite3_free(err);
             goto fail;
@@ -151,7 +138,7 @@ static relay_history *open_db(const char *path, bool readonly,
         version = SCHEMA_VERSION;
     }
     if (version != SCHEMA_VERSION) {
-        fail(why, PB_ERR_IO,
+        pb_fail(why, PB_ERR_IO,
              "%s: schema version %d, this patchbay reads version %d (or it "
              "is not a patchbay history)",
              path, version, SCHEMA_VERSION);
@@ -213,7 +200,7 @@ pb_err relay_history_head(relay_history *h, const char *room, uint64_t *seq,
         if (sqlite3_column_bytes(s, 1) == PB_HASH_BYTES)
             memcpy(hash, sqlite3_column_blob(s, 1), PB_HASH_BYTES);
         else
-            e = fail(why, PB_ERR_IO, "%s: room %s seq %llu has a damaged hash",
+            e = pb_fail(why, PB_ERR_IO, "%s: room %s seq %llu has a damaged hash",
                      h->path, room, (unsigned long long)*seq);
     } else if (rc != SQLITE_DONE) {
         e = db_fail(h, why, "cannot read the chain head");
@@ -248,7 +235,7 @@ pb_err relay_history_append(relay_history *h, const char *room,
     if (e)
         goto rollback;
     if (p->seq != head + 1) {
-        e = fail(why, p->seq <= head ? PB_ERR_CHAIN_REPLAY : PB_ERR_CHAIN_GAP,
+        e = pb_fail(why, p->seq <= head ? PB_ERR_CHAIN_REPLAY : PB_ERR_CHAIN_GAP,
                  "room %s: patch seq %llu does not follow the head %llu",
                  room, (unsigned long long)p->seq, (unsigned long long)head);
         goto rollback;
@@ -273,7 +260,7 @@ pb_err relay_history_append(relay_history *h, const char *room,
     for (uint32_t i = 0; i < n; i++) {
         char *deps = join_deps(&vars[i]);
         if (!deps) {
-            e = fail(why, PB_ERR_NOMEM, "out of memory");
+            e = pb_fail(why, PB_ERR_NOMEM, "out of memory");
             goto rollback;
         }
         s = q_begin(h, Q_UPSERT_VAR, room);
@@ -319,7 +306,7 @@ pb_err relay_history_vars(relay_history *h, const char *room,
         const char *list[PB_MAX_SYMBOLS * 4];
         uint32_t n = 0;
         if (!deps) {
-            e = fail(why, PB_ERR_NOMEM, "out of memory");
+            e = pb_fail(why, PB_ERR_NOMEM, "out of memory");
             break;
         }
         for (char *save = NULL, *t = strtok_r(deps, " ", &save);
@@ -354,7 +341,7 @@ pb_err relay_history_patches(relay_history *h, const char *room,
         p.seq = (uint64_t)sqlite3_column_int64(s, 0);
         if (sqlite3_column_bytes(s, 1) != PB_HASH_BYTES ||
             sqlite3_column_bytes(s, 3) != PB_SIG_BYTES) {
-            e = fail(why, PB_ERR_IO, "%s: room %s seq %llu is damaged",
+            e = pb_fail(why, PB_ERR_IO, "%s: room %s seq %llu is damaged",
                      h->path, room, (unsigned long long)p.seq);
             break;
         }
@@ -460,7 +447,7 @@ static int verify_one(void *vctx, const relay_patch_row *p)
     }
     if (e) {
         c->e = e;
-        fail(c->why, e, "seq %llu: %s", (unsigned long long)p->seq, why.text);
+        pb_fail(c->why, e, "seq %llu: %s", (unsigned long long)p->seq, why.text);
         return 1;
     }
     c->n++;
@@ -475,7 +462,7 @@ pb_err relay_history_verify(relay_history *h, const char *room,
     *n_checked = 0;
     pb_err e = pb_chain_init(&c.chain, room);
     if (e)
-        return fail(why, e, "bad room name \"%s\"", room);
+        return pb_fail(why, e, "bad room name \"%s\"", room);
     if (sqlite3_exec(h->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
         return db_fail(h, why, "cannot begin a read");
     e = relay_history_patches(h, room, 1, UINT64_MAX, false, verify_one, &c,

@@ -8,24 +8,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static pb_err fail(pb_errmsg *why, pb_err code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static pb_err fail(pb_errmsg *why, pb_err code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why->text, sizeof why->text, fmt, ap);
-    va_end(ap);
-    return code;
-}
 
 /* Reads exactly n secret bytes from path. PB_ERR_OK, or a message; *missing
  * is set (and PB_ERR_IO returned) when the file does not exist. */
@@ -36,27 +23,27 @@ static pb_err read_secret(const char *path, uint8_t *out, size_t n,
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
         *missing = errno == ENOENT;
-        return fail(why, PB_ERR_IO, "cannot open %s: %s", path,
+        return pb_fail(why, PB_ERR_IO, "cannot open %s: %s", path,
                     strerror(errno));
     }
     struct stat sb;
     pb_err e = PB_OK;
     if (fstat(fd, &sb) != 0) {
-        e = fail(why, PB_ERR_IO, "cannot stat %s: %s", path, strerror(errno));
+        e = pb_fail(why, PB_ERR_IO, "cannot stat %s: %s", path, strerror(errno));
     } else if (!S_ISREG(sb.st_mode)) {
-        e = fail(why, PB_ERR_IO, "%s is not a regular file", path);
+        e = pb_fail(why, PB_ERR_IO, "%s is not a regular file", path);
     } else if (sb.st_mode & 077) {
-        e = fail(why, PB_ERR_IO,
+        e = pb_fail(why, PB_ERR_IO,
                  "%s is readable by others (mode %03o); refusing to use a "
                  "secret key others can read: chmod 600 it, or replace it",
                  path, (unsigned)(sb.st_mode & 0777));
     } else if ((size_t)sb.st_size != n) {
-        e = fail(why, PB_ERR_IO, "%s has %lld bytes, a key has %zu", path,
+        e = pb_fail(why, PB_ERR_IO, "%s has %lld bytes, a key has %zu", path,
                  (long long)sb.st_size, n);
     } else {
         ssize_t got = read(fd, out, n);
         if (got != (ssize_t)n)
-            e = fail(why, PB_ERR_IO, "cannot read %s: %s", path,
+            e = pb_fail(why, PB_ERR_IO, "cannot read %s: %s", path,
                      got < 0 ? strerror(errno) : "short read");
     }
     close(fd);
@@ -71,7 +58,7 @@ static pb_err write_file(const char *path, const void *data, size_t n,
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
                   mode);
     if (fd < 0)
-        return fail(why, PB_ERR_IO, "cannot create %s: %s", tmp,
+        return pb_fail(why, PB_ERR_IO, "cannot create %s: %s", tmp,
                     strerror(errno));
     bool ok = fchmod(fd, mode) == 0 && write(fd, data, n) == (ssize_t)n &&
               fsync(fd) == 0;
@@ -81,7 +68,7 @@ static pb_err write_file(const char *path, const void *data, size_t n,
         if (ok)
             err = errno;
         unlink(tmp);
-        return fail(why, PB_ERR_IO, "cannot write %s: %s", path,
+        return pb_fail(why, PB_ERR_IO, "cannot write %s: %s", path,
                     strerror(err));
     }
     return PB_OK;
@@ -103,9 +90,9 @@ pb_err relay_keys_open(const char *dir, relay_keys *k, bool *created,
     if (created)
         *created = false;
     if (pb_init())
-        return fail(why, PB_ERR_INTERNAL, "libsodium does not initialise");
+        return pb_fail(why, PB_ERR_INTERNAL, "libsodium does not initialise");
     if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-        return fail(why, PB_ERR_IO, "cannot create the data directory %s: %s",
+        return pb_fail(why, PB_ERR_IO, "cannot create the data directory %s: %s",
                     dir, strerror(errno));
     char key_path[4200], tok_path[4200], pub_path[4200];
     snprintf(key_path, sizeof key_path, "%s/relay.key", dir);
@@ -127,7 +114,7 @@ pb_err relay_keys_open(const char *dir, relay_keys *k, bool *created,
     }
     if (missing_key != missing_tok) {
         sodium_memzero(seed, sizeof seed);
-        return fail(why, PB_ERR_IO,
+        return pb_fail(why, PB_ERR_IO,
                     "%s exists but %s does not; restore the missing file "
                     "from a backup, or remove both to make new keys (old "
                     "tokens and links stop working)",

@@ -7,25 +7,12 @@
 
 #include <msgpack.h>
 #include <sodium.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define PREFIX "pb1."
 #define B64 sodium_base64_VARIANT_URLSAFE_NO_PADDING
-
-static pb_err fail(pb_errmsg *why, pb_err code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static pb_err fail(pb_errmsg *why, pb_err code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why->text, sizeof why->text, fmt, ap);
-    va_end(ap);
-    return code;
-}
 
 static bool valid_name(const char *s)
 {
@@ -44,16 +31,16 @@ pb_err relay_token_make(const relay_keys *k, const relay_token *t, char *out,
                         size_t out_len, pb_errmsg *why)
 {
     if (!valid_name(t->room))
-        return fail(why, PB_ERR_FIELD_RANGE,
+        return pb_fail(why, PB_ERR_FIELD_RANGE,
                     "room name \"%s\": 1 to %u bytes, no control characters",
                     t->room, PB_MAX_NAME_BYTES);
     if (!valid_name(t->name))
-        return fail(why, PB_ERR_FIELD_RANGE,
+        return pb_fail(why, PB_ERR_FIELD_RANGE,
                     "user name \"%s\": 1 to %u bytes, no control characters",
                     t->name, PB_MAX_NAME_BYTES);
     const char *role = pb_role_name(t->role);
     if (!role[0])
-        return fail(why, PB_ERR_AUTH_UNKNOWN_ROLE, "unknown role %d",
+        return pb_fail(why, PB_ERR_AUTH_UNKNOWN_ROLE, "unknown role %d",
                     (int)t->role);
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
@@ -71,7 +58,7 @@ pb_err relay_token_make(const relay_keys *k, const relay_token *t, char *out,
     size_t need = strlen(PREFIX) + (b64_len - 1) + 1 + (mac_b64_len - 1) + 1;
     if (need > out_len || need > PB_MAX_TOKEN_BYTES + 1) {
         msgpack_sbuffer_destroy(&sb);
-        return fail(why, PB_ERR_BUF_TOO_SMALL,
+        return pb_fail(why, PB_ERR_BUF_TOO_SMALL,
                     "the token would be %zu bytes, over the limit of %u",
                     need - 1, PB_MAX_TOKEN_BYTES);
     }
@@ -102,17 +89,17 @@ pb_err relay_token_verify(const relay_keys *k, const char *tok, size_t len,
 {
     memset(out, 0, sizeof *out);
     if (len > PB_MAX_TOKEN_BYTES)
-        return fail(why, PB_ERR_AUTH_MALFORMED,
+        return pb_fail(why, PB_ERR_AUTH_MALFORMED,
                     "the token has %zu bytes, more than %u", len,
                     PB_MAX_TOKEN_BYTES);
     size_t plen = strlen(PREFIX);
     if (len < plen || memcmp(tok, PREFIX, plen) != 0)
-        return fail(why, PB_ERR_AUTH_MALFORMED,
+        return pb_fail(why, PB_ERR_AUTH_MALFORMED,
                     "not a patchbay token (it should start with \"pb1.\"; "
                     "`patchbay token` prints one)");
     const char *dot = memchr(tok + plen, '.', len - plen);
     if (!dot)
-        return fail(why, PB_ERR_AUTH_MALFORMED,
+        return pb_fail(why, PB_ERR_AUTH_MALFORMED,
                     "the token has no MAC part (was it cut short when "
                     "copied?)");
     uint8_t mac[crypto_auth_BYTES];
@@ -121,12 +108,12 @@ pb_err relay_token_verify(const relay_keys *k, const char *tok, size_t len,
     if (sodium_base642bin(mac, sizeof mac, dot + 1, len - (size_t)(dot + 1 - tok),
                           NULL, &mac_len, &end, B64) != 0 ||
         mac_len != sizeof mac || end != tok + len)
-        return fail(why, PB_ERR_AUTH_MALFORMED,
+        return pb_fail(why, PB_ERR_AUTH_MALFORMED,
                     "the token's MAC part is not %u bytes of base64url",
                     (unsigned)crypto_auth_BYTES);
     if (crypto_auth_verify(mac, (const unsigned char *)tok,
                            (size_t)(dot - tok), k->token_key) != 0)
-        return fail(why, PB_ERR_AUTH_BAD_MAC,
+        return pb_fail(why, PB_ERR_AUTH_BAD_MAC,
                     "the token's MAC does not verify: it was changed, or "
                     "made by another relay (another data directory)");
 
@@ -136,7 +123,7 @@ pb_err relay_token_verify(const relay_keys *k, const char *tok, size_t len,
     if (sodium_base642bin(payload, sizeof payload, tok + plen,
                           (size_t)(dot - tok) - plen, NULL, &payload_len, NULL,
                           B64) != 0)
-        return fail(why, PB_ERR_AUTH_MALFORMED,
+        return pb_fail(why, PB_ERR_AUTH_MALFORMED,
                     "the token's payload is not base64url");
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
@@ -151,21 +138,21 @@ pb_err relay_token_verify(const relay_keys *k, const char *tok, size_t len,
         !str_field(&u.data.via.array.ptr[1], role, sizeof role) ||
         !str_field(&u.data.via.array.ptr[2], out->name, sizeof out->name) ||
         u.data.via.array.ptr[3].type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
-        e = fail(why, PB_ERR_AUTH_MALFORMED,
+        e = pb_fail(why, PB_ERR_AUTH_MALFORMED,
                  "the token's payload is not [room, role, name, expiry]");
         goto done;
     }
     out->expires_s = u.data.via.array.ptr[3].via.u64;
     out->role = pb_role_parse(pb_cstr(role));
     if (out->role == PB_ROLE_NONE) {
-        e = fail(why, PB_ERR_AUTH_UNKNOWN_ROLE,
+        e = pb_fail(why, PB_ERR_AUTH_UNKNOWN_ROLE,
                  "the token's role \"%s\" is not owner, editor, runtime or "
                  "viewer",
                  role);
         goto done;
     }
     if (now_s >= out->expires_s) {
-        e = fail(why, PB_ERR_AUTH_EXPIRED,
+        e = pb_fail(why, PB_ERR_AUTH_EXPIRED,
                  "the token for %s in room %s expired %llu s ago; ask for a "
                  "new one (patchbay token)",
                  out->name, out->room,
