@@ -30,8 +30,9 @@ packages=(
 	libwebsockets-dev libsodium-dev libmsgpack-dev libsqlite3-dev sqlite3
 	python3 python3-msgpack
 )
-# The browser tests drive Debian's Chromium with playwright-core.
-[[ $profile == test ]] && packages+=(chromium)
+# The browser tests drive Debian's Chromium with playwright-core, and its
+# Firefox ESR over WebDriver BiDi (tests/firefox.mjs).
+[[ $profile == test ]] && packages+=(chromium firefox-esr)
 missing=()
 for p in "${packages[@]}"; do
 	# nodejs may come from elsewhere; a working node is what matters.
