@@ -1,9 +1,9 @@
 /* lisp.h — private to compiler/: the Lisp front end. A reader for Clojure
  * syntax with exact line/column positions (reader.c) and the lowering of the
- * forms a patch may contain to C that follows the patch ABI (lower.c), with
- * a map from every generated C position back to the Lisp form it came from,
- * so that no diagnostic ever points at generated C. The value model and the
- * supported forms are documented in docs/LISP.md.
+ * forms a patch may contain to C that follows the patch ABI (lower.c and the
+ * files lower.h lists), with a map from every generated C position back to
+ * the Lisp form it came from, so that no diagnostic ever points at generated
+ * C. The value model and the supported forms are documented in docs/LISP.md.
  *
  * Everything a read or a lowering allocates lives in one lisp_arena, freed
  * at once by lisp_arena_free. Not thread-safe per arena; no global state. */
