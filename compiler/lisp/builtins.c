@@ -125,23 +125,8 @@ lowered lower_call_builtin(lowering *x, const lisp_node *n,
     if (got != want)
         return lower_error(x, n, "%s takes %u argument%s, given %u", b->name,
                            want, want == 1 ? "" : "s", got);
-    lower_buf s = {0};
-    lower_buf_add(&s, lower_mark(x, n));
-    lower_buf_add(&s, b->cfn);
-    lower_buf_add(&s, "(");
-    bool ok = true;
-    for (uint32_t i = 0; i < want; i++) {
-        const char *a = lower_arg_as(x, n->items[i + 1], b->args[i]);
-        ok = ok && a;
-        if (a) {
-            if (i)
-                lower_buf_add(&s, ", ");
-            lower_buf_add(&s, a);
-        }
-    }
-    lower_buf_add(&s, ")");
-    const char *c = lower_buf_done(x, &s);
-    if (!ok)
+    const char *c = lower_call_text(x, n, b->cfn, 1, b->args);
+    if (!c)
         return LOWERED_ERR;
     switch (b->ret) {
     case 'v': return (lowered){c, T_VOID, -1};

@@ -5,6 +5,31 @@
 
 #include <string.h>
 
+/* The C call cfn(a, b, …) of n's arguments n->items[first…], one per
+ * letter of kinds, each lowered as lower_arg_as that kind; NULL after an
+ * error (every argument is still checked, so all errors are reported). */
+const char *lower_call_text(lowering *x, const lisp_node *n, const char *cfn,
+                            uint32_t first, const char *kinds)
+{
+    lower_buf s = {0};
+    lower_buf_add(&s, lower_mark(x, n));
+    lower_buf_add(&s, cfn);
+    lower_buf_add(&s, "(");
+    bool ok = true;
+    for (uint32_t i = 0; kinds[i]; i++) {
+        const char *a = lower_arg_as(x, n->items[first + i], kinds[i]);
+        ok = ok && a;
+        if (a) {
+            if (i)
+                lower_buf_add(&s, ", ");
+            lower_buf_add(&s, a);
+        }
+    }
+    lower_buf_add(&s, ")");
+    const char *c = lower_buf_done(x, &s);
+    return ok ? c : NULL;
+}
+
 /* Calls a function of this patch (or an fn) with the call's arguments. */
 lowered lower_call_fn(lowering *x, const lisp_node *n, int fi, uint32_t first)
 {
@@ -23,29 +48,18 @@ lowered lower_call_fn(lowering *x, const lisp_node *n, int fi, uint32_t first)
         if (!f->assumed_at)
             f->assumed_at = n;
     }
-    /* lowering the arguments may add fns and move the table */
-    const char *cname = f->cname;
-    bool host = f->host;
-    lower_buf s = {0};
-    lower_buf_add(&s, lower_mark(x, n));
-    lower_buf_add(&s, cname);
-    lower_buf_add(&s, "(");
-    bool ok = true;
-    for (uint32_t i = 0; i < got; i++) {
-        value_type pt = host && i == 1 ? T_CANVAS : T_NUM;
-        const char *a =
-            lower_need(x, n->items[first + i],
-                       lower_expr(x, n->items[first + i], true), pt);
-        ok = ok && a;
-        if (a) {
-            if (i)
-                lower_buf_add(&s, ", ");
-            lower_buf_add(&s, a);
-        }
+    /* numbers, and the canvas for a host function's second parameter */
+    char *kinds = lisp_alloc(x->a, got + 1);
+    if (!kinds) {
+        x->oom = true;
+        return LOWERED_ERR;
     }
-    lower_buf_add(&s, ")");
-    const char *c = lower_buf_done(x, &s);
-    return ok ? (lowered){c, ret, -1} : LOWERED_ERR;
+    for (uint32_t i = 0; i < got; i++)
+        kinds[i] = f->host && i == 1 ? 'C' : 'n';
+    kinds[got] = '\0';
+    /* lowering the arguments may add fns and move the table: f is stale */
+    const char *c = lower_call_text(x, n, f->cname, first, kinds);
+    return c ? (lowered){c, ret, -1} : LOWERED_ERR;
 }
 
 /* The type a room var's C prototype returns, and its parameter kinds. */
@@ -113,23 +127,8 @@ lowered lower_call_room_var(lowering *x, const lisp_node *n,
         return lower_error(x, n, "'%s' takes %u argument%s (%s), given %u",
                            v->name, want, want == 1 ? "" : "s",
                            v->decl ? v->decl : v->sig, got);
-    lower_buf s = {0};
-    lower_buf_add(&s, lower_mark(x, n));
-    lower_buf_add(&s, v->name);
-    lower_buf_add(&s, "(");
-    bool ok = true;
-    for (uint32_t i = 0; i < got; i++) {
-        const char *a = lower_arg_as(x, n->items[first + i], params[i]);
-        ok = ok && a;
-        if (a) {
-            if (i)
-                lower_buf_add(&s, ", ");
-            lower_buf_add(&s, a);
-        }
-    }
-    lower_buf_add(&s, ")");
-    const char *c = lower_buf_done(x, &s);
-    return ok ? (lowered){c, ret, -1} : LOWERED_ERR;
+    const char *c = lower_call_text(x, n, v->name, first, params);
+    return c ? (lowered){c, ret, -1} : LOWERED_ERR;
 }
 
 /* The patch function or room var called (f a b …), by name and arity. */

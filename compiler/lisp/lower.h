@@ -212,6 +212,10 @@ lowered lower_compare(lowering *x, const lisp_node *n, const char *op);
 
 /* ---- calls.c ------------------------------------------------------------- */
 
+/* The C call cfn(…) of the arguments n->items[first…], one per letter of
+ * kinds (lower_arg_as); NULL after an error. */
+const char *lower_call_text(lowering *x, const lisp_node *n, const char *cfn,
+                            uint32_t first, const char *kinds);
 /* Calls fns[fi] with the arguments n->items[first…]. */
 lowered lower_call_fn(lowering *x, const lisp_node *n, int fi, uint32_t first);
 const lisp_room_var *lower_find_room_var(lowering *x, const char *cname);
