@@ -172,9 +172,11 @@ pb_err cc_client_compile(cc_client *c, const cc_job *job, cc_result *out,
     uint64_t id = ++c->next_id;
     pb_buf msg;
     pb_buf_init(&msg);
-    cc_ipc_pack_job(id, job, &msg);
-    int sent = cc_ipc_send(c->to_server, &msg);
+    pb_err packed = cc_ipc_pack_job(id, job, &msg, why);
+    int sent = packed ? -1 : cc_ipc_send(c->to_server, &msg);
     pb_buf_free(&msg);
+    if (packed)
+        return packed;
     uint8_t *reply = NULL;
     size_t len = 0;
     /* the server's own limits come first; this deadline is the backstop */

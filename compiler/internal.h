@@ -142,11 +142,16 @@ typedef struct cc_ipc_job {
 int cc_ipc_send(int fd, const pb_buf *msg);
 /* 0, -1 EOF or error, -2 deadline passed (deadline_us 0: none). */
 int cc_ipc_recv(int fd, uint8_t **msg, size_t *len, uint64_t deadline_us);
-int cc_ipc_pack_job(uint64_t id, const cc_job *job, pb_buf *out);
+/* Pack a message into out (its contents replaced). On failure out is empty
+ * and why says what: PB_ERR_TOO_BIG over the pipe's limit, or out could not
+ * grow (PB_ERR_BUF_TOO_SMALL for a fixed buffer, PB_ERR_NOMEM). */
+pb_err cc_ipc_pack_job(uint64_t id, const cc_job *job, pb_buf *out,
+                       pb_errmsg *why) PB_WUR;
 int cc_ipc_unpack_job(const uint8_t *p, size_t len, cc_ipc_job *j);
 void cc_ipc_job_free(cc_ipc_job *j);
-int cc_ipc_pack_result(uint64_t id, pb_err status, const char *error,
-                       const cc_result *r, pb_buf *out);
+pb_err cc_ipc_pack_result(uint64_t id, pb_err status, const char *error,
+                          const cc_result *r, pb_buf *out,
+                          pb_errmsg *why) PB_WUR;
 int cc_ipc_unpack_result(const uint8_t *p, size_t len, uint64_t *id,
                          pb_err *status, char *error, size_t error_len,
                          cc_result *r);

@@ -1,5 +1,5 @@
 /* ipc.c — the compile server's pipe protocol: each message is a 4-byte
- * big-endian length and a msgpack map. A request carries one job; a
+ * big-endian length and a msgpack array. A request carries one job; a
  * response one result. It is private to compiler/ (the relay talks to the
  * server through cc_client, cc.h), so it is simpler than the wire format:
  * positional arrays, no versioning beyond "both ends are one build". */
@@ -88,25 +88,28 @@ int cc_ipc_recv(int fd, uint8_t **msg, size_t *len, uint64_t deadline_us)
     return 0;
 }
 
-/* ---- packing helpers
- * ---------------------------------------------------------- */
+/* ---- packing helpers ------------------------------------------------------
+ */
 
-static int buf_write(void *data, const char *p, size_t n)
+/* Starts a message in out: a packer whose writes fail, stickily, past
+ * IPC_MAX_BYTES (the receiver would refuse it) or when out cannot grow. */
+static void pack_start(msgpack_packer *pk, pb_writer *w, pb_buf *out)
 {
-    pb_buf *b = data;
-    if (b->cap - b->len < n) {
-        size_t cap = b->cap ? b->cap * 2 : 4096;
-        while (cap - b->len < n)
-            cap *= 2;
-        uint8_t *q = realloc(b->data, cap);
-        if (!q)
-            return -1;
-        b->data = q;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, p, n);
-    b->len += n;
-    return 0;
+    pb_writer_start(w, out, IPC_MAX_BYTES);
+    msgpack_packer_init(pk, w, pb_writer_write);
+}
+
+/* The end of a message: PB_OK, or why it could not be packed (and out is
+ * emptied, so that half a message is never sent). */
+static pb_err pack_end(pb_writer *w, const char *what, pb_errmsg *why)
+{
+    if (!w->err)
+        return PB_OK;
+    w->out->len = 0;
+    return pb_fail(why, w->err,
+                   "cannot pack the %s for the compile server's pipe: %s "
+                   "(a message is at most %u bytes)",
+                   what, pb_strerror(w->err), IPC_MAX_BYTES);
 }
 
 static void pack_str(msgpack_packer *pk, const char *s)
@@ -144,11 +147,12 @@ static bool is_array(const msgpack_object *o, uint32_t min)
  * ---------------------------------------------------------------------- */
 
 /* [id, lang, file, source, [[name, sig, decl, [deps...]]...]] */
-int cc_ipc_pack_job(uint64_t id, const cc_job *job, pb_buf *out)
+pb_err cc_ipc_pack_job(uint64_t id, const cc_job *job, pb_buf *out,
+                       pb_errmsg *why)
 {
     msgpack_packer pk;
-    out->len = 0;
-    msgpack_packer_init(&pk, out, buf_write);
+    pb_writer w;
+    pack_start(&pk, &w, out);
     msgpack_pack_array(&pk, 5);
     msgpack_pack_uint64(&pk, id);
     msgpack_pack_uint32(&pk, (uint32_t)job->lang);
@@ -165,7 +169,7 @@ int cc_ipc_pack_job(uint64_t id, const cc_job *job, pb_buf *out)
         for (uint32_t k = 0; k < v->n_deps; k++)
             pack_str(&pk, v->deps[k]);
     }
-    return 0;
+    return pack_end(&w, "job", why);
 }
 
 void cc_ipc_job_free(cc_ipc_job *j)
@@ -266,12 +270,12 @@ static void pack_syms(msgpack_packer *pk, const cc_sym *s, uint32_t n)
 
 /* [id, status, error, ok, module, defs, uses, diags, cached, c_us, l_us, t_us]
  */
-int cc_ipc_pack_result(uint64_t id, pb_err status, const char *error,
-                       const cc_result *r, pb_buf *out)
+pb_err cc_ipc_pack_result(uint64_t id, pb_err status, const char *error,
+                          const cc_result *r, pb_buf *out, pb_errmsg *why)
 {
     msgpack_packer pk;
-    out->len = 0;
-    msgpack_packer_init(&pk, out, buf_write);
+    pb_writer w;
+    pack_start(&pk, &w, out);
     msgpack_pack_array(&pk, 12);
     msgpack_pack_uint64(&pk, id);
     msgpack_pack_uint32(&pk, (uint32_t)status);
@@ -293,7 +297,7 @@ int cc_ipc_pack_result(uint64_t id, pb_err status, const char *error,
     msgpack_pack_uint64(&pk, r->compile_us);
     msgpack_pack_uint64(&pk, r->link_us);
     msgpack_pack_uint64(&pk, r->total_us);
-    return 0;
+    return pack_end(&w, "result", why);
 }
 
 static int unpack_syms(const msgpack_object *o, cc_sym **out, uint32_t *n_out)

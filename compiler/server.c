@@ -114,8 +114,19 @@ int cc_server_run(int in_fd, int out_fd, const cc_desc *desc)
             atomic_store(&job_started_us, 0);
         }
         free(msg);
-        cc_ipc_pack_result(j.id, e, e ? why.text : "", &res, &out);
+        pb_errmsg pack_why;
+        pb_err packed = cc_ipc_pack_result(j.id, e, e ? why.text : "", &res,
+                                           &out, &pack_why);
         cc_result_free(&res);
+        /* A result that cannot be packed is answered with why, without the
+         * result: the supervisor must not wait for an answer that never
+         * comes. */
+        if (packed &&
+            cc_ipc_pack_result(j.id, packed, pack_why.text, &res, &out, NULL)) {
+            cc_ipc_job_free(&j);
+            rc = 1;
+            break;
+        }
         cc_ipc_job_free(&j);
         if (cc_ipc_send(out_fd, &out)) {
             rc = 1;

@@ -2,6 +2,7 @@
  * UTF-8 checks: the small pieces every other file of protocol/ uses. */
 #include "internal.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,45 +57,54 @@ void pb_buf_free(pb_buf *b)
     memset(b, 0, sizeof *b);
 }
 
-/* msgpack-c write callback: append with the writer's limit. */
-static int writer_write(void *data, const char *bytes, size_t n)
+pb_err pb_buf_reserve(pb_buf *b, size_t n)
 {
-    pb_writer *w = data;
-    pb_buf *b = w->out;
-    if (w->err)
-        return -1;
-    if (n > w->limit - b->len) {
-        w->err = PB_ERR_TOO_BIG;
-        return -1;
-    }
-    if (n > b->cap - b->len) {
-        if (b->is_fixed) {
-            w->err = PB_ERR_BUF_TOO_SMALL;
-            return -1;
-        }
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap - b->len < n)
-            cap *= 2;
-        uint8_t *p = realloc(b->data, cap);
-        if (!p) {
-            w->err = PB_ERR_NOMEM;
-            return -1;
-        }
-        b->data = p;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, bytes, n);
-    b->len += n;
-    return 0;
+    if (n <= b->cap - b->len)
+        return PB_OK;
+    if (b->is_fixed)
+        return PB_ERR_BUF_TOO_SMALL;
+    if (n > SIZE_MAX / 2 - b->len)
+        return PB_ERR_NOMEM;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap - b->len < n)
+        cap *= 2;
+    uint8_t *p = realloc(b->data, cap);
+    if (!p)
+        return PB_ERR_NOMEM;
+    b->data = p;
+    b->cap = cap;
+    return PB_OK;
 }
 
-void pb_writer_init(pb_writer *w, msgpack_packer *pk, pb_buf *out, size_t limit)
+pb_err pb_buf_append(pb_buf *b, const void *bytes, size_t n)
+{
+    pb_err e = pb_buf_reserve(b, n);
+    if (e)
+        return e;
+    if (n)
+        memcpy(b->data + b->len, bytes, n);
+    b->len += n;
+    return PB_OK;
+}
+
+void pb_writer_start(pb_writer *w, pb_buf *out, size_t limit)
 {
     w->out = out;
     w->limit = limit;
     w->err = PB_OK;
     out->len = 0;
-    msgpack_packer_init(pk, w, writer_write);
+}
+
+int pb_writer_write(void *data, const char *bytes, size_t n)
+{
+    pb_writer *w = data;
+    if (w->err)
+        return -1;
+    if (n > w->limit - w->out->len)
+        w->err = PB_ERR_TOO_BIG;
+    else
+        w->err = pb_buf_append(w->out, bytes, n);
+    return w->err ? -1 : 0;
 }
 
 char *pb_hex(const uint8_t *bytes, size_t n, char *out)

@@ -299,7 +299,8 @@ pb_err pb_frame_encode(const pb_frame *f, pb_buf *out, pb_errmsg *why)
     const pb_obj *desc = &frames[f->type];
     msgpack_packer pk;
     pb_writer w;
-    pb_writer_init(&w, &pk, out, PB_MAX_FRAME_BYTES);
+    pb_writer_start(&w, out, PB_MAX_FRAME_BYTES);
+    msgpack_packer_init(&pk, &w, pb_writer_write);
     msgpack_pack_map(&pk, 2 + pb_obj_count(desc, &f->hello));
     msgpack_pack_str_with_body(&pk, "v", 1);
     msgpack_pack_uint32(&pk, PB_PROTOCOL_VERSION);

@@ -21,16 +21,6 @@ pb_err pb_unpack(const uint8_t *buf, size_t len, uint32_t max_objects,
                  msgpack_object *obj, msgpack_zone **zone, const char *what,
                  pb_errmsg *why) PB_WUR;
 
-/* A msgpack packer that writes into a pb_buf with a byte limit. */
-typedef struct pb_writer {
-    pb_buf *out;
-    size_t limit;
-    pb_err err; /* first failure, sticky */
-} pb_writer;
-
-void pb_writer_init(pb_writer *w, msgpack_packer *pk, pb_buf *out,
-                    size_t limit);
-
 /* True if s[0..len) is well-formed UTF-8 (no overlongs, no surrogates). */
 bool pb_is_utf8(const char *s, size_t len);
 

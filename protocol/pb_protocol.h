@@ -145,7 +145,8 @@ bool pb_str_eq(pb_str a, const char *b);
 /* Output buffer. A growable buffer is heap-allocated (pb_buf_init, freed by
  * pb_buf_free); a fixed one writes into caller memory and fails with
  * PB_ERR_BUF_TOO_SMALL instead of growing (pb_buf_init_fixed; pb_buf_free
- * is then a no-op). Encoders replace the buffer's contents. */
+ * is then a no-op). Encoders replace the buffer's contents. data[0..len)
+ * is the contents; only the functions below change data and cap. */
 typedef struct pb_buf {
     uint8_t *data;
     size_t len;
@@ -154,8 +155,37 @@ typedef struct pb_buf {
 } pb_buf;
 
 void pb_buf_init(pb_buf *b);
+/* A buffer over mem (cap bytes, owned by the caller, never reallocated). */
 void pb_buf_init_fixed(pb_buf *b, void *mem, size_t cap);
+/* Frees a growable buffer's memory (and zeroes it); empties a fixed one.
+ * NULL is fine. */
 void pb_buf_free(pb_buf *b);
+/* Makes room for n more bytes after len: a growable buffer grows (at least
+ * doubling; data may move), a fixed one fails with PB_ERR_BUF_TOO_SMALL
+ * rather than touch memory it does not own. PB_ERR_NOMEM if the memory
+ * cannot be had. On failure the buffer is unchanged. */
+pb_err pb_buf_reserve(pb_buf *b, size_t n) PB_WUR;
+/* Appends n bytes (pb_buf_reserve, then a copy); unchanged on failure. */
+pb_err pb_buf_append(pb_buf *b, const void *bytes, size_t n) PB_WUR;
+
+/* A byte sink for msgpack-c's packer that appends to a pb_buf, at most
+ * limit bytes in all:
+ *     pb_writer w;
+ *     pb_writer_start(&w, &buf, limit);      (empties buf)
+ *     msgpack_packer_init(&pk, &w, pb_writer_write);
+ * The first failure (PB_ERR_TOO_BIG past the limit, or pb_buf_reserve's
+ * PB_ERR_BUF_TOO_SMALL / PB_ERR_NOMEM) stays in err and fails every later
+ * write, so that a packer's many calls need not be checked one by one:
+ * check err once at the end. The writer owns nothing. */
+typedef struct pb_writer {
+    pb_buf *out;
+    size_t limit;
+    pb_err err; /* first failure, sticky */
+} pb_writer;
+
+void pb_writer_start(pb_writer *w, pb_buf *out, size_t limit);
+/* The packer's write callback; data is the pb_writer. 0, or -1 (see err). */
+int pb_writer_write(void *data, const char *bytes, size_t n);
 
 /* ---- Enumerations carried as strings on the wire -------------------------
  * 0 always means "absent"; names are listed in docs/PROTOCOL.md. */

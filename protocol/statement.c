@@ -68,7 +68,8 @@ pb_err pb_statement_encode(const pb_statement *s, pb_buf *out, pb_errmsg *why)
         return e;
     msgpack_packer pk;
     pb_writer w;
-    pb_writer_init(&w, &pk, out, PB_MAX_STATEMENT_BYTES);
+    pb_writer_start(&w, out, PB_MAX_STATEMENT_BYTES);
+    msgpack_packer_init(&pk, &w, pb_writer_write);
     msgpack_pack_array(&pk, N_ELEMS);
     msgpack_pack_uint32(&pk, PB_STATEMENT_VERSION);
     pack_str(&pk, s->room);
