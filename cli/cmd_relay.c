@@ -5,6 +5,7 @@
 #include "relay.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -79,6 +80,17 @@ static void serve_usage(FILE *out)
         CC_DEFAULT_TIMEOUT_MS);
 }
 
+/* The relay this process serves, for the signal handler: SIGINT and
+ * SIGTERM stop it cleanly. */
+static relay_server *volatile serving;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    if (serving)
+        relay_stop(serving);
+}
+
 int cmd_serve(int argc, char **argv)
 {
     relay_config c;
@@ -147,7 +159,27 @@ int cmd_serve(int argc, char **argv)
         }
     }
     pb_errmsg why = {{0}};
-    if (relay_run(&c, &why)) {
+    relay_info info;
+    relay_server *r = relay_new(&c, &info, &why);
+    if (!r) {
+        fprintf(stderr, "patchbay serve: %s\n", why.text);
+        return 1;
+    }
+    if (info.made_keys)
+        printf("patchbay serve: made new relay keys in %s\n", c.data_dir);
+    printf("patchbay serve: listening on http://%s:%d (data %s, relay key "
+           "%s)\n",
+           c.bind ? c.bind : "127.0.0.1", info.port, c.data_dir, info.key_hex);
+    fflush(stdout);
+    serving = r;
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    /* stdout may be a pipe its reader closed (tests read the first line) */
+    signal(SIGPIPE, SIG_IGN);
+    pb_err e = relay_serve(r, &why);
+    serving = NULL;
+    relay_free(r);
+    if (e) {
         fprintf(stderr, "patchbay serve: %s\n", why.text);
         return 1;
     }

@@ -98,7 +98,7 @@ static void send_range(relay_session *s, uint64_t req, uint64_t from,
     pb_errmsg why = {{0}};
     pb_err e = PB_OK;
     if (from <= to)
-        e = relay_history_patches(relay_g->history, room->name, from, to,
+        e = relay_history_patches(s->srv->history, room->name, from, to,
                                   state_only, add_patch, b, &why);
     if (e || b->failed) {
         for (uint32_t i = 0; i < b->n; i++)

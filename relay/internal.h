@@ -58,6 +58,7 @@ typedef struct relay_room relay_room;
 #define RELAY_CLOSE_GRACE_MS 3000
 
 typedef struct relay_session {
+    relay_server *srv;
     struct lws *wsi;
     uint32_t index, gen;
     relay_sess_state state;
@@ -132,9 +133,13 @@ typedef struct relay_evaluator relay_evaluator;
 
 /* ---- the server (server.c) ------------------------------------------------------- */
 
-typedef struct relay_server {
+/* One relay: everything its event loop knows. It is the lws context's user
+ * pointer, so callbacks find it from their wsi; nothing is process-wide, and
+ * two relays can run in one process (each with its own thread). */
+struct relay_server {
     relay_config cfg;
     struct lws_context *ctx;
+    struct lws_http_mount mount; /* web/ at / */
     relay_keys keys;
     relay_history *history;  /* this thread's connection */
     relay_session **sessions; /* slot table */
@@ -144,22 +149,25 @@ typedef struct relay_server {
     relay_evaluator *eval;
     char history_path[4200];
     int port;
-} relay_server;
+    int lock_fd; /* DIR/relay.lock, held while the relay lives */
+    volatile sig_atomic_t stopping; /* relay_stop was called */
+};
 
-extern relay_server *relay_g; /* the one server of this process */
+/* The relay a wsi belongs to. */
+relay_server *relay_of(struct lws *wsi);
 
 int relay_session_callback(struct lws *wsi, enum lws_callback_reasons reason,
                            void *user, void *in, size_t len);
-relay_session *relay_session_get(relay_handle h);
+relay_session *relay_session_get(relay_server *srv, relay_handle h);
 /* Queues a frame for one session; disconnects a slow consumer. */
 void relay_session_send(relay_session *s, relay_msg *m);
 void relay_session_send_frame(relay_session *s, const pb_frame *f);
 void relay_session_send_error(relay_session *s, pb_err code, uint64_t req,
                               bool fatal, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
-void relay_deliver_done(relay_done *d);
+void relay_deliver_done(relay_server *srv, relay_done *d);
 
-relay_room *relay_room_get(const char *name);
+relay_room *relay_room_get(relay_server *srv, const char *name);
 void relay_room_join(relay_room *r, relay_session *s);
 void relay_room_leave(relay_session *s);
 void relay_room_broadcast(relay_room *r, relay_msg *m, pb_role only);

@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* ---- keys (key.c) ---------------------------------------------------------- */
+/* ---- keys (key.c) -------------------------------------------------------- */
 
 #define RELAY_TOKEN_KEY_BYTES 32u
 
@@ -35,7 +35,7 @@ pb_err relay_keys_open(const char *dir, relay_keys *k, bool *created,
 /* Wipes the secrets from memory. */
 void relay_keys_close(relay_keys *k);
 
-/* ---- tokens (token.c) -------------------------------------------------------- */
+/* ---- tokens (token.c) ---------------------------------------------------- */
 
 /* A token says who may join which room as what until when:
  *   pb1.<base64url(msgpack [room, role, name, expires_s])>.<base64url(mac)>
@@ -61,7 +61,7 @@ pb_err relay_token_verify(const relay_keys *k, const char *tok, size_t len,
 /* Parses a duration such as "90s", "30m", "12h", "7d"; 0 if it is not one. */
 uint64_t relay_parse_duration_s(const char *s);
 
-/* ---- history (history.c) ---------------------------------------------------------- */
+/* ---- history (history.c) ------------------------------------------------- */
 
 typedef struct relay_history relay_history;
 
@@ -164,7 +164,7 @@ pb_err relay_history_commit_stats(relay_history *h, const char *room,
                                              const relay_commit_stats *st),
                                   void *ctx, pb_errmsg *why) PB_WUR;
 
-/* ---- lockstep (lockstep.c) ---------------------------------------------------------- */
+/* ---- lockstep (lockstep.c) ----------------------------------------------- */
 
 #define RELAY_LS_SLOTS 32          /* patches tracked per room */
 #define RELAY_LS_TIMES 64          /* commit times kept per patch (median) */
@@ -212,7 +212,7 @@ uint32_t relay_lockstep_take_settled(relay_lockstep *ls, uint64_t now_us,
                                      bool all, relay_commit_stats *out,
                                      uint32_t cap);
 
-/* ---- the server (server.c) --------------------------------------------------------- */
+/* ---- the server (server.c) ----------------------------------------------- */
 
 #define RELAY_DEFAULT_PORT 7888
 #define RELAY_PORT_ANY (-1) /* let the system choose (tests) */
@@ -232,12 +232,36 @@ typedef struct relay_config {
     const char *const *compiler_argv; /* the compile server command */
     cc_backend backend;
     uint32_t compile_timeout_ms; /* CC_DEFAULT_TIMEOUT_MS */
-    volatile sig_atomic_t *stop; /* set to stop (besides SIGINT/SIGTERM) */
     bool quiet;                  /* no per-connection/per-patch log lines */
 } relay_config;
 
-/* Runs the relay until SIGINT/SIGTERM or *cfg->stop. Returns 0 after a
- * clean shutdown, 1 if it could not start (message in why). */
-int relay_run(const relay_config *cfg, pb_errmsg *why);
+/* One relay: its lws context, keys, history and evaluator thread. Nothing
+ * is process-wide, so a process may run several (each on its own port and
+ * data directory, each served by one thread). */
+typedef struct relay_server relay_server;
+
+/* What a started relay tells its caller. */
+typedef struct relay_info {
+    int port;                                 /* the port it listens on */
+    char key_hex[2 * PB_PUBLICKEY_BYTES + 1]; /* its public key */
+    bool made_keys; /* it created the data directory's keys */
+} relay_info;
+
+/* Opens the data directory (creating its keys on first start, locking it
+ * against a second relay), the history, the listening socket and the
+ * compile server. NULL with a message naming what failed. info (may be
+ * NULL) gets the port and key. Free with relay_free. */
+relay_server *relay_new(const relay_config *cfg, relay_info *info,
+                        pb_errmsg *why);
+/* Serves until relay_stop, then shuts down cleanly: answers the evals in
+ * flight, flushes what is queued, records the lockstep figures. Call from
+ * one thread; PB_OK, or PB_ERR_INTERNAL if the event loop failed. */
+pb_err relay_serve(relay_server *r, pb_errmsg *why) PB_WUR;
+/* Asks relay_serve to return. Safe from any thread and from a signal
+ * handler. */
+void relay_stop(relay_server *r);
+/* Closes everything (after relay_serve returned, or instead of it). NULL
+ * is allowed. */
+void relay_free(relay_server *r);
 
 #endif

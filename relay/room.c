@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-relay_room *relay_room_get(const char *name)
+relay_room *relay_room_get(relay_server *srv, const char *name)
 {
-    for (relay_room *r = relay_g->rooms; r; r = r->next)
+    for (relay_room *r = srv->rooms; r; r = r->next)
         if (!strcmp(r->name, name))
             return r;
     relay_room *r = calloc(1, sizeof *r);
@@ -20,14 +20,13 @@ relay_room *relay_room_get(const char *name)
     strcpy(r->name, name);
     /* A room that existed before a restart resumes from the history. */
     pb_errmsg why;
-    if (relay_history_head(relay_g->history, name, &r->head_seq, r->head_hash,
+    if (relay_history_head(srv->history, name, &r->head_seq, r->head_hash,
                            &why))
         lwsl_err("room %s: cannot read its head: %s\n", name, why.text);
-    if (relay_history_get_settings(relay_g->history, name, &r->settings,
-                                   &why))
+    if (relay_history_get_settings(srv->history, name, &r->settings, &why))
         lwsl_err("room %s: cannot read its settings: %s\n", name, why.text);
-    r->next = relay_g->rooms;
-    relay_g->rooms = r;
+    r->next = srv->rooms;
+    srv->rooms = r;
     return r;
 }
 

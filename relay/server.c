@@ -17,8 +17,6 @@
 #define PB_DEFAULT_WEB_DIR "web"
 #endif
 
-relay_server *relay_g;
-
 static struct lws_protocols protocols[] = {
     {"http", lws_callback_http_dummy, 0, 0, 0, NULL, 0},
     {"patchbay", relay_session_callback, sizeof(relay_session *), 65536, 0,
@@ -54,9 +52,9 @@ static void defaults(relay_config *c)
 
 /* Delivers one finished eval: diagnostics to its author, an accepted patch
  * to the whole room. */
-void relay_deliver_done(relay_done *d)
+void relay_deliver_done(relay_server *srv, relay_done *d)
 {
-    relay_session *author = relay_session_get(d->author);
+    relay_session *author = relay_session_get(srv, d->author);
     if (d->err) {
         lwsl_user("eval %llu in room %s failed: %s\n",
                   (unsigned long long)d->req, d->room, d->errmsg);
@@ -84,7 +82,7 @@ void relay_deliver_done(relay_done *d)
     }
     if (d->patch) {
         uint64_t now = relay_now_us();
-        relay_room *room = relay_room_get(d->room);
+        relay_room *room = relay_room_get(srv, d->room);
         if (room) {
             room->head_seq = d->seq;
             memcpy(room->head_hash, d->hash, PB_HASH_BYTES);
@@ -110,36 +108,24 @@ void relay_deliver_done(relay_done *d)
 
 /* Records the commit stats of patches that have settled (all: every
  * changed one, at shutdown). Cheap when nothing changed. */
-static void flush_commit_stats(bool all)
+static void flush_commit_stats(relay_server *srv, bool all)
 {
     uint64_t now = relay_now_us();
     relay_commit_stats st[RELAY_LS_SLOTS];
-    for (relay_room *r = relay_g->rooms; r; r = r->next) {
+    for (relay_room *r = srv->rooms; r; r = r->next) {
         uint32_t n = relay_lockstep_take_settled(&r->ls, now, all, st,
                                                  RELAY_LS_SLOTS);
         pb_errmsg why;
-        if (n && relay_history_put_commit_stats(relay_g->history, r->name,
-                                                st, n, &why))
+        if (n &&
+            relay_history_put_commit_stats(srv->history, r->name, st, n, &why))
             lwsl_err("room %s: %s\n", r->name, why.text);
-        for (uint32_t i = 0; i < n && !relay_g->cfg.quiet; i++)
+        for (uint32_t i = 0; i < n && !srv->cfg.quiet; i++)
             lwsl_user("patch %s#%llu: committed by %u runtimes within %.2f ms"
                       " (latest %+.2f ms after its apply time)\n",
                       r->name, (unsigned long long)st[i].seq, st[i].runtimes,
                       (double)st[i].spread_us / 1000.0,
                       (double)st[i].max_late_us / 1000.0);
     }
-}
-
-static volatile sig_atomic_t *stop_flag;
-static struct lws_context *signal_ctx;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    if (stop_flag)
-        *stop_flag = 1;
-    if (signal_ctx)
-        lws_cancel_service(signal_ctx);
 }
 
 /* One relay per data directory: a second would fork the chains. The lock
@@ -175,122 +161,139 @@ static void raise_fd_limit(void)
     }
 }
 
-int relay_run(const relay_config *config, pb_errmsg *why)
+relay_server *relay_of(struct lws *wsi)
 {
-    int lock_fd = -1;
+    return lws_context_user(lws_get_context(wsi));
+}
+
+relay_server *relay_new(const relay_config *config, relay_info *info,
+                        pb_errmsg *why)
+{
     raise_fd_limit();
-    relay_server srv;
-    memset(&srv, 0, sizeof srv);
-    srv.cfg = *config;
-    defaults(&srv.cfg);
-    relay_g = &srv;
-    int rc = 1;
-    static volatile sig_atomic_t own_stop;
-    volatile sig_atomic_t *stop = srv.cfg.stop ? srv.cfg.stop : &own_stop;
-
+    relay_server *srv = calloc(1, sizeof *srv);
+    if (!srv) {
+        pb_fail(why, PB_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    srv->lock_fd = -1;
+    srv->cfg = *config;
+    defaults(&srv->cfg);
     bool created = false;
-    if (relay_keys_open(srv.cfg.data_dir, &srv.keys, &created, why))
-        goto done;
-    if (created)
-        printf("patchbay serve: made new relay keys in %s\n",
-               srv.cfg.data_dir);
-    if ((lock_fd = lock_data_dir(srv.cfg.data_dir, why)) < 0)
-        goto done;
-    snprintf(srv.history_path, sizeof srv.history_path, "%s/history.db",
-             srv.cfg.data_dir);
-    if (!(srv.history = relay_history_open_sqlite(srv.history_path, why)))
-        goto done;
+    if (relay_keys_open(srv->cfg.data_dir, &srv->keys, &created, why))
+        goto fail;
+    if ((srv->lock_fd = lock_data_dir(srv->cfg.data_dir, why)) < 0)
+        goto fail;
+    snprintf(srv->history_path, sizeof srv->history_path, "%s/history.db",
+             srv->cfg.data_dir);
+    if (!(srv->history = relay_history_open_sqlite(srv->history_path, why)))
+        goto fail;
 
-    struct lws_http_mount mount;
-    memset(&mount, 0, sizeof mount);
-    mount.mountpoint = "/";
-    mount.mountpoint_len = 1;
-    mount.origin = srv.cfg.web_dir;
-    mount.def = "index.html";
-    mount.origin_protocol = LWSMPRO_FILE;
+    /* lws keeps a pointer to the mount: it lives as long as the relay */
+    struct lws_http_mount *mount = &srv->mount;
+    mount->mountpoint = "/";
+    mount->mountpoint_len = 1;
+    mount->origin = srv->cfg.web_dir;
+    mount->def = "index.html";
+    mount->origin_protocol = LWSMPRO_FILE;
     /* Browsers compile wasm while it streams in only with this type. */
     static const struct lws_protocol_vhost_options wasm_mime = {
         NULL, NULL, ".wasm", "application/wasm"};
-    mount.extra_mimetypes = &wasm_mime;
+    mount->extra_mimetypes = &wasm_mime;
 
-    struct lws_context_creation_info info;
-    memset(&info, 0, sizeof info);
-    info.port = srv.cfg.port == RELAY_PORT_ANY ? 0 : srv.cfg.port;
-    info.iface = srv.cfg.bind;
-    info.protocols = protocols;
-    info.mounts = &mount;
-    info.options = LWS_SERVER_OPTION_DISABLE_IPV6;
-    if (strchr(srv.cfg.bind, ':'))
-        info.options = 0;
-    lws_set_log_level(LLL_ERR | LLL_WARN | (srv.cfg.quiet ? 0 : LLL_USER),
+    struct lws_context_creation_info ci;
+    memset(&ci, 0, sizeof ci);
+    ci.port = srv->cfg.port == RELAY_PORT_ANY ? 0 : srv->cfg.port;
+    ci.iface = srv->cfg.bind;
+    ci.protocols = protocols;
+    ci.mounts = mount;
+    ci.user = srv;
+    ci.options = LWS_SERVER_OPTION_DISABLE_IPV6;
+    if (strchr(srv->cfg.bind, ':'))
+        ci.options = 0;
+    lws_set_log_level(LLL_ERR | LLL_WARN | (srv->cfg.quiet ? 0 : LLL_USER),
                       NULL);
-    if (!(srv.ctx = lws_create_context(&info))) {
-        snprintf(why->text, sizeof why->text,
-                 "cannot listen on %s port %d (in use, or not allowed?)",
-                 srv.cfg.bind, srv.cfg.port);
-        goto done;
+    if (!(srv->ctx = lws_create_context(&ci))) {
+        pb_fail(why, PB_ERR_IO,
+                "cannot listen on %s port %d (in use, or not allowed?)",
+                srv->cfg.bind, srv->cfg.port);
+        goto fail;
     }
-    srv.port = lws_get_vhost_listen_port(lws_get_vhost_by_name(srv.ctx,
-                                                               "default"));
-    if (!(srv.eval = relay_evaluator_start(&srv, why)))
-        goto done;
+    srv->port =
+        lws_get_vhost_listen_port(lws_get_vhost_by_name(srv->ctx, "default"));
+    if (!(srv->eval = relay_evaluator_start(srv, why)))
+        goto fail;
+    if (info) {
+        info->port = srv->port;
+        snprintf(info->key_hex, sizeof info->key_hex, "%s", srv->keys.pk_hex);
+        info->made_keys = created;
+    }
+    return srv;
+fail:
+    relay_free(srv);
+    return NULL;
+}
 
-    stop_flag = stop;
-    signal_ctx = srv.ctx;
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
-    signal(SIGPIPE, SIG_IGN);
-    printf("patchbay serve: listening on http://%s:%d (data %s, relay key "
-           "%s)\n",
-           srv.cfg.bind, srv.port, srv.cfg.data_dir, srv.keys.pk_hex);
-    fflush(stdout);
+void relay_stop(relay_server *srv)
+{
+    srv->stopping = 1;
+    lws_cancel_service(srv->ctx);
+}
+
+pb_err relay_serve(relay_server *srv, pb_errmsg *why)
+{
+    pb_err e = PB_OK;
     uint64_t next_flush = 0;
-    while (!*stop) {
-        if (lws_service(srv.ctx, 0) < 0)
+    while (!srv->stopping) {
+        if (lws_service(srv->ctx, 0) < 0) {
+            e = pb_fail(why, PB_ERR_INTERNAL, "the event loop failed");
             break;
+        }
         if (relay_mono_us() >= next_flush) {
-            flush_commit_stats(false);
+            flush_commit_stats(srv, false);
             next_flush = relay_mono_us() + 250000;
         }
     }
 
     /* Clean shutdown: answer the evals in flight, flush, close. */
     lwsl_user("shutting down: finishing evals in flight\n");
-    relay_evaluator_stop(srv.eval);
+    relay_evaluator_stop(srv->eval);
     relay_done *d;
-    while ((d = relay_evaluator_take_done(srv.eval)))
-        relay_deliver_done(d);
+    while ((d = relay_evaluator_take_done(srv->eval)))
+        relay_deliver_done(srv, d);
     uint64_t until = relay_mono_us() + 500000;
     while (relay_mono_us() < until) {
         bool pending = false;
-        for (uint32_t i = 0; i < srv.n_slots; i++)
-            pending |= srv.sessions[i]->state != RELAY_SESS_FREE &&
-                       srv.sessions[i]->q.count > 0;
+        for (uint32_t i = 0; i < srv->n_slots; i++)
+            pending |= srv->sessions[i]->state != RELAY_SESS_FREE &&
+                       srv->sessions[i]->q.count > 0;
         if (!pending)
             break;
-        lws_service(srv.ctx, 0);
+        lws_service(srv->ctx, 0);
     }
-    flush_commit_stats(true);
-    rc = 0;
-done:
-    signal_ctx = NULL;
-    if (srv.ctx)
-        lws_context_destroy(srv.ctx);
-    relay_evaluator_free(srv.eval);
-    relay_history_close(srv.history);
-    relay_keys_close(&srv.keys);
-    for (uint32_t i = 0; i < srv.n_slots; i++) {
-        relay_outq_clear(&srv.sessions[i]->q);
-        free(srv.sessions[i]->rx);
-        free(srv.sessions[i]);
+    flush_commit_stats(srv, true);
+    return e;
+}
+
+void relay_free(relay_server *srv)
+{
+    if (!srv)
+        return;
+    if (srv->ctx)
+        lws_context_destroy(srv->ctx);
+    relay_evaluator_free(srv->eval);
+    relay_history_close(srv->history);
+    relay_keys_close(&srv->keys);
+    for (uint32_t i = 0; i < srv->n_slots; i++) {
+        relay_outq_clear(&srv->sessions[i]->q);
+        free(srv->sessions[i]->rx);
+        free(srv->sessions[i]);
     }
-    free(srv.sessions);
-    for (relay_room *r = srv.rooms, *next; r; r = next) {
+    free(srv->sessions);
+    for (relay_room *r = srv->rooms, *next; r; r = next) {
         next = r->next;
         free(r);
     }
-    relay_g = NULL;
-    if (lock_fd >= 0)
-        close(lock_fd);
-    return rc;
+    if (srv->lock_fd >= 0)
+        close(srv->lock_fd);
+    free(srv);
 }

@@ -27,9 +27,8 @@ uint64_t relay_mono_us(void)
 
 /* ---- the slot table ------------------------------------------------------- */
 
-static relay_session *session_new(struct lws *wsi)
+static relay_session *session_new(relay_server *g, struct lws *wsi)
 {
-    relay_server *g = relay_g;
     uint32_t i;
     for (i = 0; i < g->n_slots; i++)
         if (g->sessions[i]->state == RELAY_SESS_FREE)
@@ -53,6 +52,7 @@ static relay_session *session_new(struct lws *wsi)
     memset(s, 0, sizeof *s);
     s->index = i;
     s->gen = gen;
+    s->srv = g;
     s->wsi = wsi;
     s->state = RELAY_SESS_AWAIT_HELLO;
     s->client_id = ++g->next_client_id;
@@ -73,9 +73,8 @@ static void session_free(relay_session *s)
     s->gen = gen; /* the next user bumps it */
 }
 
-relay_session *relay_session_get(relay_handle h)
+relay_session *relay_session_get(relay_server *g, relay_handle h)
 {
-    relay_server *g = relay_g;
     if (h.index >= g->n_slots)
         return NULL;
     relay_session *s = g->sessions[h.index];
@@ -100,13 +99,13 @@ void relay_session_send(relay_session *s, relay_msg *m)
 {
     if (!m || s->state == RELAY_SESS_FREE || s->state == RELAY_SESS_CLOSING)
         return;
-    if (!relay_outq_push(&s->q, m, relay_g->cfg.max_queue_bytes)) {
+    if (!relay_outq_push(&s->q, m, s->srv->cfg.max_queue_bytes)) {
         /* A slow consumer must not slow anyone else: drop what it has
          * queued and close it with the reason. */
         lwsl_user("client %llu (%s, %s): send queue over %u bytes; "
                   "disconnecting a slow consumer\n",
                   (unsigned long long)s->client_id, s->name, s->peer,
-                  relay_g->cfg.max_queue_bytes);
+                  s->srv->cfg.max_queue_bytes);
         relay_outq_clear(&s->q);
         begin_close(s, "slow consumer: send queue over its bound");
         return;
@@ -176,7 +175,7 @@ static void refill(relay_session *s)
     uint64_t now = relay_mono_us();
     double dt = (double)(now - s->refill_us) / 1e6;
     s->refill_us = now;
-    const relay_config *c = &relay_g->cfg;
+    const relay_config *c = &s->srv->cfg;
     s->eval_tokens += dt * c->evals_per_second;
     if (s->eval_tokens > c->evals_per_second)
         s->eval_tokens = c->evals_per_second;
@@ -215,7 +214,7 @@ static void on_eval(relay_session *s, const pb_eval *ev)
                                  "eval %llu refused: more than %u evals per "
                                  "second",
                                  (unsigned long long)ev->req,
-                                 relay_g->cfg.evals_per_second);
+                                 s->srv->cfg.evals_per_second);
         return;
     }
     s->eval_tokens -= 1.0;
@@ -240,10 +239,10 @@ static void on_eval(relay_session *s, const pb_eval *ev)
     /* a room's own lead is fixed; otherwise it adapts (lockstep.c) */
     job->lead_us = s->room->settings.lead_us
                        ? s->room->settings.lead_us
-                       : relay_lockstep_lead(&s->room->ls, relay_g->cfg.lead_us);
+                       : relay_lockstep_lead(&s->room->ls, s->srv->cfg.lead_us);
     job->tempo_bpm = s->room->settings.tempo_bpm;
     job->quantum = s->room->settings.quantum;
-    relay_evaluator_submit(relay_g->eval, job);
+    relay_evaluator_submit(s->srv->eval, job);
 }
 
 /* Forwards a runtime's ack/log/test_result to the room's editors, stamped
@@ -295,7 +294,7 @@ static void on_room_settings(relay_session *s, const pb_room *r)
     }
     s->room->settings = *r;
     pb_errmsg why;
-    if (relay_history_set_settings(relay_g->history, s->room->name, r, &why))
+    if (relay_history_set_settings(s->srv->history, s->room->name, r, &why))
         lwsl_err("room %s: settings not saved: %s\n", s->room->name,
                  why.text);
     pb_frame f = {.type = PB_T_ROOM};
@@ -341,7 +340,7 @@ static void on_hello(relay_session *s, const pb_hello *h)
 {
     relay_token tok;
     pb_errmsg why = {{0}};
-    pb_err e = relay_token_verify(&relay_g->keys, h->token.ptr, h->token.len,
+    pb_err e = relay_token_verify(&s->srv->keys, h->token.ptr, h->token.len,
                                   relay_now_us() / 1000000u, &tok, &why);
     if (e) {
         relay_session_send_error(s, e, 0, true, "%s", why.text);
@@ -353,16 +352,16 @@ static void on_hello(relay_session *s, const pb_hello *h)
                                  tok.room, s->want_room);
         return;
     }
-    relay_room *room = relay_room_get(tok.room);
+    relay_room *room = relay_room_get(s->srv, tok.room);
     if (!room) {
         relay_session_send_error(s, PB_ERR_NOMEM, 0, true,
                                  "cannot open room \"%s\"", tok.room);
         return;
     }
-    if (room->n_members >= relay_g->cfg.max_clients_per_room) {
+    if (room->n_members >= s->srv->cfg.max_clients_per_room) {
         relay_session_send_error(s, PB_ERR_ROOM_FULL, 0, true,
                                  "room \"%s\" is full (%u clients)", tok.room,
-                                 relay_g->cfg.max_clients_per_room);
+                                 s->srv->cfg.max_clients_per_room);
         return;
     }
     lws_set_timer_usecs(s->wsi, LWS_SET_TIMER_USEC_CANCEL);
@@ -382,7 +381,7 @@ static void on_hello(relay_session *s, const pb_hello *h)
     w.welcome.role = s->role;
     w.welcome.name = pb_cstr(s->name);
     w.welcome.client_id = s->client_id;
-    memcpy(w.welcome.key, relay_g->keys.pk, PB_PUBLICKEY_BYTES);
+    memcpy(w.welcome.key, s->srv->keys.pk, PB_PUBLICKEY_BYTES);
     w.welcome.head_seq = room->head_seq;
     memcpy(w.welcome.head_hash, room->head_hash, PB_HASH_BYTES);
     w.welcome.now_us = relay_now_us();
@@ -427,10 +426,10 @@ static void on_receive(relay_session *s, const uint8_t *in, size_t len)
         return;
     refill(s);
     s->byte_tokens -= (double)len;
-    if (s->byte_tokens < -(double)relay_g->cfg.bytes_per_second) {
+    if (s->byte_tokens < -(double)s->srv->cfg.bytes_per_second) {
         relay_session_send_error(s, PB_ERR_RATE_LIMITED, 0, true,
                                  "more than %u bytes per second sent",
-                                 relay_g->cfg.bytes_per_second);
+                                 s->srv->cfg.bytes_per_second);
         return;
     }
     if (lws_is_first_fragment(s->wsi)) {
@@ -503,16 +502,16 @@ static void want_room_from_path(relay_session *s)
 int relay_session_callback(struct lws *wsi, enum lws_callback_reasons reason,
                            void *user, void *in, size_t len)
 {
+    relay_server *srv = wsi ? relay_of(wsi) : NULL;
     relay_session **slot = user;
     relay_session *s = slot ? *slot : NULL;
     switch (reason) {
     case LWS_CALLBACK_ESTABLISHED:
-        if (!(s = session_new(wsi)))
+        if (!(s = session_new(srv, wsi)))
             return -1;
         *slot = s;
         want_room_from_path(s);
-        lws_set_timer_usecs(wsi,
-                            (lws_usec_t)relay_g->cfg.hello_timeout_ms * 1000);
+        lws_set_timer_usecs(wsi, (lws_usec_t)srv->cfg.hello_timeout_ms * 1000);
         break;
     case LWS_CALLBACK_TIMER:
         if (s && s->state == RELAY_SESS_CLOSING)
@@ -520,7 +519,7 @@ int relay_session_callback(struct lws *wsi, enum lws_callback_reasons reason,
         if (s && s->state == RELAY_SESS_AWAIT_HELLO)
             relay_session_send_error(s, PB_ERR_AUTH_TIMEOUT, 0, true,
                                      "no hello within %u ms",
-                                     relay_g->cfg.hello_timeout_ms);
+                                     s->srv->cfg.hello_timeout_ms);
         break;
     case LWS_CALLBACK_RECEIVE:
         if (s)
@@ -546,8 +545,8 @@ int relay_session_callback(struct lws *wsi, enum lws_callback_reasons reason,
         break;
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED: {
         relay_done *d;
-        while (relay_g->eval && (d = relay_evaluator_take_done(relay_g->eval)))
-            relay_deliver_done(d);
+        while (srv && srv->eval && (d = relay_evaluator_take_done(srv->eval)))
+            relay_deliver_done(srv, d);
         break;
     }
     default:

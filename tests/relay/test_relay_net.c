@@ -5,436 +5,13 @@
  * served.
  *
  * usage: test_relay_net PATCHBAY BACKEND [TEST...] */
-#include "../check.h"
-#include "relay.h"
-#include "wsclient.h"
+#include "harness.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <msgpack.h>
 #include <signal.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
-static const char *patchbay_bin;
-static const char *backend;
-static char tmp_root[128];
-
-typedef struct relay {
-    pid_t pid;
-    int port;
-    char dir[256];
-    char log[300];
-    relay_keys keys;
-} relay;
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void sleep_ms(unsigned ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-/* Starts the relay with data directory tmp_root/name (kept if it exists,
- * for restarts) and extra options; reads the port from its first line. */
-static bool relay_start(relay *r, const char *name, const char *const *extra)
-{
-    memset(r, 0, sizeof r->pid + sizeof r->port);
-    r->pid = 0;
-    r->port = 0;
-    snprintf(r->dir, sizeof r->dir, "%s/%s", tmp_root, name);
-    snprintf(r->log, sizeof r->log, "%s/%s.log", tmp_root, name);
-    pb_errmsg why;
-    if (relay_keys_open(r->dir, &r->keys, NULL, &why)) {
-        fprintf(stderr, "  keys: %s\n", why.text);
-        return false;
-    }
-    int out[2];
-    if (pipe(out))
-        return false;
-    const char *argv[40] = {patchbay_bin, "serve",  "--port", "0",
-                            "--data",     r->dir,   "--backend", backend};
-    int n = 8;
-    for (int i = 0; extra && extra[i] && n < 38; i++)
-        argv[n++] = extra[i];
-    argv[n] = NULL;
-    r->pid = fork();
-    if (r->pid == 0) {
-        dup2(out[1], 1);
-        int log = open(r->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        if (log >= 0)
-            dup2(log, 2);
-        close(out[0]);
-        close(out[1]);
-        execv(patchbay_bin, (char **)argv);
-        _exit(127);
-    }
-    close(out[1]);
-    char line[512];
-    size_t len = 0;
-    uint64_t deadline = now_ms() + 20000;
-    while (len < sizeof line - 1 && now_ms() < deadline) {
-        ssize_t got = read(out[0], line + len, 1);
-        if (got <= 0)
-            break;
-        if (line[len] == '\n' && strstr(line, "listening on"))
-            break;
-        len++;
-        line[len] = '\0';
-    }
-    line[len] = '\0';
-    close(out[0]); /* later stdout lines go nowhere; the relay ignores
-                      SIGPIPE */
-    const char *p = strstr(line, "127.0.0.1:");
-    if (!p) {
-        fprintf(stderr, "  the relay did not start (log %s): %s\n", r->log,
-                line);
-        return false;
-    }
-    r->port = atoi(p + strlen("127.0.0.1:"));
-    return r->port > 0;
-}
-
-/* SIGTERM and wait; returns the exit status (or -1). */
-static int relay_stop(relay *r)
-{
-    if (r->pid <= 0)
-        return -1;
-    kill(r->pid, SIGTERM);
-    int st = 0;
-    uint64_t deadline = now_ms() + 20000;
-    while (waitpid(r->pid, &st, WNOHANG) == 0) {
-        if (now_ms() > deadline) {
-            kill(r->pid, SIGKILL);
-            waitpid(r->pid, &st, 0);
-            r->pid = 0;
-            return -1;
-        }
-        sleep_ms(10);
-    }
-    r->pid = 0;
-    relay_keys_close(&r->keys);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static void relay_kill9(relay *r)
-{
-    kill(r->pid, SIGKILL);
-    waitpid(r->pid, NULL, 0);
-    r->pid = 0;
-}
-
-static void make_token(relay *r, const char *room, pb_role role,
-                       const char *name, int64_t ttl_s, char *out)
-{
-    relay_token t;
-    memset(&t, 0, sizeof t);
-    snprintf(t.room, sizeof t.room, "%s", room);
-    snprintf(t.name, sizeof t.name, "%s", name);
-    t.role = role;
-    t.expires_s = (uint64_t)((int64_t)time(NULL) + ttl_s);
-    pb_errmsg why;
-    if (relay_token_make(&r->keys, &t, out, PB_MAX_TOKEN_BYTES + 1, &why))
-        out[0] = '\0';
-}
-
-static void target(relay *r, const char *path_room, const char *token,
-                   pbc_target *t)
-{
-    memset(t, 0, sizeof *t);
-    snprintf(t->host, sizeof t->host, "127.0.0.1");
-    t->port = r->port;
-    snprintf(t->token, sizeof t->token, "%s", token);
-    if (path_room)
-        snprintf(t->room, sizeof t->room, "%s", path_room);
-}
-
-/* Joins room as role; NULL on failure (message printed). */
-static pbc *join(relay *r, const char *room, pb_role role, const char *name,
-                 pbc_welcome *w)
-{
-    char tok[PB_MAX_TOKEN_BYTES + 1];
-    make_token(r, room, role, name, 3600, tok);
-    pbc_target t;
-    target(r, room, tok, &t);
-    pb_errmsg why = {{0}};
-    pbc *c = pbc_connect(&t, "test", 10000, w, &why);
-    if (!c)
-        fprintf(stderr, "  join %s as %s: %s\n", room, pb_role_name(role),
-                why.text);
-    return c;
-}
-
-/* ---- waiting for frames ------------------------------------------------------ */
-
-typedef struct want {
-    pb_type type;
-    uint64_t req;       /* for diag/error/history: match req */
-    bool any_req;
-    /* what was found */
-    bool found;
-    uint32_t code;
-    bool fatal, ok;
-    uint64_t seq;
-    uint32_t n_errors;
-    char text[512];
-} want;
-
-static int match(void *ctx, const pb_frame *f)
-{
-    want *w = ctx;
-    if (f->type != w->type)
-        return 0;
-    switch (f->type) {
-    case PB_T_ERROR:
-        if (!w->any_req && f->error.req != w->req)
-            return 0;
-        w->code = f->error.code;
-        w->fatal = f->error.fatal;
-        snprintf(w->text, sizeof w->text, "%.*s", (int)f->error.message.len,
-                 f->error.message.ptr);
-        break;
-    case PB_T_DIAG:
-        if (!w->any_req && f->diag.req != w->req)
-            return 0;
-        w->ok = f->diag.ok;
-        w->seq = f->diag.seq;
-        for (uint32_t i = 0; i < f->diag.n_items; i++)
-            w->n_errors += f->diag.items[i].severity == PB_SEV_ERROR;
-        if (f->diag.n_items)
-            snprintf(w->text, sizeof w->text, "%.*s",
-                     (int)f->diag.items[0].message.len,
-                     f->diag.items[0].message.ptr);
-        break;
-    default:
-        break;
-    }
-    w->found = true;
-    return 1;
-}
-
-/* Waits for the first frame of type (matching req); false on timeout or
- * close. */
-static bool wait_for(pbc *c, want *w, uint32_t ms)
-{
-    pb_errmsg why = {{0}};
-    int r = pbc_wait(c, ms, match, w, &why);
-    return r == 1 && w->found;
-}
-
-static bool expect_error(pbc *c, pb_err code, bool fatal)
-{
-    want w = {PB_T_ERROR, 0, true, false, 0, false, false, 0, 0, ""};
-    if (!wait_for(c, &w, 10000)) {
-        fprintf(stderr, "  no error frame (wanted %s)\n", pb_strerror(code));
-        return false;
-    }
-    if (w.code != (uint32_t)code || w.fatal != fatal) {
-        fprintf(stderr, "  got error %u (%s, fatal %d): %s; wanted %s\n",
-                w.code, pb_strerror((pb_err)w.code), w.fatal, w.text,
-                pb_strerror(code));
-        return false;
-    }
-    return true;
-}
-
-/* The relay closes the connection (after a fatal error). */
-static bool expect_closed(pbc *c)
-{
-    pb_errmsg why = {{0}};
-    uint64_t deadline = now_ms() + 10000;
-    while (now_ms() < deadline) {
-        want w = {PB_T_COUNT_, 0, true, false, 0, false, false, 0, 0, ""};
-        if (pbc_wait(c, 200, match, &w, &why) < 0)
-            return true;
-    }
-    return false;
-}
-
-/* Sends and pushes the frame out now, so that waiting on another client
- * does not leave it queued here. */
-static int send_now(pbc *c, const pb_frame *f, pb_errmsg *why)
-{
-    if (pbc_send(c, f, why))
-        return -1;
-    return pbc_flush(c, 10000, why);
-}
-
-static int send_raw_now(pbc *c, const uint8_t *p, size_t n, bool text,
-                        pb_errmsg *why)
-{
-    if (pbc_send_raw(c, p, n, text, why))
-        return -1;
-    return pbc_flush(c, 10000, why);
-}
-
-static bool log_has(const relay *r, const char *what)
-{
-    FILE *f = fopen(r->log, "r");
-    bool found = false;
-    char line[1024];
-    while (f && fgets(line, sizeof line, f))
-        found |= strstr(line, what) != NULL;
-    if (f)
-        fclose(f);
-    return found;
-}
-
-typedef struct fatal_seen {
-    uint32_t code;
-} fatal_seen;
-
-static int on_fatal(void *ctx, const pb_frame *f)
-{
-    fatal_seen *fs = ctx;
-    if (f->type == PB_T_ERROR && f->error.fatal)
-        fs->code = f->error.code;
-    return 0;
-}
-
-/* The connection ends with a fatal error code, seen either as an error
- * frame or as the WebSocket close reason. */
-static bool expect_fatal(pbc *c, pb_err code)
-{
-    fatal_seen fs = {0};
-    pb_errmsg why = {{0}};
-    uint64_t deadline = now_ms() + 10000;
-    int r = 0;
-    while (r >= 0 && now_ms() < deadline)
-        r = pbc_wait(c, 200, on_fatal, &fs, &why);
-    if (r >= 0) {
-        fprintf(stderr, "  the connection stayed open\n");
-        return false;
-    }
-    if (fs.code == (uint32_t)code || strstr(why.text, pb_strerror(code)))
-        return true;
-    fprintf(stderr, "  (note) ");
-    fprintf(stderr, "  closed with code %u, \"%s\"; wanted %s\n", fs.code,
-            why.text, pb_strerror(code));
-    return false;
-}
-
-static bool ping_ok(pbc *c)
-{
-    pb_frame f = {.type = PB_T_PING};
-    f.ping.t0_us = 42;
-    pb_errmsg why;
-    if (send_now(c, &f, &why))
-        return false;
-    want w = {PB_T_PONG, 0, true, false, 0, false, false, 0, 0, ""};
-    return wait_for(c, &w, 10000);
-}
-
-static bool send_eval(pbc *c, uint64_t req, const char *src)
-{
-    pb_frame f = {.type = PB_T_EVAL};
-    f.eval.req = req;
-    f.eval.lang = PB_LANG_C;
-    f.eval.name = pb_cstr("test.c");
-    f.eval.source = pb_cstr(src);
-    pb_errmsg why;
-    return send_now(c, &f, &why) == 0;
-}
-
-/* Evaluates src and waits for its diag; returns the seq, 0 if refused. */
-static uint64_t eval(pbc *c, uint64_t req, const char *src, want *out)
-{
-    want w = {PB_T_DIAG, req, false, false, 0, false, false, 0, 0, ""};
-    if (!send_eval(c, req, src) || !wait_for(c, &w, 60000)) {
-        fprintf(stderr, "  no diag for eval %llu\n", (unsigned long long)req);
-        return 0;
-    }
-    if (out)
-        *out = w;
-    return w.ok ? w.seq : 0;
-}
-
-/* ---- collecting patches ------------------------------------------------------- */
-
-typedef struct patch_log {
-    uint8_t key[PB_PUBLICKEY_BYTES];
-    pb_chain chain;
-    uint32_t n_patches;    /* live and history items, in order */
-    uint32_t n_modules;    /* items that carried a module */
-    uint32_t n_history_frames;
-    bool caught_up;        /* a history frame with more = false seen */
-    uint64_t last_seq;
-    uint64_t seqs[512];
-    uint8_t hashes[512][PB_HASH_BYTES];
-    uint32_t errors;       /* verification or chain failures */
-    char first_error[256];
-} patch_log;
-
-static void log_patch(patch_log *l, const pb_patch *p)
-{
-    pb_statement st;
-    pb_errmsg why = {{0}};
-    pb_err e = pb_patch_verify(p, l->key, &st, &why);
-    if (!e) {
-        e = pb_chain_check(&l->chain, &st, &why);
-        if (!e) {
-            pb_chain_advance(&l->chain, &st);
-            if (l->n_patches < 512) {
-                l->seqs[l->n_patches] = st.seq;
-                memcpy(l->hashes[l->n_patches], st.hash, PB_HASH_BYTES);
-            }
-            l->n_patches++;
-            l->n_modules += p->module.ptr != NULL;
-            l->last_seq = st.seq;
-        }
-        pb_statement_free(&st);
-    }
-    if (e && !l->errors++)
-        snprintf(l->first_error, sizeof l->first_error, "%s: %s",
-                 pb_strerror(e), why.text);
-}
-
-static int collect(void *ctx, const pb_frame *f)
-{
-    patch_log *l = ctx;
-    if (f->type == PB_T_PATCH) {
-        log_patch(l, &f->patch);
-    } else if (f->type == PB_T_HISTORY && f->history.req == 0) {
-        for (uint32_t i = 0; i < f->history.n_items; i++)
-            log_patch(l, &f->history.items[i]);
-        l->n_history_frames++;
-        if (!f->history.more)
-            l->caught_up = true;
-    }
-    return 0;
-}
-
-static void patch_log_init(patch_log *l, relay *r, const char *room)
-{
-    memset(l, 0, sizeof *l);
-    memcpy(l->key, r->keys.pk, PB_PUBLICKEY_BYTES);
-    if (pb_chain_init(&l->chain, room))
-        l->errors++;
-}
-
-/* Services c, collecting patches, until it holds seq (or ms pass). */
-static bool collect_until(pbc *c, patch_log *l, uint64_t seq, uint32_t ms)
-{
-    uint64_t deadline = now_ms() + ms;
-    pb_errmsg why;
-    while (l->last_seq < seq || !l->caught_up) {
-        if (now_ms() > deadline)
-            return false;
-        if (pbc_wait(c, 50, collect, l, &why) < 0)
-            return false;
-    }
-    return true;
-}
-
-/* ---- tests ---------------------------------------------------------------------- */
+PB_TEST_RUNNER
 
 typedef struct forwarded {
     uint64_t ack_from, log_from;
@@ -458,7 +35,7 @@ static const char *const fast_hello[] = {"--hello-timeout-ms", "400", NULL};
 TEST(handshake_rejections)
 {
     relay r;
-    REQUIRE(relay_start(&r, "auth", fast_hello));
+    REQUIRE(serve_start(&r, "auth", fast_hello));
     pbc *by = join(&r, "jam", PB_ROLE_EDITOR, "bystander", NULL);
     REQUIRE(by);
     pb_errmsg why;
@@ -539,13 +116,13 @@ TEST(handshake_rejections)
         CHECK(ping_ok(by));
     }
     pbc_close(by);
-    CHECK_EQ_INT(relay_stop(&r), 0);
+    CHECK_EQ_INT(serve_stop(&r), 0);
 }
 
 TEST(roles_enforced)
 {
     relay r;
-    REQUIRE(relay_start(&r, "roles", NULL));
+    REQUIRE(serve_start(&r, "roles", NULL));
     pbc *ed = join(&r, "jam", PB_ROLE_EDITOR, "ed", NULL);
     pbc *view = join(&r, "jam", PB_ROLE_VIEWER, "vi", NULL);
     pbc_welcome rw;
@@ -599,16 +176,7 @@ TEST(roles_enforced)
     pbc_close(ed);
     pbc_close(view);
     pbc_close(rt);
-    CHECK_EQ_INT(relay_stop(&r), 0);
-}
-
-/* Source for var aK whose body returns v; a few distinct sources, so the
- * compile cache keeps long histories quick. */
-static void var_source(char *out, size_t cap, unsigned k, unsigned v)
-{
-    snprintf(out, cap,
-             "#include <patchbay.h>\ndouble a%u(double x) { return x + %u; }\n",
-             k, v);
+    CHECK_EQ_INT(serve_stop(&r), 0);
 }
 
 typedef struct outcome {
@@ -630,7 +198,7 @@ TEST(limits_rate_and_room_size)
     const char *const opts[] = {"--evals-per-second", "2", "--max-clients",
                                 "3", "--bytes-per-second", "300000", NULL};
     relay r;
-    REQUIRE(relay_start(&r, "limits", opts));
+    REQUIRE(serve_start(&r, "limits", opts));
     pbc *by = join(&r, "jam", PB_ROLE_VIEWER, "bystander", NULL);
     pbc *ed = join(&r, "jam", PB_ROLE_EDITOR, "ed", NULL);
     REQUIRE(by && ed);
@@ -690,13 +258,13 @@ TEST(limits_rate_and_room_size)
     pbc_close(ed);
     CHECK(ping_ok(by));
     pbc_close(by);
-    CHECK_EQ_INT(relay_stop(&r), 0);
+    CHECK_EQ_INT(serve_stop(&r), 0);
 }
 
 TEST(oversized_and_malformed_frames)
 {
     relay r;
-    REQUIRE(relay_start(&r, "frames", NULL));
+    REQUIRE(serve_start(&r, "frames", NULL));
     pbc *by = join(&r, "jam", PB_ROLE_VIEWER, "bystander", NULL);
     pbc *ed = join(&r, "jam", PB_ROLE_EDITOR, "ed", NULL);
     REQUIRE(by && ed);
@@ -740,14 +308,14 @@ TEST(oversized_and_malformed_frames)
     pbc_close(ed);
     CHECK(ping_ok(by));
     pbc_close(by);
-    CHECK_EQ_INT(relay_stop(&r), 0);
+    CHECK_EQ_INT(serve_stop(&r), 0);
 }
 
 TEST(slow_consumer_disconnected)
 {
     const char *const opts[] = {"--max-queue-bytes", "262144", NULL};
     relay r;
-    REQUIRE(relay_start(&r, "slow", opts));
+    REQUIRE(serve_start(&r, "slow", opts));
     pbc *ed = join(&r, "jam", PB_ROLE_EDITOR, "ed", NULL);
     pbc_welcome sw;
     pbc *slow = join(&r, "jam", PB_ROLE_VIEWER, "slow", &sw);
@@ -794,7 +362,7 @@ TEST(slow_consumer_disconnected)
     CHECK(log_has(&r, "slow consumer"));
     pbc_close(ed);
     pbc_close(rt);
-    CHECK_EQ_INT(relay_stop(&r), 0);
+    CHECK_EQ_INT(serve_stop(&r), 0);
 }
 
 /* 200 patches over 10 vars, then a late joiner gets exactly the current
@@ -804,7 +372,7 @@ TEST(late_joiner_after_200_patches)
 {
     const char *const opts[] = {"--evals-per-second", "100000", NULL};
     relay r;
-    REQUIRE(relay_start(&r, "late", opts));
+    REQUIRE(serve_start(&r, "late", opts));
     pbc *ed = join(&r, "jam", PB_ROLE_EDITOR, "ed", NULL);
     REQUIRE(ed);
     char src[256];
@@ -884,7 +452,7 @@ TEST(late_joiner_after_200_patches)
     pbc_close(mid);
     pbc_close(late);
     pbc_close(ed);
-    CHECK_EQ_INT(relay_stop(&r), 0);
+    CHECK_EQ_INT(serve_stop(&r), 0);
 }
 
 /* Counts a recorded patch whose hash differs from what the client saw. */
@@ -904,7 +472,7 @@ TEST(durability_kill9)
 {
     const char *const opts[] = {"--evals-per-second", "100000", NULL};
     relay r;
-    REQUIRE(relay_start(&r, "kill", opts));
+    REQUIRE(serve_start(&r, "kill", opts));
     pbc *ed = join(&r, "jam", PB_ROLE_EDITOR, "ed", NULL);
     pbc *rt = join(&r, "jam", PB_ROLE_RUNTIME, "rt", NULL);
     REQUIRE(ed && rt);
@@ -918,7 +486,7 @@ TEST(durability_kill9)
     CHECK(collect_until(rt, &l, 15, 60000));
     uint8_t pk[PB_PUBLICKEY_BYTES];
     memcpy(pk, r.keys.pk, sizeof pk);
-    relay_kill9(&r);
+    serve_kill9(&r);
     /* drain what reached the runtime before the kill */
     pb_errmsg why;
     while (pbc_wait(rt, 100, collect, &l, &why) >= 0)
@@ -948,7 +516,7 @@ TEST(durability_kill9)
     relay_history_close(h);
 
     /* restart: same key, same head, the chain continues */
-    REQUIRE(relay_start(&r, "kill", opts));
+    REQUIRE(serve_start(&r, "kill", opts));
     CHECK(memcmp(pk, r.keys.pk, sizeof pk) == 0);
     pbc_welcome w;
     pbc *ed2 = join(&r, "jam", PB_ROLE_EDITOR, "ed", &w);
@@ -957,7 +525,7 @@ TEST(durability_kill9)
     var_source(src, sizeof src, 1, 1);
     CHECK_EQ_INT(eval(ed2, 1000, src, NULL), head + 1);
     pbc_close(ed2);
-    CHECK_EQ_INT(relay_stop(&r), 0);
+    CHECK_EQ_INT(serve_stop(&r), 0);
     h = relay_history_open_readonly(db, &why);
     REQUIRE(h);
     CHECK(relay_history_verify(h, "jam", pk, &n, &why) == PB_OK);
@@ -970,7 +538,7 @@ TEST(durability_kill9)
 TEST(hostile_source_through_relay)
 {
     relay r;
-    REQUIRE(relay_start(&r, "hostile", NULL));
+    REQUIRE(serve_start(&r, "hostile", NULL));
     pbc *ed = join(&r, "jam", PB_ROLE_EDITOR, "ed", NULL);
     pbc *other = join(&r, "jam", PB_ROLE_EDITOR, "other", NULL);
     REQUIRE(ed && other);
@@ -1001,7 +569,7 @@ TEST(hostile_source_through_relay)
     CHECK_EQ_INT(eval(other, 1, good, NULL), 1);
     pbc_close(other);
     pbc_close(ed);
-    CHECK_EQ_INT(relay_stop(&r), 0);
+    CHECK_EQ_INT(serve_stop(&r), 0);
 }
 
 /* SIGTERM with an eval in flight: it is answered and recorded, the relay
@@ -1009,7 +577,7 @@ TEST(hostile_source_through_relay)
 TEST(clean_shutdown_answers_evals)
 {
     relay r;
-    REQUIRE(relay_start(&r, "shutdown", NULL));
+    REQUIRE(serve_start(&r, "shutdown", NULL));
     pbc *ed = join(&r, "jam", PB_ROLE_EDITOR, "ed", NULL);
     REQUIRE(ed);
     char src[256];
@@ -1050,39 +618,7 @@ static const pb_test tests[] = {
     T(clean_shutdown_answers_evals),
 };
 
-static int setup(void)
-{
-    if (pb_init())
-        return 1;
-    signal(SIGPIPE, SIG_IGN);
-    snprintf(tmp_root, sizeof tmp_root, "/tmp/pb-relay-XXXXXX");
-    if (!mkdtemp(tmp_root))
-        return 1;
-    printf("# relay data and logs under %s\n", tmp_root);
-    return 0;
-}
-
-PB_TEST_RUNNER
-
 int main(int argc, char **argv)
 {
-    if (argc < 3) {
-        fprintf(stderr, "usage: test_relay_net PATCHBAY BACKEND [TEST...]\n");
-        return 2;
-    }
-    patchbay_bin = argv[1];
-    backend = argv[2];
-    if (setup()) {
-        printf("0 passed, 1 failed\n");
-        return 1;
-    }
-    int rc = pb_test_run(tests, sizeof tests / sizeof tests[0], argc - 2,
-                         argv + 2);
-    if (rc == 0) { /* keep the logs of a failed run */
-        char cmd[200];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_root);
-        if (system(cmd) != 0)
-            fprintf(stderr, "# could not remove %s\n", tmp_root);
-    }
-    return rc;
+    return harness_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }

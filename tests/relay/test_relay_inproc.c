@@ -1,0 +1,70 @@
+/* test_relay_inproc.c — relays run inside this process (relay_new,
+ * relay_serve on a thread, relay_stop), driven by real WebSocket clients:
+ * two relays live side by side without sharing any state.
+ *
+ * usage: test_relay_inproc PATCHBAY BACKEND [TEST...] */
+#include "harness.h"
+
+PB_TEST_RUNNER
+
+/* Two relays in one process: each has its own key, rooms and chain; a
+ * patch accepted by one is neither seen by nor counted in the other. */
+TEST(two_relays_in_one_process_share_nothing)
+{
+    relay a, b;
+    REQUIRE(inproc_start(&a, "two-a", NULL));
+    REQUIRE(inproc_start(&b, "two-b", NULL));
+    CHECK(a.port != b.port);
+    CHECK(memcmp(a.keys.pk, b.keys.pk, PB_PUBLICKEY_BYTES) != 0);
+    pbc *ed_a = join(&a, "jam", PB_ROLE_EDITOR, "ed-a", NULL);
+    pbc *rt_a = join(&a, "jam", PB_ROLE_RUNTIME, "rt-a", NULL);
+    pbc *ed_b = join(&b, "jam", PB_ROLE_EDITOR, "ed-b", NULL);
+    pbc *rt_b = join(&b, "jam", PB_ROLE_RUNTIME, "rt-b", NULL);
+    REQUIRE(ed_a && rt_a && ed_b && rt_b);
+    char src[256];
+    var_source(src, sizeof src, 1, 1);
+    CHECK_EQ_INT(eval(ed_a, 1, src, NULL), 1);
+    CHECK_EQ_INT(eval(ed_a, 2, src, NULL), 2);
+    /* b's room of the same name starts its own chain at 1 */
+    CHECK_EQ_INT(eval(ed_b, 1, src, NULL), 1);
+    patch_log la, lb;
+    patch_log_init(&la, &a, "jam");
+    patch_log_init(&lb, &b, "jam");
+    CHECK(collect_until(rt_a, &la, 2, 20000));
+    CHECK(collect_until(rt_b, &lb, 1, 20000));
+    CHECK_EQ_INT(la.errors, 0); /* signed with a's key, a's chain */
+    CHECK_EQ_INT(lb.errors, 0);
+    CHECK_EQ_INT(la.n_patches, 2);
+    CHECK_EQ_INT(lb.n_patches, 1);
+    /* a token of one relay means nothing to the other */
+    char tok[PB_MAX_TOKEN_BYTES + 1];
+    make_token(&a, "jam", PB_ROLE_VIEWER, "x", 3600, tok);
+    pbc_target t;
+    target(&b, NULL, tok, &t);
+    pb_errmsg why = {{0}};
+    pbc *wrong = pbc_connect(&t, "test", 10000, NULL, &why);
+    CHECK(wrong == NULL);
+    pbc_close(wrong);
+    /* stopping one leaves the other serving */
+    pbc_close(ed_a);
+    pbc_close(rt_a);
+    CHECK_EQ_INT(serve_stop(&a), 0);
+    CHECK(ping_ok(ed_b));
+    pbc_welcome w;
+    pbc *late = join(&b, "jam", PB_ROLE_VIEWER, "late", &w);
+    CHECK(late != NULL);
+    CHECK_EQ_INT(w.head_seq, 1);
+    pbc_close(late);
+    pbc_close(ed_b);
+    pbc_close(rt_b);
+    CHECK_EQ_INT(serve_stop(&b), 0);
+}
+
+static const pb_test tests[] = {
+    T(two_relays_in_one_process_share_nothing),
+};
+
+int main(int argc, char **argv)
+{
+    return harness_main(tests, sizeof tests / sizeof tests[0], argc, argv);
+}
