@@ -1,8 +1,15 @@
 /* check.h — the tiny test harness used by the C unit tests. A test file
  * defines TEST(name) functions and lists them in a TESTS table; main() runs
  * them all (or those named on the command line), prints one line per test
- * and a closing "N passed, N failed" line, and exits non-zero on failure.
- * CHECK records a failure and continues; REQUIRE stops the current test. */
+ * and a closing "N passed, N failed" line (", N skipped" when some were),
+ * and exits non-zero on failure. CHECK records a failure and continues;
+ * REQUIRE stops the current test; SKIP(why) stops it as skipped: it can
+ * neither pass nor fail here (say why: what this build or machine lacks).
+ *
+ * Exit status: 1 if a test failed, else PB_TEST_SKIPPED (77) if one was
+ * skipped, else 0. ctest shows 77 as "Skipped" for tests registered with
+ * the property SKIP_RETURN_CODE 77, and as a failure for the others: a
+ * skip is never reported as a pass. */
 #ifndef PB_TEST_CHECK_H
 #define PB_TEST_CHECK_H
 
@@ -17,6 +24,9 @@ typedef struct pb_test {
 } pb_test;
 
 extern int pb_test_failures_;
+extern const char *pb_test_skipped_; /* why the running test skipped */
+
+#define PB_TEST_SKIPPED 77
 
 #define TEST(name) static void name(void)
 #define T(name)                                                                \
@@ -43,6 +53,12 @@ extern int pb_test_failures_;
         }                                                                      \
     } while (0)
 
+#define SKIP(why)                                                              \
+    do {                                                                       \
+        pb_test_skipped_ = (why);                                              \
+        return;                                                                \
+    } while (0)
+
 #define CHECK_EQ_INT(a, b)                                                     \
     do {                                                                       \
         long long a_ = (long long)(a), b_ = (long long)(b);                    \
@@ -60,9 +76,10 @@ int pb_test_run(const pb_test *tests, size_t n, int argc, char **argv);
  * main). */
 #define PB_TEST_RUNNER                                                         \
     int pb_test_failures_;                                                     \
+    const char *pb_test_skipped_;                                              \
     int pb_test_run(const pb_test *tests, size_t n, int argc, char **argv)     \
     {                                                                          \
-        int passed = 0, failed = 0;                                            \
+        int passed = 0, failed = 0, skipped = 0;                               \
         for (size_t i = 0; i < n; i++) {                                       \
             int want = argc <= 1;                                              \
             for (int a = 1; a < argc; a++)                                     \
@@ -70,14 +87,26 @@ int pb_test_run(const pb_test *tests, size_t n, int argc, char **argv);
             if (!want)                                                         \
                 continue;                                                      \
             int before = pb_test_failures_;                                    \
+            pb_test_skipped_ = NULL;                                           \
             tests[i].fn();                                                     \
-            int ok = pb_test_failures_ == before;                              \
-            printf("%s %s\n", ok ? "ok  " : "FAIL", tests[i].name);            \
+            if (pb_test_failures_ != before) {                                 \
+                printf("FAIL %s\n", tests[i].name);                            \
+                failed++;                                                      \
+            } else if (pb_test_skipped_) {                                     \
+                printf("skip %s: %s\n", tests[i].name, pb_test_skipped_);      \
+                skipped++;                                                     \
+            } else {                                                           \
+                printf("ok   %s\n", tests[i].name);                            \
+                passed++;                                                      \
+            }                                                                  \
             fflush(stdout);                                                    \
-            ok ? passed++ : failed++;                                          \
         }                                                                      \
-        printf("%d passed, %d failed\n", passed, failed);                      \
-        return failed ? 1 : 0;                                                 \
+        if (skipped)                                                           \
+            printf("%d passed, %d failed, %d skipped\n", passed, failed,       \
+                   skipped);                                                   \
+        else                                                                   \
+            printf("%d passed, %d failed\n", passed, failed);                  \
+        return failed ? 1 : skipped ? PB_TEST_SKIPPED : 0;                     \
     }
 
 /* Defines the runner and main(): runs setup (may be NULL; non-zero return

@@ -152,9 +152,9 @@ TEST(test_has_include_sees_nothing_outside_the_sandbox)
 {
     /* The warm backend's file system hides outside files altogether; the
      * process backend can only refuse including them (see
-     * backend_process.c), so this holds for warm alone. */
+     * backend_process.c). */
     if (strcmp(backend_name, "warm"))
-        return;
+        SKIP("the process backend's clang sees the host's file system");
     cc_result r;
     compile("#if __has_include(\"/etc/passwd\") || "
             "__has_include(\"../../../../etc/hostname\")\n"
