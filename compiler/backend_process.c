@@ -3,12 +3,15 @@
  * backend (so the same module comes out). It is the fallback when the warm
  * backend cannot load and the baseline of bench/compile.
  *
- * Sandbox: clang reads files itself here, so before compiling, a
- * preprocessor pass (-M) lists every file the source includes; any file
- * outside the allowed directories fails the job before the compiler proper
- * sees it. (The warm backend enforces the same rule inside clang's virtual
- * file system, which also hides the existence of outside files from
- * __has_include; this backend cannot.) Each child gets a wall-time limit. */
+ * Sandbox: clang reads files itself here, so it gets a virtual file system
+ * too: an overlay (-ivfsoverlay) that maps only the allowed directories
+ * and the job's own and does not fall through to the real file system, so
+ * every other path does not exist, to #include and __has_include alike, as
+ * in the warm backend. The overlay resolves ".." by name, not symlinks, so
+ * before compiling, a preprocessor pass (-M) lists every file the source
+ * includes, and any whose real path is outside the allowed directories
+ * fails the job before the compiler proper sees it. Each child gets a
+ * wall-time limit. */
 #include "internal.h"
 #include "llvm/cc_llvm.h"
 
@@ -141,6 +144,31 @@ static int child_failure(int st, const char *tool, uint32_t timeout_ms,
     return -2;
 }
 
+/* Writes dir/sandbox.yaml: a clang VFS overlay in which only dir and the
+ * allowed directories exist ('fallthrough': false). Returns its path in
+ * out. */
+static int write_overlay(const char *dir, const char *const *allowed,
+                         size_t n_allowed, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/sandbox.yaml", dir);
+    FILE *f = fopen(out, "w");
+    if (!f)
+        return -1;
+    fprintf(f, "{'version': 0, 'fallthrough': false, 'roots': [\n");
+    for (size_t i = 0; i < n_allowed; i++) {
+        /* YAML single-quoted: a quote is written twice */
+        fprintf(f, "%s{'type': 'directory-remap', 'name': '", i ? ",\n" : "");
+        for (int k = 0; k < 2; k++) {
+            for (const char *c = allowed[i]; *c; c++)
+                fprintf(f, *c == '\'' ? "''" : "%c", *c);
+            fprintf(f, k ? "'}" : "', 'external-contents': '");
+        }
+    }
+    fprintf(f, "]}\n");
+    bool written = !ferror(f);
+    return fclose(f) == 0 && written ? 0 : -1;
+}
+
 /* Maps a virtual path (/pb/...) to the job's directory. */
 static const char *map_arg(const char *a, const char *dir, char *buf,
                            size_t cap)
@@ -215,7 +243,7 @@ static int proc_compile(cc_be *be, const char *const *args,
 {
     proc_be *pb = (proc_be *)be;
     char dir[] = "/tmp/pbcc.XXXXXX";
-    char path[1024], out[1024], errf[1024];
+    char path[1024], out[1024], errf[1024], overlay[1024];
     char mapped[MAX_ARGS][1024];
     char *argv[MAX_ARGS + 16];
     int rc = -2;
@@ -234,9 +262,18 @@ static int proc_compile(cc_be *be, const char *const *args,
             goto done;
         }
     }
+    const char *allowed[] = {dir, pb->abi_dir, CC_SYSROOT "/include",
+                             RESOURCE_INC};
+    const size_t n_allowed = sizeof allowed / sizeof allowed[0];
+    if (write_overlay(dir, allowed, n_allowed, overlay, sizeof overlay)) {
+        snprintf(err, err_len, "cannot write %s", overlay);
+        goto done;
+    }
     argv[n++] = CLANG;
     for (const char *const *a = cc_llvm_base_compile_args(); *a; a++)
         argv[n++] = (char *)*a;
+    argv[n++] = "-ivfsoverlay";
+    argv[n++] = overlay;
     for (size_t i = 0; args[i] && n < MAX_ARGS; i++)
         argv[n++] = (char *)map_arg(args[i], dir, mapped[i], sizeof mapped[i]);
     snprintf(path, sizeof path, "%s/patch.c", dir);
@@ -257,8 +294,6 @@ static int proc_compile(cc_be *be, const char *const *args,
     size_t len;
     text = read_all(out, &len);
     if (text) {
-        const char *allowed[] = {dir, pb->abi_dir, CC_SYSROOT "/include",
-                                 RESOURCE_INC};
         /* "patch.o: a b \\\n c ..." — every path after the colon */
         char *save = NULL, *tokp = strchr(text, ':');
         for (char *t = tokp ? strtok_r(tokp + 1, " \\\n", &save) : NULL; t;
@@ -266,7 +301,7 @@ static int proc_compile(cc_be *be, const char *const *args,
             char real[4096];
             const char *p = realpath(t, real) ? real : t;
             bool ok = false;
-            for (size_t k = 0; k < sizeof allowed / sizeof allowed[0]; k++)
+            for (size_t k = 0; k < n_allowed; k++)
                 ok |= under(p, allowed[k]);
             if (!ok) {
                 char msg[1200];
@@ -325,8 +360,8 @@ done:
         map_arg(files[i].path, dir, path, sizeof path);
         unlink(path);
     }
-    const char *leftovers[] = {"deps", "stderr", "patch.o"};
-    for (size_t i = 0; i < 3; i++) {
+    const char *leftovers[] = {"deps", "stderr", "patch.o", "sandbox.yaml"};
+    for (size_t i = 0; i < sizeof leftovers / sizeof leftovers[0]; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, leftovers[i]);
         unlink(path);
     }
