@@ -15,13 +15,19 @@
 // back the patch that defined the var (rt_session_trap).
 import { RoomClock } from './clock.js';
 import { parseLink } from './link.js';
+import {
+  PB_ERR_AUTH_MALFORMED, PB_ERR_AUTH_BAD_MAC, PB_ERR_AUTH_EXPIRED, PB_ERR_AUTH_WRONG_ROOM,
+  PB_ERR_AUTH_UNKNOWN_ROLE, PB_ERR_CHAIN_GAP, PB_ERR_INTERNAL, PB_ERR_PREPARE, PB_ERR_WRONG_KEY,
+  PB_LOG_INFO, PB_LOG_WARN, PB_LOG_ERROR, PB_LOG_TRAP, PB_MAX_CLIENT_BYTES,
+} from './pb_protocol.js';
 
 export { parseLink };
 export const CLIENT = 'patchbay-runtime/0.1.0';
 
-// Error codes after which reconnecting cannot help (PB_ERR_AUTH_*).
-const FINAL = new Set([40, 41, 42, 43, 44]);
-const LOG = { info: 1, warn: 2, error: 3, trap: 4 };
+// Error codes after which reconnecting cannot help: the token itself.
+const FINAL = new Set([PB_ERR_AUTH_MALFORMED, PB_ERR_AUTH_BAD_MAC, PB_ERR_AUTH_EXPIRED,
+                       PB_ERR_AUTH_WRONG_ROOM, PB_ERR_AUTH_UNKNOWN_ROLE]);
+const LOG = { info: PB_LOG_INFO, warn: PB_LOG_WARN, error: PB_LOG_ERROR, trap: PB_LOG_TRAP };
 const TEST_PREFIX = 'pb_test__';
 // How early the commit timer fires before the last stretch (ms).
 const SPIN_MS = 3;
@@ -201,7 +207,7 @@ export class RuntimeHost {
     ws.binaryType = 'arraybuffer';
     this.ws = ws;
     ws.onopen = () => {
-      const client = `${CLIENT}${this.o.name ? ` ${this.o.name}` : ''}`.slice(0, 256);
+      const client = `${CLIENT}${this.o.name ? ` ${this.o.name}` : ''}`.slice(0, PB_MAX_CLIENT_BYTES);
       this.M.ccall('rt_session_hello', 'number', ['string', 'string'], [this.link.token, client]);
       this.flush();
     };
@@ -247,7 +253,7 @@ export class RuntimeHost {
       const p = M._rt_session_out_data();
       const bytes = M.HEAPU8.slice(p, p + n);
       M._rt_session_out_pop();
-      if (this.ws && this.ws.readyState === 1) this.ws.send(bytes);
+      if (this.ws && this.ws.readyState === this.ws.OPEN) this.ws.send(bytes);
       // while disconnected, acks and logs are dropped: the relay would not
       // route them to anyone who asked, and catch-up re-establishes state
     }
@@ -273,7 +279,7 @@ export class RuntimeHost {
       M.stackRestore(sp);
       const message = messageOf(e);
       M.ccall('rt_session_load_failed', null, ['string'], [message]);
-      ev = { t: 'patch', ok: false, code: 62, error: message };
+      ev = { t: 'patch', ok: false, code: PB_ERR_PREPARE, error: message };
     } finally {
       M._free(p);
     }
@@ -293,7 +299,7 @@ export class RuntimeHost {
         this.setState('live', `${ev.role} ${ev.name} in ${ev.room}`);
         this.emit('welcome', ev);
         if (!ev.key_matches)
-          this.emit('relay_error', { code: 21, fatal: false,
+          this.emit('relay_error', { code: PB_ERR_WRONG_KEY, fatal: false,
             message: 'the relay presents another key than the join link: its patches will be refused' });
         else if (ev.history_matches === false)
           this.reset(ev);
@@ -308,7 +314,7 @@ export class RuntimeHost {
       case 'patch':
         this.emit('patch', ev);
         if (!ev.ok) this.emit('reject', ev);
-        if (ev.code === 23) this.resync();
+        if (ev.code === PB_ERR_CHAIN_GAP) this.resync();
         break;
       case 'history':
         this.emit('history', ev);
@@ -367,7 +373,7 @@ export class RuntimeHost {
     this.armTick();
     const limit = this.o.reloadAfterModules ?? 500;
     if (limit && !this.isReloading && this.modules >= limit && !this.pendingCount)
-      this.reload().catch((e) => this.emit('relay_error', { code: 71, fatal: false,
+      this.reload().catch((e) => this.emit('relay_error', { code: PB_ERR_INTERNAL, fatal: false,
                                                             message: `generation reload failed: ${e.message}` }));
   }
 
@@ -386,7 +392,7 @@ export class RuntimeHost {
       if (this.canvas) this.attachCanvas(this.canvas.width, this.canvas.height);
       this.emit('reset', { from_seq: from, relay_head_seq: welcome.head_seq });
     }).catch((e) => {
-      this.emit('relay_error', { code: 71, fatal: false, message: `reset failed: ${e.message}` });
+      this.emit('relay_error', { code: PB_ERR_INTERNAL, fatal: false, message: `reset failed: ${e.message}` });
     }).finally(() => {
       const queued = this.resetQueue || [];
       this.resetQueue = null;

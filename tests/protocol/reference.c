@@ -9,6 +9,10 @@
  *       the generated part of docs/PROTOCOL.md (between the BEGIN/END
  *       GENERATED markers): limits, error codes, enums, every frame's fields
  *       and a hex example per frame type.
+ *   pb_reference js --write|--check FILE
+ *       runtime/pb_protocol.js: the numbers of pb_protocol.h that the
+ *       JavaScript (runtime host, pages) uses — limits, error codes, log
+ *       levels — by their C names, so no JS file writes a wire number.
  *
  * Exit status 0 when everything matches; the closing line is in the
  * "N passed, N failed" form the test runners read. */
@@ -232,6 +236,24 @@ static const limit limits[] = {
     L(PB_MAX_PEERS, "peers.peers"),
 };
 
+/* Sizes the JS needs besides the limits (not in the docs' limits table). */
+static const limit sizes[] = {
+    L(PB_HASH_BYTES, "BLAKE2b-256 hash"),
+    L(PB_SIG_BYTES, "ed25519 signature"),
+    L(PB_PUBLICKEY_BYTES, "ed25519 public key"),
+};
+
+/* pb_log_level, the level argument of rt_session_log. */
+static const struct {
+    pb_log_level level;
+    const char *name;
+} log_levels[] = {
+    {PB_LOG_INFO, "PB_LOG_INFO"},
+    {PB_LOG_WARN, "PB_LOG_WARN"},
+    {PB_LOG_ERROR, "PB_LOG_ERROR"},
+    {PB_LOG_TRAP, "PB_LOG_TRAP"},
+};
+
 static const char *kind_doc(const pb_field *f, char *buf, size_t cap)
 {
     switch (f->kind) {
@@ -336,6 +358,36 @@ static void gen_docs(text *t)
     hexdump(t, p.stmt.data, p.stmt.len);
     pb_sample_patch_free(&p);
     tx(t, "\n<!-- END GENERATED -->\n");
+}
+
+/* ---- runtime/pb_protocol.js ---------------------------------------------- */
+
+static void gen_js(text *t)
+{
+    tx(t, "// pb_protocol.js — GENERATED from protocol/pb_protocol.h by\n"
+          "// `pb_reference js --write runtime/pb_protocol.js`; do not edit "
+          "(the test\n"
+          "// protocol_js fails when it differs from what the code "
+          "produces).\n"
+          "// The wire numbers the runtime host and the pages use, by their C "
+          "names:\n"
+          "// limits, error codes (docs/PROTOCOL.md § Error codes) and log "
+          "levels.\n\n");
+    tx(t, "// Limits and sizes\n");
+    for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++)
+        tx(t, "export const %s = %llu; // %s\n", limits[i].name,
+           limits[i].value, limits[i].meaning);
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+        tx(t, "export const %s = %llu; // %s\n", sizes[i].name,
+           sizes[i].value, sizes[i].meaning);
+    tx(t, "\n// Error codes (pb_err): on the wire in error.code and ack.code\n");
+    for (size_t i = 0; i < N_ERR_NAMES; i++)
+        tx(t, "export const %s = %d; // %s\n", err_names[i].name,
+           (int)err_names[i].code, pb_strerror(err_names[i].code));
+    tx(t, "\n// Log levels (pb_log_level), as rt_session_log takes them\n");
+    for (size_t i = 0; i < sizeof log_levels / sizeof log_levels[0]; i++)
+        tx(t, "export const %s = %d; // \"%s\"\n", log_levels[i].name,
+           (int)log_levels[i].level, pb_log_level_name(log_levels[i].level));
 }
 
 /* ---- vectors ------------------------------------------------------------- */
@@ -595,11 +647,20 @@ static int cmd_docs(const char *path, int write)
     return failed ? 1 : 0;
 }
 
+static int cmd_js(const char *path, int write)
+{
+    text gen = {0};
+    gen_js(&gen);
+    sync_file(path, gen.s, gen.len, write);
+    free(gen.s);
+    return failed ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 4 ||
         (strcmp(argv[2], "--write") && strcmp(argv[2], "--check"))) {
-        fprintf(stderr, "usage: pb_reference vectors|docs --write|--check "
+        fprintf(stderr, "usage: pb_reference vectors|docs|js --write|--check "
                         "DIR|FILE\n");
         return 2;
     }
@@ -611,6 +672,8 @@ int main(int argc, char **argv)
         rc = cmd_vectors(argv[3], write);
     else if (!strcmp(argv[1], "docs"))
         rc = cmd_docs(argv[3], write);
+    else if (!strcmp(argv[1], "js"))
+        rc = cmd_js(argv[3], write);
     else {
         fprintf(stderr, "pb_reference: unknown mode \"%s\"\n", argv[1]);
         return 2;

@@ -12,9 +12,10 @@ import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import WebSocket from 'ws';
 import { encode, decode } from '../../web/src/msgpack.js';
+import { frame } from '../../web/src/proto.js';
 import { ServedRelay } from '../serve.mjs';
 
-export { encode, decode };
+export { encode, decode, frame };
 export const CLI = process.env.PB_CLI;
 export const RUNTIME_DIR = process.env.PB_RUNTIME_DIR;
 if (!CLI || !RUNTIME_DIR) throw new Error('set PB_CLI and PB_RUNTIME_DIR (ctest does)');
@@ -24,6 +25,8 @@ export const RUNTIME_CLI = resolve(RUNTIME_DIR, 'node', 'patchbay-runtime.mjs');
 const installed = (f) => pathToFileURL(resolve(RUNTIME_DIR, f)).href;
 export const { joinRoom, parseLink } = await import(installed('node/runtime.mjs'));
 export const { RoomClock } = await import(installed('clock.js'));
+// the wire numbers by their C names (runtime/pb_protocol.js, generated)
+export const PB = await import(installed('pb_protocol.js'));
 
 const run = promisify(execFile);
 const live = new Set(); // processes to kill on exit, whatever happens
@@ -101,7 +104,7 @@ export class Recorder {
     this.ws.binaryType = 'arraybuffer';
     const token = relay.token(room, 'viewer', 'recorder');
     this.ready = new Promise((resolve, reject) => {
-      this.ws.onopen = () => this.ws.send(encode({ v: 1, t: 'hello', token }));
+      this.ws.onopen = () => this.ws.send(frame('hello', { token }));
       this.ws.onerror = (e) => reject(e.error || new Error('recorder socket failed'));
       this.ws.onmessage = (ev) => {
         const bytes = new Uint8Array(ev.data);
@@ -143,7 +146,7 @@ export async function bareRuntime(room, key, opts = {}) {
                             { ...opts, connect: false, clock });
   bare.add(rt);
   rt.sent = [];
-  rt.ws = { readyState: 1, send: (b) => rt.sent.push(decode(b)), close() {} };
+  rt.ws = { readyState: WebSocket.OPEN, OPEN: WebSocket.OPEN, send: (b) => rt.sent.push(decode(b)), close() {} };
   rt.setNow = (us) => { now = us; };
   rt.acks = (state) => rt.sent.filter((f) => f.t === 'ack' && (!state || f.state === state));
   return rt;

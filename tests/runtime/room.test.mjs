@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { join as joinPath } from 'node:path';
 import WebSocket from 'ws';
-import { Relay, joinRoom, until, spawnRuntimeCli, encode, decode } from './harness.mjs';
+import { Relay, joinRoom, until, spawnRuntimeCli, encode, decode, frame, PB } from './harness.mjs';
 
 const H = '#include <patchbay.h>\n';
 const N = 10;
@@ -153,7 +153,7 @@ test('a relay that presents another key than the link is warned about, and its p
   const rt = await joinRoom(link, { name: 'pinned' });
   try {
     const warned = rt.waitFor('relay_error', (e) => /another key/.test(e.message));
-    const refused = rt.waitFor('reject', (r) => r.code === 21);
+    const refused = rt.waitFor('reject', (r) => r.code === PB.PB_ERR_WRONG_KEY);
     await warned;
     await refused; // the catch-up's first patch: signed by a key it does not pin
     assert.equal(rt.committedSeq, 0);
@@ -173,10 +173,10 @@ test('test_req from an editor reaches every runtime, and each answers test_resul
   const token = relay.token(ROOM, 'editor', 'tester');
   const results = new Map(); // runtime_id -> results
   try {
-    ws.onopen = () => ws.send(encode({ v: 1, t: 'hello', token }));
+    ws.onopen = () => ws.send(frame('hello', { token }));
     ws.onmessage = (ev) => {
       const f = decode(new Uint8Array(ev.data));
-      if (f.t === 'welcome') ws.send(encode({ v: 1, t: 'test_req', req: 77, filter: 'ggg_is' }));
+      if (f.t === 'welcome') ws.send(frame('test_req', { req: 77, filter: 'ggg_is' }));
       if (f.t === 'test_result' && f.req === 77) results.set(f.runtime_id, f);
     };
     await until(() => results.size === runtimes.length, `${runtimes.length} test results`);

@@ -6,7 +6,7 @@
 // trap rollback, state, logs and tests.
 import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { Relay, Recorder, bareRuntime, closeBareRuntimes, encode, decode, statementApplyUs, statementSeq }
+import { Relay, Recorder, bareRuntime, closeBareRuntimes, encode, decode, frame, statementApplyUs, statementSeq, PB }
   from './harness.mjs';
 
 const H = '#include <patchbay.h>\n';
@@ -115,7 +115,7 @@ test('the seed demo: a real patch commits and ggg(10) is 58, then 59', async () 
 test('test_runtime_rejects_bad_signature', async () => {
   const rt = await fresh();
   const bad = tamper(P[1], (f) => { f.sig[0] ^= 1; });
-  assertRejected(rt, bad, 20, 1, { head: 0, committed: 0 });
+  assertRejected(rt, bad, PB.PB_ERR_BAD_SIGNATURE, 1, { head: 0, committed: 0 });
   assert.ok(rt.receive(P[1]).ok, 'the genuine patch is still accepted');
   assert.equal(rt.call('ggg', 10), 58);
   rt.close();
@@ -123,7 +123,7 @@ test('test_runtime_rejects_bad_signature', async () => {
 
 test('test_runtime_rejects_wrong_key', async () => {
   const rt = await fresh({ key: 'ab'.repeat(32) });
-  assertRejected(rt, P[1], 21, 1, { head: 0, committed: 0 });
+  assertRejected(rt, P[1], PB.PB_ERR_WRONG_KEY, 1, { head: 0, committed: 0 });
   rt.close();
 });
 
@@ -131,7 +131,7 @@ test('test_runtime_rejects_module_hash_mismatch', async () => {
   const rt = await fresh();
   feed(rt, 1);
   const bad = tamper(P[2], (f) => { f.module[f.module.length - 1] ^= 0x40; });
-  assertRejected(rt, bad, 22, 2, { head: 1, committed: 1, ggg: 58 });
+  assertRejected(rt, bad, PB.PB_ERR_HASH_MISMATCH, 2, { head: 1, committed: 1, ggg: 58 });
   rt.close();
 });
 
@@ -139,7 +139,7 @@ test('test_runtime_rejects_seq_gap', async () => {
   const rt = await fresh();
   let closedWith = null;
   rt.ws.close = (code, reason) => { closedWith = { code, reason }; };
-  assertRejected(rt, P[2], 23, 2, { head: 0, committed: 0 });
+  assertRejected(rt, P[2], PB.PB_ERR_CHAIN_GAP, 2, { head: 0, committed: 0 });
   // and reconnects to catch up from its head
   assert.deepEqual(closedWith, { code: 4000, reason: 'seq gap: reconnecting to catch up' });
   rt.close();
@@ -149,7 +149,7 @@ test('test_runtime_rejects_forked_chain', async () => {
   const rt = await fresh();
   feed(rt, 1);
   assert.equal(statementSeq(decode(fork2).stmt), 2);
-  assertRejected(rt, fork2, 24, 2, { head: 1, committed: 1, ggg: 58 });
+  assertRejected(rt, fork2, PB.PB_ERR_CHAIN_FORK, 2, { head: 1, committed: 1, ggg: 58 });
   assert.ok(rt.receive(P[2]).ok, 'the room\'s own seq 2 still follows');
   assert.equal(rt.call('ggg', 10), 59);
   rt.close();
@@ -158,14 +158,14 @@ test('test_runtime_rejects_forked_chain', async () => {
 test('test_runtime_rejects_replay_of_an_old_seq', async () => {
   const rt = await fresh();
   feed(rt, 2);
-  assertRejected(rt, P[1], 25, 1, { head: 2, committed: 2, ggg: 59 });
-  assertRejected(rt, P[2], 25, 2, { head: 2, committed: 2, ggg: 59 });
+  assertRejected(rt, P[1], PB.PB_ERR_CHAIN_REPLAY, 1, { head: 2, committed: 2, ggg: 59 });
+  assertRejected(rt, P[2], PB.PB_ERR_CHAIN_REPLAY, 2, { head: 2, committed: 2, ggg: 59 });
   rt.close();
 });
 
 test('test_runtime_rejects_wrong_room', async () => {
   const rt = await fresh();
-  assertRejected(rt, other1, 26, 1, { head: 0, committed: 0 });
+  assertRejected(rt, other1, PB.PB_ERR_WRONG_ROOM, 1, { head: 0, committed: 0 });
   rt.close();
 });
 
@@ -173,10 +173,10 @@ test('test_runtime_rejects_oversized_frame_and_module', async () => {
   const rt = await fresh();
   // a frame over PB_MAX_FRAME_BYTES is refused before anything is read
   const huge = tamper(P[1], (f) => { f.pad = new Uint8Array(2 * 1024 * 1024); });
-  assertRejected(rt, huge, 4, 0, { head: 0, committed: 0 });
+  assertRejected(rt, huge, PB.PB_ERR_TOO_BIG, 0, { head: 0, committed: 0 });
   // a module over this runtime's own limit
   const small = await fresh({ limits: { maxModuleBytes: 64 } });
-  assertRejected(small, P[1], 4, 1, { head: 0, committed: 0 });
+  assertRejected(small, P[1], PB.PB_ERR_TOO_BIG, 1, { head: 0, committed: 0 });
   assert.match(small.acks('failed')[0].error, /over this runtime's limit of 64/);
   rt.close();
   small.close();
@@ -217,10 +217,10 @@ test('a verified patch whose module does not load: failed ack, the head moves, t
   assert.equal(rt.call('bump'), 15);
   const ev = rt.receive(P[9]); // counter was declared as an int by seq 3
   assert.equal(ev.ok, false);
-  assert.equal(ev.code, 62);
+  assert.equal(ev.code, PB.PB_ERR_PREPARE);
   const failed = rt.acks('failed').at(-1);
   assert.equal(failed.seq, 9);
-  assert.equal(failed.code, 62);
+  assert.equal(failed.code, PB.PB_ERR_PREPARE);
   assert.match(failed.error, /state 'counter' is 4 bytes, the patch declares it with 8/);
   assert.equal(rt.headSeq, 9, 'authentic, so the chain moves on');
   assert.equal(rt.committedSeq, 8);
@@ -280,7 +280,7 @@ test('a trap rolls back the patch, sends a failed ack, and the runtime keeps run
   const failed = rt.acks('failed');
   assert.equal(failed.length, 1);
   assert.equal(failed[0].seq, 7);
-  assert.equal(failed[0].code, 63);
+  assert.equal(failed[0].code, PB.PB_ERR_TRAP);
   assert.equal(failed[0].var, 'ggg');
   assert.match(failed[0].error, /divide by zero/);
   assert.ok(rt.sent.some((f) => f.t === 'log' && f.level === 'trap' && f.seq === 7));
@@ -334,7 +334,7 @@ test('a log line over the limit is cut with a marker', async () => {
 test('test_req runs the PB_TEST tests and answers test_result', async () => {
   const rt = await fresh();
   feed(rt, 6);
-  rt.receive(encode({ v: 1, t: 'test_req', req: 9, filter: '' }));
+  rt.receive(frame('test_req', { req: 9, filter: '' }));
   const r = rt.sent.find((f) => f.t === 'test_result');
   assert.ok(r, 'a test_result is sent');
   assert.equal(r.req, 9);
@@ -347,7 +347,7 @@ test('test_req runs the PB_TEST tests and answers test_result', async () => {
   assert.equal(by.traps.ok, false);
   assert.match(by.traps.message, /^trap: .*divide by zero/);
   // a filter is a name prefix; a failing test rolls nothing back
-  rt.receive(encode({ v: 1, t: 'test_req', req: 10, filter: 'ggg_' }));
+  rt.receive(frame('test_req', { req: 10, filter: 'ggg_' }));
   const r2 = rt.sent.filter((f) => f.t === 'test_result').at(-1);
   assert.deepEqual(r2.results.map((x) => x.name).sort(), ['ggg_adds', 'ggg_is_zero']);
   assert.equal(rt.call('ggg', 10), 59);
@@ -392,7 +392,7 @@ test('a generation reload moves to a fresh instance: same vars, state and head, 
   // the chain goes on from the adopted head
   assert.ok(rt.receive(P[5]).ok);
   assert.equal(rt.call('chatty', 1), 1);
-  assert.equal(rt.receive(P[4]).code, 25, 'and still refuses a replay');
+  assert.equal(rt.receive(P[4]).code, PB.PB_ERR_CHAIN_REPLAY, 'and still refuses a replay');
 });
 
 test('the host reloads by itself once reloadAfterModules modules are loaded', async () => {

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import WebSocket from 'ws';
 import { Relay, launch, setCode } from './harness.mjs';
 import { encode, decode } from '../../web/src/msgpack.js';
+import { frame } from '../../web/src/proto.js';
 
 const ROOM = 'show';
 const SHOTS = process.env.PB_SHOTS;
@@ -134,7 +135,7 @@ test('a tampered patch frame is refused, reported, and the picture stays', async
   const stmt = decode(item.stmt);
   const head = await rt1.evaluate(() => window.patchbay.stats.committedSeq);
   stmt[2] = head + 1; // claims to be the next patch: the signature no longer matches
-  const forged = encode({ v: 1, t: 'patch', stmt: encode(stmt), sig: item.sig, module: item.module });
+  const forged = frame('patch', { stmt: encode(stmt), sig: item.sig, module: item.module });
   const before = await rt1.evaluate(() => window.patchbay.rejects.length);
   await rt1.evaluate((b) => window.patchbay.runtime.inject(new Uint8Array(b)), [...forged]);
   await until(rt1, (n) => window.patchbay.rejects.length > n, before, 'the forged frame refused');
@@ -202,7 +203,7 @@ async function viewerFrames() {
   const frames = [];
   await new Promise((resolve, reject) => {
     const t = setTimeout(resolve, 1500);
-    ws.on('open', () => ws.send(encode({ v: 1, t: 'hello', token: relay.token(ROOM, 'viewer', 'probe'),
+    ws.on('open', () => ws.send(frame('hello', { token: relay.token(ROOM, 'viewer', 'probe'),
                                           client: 'runtime.test' })));
     ws.on('message', (d) => frames.push(decode(new Uint8Array(d))));
     ws.on('error', (e) => { clearTimeout(t); reject(e); });

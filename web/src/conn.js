@@ -6,9 +6,14 @@
 // error for the token itself (expired, bad MAC, wrong room) stops retrying:
 // retrying cannot fix it.
 import { frame, parseFrame, CLIENT } from './proto.js';
+import {
+  PB_ERR_AUTH_MALFORMED, PB_ERR_AUTH_BAD_MAC, PB_ERR_AUTH_EXPIRED, PB_ERR_AUTH_WRONG_ROOM,
+  PB_ERR_AUTH_UNKNOWN_ROLE, PB_MAX_CLIENT_BYTES,
+} from '../../runtime/pb_protocol.js';
 
-// Error codes after which a reconnect cannot succeed (docs/PROTOCOL.md).
-const FINAL = new Set([40, 41, 42, 43, 44]); // PB_ERR_AUTH_*
+// Error codes after which a reconnect cannot succeed: the token itself.
+const FINAL = new Set([PB_ERR_AUTH_MALFORMED, PB_ERR_AUTH_BAD_MAC, PB_ERR_AUTH_EXPIRED,
+                       PB_ERR_AUTH_WRONG_ROOM, PB_ERR_AUTH_UNKNOWN_ROLE]);
 
 export class Connection {
   // opts: {url, room, token, onFrame(f), onState(state, detail), sinceSeq()}
@@ -42,7 +47,7 @@ export class Connection {
     ws.binaryType = 'arraybuffer';
     this.ws = ws;
     ws.onopen = () => {
-      ws.send(frame('hello', { token: this.o.token, client: `${CLIENT} ${navigator.userAgent}`.slice(0, 256),
+      ws.send(frame('hello', { token: this.o.token, client: `${CLIENT} ${navigator.userAgent}`.slice(0, PB_MAX_CLIENT_BYTES),
                                since_seq: this.o.sinceSeq?.() || undefined }));
     };
     ws.onmessage = (ev) => {

@@ -3,12 +3,12 @@
 // display. Verification is not done here: the runtime does it in wasm with
 // the C protocol library, and an editor only shows what the relay says.
 import { encode, decode } from './msgpack.js';
+import { PB_PROTOCOL_VERSION } from '../../runtime/pb_protocol.js';
 
-export const VERSION = 1;
 export const CLIENT = 'patchbay-web/0.1.0';
 
 export function frame(t, fields) {
-  return encode({ v: VERSION, t, ...fields });
+  return encode({ v: PB_PROTOCOL_VERSION, t, ...fields });
 }
 
 export function parseFrame(bytes) {
