@@ -14,19 +14,16 @@
 // session's outbox is sent. A call into a var that throws (a trap) rolls
 // back the patch that defined the var (rt_session_trap).
 import { RoomClock } from './clock.js';
+import { Connection } from './connection.js';
 import { parseLink } from './link.js';
 import {
-  PB_ERR_AUTH_MALFORMED, PB_ERR_AUTH_BAD_MAC, PB_ERR_AUTH_EXPIRED, PB_ERR_AUTH_WRONG_ROOM,
-  PB_ERR_AUTH_UNKNOWN_ROLE, PB_ERR_CHAIN_GAP, PB_ERR_INTERNAL, PB_ERR_PREPARE, PB_ERR_WRONG_KEY,
+  PB_ERR_CHAIN_GAP, PB_ERR_INTERNAL, PB_ERR_PREPARE, PB_ERR_WRONG_KEY,
   PB_LOG_INFO, PB_LOG_WARN, PB_LOG_ERROR, PB_LOG_TRAP, PB_MAX_CLIENT_BYTES,
 } from './pb_protocol.js';
 
 export { parseLink };
 export const CLIENT = 'patchbay-runtime/0.1.0';
 
-// Error codes after which reconnecting cannot help: the token itself.
-const FINAL = new Set([PB_ERR_AUTH_MALFORMED, PB_ERR_AUTH_BAD_MAC, PB_ERR_AUTH_EXPIRED,
-                       PB_ERR_AUTH_WRONG_ROOM, PB_ERR_AUTH_UNKNOWN_ROLE]);
 const LOG = { info: PB_LOG_INFO, warn: PB_LOG_WARN, error: PB_LOG_ERROR, trap: PB_LOG_TRAP };
 const TEST_PREFIX = 'pb_test__';
 // How early the commit timer fires before the last stretch (ms).
@@ -100,7 +97,8 @@ export class RuntimeHost {
   //   clock          a RoomClock (default: new RoomClock())
   //   setTimeout, clearTimeout   default: the globals
   //   limits         {maxModuleBytes, logLinesPerSecond, logBurst, logMaxBytes}
-  //   backoffMs      first reconnect delay (500), doubling to maxBackoffMs (10000)
+  //   backoffMs      first reconnect delay (500), doubling to maxBackoffMs
+  //                  (10000): runtime/connection.js
   //   pingEveryMs    clock re-sync period (500); the first 5 pings 100 ms apart
   //   stopped        [{seq, var}]: patches that hung an earlier instance
   //                  (its watchdog restarted it); each is taken back the
@@ -118,13 +116,12 @@ export class RuntimeHost {
     this.welcome = null;
     this.clientId = 0;
     this.room = {};
-    this.ws = null;
+    this.conn = null;
     this.isClosed = false;
-    this.backoff = opts.backoffMs || 500;
     this.lines = [];
     this.context = { var: '', seq: 0 };
     this.pingsSent = 0;
-    this.timers = { tick: null, house: null, reconnect: null };
+    this.timers = { tick: null, house: null };
     this.canvas = null;
     this.isReloading = false;
     this.generations = 0;
@@ -157,15 +154,7 @@ export class RuntimeHost {
 
   // Instantiates the wasm runtime and opens the session; then connects.
   async start() {
-    const print = (level) => (text) => this.lines.push({ level, text, ...this.context });
-    this.M = await this.o.createRuntime({ ...(this.o.moduleArgs || {}),
-                                          print: print('info'), printErr: print('error') });
-    const M = this.M;
-    const l = this.o.limits || {};
-    const e = M.ccall('rt_session_open', 'number', ['string', 'string', 'number'],
-                      [this.link.room, this.link.key, l.maxModuleBytes || 0]);
-    if (e) throw new Error(`cannot open the runtime session for room "${this.link.room}" (error ${e})`);
-    M._rt_session_set_log_limits(l.logLinesPerSecond || 0, l.logBurst || 0, l.logMaxBytes || 0);
+    this.M = await this.instantiate();
     // hosts on the real clock commit together (a test's own clock does not)
     if (!this.o.clock) hosts.add(this);
     this.housekeeping();
@@ -195,55 +184,39 @@ export class RuntimeHost {
   // ---- the connection ------------------------------------------------------
 
   connect() {
-    if (this.isClosed) return;
-    this.setState(this.welcome ? 'reconnecting' : 'connecting');
-    let ws;
-    try {
-      ws = new this.o.WebSocket(`${this.link.url}/r/${encodeURIComponent(this.link.room)}`, 'patchbay');
-    } catch (e) {
-      this.setState('failed', String(e.message || e));
-      return;
-    }
-    ws.binaryType = 'arraybuffer';
-    this.ws = ws;
-    ws.onopen = () => {
-      const client = `${CLIENT}${this.o.name ? ` ${this.o.name}` : ''}`.slice(0, PB_MAX_CLIENT_BYTES);
-      this.M.ccall('rt_session_hello', 'number', ['string', 'string'], [this.link.token, client]);
-      this.flush();
-    };
-    ws.onmessage = (ev) => {
-      if (this.ws !== ws) return;
-      const bytes = new Uint8Array(ev.data);
-      if (this.resetQueue) this.resetQueue.push(bytes); // for the new instance
-      else this.receive(bytes);
-    };
-    ws.onerror = () => {}; // onclose follows and says why
-    ws.onclose = (ev) => {
-      if (this.ws !== ws) return;
-      this.ws = null;
-      if (this.isClosed || this.state === 'failed') {
-        if (this.state !== 'failed') this.setState('closed');
-        return;
-      }
-      const wait = Math.round(this.backoff * (0.75 + Math.random() * 0.5));
-      this.backoff = Math.min(this.backoff * 2, this.o.maxBackoffMs || 10000);
-      const why = this.fatal ? this.fatal.message : ev.reason || `connection closed (${ev.code})`;
-      this.fatal = null;
-      this.setState('waiting', `${why}; retrying in ${(wait / 1000).toFixed(1)} s`);
-      this.timers.reconnect = this.setTimeout(() => this.connect(), wait);
-    };
+    this.conn = new Connection({
+      url: this.link.url, room: this.link.room, WebSocket: this.o.WebSocket,
+      backoffMs: this.o.backoffMs, maxBackoffMs: this.o.maxBackoffMs,
+      setTimeout: this.setTimeout, clearTimeout: this.clearTimeout,
+      onOpen: () => {
+        // hello with since_seq = the verified head (built in C)
+        const client = `${CLIENT}${this.o.name ? ` ${this.o.name}` : ''}`.slice(0, PB_MAX_CLIENT_BYTES);
+        this.M.ccall('rt_session_hello', 'number', ['string', 'string'], [this.link.token, client]);
+        this.flush();
+      },
+      onMessage: (bytes) => {
+        if (this.resetQueue) this.resetQueue.push(bytes); // for the new instance
+        else this.receive(bytes);
+      },
+      onState: (state, detail) => {
+        if (state === 'failed') this.isClosed = true; // the token was refused
+        this.setState(state, detail);
+      },
+    });
+    this.conn.open();
   }
 
   // A gap means this runtime missed patches (say, a catch-up batch cut
   // short by a module that trapped while loading): reconnecting asks for
   // everything after the verified head again. At most once per 5 s, so a
-  // relay that keeps sending gaps cannot make it spin.
+  // relay that keeps sending gaps cannot make it spin. The failed ack
+  // that says so goes out first.
   resync() {
     const now = Date.now();
-    if (!this.ws || now - (this.lastResync || 0) < 5000) return;
+    if (!this.conn || now - (this.lastResync || 0) < 5000) return;
     this.lastResync = now;
-    this.backoff = this.o.backoffMs || 500;
-    try { this.ws.close(4000, 'seq gap: reconnecting to catch up'); } catch { /* closing */ }
+    this.flush();
+    this.conn.reconnect('seq gap: reconnecting to catch up');
   }
 
   // Sends everything in the session's outbox (frames are built in C).
@@ -253,7 +226,7 @@ export class RuntimeHost {
       const p = M._rt_session_out_data();
       const bytes = M.HEAPU8.slice(p, p + n);
       M._rt_session_out_pop();
-      if (this.ws && this.ws.readyState === this.ws.OPEN) this.ws.send(bytes);
+      this.conn?.send(bytes);
       // while disconnected, acks and logs are dropped: the relay would not
       // route them to anyone who asked, and catch-up re-establishes state
     }
@@ -293,10 +266,10 @@ export class RuntimeHost {
       case 'welcome':
         this.welcome = ev;
         this.clientId = ev.client_id;
-        this.backoff = this.o.backoffMs || 500;
         this.clock.seed(ev.now_us);
         this.pingsSent = 0;
-        this.setState('live', `${ev.role} ${ev.name} in ${ev.room}`);
+        if (this.conn) this.conn.live(`${ev.role} ${ev.name} in ${ev.room}`);
+        else this.setState('live', `${ev.role} ${ev.name} in ${ev.room}`);
         this.emit('welcome', ev);
         if (!ev.key_matches)
           this.emit('relay_error', { code: PB_ERR_WRONG_KEY, fatal: false,
@@ -321,13 +294,7 @@ export class RuntimeHost {
         for (const it of ev.items || []) if (!it.ok) this.emit('reject', it);
         break;
       case 'error':
-        if (ev.fatal) {
-          this.fatal = ev;
-          if (FINAL.has(ev.code)) {
-            this.isClosed = true;
-            this.setState('failed', ev.message);
-          }
-        }
+        if (ev.fatal) this.conn?.fatal(ev.code, ev.message);
         this.emit('relay_error', ev);
         break;
       case 'test_req':
@@ -499,7 +466,7 @@ export class RuntimeHost {
   }
 
   ping() {
-    if (!this.ws || this.state !== 'live') return;
+    if (!this.conn?.isOpen || this.state !== 'live') return;
     this.lastPing = Date.now();
     this.pingsSent++;
     this.M._rt_session_ping(this.clock.now());
@@ -631,12 +598,8 @@ export class RuntimeHost {
       if (this.timers[k]) this.clearTimeout(this.timers[k]);
       this.timers[k] = null;
     }
-    if (this.ws) {
-      const ws = this.ws;
-      this.ws = null;
-      try { ws.close(1000, 'runtime closed'); } catch { /* already closing */ }
-    }
-    this.setState('closed');
+    if (this.conn) this.conn.close('runtime closed');
+    else this.setState('closed');
   }
 }
 

@@ -137,16 +137,39 @@ export function closeBareRuntimes() {
   bare.clear();
 }
 
-// A runtime without a socket: frames are fed with receive(); what it would
-// send is decoded into rt.sent. The clock is the test's: rt.setNow(us).
+// A socket that reaches no relay: it opens at once, keeps what is sent
+// (decoded) and how it was closed. For runtimes whose frames a test feeds.
+class LoopbackSocket {
+  static OPEN = WebSocket.OPEN;
+  OPEN = WebSocket.OPEN;
+  constructor() {
+    this.readyState = WebSocket.CONNECTING;
+    this.sent = [];
+    this.closedWith = null;
+    queueMicrotask(() => { this.readyState = WebSocket.OPEN; this.onopen?.(); });
+  }
+  send(bytes) { this.sent.push(decode(bytes)); }
+  close(code, reason) {
+    this.closedWith = { code, reason };
+    this.readyState = WebSocket.CLOSED;
+  }
+}
+
+// A runtime on a LoopbackSocket: frames are fed with receive(); what it
+// sends is decoded into rt.sent (the hello first). The clock is the
+// test's: rt.setNow(us).
 export async function bareRuntime(room, key, opts = {}) {
   let now = opts.now || Date.now() * 1000;
   const clock = new RoomClock({ now: () => now });
-  const rt = await joinRoom(`http://127.0.0.1:1/runtime.html#room=${room}&token=t&key=${key}`,
-                            { ...opts, connect: false, clock });
+  let socket = null;
+  const rt = await joinRoom(`http://127.0.0.1:1/runtime.html#room=${room}&token=t&key=${key}`, {
+    ...opts, clock,
+    WebSocket: class extends LoopbackSocket { constructor() { super(); socket = this; } },
+  });
   bare.add(rt);
-  rt.sent = [];
-  rt.ws = { readyState: WebSocket.OPEN, OPEN: WebSocket.OPEN, send: (b) => rt.sent.push(decode(b)), close() {} };
+  await until(() => socket && socket.sent.length, 'the hello on the loopback socket');
+  rt.socket = socket;
+  rt.sent = socket.sent;
   rt.setNow = (us) => { now = us; };
   rt.acks = (state) => rt.sent.filter((f) => f.t === 'ack' && (!state || f.state === state));
   return rt;

@@ -137,11 +137,9 @@ test('test_runtime_rejects_module_hash_mismatch', async () => {
 
 test('test_runtime_rejects_seq_gap', async () => {
   const rt = await fresh();
-  let closedWith = null;
-  rt.ws.close = (code, reason) => { closedWith = { code, reason }; };
   assertRejected(rt, P[2], PB.PB_ERR_CHAIN_GAP, 2, { head: 0, committed: 0 });
-  // and reconnects to catch up from its head
-  assert.deepEqual(closedWith, { code: 4000, reason: 'seq gap: reconnecting to catch up' });
+  // and reconnects to catch up from its head (after sending the failed ack)
+  assert.deepEqual(rt.socket.closedWith, { code: 4000, reason: 'seq gap: reconnecting to catch up' });
   rt.close();
 });
 

@@ -15,7 +15,7 @@ import { StreamLanguage, HighlightStyle, syntaxHighlighting } from '@codemirror/
 import { tags as t } from '@lezer/highlight';
 import { clojure } from '@codemirror/legacy-modes/mode/clojure';
 import { setDiagnostics, lintGutter } from '@codemirror/lint';
-import { Connection } from './conn.js';
+import { EditorConnection } from './conn.js';
 import { parseLink, readStatement, clock } from './proto.js';
 import { formAt } from './forms.js';
 import { BrowserRuntime } from './browser-runtime.js';
@@ -441,7 +441,7 @@ if (state.link.missing.length) {
 } else {
   $('room').textContent = state.link.room;
   const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}`;
-  connection = new Connection({ url, room: state.link.room, token: state.link.token, onFrame, onState,
+  connection = new EditorConnection({ url, room: state.link.room, token: state.link.token, onFrame, onState,
                                 sinceSeq: () => state.headSeq }).start();
   if (typeof OffscreenCanvas === 'function' && typeof Worker === 'function') {
     $('screen-note').textContent = 'starting the runtime…';

@@ -1,0 +1,146 @@
+// connection.js — one client's connection to its room on the relay, the
+// same for the runtime host (runtime/host.js, browser worker and node) and
+// the editor page (web/src/conn.js): the WebSocket on /r/ROOM with
+// sub-protocol "patchbay" (docs/PROTOCOL.md § Transport), and reconnection
+// with exponential backoff (0.5 s doubling to 10 s, ±25 % jitter) until the
+// relay refuses the token itself.
+//
+// Catch-up after a reconnect is the caller's hello, sent from onOpen: it
+// carries since_seq = the last seq the caller has, so the relay sends only
+// what it missed (docs/PROTOCOL.md § Catch-up and replay). Frames stay
+// bytes here; the caller decodes them (in wasm for the runtime, in JS for
+// the page) and tells the connection when it read `welcome` (live) or a
+// fatal `error`.
+import {
+  PB_ERR_AUTH_MALFORMED, PB_ERR_AUTH_BAD_MAC, PB_ERR_AUTH_EXPIRED, PB_ERR_AUTH_WRONG_ROOM,
+  PB_ERR_AUTH_UNKNOWN_ROLE,
+} from './pb_protocol.js';
+
+// Error codes after which reconnecting cannot help: the token itself.
+const FINAL = new Set([PB_ERR_AUTH_MALFORMED, PB_ERR_AUTH_BAD_MAC, PB_ERR_AUTH_EXPIRED,
+                       PB_ERR_AUTH_WRONG_ROOM, PB_ERR_AUTH_UNKNOWN_ROLE]);
+
+// The close code a client uses to leave on purpose and come back at once
+// (a private-use code: RFC 6455 § 7.4.2).
+const CLOSE_RECONNECT = 4000;
+const CLOSE_NORMAL = 1000;
+
+export class Connection {
+  // opts:
+  //   url            the relay's WebSocket base, ws[s]://HOST:PORT (no path)
+  //   room           joins /r/ROOM
+  //   WebSocket      the constructor (the browser's, or node's ws package)
+  //   onOpen()       the socket is open: send hello (with since_seq)
+  //   onMessage(bytes)         every frame from the relay, as a Uint8Array
+  //   onState(state, detail)   connecting, live, waiting (for the next
+  //                  attempt; detail says why and when), reconnecting,
+  //                  failed (the token was refused: no more attempts), closed
+  //   backoffMs      first reconnect delay (500), doubling to maxBackoffMs (10000)
+  //   setTimeout, clearTimeout   default: the globals
+  constructor(opts) {
+    this.o = opts;
+    this.ws = null;
+    this.state = 'new';
+    this.hasBeenLive = false;
+    this.isClosed = false;
+    this.firstBackoffMs = opts.backoffMs || 500;
+    this.backoff = this.firstBackoffMs;
+    this.timer = null;
+    this.why = '';
+    this.setTimeout = opts.setTimeout || globalThis.setTimeout.bind(globalThis);
+    this.clearTimeout = opts.clearTimeout || globalThis.clearTimeout.bind(globalThis);
+  }
+
+  setState(state, detail = '') {
+    this.state = state;
+    this.o.onState?.(state, detail);
+  }
+
+  // Opens the socket (again); every attempt after a close goes through here.
+  open() {
+    this.timer = null;
+    if (this.isClosed) return this;
+    this.setState(this.hasBeenLive ? 'reconnecting' : 'connecting');
+    let ws;
+    try {
+      ws = new this.o.WebSocket(`${this.o.url}/r/${encodeURIComponent(this.o.room)}`, 'patchbay');
+    } catch (e) {
+      this.isClosed = true;
+      this.setState('failed', String(e.message || e));
+      return this;
+    }
+    ws.binaryType = 'arraybuffer';
+    this.ws = ws;
+    ws.onopen = () => {
+      if (this.ws === ws) this.o.onOpen();
+    };
+    ws.onmessage = (ev) => {
+      if (this.ws === ws) this.o.onMessage(new Uint8Array(ev.data));
+    };
+    ws.onerror = () => {}; // onclose follows and says why
+    ws.onclose = (ev) => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      if (this.isClosed) {
+        if (this.state !== 'failed') this.setState('closed');
+        return;
+      }
+      const wait = Math.round(this.backoff * (0.75 + Math.random() * 0.5));
+      this.backoff = Math.min(this.backoff * 2, this.o.maxBackoffMs || 10000);
+      const why = this.why || ev.reason || `connection closed (${ev.code})`;
+      this.why = '';
+      this.setState('waiting', `${why}; retrying in ${(wait / 1000).toFixed(1)} s`);
+      this.timer = this.setTimeout(() => this.open(), wait);
+    };
+    return this;
+  }
+
+  // The caller read `welcome`: the room is joined, the next drop starts
+  // the backoff afresh.
+  live(detail) {
+    this.hasBeenLive = true;
+    this.backoff = this.firstBackoffMs;
+    this.setState('live', detail);
+  }
+
+  // The caller read a fatal `error`: the relay closes next. A refused
+  // token ends the connection for good; anything else is the reason given
+  // for the reconnect that follows.
+  fatal(code, message) {
+    this.why = message;
+    if (FINAL.has(code)) {
+      this.isClosed = true;
+      this.setState('failed', message);
+    }
+  }
+
+  get isOpen() { return !!this.ws && this.ws.readyState === this.ws.OPEN; }
+
+  // Sends bytes if the socket is open; returns whether it did.
+  send(bytes) {
+    if (!this.isOpen) return false;
+    this.ws.send(bytes);
+    return true;
+  }
+
+  // Leaves and comes back after the first backoff delay (a caller that
+  // noticed it missed something: the hello of the new socket says from
+  // where). Returns false if there is no socket to leave.
+  reconnect(reason) {
+    if (!this.ws) return false;
+    this.backoff = this.firstBackoffMs;
+    this.why = reason;
+    try { this.ws.close(CLOSE_RECONNECT, reason); } catch { /* already closing */ }
+    return true;
+  }
+
+  close(reason = 'closed') {
+    this.isClosed = true;
+    if (this.timer) this.clearTimeout(this.timer);
+    this.timer = null;
+    const ws = this.ws;
+    this.ws = null;
+    if (ws) try { ws.close(CLOSE_NORMAL, reason); } catch { /* already closing */ }
+    if (this.state !== 'failed') this.setState('closed');
+  }
+}
