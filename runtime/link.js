@@ -1,8 +1,13 @@
-// link.js — the join link a runtime starts from, as `patchbay token` prints
-// it: http://HOST:PORT/runtime.html#room=R&token=T&key=HEX (the fragment is
-// what web/src/proto.js parseLink reads; the part before it says where the
-// relay is). The key is the relay's ed25519 public key: the runtime pins it
-// from here and never takes one from the socket (docs/SECURITY.md).
+// link.js — the join link, as `patchbay token` prints it:
+// http://HOST:PORT/runtime.html#room=R&token=T&key=HEX (or editor.html).
+// The one reader of it, for the node runtime and for the pages (which
+// read their own location.href): the fragment carries room, token and key
+// (browsers never send a fragment to the server), the part before it says
+// where the relay is. The key is the relay's ed25519 public key: runtimes
+// pin it from here and never take one from the socket (docs/SECURITY.md).
+import { PB_PUBLICKEY_BYTES } from './pb_protocol.js';
+
+const KEY_HEX = new RegExp(`^[0-9a-f]{${2 * PB_PUBLICKEY_BYTES}}$`);
 
 // Returns {url, room, token, key, name}; url is the relay's WebSocket base
 // (ws:// or wss://, no path). Throws an Error naming what is wrong.
@@ -21,7 +26,7 @@ export function parseLink(link) {
   const room = p.get('room') || '', token = p.get('token') || '';
   const key = (p.get('key') || '').toLowerCase();
   const missing = [!room && 'room', !token && 'token',
-                   !/^[0-9a-f]{64}$/.test(key) && 'key (64 hex digits)'].filter(Boolean);
+                   !KEY_HEX.test(key) && `key (${2 * PB_PUBLICKEY_BYTES} hex digits)`].filter(Boolean);
   if (missing.length)
     throw new Error(`join link lacks ${missing.join(', ')} in its #fragment`);
   return { url: `${scheme}//${u.host}`, room, token, key, name: p.get('name') || '' };

@@ -192,6 +192,15 @@ test('a reloaded runtime page catches up to the same picture', async () => {
   }
 });
 
+test('a runtime link without its key says what is missing and does not join', async () => {
+  const p = await open({ viewport: { width: 400, height: 300 } },
+                       `http://127.0.0.1:${relay.port}/runtime.html#room=${ROOM}&token=t`);
+  await until(p, () => window.patchbay.conn === 'failed', null, 'the page refuses the link');
+  assert.match(await p.evaluate(() => window.patchbay.detail), /join link lacks key \(64 hex digits\)/);
+  assert.equal(await p.evaluate(() => window.patchbay.runtime), undefined, 'no runtime started');
+  await p.context().close();
+});
+
 test('no script errors on any page', () => {
   for (const p of [ed, ed2, rt1, rt2]) assert.deepEqual(p.errors, []);
 });

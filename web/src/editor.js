@@ -16,7 +16,8 @@ import { tags as t } from '@lezer/highlight';
 import { clojure } from '@codemirror/legacy-modes/mode/clojure';
 import { setDiagnostics, lintGutter } from '@codemirror/lint';
 import { EditorConnection } from './conn.js';
-import { parseLink, readStatement, clock } from './proto.js';
+import { readStatement, clock } from './proto.js';
+import { parseLink } from '../../runtime/link.js';
 import { formAt } from './forms.js';
 import { BrowserRuntime } from './browser-runtime.js';
 
@@ -33,8 +34,17 @@ const STARTER = {
   lisp: ';; Ctrl-Enter evaluates the form under the cursor,\n;; Shift-Enter the whole buffer.\n(defn ggg [v] (+ v 48))\n\n(defn pb-frame [t c]\n  (pb-clear c (pb-rgb 0 0 0))\n  (pb-circle c (/ (pb-width c) 2) (/ (pb-height c) 2)\n             (+ 40 (* 20 (sin (* t 2)))) (pb-rgb 255 128 0)))\n',
 };
 
+// The join link (runtime/link.js); a page opened without a whole one says
+// what is missing instead of joining.
+let link = null, linkError = '';
+try {
+  link = parseLink(location.href);
+} catch (e) {
+  linkError = e.message;
+}
+
 const state = {
-  link: parseLink(location.hash),
+  link: link || { url: '', room: '', token: '', key: '', name: '' },
   conn: 'connecting', connDetail: '',
   welcome: null,
   lang: 'c',
@@ -436,18 +446,16 @@ $('run').onclick = () => evaluate(false);
 $('run-all').onclick = () => evaluate(true);
 $('source-close').onclick = () => $('source').close();
 setLang(localStorage.getItem(`patchbay:${state.link.room}:lang`) || 'c');
-if (state.link.missing.length) {
-  onState('failed', `the link lacks ${state.link.missing.join(', ')}; open the link that patchbay token prints`);
+if (!link) {
+  onState('failed', `${linkError}: open the link that patchbay token prints`);
 } else {
-  $('room').textContent = state.link.room;
-  const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}`;
-  connection = new EditorConnection({ url, room: state.link.room, token: state.link.token, onFrame, onState,
-                                sinceSeq: () => state.headSeq }).start();
+  $('room').textContent = link.room;
+  connection = new EditorConnection({ url: link.url, room: link.room, token: link.token, onFrame, onState,
+                                      sinceSeq: () => state.headSeq }).start();
   if (typeof OffscreenCanvas === 'function' && typeof Worker === 'function') {
     $('screen-note').textContent = 'starting the runtime…';
     state.previewRuntime = new BrowserRuntime({
-      canvas: $('screen'), name: `${state.link.name || 'editor'} (preview)`, preview: true, onEvent: onPreview,
-      link: { url, room: state.link.room, token: state.link.token, key: state.link.key },
+      canvas: $('screen'), name: `${link.name || 'editor'} (preview)`, preview: true, onEvent: onPreview, link,
     }).start();
   } else {
     $('screen-note').textContent = 'This browser cannot run the room here (no OffscreenCanvas); open the runtime page.';

@@ -1,7 +1,8 @@
 // proto.js — patchbay frames for the pages (docs/PROTOCOL.md): building the
-// frames a page sends, reading the join link, and reading a statement for
-// display. Verification is not done here: the runtime does it in wasm with
-// the C protocol library, and an editor only shows what the relay says.
+// frames a page sends and reading a statement for display (the join link
+// is runtime/link.js). Verification is not done here: the runtime does it
+// in wasm with the C protocol library, and an editor only shows what the
+// relay says.
 import { encode, decode } from './msgpack.js';
 import { PB_PROTOCOL_VERSION } from '../../runtime/pb_protocol.js';
 
@@ -16,15 +17,6 @@ export function parseFrame(bytes) {
   if (!f || typeof f !== 'object' || Array.isArray(f) || typeof f.t !== 'string')
     throw new Error('not a patchbay frame');
   return f;
-}
-
-// The join link's fragment: #room=R&token=T&key=HEX.
-export function parseLink(hash) {
-  const p = new URLSearchParams(String(hash || '').replace(/^#/, ''));
-  const room = p.get('room') || '', token = p.get('token') || '', key = p.get('key') || '';
-  const missing = [!room && 'room', !token && 'token', !/^[0-9a-f]{64}$/i.test(key) && 'key']
-    .filter(Boolean);
-  return { room, token, key: key.toLowerCase(), name: p.get('name') || '', missing };
 }
 
 // A statement (msgpack array of 12) as an object; see docs/PROTOCOL.md.

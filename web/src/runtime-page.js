@@ -9,10 +9,17 @@
 // default; `&width=N` in the link's fragment changes it) and is scaled up
 // with crisp pixels. For tests, state is readable as window.patchbay.
 import { BrowserRuntime } from './browser-runtime.js';
-import { parseLink } from './proto.js';
+import { parseLink } from '../../runtime/link.js';
 
 const $ = (id) => document.getElementById(id);
-const link = parseLink(location.hash);
+// The join link (runtime/link.js); without a whole one the page says what
+// is missing instead of joining.
+let link = null, linkError = '';
+try {
+  link = parseLink(location.href);
+} catch (e) {
+  linkError = e.message;
+}
 const params = new URLSearchParams(location.hash.replace(/^#/, ''));
 const width = Math.max(16, Math.min(1920, Number(params.get('width')) || 480));
 const height = Math.max(16, Math.round((width * innerHeight) / Math.max(1, innerWidth)));
@@ -92,16 +99,14 @@ function onEvent(type, ev) {
   }
 }
 
-if (link.missing.length) {
-  setConn('failed', `the link lacks ${link.missing.join(', ')}: open the runtime link that patchbay token prints`);
+if (!link) {
+  setConn('failed', `${linkError}: open the runtime link that patchbay token prints`);
 } else {
   $('room').textContent = link.room;
   const canvas = $('screen');
   canvas.width = width;
   canvas.height = height;
-  const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}`;
   state.runtime = new BrowserRuntime({
-    canvas, width, height, name: link.name || navigator.userAgent.slice(0, 120),
-    link: { url, room: link.room, token: link.token, key: link.key }, onEvent,
+    canvas, width, height, name: link.name || navigator.userAgent.slice(0, 120), link, onEvent,
   }).start();
 }
