@@ -101,8 +101,8 @@ export class RuntimeHost {
   //                  (10000): runtime/connection.js
   //   pingEveryMs    clock re-sync period (500); the first 5 pings 100 ms apart
   //   stopped        [{seq, var}]: patches that hung an earlier instance
-  //                  (its watchdog restarted it); each is taken back the
-  //                  moment it commits, before its code runs, with
+  //                  in var (its watchdog restarted it); each is taken back
+  //                  the moment it commits, before its code runs, with
   //                  stoppedMessage as the reason in its failed ack
   constructor(opts) {
     this.o = opts;
@@ -132,7 +132,9 @@ export class RuntimeHost {
   // reject (a patch refused: {seq, code, error}) · commit {seq, vars,
   // commit_at_us, apply_us, catchup} · trap {var, seq, vars, message} ·
   // log {level, text, var, seq} · tests {req, results} · relay_error
-  // {code, message, fatal} · history · clock {offsetUs, uncertaintyUs}
+  // {code, message, fatal} · history · clock {offsetUs, uncertaintyUs} ·
+  // call {var, seq}: patch code is entered (a watchdog's view,
+  // runtime/watchdog.js)
   on(type, fn) {
     if (!this.handlers.has(type)) this.handlers.set(type, new Set());
     this.handlers.get(type).add(fn);
@@ -487,6 +489,7 @@ export class RuntimeHost {
     if (!fn) return { ok: false, undefined: true };
     const sp = M.stackSave();
     this.context = { var: name, seq: this.varSeq(name) };
+    this.emit('call', this.context);
     try {
       return { ok: true, value: M.wasmTable.get(fn)(...args) };
     } catch (e) {
@@ -532,6 +535,7 @@ export class RuntimeHost {
       const t0 = performance.now();
       let message = '';
       this.context = { var: full, seq: this.varSeq(full) };
+      this.emit('call', this.context);
       try {
         M.wasmTable.get(fn)();
         message = M.ccall('rt_check_take', 'string', [], []);

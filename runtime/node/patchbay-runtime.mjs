@@ -4,12 +4,14 @@
 // output. What CI, load tests and devices without a screen run.
 //
 // The runtime runs in a worker thread and this (main) thread is its
-// watchdog, as the page is for a browser's worker: a patch that never
-// returns (an endless loop in pb_init or a test) stops the worker's
-// heartbeat; after --watchdog-ms the worker is terminated, the patch named,
-// and a new worker rejoins, catches up and takes that patch back the moment
-// it commits (a failed ack saying "watchdog"), before its code runs again.
+// watchdog (runtime/watchdog.js, the same as a page's for its browser
+// worker): a patch that never returns (an endless loop in pb_init or a
+// test) stops the worker's heartbeat; after --watchdog-ms the worker is
+// terminated, the var and patch it was stuck in named, and a new worker
+// rejoins, catches up and takes that patch back the moment it commits (a
+// failed ack saying "watchdog"), before its code runs again.
 import { isMainThread, parentPort, workerData, Worker } from 'node:worker_threads';
+import { reportTo, Watchdog } from '../watchdog.js';
 import { joinRoom } from './runtime.mjs';
 
 const USAGE = `usage: patchbay-runtime <link> [--name N] [-q]
@@ -63,29 +65,25 @@ if (isMainThread) {
     process.exit(0);
   }
   const stopped = [];
-  let worker = null, lastBeat = 0, calling = null;
+  const watchdog = new Watchdog({ limitMs: opts.watchdogMs, now: Date.now });
+  let worker = null;
   const start = () => {
-    lastBeat = 0; // armed by the first heartbeat (loading the wasm takes a while)
-    calling = null;
+    watchdog.restart();
     worker = new Worker(new URL(import.meta.url), { workerData: { opts, stopped } });
     worker.on('message', (m) => {
+      if (watchdog.read(m)) return;
       if (m.t === 'out') console.log(m.line);
-      else if (m.t === 'beat') { lastBeat = Date.now(); calling = null; }
-      else if (m.t === 'calling') {
-        // entering patch code arms the watchdog too: with a fast compiler a
-        // patch can hang before the first heartbeat was due
-        calling = m;
-        if (!lastBeat) lastBeat = Date.now();
-      }
       else if (m.t === 'exit') { if (m.error) console.error(m.error); process.exit(m.code); }
     });
     worker.on('error', (e) => { console.error(`patchbay-runtime: ${e.stack || e}`); process.exit(3); });
   };
   setInterval(() => {
-    if (!lastBeat || Date.now() - lastBeat < opts.watchdogMs) return;
-    const c = calling || { var: '?', seq: 0 };
-    console.log(`[${opts.name || 'runtime'}] seq ${c.seq} ${c.var} did not return within ${opts.watchdogMs} ms ` +
-                '(an endless loop?): restarting the runtime without it');
+    const c = watchdog.check();
+    if (!c) return;
+    console.log(`[${opts.name || 'runtime'}] ` +
+                (c.seq ? `seq ${c.seq} ${c.var} did not return within ${opts.watchdogMs} ms (an endless loop?): ` +
+                         'restarting the runtime without it'
+                       : `the runtime did not respond for ${opts.watchdogMs} ms: restarting it`));
     if (c.seq) stopped.push({ seq: c.seq, var: c.var });
     worker.terminate();
     start();
@@ -135,16 +133,7 @@ async function runWorker(opts) {
   rt.on('log', (l) => { if (!opts.quiet) out(`${l.var || '-'}: ${l.text}`); });
   // The watchdog's view: a heartbeat while this thread is free (the first
   // now: the runtime is loaded), and which patch code it enters.
-  parentPort.postMessage({ t: 'beat' });
-  setInterval(() => parentPort.postMessage({ t: 'beat' }), 250);
-  const tryCall = rt.tryCall.bind(rt);
-  rt.tryCall = (name, args) => {
-    parentPort.postMessage({ t: 'calling', var: name, seq: rt.varSeq(name) });
-    return tryCall(name, args);
-  };
-  const runTests = rt.runTests.bind(rt);
-  rt.runTests = (req, filter) => {
-    parentPort.postMessage({ t: 'calling', var: 'the tests', seq: rt.committedSeq });
-    return runTests(req, filter);
-  };
+  const report = reportTo(rt, (m) => parentPort.postMessage(m));
+  report.beat();
+  setInterval(() => report.beat(), 250);
 }

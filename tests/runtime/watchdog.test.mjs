@@ -5,7 +5,8 @@
 // says so to the room), and the next patch runs as usual.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Relay, spawnRuntimeCli, until } from './harness.mjs';
+import WebSocket from 'ws';
+import { Relay, spawnRuntimeCli, until, frame, decode } from './harness.mjs';
 
 const relay = await new Relay().start();
 after(() => relay.stop());
@@ -28,6 +29,48 @@ test('an endless pb_init: restarted without it, named, and the next patch commit
     await until(() => new RegExp(`seq ${next} committed after`).test(text()), `the next patch committed:\n${text()}`);
     assert.equal(text().match(/restarting the runtime without it/g).length, 1, 'restarted once');
   } finally {
+    cli.kill('SIGTERM');
+    await cli.exited;
+  }
+});
+
+// Asks every runtime of room to run its tests, as an editor does.
+async function requestTests(room, filter) {
+  const ws = new WebSocket(`ws://127.0.0.1:${relay.port}/r/${room}`, 'patchbay');
+  ws.binaryType = 'arraybuffer';
+  await new Promise((resolve, reject) => {
+    ws.onopen = () => ws.send(frame('hello', { token: relay.token(room, 'editor', 'tester') }));
+    ws.onerror = (e) => reject(e.error || new Error('editor socket failed'));
+    ws.onmessage = (ev) => {
+      if (decode(new Uint8Array(ev.data)).t !== 'welcome') return;
+      ws.send(frame('test_req', { req: 1, filter }));
+      resolve();
+    };
+  });
+  return ws;
+}
+
+test('a test that never returns is blamed on its own patch, not on the patch committed last', async () => {
+  const cli = spawnRuntimeCli([relay.link('tests', 'headless'), '--name', 'headless', '--watchdog-ms', '500']);
+  let editor = null;
+  try {
+    const text = () => cli.lines.join('\n');
+    await until(() => /live/.test(text()), `the runtime live:\n${cli.stderrText}`);
+    const { seq: spin } = await relay.eval('tests', '#include <patchbay.h>\n' +
+                                                    'PB_TEST(spins) { for (volatile int i = 0;; i++) { } }\n');
+    const { seq: later } = await relay.eval('tests', '#include <patchbay.h>\ndouble later(double v) { return v; }\n');
+    await until(() => new RegExp(`seq ${later} committed later`).test(text()), 'the later patch committed');
+    editor = await requestTests('tests', 'spins');
+    await until(() => /did not return within 500 ms/.test(text()), `the watchdog fires:\n${text()}`);
+    assert.match(text(), new RegExp(`seq ${spin} pb_test__spins did not return within 500 ms`), text());
+    // the restarted runtime takes the test's patch back, and only that one
+    await until(() => new RegExp(`seq ${spin} TRAPPED in pb_test__spins: did not return`).test(text()),
+                `seq ${spin} taken back:\n${text()}`);
+    assert.doesNotMatch(text(), new RegExp(`seq ${later} TRAPPED`));
+    await until(() => (text().match(new RegExp(`seq ${later} committed later`, 'g')) || []).length === 2,
+                `the restarted runtime has the later patch:\n${text()}`);
+  } finally {
+    editor?.close();
     cli.kill('SIGTERM');
     await cli.exited;
   }

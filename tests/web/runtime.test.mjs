@@ -170,6 +170,32 @@ test('an endless loop: the worker is restarted, the page stays usable and says w
   for (const p of [rt1, rt2]) { await committed(p, good); await untilColour(p, rgb(40, 200, 90), 'green after the loop'); }
 });
 
+test('a test that never returns: the worker restarts without that test, and pb_frame keeps drawing', async () => {
+  const green = rgb(40, 200, 90);
+  const drawing = await rt1.evaluate(() => window.patchbay.commits.filter((c) => c.vars.includes('pb_frame')).at(-1).seq);
+  const spin = await evalBuffer(ed, '#include <patchbay.h>\nPB_TEST(spins) { for (volatile int i = 0;; i++) { } }\n');
+  for (const p of [rt1, rt2]) await committed(p, spin);
+  const restartsBefore = await rt1.evaluate(() => window.patchbay.restarts.length);
+  const editor = await editorSocket((ws) => ws.send(frame('test_req', { req: 5, filter: 'spins' })));
+  try {
+    for (const p of [rt1, rt2])
+      await until(p, (n) => window.patchbay.restarts.length > n, restartsBefore, 'watchdog restart');
+  } finally {
+    editor.close();
+  }
+  const r = await rt1.evaluate(() => window.patchbay.restarts.at(-1));
+  assert.equal(r.var, 'pb_test__spins', r.message);
+  assert.equal(r.seq, spin);
+  // the restarted runtime takes back the test's patch, not the one drawing
+  await until(rt1, (s) => window.patchbay.traps.some((t) => t.seq === s), spin, 'the test\'s patch taken back');
+  for (const p of [rt1, rt2]) {
+    await until(p, () => window.patchbay.conn === 'live', null, 'live after restart');
+    await untilColour(p, green, 'still green');
+    assert.deepEqual(await p.evaluate((s) => window.patchbay.traps.filter((t) => t.seq === s), drawing), [],
+                     `patch ${drawing} (pb_frame) is not taken back`);
+  }
+});
+
 test('a reloaded runtime page catches up to the same picture', async () => {
   await rt2.reload();
   await until(rt2, () => window.patchbay.conn === 'live', null, 'live after reload');
@@ -204,6 +230,22 @@ test('a runtime link without its key says what is missing and does not join', as
 test('no script errors on any page', () => {
   for (const p of [ed, ed2, rt1, rt2]) assert.deepEqual(p.errors, []);
 });
+
+// Joins as an editor with the ws package; once welcomed, calls then(ws).
+async function editorSocket(then) {
+  const ws = new WebSocket(`ws://127.0.0.1:${relay.port}/r/${ROOM}`, 'patchbay');
+  ws.binaryType = 'arraybuffer';
+  await new Promise((resolve, reject) => {
+    ws.on('open', () => ws.send(frame('hello', { token: relay.token(ROOM, 'editor', 'tester'), client: 'runtime.test' })));
+    ws.on('message', (d) => {
+      if (decode(new Uint8Array(d)).t !== 'welcome') return;
+      then(ws);
+      resolve();
+    });
+    ws.on('error', reject);
+  });
+  return ws;
+}
 
 // Joins as a viewer with the ws package and returns the frames received
 // during the first second (the catch-up).

@@ -1,10 +1,11 @@
 // browser-runtime.js — the page's side of the in-browser runtime: starts
 // runtime-worker.js with an OffscreenCanvas taken from a <canvas>, relays
-// its events, and is its watchdog. A worker that draws no frame for
-// `stallMs` (1 s) is stuck in patch code (an endless loop): it is
-// terminated, the patch that was running is named, and a new worker (on a
-// fresh canvas: a canvas hands its control to one worker only) rejoins the
-// room, catches up and takes that patch back as soon as it commits again.
+// its events, and is its watchdog (runtime/watchdog.js, the same as the
+// node runtime's). A worker that draws no frame for `stallMs` (1 s) is
+// stuck in patch code (an endless loop): it is terminated, the var and
+// patch it was stuck in are named, and a new worker (on a fresh canvas: a
+// canvas hands its control to one worker only) rejoins the room, catches
+// up and takes that patch back as soon as it commits again.
 //
 //   const rt = new BrowserRuntime({ canvas, link, name, preview, onEvent });
 //   rt.start();  rt.state  rt.stats  rt.inject(bytes)  rt.stop()
@@ -12,6 +13,8 @@
 // onEvent(type, ev): the host's events (runtime/host.js: state, welcome,
 // commit, trap, reject, log, clock, relay_error, tests), plus 'beat'
 // (frames drawn, fps, clock) and 'restart' {seq, var, message}.
+import { Watchdog } from '../../runtime/watchdog.js';
+
 const STOPPED_KEY = 'patchbay:stopped';
 
 export class BrowserRuntime {
@@ -22,13 +25,9 @@ export class BrowserRuntime {
     this.preview = preview;
     this.width = width || canvas.width;
     this.height = height || canvas.height;
-    this.stallMs = stallMs;
     this.onEvent = onEvent || (() => {});
     this.worker = null;
-    this.lastBeat = 0;
-    this.started = 0;
-    this.calling = null;       // {var, seq} of a pb_init being run
-    this.varSeq = new Map();   // var -> seq of its committed definition
+    this.watchdog = new Watchdog({ limitMs: stallMs });
     this.stats = { frames: 0, fps: 0, committedSeq: 0, restarts: 0, offsetUs: 0, uncertaintyUs: Infinity };
     this.state = 'starting';
     this.stopped = loadStopped(link);
@@ -38,8 +37,7 @@ export class BrowserRuntime {
   start() {
     const w = new Worker('runtime-worker.js');
     this.worker = w;
-    this.started = performance.now();
-    this.lastBeat = 0;
+    this.watchdog.restart();
     const off = this.canvas.transferControlToOffscreen();
     w.onmessage = (e) => this.onMessage(e.data);
     w.onerror = (e) => this.emit('log', { level: 'error', text: `runtime worker: ${e.message}` });
@@ -56,22 +54,16 @@ export class BrowserRuntime {
   }
 
   onMessage(m) {
+    if (this.watchdog.read(m) && m.t === 'call') return;
     switch (m.t) {
       case 'beat':
-        this.lastBeat = performance.now();
-        this.calling = null;
         Object.assign(this.stats, m);
         this.emit('beat', this.stats);
-        break;
-      case 'calling':
-        this.calling = { var: m.var, seq: m.seq };
         break;
       case 'event':
         if (m.type === 'state') this.state = m.ev.state;
         // a worker that hangs before its first frame is caught too
-        if (m.type === 'welcome' && !this.lastBeat) this.lastBeat = performance.now();
-        if (m.type === 'commit') for (const v of m.ev.vars || []) this.varSeq.set(v, m.ev.seq);
-        if (m.type === 'trap') for (const v of m.ev.vars || [m.ev.var]) this.varSeq.delete(v);
+        if (m.type === 'welcome') this.watchdog.arm();
         this.emit(m.type, m.ev);
         break;
       case 'probe': {
@@ -93,14 +85,15 @@ export class BrowserRuntime {
   }
 
   // The watchdog: no frame for stallMs (after the first one) means the
-  // worker is stuck inside patch code.
+  // worker is stuck, in the patch code it last said it entered.
   check() {
-    if (!this.worker || !this.lastBeat) return;
-    const quiet = performance.now() - this.lastBeat;
-    if (quiet < this.stallMs) return;
-    const culprit = this.calling || { var: 'pb_frame', seq: this.varSeq.get('pb_frame') || 0 };
-    const message = `${culprit.var} of patch #${culprit.seq} did not return within ${(quiet / 1000).toFixed(1)} s ` +
-                    '(an endless loop?): the runtime was restarted without it';
+    const culprit = this.worker && this.watchdog.check();
+    if (!culprit) return;
+    const quiet = (culprit.quietMs / 1000).toFixed(1);
+    const message = culprit.seq
+      ? `${culprit.var} of patch #${culprit.seq} did not return within ${quiet} s (an endless loop?): ` +
+        'the runtime was restarted without it'
+      : `the runtime did not respond for ${quiet} s: it was restarted`;
     if (culprit.seq) {
       this.stopped.set(culprit.seq, { seq: culprit.seq, var: culprit.var });
       saveStopped(this.link, this.stopped);
@@ -108,13 +101,11 @@ export class BrowserRuntime {
     this.worker.terminate();
     this.worker = null;
     this.stats.restarts++;
-    this.emit('restart', { ...culprit, message });
+    this.emit('restart', { seq: culprit.seq, var: culprit.var, message });
     // a canvas gives its control away once: continue on a fresh one
     const fresh = this.canvas.cloneNode(false);
     this.canvas.replaceWith(fresh);
     this.canvas = fresh;
-    this.varSeq.clear();
-    this.calling = null;
     this.start();
   }
 

@@ -2,9 +2,9 @@
 // classic worker script, runtime-worker.js in <build>/www): the wasm main
 // module (runtime/pb_runtime.js, loaded with importScripts), the JS host
 // shared with node (runtime/host.js) and an OffscreenCanvas it draws every
-// frame to. The page (src/browser-runtime.js) only starts it, watches its
-// heartbeat and shows what it reports; a worker stuck in a patch is
-// terminated from there and a new one started.
+// frame to. The page (src/browser-runtime.js) only starts it, watches it
+// (runtime/watchdog.js) and shows what it reports; a worker stuck in a
+// patch is terminated from there and a new one started.
 //
 // Messages in:  {t:'start', link, name, canvas (OffscreenCanvas), width,
 //                height, preview, stopped: [{seq, var}]}
@@ -12,19 +12,25 @@
 //                                    (tests: tampered frames must be refused)
 //               {t:'resize', width, height}
 //               {t:'probe', id, points: [[x, y]...]}  the last frame's pixels
-// Messages out: {t:'beat', frames, committedSeq, headSeq, offsetUs,
-//                uncertaintyUs, fps} every 250 ms while frames are drawn,
-//               {t:'event', type, ev} for every host event (state, welcome,
-//                commit, trap, reject, log, clock, relay_error, tests),
-//               {t:'calling', var, seq} before pb_init of a new patch,
+// Messages out: {t:'beat', frames, fps, committedSeq, headSeq, offsetUs,
+//                uncertaintyUs, synced, tempo, quantum} every 250 ms while
+//                frames are drawn (the watchdog's heartbeat),
+//               {t:'call', var, seq} as patch code is entered (once per
+//                beat for the same call: which code a hang is in),
+//               {t:'event', type, ev} for host events (state, welcome,
+//                patch, commit, trap, reject, log, clock, relay_error,
+//                tests),
+//               {t:'injected', ev} the session's account of an inject,
 //               {t:'probe', id, rgba: [0xAABBGGRR...]} (pixels as pb_rgba
 //                packs them; 0 outside the canvas or before a frame),
 //               {t:'fatal', message} if the runtime cannot start.
 import { RuntimeHost } from '../../runtime/host.js';
+import { reportTo } from '../../runtime/watchdog.js';
 import { decode } from './msgpack.js';
 
 /* global importScripts, createPatchbayRuntime */
 let host = null;
+let report = null; // to the page's watchdog
 let ctx2d = null;
 let frames = 0;
 let lastBeat = 0;
@@ -64,9 +70,9 @@ function draw() {
   }
   if (now - lastBeat >= 250) {
     lastBeat = now;
-    post({ t: 'beat', frames, fps, committedSeq: host.committedSeq, headSeq: host.headSeq,
-           offsetUs: host.clock.offsetUs, uncertaintyUs: host.clock.uncertaintyUs,
-           synced: host.clock.isSynced, tempo: host.room.tempo_bpm || 0, quantum: host.room.quantum || 0 });
+    report.beat({ frames, fps, committedSeq: host.committedSeq, headSeq: host.headSeq,
+                  offsetUs: host.clock.offsetUs, uncertaintyUs: host.clock.uncertaintyUs,
+                  synced: host.clock.isSynced, tempo: host.room.tempo_bpm || 0, quantum: host.room.quantum || 0 });
   }
   schedule();
 }
@@ -86,12 +92,10 @@ async function start(m) {
     link: m.link,
     name: m.name,
   });
-  for (const type of ['state', 'welcome', 'patch', 'trap', 'reject', 'log', 'clock', 'relay_error', 'tests'])
+  for (const type of ['state', 'welcome', 'patch', 'commit', 'trap', 'reject', 'log', 'clock', 'relay_error',
+                      'tests'])
     host.on(type, (ev) => post({ t: 'event', type, ev: plain(ev) }));
-  host.on('commit', (c) => {
-    post({ t: 'event', type: 'commit', ev: plain(c) });
-    if (c.vars.includes('pb_init')) post({ t: 'calling', var: 'pb_init', seq: c.seq });
-  });
+  report = reportTo(host, post);
   ctx2d = m.canvas.getContext('2d');
   await host.start();
   host.attachCanvas(m.width, m.height);
