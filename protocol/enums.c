@@ -12,6 +12,7 @@ const char *const pb_log_level_names[] = {"", "info", "warn", "error", "trap"};
 const char *const pb_peers_event_names[] = {"", "snapshot", "join", "leave",
                                             "update"};
 const char *const pb_history_mode_names[] = {"", "state", "range"};
+const char *const pb_patch_kind_names[] = {"", "expr"};
 
 static const char *name_of(const char *const *names, unsigned n, unsigned v)
 {
@@ -59,4 +60,14 @@ const char *pb_severity_name(pb_severity s)
 const char *pb_log_level_name(pb_log_level l)
 {
     return name_of(pb_log_level_names, PB_N_LOG_LEVELS, (unsigned)l);
+}
+
+const char *pb_patch_kind_name(pb_patch_kind k)
+{
+    return name_of(pb_patch_kind_names, PB_N_PATCH_KINDS, (unsigned)k);
+}
+
+pb_patch_kind pb_patch_kind_parse(pb_str s)
+{
+    return (pb_patch_kind)parse(pb_patch_kind_names, PB_N_PATCH_KINDS, s);
 }

@@ -53,6 +53,7 @@ static const pb_field eval_f[] = {
     ENUMF(pb_eval, lang, REQ, pb_lang_names, PB_N_LANGS),
     FIELD(pb_eval, name, PB_K_STR, OPT, PB_MAX_PATH_BYTES),
     FIELD(pb_eval, source, PB_K_STR, REQ, PB_MAX_SOURCE_BYTES),
+    FIELD(pb_eval, expr, PB_K_BOOL, OPT, 0),
 };
 static const pb_field diag_item_f[] = {
     FIELD(pb_diag_item, line, PB_K_U32, REQ, 0),
@@ -67,6 +68,7 @@ static const pb_field diag_f[] = {
     FIELD(pb_diag, req, PB_K_U64, REQ, 0),
     FIELD(pb_diag, ok, PB_K_BOOL, REQ, 0),
     FIELD(pb_diag, seq, PB_K_U64, OPT, 0),
+    FIELD(pb_diag, expr, PB_K_BOOL, OPT, 0),
     ARRAYF(pb_diag, items, n_items, diag_item_o, PB_MAX_DIAGS),
 };
 static const pb_field patch_f[] = {
@@ -90,6 +92,8 @@ static const pb_field ack_f[] = {
     FIELD(pb_ack, error, PB_K_STR, OPT, PB_MAX_MESSAGE_BYTES),
     FIELD(pb_ack, var, PB_K_STR, OPT, PB_MAX_NAME_BYTES),
     FIELD(pb_ack, code, PB_K_U32, OPT, 0),
+    FIELD(pb_ack, value, PB_K_STR, OPT, PB_MAX_MESSAGE_BYTES),
+    FIELD(pb_ack, out, PB_K_STR, OPT, PB_MAX_LOG_BYTES),
 };
 static const pb_field ping_f[] = {
     FIELD(pb_ping, t0_us, PB_K_U64, REQ, 0),

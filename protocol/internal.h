@@ -88,6 +88,7 @@ extern const char *const pb_severity_names[];
 extern const char *const pb_log_level_names[];
 extern const char *const pb_peers_event_names[];
 extern const char *const pb_history_mode_names[];
+extern const char *const pb_patch_kind_names[];
 #define PB_N_ROLES         4u
 #define PB_N_LANGS         2u
 #define PB_N_ACK_STATES    3u
@@ -95,5 +96,8 @@ extern const char *const pb_history_mode_names[];
 #define PB_N_LOG_LEVELS    4u
 #define PB_N_PEERS_EVENTS  4u
 #define PB_N_HISTORY_MODES 2u
+#define PB_N_PATCH_KINDS   1u
+/* PB_KIND_DEFS (0) if s names no kind. */
+pb_patch_kind pb_patch_kind_parse(pb_str s);
 
 #endif

@@ -34,9 +34,12 @@ extern "C" {
 
 /* ---- Version and limits (§ Limits) ------------------------------------ */
 
-#define PB_PROTOCOL_VERSION  1u      /* "v" of every frame */
-#define PB_STATEMENT_VERSION 1u      /* first element of every statement */
-#define PB_VERSION_STRING    "0.1.0" /* patchbay release */
+#define PB_PROTOCOL_VERSION 1u /* "v" of every frame */
+/* The first element of a statement: 1 for definitions (12 elements), 2 for
+ * an expression (13: its kind comes last). */
+#define PB_STATEMENT_VERSION      1u
+#define PB_STATEMENT_VERSION_EXPR 2u
+#define PB_VERSION_STRING         "0.1.0" /* patchbay release */
 
 #define PB_MAX_FRAME_BYTES     (2u * 1024u * 1024u) /* whole encoded frame */
 #define PB_MAX_FRAME_OBJECTS   16384u          /* msgpack values in one frame */
@@ -229,6 +232,14 @@ typedef enum pb_peers_event {
     PB_PEERS_UPDATE,
 } pb_peers_event;
 
+/* What a patch does when it commits (§ Statement, § Expressions). */
+typedef enum pb_patch_kind {
+    PB_KIND_DEFS = 0, /* replaces the vars it defines (the statement has no
+                         kind element: version 1) */
+    PB_KIND_EXPR,     /* runs one expression once on every runtime, which
+                         reports its value; defines no var (version 2) */
+} pb_patch_kind;
+
 typedef enum pb_history_mode {
     PB_HISTORY_NONE = 0,
     PB_HISTORY_STATE, /* latest patch of every var, in seq order (catch-up) */
@@ -244,6 +255,7 @@ pb_lang pb_lang_parse(pb_str s);
 const char *pb_ack_state_name(pb_ack_state s);
 const char *pb_severity_name(pb_severity s);
 const char *pb_log_level_name(pb_log_level l);
+const char *pb_patch_kind_name(pb_patch_kind k); /* "" for PB_KIND_DEFS */
 
 /* ---- Frames (§ Frames) ---------------------------------------------------
  * Every frame is a msgpack map with "v" (protocol version) and "t" (type
@@ -303,6 +315,9 @@ typedef struct pb_eval { /* editor -> relay */
     pb_lang lang;        /* required */
     pb_str name;         /* file or buffer name, for diagnostics */
     pb_str source;       /* required */
+    bool expr;           /* the source is one expression to run once (C
+                            needs it; a Lisp source whose only form is not a
+                            definition is an expression anyway) */
 } pb_eval;
 
 typedef struct pb_diag_item {
@@ -318,6 +333,7 @@ typedef struct pb_diag { /* relay -> the evaluating editor only */
     uint64_t req;        /* required */
     bool ok;             /* true: compiled, seq is the new patch */
     uint64_t seq;
+    bool expr; /* the patch is an expression: runtimes' acks carry its value */
     pb_diag_item *items;
     uint32_t n_items;
 } pb_diag;
@@ -346,6 +362,9 @@ typedef struct pb_ack {    /* runtime -> relay -> editors */
     pb_str var;            /* the var that failed, if known */
     uint32_t code;         /* failed: a pb_err saying why (PB_ERR_TRAP,
                               PB_ERR_CHAIN_FORK, ...); 0 otherwise */
+    pb_str value;          /* committed expression: its value as printed,
+                              e.g. 59, true, nil, "hi" (cut with "…") */
+    pb_str out;            /* expression: what it printed while it ran (cut) */
 } pb_ack;
 
 typedef struct pb_ping { /* client -> relay */
@@ -482,6 +501,8 @@ typedef struct pb_statement {
     uint64_t created_us;             /* when the relay accepted it */
     uint64_t apply_us;               /* room time to commit at */
     uint8_t key[PB_PUBLICKEY_BYTES]; /* the signing relay's key */
+    pb_patch_kind kind;              /* PB_KIND_EXPR: element 12, version 2; an
+                                        expression defines no symbols */
     /* Filled in by decode: hash of the statement bytes. */
     uint8_t hash[PB_HASH_BYTES];
     void *priv_;

@@ -2,13 +2,18 @@
  * (docs/PROTOCOL.md § Statement). The statement is what the relay signs and
  * what the chain links, so exactly one byte string may stand for a given
  * statement: it is a fixed-order msgpack array in msgpack-c's shortest
- * forms, and decode re-encodes and compares to reject any other spelling. */
+ * forms, and decode re-encodes and compares to reject any other spelling.
+ * A statement of definitions is version 1 with 12 elements; an expression's
+ * is version 2 with its kind as a 13th, so a verifier that predates
+ * expressions refuses it (PB_ERR_VERSION) instead of taking it for
+ * definitions. */
 #include "internal.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#define N_ELEMS 12u
+#define N_ELEMS      12u /* version 1 */
+#define N_ELEMS_EXPR 13u /* version 2: + kind */
 
 static pb_err check_name(pb_str s, const char *what, uint32_t max,
                          bool empty_ok, pb_errmsg *why)
@@ -53,6 +58,15 @@ static pb_err check(const pb_statement *s, pb_errmsg *why)
         return pb_fail(why, PB_ERR_FIELD_RANGE,
                        "statement: lang %d is not a known language",
                        (int)s->lang);
+    if (s->kind > (pb_patch_kind)PB_N_PATCH_KINDS)
+        return pb_fail(why, PB_ERR_FIELD_RANGE,
+                       "statement: kind %d is not a known patch kind",
+                       (int)s->kind);
+    if (s->kind == PB_KIND_EXPR && s->n_symbols)
+        return pb_fail(why, PB_ERR_FIELD_RANGE,
+                       "statement: an expression defines no symbols (it "
+                       "names %u)",
+                       s->n_symbols);
     return PB_OK;
 }
 
@@ -70,8 +84,10 @@ pb_err pb_statement_encode(const pb_statement *s, pb_buf *out, pb_errmsg *why)
     pb_writer w;
     pb_writer_start(&w, out, PB_MAX_STATEMENT_BYTES);
     msgpack_packer_init(&pk, &w, pb_writer_write);
-    msgpack_pack_array(&pk, N_ELEMS);
-    msgpack_pack_uint32(&pk, PB_STATEMENT_VERSION);
+    bool is_expr = s->kind != PB_KIND_DEFS;
+    msgpack_pack_array(&pk, is_expr ? N_ELEMS_EXPR : N_ELEMS);
+    msgpack_pack_uint32(&pk, is_expr ? PB_STATEMENT_VERSION_EXPR
+                                     : PB_STATEMENT_VERSION);
     pack_str(&pk, s->room);
     msgpack_pack_uint64(&pk, s->seq);
     msgpack_pack_bin_with_body(&pk, s->prev_hash, PB_HASH_BYTES);
@@ -89,6 +105,10 @@ pb_err pb_statement_encode(const pb_statement *s, pb_buf *out, pb_errmsg *why)
     msgpack_pack_uint64(&pk, s->created_us);
     msgpack_pack_uint64(&pk, s->apply_us);
     msgpack_pack_bin_with_body(&pk, s->key, PB_PUBLICKEY_BYTES);
+    if (is_expr) {
+        const char *kind = pb_patch_kind_name(s->kind);
+        msgpack_pack_str_with_body(&pk, kind, strlen(kind));
+    }
     if (w.err) {
         out->len = 0;
         return pb_fail(why, w.err, "statement: encoding failed: %s",
@@ -144,11 +164,17 @@ static pb_err decode_elems(const msgpack_object *a, pb_statement *s,
     pb_err e;
     if ((e = get_u64(&el[0], "version", &version, why)))
         return e;
-    if (version != PB_STATEMENT_VERSION)
+    if (version != PB_STATEMENT_VERSION && version != PB_STATEMENT_VERSION_EXPR)
         return pb_fail(why, PB_ERR_VERSION,
                        "statement: version %llu is not supported (this build "
-                       "reads %u)",
-                       (unsigned long long)version, PB_STATEMENT_VERSION);
+                       "reads %u and %u)",
+                       (unsigned long long)version, PB_STATEMENT_VERSION,
+                       PB_STATEMENT_VERSION_EXPR);
+    uint32_t want = version == PB_STATEMENT_VERSION ? N_ELEMS : N_ELEMS_EXPR;
+    if (a->via.array.size != want)
+        return pb_fail(why, PB_ERR_FIELD_TYPE,
+                       "statement: version %llu has %u elements, not %u",
+                       (unsigned long long)version, want, a->via.array.size);
     if ((e = get_str(&el[1], "room", &s->room, why)) ||
         (e = get_u64(&el[2], "seq", &s->seq, why)) ||
         (e = get_hash(&el[3], "prev_hash", s->prev_hash, why)) ||
@@ -194,6 +220,16 @@ static pb_err decode_elems(const msgpack_object *a, pb_statement *s,
         (e = get_u64(&el[10], "apply_us", &s->apply_us, why)) ||
         (e = get_hash(&el[11], "key", s->key, why)))
         return e;
+    if (want == N_ELEMS_EXPR) {
+        pb_str kind;
+        if ((e = get_str(&el[12], "kind", &kind, why)))
+            return e;
+        s->kind = pb_patch_kind_parse(kind);
+        if (s->kind == PB_KIND_DEFS)
+            return pb_fail(why, PB_ERR_FIELD_RANGE,
+                           "statement: kind \"%.*s\" is not one of expr",
+                           (int)(kind.len > 40 ? 40 : kind.len), kind.ptr);
+    }
     return check(s, why);
 }
 
@@ -214,9 +250,12 @@ pb_err pb_statement_decode(const uint8_t *buf, size_t len, pb_statement *out,
                          "statement", why);
     if (e)
         goto fail;
-    if (obj.type != MSGPACK_OBJECT_ARRAY || obj.via.array.size != N_ELEMS) {
+    if (obj.type != MSGPACK_OBJECT_ARRAY ||
+        (obj.via.array.size != N_ELEMS && obj.via.array.size != N_ELEMS_EXPR)) {
         e = pb_fail(why, PB_ERR_FIELD_TYPE,
-                    "statement: must be an array of %u elements", N_ELEMS);
+                    "statement: must be an array of %u (or, for an "
+                    "expression, %u) elements",
+                    N_ELEMS, N_ELEMS_EXPR);
         goto fail;
     }
     if ((e = decode_elems(&obj, out, zone, why)))

@@ -215,7 +215,8 @@ typedef struct limit {
     }
 static const limit limits[] = {
     L(PB_PROTOCOL_VERSION, "value of \"v\" in every frame"),
-    L(PB_STATEMENT_VERSION, "first element of every statement"),
+    L(PB_STATEMENT_VERSION, "first element of a statement of definitions"),
+    L(PB_STATEMENT_VERSION_EXPR, "first element of an expression's statement"),
     L(PB_MAX_FRAME_BYTES, "bytes in one encoded frame"),
     L(PB_MAX_FRAME_OBJECTS, "msgpack values in one frame"),
     L(PB_MAX_NESTING, "depth of nested arrays/maps"),
@@ -357,6 +358,13 @@ static void gen_docs(text *t)
        p.stmt.len);
     hexdump(t, p.stmt.data, p.stmt.len);
     pb_sample_patch_free(&p);
+    pb_sample_expr_make(&p, "jam", 3, NULL);
+    tx(t,
+       "\nAn expression's statement (`vectors/statement_expr.msgpack`: "
+       "version 2, no symbols, the kind last), %zu bytes:\n\n",
+       p.stmt.len);
+    hexdump(t, p.stmt.data, p.stmt.len);
+    pb_sample_patch_free(&p);
     tx(t, "\n<!-- END GENERATED -->\n");
 }
 
@@ -430,13 +438,18 @@ static void build_vectors(void)
         vector *v = add_vector(s[i].name, s[i].description, PB_OK);
         if (pb_frame_encode(&s[i].frame, &v->bytes, NULL) != PB_OK)
             abort();
-        if (s[i].frame.type == PB_T_EVAL &&
+        if (s[i].frame.type == PB_T_EVAL && !eval.len && /* the first */
             pb_frame_encode(&s[i].frame, &eval, NULL) != PB_OK)
             abort();
     }
     pb_sample_patch p;
     pb_sample_patch_make(&p, "jam", 1, NULL, 0);
     vector *st = add_vector("statement", "the patch statement of seq 1", PB_OK);
+    raw_bytes(st, p.stmt.data, p.stmt.len);
+    pb_sample_patch_free(&p);
+    pb_sample_expr_make(&p, "jam", 3, NULL);
+    st = add_vector("statement_expr", "an expression's statement (version 2)",
+                    PB_OK);
     raw_bytes(st, p.stmt.data, p.stmt.len);
     pb_sample_patch_free(&p);
 
@@ -590,7 +603,7 @@ static int cmd_vectors(const char *dir, int write)
         /* What the committed bytes decode to, in this build. */
         pb_errmsg why = {{0}};
         pb_err e;
-        if (!strcmp(v->name, "statement")) {
+        if (!strncmp(v->name, "statement", 9)) {
             pb_statement st;
             e = pb_statement_decode(v->bytes.data, v->bytes.len, &st, &why);
             pb_statement_free(&st);

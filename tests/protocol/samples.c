@@ -14,24 +14,14 @@ void pb_sample_keypair(uint8_t pk[PB_PUBLICKEY_BYTES],
     crypto_sign_seed_keypair(pk, sk, seed);
 }
 
-void pb_sample_patch_make(pb_sample_patch *p, const char *room, uint64_t seq,
-                          const uint8_t prev_hash[PB_HASH_BYTES], int variant)
+/* Signs a statement of module and source for room/seq after prev_hash
+ * into p (symbols: one var ggg for definitions, none for an expression). */
+static void sign_sample(pb_sample_patch *p, const char *room, uint64_t seq,
+                        const uint8_t prev_hash[PB_HASH_BYTES],
+                        size_t module_len, pb_lang lang, pb_patch_kind kind)
 {
     uint8_t pk[PB_PUBLICKEY_BYTES], sk[PB_SECRETKEY_BYTES];
-    memset(p, 0, sizeof *p);
     pb_sample_keypair(pk, sk);
-    static const uint8_t wasm_header[8] = {0, 'a', 's', 'm', 1, 0, 0, 0};
-    memcpy(p->module, wasm_header, 8);
-    size_t module_len = 8;
-    if (variant) {
-        /* A custom section so that each variant is a distinct module. */
-        uint8_t extra[8] = {0, 6, 1, 'v', (uint8_t)variant, 0, 0, 0};
-        memcpy(p->module + 8, extra, 5);
-        module_len = 13;
-    }
-    snprintf(p->source, sizeof p->source,
-             "double ggg(double v) { return v + %d; }", 48 + variant);
-
     pb_symbol sym = {pb_cstr("ggg"), pb_cstr("d(d)")};
     pb_statement s = {0};
     s.room = pb_cstr(room);
@@ -39,14 +29,15 @@ void pb_sample_patch_make(pb_sample_patch *p, const char *room, uint64_t seq,
     if (prev_hash)
         memcpy(s.prev_hash, prev_hash, PB_HASH_BYTES);
     pb_hash(p->module, module_len, s.module_hash);
-    s.symbols = &sym;
-    s.n_symbols = 1;
+    s.symbols = kind == PB_KIND_DEFS ? &sym : NULL;
+    s.n_symbols = kind == PB_KIND_DEFS ? 1 : 0;
     s.author = pb_cstr("ada");
-    s.lang = PB_LANG_C;
+    s.lang = lang;
     pb_hash(p->source, strlen(p->source), s.source_hash);
     s.created_us = 1795000000000000ull + seq * 1000000ull;
     s.apply_us = s.created_us + 50000;
     memcpy(s.key, pk, PB_PUBLICKEY_BYTES);
+    s.kind = kind;
 
     pb_buf_init(&p->stmt);
     if (pb_statement_encode(&s, &p->stmt, NULL) != PB_OK)
@@ -60,14 +51,47 @@ void pb_sample_patch_make(pb_sample_patch *p, const char *room, uint64_t seq,
     sodium_memzero(sk, sizeof sk);
 }
 
+static const uint8_t wasm_header[8] = {0, 'a', 's', 'm', 1, 0, 0, 0};
+
+void pb_sample_patch_make(pb_sample_patch *p, const char *room, uint64_t seq,
+                          const uint8_t prev_hash[PB_HASH_BYTES], int variant)
+{
+    memset(p, 0, sizeof *p);
+    memcpy(p->module, wasm_header, 8);
+    size_t module_len = 8;
+    if (variant) {
+        /* A custom section so that each variant is a distinct module. */
+        uint8_t extra[8] = {0, 6, 1, 'v', (uint8_t)variant, 0, 0, 0};
+        memcpy(p->module + 8, extra, 5);
+        module_len = 13;
+    }
+    snprintf(p->source, sizeof p->source,
+             "double ggg(double v) { return v + %d; }", 48 + variant);
+    sign_sample(p, room, seq, prev_hash, module_len, PB_LANG_C,
+                PB_KIND_DEFS);
+}
+
+void pb_sample_expr_make(pb_sample_patch *p, const char *room, uint64_t seq,
+                         const uint8_t prev_hash[PB_HASH_BYTES])
+{
+    memset(p, 0, sizeof *p);
+    /* an empty module with a custom section "e" */
+    static const uint8_t extra[5] = {0, 3, 1, 'e', 0};
+    memcpy(p->module, wasm_header, 8);
+    memcpy(p->module + 8, extra, sizeof extra);
+    snprintf(p->source, sizeof p->source, "(ggg 10)");
+    sign_sample(p, room, seq, prev_hash, 8 + sizeof extra, PB_LANG_LISP,
+                PB_KIND_EXPR);
+}
+
 void pb_sample_patch_free(pb_sample_patch *p)
 {
     pb_buf_free(&p->stmt);
 }
 
-#define N_SAMPLES 18
+#define N_SAMPLES 22
 static pb_sample samples[N_SAMPLES];
-static pb_sample_patch patch1, patch2;
+static pb_sample_patch patch1, patch2, expr3;
 static pb_diag_item diag_items[2];
 static pb_patch history_items[2];
 static pb_test_case test_cases[2];
@@ -87,6 +111,7 @@ static void build(void)
     pb_sample_keypair(pk, sk);
     pb_sample_patch_make(&patch1, "jam", 1, NULL, 0);
     pb_sample_patch_make(&patch2, "jam", 2, patch1.hash, 1);
+    pb_sample_expr_make(&expr3, "jam", 3, patch2.hash);
     int i = 0;
     pb_frame f;
 
@@ -120,6 +145,15 @@ static void build(void)
     f.eval.source = pb_cstr("double ggg(double v) { return v + 49; }");
     samples[i++] = (pb_sample){"eval", "an editor evaluates a C definition", f};
 
+    f = make(PB_T_EVAL);
+    f.eval.req = 44;
+    f.eval.lang = PB_LANG_LISP;
+    f.eval.name = pb_cstr("repl.cljc");
+    f.eval.source = pb_cstr("(ggg 10)");
+    f.eval.expr = true;
+    samples[i++] =
+        (pb_sample){"eval_expr", "an editor evaluates an expression", f};
+
     diag_items[0] = (pb_diag_item){
         3,  12,           3,
         15, PB_SEV_ERROR, pb_cstr("use of undeclared identifier 'x'")};
@@ -138,9 +172,21 @@ static void build(void)
     f.diag.seq = 2;
     samples[i++] = (pb_sample){"diag_ok", "eval 43 compiled into seq 2", f};
 
+    f = make(PB_T_DIAG);
+    f.diag.req = 44;
+    f.diag.ok = true;
+    f.diag.seq = 3;
+    f.diag.expr = true;
+    samples[i++] =
+        (pb_sample){"diag_expr", "eval 44 is the expression of seq 3", f};
+
     f = make(PB_T_PATCH);
     f.patch = patch1.patch;
     samples[i++] = (pb_sample){"patch", "the room's first patch, signed", f};
+
+    f = make(PB_T_PATCH);
+    f.patch = expr3.patch;
+    samples[i++] = (pb_sample){"patch_expr", "an expression's patch, seq 3", f};
 
     f = make(PB_T_ACK);
     f.ack.seq = 1;
@@ -163,6 +209,16 @@ static void build(void)
     f.ack.code = PB_ERR_TRAP;
     samples[i++] =
         (pb_sample){"ack_failed", "seq 2 trapped and rolled back", f};
+
+    f = make(PB_T_ACK);
+    f.ack.seq = 3;
+    f.ack.state = PB_ACK_COMMITTED;
+    f.ack.runtime_id = 9;
+    f.ack.commit_at_us = 1795000003050100ull;
+    f.ack.late_us = 100;
+    f.ack.value = pb_cstr("58");
+    f.ack.out = pb_cstr("ggg called with 10\n");
+    samples[i++] = (pb_sample){"ack_value", "the value of expression seq 3", f};
 
     f = make(PB_T_PING);
     f.ping.t0_us = 1795000004000000ull;

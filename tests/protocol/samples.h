@@ -31,6 +31,9 @@ typedef struct pb_sample_patch {
 
 void pb_sample_patch_make(pb_sample_patch *p, const char *room, uint64_t seq,
                           const uint8_t prev_hash[PB_HASH_BYTES], int variant);
+/* An expression's patch (Lisp "(ggg 10)", no symbols) at seq. */
+void pb_sample_expr_make(pb_sample_patch *p, const char *room, uint64_t seq,
+                         const uint8_t prev_hash[PB_HASH_BYTES]);
 void pb_sample_patch_free(pb_sample_patch *p);
 
 /* All samples, built on first call (static storage). */

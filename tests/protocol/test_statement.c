@@ -115,13 +115,15 @@ TEST(test_statement_shape_errors)
     static const uint8_t short_array[] = {0x91, 0x01};
     CHECK(pb_statement_decode(short_array, 2, &s, NULL) == PB_ERR_FIELD_TYPE);
     CHECK(pb_statement_decode(NULL, 0, &s, NULL) == PB_ERR_TRUNCATED);
-    /* version 2 */
+    /* version 3; and version 2 (an expression's) with 12 elements */
     pb_sample_patch p;
     pb_sample_patch_make(&p, "jam", 1, NULL, 0);
     uint8_t *b = malloc(p.stmt.len);
     memcpy(b, p.stmt.data, p.stmt.len);
-    b[1] = 0x02;
+    b[1] = 0x03;
     CHECK(pb_statement_decode(b, p.stmt.len, &s, NULL) == PB_ERR_VERSION);
+    b[1] = 0x02;
+    CHECK(pb_statement_decode(b, p.stmt.len, &s, NULL) == PB_ERR_FIELD_TYPE);
     free(b);
     /* every truncation */
     for (size_t len = 1; len < p.stmt.len; len++) {
@@ -134,6 +136,63 @@ TEST(test_statement_shape_errors)
             break;
         }
     }
+    pb_sample_patch_free(&p);
+}
+
+TEST(test_expression_statement_is_version_2_with_its_kind_last)
+{
+    pb_sample_patch p;
+    pb_sample_expr_make(&p, "jam", 3, NULL);
+    /* 0x9d: an array of 13; version 2; ... the last element "expr" */
+    REQUIRE(p.stmt.len > 6);
+    CHECK(p.stmt.data[0] == 0x9d && p.stmt.data[1] == 0x02);
+    CHECK(!memcmp(p.stmt.data + p.stmt.len - 5, "\xa4" "expr", 5));
+    pb_statement s;
+    pb_errmsg why;
+    REQUIRE(pb_statement_decode(p.stmt.data, p.stmt.len, &s, &why) == PB_OK);
+    CHECK(s.kind == PB_KIND_EXPR);
+    CHECK(s.n_symbols == 0);
+    CHECK(s.lang == PB_LANG_LISP);
+    pb_buf again;
+    pb_buf_init(&again);
+    CHECK(pb_statement_encode(&s, &again, NULL) == PB_OK);
+    CHECK(again.len == p.stmt.len &&
+          !memcmp(again.data, p.stmt.data, again.len));
+    /* an expression names no symbols */
+    pb_symbol sym = {pb_cstr("ggg"), pb_cstr("dd")};
+    s.symbols = &sym;
+    s.n_symbols = 1;
+    CHECK(pb_statement_encode(&s, &again, NULL) == PB_ERR_FIELD_RANGE);
+    s.n_symbols = 0;
+    s.kind = (pb_patch_kind)7;
+    CHECK(pb_statement_encode(&s, &again, NULL) == PB_ERR_FIELD_RANGE);
+    pb_buf_free(&again);
+    pb_statement_free(&s);
+
+    uint8_t *b = malloc(p.stmt.len);
+    /* an unknown kind: "expq" */
+    memcpy(b, p.stmt.data, p.stmt.len);
+    b[p.stmt.len - 1] = 'q';
+    CHECK(pb_statement_decode(b, p.stmt.len, &s, &why) == PB_ERR_FIELD_RANGE);
+    /* the kind as another type: fixstr 4 -> bin 4 is one more byte, so
+     * make it a positive int in place of the whole string instead */
+    memcpy(b, p.stmt.data, p.stmt.len - 5);
+    b[p.stmt.len - 5] = 0x01;
+    CHECK(pb_statement_decode(b, p.stmt.len - 4, &s, &why) ==
+          PB_ERR_FIELD_TYPE);
+    /* version 1 with 13 elements */
+    memcpy(b, p.stmt.data, p.stmt.len);
+    b[1] = 0x01;
+    CHECK(pb_statement_decode(b, p.stmt.len, &s, &why) == PB_ERR_FIELD_TYPE);
+    free(b);
+    pb_sample_patch_free(&p);
+
+    /* definitions stay version 1 with 12 elements */
+    pb_sample_patch_make(&p, "jam", 1, NULL, 0);
+    CHECK(p.stmt.data[0] == 0x9c && p.stmt.data[1] == 0x01);
+    REQUIRE(pb_statement_decode(p.stmt.data, p.stmt.len, &s, &why) == PB_OK);
+    CHECK(s.kind == PB_KIND_DEFS);
+    pb_statement_free(&s);
     pb_sample_patch_free(&p);
 }
 
@@ -262,6 +321,7 @@ static const pb_test tests[] = {
     T(test_statement_roundtrips_and_hashes_its_bytes),
     T(test_non_canonical_statement_is_rejected),
     T(test_statement_shape_errors),
+    T(test_expression_statement_is_version_2_with_its_kind_last),
     T(test_statement_encode_checks_limits),
     T(test_patch_verify_accepts_a_good_patch),
     T(test_patch_verify_rejects_each_tampering_with_its_own_code),
