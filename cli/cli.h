@@ -18,6 +18,10 @@ pb_lang cli_lang_of(const char *file, pb_lang forced);
 int cli_target(const char *cmd, const char *link, const char *url,
                const char *token, pbc_target *t);
 
+/* This program's path (from /proc/self/exe); false if unknown or longer
+ * than cap. */
+bool cli_self_exe(char *out, size_t cap);
+
 int cmd_compile(int argc, char **argv);
 int cmd_cc_server(int argc, char **argv);
 int cmd_eval(int argc, char **argv);

@@ -2,6 +2,7 @@
  * They share the data directory (--data, default $PATCHBAY_DATA or
  * ./patchbay-data): the relay's keys and history.db. */
 #include "cli.h"
+#include "cc.h"
 #include "relay.h"
 
 #include <errno.h>
@@ -96,6 +97,7 @@ int cmd_serve(int argc, char **argv)
     relay_config c;
     memset(&c, 0, sizeof c);
     c.data_dir = default_data_dir();
+    const char *backend = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         uint32_t n;
@@ -121,16 +123,13 @@ int cmd_serve(int argc, char **argv)
         } else if (!strcmp(a, "--web")) {
             c.web_dir = v;
         } else if (!strcmp(a, "--backend")) {
-            if (!strcmp(v, "warm"))
-                c.backend = CC_BACKEND_WARM;
-            else if (!strcmp(v, "process"))
-                c.backend = CC_BACKEND_PROCESS;
-            else {
+            if (strcmp(v, "warm") && strcmp(v, "process")) {
                 fprintf(stderr, "patchbay serve: --backend is warm or "
                                 "process, not \"%s\"\n",
                         v);
                 return 2;
             }
+            backend = v;
         } else if (!strcmp(a, "--compile-timeout-ms")) {
             if (!parse_u32("serve", a, v, 600000, &c.compile_timeout_ms))
                 return 2;
@@ -158,6 +157,16 @@ int cmd_serve(int argc, char **argv)
             return 2;
         }
     }
+    /* The compile server is this program's cc-server command. */
+    char self[4096];
+    if (!cli_self_exe(self, sizeof self)) {
+        fprintf(stderr, "patchbay serve: cannot find this program's path "
+                        "(/proc/self/exe) to start the compile server\n");
+        return 1;
+    }
+    const char *compiler[] = {self, "cc-server", backend ? "--backend" : NULL,
+                              backend, NULL};
+    c.compiler_argv = compiler;
     pb_errmsg why = {{0}};
     relay_info info;
     relay_server *r = relay_new(&c, &info, &why);

@@ -41,10 +41,8 @@ static int runtime_dir(char *out, size_t cap)
         return 0;
     }
     char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0)
+    if (!cli_self_exe(exe, sizeof exe))
         return -1;
-    exe[n] = '\0';
     snprintf(out, cap, "%s/../runtime", dirname(exe));
     return 0;
 }

@@ -126,8 +126,10 @@ const char *cc_backend_fallback(const cc_compiler *cc);
 int cc_server_run(int in_fd, int out_fd, const cc_desc *desc);
 
 typedef struct cc_client_desc {
-    /* The server command; default {"/proc/self/exe", "cc-server", NULL}
-     * with "--backend warm|process" appended unless CC_BACKEND_AUTO. */
+    /* The server command (required): a program that runs cc_server_run on
+     * its stdin and stdout, such as {"/usr/bin/patchbay", "cc-server",
+     * NULL}. "--backend warm|process" is appended unless CC_BACKEND_AUTO,
+     * then "--timeout-ms N". At most 12 words. */
     const char *const *argv;
     cc_backend backend;
     uint32_t timeout_ms; /* per job; 0: CC_DEFAULT_TIMEOUT_MS */

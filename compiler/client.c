@@ -1,7 +1,8 @@
-/* client.c — the supervisor side of the compile server: starts
- * `patchbay cc-server`, sends a job, waits with a deadline, and when the
- * server dies (crash, watchdog, memory limit) reports that job and starts
- * a fresh server for the next one. */
+/* client.c — the supervisor side of the compile server: starts the
+ * command its caller names (`patchbay cc-server` for the relay), sends a
+ * job, waits with a deadline, and when the server dies (crash, watchdog,
+ * memory limit) reports that job and starts a fresh server for the next
+ * one. */
 #include "internal.h"
 
 #include <errno.h>
@@ -86,16 +87,13 @@ cc_client *cc_client_new(const cc_client_desc *desc, pb_errmsg *why)
     c->to_server = c->from_server = -1;
     c->timeout_ms = d.timeout_ms ? d.timeout_ms : CC_DEFAULT_TIMEOUT_MS;
     size_t n = 0;
-    if (d.argv) {
-        for (; d.argv[n] && n < 12; n++)
-            c->argv[n] = cc_strdup(d.argv[n]);
-    } else {
-        char self[4096];
-        ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
-        self[len > 0 ? len : 0] = '\0';
-        c->argv[n++] = cc_strdup(self);
-        c->argv[n++] = cc_strdup("cc-server");
+    if (!d.argv || !d.argv[0]) {
+        cc_client_free(c);
+        pb_fail(why, PB_ERR_INTERNAL, "no compile server command given");
+        return NULL;
     }
+    for (; d.argv[n] && n < 12; n++)
+        c->argv[n] = cc_strdup(d.argv[n]);
     if (d.backend != CC_BACKEND_AUTO) {
         c->argv[n++] = cc_strdup("--backend");
         c->argv[n++] =

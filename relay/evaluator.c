@@ -247,7 +247,7 @@ relay_evaluator *relay_evaluator_start(relay_server *srv, pb_errmsg *why)
     pthread_cond_init(&ev->cond, NULL);
     if (!(ev->history = relay_history_open_sqlite(srv->history_path, why)))
         goto fail;
-    cc_client_desc cd = {srv->cfg.compiler_argv, srv->cfg.backend,
+    cc_client_desc cd = {srv->cfg.compiler_argv, CC_BACKEND_AUTO,
                          srv->cfg.compile_timeout_ms};
     if (!(ev->cc = cc_client_new(&cd, why)))
         goto fail;

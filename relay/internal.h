@@ -3,11 +3,13 @@
 #ifndef PB_RELAY_INTERNAL_H
 #define PB_RELAY_INTERNAL_H
 
-#include "relay.h"
 #include "cc.h"
+#include "lockstep.h"
+#include "relay.h"
 
 #include <libwebsockets.h>
 #include <pthread.h>
+#include <signal.h>
 
 /* ---- messages and send queues (outq.c) ------------------------------------ */
 

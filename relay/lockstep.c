@@ -19,7 +19,7 @@
  * commits of runtimes that joined later are not lockstep and do not count.
  * Kept for the last RELAY_LS_SLOTS patches of each room and written to the
  * history once a patch has settled (relay_lockstep_flush). */
-#include "relay.h"
+#include "lockstep.h"
 
 #include <stdlib.h>
 #include <string.h>

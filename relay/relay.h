@@ -6,10 +6,8 @@
 #ifndef PB_RELAY_H
 #define PB_RELAY_H
 
-#include "cc.h"
 #include "pb_protocol.h"
 
-#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -141,7 +139,8 @@ pb_err relay_history_verify(relay_history *h, const char *room,
                             const uint8_t key[PB_PUBLICKEY_BYTES],
                             uint64_t *n_checked, pb_errmsg *why) PB_WUR;
 
-/* How well the runtimes kept time with one patch (lockstep.c). */
+/* How well the runtimes kept time with one patch (measured by
+ * lockstep.c; `patchbay log` shows them). */
 typedef struct relay_commit_stats {
     uint64_t seq;
     uint32_t runtimes;   /* committed it live (not by catch-up) */
@@ -164,54 +163,6 @@ pb_err relay_history_commit_stats(relay_history *h, const char *room,
                                              const relay_commit_stats *st),
                                   void *ctx, pb_errmsg *why) PB_WUR;
 
-/* ---- lockstep (lockstep.c) ----------------------------------------------- */
-
-#define RELAY_LS_SLOTS 32          /* patches tracked per room */
-#define RELAY_LS_TIMES 64          /* commit times kept per patch (median) */
-#define RELAY_LS_LEAD_WINDOW 16    /* patches the adaptive lead looks back */
-#define RELAY_LS_LEAD_MAX_US 2000000u
-#define RELAY_LS_SETTLE_US 2000000u /* after apply, a patch's stats are final */
-
-typedef struct relay_ls_slot {
-    uint64_t seq, created_us, apply_us, broadcast_us;
-    uint32_t n;
-    uint64_t first_us, last_us;
-    int64_t max_late_us;
-    uint64_t need_us;
-    uint64_t times[RELAY_LS_TIMES];
-    bool dirty;
-} relay_ls_slot;
-
-typedef struct relay_lockstep {
-    relay_ls_slot slot[RELAY_LS_SLOTS]; /* by seq % RELAY_LS_SLOTS */
-    uint64_t head_seq;
-} relay_lockstep;
-
-/* created + lead, moved on to the next quantum boundary when the room has
- * a tempo (beats counted from the Unix epoch on the room clock). */
-uint64_t relay_apply_time(uint64_t created_us, uint64_t lead_us,
-                          double tempo_bpm, uint32_t quantum);
-/* The lead for the room's next patch: base_us, or more if a runtime needed
- * more for one of the recent patches (at most RELAY_LS_LEAD_MAX_US). */
-uint64_t relay_lockstep_lead(const relay_lockstep *ls, uint64_t base_us);
-/* A patch was broadcast at now_us. */
-void relay_lockstep_patch(relay_lockstep *ls, uint64_t seq,
-                          uint64_t created_us, uint64_t apply_us,
-                          uint64_t now_us);
-/* An ack from a runtime in the room since joined_us, received at now_us.
- * Returns true for a live commit, with the runtime's commit time minus the
- * patch's median so far in *skew_us (may be NULL). */
-bool relay_lockstep_ack(relay_lockstep *ls, const pb_ack *a,
-                        uint64_t joined_us, uint64_t now_us, int64_t *skew_us);
-/* The stats of a tracked patch; false if untracked or nobody committed. */
-bool relay_lockstep_stats(const relay_lockstep *ls, uint64_t seq,
-                          relay_commit_stats *out);
-/* Stats changed since last taken whose patch has settled (all: every
- * changed one), at most cap; the caller records them. */
-uint32_t relay_lockstep_take_settled(relay_lockstep *ls, uint64_t now_us,
-                                     bool all, relay_commit_stats *out,
-                                     uint32_t cap);
-
 /* ---- the server (server.c) ----------------------------------------------- */
 
 #define RELAY_DEFAULT_PORT 7888
@@ -229,9 +180,12 @@ typedef struct relay_config {
     uint32_t max_queue_bytes;      /* per client send queue, 32 MiB */
     uint32_t hello_timeout_ms;     /* 5000 */
     uint64_t lead_us;              /* apply time after acceptance, 50 ms */
-    const char *const *compiler_argv; /* the compile server command */
-    cc_backend backend;
-    uint32_t compile_timeout_ms; /* CC_DEFAULT_TIMEOUT_MS */
+    /* The compile server's command line (required), e.g. {"/usr/bin/
+     * patchbay", "cc-server", "--backend", "warm", NULL}: a program that
+     * serves compile jobs on its stdin and stdout (cc_server_run, cc.h);
+     * "--timeout-ms N" is appended. */
+    const char *const *compiler_argv;
+    uint32_t compile_timeout_ms; /* per eval, the compiler's default (2 s) */
     bool quiet;                  /* no per-connection/per-patch log lines */
 } relay_config;
 

@@ -4,7 +4,7 @@
  * left out), when stats settle, and their round trip through a real SQLite
  * history — including one written before they were recorded. */
 #include "../check.h"
-#include "relay.h"
+#include "lockstep.h" /* relay/'s private header */
 
 #include <sqlite3.h>
 #include <unistd.h>
