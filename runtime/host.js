@@ -170,9 +170,11 @@ export class RuntimeHost {
     const M = await this.o.createRuntime({ ...(this.o.moduleArgs || {}),
                                            print: print('info'), printErr: print('error') });
     const l = this.o.limits || {};
-    const e = M.ccall('rt_session_open', 'number', ['string', 'string', 'number'],
-                      [this.link.room, this.link.key, l.maxModuleBytes || 0]);
-    if (e) throw new Error(`cannot open the runtime session for room "${this.link.room}" (error ${e})`);
+    const r = JSON.parse(M.ccall('rt_session_open', 'string', ['string', 'string', 'number'],
+                                 [this.link.room, this.link.key, l.maxModuleBytes || 0]));
+    if (!r.ok)
+      throw Object.assign(new Error(`cannot open the runtime session for room "${this.link.room}": ${r.error}`),
+                          { code: r.code });
     M._rt_session_set_log_limits(l.logLinesPerSecond || 0, l.logBurst || 0, l.logMaxBytes || 0);
     return M;
   }

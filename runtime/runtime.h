@@ -77,8 +77,8 @@ const char *rt_check_take(void);
  * Times are µs on the room clock, passed as doubles (exact below 2^53).
  * Functions returning const char * return JSON in a buffer that the next
  * call reuses. runtime/README.md has the whole protocol between the two. */
-int rt_session_open(const char *room, const char *key_hex,
-                    uint32_t max_module_bytes);
+const char *rt_session_open(const char *room, const char *key_hex,
+                            uint32_t max_module_bytes);
 const char *rt_session_receive(const uint8_t *buf, uint32_t len, double now_us);
 int rt_session_tick(double now_us);
 const char *rt_session_take_commits(void);

@@ -75,17 +75,39 @@ static uint64_t us_since(double t0_ms)
 /* ---- opening ------------------------------------------------------------- */
 
 /* Joins room with the relay public key (64 hex digits) from the join link.
- * Returns a pb_err; the reason is in the JSON of rt_session_status(). Once
- * per instance: the registry cannot be emptied. */
+ * Once per instance: the registry cannot be emptied. Returns JSON
+ * {"ok":true} or {"ok":false,"code","error"}: PB_ERR_UNEXPECTED (already
+ * open), PB_ERR_INTERNAL (libsodium did not start), PB_ERR_MALFORMED (the
+ * key), PB_ERR_FIELD_RANGE (the room name). */
 EMSCRIPTEN_KEEPALIVE
-int rt_session_open(const char *room, const char *key_hex,
-                    uint32_t max_module_bytes)
+const char *rt_session_open(const char *room, const char *key_hex,
+                            uint32_t max_module_bytes)
 {
+    pb_errmsg why = {{0}};
+    pb_err e = PB_OK;
+    size_t room_len = room ? strlen(room) : 0;
     if (S.is_open)
-        return PB_ERR_UNEXPECTED;
-    if (pb_init() || pb_unhex(key_hex, S.key, sizeof S.key) ||
-        pb_chain_init(&S.chain, room))
-        return PB_ERR_FIELD_RANGE;
+        e = pb_fail(&why, PB_ERR_UNEXPECTED, "the session is already open");
+    else if (pb_init())
+        e = pb_fail(&why, PB_ERR_INTERNAL, "libsodium did not initialise");
+    else if (pb_unhex(key_hex ? key_hex : "", S.key, sizeof S.key))
+        e = pb_fail(&why, PB_ERR_MALFORMED,
+                    "the relay key \"%.80s\" is not %u hex digits",
+                    key_hex ? key_hex : "", 2 * PB_PUBLICKEY_BYTES);
+    else if (pb_chain_init(&S.chain, room ? room : ""))
+        e = pb_fail(&why, PB_ERR_FIELD_RANGE,
+                    "the room name has %zu bytes: 1 to %u are allowed",
+                    room_len, PB_MAX_NAME_BYTES);
+    rt_json j;
+    rt_json_init(&j, answer, sizeof answer);
+    rt_json_open(&j, NULL, '{');
+    rt_json_bool(&j, "ok", !e);
+    if (e) {
+        rt_json_num(&j, "code", e);
+        rt_json_str(&j, "error", why.text, strlen(why.text));
+        rt_json_close(&j, '}');
+        return rt_json_text(&j);
+    }
     S.max_module_bytes =
         max_module_bytes && max_module_bytes < PB_MAX_MODULE_BYTES
             ? max_module_bytes
@@ -94,7 +116,8 @@ int rt_session_open(const char *room, const char *key_hex,
     rt_json_init(&commits, commits_buf, sizeof commits_buf);
     rt_json_raw(&commits, "[");
     S.is_open = true;
-    return PB_OK;
+    rt_json_close(&j, '}');
+    return rt_json_text(&j);
 }
 
 EMSCRIPTEN_KEEPALIVE

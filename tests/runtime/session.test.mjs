@@ -6,7 +6,7 @@
 // trap rollback, state, logs and tests.
 import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { Relay, Recorder, bareRuntime, closeBareRuntimes, encode, decode, frame, statementApplyUs, statementSeq, PB }
+import { Relay, Recorder, bareRuntime, closeBareRuntimes, joinRoom, encode, decode, frame, statementApplyUs, statementSeq, PB }
   from './harness.mjs';
 
 const H = '#include <patchbay.h>\n';
@@ -100,6 +100,14 @@ function assertRejected(rt, bytes, code, seq, before) {
   if (before.ggg === undefined) assert.equal(rt.varFn('ggg'), 0);
   else assert.equal(rt.call('ggg', 10), before.ggg);
 }
+
+test('a session that cannot open says which input is wrong, with a code for each cause', async () => {
+  const long = 'r'.repeat(65);
+  await assert.rejects(joinRoom(`http://127.0.0.1:1/runtime.html#room=${long}&token=t&key=${key}`, { connect: false }),
+                       (e) => e.code === PB.PB_ERR_FIELD_RANGE && /room name has 65 bytes: 1 to 64/.test(e.message));
+  await assert.rejects(joinRoom({ url: 'ws://127.0.0.1:1', room: 'jam', token: 't', key: 'zz' }, { connect: false }),
+                       (e) => e.code === PB.PB_ERR_MALFORMED && /relay key "zz" is not 64 hex digits/.test(e.message));
+});
 
 test('the seed demo: a real patch commits and ggg(10) is 58, then 59', async () => {
   const rt = await fresh();
