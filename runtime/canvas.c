@@ -2,6 +2,7 @@
  * Every function clips to the canvas, so no patch can write outside it. */
 #include "runtime.h"
 
+#include <emscripten.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -75,6 +76,7 @@ double pb_beat(void)
     return room_beat;
 }
 
+EMSCRIPTEN_KEEPALIVE
 void rt_set_time(double t, double beat)
 {
     room_time = t;
@@ -92,6 +94,7 @@ void pb_check_failed(const char *expr, int line)
     check_failed = 1;
 }
 
+EMSCRIPTEN_KEEPALIVE
 const char *rt_check_take(void)
 {
     static char taken[sizeof check_message];

@@ -10,6 +10,7 @@
  * to wait for their apply time while later patches are prepared. */
 #include "runtime.h"
 
+#include <emscripten.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -157,6 +158,7 @@ void *pb_rt_state(const char *name, uint32_t size, uint32_t align,
 /* ---- prepare / commit
  * ---------------------------------------------------------- */
 
+EMSCRIPTEN_KEEPALIVE
 void rt_prepare_begin(void)
 {
     preparing = true;
@@ -164,6 +166,7 @@ void rt_prepare_begin(void)
     n_errors = 0;
 }
 
+EMSCRIPTEN_KEEPALIVE
 int rt_prepare_end(void)
 {
     preparing = false;
@@ -172,6 +175,7 @@ int rt_prepare_end(void)
     return (int)n_errors;
 }
 
+EMSCRIPTEN_KEEPALIVE
 const char *rt_prepare_errors(void)
 {
     return errors;
@@ -207,6 +211,7 @@ static void var_swap(rt_var *v, void *fn, const char *sig, uint64_t seq)
     strcpy(v->sig, sig);
 }
 
+EMSCRIPTEN_KEEPALIVE
 int rt_commit(void)
 {
     int n = 0;
@@ -300,6 +305,7 @@ static void var_restore(rt_var *v)
     strcpy(v->sig, v->prev_sig[v->n_prev]);
 }
 
+EMSCRIPTEN_KEEPALIVE
 int rt_rollback(const char *name)
 {
     rt_var *v = rt_var_find(name);
@@ -346,6 +352,7 @@ int rt_vars_with_prefix(const char *prefix,
     return n;
 }
 
+EMSCRIPTEN_KEEPALIVE
 void *rt_var_fn(const char *name)
 {
     rt_var *v = rt_var_find(name);
