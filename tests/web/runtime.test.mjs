@@ -6,7 +6,7 @@
 // tampered frame is refused and the picture stays; a reload catches up to
 // the same picture. Prints the commit skew between the two runtime pages
 // and the browser's prepare time per patch. Screenshots go to PB_SHOTS.
-import { test, before, after } from 'node:test';
+import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,6 +18,7 @@ import { frame } from '../../web/src/proto.js';
 const ROOM = 'show';
 const SHOTS = process.env.PB_SHOTS;
 let relay, browser, ed, ed2, rt1, rt2;
+const pages = new Set(); // every page opened, checked for script errors after each test
 
 // pb_rgb(r, g, b) as the canvas holds it (little-endian RGBA)
 const rgb = (r, g, b) => (0xff000000 | (b << 16) | (g << 8) | r) >>> 0;
@@ -43,6 +44,8 @@ async function open(ctxOpts, url, errors) {
   page.errors = errors || [];
   page.on('pageerror', (e) => page.errors.push(String(e)));
   page.on('console', (m) => { if (m.type() === 'error') page.errors.push(`console: ${m.text()}`); });
+  page.on('close', () => pages.delete(page));
+  pages.add(page);
   await page.goto(url);
   return page;
 }
@@ -89,6 +92,12 @@ before(async () => {
                    relay.link('runtime.html', ROOM, 'runtime', 'phone'));
   for (const p of [rt1, rt2]) await until(p, () => window.patchbay.conn === 'live', null, 'runtime live');
   await until(ed, () => window.patchbay.conn === 'live', null, 'editor live');
+});
+
+// A script error on any page fails the test during which it happened (or,
+// for one that happened while the pages opened, the first test that runs).
+afterEach(() => {
+  for (const p of pages) assert.deepEqual(p.errors.splice(0), [], `script errors on ${p.url()}`);
 });
 
 after(async () => {
@@ -143,8 +152,9 @@ test('a tampered patch frame is refused, reported, and the picture stays', async
   assert.match(r.error, /signature|hash|chain|prev/i);
   assert.match(await rt1.textContent('#last'), /refused/);
   // the forgery does not advance the chain and the old code keeps drawing
+  const drawn = await rt1.evaluate(() => window.patchbay.stats.frames);
+  await until(rt1, (n) => window.patchbay.stats.frames > n + 10, drawn, 'frames drawn after the refusal');
   assert.equal(await rt1.evaluate(() => window.patchbay.stats.committedSeq), head);
-  await new Promise((res) => setTimeout(res, 300));
   assert.equal(await centre(rt1), rgb(20, 90, 220));
 });
 
@@ -224,11 +234,8 @@ test('a runtime link without its key says what is missing and does not join', as
   await until(p, () => window.patchbay.conn === 'failed', null, 'the page refuses the link');
   assert.match(await p.evaluate(() => window.patchbay.detail), /join link lacks key \(64 hex digits\)/);
   assert.equal(await p.evaluate(() => window.patchbay.runtime), undefined, 'no runtime started');
+  assert.deepEqual(p.errors, [], 'no script errors');
   await p.context().close();
-});
-
-test('no script errors on any page', () => {
-  for (const p of [ed, ed2, rt1, rt2]) assert.deepEqual(p.errors, []);
 });
 
 // Joins as an editor with the ws package; once welcomed, calls then(ws).
@@ -248,16 +255,19 @@ async function editorSocket(then) {
 }
 
 // Joins as a viewer with the ws package and returns the frames received
-// during the first second (the catch-up).
+// until the end of the catch-up.
 async function viewerFrames() {
   const ws = new WebSocket(`ws://127.0.0.1:${relay.port}/r/${ROOM}`, 'patchbay');
   const frames = [];
   await new Promise((resolve, reject) => {
-    const t = setTimeout(resolve, 1500);
     ws.on('open', () => ws.send(frame('hello', { token: relay.token(ROOM, 'viewer', 'probe'),
                                           client: 'runtime.test' })));
-    ws.on('message', (d) => frames.push(decode(new Uint8Array(d))));
-    ws.on('error', (e) => { clearTimeout(t); reject(e); });
+    ws.on('message', (d) => {
+      const f = decode(new Uint8Array(d));
+      frames.push(f);
+      if (f.t === 'history' && !f.more) resolve();
+    });
+    ws.on('error', reject);
   });
   ws.close();
   return frames;

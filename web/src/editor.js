@@ -55,6 +55,7 @@ const state = {
   lastResult: null,    // {req, ok, seq}
   history: [],         // {seq, author, vars, createdUs, lang, source}
   headSeq: 0,
+  catchups: 0,         // catch-ups received (the last history batch of each)
   peers: new Map(),    // id -> peer
   acks: new Map(),     // runtime_id -> {state, seq, error, var}
   logs: [],            // {runtime_id, level, text, seq, var}
@@ -251,7 +252,10 @@ function onFrame(f) {
       break;
     case 'history':
       for (const it of f.items || []) addHistory(it);
-      if (!f.more) adoptRoomSource();
+      if (!f.more) {
+        adoptRoomSource();
+        state.catchups++;
+      }
       break;
     case 'peers':
       if (f.event === 'snapshot') state.peers.clear();
