@@ -44,24 +44,27 @@ pb_err pb_patch_verify(const pb_patch *p,
 {
     char a[2 * PB_HASH_BYTES + 1], b[2 * PB_HASH_BYTES + 1];
     uint8_t h[PB_HASH_BYTES];
+    memset(out, 0, sizeof *out);
+    /* The signature first, over the bytes as they came: a statement nobody
+     * with the pinned key signed is never parsed (the seq it claims is not
+     * known, nor worth knowing). */
+    if (p->sig.len != PB_SIG_BYTES || !p->stmt.ptr ||
+        pb_verify(p->stmt.ptr, p->stmt.len, p->sig.ptr, pinned_key) != PB_OK)
+        return pb_fail(why, PB_ERR_BAD_SIGNATURE,
+                       "a patch statement of %u bytes whose signature does "
+                       "not verify with the room's key %.16s… (tampered, or "
+                       "signed by another relay)",
+                       p->stmt.len, pb_hex(pinned_key, PB_PUBLICKEY_BYTES, b));
     pb_err e = pb_statement_decode(p->stmt.ptr, p->stmt.len, out, why);
     if (e)
         return e;
     if (sodium_memcmp(out->key, pinned_key, PB_PUBLICKEY_BYTES) != 0) {
         e = pb_fail(why, PB_ERR_WRONG_KEY,
-                    "patch seq %llu: signed by key %.16s…, the room's pinned "
-                    "key is %.16s…",
+                    "patch seq %llu: signed with the room's key %.16s… but "
+                    "naming key %.16s…",
                     (unsigned long long)out->seq,
-                    pb_hex(out->key, PB_PUBLICKEY_BYTES, a),
-                    pb_hex(pinned_key, PB_PUBLICKEY_BYTES, b));
-        goto fail;
-    }
-    if (p->sig.len != PB_SIG_BYTES ||
-        pb_verify(p->stmt.ptr, p->stmt.len, p->sig.ptr, pinned_key) != PB_OK) {
-        e = pb_fail(why, PB_ERR_BAD_SIGNATURE,
-                    "patch seq %llu: the signature does not verify with the "
-                    "room's key",
-                    (unsigned long long)out->seq);
+                    pb_hex(pinned_key, PB_PUBLICKEY_BYTES, b),
+                    pb_hex(out->key, PB_PUBLICKEY_BYTES, a));
         goto fail;
     }
     if (p->module.ptr)

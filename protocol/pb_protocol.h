@@ -533,11 +533,14 @@ pb_err pb_verify(const uint8_t *stmt, size_t len,
                  const uint8_t sig[PB_SIG_BYTES],
                  const uint8_t pk[PB_PUBLICKEY_BYTES]) PB_WUR;
 
-/* Checks a patch frame against the pinned relay key: decodes its statement
- * into *out, then in this order: the statement names the pinned key
- * (PB_ERR_WRONG_KEY), the signature (PB_ERR_BAD_SIGNATURE), the module hash
- * if the module is present (absent: a superseded patch in catch-up, which
- * the caller must not load) and the source hash if the source is present
+/* Checks a patch frame against the pinned relay key, in this order: the
+ * signature over the raw statement bytes (PB_ERR_BAD_SIGNATURE: tampered,
+ * or signed by another key) — before anything of the statement is parsed,
+ * so no unauthenticated byte reaches the decoder —; then decodes it into
+ * *out (the statement errors; PB_ERR_WRONG_KEY if a statement signed with
+ * the pinned key names another); then the module hash if the module is
+ * present (absent: a superseded patch in catch-up, which the caller must
+ * not load) and the source hash if the source is present
  * (PB_ERR_HASH_MISMATCH).
  * Chain position is pb_chain_check's job. On failure *out is zeroed; on
  * success free it with pb_statement_free(). */

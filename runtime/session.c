@@ -315,12 +315,15 @@ const char *rt_session_take_commits(void)
 
 /* ---- verify and prepare -------------------------------------------------- */
 
-/* The seq a patch claims, for reporting a rejection (0 if unreadable). The
- * statement is decoded only to be named; nothing of it is trusted. */
+/* The seq of a rejected patch, for its failed ack: 0 unless the statement
+ * is signed with the pinned key (an unauthenticated statement is never
+ * parsed, docs/PROTOCOL.md § Verification). */
 static uint64_t claimed_seq(const pb_patch *p)
 {
     pb_statement st;
-    if (pb_statement_decode(p->stmt.ptr, p->stmt.len, &st, NULL))
+    if (p->sig.len != PB_SIG_BYTES ||
+        pb_verify(p->stmt.ptr, p->stmt.len, p->sig.ptr, S.key) ||
+        pb_statement_decode(p->stmt.ptr, p->stmt.len, &st, NULL))
         return 0;
     uint64_t seq = st.seq;
     pb_statement_free(&st);
@@ -387,7 +390,7 @@ static pb_err accept_patch(const pb_patch *p, bool is_live, uint64_t now_us,
         seq = claimed_seq(p);
         snprintf(why.text, sizeof why.text, "a live patch without a module");
     } else if ((e = pb_patch_verify(p, S.key, &st, &why))) {
-        seq = claimed_seq(p);
+        seq = e == PB_ERR_BAD_SIGNATURE ? 0 : claimed_seq(p);
     } else {
         seq = st.seq;
         e = pb_chain_check(&S.chain, &st, &why);

@@ -1,6 +1,7 @@
 /* test_statement.c — the patch statement's canonical form, ed25519 against
  * libsodium's known-answer vectors, BLAKE2b, and pb_patch_verify's checks
- * in order: wrong key, bad signature, module and source hash mismatch. */
+ * in order: the signature (before the statement is decoded), the
+ * statement, module and source hash mismatch. */
 #include "../check.h"
 #include "internal.h"
 #include "samples.h"
@@ -273,8 +274,10 @@ TEST(test_patch_verify_rejects_each_tampering_with_its_own_code)
     pb_statement s;
     pb_errmsg why;
 
-    CHECK(pb_patch_verify(&p.patch, other_pk, &s, &why) == PB_ERR_WRONG_KEY);
-    CHECK(strstr(why.text, "pinned") != NULL);
+    /* signed by another relay: the signature does not verify with ours */
+    CHECK(pb_patch_verify(&p.patch, other_pk, &s, &why) ==
+          PB_ERR_BAD_SIGNATURE);
+    CHECK(strstr(why.text, "room's key") != NULL);
     CHECK(s.priv_ == NULL);
 
     uint8_t sig[64];
@@ -315,6 +318,46 @@ TEST(test_patch_verify_rejects_each_tampering_with_its_own_code)
     pb_sample_patch_free(&p);
 }
 
+/* Nothing unauthenticated reaches the statement decoder: bytes that are
+ * not even msgpack, under a signature that does not verify, are a bad
+ * signature (before, a decode error: the statement was parsed first). The
+ * same bytes signed with the pinned key are decoded, and refused for what
+ * they are. A statement signed with the pinned key that names another key
+ * is PB_ERR_WRONG_KEY. */
+TEST(test_patch_verify_checks_the_signature_before_decoding)
+{
+    uint8_t pk[32], sk[64];
+    pb_sample_keypair(pk, sk);
+    static const uint8_t junk[] = {0xc1, 0xc1, 0xc1, 0xc1};
+    uint8_t sig[64] = {0};
+    pb_patch bad = {.stmt = {junk, sizeof junk}, .sig = {sig, sizeof sig}};
+    pb_statement s;
+    pb_errmsg why;
+    CHECK(pb_patch_verify(&bad, pk, &s, &why) == PB_ERR_BAD_SIGNATURE);
+    CHECK(s.priv_ == NULL);
+    pb_sign(junk, sizeof junk, sk, sig);
+    CHECK(pb_patch_verify(&bad, pk, &s, &why) == PB_ERR_MALFORMED);
+    CHECK(s.priv_ == NULL);
+
+    pb_sample_patch p;
+    pb_sample_patch_make(&p, "jam", 1, NULL, 0);
+    pb_statement st;
+    REQUIRE(pb_statement_decode(p.stmt.data, p.stmt.len, &st, NULL) == PB_OK);
+    memset(st.key, 7, sizeof st.key);
+    pb_buf b;
+    pb_buf_init(&b);
+    REQUIRE(pb_statement_encode(&st, &b, NULL) == PB_OK);
+    pb_statement_free(&st);
+    pb_sign(b.data, b.len, sk, sig);
+    pb_patch named = p.patch;
+    named.stmt = (pb_bytes){b.data, (uint32_t)b.len};
+    named.sig = (pb_bytes){sig, sizeof sig};
+    CHECK(pb_patch_verify(&named, pk, &s, &why) == PB_ERR_WRONG_KEY);
+    CHECK(strstr(why.text, "naming key 0707") != NULL);
+    pb_buf_free(&b);
+    pb_sample_patch_free(&p);
+}
+
 static const pb_test tests[] = {
     T(test_ed25519_matches_known_answers),
     T(test_blake2b_256_known_answer),
@@ -325,6 +368,7 @@ static const pb_test tests[] = {
     T(test_statement_encode_checks_limits),
     T(test_patch_verify_accepts_a_good_patch),
     T(test_patch_verify_rejects_each_tampering_with_its_own_code),
+    T(test_patch_verify_checks_the_signature_before_decoding),
 };
 
 static int setup(void)

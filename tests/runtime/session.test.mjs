@@ -123,15 +123,27 @@ test('the seed demo: a real patch commits and ggg(10) is 58, then 59', async () 
 test('test_runtime_rejects_bad_signature', async () => {
   const rt = await fresh();
   const bad = tamper(P[1], (f) => { f.sig[0] ^= 1; });
-  assertRejected(rt, bad, PB.PB_ERR_BAD_SIGNATURE, 1, { head: 0, committed: 0 });
+  // seq 0: the statement of a signature that does not verify is not read
+  assertRejected(rt, bad, PB.PB_ERR_BAD_SIGNATURE, 0, { head: 0, committed: 0 });
   assert.ok(rt.receive(P[1]).ok, 'the genuine patch is still accepted');
   assert.equal(rt.call('ggg', 10), 58);
   rt.close();
 });
 
 test('test_runtime_rejects_wrong_key', async () => {
+  // signed by another relay: its signature does not verify with the pinned key
   const rt = await fresh({ key: 'ab'.repeat(32) });
-  assertRejected(rt, P[1], PB.PB_ERR_WRONG_KEY, 1, { head: 0, committed: 0 });
+  assertRejected(rt, P[1], PB.PB_ERR_BAD_SIGNATURE, 0, { head: 0, committed: 0 });
+  assert.match(rt.acks('failed')[0].error, /does not verify with the room's key abababab/);
+  rt.close();
+});
+
+test('test_runtime_checks_the_signature_before_reading_the_statement', async () => {
+  // statement bytes that are not even msgpack, under a made-up signature:
+  // refused as a bad signature, never parsed (before: a decode error)
+  const rt = await fresh();
+  const junk = tamper(P[1], (f) => { f.stmt = new Uint8Array([0xc1, 0xc1, 0xc1]); });
+  assertRejected(rt, junk, PB.PB_ERR_BAD_SIGNATURE, 0, { head: 0, committed: 0 });
   rt.close();
 });
 
