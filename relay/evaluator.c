@@ -318,3 +318,64 @@ void relay_evaluator_free(relay_evaluator *ev)
     pthread_cond_destroy(&ev->cond);
     free(ev);
 }
+
+/* ---- back on the event loop ------------------------------------------- */
+
+/* Delivers one finished eval: diagnostics to its author, an accepted patch
+ * to the whole room. */
+static void deliver(relay_server *srv, relay_done *d)
+{
+    relay_session *author = relay_session_get(srv, d->author);
+    if (d->err) {
+        lwsl_user("eval %llu in room %s failed: %s\n",
+                  (unsigned long long)d->req, d->room, d->errmsg);
+        if (author)
+            relay_session_send_error(author, d->err, d->req, false, "%s",
+                                     d->errmsg);
+        return;
+    }
+    if (author) {
+        /* the compile server's count came over a pipe: bound it here */
+        pb_diag_item items[PB_MAX_DIAGS];
+        uint32_t n = 0;
+        for (uint32_t i = 0; i < d->res.n_diags && n < PB_MAX_DIAGS; i++) {
+            const cc_diag *cd = &d->res.diags[i];
+            items[n++] = (pb_diag_item){
+                cd->line, cd->col, 0, 0, cd->severity, pb_cstr(cd->message)};
+        }
+        pb_frame f = {.type = PB_T_DIAG};
+        f.diag.req = d->req;
+        f.diag.ok = d->patch != NULL;
+        f.diag.seq = d->seq;
+        f.diag.items = items;
+        f.diag.n_items = n;
+        relay_session_send_frame(author, &f);
+    }
+    if (!d->patch)
+        return;
+    uint64_t now = relay_now_us();
+    relay_room *room = relay_room_get(srv, d->room);
+    if (room)
+        relay_room_publish(room, d->patch, d->seq, d->hash, d->created_us,
+                           d->apply_us, now);
+    char vars[256] = "";
+    size_t n = 0;
+    for (uint32_t i = 0; i < d->res.n_defs && n < sizeof vars; i++)
+        n += (size_t)snprintf(vars + n, sizeof vars - n, "%s%s", i ? ", " : "",
+                              d->res.defs[i].name);
+    lwsl_user("patch %s#%llu by %s: %s (%zu bytes, compiled in %.1f ms, "
+              "sent %.1f ms after signing, applies in %.1f ms)\n",
+              d->room, (unsigned long long)d->seq,
+              author ? author->name : "(gone)", vars, d->res.module_len,
+              d->res.total_us / 1000.0, (double)(now - d->created_us) / 1000.0,
+              (double)((int64_t)(d->apply_us - now)) / 1000.0);
+}
+
+void relay_deliver_finished(relay_server *srv)
+{
+    relay_done *d;
+    while (srv->eval && (d = relay_evaluator_take_done(srv->eval))) {
+        deliver(srv, d);
+        relay_done_free(d);
+    }
+}

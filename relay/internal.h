@@ -1,5 +1,6 @@
-/* internal.h — private to relay/: sessions, rooms, the send queues and the
- * evaluator thread. The public surface is relay.h. */
+/* internal.h — private to relay/: sessions, rooms, the send queues, the
+ * evaluator thread and the relay's own state. The public surface is
+ * relay.h. */
 #ifndef PB_RELAY_INTERNAL_H
 #define PB_RELAY_INTERNAL_H
 
@@ -11,7 +12,7 @@
 #include <pthread.h>
 #include <signal.h>
 
-/* ---- messages and send queues (outq.c) ------------------------------------ */
+/* ---- messages and send queues (outq.c) ----------------------------------- */
 
 typedef struct relay_msg {
     uint32_t refs;
@@ -39,7 +40,7 @@ relay_msg *relay_outq_peek(const relay_outq *q);
 void relay_outq_pop(relay_outq *q);
 void relay_outq_clear(relay_outq *q);
 
-/* ---- sessions (session.c) --------------------------------------------------- */
+/* ---- sessions (session.c) ------------------------------------------------ */
 
 /* A handle names a session across threads and time: a stale handle (the
  * session closed, the slot reused) is detected by its generation. */
@@ -87,7 +88,21 @@ typedef struct relay_session {
     uint64_t joined_us; /* welcome sent (wall clock): later patches are live */
 } relay_session;
 
-/* ---- rooms (room.c) -------------------------------------------------------------- */
+int relay_session_callback(struct lws *wsi, enum lws_callback_reasons reason,
+                           void *user, void *in, size_t len);
+relay_session *relay_session_get(relay_server *srv, relay_handle h);
+/* Whether any session still has frames queued (the shutdown flush). */
+bool relay_sessions_sending(const relay_server *srv);
+/* Frees the slot table (after the lws context is gone). */
+void relay_sessions_free(relay_server *srv);
+/* Queues a frame for one session; disconnects a slow consumer. */
+void relay_session_send(relay_session *s, relay_msg *m);
+void relay_session_send_frame(relay_session *s, const pb_frame *f);
+void relay_session_send_error(relay_session *s, pb_err code, uint64_t req,
+                              bool fatal, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* ---- rooms (room.c) ------------------------------------------------------ */
 
 struct relay_room {
     char name[PB_MAX_NAME_BYTES + 1];
@@ -100,7 +115,26 @@ struct relay_room {
     struct relay_room *next;
 };
 
-/* ---- the evaluator thread (evaluator.c) ------------------------------------------ */
+relay_room *relay_room_get(relay_server *srv, const char *name);
+void relay_room_join(relay_room *r, relay_session *s);
+void relay_room_leave(relay_session *s);
+void relay_room_broadcast(relay_room *r, relay_msg *m, pb_role only);
+/* Sends the room's member list (PB_PEERS_SNAPSHOT) to one session. */
+void relay_room_send_peers_to(relay_room *r, relay_session *to);
+/* Tells the room's people (not runtimes) that who joined, left, changed. */
+void relay_room_announce(relay_room *r, const relay_session *who,
+                         pb_peers_event event);
+/* A patch committed to the history: it becomes the room's broadcast head,
+ * goes to every member and is tracked for lockstep. */
+void relay_room_publish(relay_room *r, relay_msg *patch, uint64_t seq,
+                        const uint8_t hash[PB_HASH_BYTES], uint64_t created_us,
+                        uint64_t apply_us, uint64_t now_us);
+/* Records the commit stats of patches that have settled (all: every
+ * changed one, at shutdown). Cheap when nothing changed. */
+void relay_rooms_record_stats(relay_server *srv, bool all);
+void relay_rooms_free(relay_server *srv);
+
+/* ---- the evaluator thread (evaluator.c) ---------------------------------- */
 
 typedef struct relay_job {
     relay_handle author;
@@ -133,7 +167,19 @@ typedef struct relay_done {
 
 typedef struct relay_evaluator relay_evaluator;
 
-/* ---- the server (server.c) ------------------------------------------------------- */
+relay_evaluator *relay_evaluator_start(relay_server *srv, pb_errmsg *why);
+/* Takes ownership of job (and job->source). */
+void relay_evaluator_submit(relay_evaluator *ev, relay_job *job);
+/* Completed jobs, oldest first; the caller frees each with relay_done_free. */
+relay_done *relay_evaluator_take_done(relay_evaluator *ev);
+/* On the event loop: delivers every finished eval (diagnostics to the
+ * author, an accepted patch to the room). */
+void relay_deliver_finished(relay_server *srv);
+void relay_done_free(relay_done *d);
+void relay_evaluator_stop(relay_evaluator *ev);
+void relay_evaluator_free(relay_evaluator *ev);
+
+/* ---- the relay (server.c) ------------------------------------------------ */
 
 /* One relay: everything its event loop knows. It is the lws context's user
  * pointer, so callbacks find it from their wsi; nothing is process-wide, and
@@ -158,37 +204,7 @@ struct relay_server {
 /* The relay a wsi belongs to. */
 relay_server *relay_of(struct lws *wsi);
 
-int relay_session_callback(struct lws *wsi, enum lws_callback_reasons reason,
-                           void *user, void *in, size_t len);
-relay_session *relay_session_get(relay_server *srv, relay_handle h);
-/* Queues a frame for one session; disconnects a slow consumer. */
-void relay_session_send(relay_session *s, relay_msg *m);
-void relay_session_send_frame(relay_session *s, const pb_frame *f);
-void relay_session_send_error(relay_session *s, pb_err code, uint64_t req,
-                              bool fatal, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-void relay_deliver_done(relay_server *srv, relay_done *d);
-
-relay_room *relay_room_get(relay_server *srv, const char *name);
-void relay_room_join(relay_room *r, relay_session *s);
-void relay_room_leave(relay_session *s);
-void relay_room_broadcast(relay_room *r, relay_msg *m, pb_role only);
-/* Sends the room's member list (PB_PEERS_SNAPSHOT) to one session. */
-void relay_room_send_peers_to(relay_room *r, relay_session *to);
-/* Tells the room's people (not runtimes) that who joined, left, changed. */
-void relay_room_announce(relay_room *r, const relay_session *who,
-                         pb_peers_event event);
-
-relay_evaluator *relay_evaluator_start(relay_server *srv, pb_errmsg *why);
-/* Takes ownership of job (and job->source). */
-void relay_evaluator_submit(relay_evaluator *ev, relay_job *job);
-/* Completed jobs, oldest first; the caller frees each with relay_done_free. */
-relay_done *relay_evaluator_take_done(relay_evaluator *ev);
-void relay_done_free(relay_done *d);
-void relay_evaluator_stop(relay_evaluator *ev);
-void relay_evaluator_free(relay_evaluator *ev);
-
-/* ---- history to clients (catchup.c) ------------------------------------------------ */
+/* ---- history to clients (catchup.c) -------------------------------------- */
 
 /* After welcome: the room's state up to the broadcast head (or, with
  * since_seq, every patch after it) in history frames with req 0. */
@@ -196,7 +212,9 @@ void relay_send_catchup(relay_session *s, uint64_t since_seq);
 /* Answers a history_req. */
 void relay_send_history(relay_session *s, const pb_history_req *q);
 
-uint64_t relay_now_us(void);   /* wall clock, µs since the epoch */
-uint64_t relay_mono_us(void);
+/* ---- clocks (clock.c) ---------------------------------------------------- */
+
+uint64_t relay_now_us(void);  /* the room clock: wall clock, µs since 1970 */
+uint64_t relay_mono_us(void); /* monotonic, µs: deadlines and rate limits */
 
 #endif

@@ -124,3 +124,42 @@ void relay_room_announce(relay_room *r, const relay_session *who,
             relay_session_send(s, m);
     relay_msg_unref(m);
 }
+
+void relay_room_publish(relay_room *r, relay_msg *patch, uint64_t seq,
+                        const uint8_t hash[PB_HASH_BYTES], uint64_t created_us,
+                        uint64_t apply_us, uint64_t now_us)
+{
+    r->head_seq = seq;
+    memcpy(r->head_hash, hash, PB_HASH_BYTES);
+    relay_room_broadcast(r, patch, PB_ROLE_NONE);
+    relay_lockstep_patch(&r->ls, seq, created_us, apply_us, now_us);
+}
+
+void relay_rooms_record_stats(relay_server *srv, bool all)
+{
+    uint64_t now = relay_now_us();
+    relay_commit_stats st[RELAY_LS_SLOTS];
+    for (relay_room *r = srv->rooms; r; r = r->next) {
+        uint32_t n =
+            relay_lockstep_take_settled(&r->ls, now, all, st, RELAY_LS_SLOTS);
+        pb_errmsg why;
+        if (n &&
+            relay_history_put_commit_stats(srv->history, r->name, st, n, &why))
+            lwsl_err("room %s: %s\n", r->name, why.text);
+        for (uint32_t i = 0; i < n && !srv->cfg.quiet; i++)
+            lwsl_user("patch %s#%llu: committed by %u runtimes within %.2f ms"
+                      " (latest %+.2f ms after its apply time)\n",
+                      r->name, (unsigned long long)st[i].seq, st[i].runtimes,
+                      (double)st[i].spread_us / 1000.0,
+                      (double)st[i].max_late_us / 1000.0);
+    }
+}
+
+void relay_rooms_free(relay_server *srv)
+{
+    for (relay_room *r = srv->rooms, *next; r; r = next) {
+        next = r->next;
+        free(r);
+    }
+    srv->rooms = NULL;
+}

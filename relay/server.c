@@ -1,17 +1,18 @@
-/* server.c — `patchbay serve`: one libwebsockets context serving web/ over
- * HTTP and the patchbay protocol on the same port, the relay's keys, the
- * history, and the evaluator thread; a clean shutdown answers the evals in
- * flight, flushes what is queued and closes the database. */
+/* server.c — one relay (`patchbay serve`), shaped like libwebsockets'
+ * minimal ws server: a protocol table, one mount serving web/ over HTTP on
+ * the same port as the patchbay protocol (session.c), one context whose user
+ * pointer is the relay, one service loop. Around it: the data directory
+ * (keys, lock, history) and the evaluator thread; a clean shutdown answers
+ * the evals in flight, flushes what is queued and closes the database. */
 #include "internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <sys/file.h>
 #include <sys/resource.h>
-#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifndef PB_DEFAULT_WEB_DIR
 #define PB_DEFAULT_WEB_DIR "web"
@@ -50,84 +51,6 @@ static void defaults(relay_config *c)
         c->compile_timeout_ms = CC_DEFAULT_TIMEOUT_MS;
 }
 
-/* Delivers one finished eval: diagnostics to its author, an accepted patch
- * to the whole room. */
-void relay_deliver_done(relay_server *srv, relay_done *d)
-{
-    relay_session *author = relay_session_get(srv, d->author);
-    if (d->err) {
-        lwsl_user("eval %llu in room %s failed: %s\n",
-                  (unsigned long long)d->req, d->room, d->errmsg);
-        if (author)
-            relay_session_send_error(author, d->err, d->req, false, "%s",
-                                     d->errmsg);
-        relay_done_free(d);
-        return;
-    }
-    if (author) {
-        pb_diag_item items[CC_MAX_DIAGS];
-        uint32_t n = 0;
-        for (uint32_t i = 0; i < d->res.n_diags && n < PB_MAX_DIAGS; i++) {
-            const cc_diag *cd = &d->res.diags[i];
-            items[n++] = (pb_diag_item){cd->line, cd->col, 0, 0, cd->severity,
-                                        pb_cstr(cd->message)};
-        }
-        pb_frame f = {.type = PB_T_DIAG};
-        f.diag.req = d->req;
-        f.diag.ok = d->patch != NULL;
-        f.diag.seq = d->seq;
-        f.diag.items = items;
-        f.diag.n_items = n;
-        relay_session_send_frame(author, &f);
-    }
-    if (d->patch) {
-        uint64_t now = relay_now_us();
-        relay_room *room = relay_room_get(srv, d->room);
-        if (room) {
-            room->head_seq = d->seq;
-            memcpy(room->head_hash, d->hash, PB_HASH_BYTES);
-            relay_room_broadcast(room, d->patch, PB_ROLE_NONE);
-            relay_lockstep_patch(&room->ls, d->seq, d->created_us,
-                                 d->apply_us, now);
-        }
-        char vars[256] = "";
-        size_t n = 0;
-        for (uint32_t i = 0; i < d->res.n_defs && n < sizeof vars; i++)
-            n += (size_t)snprintf(vars + n, sizeof vars - n, "%s%s",
-                                  i ? ", " : "", d->res.defs[i].name);
-        lwsl_user("patch %s#%llu by %s: %s (%zu bytes, compiled in %.1f ms, "
-                  "sent %.1f ms after signing, applies in %.1f ms)\n",
-                  d->room, (unsigned long long)d->seq,
-                  author ? author->name : "(gone)", vars, d->res.module_len,
-                  d->res.total_us / 1000.0,
-                  (double)(now - d->created_us) / 1000.0,
-                  (double)((int64_t)(d->apply_us - now)) / 1000.0);
-    }
-    relay_done_free(d);
-}
-
-/* Records the commit stats of patches that have settled (all: every
- * changed one, at shutdown). Cheap when nothing changed. */
-static void flush_commit_stats(relay_server *srv, bool all)
-{
-    uint64_t now = relay_now_us();
-    relay_commit_stats st[RELAY_LS_SLOTS];
-    for (relay_room *r = srv->rooms; r; r = r->next) {
-        uint32_t n = relay_lockstep_take_settled(&r->ls, now, all, st,
-                                                 RELAY_LS_SLOTS);
-        pb_errmsg why;
-        if (n &&
-            relay_history_put_commit_stats(srv->history, r->name, st, n, &why))
-            lwsl_err("room %s: %s\n", r->name, why.text);
-        for (uint32_t i = 0; i < n && !srv->cfg.quiet; i++)
-            lwsl_user("patch %s#%llu: committed by %u runtimes within %.2f ms"
-                      " (latest %+.2f ms after its apply time)\n",
-                      r->name, (unsigned long long)st[i].seq, st[i].runtimes,
-                      (double)st[i].spread_us / 1000.0,
-                      (double)st[i].max_late_us / 1000.0);
-    }
-}
-
 /* One relay per data directory: a second would fork the chains. The lock
  * goes away with the process, however it ends. */
 static int lock_data_dir(const char *dir, pb_errmsg *why)
@@ -136,15 +59,14 @@ static int lock_data_dir(const char *dir, pb_errmsg *why)
     snprintf(path, sizeof path, "%s/relay.lock", dir);
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
-        snprintf(why->text, sizeof why->text, "cannot open %s: %s", path,
-                 strerror(errno));
+        pb_fail(why, PB_ERR_IO, "cannot open %s: %s", path, strerror(errno));
         return -1;
     }
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        snprintf(why->text, sizeof why->text,
-                 "another relay is already using the data directory %s "
-                 "(%s is locked)",
-                 dir, path);
+        pb_fail(why, PB_ERR_IO,
+                "another relay is already using the data directory %s "
+                "(%s is locked)",
+                dir, path);
         close(fd);
         return -1;
     }
@@ -249,7 +171,7 @@ pb_err relay_serve(relay_server *srv, pb_errmsg *why)
             break;
         }
         if (relay_mono_us() >= next_flush) {
-            flush_commit_stats(srv, false);
+            relay_rooms_record_stats(srv, false);
             next_flush = relay_mono_us() + 250000;
         }
     }
@@ -257,20 +179,11 @@ pb_err relay_serve(relay_server *srv, pb_errmsg *why)
     /* Clean shutdown: answer the evals in flight, flush, close. */
     lwsl_user("shutting down: finishing evals in flight\n");
     relay_evaluator_stop(srv->eval);
-    relay_done *d;
-    while ((d = relay_evaluator_take_done(srv->eval)))
-        relay_deliver_done(srv, d);
+    relay_deliver_finished(srv);
     uint64_t until = relay_mono_us() + 500000;
-    while (relay_mono_us() < until) {
-        bool pending = false;
-        for (uint32_t i = 0; i < srv->n_slots; i++)
-            pending |= srv->sessions[i]->state != RELAY_SESS_FREE &&
-                       srv->sessions[i]->q.count > 0;
-        if (!pending)
-            break;
+    while (relay_mono_us() < until && relay_sessions_sending(srv))
         lws_service(srv->ctx, 0);
-    }
-    flush_commit_stats(srv, true);
+    relay_rooms_record_stats(srv, true);
     return e;
 }
 
@@ -283,16 +196,8 @@ void relay_free(relay_server *srv)
     relay_evaluator_free(srv->eval);
     relay_history_close(srv->history);
     relay_keys_close(&srv->keys);
-    for (uint32_t i = 0; i < srv->n_slots; i++) {
-        relay_outq_clear(&srv->sessions[i]->q);
-        free(srv->sessions[i]->rx);
-        free(srv->sessions[i]);
-    }
-    free(srv->sessions);
-    for (relay_room *r = srv->rooms, *next; r; r = next) {
-        next = r->next;
-        free(r);
-    }
+    relay_sessions_free(srv);
+    relay_rooms_free(srv);
     if (srv->lock_fd >= 0)
         close(srv->lock_fd);
     free(srv);

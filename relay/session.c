@@ -9,21 +9,6 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-uint64_t relay_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-uint64_t relay_mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 /* ---- the slot table ------------------------------------------------------- */
 
@@ -71,6 +56,27 @@ static void session_free(relay_session *s)
     memset(s, 0, sizeof *s);
     s->index = index;
     s->gen = gen; /* the next user bumps it */
+}
+
+bool relay_sessions_sending(const relay_server *g)
+{
+    for (uint32_t i = 0; i < g->n_slots; i++)
+        if (g->sessions[i]->state != RELAY_SESS_FREE &&
+            g->sessions[i]->q.count > 0)
+            return true;
+    return false;
+}
+
+void relay_sessions_free(relay_server *g)
+{
+    for (uint32_t i = 0; i < g->n_slots; i++) {
+        relay_outq_clear(&g->sessions[i]->q);
+        free(g->sessions[i]->rx);
+        free(g->sessions[i]);
+    }
+    free(g->sessions);
+    g->sessions = NULL;
+    g->n_slots = 0;
 }
 
 relay_session *relay_session_get(relay_server *g, relay_handle h)
@@ -543,12 +549,10 @@ int relay_session_callback(struct lws *wsi, enum lws_callback_reasons reason,
             *slot = NULL;
         }
         break;
-    case LWS_CALLBACK_EVENT_WAIT_CANCELLED: {
-        relay_done *d;
-        while (srv && srv->eval && (d = relay_evaluator_take_done(srv->eval)))
-            relay_deliver_done(srv, d);
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED: /* the evaluator has results */
+        if (srv)
+            relay_deliver_finished(srv);
         break;
-    }
     default:
         break;
     }

@@ -5,6 +5,8 @@
  * usage: test_relay_inproc PATCHBAY BACKEND [TEST...] */
 #include "harness.h"
 
+#include <unistd.h>
+
 PB_TEST_RUNNER
 
 /* Two relays in one process: each has its own key, rooms and chain; a
@@ -60,8 +62,37 @@ TEST(two_relays_in_one_process_share_nothing)
     CHECK_EQ_INT(serve_stop(&b), 0);
 }
 
+/* A compile server that answers with 100 diagnostics (a real one keeps 32):
+ * the author gets a diag frame with as many as the protocol allows, and
+ * the relay keeps serving. */
+TEST(too_many_diagnostics_from_the_compile_server_are_cut_to_the_limit)
+{
+    char fake[4096];
+    ssize_t n = readlink("/proc/self/exe", fake, sizeof fake - 1);
+    REQUIRE(n > 0);
+    fake[n] = '\0';
+    snprintf(strrchr(fake, '/') + 1, sizeof fake - (size_t)n, "%s",
+             "fake_cc_server");
+    const char *argv[] = {fake, "many-diags", NULL};
+    relay_config cfg = {0};
+    cfg.compiler_argv = argv;
+    relay r;
+    REQUIRE(inproc_start(&r, "many-diags", &cfg));
+    pbc *ed = join(&r, "jam", PB_ROLE_EDITOR, "ed", NULL);
+    REQUIRE(ed);
+    want w;
+    CHECK_EQ_INT(eval(ed, 1, "double f(double v) { return v; }\n", &w), 0);
+    CHECK(w.found && !w.ok);
+    CHECK_EQ_INT(w.n_errors, PB_MAX_DIAGS);
+    CHECK(strcmp(w.text, "fake error 1") == 0);
+    CHECK(ping_ok(ed));
+    pbc_close(ed);
+    CHECK_EQ_INT(serve_stop(&r), 0);
+}
+
 static const pb_test tests[] = {
     T(two_relays_in_one_process_share_nothing),
+    T(too_many_diagnostics_from_the_compile_server_are_cut_to_the_limit),
 };
 
 int main(int argc, char **argv)
