@@ -423,7 +423,6 @@ done:
     unlink(out);
     unlink(errf);
     rmdir(dir);
-    (void)pb;
     return rc;
 }
 

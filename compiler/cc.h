@@ -1,7 +1,8 @@
 /* cc.h — the compiler: patch source to an Emscripten side module that
  * follows the patch ABI (docs/PATCH_ABI.md), or diagnostics. This is the
  * whole public surface of compiler/, used by the compile server
- * (patchbay-cc), the relay (through the server) and `patchbay compile`.
+ * (`patchbay cc-server`), the relay (through the server) and
+ * `patchbay compile`.
  *
  * A cc_compiler holds a warm backend (clang and lld loaded in this process,
  * from libpb_cc_llvm.so) or the process backend (clang-14 and wasm-ld-14
@@ -55,7 +56,7 @@ typedef struct cc_var {
 } cc_var;
 
 typedef struct cc_job {
-    pb_lang lang;     /* PB_LANG_C (lisp: see issue [lisp]) */
+    pb_lang lang;     /* PB_LANG_C or PB_LANG_LISP (docs/LISP.md) */
     const char *file; /* name for diagnostics (default "patch.c") */
     const char *source;
     size_t source_len;
