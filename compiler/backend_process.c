@@ -30,7 +30,6 @@ extern char **environ;
 
 #define CLANG                 "/usr/bin/clang-14"
 #define WASM_LD               "/usr/bin/wasm-ld-14"
-#define RESOURCE_INC          "/usr/lib/llvm-14/lib/clang/14.0.6/include"
 #define MAX_ARGS              128
 #define CC_CHILD_MEMORY_BYTES (2048ull << 20)
 
@@ -38,6 +37,7 @@ typedef struct proc_be {
     cc_be be;
     char abi_dir[512];
     char plugin[512];
+    char resource_include[600]; /* clang's own headers (stddef.h, ...) */
     uint32_t timeout_ms;
 } proc_be;
 
@@ -262,8 +262,9 @@ static int proc_compile(cc_be *be, const char *const *args,
             goto done;
         }
     }
-    const char *allowed[] = {dir, pb->abi_dir, CC_SYSROOT "/include",
-                             RESOURCE_INC};
+    const char *allowed[] = {dir, pb->abi_dir,
+                             CC_LLVM_DEFAULT_SYSROOT "/include",
+                             pb->resource_include};
     const size_t n_allowed = sizeof allowed / sizeof allowed[0];
     if (write_overlay(dir, allowed, n_allowed, overlay, sizeof overlay)) {
         snprintf(err, err_len, "cannot write %s", overlay);
@@ -426,6 +427,37 @@ done:
     return rc;
 }
 
+/* Where clang-14 keeps its own headers: `clang-14 -print-resource-dir`
+ * (real path) + "/include". */
+static pb_err find_resource_include(proc_be *pb, pb_errmsg *why)
+{
+    char dir[] = "/tmp/pbcc.XXXXXX", out[64], errf[64];
+    if (!mkdtemp(dir))
+        return pb_fail(why, PB_ERR_IO, "cannot create a directory in /tmp: %s",
+                       strerror(errno));
+    snprintf(out, sizeof out, "%s/out", dir);
+    snprintf(errf, sizeof errf, "%s/err", dir);
+    char *argv[] = {CLANG, "-print-resource-dir", NULL};
+    int st = run(argv, out, errf, 10000);
+    size_t len = 0;
+    char *text = st == 0 ? read_all(out, &len) : NULL;
+    unlink(out);
+    unlink(errf);
+    rmdir(dir);
+    while (text && len && (text[len - 1] == '\n' || text[len - 1] == ' '))
+        text[--len] = '\0';
+    char inc[600], real[4096];
+    snprintf(inc, sizeof inc, "%s/include", text ? text : "");
+    free(text);
+    if (!len || !realpath(inc, real))
+        return pb_fail(why, PB_ERR_INTERNAL,
+                       "cannot find clang-14's own headers (%s "
+                       "-print-resource-dir gave %s)",
+                       CLANG, len ? inc : "nothing");
+    snprintf(pb->resource_include, sizeof pb->resource_include, "%s", real);
+    return PB_OK;
+}
+
 static void proc_free(cc_be *be)
 {
     free(be);
@@ -461,5 +493,9 @@ cc_be *cc_be_process_new(const cc_be_desc *d, pb_errmsg *why)
              realpath(d->abi_dir, real) ? real : d->abi_dir);
     snprintf(pb->plugin, sizeof pb->plugin, "%s", d->pass_plugin);
     pb->timeout_ms = d->timeout_ms;
+    if (find_resource_include(pb, why)) {
+        free(pb);
+        return NULL;
+    }
     return &pb->be;
 }

@@ -389,7 +389,6 @@ cc_be *cc_be_warm_new(const cc_be_desc *d, pb_errmsg *why)
     const char *abi = realpath(d->abi_dir, real) ? real : d->abi_dir;
     const char *const dirs[] = {abi, NULL};
     cc_llvm_desc ld = {
-        .sysroot = CC_SYSROOT,
         .allowed_dirs = dirs,
         .pass_plugin = d->pass_plugin,
         .timeout_ms = d->timeout_ms,

@@ -677,10 +677,6 @@ pb_err cc_compile(cc_compiler *cc, const cc_job *job, cc_result *out,
         puts_(&k, *a);
         puts_(&k, "\n");
     }
-    for (size_t i = 0; cc_compile_flags[i]; i++) {
-        puts_(&k, cc_compile_flags[i]);
-        puts_(&k, "\n");
-    }
     put(&k, prelude.s, prelude.len);
     put(&k, "\0", 1);
     put(&k, j.source, j.source_len);
@@ -695,16 +691,10 @@ pb_err cc_compile(cc_compiler *cc, const cc_job *job, cc_result *out,
         goto checks;
     }
 
-    const char *args[96];
-    size_t n = 0;
-    for (size_t i = 0; cc_compile_flags[i]; i++)
-        args[n++] = cc_compile_flags[i];
+    /* the job's flags after the fixed ones (llvm/cc_llvm_args.c) */
     char inc[600];
     snprintf(inc, sizeof inc, "-I%s", cc->abi_dir);
-    args[n++] = inc;
-    args[n++] = "-include";
-    args[n++] = CC_PRELUDE_PATH;
-    args[n] = NULL;
+    const char *args[] = {inc, "-include", CC_PRELUDE_PATH, NULL};
     cc_file files[2] = {
         {CC_PRELUDE_PATH, prelude.s, prelude.len},
         {CC_MAIN_PATH, j.source, j.source_len},

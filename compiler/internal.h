@@ -27,7 +27,10 @@ typedef void (*cc_diag_fn)(void *ctx, int severity, const char *file,
 typedef struct cc_be cc_be;
 struct cc_be {
     const char *name;
-    /* 0 ok, -1 the source has errors (reported via on_diag), -2 the backend
+    /* args: the job's flags (-I, -include), which go after the fixed
+     * ones of cc_llvm_base_compile_args(); link() uses
+     * cc_llvm_base_link_args() alone.
+     * 0 ok, -1 the source has errors (reported via on_diag), -2 the backend
      * failed (crash, timeout; message in err). *obj is malloc'd. */
     int (*compile)(cc_be *be, const char *const *args, const cc_file *files,
                    size_t n_files, cc_diag_fn on_diag, void *ctx, uint8_t **obj,
@@ -46,14 +49,6 @@ typedef struct cc_be_desc {
 
 cc_be *cc_be_process_new(const cc_be_desc *d, pb_errmsg *why);
 cc_be *cc_be_warm_new(const cc_be_desc *d, pb_errmsg *why);
-
-/* The flags patchbay adds after the base flags of llvm/cc_llvm_args.c
- * (flags.c), NULL-terminated; no -c, -o or input. A backend's compile()
- * gets these and the job's include flags as args and puts
- * cc_llvm_base_compile_args() before them; link() uses
- * cc_llvm_base_link_args(). */
-extern const char *const cc_compile_flags[];
-#define CC_SYSROOT "/usr/share/emscripten/cache/sysroot"
 
 /* ---- wasm reader (wasm.c) ------------------------------------------------ */
 

@@ -79,9 +79,6 @@
 #ifndef CC_LLVM_CLANG
 #define CC_LLVM_CLANG "/usr/lib/llvm-14/bin/clang"
 #endif
-#ifndef CC_LLVM_RESOURCE_INCLUDE
-#define CC_LLVM_RESOURCE_INCLUDE "/usr/lib/llvm-14/lib/clang/14.0.6/include"
-#endif
 
 using llvm::IntrusiveRefCntPtr;
 using llvm::StringRef;
@@ -1039,8 +1036,10 @@ cc_llvm *cc_llvm_new(const cc_llvm_desc *desc, char *err, size_t err_len)
     }
     cc->sysroot = d.sysroot && *d.sysroot ? d.sysroot : CC_LLVM_DEFAULT_SYSROOT;
     cc->timeout_ms = d.timeout_ms;
-    std::vector<std::string> dirs = {cc->sysroot + "/include",
-                                     CC_LLVM_RESOURCE_INCLUDE};
+    // clang's own headers (stddef.h, ...), where its driver looks for them
+    std::vector<std::string> dirs = {
+        cc->sysroot + "/include",
+        clang::driver::Driver::GetResourcesPath(CC_LLVM_CLANG) + "/include"};
     for (const char *const *a = d.allowed_dirs; a && *a; a++)
         dirs.push_back(*a);
     for (const std::string &dir : dirs) {

@@ -59,8 +59,8 @@ typedef struct cc_llvm_desc {
                                 directories clang may read; NULL: none.
                                 Always allowed, added here:
                                 <sysroot>/include and clang's resource
-                                include directory
-                                (/usr/lib/llvm-14/lib/clang/14.0.6/include) */
+                                include directory (<resource dir>/include,
+                                where the clang driver finds it) */
     const char *pass_plugin; /* LLVM new-pass-manager plugin (.so) run
                                 in every compile, as clang's
                                 -fpass-plugin=; loaded once by
@@ -110,10 +110,11 @@ typedef void (*cc_llvm_diag_fn)(void *ctx, const cc_llvm_diag *d);
  * for the default sysroot; the process backend (clang-14 and wasm-ld-14 as
  * programs) passes exactly these too. They are the flags of
  * `emcc -O2 -sSIDE_MODULE=1` (Emscripten 3.1.6, emcc -v) plus
- * -fno-gnu-inline-asm (the sandbox) and --threads=1, exporting only
- * __wasm_call_ctors. Compile flags exclude "clang", -c, -o and inputs; link
- * flags exclude "wasm-ld", -o and inputs. They live in cc_llvm_args.c,
- * which needs no LLVM (the process backend compiles it in too). */
+ * -fno-gnu-inline-asm (the sandbox), patchbay's diagnostics flags and
+ * --threads=1, exporting only __wasm_call_ctors. Compile flags exclude
+ * "clang", -c, -o and inputs; link flags exclude "wasm-ld", -o and inputs.
+ * They live in cc_llvm_args.c, which needs no LLVM (the process backend
+ * compiles it in too). */
 CC_LLVM_API const char *const *cc_llvm_base_compile_args(void);
 CC_LLVM_API const char *const *cc_llvm_base_link_args(void);
 

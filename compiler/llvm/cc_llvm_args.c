@@ -1,10 +1,12 @@
-/* cc_llvm_args.c — the one list of fixed compile and link flags (cc_llvm.h),
- * kept apart from cc_llvm.cpp so that the process backend can use the same
- * list without linking LLVM. Both lists are what `emcc -v -O2
- * -sSIDE_MODULE=1` passes to clang-14 and wasm-ld-14 with Emscripten 3.1.6
- * (minus the C++-only -D_LIBCPP_ABI_VERSION, -fno-threadsafe-statics and the
- * SDL include), plus the sandbox flag -fno-gnu-inline-asm and --threads=1,
- * and with only __wasm_call_ctors exported. */
+/* cc_llvm_args.c — the one list of the flags every patch is compiled and
+ * linked with (cc_llvm.h), kept apart from the C++ engine so that the
+ * process backend uses the same lists without linking LLVM; compile.c adds
+ * only the job's -I and -include. The compile flags are what
+ * `emcc -v -O2 -sSIDE_MODULE=1` passes to clang-14 with Emscripten 3.1.6
+ * (minus the C++-only -D_LIBCPP_ABI_VERSION, -fno-threadsafe-statics and
+ * the SDL include), plus the sandbox's -fno-gnu-inline-asm and patchbay's
+ * diagnostics; the link flags are what it passes to wasm-ld-14, plus
+ * --threads=1 and with only __wasm_call_ctors exported. */
 #include "cc_llvm.h"
 
 static const char *const compile_args[] = {
@@ -34,6 +36,20 @@ static const char *const compile_args[] = {
      * virtual file system: no inline assembly at all (asm labels still
      * work). */
     "-fno-gnu-inline-asm",
+    /* patchbay's own: no common symbols (a var is one definition) */
+    "-fno-common",
+    /* diagnostics: no implicit declarations, the rest as warnings */
+    "-Wall",
+    "-Wno-unused-function",
+    "-Werror=implicit-int",
+    "-Werror=return-type",
+    "-Werror=int-conversion",
+    "-Werror=incompatible-pointer-types",
+    "-ferror-limit=20",
+    "-fno-caret-diagnostics",
+    "-fno-color-diagnostics",
+    /* a crashing clang-14 must not write reproducers to /tmp */
+    "-fno-crash-diagnostics",
     NULL,
 };
 
