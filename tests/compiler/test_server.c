@@ -104,13 +104,34 @@ TEST(test_a_server_killed_mid_job_costs_only_that_job)
     cc_client_free(c);
 }
 
+/* Whether process pid has ended and not been reaped yet. */
+static bool is_zombie(int pid)
+{
+    char path[64], stat[256] = "";
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    size_t n = fread(stat, 1, sizeof stat - 1, f);
+    fclose(f);
+    stat[n] = '\0';
+    const char *paren = strrchr(stat, ')'); /* "pid (comm) S ..." */
+    return paren && paren[1] == ' ' && paren[2] == 'Z';
+}
+
 TEST(test_a_server_that_died_idle_is_replaced_quietly)
 {
     cc_client *c = client(0);
     REQUIRE(c != NULL);
-    kill(cc_client_pid(c), SIGKILL);
-    struct timespec ts = {0, 100 * 1000 * 1000};
-    nanosleep(&ts, NULL);
+    int pid = cc_client_pid(c);
+    kill(pid, SIGKILL);
+    /* dead (a zombie until the client reaps it) before the next job, even
+     * on a busy machine, where a fixed pause was sometimes too short */
+    for (int i = 0; i < 1000 && !is_zombie(pid); i++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    REQUIRE(is_zombie(pid));
     cc_result r;
     CHECK(run(c, seed, &r) == PB_OK);
     CHECK(r.ok);
