@@ -183,7 +183,8 @@ lowered lower_loop(lowering *x, const lisp_node *n, bool want)
         if (!target) {
             x->oom = true;
         } else {
-            memcpy(target, x->locals + first, count * sizeof *target);
+            if (count) /* no locals at all: x->locals is NULL */
+                memcpy(target, x->locals + first, count * sizeof *target);
             tail_dest k = {.loop = true,
                            .rvar = lower_fmt(x, "r__%u", ++x->tmp),
                            .target = target,

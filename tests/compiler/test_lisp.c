@@ -223,6 +223,20 @@ TEST(test_long_chains_of_later_definitions_are_bounded)
     free(src);
 }
 
+TEST(test_a_loop_without_bindings_lowers)
+{
+    /* (loop [] …) where nothing was ever bound: the lowering copied the
+     * bindings from a null table (UBSan stopped the compile server) */
+    static const char *const srcs[] = {"(defn spin [] (loop [] (recur)))"};
+    for (size_t i = 0; i < sizeof srcs / sizeof srcs[0]; i++) {
+        lisp_arena a = {0};
+        lisp_c c;
+        CHECK(lower_src(&a, srcs[i], &c) == 0);
+        CHECK(c.c && strstr(c.c, "for (;;)"));
+        lisp_arena_free(&a);
+    }
+}
+
 TEST(test_mangling)
 {
     lisp_arena a = {0};
@@ -243,6 +257,7 @@ static const pb_test TESTS[] = {
     T(test_room_vars_that_take_pointers_are_refused),
     T(test_position_map_finds_the_form),
     T(test_long_chains_of_later_definitions_are_bounded),
+    T(test_a_loop_without_bindings_lowers),
     T(test_mangling),
 };
 
