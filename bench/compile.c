@@ -150,7 +150,7 @@ static stats bench_backend(cc_backend b, const char *src, int iters)
     }
     uint64_t *t = calloc((size_t)iters, sizeof *t);
     uint64_t *cpu = calloc((size_t)iters, sizeof *cpu);
-    cc_job job = {PB_LANG_C, "bench.c", src, strlen(src), NULL, 0};
+    cc_job job = {PB_LANG_C, "bench.c", src, strlen(src), NULL, 0, false};
     for (int i = -2; i < iters; i++) { /* two warm-up runs */
         cc_result r;
         uint64_t t0 = now_us(), c0 = cpu_us();
@@ -260,7 +260,7 @@ static void bench_server_rss(const char *patchbay, const char *src, int n)
     printf("\ncompile server (warm) RSS over %d compiles:", n);
     for (int i = 1; i <= n; i++) {
         int m = snprintf(buf, len + 64, "%s// %d\n", src, i);
-        cc_job job = {PB_LANG_C, "rss.c", buf, (size_t)m, NULL, 0};
+        cc_job job = {PB_LANG_C, "rss.c", buf, (size_t)m, NULL, 0, false};
         cc_result r;
         if (cc_client_compile(c, &job, &r, &why) != PB_OK || !r.ok) {
             printf(" failed at %d\n", i);

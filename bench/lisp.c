@@ -42,8 +42,10 @@ static const char C_SRC[] =
 static int compile_once(cc_compiler *cc, pb_lang lang, const char *src,
                         uint64_t *us)
 {
-    cc_job job = {lang, lang == PB_LANG_LISP ? "seed.cljc" : "seed.c", src,
-                  strlen(src), NULL, 0};
+    cc_job job = {.lang = lang,
+                  .file = lang == PB_LANG_LISP ? "seed.cljc" : "seed.c",
+                  .source = src,
+                  .source_len = strlen(src)};
     cc_result r;
     pb_errmsg why = {{0}};
     uint64_t t0 = now_us();

@@ -16,7 +16,8 @@ static void usage(FILE *out)
         "usage: patchbay compile [options] FILE|-|--stdin\n"
         "\n"
         "Compiles one patch (C, or Lisp: docs/LISP.md) to a WebAssembly "
-        "side module\nfollowing the patch ABI (docs/PATCH_ABI.md). Diagnostics go to stderr "
+        "side module\nfollowing the patch ABI (docs/PATCH_ABI.md). Diagnostics "
+        "go to stderr "
         "as FILE:LINE:COL: severity: message.\n"
         "\n"
         "options:\n"
@@ -35,6 +36,11 @@ static void usage(FILE *out)
         "  --update-room       after a successful compile, record this "
         "patch's vars\n"
         "                      in ROOMFILE\n"
+        "  --expr              the source is one expression to run once "
+        "(docs/PATCH_ABI.md\n"
+        "                      § Expressions); C needs it, a Lisp "
+        "expression is one\n"
+        "                      without it\n"
         "  --stdin             read the source from stdin (as FILE -); the "
         "module goes\n"
         "                      to OUT, or to stdout without -o\n"
@@ -169,7 +175,7 @@ static int room_save(const char *path, const room *r, const cc_result *res)
 int cmd_compile(int argc, char **argv)
 {
     const char *in = NULL, *out = NULL, *room_path = NULL;
-    bool update_room = false, quiet = false;
+    bool update_room = false, quiet = false, expr = false;
     pb_lang lang = PB_LANG_NONE;
     cc_desc desc = {0};
     for (int i = 1; i < argc; i++) {
@@ -204,6 +210,8 @@ int cmd_compile(int argc, char **argv)
             room_path = argv[++i];
         } else if (!strcmp(a, "--update-room")) {
             update_room = true;
+        } else if (!strcmp(a, "--expr")) {
+            expr = true;
         } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
             quiet = true;
         } else if (!strcmp(a, "--stdin") && !in) {
@@ -270,7 +278,8 @@ int cmd_compile(int argc, char **argv)
     }
     if (cc_backend_fallback(cc))
         fprintf(stderr, "patchbay compile: %s\n", cc_backend_fallback(cc));
-    cc_job job = {cli_lang_of(shown, lang), shown, src, len, rm.vars, rm.n};
+    cc_job job = {
+        cli_lang_of(shown, lang), shown, src, len, rm.vars, rm.n, expr};
     pb_err e = cc_compile(cc, &job, &res, &why);
     for (uint32_t i = 0; i < res.n_diags; i++)
         fprintf(stderr, "%s:%u:%u: %s: %s\n", shown, res.diags[i].line,
@@ -310,8 +319,10 @@ int cmd_compile(int argc, char **argv)
         fprintf(info,
                 "%s; %zu bytes in %.1f ms (%s backend%s: compile %.1f, link "
                 "%.1f)\n",
-                res.n_defs ? "" : "defines no vars", res.module_len,
-                res.total_us / 1000.0, cc_backend_name(cc),
+                res.is_expr  ? "an expression, run once when it commits"
+                : res.n_defs ? ""
+                             : "defines no vars",
+                res.module_len, res.total_us / 1000.0, cc_backend_name(cc),
                 res.cached ? ", cached" : "", res.compile_us / 1000.0,
                 res.link_us / 1000.0);
     }

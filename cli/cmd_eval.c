@@ -1,7 +1,10 @@
 /* cmd_eval.c — `patchbay eval` and `patchbay watch`: send a file to a
  * room's relay as an eval, print the compiler's diagnostics in the
- * FILE:LINE:COL form editors parse, then the acks of the room's runtimes.
- * watch re-sends a file whenever it changes, so any text editor works. */
+ * FILE:LINE:COL form editors parse, then the acks of the room's runtimes;
+ * for an expression (docs/PROTOCOL.md § Expressions), what it printed and
+ * its value: `=> 59`, or `=> 58 on 2 runtimes, 59 on 8` when the runtimes
+ * disagree. watch re-sends a file whenever it changes, so any text editor
+ * works. */
 #include "cli.h"
 #include "wsclient.h"
 
@@ -16,43 +19,63 @@ typedef struct eval_opts {
     const char *room;
     pb_lang lang;
     uint32_t wait_ms;
+    bool has_wait_ms;
     uint32_t runtimes;
     bool quiet;
+    bool expr;             /* --expr: FILE is one expression */
+    const char *expr_text; /* -e EXPR */
     const char *files[64];
     int n_files;
 } eval_opts;
 
 static void usage(FILE *out, const char *cmd)
 {
-    fprintf(out,
-            "usage: patchbay %s [options] %s\n"
-            "\n"
-            "%s\n"
-            "\n"
-            "options:\n"
-            "  --link URL        a join link printed by `patchbay token` (carries "
-            "the\n"
-            "                    relay address, room and token)\n"
-            "  --url URL         the relay (default $PATCHBAY_URL or "
-            "ws://127.0.0.1:7888)\n"
-            "  --token T         an editor token (default $PATCHBAY_TOKEN)\n"
-            "  --room R          refuse to send unless the token is for room R\n"
-            "  --lang c|lisp     default: from the file name (.c, or "
-            ".cljc/.clj/.jank)\n"
-            "  --wait-ms N       after an accepted patch, print runtime acks for "
-            "N ms\n"
-            "                    (default 1000)\n"
-            "  --runtimes N      stop waiting once N runtimes committed\n"
-            "  -q, --quiet       print only diagnostics\n"
-            "  -h, --help        this help\n"
-            "\n"
-            "exit status: 0 accepted, 1 compile errors, 2 usage, 3 relay or "
-            "connection error\n",
-            cmd, !strcmp(cmd, "eval") ? "FILE|-" : "FILE...",
-            !strcmp(cmd, "eval")
-                ? "Evaluates FILE (or stdin) in the token's room: the relay "
-                  "compiles it, and\nevery runtime in the room swaps it in."
-                : "Evaluates each FILE now and again whenever it is saved.");
+    fprintf(
+        out,
+        "usage: patchbay %s [options] %s\n"
+        "\n"
+        "%s\n"
+        "\n"
+        "options:\n"
+        "  --link URL        a join link printed by `patchbay token` (carries "
+        "the\n"
+        "                    relay address, room and token)\n"
+        "  --url URL         the relay (default $PATCHBAY_URL or "
+        "ws://127.0.0.1:7888)\n"
+        "  --token T         an editor token (default $PATCHBAY_TOKEN)\n"
+        "  --room R          refuse to send unless the token is for room R\n"
+        "  --lang c|lisp     default: from the file name (.c, or "
+        ".cljc/.clj/.jank);\n"
+        "                    for -e, c\n"
+        "%s"
+        "  --wait-ms N       after an accepted patch, print runtime acks for "
+        "N ms\n"
+        "                    (default 1000; for an expression 5000, or "
+        "until every\n"
+        "                    runtime of the room answered)\n"
+        "  --runtimes N      stop waiting once N runtimes committed\n"
+        "  -q, --quiet       print only diagnostics (and an expression's "
+        "value)\n"
+        "  -h, --help        this help\n"
+        "\n"
+        "exit status: 0 accepted, 1 compile errors, 2 usage, 3 relay or "
+        "connection error%s\n",
+        cmd, !strcmp(cmd, "eval") ? "FILE|-|-e EXPR" : "FILE...",
+        !strcmp(cmd, "eval")
+            ? "Evaluates FILE (or stdin) in the token's room: the relay "
+              "compiles it, and\nevery runtime in the room swaps it in. "
+              "An expression (-e 'ggg(10)', or a Lisp\nfile whose only "
+              "form is not a definition) runs once on every runtime,\n"
+              "which reports its value: => 59, or => 58 on 2 runtimes, 59 "
+              "on 8."
+            : "Evaluates each FILE now and again whenever it is saved.",
+        !strcmp(cmd, "eval")
+            ? "  -e EXPR           evaluate the expression EXPR once on "
+              "every runtime\n"
+              "  --expr            FILE holds one expression (C needs it; "
+              "Lisp finds it)\n"
+            : "",
+        !strcmp(cmd, "eval") ? ", 4 the expression trapped on a runtime" : "");
 }
 
 static int parse(int argc, char **argv, const char *cmd, eval_opts *o)
@@ -90,12 +113,18 @@ static int parse(int argc, char **argv, const char *cmd, eval_opts *o)
                         cmd, a, argv[i]);
                 return 2;
             }
-            if (!strcmp(a, "--wait-ms"))
+            if (!strcmp(a, "--wait-ms")) {
                 o->wait_ms = (uint32_t)v;
-            else
+                o->has_wait_ms = true;
+            } else
                 o->runtimes = (uint32_t)v;
         } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
             o->quiet = true;
+        } else if (!strcmp(cmd, "eval") && !strcmp(a, "-e") && has) {
+            o->expr_text = argv[++i];
+            o->expr = true;
+        } else if (!strcmp(cmd, "eval") && !strcmp(a, "--expr")) {
+            o->expr = true;
         } else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "patchbay %s: unknown option \"%s\" (see --help)\n",
                     cmd, a);
@@ -104,10 +133,13 @@ static int parse(int argc, char **argv, const char *cmd, eval_opts *o)
             o->files[o->n_files++] = a;
         }
     }
-    if (!o->n_files || (!strcmp(cmd, "eval") && o->n_files > 1)) {
+    if ((!o->n_files && !o->expr_text) ||
+        (!strcmp(cmd, "eval") && o->n_files + !!o->expr_text > 1)) {
         usage(stderr, cmd);
         return 2;
     }
+    if (o->expr && !o->has_wait_ms)
+        o->wait_ms = 5000;
     return cli_target(cmd, link, url, token, &o->target);
     return 0;
 }
@@ -174,19 +206,158 @@ static char *read_file(const char *path, size_t *len)
     return buf;
 }
 
+/* What the runtimes of the room said about an expression: one entry per
+ * runtime that answered, and the runtimes that were in the room when it
+ * was accepted (a runtime that joins later catches up without running it;
+ * docs/PROTOCOL.md § Expressions). */
+#define MAX_ANSWERS PB_MAX_PEERS
+
+typedef struct answer {
+    uint64_t runtime_id;
+    bool ok;
+    char *text; /* the value, or the trap */
+    char *out;
+} answer;
+
 typedef struct eval_state {
     const eval_opts *o;
     const char *file;
     uint64_t req;
-    int phase;         /* 0 waiting for diag, 1 waiting for acks */
-    int status;        /* exit status so far */
+    int phase;  /* 0 waiting for diag, 1 waiting for acks */
+    int status; /* exit status so far */
     uint64_t seq;
+    bool is_expr;
     uint32_t committed, failed;
+    uint64_t runtimes[MAX_ANSWERS]; /* the room's runtimes (peers) */
+    uint32_t n_runtimes;
+    uint32_t n_expected; /* runtimes present at acceptance */
+    answer answers[MAX_ANSWERS];
+    uint32_t n_answers;
 } eval_state;
+
+static void track_peers(eval_state *st, const pb_peers *p)
+{
+    if (p->event == PB_PEERS_SNAPSHOT)
+        st->n_runtimes = 0;
+    for (uint32_t i = 0; i < p->n_peers; i++) {
+        const pb_peer *peer = &p->peers[i];
+        if (peer->role != PB_ROLE_RUNTIME)
+            continue;
+        uint32_t k = 0;
+        while (k < st->n_runtimes && st->runtimes[k] != peer->id)
+            k++;
+        if (p->event == PB_PEERS_LEAVE && k < st->n_runtimes)
+            st->runtimes[k] = st->runtimes[--st->n_runtimes];
+        else if (p->event != PB_PEERS_LEAVE && k == st->n_runtimes &&
+                 k < MAX_ANSWERS)
+            st->runtimes[st->n_runtimes++] = peer->id;
+    }
+}
+
+/* As many runtimes answered as were in the room when the expression was
+ * accepted. One that left may still answer: a runtime restarted by its
+ * watchdog inside the expression says so from its new connection. */
+static bool all_answered(const eval_state *st)
+{
+    return st->n_expected && st->n_answers >= st->n_expected;
+}
+
+static char *str_dup(pb_str s)
+{
+    char *d = malloc(s.len + 1);
+    if (d) {
+        memcpy(d, s.ptr ? s.ptr : "", s.len);
+        d[s.len] = '\0';
+    }
+    return d;
+}
+
+static void add_answer(eval_state *st, const pb_ack *a)
+{
+    if (st->n_answers == MAX_ANSWERS)
+        return;
+    for (uint32_t k = 0; k < st->n_answers; k++)
+        if (st->answers[k].runtime_id == a->runtime_id)
+            return;
+    answer *x = &st->answers[st->n_answers++];
+    x->runtime_id = a->runtime_id;
+    x->ok = a->state == PB_ACK_COMMITTED;
+    x->text = str_dup(x->ok ? a->value : a->error);
+    x->out = str_dup(a->out);
+    if (!x->text || !x->out) { /* out of memory: that answer is lost */
+        free(x->text);
+        free(x->out);
+        st->n_answers--;
+    }
+}
+
+/* The first answer like a[i] (the same outcome and text). */
+static uint32_t first_of(const answer *a, uint32_t i)
+{
+    for (uint32_t k = 0; k < i; k++)
+        if (a[k].ok == a[i].ok && !strcmp(a[k].text, a[i].text))
+            return k;
+    return i;
+}
+
+static uint32_t count_of(const answer *a, uint32_t n, uint32_t i)
+{
+    uint32_t count = 0;
+    for (uint32_t k = 0; k < n; k++)
+        count += a[k].ok == a[i].ok && !strcmp(a[k].text, a[i].text);
+    return count;
+}
+
+/* Prints what the expression printed (each different output once), then
+ * its value: one value, or each with the number of runtimes that gave it,
+ * in the order they first came; traps likewise, on stderr. Returns 4 if
+ * it trapped anywhere. */
+static int print_answers(const eval_state *st)
+{
+    const answer *a = st->answers;
+    uint32_t n = st->n_answers;
+    for (uint32_t i = 0; i < n; i++) {
+        bool is_seen = false;
+        for (uint32_t k = 0; k < i && !is_seen; k++)
+            is_seen = a[k].out && a[i].out && !strcmp(a[k].out, a[i].out);
+        if (!is_seen && a[i].out && a[i].out[0])
+            fputs(a[i].out, stdout);
+    }
+    /* the values: => 59, or => 58 on 2 runtimes, 59 on 8 */
+    uint32_t n_ok = 0, groups = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (a[i].ok) {
+            n_ok++;
+            groups += first_of(a, i) == i;
+        }
+    for (uint32_t i = 0, shown = 0; i < n; i++) {
+        if (!a[i].ok || first_of(a, i) != i)
+            continue;
+        uint32_t count = count_of(a, n, i);
+        printf("%s%s", shown++ ? ", " : "=> ", a[i].text);
+        if (groups > 1 || n_ok < n) /* the count only where it tells */
+            printf(shown == 1 ? " on %u runtime%s" : " on %u", count,
+                   count == 1 ? "" : "s");
+    }
+    if (n_ok)
+        printf("\n");
+    /* the traps, one line each */
+    for (uint32_t i = 0; i < n; i++)
+        if (!a[i].ok && first_of(a, i) == i) {
+            uint32_t count = count_of(a, n, i);
+            fprintf(stderr, "failed on %u runtime%s: %s\n", count,
+                    count == 1 ? "" : "s", a[i].text);
+        }
+    return n_ok < n ? 4 : 0;
+}
 
 static int on_frame(void *ctx, const pb_frame *f)
 {
     eval_state *st = ctx;
+    if (f->type == PB_T_PEERS) {
+        track_peers(st, &f->peers);
+        return st->is_expr && st->phase == 1 && all_answered(st);
+    }
     if (f->type == PB_T_DIAG && f->diag.req == st->req) {
         for (uint32_t i = 0; i < f->diag.n_items; i++) {
             const pb_diag_item *d = &f->diag.items[i];
@@ -199,8 +370,10 @@ static int on_frame(void *ctx, const pb_frame *f)
             return 1;
         }
         st->seq = f->diag.seq;
+        st->is_expr = f->diag.expr;
         st->phase = 1;
-        if (!st->o->quiet)
+        st->n_expected = st->n_runtimes;
+        if (!st->o->quiet && !st->is_expr)
             printf("%s: accepted as seq %llu\n", st->file,
                    (unsigned long long)st->seq);
         return 1; /* then wait for acks, if asked to */
@@ -216,6 +389,14 @@ static int on_frame(void *ctx, const pb_frame *f)
             st->committed++;
         if (f->ack.state == PB_ACK_FAILED)
             st->failed++;
+        if (st->is_expr) {
+            /* a value, or a failure: not a prepared ack */
+            if ((f->ack.state == PB_ACK_COMMITTED && f->ack.value.ptr) ||
+                f->ack.state == PB_ACK_FAILED)
+                add_answer(st, &f->ack);
+            return all_answered(st) ||
+                   (st->o->runtimes && st->n_answers >= st->o->runtimes);
+        }
         if (!st->o->quiet) {
             printf("  runtime %llu: %s", (unsigned long long)f->ack.runtime_id,
                    pb_ack_state_name(f->ack.state));
@@ -238,46 +419,74 @@ static int eval_one(pbc *c, const eval_opts *o, const char *file,
                     uint64_t req)
 {
     size_t len = 0;
-    char *src = read_file(file, &len);
+    char *src = o->expr_text ? strdup(o->expr_text) : read_file(file, &len);
     if (!src) {
         fprintf(stderr, "patchbay eval: cannot read %s: %s\n", file,
                 strerror(errno));
         return 2;
     }
+    if (o->expr_text)
+        len = strlen(src);
+    const char *shown = o->expr_text        ? "expr"
+                        : strcmp(file, "-") ? file
+                                            : "stdin";
     pb_frame f = {.type = PB_T_EVAL};
     f.eval.req = req;
-    f.eval.lang = cli_lang_of(file, o->lang);
-    f.eval.name = pb_cstr(strcmp(file, "-") ? file : "stdin");
+    f.eval.lang = o->expr_text ? (o->lang ? o->lang : PB_LANG_C)
+                               : cli_lang_of(file, o->lang);
+    f.eval.name = pb_cstr(shown);
     f.eval.source = (pb_str){src, (uint32_t)len};
+    f.eval.expr = o->expr;
     pb_errmsg why = {{0}};
     if (pbc_send(c, &f, &why)) {
-        fprintf(stderr, "%s: error: %s\n", file, why.text);
+        fprintf(stderr, "%s: error: %s\n", shown, why.text);
         free(src);
         return 2;
     }
     free(src);
-    eval_state st = {o, strcmp(file, "-") ? file : "stdin", req, 0, 0, 0, 0,
-                     0};
+    eval_state *st = calloc(1, sizeof *st);
+    if (!st) {
+        fprintf(stderr, "%s: error: out of memory\n", shown);
+        return 3;
+    }
+    st->o = o;
+    st->file = shown;
+    st->req = req;
     /* compile first (bounded by the relay's own limits), then acks */
-    int r = pbc_wait(c, 30000, on_frame, &st, &why);
+    int r = pbc_wait(c, 30000, on_frame, st, &why);
+    int status = 0;
     if (r < 0) {
-        fprintf(stderr, "%s: error: %s\n", st.file, why.text);
-        return 3;
-    }
-    if (r == 0 && st.phase == 0) {
+        fprintf(stderr, "%s: error: %s\n", st->file, why.text);
+        status = 3;
+    } else if (r == 0 && st->phase == 0) {
         fprintf(stderr, "%s: error: no answer from the relay in 30 s\n",
-                st.file);
-        return 3;
+                st->file);
+        status = 3;
+    } else {
+        if (st->phase == 1 && o->wait_ms &&
+            !(o->runtimes && st->committed >= o->runtimes) &&
+            !(st->is_expr && all_answered(st)))
+            pbc_wait(c, o->wait_ms, on_frame, st, &why);
+        status = st->status;
+        if (st->phase == 1 && st->is_expr && st->n_answers)
+            status = print_answers(st);
+        else if (st->phase == 1 && st->is_expr)
+            fprintf(stderr,
+                    "%s: seq %llu ran on no runtime: none in the room "
+                    "answered within %u ms\n",
+                    st->file, (unsigned long long)st->seq, o->wait_ms);
+        else if (st->phase == 1 && !o->quiet)
+            printf("%s: seq %llu committed by %u runtime%s%s\n", st->file,
+                   (unsigned long long)st->seq, st->committed,
+                   st->committed == 1 ? "" : "s",
+                   st->failed ? ", failed on some (see above)" : "");
     }
-    if (st.phase == 1 && o->wait_ms &&
-        !(o->runtimes && st.committed >= o->runtimes))
-        pbc_wait(c, o->wait_ms, on_frame, &st, &why);
-    if (st.phase == 1 && !o->quiet)
-        printf("%s: seq %llu committed by %u runtime%s%s\n", st.file,
-               (unsigned long long)st.seq, st.committed,
-               st.committed == 1 ? "" : "s",
-               st.failed ? ", failed on some (see above)" : "");
-    return st.status;
+    for (uint32_t i = 0; i < st->n_answers; i++) {
+        free(st->answers[i].text);
+        free(st->answers[i].out);
+    }
+    free(st);
+    return status;
 }
 
 static int on_frame_ignore(void *ctx, const pb_frame *f)

@@ -62,6 +62,9 @@ typedef struct cc_job {
     size_t source_len;
     const cc_var *vars; /* the room's vars (may be NULL) */
     uint32_t n_vars;
+    bool expr; /* the source is one expression to run once (docs/PATCH_ABI.md
+                  § Expressions); a Lisp source whose only form is not a
+                  definition is one without it */
 } cc_job;
 
 typedef struct cc_diag {
@@ -90,7 +93,9 @@ typedef struct cc_result {
     uint32_t n_uses;
     cc_diag *diags; /* errors, warnings, notes; may be set when ok */
     uint32_t n_diags;
-    bool cached; /* served from the cache */
+    bool is_expr; /* an expression's module: it defines pb_expr, which the
+                     runtime runs once, and no var (defs is empty) */
+    bool cached;  /* served from the cache */
     uint64_t compile_us, link_us, total_us;
 } cc_result;
 

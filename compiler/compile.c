@@ -157,6 +157,7 @@ int cc_result_copy(const cc_result *a, cc_result *b)
 {
     memset(b, 0, sizeof *b);
     b->ok = a->ok;
+    b->is_expr = a->is_expr;
     b->compile_us = a->compile_us;
     b->link_us = a->link_us;
     if (a->module_len) {
@@ -209,12 +210,27 @@ typedef struct job_ctx {
     size_t source_len;
     bool oom;
     const lisp_c *lisp; /* a Lisp job: source is the generated C */
+    bool is_c_expr;     /* a C expression inside the wrapper of wrap_expr */
+    uint32_t end_line, end_col; /* where that expression ends */
 } job_ctx;
+
+/* The lines of the wrapper around a C expression are numbered from
+ * CC_WRAPPER_LINE (#line), or from CC_WRAPPER_END_LINE right after a copy
+ * of the expression, whose own lines keep their numbers: a diagnostic about
+ * the wrapper is put at the start, or the end, of the expression. */
+#define CC_WRAPPER_LINE     1000000u
+#define CC_WRAPPER_END_LINE 2000000u
 
 /* A position in the compiled source as the user wrote it: the same for C,
  * through the lowering's map for Lisp. line 0 (unknown) stays 0. */
 static uint32_t user_pos(const job_ctx *j, uint32_t line, uint32_t *col)
 {
+    if (j->is_c_expr && line >= CC_WRAPPER_LINE) {
+        bool is_before = line < CC_WRAPPER_END_LINE;
+        if (col)
+            *col = is_before ? 1 : j->end_col;
+        return is_before ? 1 : j->end_line;
+    }
     if (!j->lisp || !line)
         return line;
     uint32_t l, c;
@@ -288,6 +304,14 @@ static uint32_t line_of_quoted(const job_ctx *j, const char *msg)
                     NULL);
 }
 
+static bool has_errors(const cc_result *r)
+{
+    for (uint32_t i = 0; i < r->n_diags; i++)
+        if (r->diags[i].severity == PB_SEV_ERROR)
+            return true;
+    return false;
+}
+
 static void on_backend_diag(void *ctx, int severity, const char *file,
                             unsigned line, unsigned col, const char *message)
 {
@@ -298,11 +322,22 @@ static void on_backend_diag(void *ctx, int severity, const char *file,
     if (j->lisp && sev != PB_SEV_ERROR)
         return; /* warnings about generated C would only confuse */
     if (!strcmp(file, CC_MAIN_PATH)) {
+        /* after an error in a C expression, what clang says about the
+         * wrapper around it only follows from that one */
+        if (j->is_c_expr && line >= CC_WRAPPER_LINE && has_errors(j->r))
+            return;
         line = user_pos(j, line, &col);
-        for (uint32_t i = 0; j->lisp && i < j->r->n_diags; i++)
+        /* PB_VALUE's static assertion, which clang prefixes with its
+         * condition: the message is what the user needs */
+        const char *quote = strchr(message, '"');
+        if (j->is_c_expr && !strncmp(message, "static_assert failed", 20) &&
+            quote && strstr(quote, "the value of an expression"))
+            message = quote;
+        for (uint32_t i = 0; i < j->r->n_diags; i++)
             if (j->r->diags[i].line == line && j->r->diags[i].col == col &&
                 !strcmp(j->r->diags[i].message, message))
-                return; /* the prototype and the definition of one form */
+                return; /* the prototype and the definition of one Lisp
+                           form, or the two copies of a C expression */
         add_diag(j, sev, line, col, "%s", message);
     } else if (!strcmp(file, CC_PRELUDE_PATH)) {
         add_diag(j, sev, 1, 1, "in the room's declarations: %s", message);
@@ -372,6 +407,47 @@ static void put(text *t, const char *s, size_t n)
 static void puts_(text *t, const char *s)
 {
     put(t, s, strlen(s));
+}
+
+/* ---- expressions ------------------------------------------------------------
+ * A C expression becomes the pb_expr of docs/PATCH_ABI.md § Expressions.
+ * Its type is taken with __typeof__ (the comma makes an array a pointer and
+ * lets void through), so the expression is written twice; each copy starts
+ * at #line 1, so clang reports the user's own lines and columns, and the
+ * wrapper's lines are numbered as user_pos expects. */
+static int wrap_expr(const char *src, size_t len, text *t)
+{
+    static const char *const parts[] = {
+        "#line 1000000\nstatic __typeof__((void)0,\n#line 1\n",
+        "\n#line 2000000\n) pb__expr_value(void)\n{\n"
+        "#line 1000000\n    return ((void)0,\n#line 1\n",
+        "\n#line 2000000\n    );\n}\n"
+        "#line 1000000\n"
+        "void pb_expr(void)\n{\n    PB_VALUE(pb__expr_value());\n}\n"};
+    puts_(t, parts[0]);
+    put(t, src, len);
+    puts_(t, parts[1]);
+    put(t, src, len);
+    puts_(t, parts[2]);
+    return t->oom ? -1 : 0;
+}
+
+/* An expression's module defines pb_expr and nothing else; the runtime
+ * runs it once, so it is not a var: defs become empty. */
+static void take_expr_def(job_ctx *j)
+{
+    cc_result *r = j->r;
+    if (r->n_defs != 1 || strcmp(r->defs[0].name, "pb_expr"))
+        add_diag(j, PB_SEV_ERROR, 1, 1,
+                 "an expression's module must define pb_expr and nothing "
+                 "else (it defines %u vars)",
+                 r->n_defs);
+    for (uint32_t i = 0; i < r->n_defs; i++)
+        sym_free(&r->defs[i]);
+    free(r->defs);
+    r->defs = NULL;
+    r->n_defs = 0;
+    r->is_expr = true;
 }
 
 /* Declares every room var the source mentions and does not define, and
@@ -511,8 +587,13 @@ static void check_defs(const cc_compiler *cc, job_ctx *j)
                  r->n_defs, PB_MAX_SYMBOLS);
     for (uint32_t i = 0; i < r->n_defs; i++) {
         const cc_sym *s = &r->defs[i];
-        if (cc_api_has_func(cc->api, s->name, strlen(s->name)) ||
-            cc_api_has_data(cc->api, s->name, strlen(s->name)))
+        if (!strcmp(s->name, "pb_expr"))
+            add_diag(j, PB_SEV_ERROR, s->line, 1,
+                     "'pb_expr' is the entry of an expression's patch "
+                     "(docs/PATCH_ABI.md § Expressions); choose another "
+                     "name");
+        else if (cc_api_has_func(cc->api, s->name, strlen(s->name)) ||
+                 cc_api_has_data(cc->api, s->name, strlen(s->name)))
             add_diag(j, PB_SEV_ERROR, s->line, 1,
                      "'%s' is part of the runtime API and cannot be "
                      "redefined; rename your function",
@@ -572,14 +653,6 @@ static void check_signature_changes(const cc_job *job, job_ctx *j)
 /* ---- the job
  * ------------------------------------------------------------------ */
 
-static bool has_errors(const cc_result *r)
-{
-    for (uint32_t i = 0; i < r->n_diags; i++)
-        if (r->diags[i].severity == PB_SEV_ERROR)
-            return true;
-    return false;
-}
-
 /* Lowers a Lisp job to C (compiler/lisp/): on success j reads the
  * generated C and maps positions back; on errors they are diagnostics at
  * the Lisp positions. Returns 0, -1 (errors) or -2 (out of memory). */
@@ -613,11 +686,12 @@ pb_err cc_compile(cc_compiler *cc, const cc_job *job, cc_result *out,
 {
     memset(out, 0, sizeof *out);
     uint64_t t0 = cc_now_us();
-    job_ctx j = {out, NULL, job->source, job->source_len, false, NULL};
+    job_ctx j = {
+        .r = out, .source = job->source, .source_len = job->source_len};
     lisp_arena arena = {0};
     lisp_c lisp;
     cc_scan scan = {0};
-    text prelude = {0};
+    text prelude = {0}, wrapped = {0};
     uint8_t *obj = NULL;
     size_t obj_len = 0;
     pb_err e = PB_OK;
@@ -651,7 +725,33 @@ pb_err cc_compile(cc_compiler *cc, const cc_job *job, cc_result *out,
         }
         if (lr)
             goto done;
+        if (job->expr && !lisp.is_expr) {
+            add_diag(&j, PB_SEV_ERROR, 1, 1,
+                     "expected one expression, but the source has "
+                     "definitions; evaluate them as definitions");
+            goto done;
+        }
+    } else if (job->expr) {
+        /* ggg(10); is ggg(10) (what people type, from a statement) */
+        size_t len = job->source_len;
+        while (len && strchr(" \t\r\n;", job->source[len - 1]))
+            len--;
+        if (wrap_expr(job->source, len, &wrapped)) {
+            e = pb_fail(why, PB_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+        j.source = wrapped.s;
+        j.source_len = wrapped.len;
+        j.is_c_expr = true;
+        j.end_line = 1;
+        j.end_col = 1;
+        for (size_t i = 0; i < len; i++) {
+            bool is_nl = job->source[i] == '\n';
+            j.end_line += is_nl;
+            j.end_col = is_nl ? 1 : j.end_col + 1;
+        }
     }
+    bool is_expr = j.is_c_expr || (j.lisp && j.lisp->is_expr);
     if (cc_scan_source(j.source, j.source_len, &scan) ||
         build_prelude(job, &scan, &prelude)) {
         e = pb_fail(why, PB_ERR_NOMEM, "out of memory");
@@ -678,7 +778,7 @@ pb_err cc_compile(cc_compiler *cc, const cc_job *job, cc_result *out,
         puts_(&k, "\n");
     }
     put(&k, prelude.s, prelude.len);
-    put(&k, "\0", 1);
+    put(&k, is_expr ? "\0expr\0" : "\0", is_expr ? 6 : 1);
     put(&k, j.source, j.source_len);
     if (j.lisp) { /* the Lisp positions are part of the result */
         put(&k, "\0lisp\0", 6);
@@ -746,7 +846,10 @@ pb_err cc_compile(cc_compiler *cc, const cc_job *job, cc_result *out,
         e = pb_fail(why, PB_ERR_NOMEM, "out of memory");
         goto done;
     }
-    check_defs(cc, &j);
+    if (is_expr)
+        take_expr_def(&j);
+    else
+        check_defs(cc, &j);
     out->ok = !has_errors(out);
     if (cc->cache && out->ok)
         cc_cache_put(cc->cache, key, out);
@@ -764,6 +867,7 @@ done:
     out->total_us = cc_now_us() - t0;
     free(obj);
     free(prelude.s);
+    free(wrapped.s);
     cc_scan_free(&scan);
     lisp_arena_free(&arena);
     return e;

@@ -146,14 +146,14 @@ static bool is_array(const msgpack_object *o, uint32_t min)
 /* ---- jobs
  * ---------------------------------------------------------------------- */
 
-/* [id, lang, file, source, [[name, sig, decl, [deps...]]...]] */
+/* [id, lang, file, source, [[name, sig, decl, [deps...]]...], expr] */
 pb_err cc_ipc_pack_job(uint64_t id, const cc_job *job, pb_buf *out,
                        pb_errmsg *why)
 {
     msgpack_packer pk;
     pb_writer w;
     pack_start(&pk, &w, out);
-    msgpack_pack_array(&pk, 5);
+    msgpack_pack_array(&pk, 6);
     msgpack_pack_uint64(&pk, id);
     msgpack_pack_uint32(&pk, (uint32_t)job->lang);
     pack_str(&pk, job->file);
@@ -169,6 +169,7 @@ pb_err cc_ipc_pack_job(uint64_t id, const cc_job *job, pb_buf *out,
         for (uint32_t k = 0; k < v->n_deps; k++)
             pack_str(&pk, v->deps[k]);
     }
+    job->expr ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
     return pack_end(&w, "job", why);
 }
 
@@ -197,10 +198,11 @@ int cc_ipc_unpack_job(const uint8_t *p, size_t len, cc_ipc_job *j)
     if (cc_ipc_unpack_raw(p, len, &o, &z))
         return -1;
     int rc = -1;
-    if (!is_array(&o, 5))
+    if (!is_array(&o, 6))
         goto done;
     const msgpack_object *a = o.via.array.ptr;
     j->id = obj_u64(&a[0]);
+    j->job.expr = a[5].type == MSGPACK_OBJECT_BOOLEAN && a[5].via.boolean;
     j->job.lang = (pb_lang)obj_u64(&a[1]);
     j->file = dup_obj(&a[2]);
     j->source = dup_obj(&a[3]);
@@ -268,15 +270,15 @@ static void pack_syms(msgpack_packer *pk, const cc_sym *s, uint32_t n)
     }
 }
 
-/* [id, status, error, ok, module, defs, uses, diags, cached, c_us, l_us, t_us]
- */
+/* [id, status, error, ok, module, defs, uses, diags, cached, c_us, l_us, t_us,
+ *  is_expr] */
 pb_err cc_ipc_pack_result(uint64_t id, pb_err status, const char *error,
                           const cc_result *r, pb_buf *out, pb_errmsg *why)
 {
     msgpack_packer pk;
     pb_writer w;
     pack_start(&pk, &w, out);
-    msgpack_pack_array(&pk, 12);
+    msgpack_pack_array(&pk, 13);
     msgpack_pack_uint64(&pk, id);
     msgpack_pack_uint32(&pk, (uint32_t)status);
     pack_str(&pk, error);
@@ -297,6 +299,7 @@ pb_err cc_ipc_pack_result(uint64_t id, pb_err status, const char *error,
     msgpack_pack_uint64(&pk, r->compile_us);
     msgpack_pack_uint64(&pk, r->link_us);
     msgpack_pack_uint64(&pk, r->total_us);
+    r->is_expr ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
     return pack_end(&w, "result", why);
 }
 
@@ -345,7 +348,7 @@ int cc_ipc_unpack_result(const uint8_t *p, size_t len, uint64_t *id,
     if (cc_ipc_unpack_raw(p, len, &o, &z))
         return -1;
     int rc = -1;
-    if (!is_array(&o, 12))
+    if (!is_array(&o, 13))
         goto done;
     const msgpack_object *a = o.via.array.ptr;
     *id = obj_u64(&a[0]);
@@ -383,6 +386,7 @@ int cc_ipc_unpack_result(const uint8_t *p, size_t len, uint64_t *id,
     r->compile_us = obj_u64(&a[9]);
     r->link_us = obj_u64(&a[10]);
     r->total_us = obj_u64(&a[11]);
+    r->is_expr = a[12].type == MSGPACK_OBJECT_BOOLEAN && a[12].via.boolean;
     rc = 0;
 done:
     msgpack_zone_free(z);

@@ -57,7 +57,7 @@ static void warm_up(cc_compiler *cc)
                          "#include <patchbay.h>\n"
                          "int warm_up(int x) { return x + %d; }\n",
                          i);
-        cc_job job = {PB_LANG_C, "warm-up.c", src, (size_t)n, NULL, 0};
+        cc_job job = {PB_LANG_C, "warm-up.c", src, (size_t)n, NULL, 0, false};
         cc_result r;
         pb_errmsg why;
         if (cc_compile(cc, &job, &r, &why) != PB_OK)

@@ -133,6 +133,8 @@ static pb_err accept_patch(relay_evaluator *ev, const relay_job *job,
     s.apply_us = relay_apply_time(s.created_us, job->lead_us, job->tempo_bpm,
                                   job->quantum);
     memcpy(s.key, srv->keys.pk, PB_PUBLICKEY_BYTES);
+    /* an expression defines no var (r->n_defs is 0): it runs once */
+    s.kind = r->is_expr ? PB_KIND_EXPR : PB_KIND_DEFS;
     if ((e = pb_statement_encode(&s, &stmt, why)))
         goto done;
     uint8_t sig[PB_SIG_BYTES];
@@ -188,7 +190,7 @@ static relay_done *run_job(relay_evaluator *ev, const relay_job *job)
         e = PB_ERR_NOMEM;
     if (!e) {
         cc_job cj = {job->lang, job->file, job->source, job->source_len,
-                     vars.v, vars.n};
+                     vars.v,    vars.n,    job->expr};
         e = cc_client_compile(ev->cc, &cj, &d->res, &why);
     }
     if (!e && d->res.ok)
@@ -347,6 +349,7 @@ static void deliver(relay_server *srv, relay_done *d)
         f.diag.req = d->req;
         f.diag.ok = d->patch != NULL;
         f.diag.seq = d->seq;
+        f.diag.expr = d->patch && d->res.is_expr;
         f.diag.items = items;
         f.diag.n_items = n;
         relay_session_send_frame(author, &f);

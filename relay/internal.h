@@ -145,6 +145,7 @@ typedef struct relay_job {
     char file[PB_MAX_PATH_BYTES + 1];
     char *source;
     size_t source_len;
+    bool expr; /* the source is one expression (eval.expr) */
     uint64_t lead_us;
     double tempo_bpm; /* with quantum: apply on the next quantum boundary */
     uint32_t quantum;

@@ -236,6 +236,7 @@ static void on_eval(relay_session *s, const pb_eval *ev)
     snprintf(job->room, sizeof job->room, "%s", s->room->name);
     snprintf(job->author_name, sizeof job->author_name, "%s", s->name);
     job->lang = ev->lang;
+    job->expr = ev->expr;
     if (pb_str_copy(job->file, sizeof job->file, ev->name) || !job->file[0])
         snprintf(job->file, sizeof job->file, "%s",
                  ev->lang == PB_LANG_LISP ? "patch.cljc" : "patch.c");

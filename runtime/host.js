@@ -130,7 +130,9 @@ export class RuntimeHost {
   // ---- events --------------------------------------------------------------
   // state {state, detail} · welcome · patch {seq, ok, code, error, ...} ·
   // reject (a patch refused: {seq, code, error}) · commit {seq, vars,
-  // commit_at_us, apply_us, catchup} · trap {var, seq, vars, message} ·
+  // commit_at_us, apply_us, catchup, expr} · expr (an expression ran:
+  // {seq, ok, value, out} or {seq, ok: false, var, error, out}) ·
+  // trap {var, seq, vars, message} ·
   // log {level, text, var, seq} · tests {req, results} · relay_error
   // {code, message, fatal} · history · clock {offsetUs, uncertaintyUs} ·
   // call {var, seq}: patch code is entered (a watchdog's view,
@@ -325,20 +327,36 @@ export class RuntimeHost {
   }
 
   afterTick() {
-    const M = this.M;
-    const commits = JSON.parse(M.UTF8ToString(M._rt_session_take_commits()));
-    let needsInit = false;
-    for (const c of commits) {
-      this.emit('commit', c);
-      // Commits come in batches (a catch-up commits many at once), so a
-      // stopped patch's var may already belong to a later one: then there
-      // is nothing to take back.
-      const x = this.stopped.get(c.seq);
-      if (x && c.vars.includes(x.var) && this.varSeq(x.var) === c.seq)
-        this.trap(x.var, this.o.stoppedMessage || 'did not return: the runtime was restarted without it');
-      if (c.vars.includes('pb_init')) needsInit = true;
+    // A tick stops after an expression (it runs before the patches after
+    // it commit), so: take the commits, run what they ask for, tick again.
+    for (;;) {
+      const M = this.M;
+      const commits = JSON.parse(M.UTF8ToString(M._rt_session_take_commits()));
+      let needsInit = false;
+      let ranExpr = false;
+      for (const c of commits) {
+        this.emit('commit', c);
+        // Commits come in batches (a catch-up commits many at once), so a
+        // stopped patch's var may already belong to a later one: then there
+        // is nothing to take back.
+        const x = this.stopped.get(c.seq);
+        const why = this.o.stoppedMessage || 'did not return: the runtime was restarted without it';
+        if (x && x.var === 'pb_expr') { // an expression runs once: not again
+          M.ccall('rt_session_expr_stopped', null, ['number', 'string'], [c.seq, why]);
+          continue;
+        }
+        if (x && c.vars.includes(x.var) && this.varSeq(x.var) === c.seq) this.trap(x.var, why);
+        if (c.vars.includes('pb_init')) needsInit = true;
+        if (c.expr) {
+          if (needsInit) this.tryCall('pb_init', []); // the patches before it first
+          needsInit = false;
+          this.runExpr(c.seq);
+          ranExpr = true;
+        }
+      }
+      if (needsInit) this.tryCall('pb_init', []);
+      if (!ranExpr || !M._rt_session_tick(this.clock.roomNowUs())) break;
     }
-    if (needsInit) this.tryCall('pb_init', []);
     this.flushLogs();
     this.flush();
     this.armTick();
@@ -502,6 +520,36 @@ export class RuntimeHost {
       this.flushLogs();
       this.flush();
     }
+  }
+
+  // Runs the expression of patch seq that just committed (its pb_expr;
+  // docs/PROTOCOL.md § Expressions): once, with what it prints collected
+  // for its ack. A trap rolls nothing back — the session puts the PB_STATE
+  // cells back instead — and is reported with the var whose code trapped.
+  // Emits 'expr' {seq, ok, value | var, error, out}.
+  runExpr(seq) {
+    const M = this.M;
+    const fn = M._rt_session_expr_begin();
+    if (!fn) return null;
+    const sp = M.stackSave();
+    const first = this.lines.length;
+    this.context = { var: 'pb_expr', seq };
+    this.emit('call', this.context);
+    let trap = null;
+    try {
+      M.wasmTable.get(fn)();
+    } catch (e) {
+      M.stackRestore(sp);
+      trap = { var: trappedVar(e, 'pb_expr'), message: messageOf(e) };
+    }
+    M._rt_session_flush_output(); // a last line without its newline
+    this.context = { var: '', seq: 0 };
+    const out = this.lines.slice(first).map((l) => `${l.text}\n`).join('');
+    const r = JSON.parse(M.ccall('rt_session_expr_end', 'string',
+      ['number', 'string', 'string', 'string', 'number'],
+      [trap ? 0 : 1, trap ? trap.var : '', trap ? trap.message : '', out, this.clock.roomNowUs()]));
+    this.emit('expr', r);
+    return r;
   }
 
   // Calls a var; throws if it is undefined or trapped (after rolling back).

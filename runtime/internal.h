@@ -49,7 +49,22 @@ void rt_report_failed(uint64_t seq, pb_err code, const char *var,
 /* The number of side modules loaded so far (for acks). */
 void rt_report_set_modules(uint32_t n);
 
+/* The ack of an expression that ran: committed with its printed value, or,
+ * if value is NULL, failed with PB_ERR_TRAP, the var whose code trapped
+ * and the message; out is what it printed (already within the limit). */
+void rt_report_expr(uint64_t seq, const rt_ack_info *info, const char *value,
+                    const char *var, const char *message, const char *out);
+
 /* Sends a rate-limit marker if lines were dropped and the budget allows. */
 void rt_report_log_tick(uint64_t now_us);
+
+/* ---- expressions (expr.c) ------------------------------------------------
+ * An expression's patch commits by handing its pb_expr to the host (it
+ * defines no var): takes it out of staged (which is freed) and keeps it for
+ * rt_session_expr_begin/end. Returns its table index, or 0 if the module
+ * defines none (reported as a failed ack unless quiet). needs_ack: quiet
+ * (catch-up), but the last patch of a catch-up, which is acked. */
+uint32_t rt_expr_commit(uint64_t seq, rt_staged *staged, bool is_quiet,
+                        bool needs_ack, const rt_ack_info *info);
 
 #endif

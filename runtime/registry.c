@@ -274,6 +274,14 @@ const char *rt_staged_name(const rt_staged *s, uint32_t i)
     return s && i < s->n ? s->defs[i].var->name : "";
 }
 
+void *rt_staged_fn(const rt_staged *s, const char *name)
+{
+    for (uint32_t i = 0; s && i < s->n; i++)
+        if (!strcmp(s->defs[i].var->name, name))
+            return s->defs[i].fn;
+    return NULL;
+}
+
 int rt_staged_commit(rt_staged *s, uint64_t seq)
 {
     if (!s)
@@ -363,6 +371,16 @@ const char *rt_var_sig(const char *name)
 {
     rt_var *v = rt_var_find(name);
     return v ? v->sig : "";
+}
+
+void *rt_state_find(const char *name, uint32_t *size)
+{
+    for (rt_state *st = states; st; st = st->next)
+        if (!strcmp(st->name, name)) {
+            *size = st->size;
+            return st->data;
+        }
+    return NULL;
 }
 
 int rt_states_each(void (*each)(const char *name, uint32_t size, uint32_t align,

@@ -238,6 +238,33 @@ void rt_report_failed(uint64_t seq, pb_err code, const char *var,
     rt_out_frame(&f);
 }
 
+void rt_report_expr(uint64_t seq, const rt_ack_info *info, const char *value,
+                    const char *var, const char *message, const char *out)
+{
+    char msg[PB_MAX_MESSAGE_BYTES / 2];
+    pb_frame f = {.type = PB_T_ACK};
+    f.ack.seq = seq;
+    f.ack.commit_at_us = info->commit_at_us;
+    f.ack.late_us = info->late_us;
+    f.ack.out = pb_cstr(out && *out ? out : NULL);
+    if (value) {
+        f.ack.state = PB_ACK_COMMITTED;
+        f.ack.value = pb_cstr(value);
+    } else {
+        snprintf(msg, sizeof msg,
+                 "trap in '%s': %s (the expression changed "
+                 "nothing)",
+                 var && *var ? var : "pb_expr", message ? message : "");
+        f.ack.state = PB_ACK_FAILED;
+        f.ack.code = PB_ERR_TRAP;
+        f.ack.error = pb_cstr(msg);
+        f.ack.var = pb_cstr(
+            var && *var && strlen(var) <= PB_MAX_NAME_BYTES ? var : NULL);
+    }
+    fill_figures(&f.ack);
+    rt_out_frame(&f);
+}
+
 /* ---- logs ---------------------------------------------------------------- */
 
 #define LOG_LINES_PER_SECOND 20u

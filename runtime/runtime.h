@@ -38,6 +38,8 @@ typedef struct rt_staged rt_staged;
 rt_staged *rt_prepare_take(void);
 uint32_t rt_staged_count(const rt_staged *s);
 const char *rt_staged_name(const rt_staged *s, uint32_t i);
+/* The staged definition of name in s (a table index), or NULL. */
+void *rt_staged_fn(const rt_staged *s, const char *name);
 int rt_staged_commit(rt_staged *s, uint64_t seq);
 void rt_staged_free(rt_staged *s);
 
@@ -52,6 +54,8 @@ uint64_t rt_var_seq(const char *name);
 int rt_vars_with_prefix(const char *prefix,
                         void (*each)(const char *name, void *ctx), void *ctx);
 
+/* The PB_STATE cell called name and its size, or NULL. */
+void *rt_state_find(const char *name, uint32_t *size);
 /* Calls each(...) for every PB_STATE cell (for a generation reload). */
 int rt_states_each(void (*each)(const char *name, uint32_t size, uint32_t align,
                                 const void *data, void *ctx),
@@ -105,6 +109,12 @@ uint32_t rt_session_out_len(void);
 const uint8_t *rt_session_out_data(void);
 void rt_session_out_pop(void);
 uint32_t rt_session_out_dropped(void);
+/* Running an expression's patch (expr.c, runtime/README.md). */
+uint32_t rt_session_expr_begin(void);
+void rt_session_flush_output(void);
+const char *rt_session_expr_end(int ok, const char *var, const char *message,
+                                const char *out, double now_us);
+void rt_session_expr_stopped(double seq, const char *message);
 /* Generation reload (runtime/README.md § Generation reload). */
 double rt_session_modules(void);
 const char *rt_session_generation(void);

@@ -36,6 +36,7 @@ typedef struct rt_pending { /* prepared, waiting for its apply time */
     uint64_t apply_us;
     rt_ack_info info;
     bool is_quiet; /* from a catch-up batch: no per-patch ack */
+    bool is_expr;  /* an expression: runs once, defines no var (expr.c) */
     rt_staged *staged;
     struct rt_pending *next;
 } rt_pending;
@@ -249,26 +250,38 @@ static void prune_kept(void)
 
 /* ---- commit -------------------------------------------------------------- */
 
+/* Swaps p's vars in — or, for an expression with a module, hands its
+ * pb_expr to the host to run (expr.c), which acks it after the run. */
 static void commit(rt_pending *p, uint64_t now_us)
 {
+    bool is_expr = p->is_expr && p->staged;
+    p->info.commit_at_us = now_us;
+    p->info.late_us = (int64_t)(now_us - p->apply_us);
+    bool needs_ack = !p->is_quiet || p->seq == S.catchup_ack_seq;
     rt_json_open(&commits, NULL, '{');
     rt_json_num(&commits, "seq", (double)p->seq);
     rt_json_num(&commits, "apply_us", (double)p->apply_us);
     rt_json_num(&commits, "commit_at_us", (double)now_us);
     rt_json_open(&commits, "vars", '[');
-    for (uint32_t i = 0; i < rt_staged_count(p->staged); i++) {
+    for (uint32_t i = 0; !p->is_expr && i < rt_staged_count(p->staged); i++) {
         const char *name = rt_staged_name(p->staged, i);
         rt_json_str(&commits, NULL, name, strlen(name));
     }
     rt_json_close(&commits, ']');
     rt_json_bool(&commits, "catchup", p->is_quiet);
+    if (is_expr) /* the table index of pb_expr (0: none to run) */
+        rt_json_num(&commits, "expr",
+                    rt_expr_commit(p->seq, p->staged, p->is_quiet,
+                                   p->seq == S.catchup_ack_seq, &p->info));
+    else if (p->is_expr)
+        rt_staged_free(p->staged); /* a catch-up without its module */
+    else
+        rt_staged_commit(p->staged, p->seq); /* frees the set */
     rt_json_close(&commits, '}');
 
-    rt_staged_commit(p->staged, p->seq); /* frees the set */
     S.committed_seq = p->seq;
-    p->info.commit_at_us = now_us;
-    p->info.late_us = (int64_t)(now_us - p->apply_us);
-    if (!p->is_quiet || p->seq == S.catchup_ack_seq)
+    /* an expression's ack is its value (expr.c): never a bare commit */
+    if (needs_ack && !p->is_expr)
         rt_report_ack(p->seq, PB_ACK_COMMITTED, &p->info);
     if (++S.commits_since_prune >= 32)
         prune_kept();
@@ -286,7 +299,9 @@ static void commit_first(uint64_t now_us)
 }
 
 /* Commits every queued patch whose apply time has come, in seq order
- * (a later one never overtakes an earlier one that is not yet due).
+ * (a later one never overtakes an earlier one that is not yet due), and
+ * stops after an expression with a module: the host runs it before the
+ * patches after it commit (rt_session_expr_begin/end), then ticks again.
  * Returns how many; the host reads them with rt_session_take_commits. */
 EMSCRIPTEN_KEEPALIVE
 int rt_session_tick(double now_us)
@@ -294,8 +309,11 @@ int rt_session_tick(double now_us)
     int n = 0;
     uint64_t now = (uint64_t)now_us;
     while (S.first && S.first->apply_us <= now) {
+        bool is_expr = S.first->is_expr && S.first->staged;
         commit_first(now);
         n++;
+        if (is_expr)
+            break;
     }
     rt_report_log_tick(now);
     return n;
@@ -407,6 +425,7 @@ static pb_err accept_patch(const pb_patch *p, bool is_live, uint64_t now_us,
         return e;
     }
     uint64_t apply_us = st.apply_us;
+    bool is_expr = st.kind == PB_KIND_EXPR;
     pb_statement_free(&st);
     rt_pending *q = calloc(1, sizeof *q);
     if (!q) {
@@ -419,6 +438,7 @@ static pb_err accept_patch(const pb_patch *p, bool is_live, uint64_t now_us,
     q->seq = seq;
     q->apply_us = apply_us;
     q->is_quiet = !is_live;
+    q->is_expr = is_expr;
     q->info.verify_us = us_since(t0);
     if (p->module.ptr) {
         double t1 = emscripten_get_now();
@@ -429,7 +449,8 @@ static pb_err accept_patch(const pb_patch *p, bool is_live, uint64_t now_us,
             return e;
         }
         q->info.prepare_us = us_since(t1);
-        keep(seq, p);
+        if (!is_expr) /* a reload needs only what defines vars */
+            keep(seq, p);
     }
     if (S.last)
         S.last->next = q;

@@ -86,11 +86,15 @@ typedef struct lisp_c {
     uint32_t n_map;
     lisp_error errs[LISP_MAX_ERRORS];
     uint32_t n_errs;
+    bool is_expr; /* the eval is one expression: the C defines pb_expr */
 } lisp_c;
 
-/* Lowers the Lisp source of one eval to C. file names the source in the
- * generated C's header comment. Returns 0 (out->c is set), -1 (the source
- * has errors: out->errs, at Lisp positions) or -2 (out of memory). */
+/* Lowers the Lisp source of one eval to C: its definitions, or its one
+ * expression (any top-level form that is not a definition; defonce may
+ * come with it) as pb_expr (docs/PATCH_ABI.md § Expressions). file names
+ * the source in the generated C's header comment. Returns 0 (out->c is
+ * set), -1 (the source has errors: out->errs, at Lisp positions) or -2
+ * (out of memory). */
 int lisp_to_c(lisp_arena *a, const char *src, size_t len, const char *file,
               const lisp_room_var *vars, uint32_t n_vars, lisp_c *out);
 

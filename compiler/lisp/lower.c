@@ -1,7 +1,7 @@
 /* lower.c — the top level of a Lisp eval (docs/LISP.md): collects its
- * definitions (defn, defn-, def, defonce, deftest), lowers each function
- * (lower.h lists the files that do the work) and assembles the C of the
- * patch. lisp_to_c is the entry point. */
+ * definitions (defn, defn-, def, defonce, deftest) or its one expression,
+ * lowers each function (lower.h lists the files that do the work) and
+ * assembles the C of the patch. lisp_to_c is the entry point. */
 #include "lower.h"
 
 #include <stdlib.h>
@@ -78,19 +78,30 @@ static void collect_defn(lowering *x, const lisp_node *n, bool private_)
     }
 }
 
+/* Any other form is an expression: the eval is then that one expression
+ * (with the defonce declarations it uses), run once on every runtime. */
+static void collect_expr(lowering *x, const lisp_node *n)
+{
+    if (!x->expr)
+        x->expr = n;
+    else if (!x->extra_expr)
+        x->extra_expr = n;
+}
+
 static void collect(lowering *x, const lisp_node *n)
 {
     if (n->kind != LISP_LIST || n->n == 0 || n->items[0]->kind != LISP_SYM) {
-        lower_error(x, n,
-                    "only definitions can be evaluated (defn, def, defonce, "
-                    "deftest); to run code when a patch commits, define "
-                    "(defn pb-init [] …)");
+        collect_expr(x, n);
         return;
     }
     const lisp_node *h = n->items[0];
     if (lower_is_sym(h, "ns") || lower_is_sym(h, "comment") ||
         lower_is_sym(h, "declare"))
         return;
+    if (!lower_is_sym(h, "defonce") && !x->first_def &&
+        (lower_is_sym(h, "defn") || lower_is_sym(h, "defn-") ||
+         lower_is_sym(h, "def") || lower_is_sym(h, "deftest")))
+        x->first_def = n;
     if (lower_is_sym(h, "defn") || lower_is_sym(h, "defn-")) {
         collect_defn(x, n, lower_is_sym(h, "defn-"));
     } else if (lower_is_sym(h, "def")) {
@@ -151,19 +162,9 @@ static void collect(lowering *x, const lisp_node *n)
                         cname);
             return;
         }
-        if (x->n_states == x->cap_states) {
-            uint32_t cap = x->cap_states ? x->cap_states * 2 : 8;
-            state_def *t = realloc(x->states, cap * sizeof *t);
-            if (!t) {
-                x->oom = true;
-                return;
-            }
-            x->states = t;
-            x->cap_states = cap;
-        }
-        x->states[x->n_states++] =
-            (state_def){n->items[1]->s, n->items[1]->len, cname, n,
-                        v->kind == LISP_NUM ? v->num : v->truth};
+        lower_add_state(
+            x, (state_def){n->items[1]->s, n->items[1]->len, cname, n,
+                           v->kind == LISP_NUM ? v->num : v->truth, false});
     } else if (lower_is_sym(h, "deftest")) {
         if (n->n < 2 || n->items[1]->kind != LISP_SYM) {
             lower_error(x, n, "deftest needs a name: (deftest adds (is …))");
@@ -185,11 +186,47 @@ static void collect(lowering *x, const lisp_node *n)
         f.kind = F_TEST;
         lower_add_fn(x, f);
     } else {
-        lower_error(x, n,
-                    "only definitions can be evaluated (defn, def, defonce, "
-                    "deftest); to run code when a patch commits, define "
-                    "(defn pb-init [] …)");
+        collect_expr(x, n);
     }
+}
+
+/* The eval's one expression as the pb_expr the runtime runs once
+ * (docs/PATCH_ABI.md § Expressions): PB_VALUE hands its value over. */
+static const char *lower_expression(lowering *x)
+{
+    if (x->extra_expr) {
+        lower_error(x, x->extra_expr,
+                    "one expression per eval: evaluate each on its own, or "
+                    "wrap them in (do …)");
+        return NULL;
+    }
+    if (x->first_def) {
+        lower_error(x, x->expr,
+                    "this expression is in an eval that also defines vars "
+                    "(line %u); evaluate definitions and expressions "
+                    "separately",
+                    x->first_def->line);
+        return NULL;
+    }
+    x->in_expression = true;
+    lowered v = lower_expr(x, x->expr, true);
+    x->in_expression = false;
+    if (!v.c)
+        return NULL;
+    if (v.t == T_FN || v.t == T_CANVAS) {
+        lower_error(x, x->expr,
+                    "%s has no value to print; an expression gives a "
+                    "number, a boolean, a string or nil",
+                    lower_type_name(v.t));
+        return NULL;
+    }
+    /* the Lisp type decides (a comparison is a C int, but a boolean) */
+    const char *as = v.t == T_NUM    ? "(double)"
+                     : v.t == T_BOOL ? "(_Bool)"
+                     : v.t == T_STR  ? "(const char *)"
+                                     : "";
+    return lower_fmt(x, "%svoid pb_expr(void)\n{\n    PB_VALUE(%s(%s));\n}\n",
+                     lower_mark(x, x->expr), as, v.c);
 }
 
 int lisp_to_c(lisp_arena *a, const char *src, size_t len, const char *file,
@@ -213,6 +250,8 @@ int lisp_to_c(lisp_arena *a, const char *src, size_t len, const char *file,
     for (uint32_t i = 0; i < x.n_fns && !x.oom; i++)
         if (x.fns[i].kind != F_ANON)
             (void)lower_fn(&x, (int)i);
+    const char *expr = x.expr && !x.oom ? lower_expression(&x) : NULL;
+    out->is_expr = x.expr != NULL;
     rc = x.oom || a->oom ? -2 : out->n_errs ? -1 : 0;
     if (!rc) {
         lower_buf s = {0};
@@ -220,15 +259,28 @@ int lisp_to_c(lisp_arena *a, const char *src, size_t len, const char *file,
         lower_buf_add(&s, file && !strstr(file, "*/") ? file : "a Lisp eval");
         lower_buf_add(&s, " (docs/LISP.md) */\n#include <patchbay.h>\n");
         lower_buf_add(&s, lower_helpers);
-        for (uint32_t i = 0; i < x.n_states; i++)
-            lower_buf_add(&s, lower_fmt(&x, "%sPB_STATE(double, %s, %s);\n",
-                                        lower_mark(&x, x.states[i].at),
-                                        x.states[i].cname,
-                                        lower_num_lit(&x, x.states[i].init)));
+        for (uint32_t i = 0; i < x.n_states; i++) {
+            const state_def *st = &x.states[i];
+            if (st->is_ref) /* the runtime traps if it has no such state */
+                lower_buf_add(
+                    &s, lower_fmt(&x,
+                                  "%sstatic double *pbl_state_%s(void) { "
+                                  "return (double *)pb_rt_state_ref(\"%s\", "
+                                  "sizeof(double)); }\n",
+                                  lower_mark(&x, st->at),
+                                  lisp_mangle(a, st->lname, st->llen),
+                                  lisp_mangle(a, st->lname, st->llen)));
+            else
+                lower_buf_add(&s, lower_fmt(&x, "%sPB_STATE(double, %s, %s);\n",
+                                            lower_mark(&x, st->at), st->cname,
+                                            lower_num_lit(&x, st->init)));
+        }
         for (uint32_t i = 0; i < x.n_fns; i++)
             lower_buf_add(&s, x.fns[i].proto);
         for (uint32_t i = 0; i < x.n_fns; i++)
             lower_buf_add(&s, x.fns[i].code);
+        if (expr)
+            lower_buf_add(&s, expr);
         const char *text = lower_buf_done(&x, &s);
         rc = x.oom ? -2 : lower_strip_marks(&x, text, out);
     }

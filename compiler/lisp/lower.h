@@ -96,13 +96,15 @@ typedef struct fn_def {
     const char *proto;
 } fn_def;
 
-/* A defonce of this eval. */
+/* A defonce of this eval, or (is_ref) a state an expression uses without
+ * declaring it: the runtime finds it by name when the expression runs. */
 typedef struct state_def {
     const char *lname;
     uint32_t llen;
-    const char *cname;
+    const char *cname; /* the C lvalue */
     const lisp_node *at;
     double init;
+    bool is_ref;
 } state_def;
 
 /* Where a value in tail position goes. */
@@ -135,6 +137,10 @@ typedef struct lowering {
     uint32_t fn_depth; /* lower_fn calls in progress */
     bool in_test;
     bool oom;
+    const lisp_node *expr;       /* the eval's expression, if it is one */
+    const lisp_node *extra_expr; /* a second one (an error) */
+    const lisp_node *first_def;  /* a defn, def or deftest beside it */
+    bool in_expression;          /* lowering the expression itself */
     lisp_c *out;
 } lowering;
 
@@ -195,6 +201,11 @@ bool lower_push_local(lowering *x, const lisp_node *name, const char *cname,
 const local *lower_find_local(lowering *x, const char *s, uint32_t len,
                               bool *outer);
 const state_def *lower_find_state(lowering *x, const char *s, uint32_t len);
+state_def *lower_add_state(lowering *x, state_def s);
+/* The state name names for reset!, swap! or @: declared in this eval, or,
+ * in an expression, one of the room's by name (a ref). NULL otherwise (no
+ * error reported). */
+const state_def *lower_state_for(lowering *x, const lisp_node *name);
 
 /* ---- builtins.c ---------------------------------------------------------- */
 

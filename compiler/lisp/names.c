@@ -107,6 +107,41 @@ const state_def *lower_find_state(lowering *x, const char *s, uint32_t len)
     return NULL;
 }
 
+/* Appends a state; NULL out of memory. */
+state_def *lower_add_state(lowering *x, state_def s)
+{
+    if (x->n_states == x->cap_states) {
+        uint32_t cap = x->cap_states ? x->cap_states * 2 : 8;
+        state_def *t = realloc(x->states, cap * sizeof *t);
+        if (!t) {
+            x->oom = true;
+            return NULL;
+        }
+        x->states = t;
+        x->cap_states = cap;
+    }
+    x->states[x->n_states] = s;
+    return &x->states[x->n_states++];
+}
+
+const state_def *lower_state_for(lowering *x, const lisp_node *name)
+{
+    if (name->kind != LISP_SYM)
+        return NULL;
+    const state_def *s = lower_find_state(x, name->s, name->len);
+    if (s || !x->in_expression)
+        return s;
+    bool outer;
+    const char *c = lisp_mangle(x->a, name->s, name->len);
+    if (!c || lower_find_local(x, name->s, name->len, &outer) ||
+        memchr(name->s, '/', name->len) || memchr(name->s, '.', name->len))
+        return NULL;
+    /* the accessor lisp_to_c writes for it, which asks the runtime */
+    return lower_add_state(x, (state_def){name->s, name->len,
+                                          lower_fmt(x, "(*pbl_state_%s())", c),
+                                          name, 0, true});
+}
+
 /* A binding name: a plain symbol that is not a reserved word. */
 bool lower_check_binding_name(lowering *x, const lisp_node *n, const char *what)
 {

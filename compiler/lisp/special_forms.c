@@ -299,14 +299,14 @@ static lowered lower_mutate(lowering *x, const lisp_node *n, const char *op)
         return lower_error(x, n, "%s needs the state and a %s", op,
                            strcmp(op, "swap!") ? "value" : "function");
     const lisp_node *t = n->items[1];
-    const state_def *s =
-        t->kind == LISP_SYM ? lower_find_state(x, t->s, t->len) : NULL;
+    const state_def *s = lower_state_for(x, t);
     if (!s)
         return lower_error(
             x, t,
             "%s works on state declared with defonce in this eval "
             "(repeat the (defonce …) to use state from another one)",
             op);
+    const char *cname = s->cname; /* lowering the value may add states */
     const char *v;
     if (strcmp(op, "swap!")) {
         if (n->n != 3)
@@ -332,9 +332,8 @@ static lowered lower_mutate(lowering *x, const lisp_node *n, const char *op)
     }
     if (!v)
         return LOWERED_ERR;
-    return (lowered){
-        lower_fmt(x, "%s(%s = (%s))", lower_mark(x, n), s->cname, v), T_NUM,
-        -1};
+    return (lowered){lower_fmt(x, "%s(%s = (%s))", lower_mark(x, n), cname, v),
+                     T_NUM, -1};
 }
 
 static lowered lower_list(lowering *x, const lisp_node *n, bool want)
@@ -414,7 +413,7 @@ static lowered lower_list(lowering *x, const lisp_node *n, bool want)
         return lower_mutate(x, n, h->s);
     if (lower_is_sym(h, "deref")) {
         const lisp_node *t = n->n == 2 ? n->items[1] : NULL;
-        if (!t || t->kind != LISP_SYM || !lower_find_state(x, t->s, t->len))
+        if (!t || !lower_state_for(x, t))
             return lower_error(
                 x, n, "only defonce state can be dereferenced (@name)");
         return lower_expr(x, t, true);

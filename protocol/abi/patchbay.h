@@ -81,6 +81,59 @@ double pb_beat(void);
     } while (0)
 void pb_check_failed(const char *expr, int line);
 
+/* ---- Expressions (docs/PATCH_ABI.md § Expressions) ------------------------
+ * An expression's patch defines void pb_expr(void), which the runtime runs
+ * once when the patch commits, instead of making it a var. The compiler
+ * writes pb_expr around the expression; PB_VALUE(e) hands e's value to the
+ * runtime, picking the function for e's type: numbers, booleans, strings
+ * (char *) and nothing (void, which the runtime prints as nil). Any other
+ * type is a compile error. e is evaluated once. */
+struct pb__nil;
+/* The state name of an earlier patch, for an expression that uses state it
+ * does not declare: PB_STATE_OF(int, counter) = 0. The runtime ends the
+ * expression with an error if it has no state of that name and size. */
+void *pb_rt_state_ref(const char *name, uint32_t size);
+#define PB_STATE_OF(type, name) (*(type *)pb_rt_state_ref(#name, sizeof(type)))
+void pb_rt_value_num(double v);
+void pb_rt_value_int(long long v);
+void pb_rt_value_uint(unsigned long long v);
+void pb_rt_value_bool(_Bool v);
+void pb_rt_value_str(const char *s);
+void pb_rt_value_nil(struct pb__nil *unused);
+int pb__value_other(); /* never called: the static assertion fails first */
+#define PB__VALUE_OF(e)                                                        \
+    __builtin_choose_expr(__builtin_types_compatible_p(__typeof__(e), void),   \
+                          ((void)(e), (struct pb__nil *)0), (e))
+#define PB__VALUE_FN(e)                                                        \
+    _Generic(PB__VALUE_OF(e),                                                  \
+        struct pb__nil *: pb_rt_value_nil,                                     \
+        _Bool: pb_rt_value_bool,                                               \
+        float: pb_rt_value_num,                                                \
+        double: pb_rt_value_num,                                               \
+        char *: pb_rt_value_str,                                               \
+        const char *: pb_rt_value_str,                                         \
+        char: pb_rt_value_int,                                                 \
+        signed char: pb_rt_value_int,                                          \
+        short: pb_rt_value_int,                                                \
+        int: pb_rt_value_int,                                                  \
+        long: pb_rt_value_int,                                                 \
+        long long: pb_rt_value_int,                                            \
+        unsigned char: pb_rt_value_uint,                                       \
+        unsigned short: pb_rt_value_uint,                                      \
+        unsigned int: pb_rt_value_uint,                                        \
+        unsigned long: pb_rt_value_uint,                                       \
+        unsigned long long: pb_rt_value_uint,                                  \
+        default: pb__value_other)
+#define PB_VALUE(e)                                                            \
+    do {                                                                       \
+        _Static_assert(                                                        \
+            !__builtin_types_compatible_p(__typeof__(PB__VALUE_FN(e)),         \
+                                          __typeof__(pb__value_other)),        \
+            "the value of an expression must be a number, a boolean, a "       \
+            "string (char *) or nothing (void)");                              \
+        PB__VALUE_FN(e)(PB__VALUE_OF(e));                                      \
+    } while (0)
+
 /* ---- Used by code the compiler generates; not for patches ---------------- */
 void pb_rt_define(const char *name, const char *sig, void *fn);
 void *pb_rt_slot(const char *name, const char *sig);

@@ -122,13 +122,17 @@ async function runWorker(opts) {
       out(`seq ${p.seq} prepared (verify ${ms(p.verify_us)}, load ${ms(p.prepare_us)})`);
   });
   rt.on('commit', (c) => {
-    if (opts.quiet) return;
+    if (opts.quiet || c.expr) return; // an expression: its value is the line
     const late = c.commit_at_us - c.apply_us;
     out(`seq ${c.seq} committed ${c.vars.join(' ') || '(no vars)'}` +
         `${c.catchup ? ' (catch-up)' : late > 1000 ? ` (${ms(late)} late)` : ''}`);
   });
   rt.on('reject', (r) => out(`seq ${r.seq} REJECTED: ${r.error} (code ${r.code})`));
   rt.on('trap', (t) => out(`seq ${t.seq} TRAPPED in ${t.var}: ${t.message}; rolled back ${t.vars.join(' ')}`));
+  rt.on('expr', (r) => {
+    if (r.ok && !opts.quiet) out(`seq ${r.seq} => ${r.value}`);
+    else if (!r.ok) out(`seq ${r.seq} TRAPPED in ${r.var}: ${r.error}; the expression changed nothing`);
+  });
   rt.on('relay_error', (e) => out(`relay: ${e.message}`));
   rt.on('log', (l) => { if (!opts.quiet) out(`${l.var || '-'}: ${l.text}`); });
   // The watchdog's view: a heartbeat while this thread is free (the first

@@ -145,7 +145,8 @@ const errors = [
   ['(defn f [x] (+ 1 (recur x)))', 1, 18, 'tail position'],
   ['(defn f [x] (let [y] y))', 1, 18, 'pairs'],
   ['(defn f [x] (fn [y] (+ x y)))', 1, 24, 'closures'],
-  ['(+ 1 2)', 1, 1, 'only definitions'],
+  ['(defn f [x] x)\n(+ 1 2)', 2, 1, 'also defines vars'], // expressions: on their own
+  ['(+ 1 2) (+ 3 4)', 1, 9, 'one expression per eval'],
   ['(defn sin [x] x)', 1, 7, 'builtin'],
   ['(defn f [x] (sin x x))', 1, 13, 'sin takes 1 argument'],
   ['(defn f [x] (if (> x 1) 1 true))', 1, 27, 'every branch must agree'],

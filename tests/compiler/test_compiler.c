@@ -14,7 +14,7 @@ static const char *backend_name = "process";
 
 static void compile(const char *src, cc_result *r)
 {
-    cc_job job = {PB_LANG_C, "t.c", src, strlen(src), NULL, 0};
+    cc_job job = {PB_LANG_C, "t.c", src, strlen(src), NULL, 0, false};
     pb_errmsg why = {{0}};
     pb_err e = cc_compile(cc, &job, r, &why);
     if (e)
@@ -341,7 +341,7 @@ TEST(test_prelude_declares_only_mentioned_room_vars)
     };
     const char *src = "#include <patchbay.h>\n"
                       "double twice(double v) { return helper(v) * 2; }\n";
-    cc_job job = {PB_LANG_C, "t.c", src, strlen(src), vars, 2};
+    cc_job job = {PB_LANG_C, "t.c", src, strlen(src), vars, 2, false};
     cc_result r;
     pb_errmsg why;
     CHECK(cc_compile(cc, &job, &r, &why) == PB_OK);

@@ -20,7 +20,7 @@ static const char seed[] =
 
 static pb_err compile(const char *src, cc_result *r)
 {
-    cc_job job = {PB_LANG_C, "t.c", src, strlen(src), NULL, 0};
+    cc_job job = {PB_LANG_C, "t.c", src, strlen(src), NULL, 0, false};
     pb_errmsg why = {{0}};
     pb_err e = cc_compile(cc, &job, r, &why);
     if (e)

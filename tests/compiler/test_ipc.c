@@ -16,7 +16,7 @@ TEST(test_a_job_survives_packing)
     const char *const deps[] = {"b"};
     cc_var vars[2] = {{"a", "dd", "double a(double x)", deps, 1},
                       {"b", "i", NULL, NULL, 0}};
-    cc_job job = {PB_LANG_C, "t.c", seed, sizeof seed - 1, vars, 2};
+    cc_job job = {PB_LANG_C, "t.c", seed, sizeof seed - 1, vars, 2, true};
     pb_buf out;
     pb_buf_init(&out);
     REQUIRE(cc_ipc_pack_job(7, &job, &out, NULL) == PB_OK);
@@ -24,6 +24,7 @@ TEST(test_a_job_survives_packing)
     REQUIRE(cc_ipc_unpack_job(out.data, out.len, &j) == 0);
     CHECK_EQ_INT(j.id, 7);
     CHECK(j.job.lang == PB_LANG_C);
+    CHECK(j.job.expr);
     CHECK(!strcmp(j.job.file, "t.c"));
     CHECK(j.job.source_len == sizeof seed - 1 &&
           !memcmp(j.job.source, seed, sizeof seed - 1));
@@ -35,9 +36,41 @@ TEST(test_a_job_survives_packing)
     pb_buf_free(&out);
 }
 
+TEST(test_a_result_survives_packing)
+{
+    cc_diag diag = {3, 4, PB_SEV_WARNING, (char *)"unused"};
+    cc_result r = {0};
+    r.ok = true;
+    r.is_expr = true;
+    r.module = (uint8_t *)seed;
+    r.module_len = sizeof seed;
+    r.diags = &diag;
+    r.n_diags = 1;
+    r.total_us = 1234;
+    pb_buf out;
+    pb_buf_init(&out);
+    REQUIRE(cc_ipc_pack_result(9, PB_OK, "", &r, &out, NULL) == PB_OK);
+    uint64_t id = 0;
+    pb_err status = PB_ERR_INTERNAL;
+    char error[64];
+    cc_result back;
+    REQUIRE(cc_ipc_unpack_result(out.data, out.len, &id, &status, error,
+                                 sizeof error, &back) == 0);
+    CHECK_EQ_INT(id, 9);
+    CHECK(status == PB_OK);
+    CHECK(back.ok && back.is_expr);
+    CHECK(back.module_len == sizeof seed &&
+          !memcmp(back.module, seed, sizeof seed));
+    REQUIRE(back.n_diags == 1);
+    CHECK(back.diags[0].line == 3 && !strcmp(back.diags[0].message, "unused"));
+    CHECK_EQ_INT(back.total_us, 1234);
+    cc_result_free(&back);
+    pb_buf_free(&out);
+}
+
 TEST(test_packing_into_a_full_fixed_buffer_fails_and_leaves_it_alone)
 {
-    cc_job job = {PB_LANG_C, "t.c", seed, sizeof seed - 1, NULL, 0};
+    cc_job job = {PB_LANG_C, "t.c", seed, sizeof seed - 1, NULL, 0, false};
     /* A fixed buffer is the caller's memory (here, the stack): growing it
      * with realloc would free memory malloc never gave. */
     uint8_t mem[32], guard[8];
@@ -69,7 +102,7 @@ TEST(test_a_job_over_the_pipes_limit_is_refused_when_packed)
     char *big = malloc(n);
     REQUIRE(big != NULL);
     memset(big, ' ', n);
-    cc_job job = {PB_LANG_C, "t.c", big, n, NULL, 0};
+    cc_job job = {PB_LANG_C, "t.c", big, n, NULL, 0, false};
     pb_buf out;
     pb_buf_init(&out);
     pb_errmsg why = {{0}};
@@ -82,6 +115,7 @@ TEST(test_a_job_over_the_pipes_limit_is_refused_when_packed)
 
 static const pb_test tests[] = {
     T(test_a_job_survives_packing),
+    T(test_a_result_survives_packing),
     T(test_packing_into_a_full_fixed_buffer_fails_and_leaves_it_alone),
     T(test_a_job_over_the_pipes_limit_is_refused_when_packed),
 };

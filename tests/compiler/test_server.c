@@ -44,7 +44,7 @@ static cc_client *client(uint32_t timeout_ms)
 
 static pb_err run(cc_client *c, const char *src, cc_result *r)
 {
-    cc_job job = {PB_LANG_C, "t.c", src, strlen(src), NULL, 0};
+    cc_job job = {PB_LANG_C, "t.c", src, strlen(src), NULL, 0, false};
     pb_errmsg why = {{0}};
     pb_err e = cc_client_compile(c, &job, r, &why);
     if (e)

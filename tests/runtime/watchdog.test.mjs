@@ -5,6 +5,7 @@
 // says so to the room), and the next patch runs as usual.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import WebSocket from 'ws';
 import { Relay, spawnRuntimeCli, until, frame, decode } from './harness.mjs';
 
@@ -26,6 +27,28 @@ test('an endless pb_init: restarted without it, named, and the next patch commit
     await until(() => new RegExp(`seq ${bad} TRAPPED in pb_init: did not return`).test(text()),
                 `seq ${bad} taken back:\n${text()}`);
     const { seq: next } = await relay.eval('loop', '#include <patchbay.h>\ndouble after(double v) { return v + 1; }\n');
+    await until(() => new RegExp(`seq ${next} committed after`).test(text()), `the next patch committed:\n${text()}`);
+    assert.equal(text().match(/restarting the runtime without it/g).length, 1, 'restarted once');
+  } finally {
+    cli.kill('SIGTERM');
+    await cli.exited;
+  }
+});
+
+test('an expression that never returns: named, not run again, and its failure reaches the editor', async () => {
+  const cli = spawnRuntimeCli([relay.link('hang', 'headless'), '--name', 'headless', '--watchdog-ms', '500']);
+  try {
+    const text = () => cli.lines.join('\n');
+    await until(() => /live/.test(text()), `the runtime live:\n${cli.stderrText}`);
+    // patchbay eval waits for the runtime's answer, which comes from the
+    // restarted runtime
+    const r = await new Promise((resolve) => execFile(relay.cli, ['eval', '--url', `ws://127.0.0.1:${relay.port}`,
+      '--token', relay.token('hang', 'editor', 'ed'), '--lang', 'lisp', '-e', '(loop [] (recur))'],
+    (err, stdout, stderr) => resolve({ code: err ? err.code : 0, stdout, stderr })));
+    assert.equal(r.code, 4, r.stderr);
+    assert.match(r.stderr, /failed on 1 runtime: .*did not return within 500 ms/);
+    assert.match(text(), /seq \d+ pb_expr did not return within 500 ms/);
+    const { seq: next } = await relay.eval('hang', '#include <patchbay.h>\ndouble after(double v) { return v + 1; }\n');
     await until(() => new RegExp(`seq ${next} committed after`).test(text()), `the next patch committed:\n${text()}`);
     assert.equal(text().match(/restarting the runtime without it/g).length, 1, 'restarted once');
   } finally {

@@ -134,6 +134,41 @@ test('a Lisp form evaluates with Ctrl-Enter', async () => {
   await a.selectOption('#lang', 'c');
 });
 
+test('an expression shows its value at the end of its form, and moves with edits', async () => {
+  await a.selectOption('#lang', 'lisp');
+  const src = '(defn ggg [v] (+ v 48))\n\n(ggg 10)\n';
+  await setCode(a, src, '(+ v 48)');
+  await a.keyboard.press('Control+Enter');
+  await until(a, () => window.patchbay.lastResult?.ok === true, null, 'ggg defined');
+  const defined = await a.evaluate(() => window.patchbay.lastResult.seq);
+  await setCode(a, src, '(ggg 10)');
+  await a.keyboard.press('Control+Enter');
+  await until(a, (s) => window.patchbay.lastResult?.seq > s, defined, 'the expression accepted');
+  // this page's own runtime ran it (the room has no other): => 58
+  await a.waitForFunction(() => document.querySelector('.cm-value')?.textContent.trim() === '=> 58',
+                          null, { timeout: 20000 });
+  // the value sits right after the form, on its line
+  const line = await a.$eval('.cm-value', (e) => e.closest('.cm-line').textContent);
+  assert.equal(line, '(ggg 10) => 58');
+  // typing above it moves it along; evaluating it again replaces it
+  await a.evaluate(() => window.patchbay.view.dispatch({ changes: { from: 0, insert: ';; moved\n' } }));
+  assert.equal(await a.$eval('.cm-value', (e) => e.closest('.cm-line').textContent), '(ggg 10) => 58');
+  await a.keyboard.press('Control+Enter');
+  await until(a, (s) => window.patchbay.lastResult?.seq > s + 1, defined, 'evaluated again');
+  await a.waitForFunction(() => document.querySelectorAll('.cm-value').length === 1, null, { timeout: 20000 });
+  assert.equal(await a.$$eval('.cm-value', (els) => els.map((e) => e.textContent.trim()).join('|')), '=> 58');
+  // a trap shows as one, and a C call on its own line is an expression too
+  await a.selectOption('#lang', 'c');
+  await setCode(a, '#include <patchbay.h>\nint boom(int x) { return 10 / x; }\n\nboom(0);\n', 'return 10');
+  await a.keyboard.press('Control+Enter');
+  await until(a, () => window.patchbay.history.at(-1)?.vars?.includes('boom'), null, 'boom defined');
+  await setCode(a, '#include <patchbay.h>\nint boom(int x) { return 10 / x; }\n\nboom(0);\n', 'boom(0)');
+  await a.keyboard.press('Control+Enter');
+  await a.waitForFunction(() => /^trap on 1 runtime: trap in 'boom'/.test(document.querySelector('.cm-value.trap')?.textContent.trim() || ''),
+                          null, { timeout: 20000 });
+  assert.deepEqual(a.errors, []);
+});
+
 test('a relay that dies is rejoined when it comes back, and what was missed is caught up', async () => {
   const head = await b.evaluate(() => window.patchbay.headSeq);
   await relay.kill();

@@ -8,7 +8,7 @@
 // For tests, the page's state is readable as window.patchbay.
 import { EditorView, basicSetup } from 'codemirror';
 import { EditorState, Compartment, Transaction } from '@codemirror/state';
-import { keymap, Decoration } from '@codemirror/view';
+import { keymap, Decoration, WidgetType } from '@codemirror/view';
 import { StateField, StateEffect } from '@codemirror/state';
 import { cpp } from '@codemirror/lang-cpp';
 import { StreamLanguage, HighlightStyle, syntaxHighlighting } from '@codemirror/language';
@@ -19,6 +19,7 @@ import { EditorConnection } from './conn.js';
 import { readStatement, clock } from './proto.js';
 import { parseLink } from '../../runtime/link.js';
 import { formAt } from './forms.js';
+import { describeAnswers } from './values.js';
 import { BrowserRuntime } from './browser-runtime.js';
 
 const $ = (id) => document.getElementById(id);
@@ -53,7 +54,8 @@ const state = {
   pending: new Map(),  // req -> {source, from, to}
   diags: [],           // the last eval's items, with line/col
   lastResult: null,    // {req, ok, seq}
-  history: [],         // {seq, author, vars, createdUs, lang, source}
+  exprs: new Map(),    // seq -> {at, answers: Map(who -> {ok, text}), shown}
+  history: [],         // {seq, author, vars, createdUs, lang, source, kind}
   headSeq: 0,
   catchups: 0,         // catch-ups received (the last history batch of each)
   peers: new Map(),    // id -> peer
@@ -77,6 +79,34 @@ const flashField = StateField.define({
     for (const e of tr.effects)
       if (e.is(flash))
         deco = e.value ? Decoration.set([Decoration.mark({ class: 'cm-evaluated' }).range(e.value.from, e.value.to)]) : Decoration.none;
+    return deco;
+  },
+  provide: (f) => EditorView.decorations.from(f),
+});
+
+// An expression's value at the end of its form (=> 59, or the runtimes'
+// values when they disagree): one widget per expression, moved with edits.
+const showValue = StateEffect.define(); // {at, text, kind}
+class ValueWidget extends WidgetType {
+  constructor(text, kind) { super(); this.text = text; this.kind = kind; }
+  eq(o) { return o.text === this.text && o.kind === this.kind; }
+  toDOM() {
+    const s = el('span', `cm-value ${this.kind}`, ` ${this.text}`);
+    s.title = this.text;
+    return s;
+  }
+}
+const valueField = StateField.define({
+  create: () => Decoration.none,
+  update(deco, tr) {
+    deco = deco.map(tr.changes);
+    for (const e of tr.effects) {
+      if (!e.is(showValue)) continue;
+      deco = deco.update({ filter: (from) => from !== e.value.at });
+      if (e.value.text)
+        deco = deco.update({ add: [Decoration.widget({ widget: new ValueWidget(e.value.text, e.value.kind),
+                                                       side: 1 }).range(e.value.at)] });
+    }
     return deco;
   },
   provide: (f) => EditorView.decorations.from(f),
@@ -120,7 +150,9 @@ const view = new EditorView({
       lintGutter(),
       langConf.of(language('c')),
       flashField,
+      valueField,
       EditorView.updateListener.of((u) => {
+        if (u.docChanged) for (const x of state.exprs.values()) x.at = u.changes.mapPos(x.at, 1);
         // only what the person typed is theirs to keep (and stops the
         // buffer from following the room, see adoptRoomSource)
         if (u.docChanged && u.transactions.some((tr) => tr.annotation(Transaction.userEvent))) {
@@ -138,8 +170,10 @@ Object.defineProperty(state, 'view', { value: view });
 
 // The source of the room's latest patch in a language, if the relay sent it.
 function roomSource(lang) {
-  for (let i = state.history.length - 1; i >= 0; i--)
-    if (state.history[i].lang === lang && state.history[i].source) return state.history[i].source;
+  for (let i = state.history.length - 1; i >= 0; i--) {
+    const h = state.history[i];
+    if (h.lang === lang && h.source && h.kind !== 'expr') return h.source;
+  }
   return null;
 }
 
@@ -214,7 +248,7 @@ function evaluate(whole) {
   if (!pick || !pick.source.trim()) return status('nothing to evaluate here');
   const req = ++state.req;
   const name = `${state.link.name || 'editor'}.${state.lang === 'lisp' ? 'cljc' : 'c'}`;
-  if (!connection.send('eval', { req, lang: state.lang, name, source: pick.source }))
+  if (!connection.send('eval', { req, lang: state.lang, name, source: pick.source, ...(pick.expr ? { expr: true } : {}) }))
     return status(`not connected (${state.conn}); nothing was sent`, 'error');
   state.pending.set(req, pick);
   view.dispatch({ effects: flash.of({ from: pick.from, to: pick.to }) });
@@ -242,7 +276,9 @@ function onFrame(f) {
       state.diags = f.items || [];
       state.lastResult = { req: f.req, ok: f.ok, seq: f.seq || 0 };
       if (p) showDiagnostics(p, state.diags);
-      status(f.ok ? `accepted as seq ${f.seq}` : `${state.diags.filter((d) => d.severity === 'error').length} error(s): not sent to the room`,
+      if (f.ok && f.expr && p) expressionAccepted(f.seq, p);
+      status(f.ok ? `accepted as seq ${f.seq}${f.expr ? ' (an expression: it runs once on every runtime)' : ''}`
+                  : `${state.diags.filter((d) => d.severity === 'error').length} error(s): not sent to the room`,
              f.ok ? 'ok' : 'error');
       setTimeout(() => view.dispatch({ effects: flash.of(null) }), 600);
       break;
@@ -270,6 +306,8 @@ function onFrame(f) {
                                      prepareUs: f.prepare_us, lateUs: f.late_us, mem: f.mem_bytes,
                                      commitAtUs: f.commit_at_us });
       if (f.state === 'committed' && f.commit_at_us) noteCommit(f.seq, f.runtime_id, f.commit_at_us);
+      if ((f.state === 'committed' && f.value !== undefined) || f.state === 'failed')
+        expressionAnswered(f.seq, f.runtime_id, f.state === 'committed', f.state === 'committed' ? f.value : f.error);
       renderPeers();
       if (f.state === 'failed')
         addLog({ runtime_id: f.runtime_id, level: 'trap', seq: f.seq, var: f.var,
@@ -297,12 +335,41 @@ function onFrame(f) {
   }
 }
 
+// ---- expressions: their values at the end of the form ---------------------------
+function expressionAccepted(seq, p) {
+  const early = state.exprs.get(seq); // the preview may have run it first
+  state.exprs.set(seq, { at: p.to, answers: early ? early.answers : new Map(), shown: true });
+  // an expression evaluated again at the same place replaces the old value
+  for (const [s, x] of state.exprs) if (s !== seq && x.at === p.to) state.exprs.delete(s);
+  while (state.exprs.size > 64) state.exprs.delete(state.exprs.keys().next().value);
+  renderValue(seq);
+}
+
+// who: a runtime's id, or 'preview' (this page's own runtime).
+function expressionAnswered(seq, who, ok, text) {
+  let x = state.exprs.get(seq);
+  if (!x) { // an answer before the diag (the preview), or another editor's
+    if (who !== 'preview') return;
+    state.exprs.set(seq, (x = { at: -1, answers: new Map(), shown: false }));
+  }
+  x.answers.set(who, { ok, text: text || '' });
+  renderValue(seq);
+}
+
+function renderValue(seq) {
+  const x = state.exprs.get(seq);
+  if (!x || !x.shown || x.at < 0) return;
+  const d = describeAnswers([...x.answers.values()]) || { text: '=> …', kind: 'pending' };
+  x.text = d.text;
+  view.dispatch({ effects: showValue.of({ at: Math.min(x.at, view.state.doc.length), text: d.text, kind: d.kind }) });
+}
+
 function addHistory(p) {
   let s;
   try { s = readStatement(p.stmt); } catch { return; }
   if (state.history.some((h) => h.seq === s.seq)) return;
   const h = { seq: s.seq, author: s.author, vars: s.symbols.map((x) => x.name), createdUs: s.createdUs,
-              lang: s.lang, source: p.source || '' };
+              lang: s.lang, source: p.source || '', kind: s.kind };
   state.history.push(h);
   state.history.sort((a, b) => a.seq - b.seq);
   if (state.history.length > 500) state.history.shift();
@@ -316,7 +383,9 @@ function renderHistory() {
   for (const h of state.history.slice(-60).reverse()) {
     const b = el('button', 'patch');
     b.dataset.seq = h.seq;
-    b.append(el('span', 'seq', `#${h.seq}`), el('span', 'vars', h.vars.join(' ') || '—'),
+    // an expression by its text (it defines no var)
+    const what = h.kind === 'expr' ? `= ${h.source.trim().slice(0, 40)}` : h.vars.join(' ');
+    b.append(el('span', 'seq', `#${h.seq}`), el('span', 'vars', what || '—'),
              el('span', 'by', `${h.author} · ${clock(h.createdUs)}`));
     b.title = `seq ${h.seq} by ${h.author} (${h.lang})`;
     b.onclick = () => showSource(h);
@@ -436,6 +505,9 @@ function onPreview(type, ev) {
       addLog({ ...me, level: 'error', seq: ev.seq, text: `refused a patch: ${ev.error}` });
       break;
     case 'log': addLog({ ...me, level: ev.level, seq: ev.seq, var: ev.var, text: ev.text }); break;
+    case 'expr':
+      expressionAnswered(ev.seq, 'preview', ev.ok, ev.ok ? ev.value : `trap in '${ev.var}': ${ev.error}`);
+      break;
     case 'state':
       if (ev.state === 'failed') $('screen-note').textContent = `the runtime cannot start: ${ev.detail}`;
       break;

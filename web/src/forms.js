@@ -9,6 +9,11 @@
 // declaration that is not a function definition (types, PB_STATE, globals)
 // and every static function (private helpers). Other vars are reached
 // through the room's registry, so they are not re-sent.
+// An expression under the cursor — a Lisp form that is not a definition,
+// such as (ggg 10), or a C call on a line of its own, such as ggg(10); —
+// is sent alone (Lisp: with the defonce forms), marked expr: it runs once
+// on every runtime, which answers with its value (docs/PROTOCOL.md
+// § Expressions).
 // Pure functions of text, tested in node (tests/web/forms.test.mjs).
 
 // Top-level chunks of Lisp source: [{from, to}] for each form.
@@ -113,22 +118,33 @@ function blank(text, keep) {
   return out.replace(/[ \t]+$/gm, '').replace(/\s+$/, '\n');
 }
 
-// What to evaluate for the cursor at pos: {source, from, to} or null when
-// the buffer has nothing there.
+// A Lisp form that defines (or is ignored by the compiler); any other
+// top-level form is an expression.
+const LISP_DEFINITION = /^\((def|defn|defn-|defonce|deftest|ns|comment|declare)[\s)]/;
+// A C declaration chunk that is a call, not a declaration: ggg(10); or
+// printf("x"). A macro in capitals (PB_STATE(…);) declares.
+const C_CALL = /^\s*(?![A-Z0-9_]+\s*\()[A-Za-z_]\w*\s*\([^;{}]*\)\s*;?\s*$/;
+
+// What to evaluate for the cursor at pos: {source, from, to, expr} or null
+// when the buffer has nothing there.
 export function formAt(text, pos, lang) {
   if (lang === 'lisp') {
     const forms = lispForms(text);
     const f = pick(forms, pos);
     if (!f) return null;
+    const expr = !LISP_DEFINITION.test(text.slice(f.from, f.from + 12));
+    // an expression comes with the state it may use, not with definitions
     const extra = forms.filter((g) => g !== f &&
-      /^\((defonce|defn-|ns)[\s)]/.test(text.slice(g.from, g.from + 10)));
-    return { source: blank(text, [f, ...extra]), from: f.from, to: f.to };
+      (expr ? /^\(defonce[\s)]/ : /^\((defonce|defn-|ns)[\s)]/).test(text.slice(g.from, g.from + 10)));
+    return { source: blank(text, [f, ...extra]), from: f.from, to: f.to, expr };
   }
   const chunks = cChunks(text);
   const defs = chunks.filter((c) => c.kind === 'fn' || c.kind === 'static' || c.kind === 'decl');
   const f = pick(defs, pos);
   if (!f) return null;
+  if (f.kind === 'decl' && C_CALL.test(text.slice(f.from, f.to)))
+    return { source: blank(text, [f]), from: f.from, to: f.to, expr: true };
   const keep = chunks.filter((c) => c === f || c.kind === 'pp' || c.kind === 'static' ||
-                                    (c.kind === 'decl' && !c.open));
-  return { source: blank(text, keep), from: f.from, to: f.to };
+                                    (c.kind === 'decl' && !c.open && !C_CALL.test(text.slice(c.from, c.to))));
+  return { source: blank(text, keep), from: f.from, to: f.to, expr: false };
 }

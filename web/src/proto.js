@@ -22,12 +22,13 @@ export function parseFrame(bytes) {
 // A statement (msgpack array of 12) as an object; see docs/PROTOCOL.md.
 export function readStatement(stmt) {
   const a = decode(stmt);
-  if (!Array.isArray(a) || a.length !== 12) throw new Error('not a statement');
+  // 12 elements (definitions), or 13 with an expression's kind last
+  if (!Array.isArray(a) || (a.length !== 12 && a.length !== 13)) throw new Error('not a statement');
   return {
     room: a[1], seq: a[2], prevHash: a[3], moduleHash: a[4],
     symbols: (a[5] || []).map(([name, sig]) => ({ name, sig })),
     author: a[6], lang: a[7], sourceHash: a[8],
-    createdUs: a[9], applyUs: a[10], key: a[11],
+    createdUs: a[9], applyUs: a[10], key: a[11], kind: a[12] || 'defs',
   };
 }
 

@@ -18,8 +18,8 @@
 //               {t:'call', var, seq} as patch code is entered (once per
 //                beat for the same call: which code a hang is in),
 //               {t:'event', type, ev} for host events (state, welcome,
-//                patch, commit, trap, reject, log, clock, relay_error,
-//                tests),
+//                patch, commit, expr, trap, reject, log, clock,
+//                relay_error, tests),
 //               {t:'injected', ev} the session's account of an inject,
 //               {t:'probe', id, rgba: [0xAABBGGRR...]} (pixels as pb_rgba
 //                packs them; 0 outside the canvas or before a frame),
@@ -92,8 +92,8 @@ async function start(m) {
     link: m.link,
     name: m.name,
   });
-  for (const type of ['state', 'welcome', 'patch', 'commit', 'trap', 'reject', 'log', 'clock', 'relay_error',
-                      'tests'])
+  for (const type of ['state', 'welcome', 'patch', 'commit', 'expr', 'trap', 'reject', 'log', 'clock',
+                      'relay_error', 'tests'])
     host.on(type, (ev) => post({ t: 'event', type, ev: plain(ev) }));
   report = reportTo(host, post);
   ctx2d = m.canvas.getContext('2d');
