@@ -13,7 +13,7 @@
 // fatal `error`.
 import {
   PB_ERR_AUTH_MALFORMED, PB_ERR_AUTH_BAD_MAC, PB_ERR_AUTH_EXPIRED, PB_ERR_AUTH_WRONG_ROOM,
-  PB_ERR_AUTH_UNKNOWN_ROLE,
+  PB_ERR_AUTH_UNKNOWN_ROLE, PB_MAX_FRAME_BYTES,
 } from './pb_protocol.js';
 
 // Error codes after which reconnecting cannot help: the token itself.
@@ -24,6 +24,14 @@ const FINAL = new Set([PB_ERR_AUTH_MALFORMED, PB_ERR_AUTH_BAD_MAC, PB_ERR_AUTH_E
 // (a private-use code: RFC 6455 § 7.4.2).
 const CLOSE_RECONNECT = 4000;
 const CLOSE_NORMAL = 1000;
+const CLOSE_TOO_BIG = 1009; // the peer sent a message over our limit
+
+// The socket's own limit on one message, where the WebSocket has one (node's
+// ws: `maxPayload`, checked from the frame header, before anything is
+// buffered). A browser's WebSocket has none and ignores the argument; the
+// host then refuses the frame before it reaches wasm (host.js receive).
+const SOCKET_OPTIONS = { maxPayload: PB_MAX_FRAME_BYTES };
+const TOO_BIG_WHY = `the relay sent a message over the ${PB_MAX_FRAME_BYTES}-byte limit`;
 
 export class Connection {
   // opts:
@@ -63,7 +71,8 @@ export class Connection {
     this.setState(this.hasBeenLive ? 'reconnecting' : 'connecting');
     let ws;
     try {
-      ws = new this.o.WebSocket(`${this.o.url}/r/${encodeURIComponent(this.o.room)}`, 'patchbay');
+      ws = new this.o.WebSocket(`${this.o.url}/r/${encodeURIComponent(this.o.room)}`, 'patchbay',
+                                SOCKET_OPTIONS);
     } catch (e) {
       this.isClosed = true;
       this.setState('failed', String(e.message || e));
@@ -77,7 +86,11 @@ export class Connection {
     ws.onmessage = (ev) => {
       if (this.ws === ws) this.o.onMessage(new Uint8Array(ev.data));
     };
-    ws.onerror = () => {}; // onclose follows and says why
+    ws.onerror = (ev) => {
+      // onclose follows; it says why, except for ws's own payload limit
+      // (the close code is then 1006, the reason is on the error)
+      if (ev?.error?.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') this.why = TOO_BIG_WHY;
+    };
     ws.onclose = (ev) => {
       if (this.ws !== ws) return;
       this.ws = null;
@@ -87,7 +100,8 @@ export class Connection {
       }
       const wait = Math.round(this.backoff * (0.75 + Math.random() * 0.5));
       this.backoff = Math.min(this.backoff * 2, this.o.maxBackoffMs || 10000);
-      const why = this.why || ev.reason || `connection closed (${ev.code})`;
+      const why = this.why || ev.reason ||
+                  (ev.code === CLOSE_TOO_BIG ? TOO_BIG_WHY : `connection closed (${ev.code})`);
       this.why = '';
       this.setState('waiting', `${why}; retrying in ${(wait / 1000).toFixed(1)} s`);
       this.timer = this.setTimeout(() => this.open(), wait);

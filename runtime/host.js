@@ -18,7 +18,7 @@ import { Connection } from './connection.js';
 import { parseLink } from './link.js';
 import {
   PB_ERR_CHAIN_GAP, PB_ERR_INTERNAL, PB_ERR_PREPARE, PB_ERR_WRONG_KEY,
-  PB_LOG_INFO, PB_LOG_WARN, PB_LOG_ERROR, PB_LOG_TRAP, PB_MAX_CLIENT_BYTES,
+  PB_LOG_INFO, PB_LOG_WARN, PB_LOG_ERROR, PB_LOG_TRAP, PB_MAX_CLIENT_BYTES, PB_MAX_FRAME_BYTES,
 } from './pb_protocol.js';
 
 export { parseLink };
@@ -245,6 +245,13 @@ export class RuntimeHost {
   // account of it.
   receive(bytes) {
     const M = this.M;
+    if (bytes.length > PB_MAX_FRAME_BYTES) {
+      // refused before anything reaches wasm memory, which never shrinks
+      const ev = JSON.parse(M.UTF8ToString(M._rt_session_refuse(bytes.length)));
+      this.onFrame(ev);
+      this.step();
+      return ev;
+    }
     const now = this.clock.roomNowUs();
     const p = M._malloc(bytes.length || 1);
     M.HEAPU8.set(bytes, p);

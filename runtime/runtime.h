@@ -84,6 +84,7 @@ const char *rt_check_take(void);
 const char *rt_session_open(const char *room, const char *key_hex,
                             uint32_t max_module_bytes);
 const char *rt_session_receive(const uint8_t *buf, uint32_t len, double now_us);
+const char *rt_session_refuse(double len);
 int rt_session_tick(double now_us);
 const char *rt_session_take_commits(void);
 const char *rt_session_trap(const char *var, const char *message,

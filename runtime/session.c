@@ -587,6 +587,28 @@ const char *rt_session_receive(const uint8_t *buf, uint32_t len, double now_us)
     return rt_json_text(&j);
 }
 
+/* A frame the host did not copy in: over PB_MAX_FRAME_BYTES, only its
+ * length reaches wasm (memory never grows for it, and wasm memory never
+ * shrinks). Queues the failed ack; answers like an undecodable frame. */
+EMSCRIPTEN_KEEPALIVE
+const char *rt_session_refuse(double len)
+{
+    rt_json j;
+    rt_json_init(&j, answer, sizeof answer);
+    rt_json_open(&j, NULL, '{');
+    char why[128];
+    snprintf(why, sizeof why,
+             "frame of %.0f bytes over the %u-byte limit (PB_MAX_FRAME_BYTES)",
+             len, PB_MAX_FRAME_BYTES);
+    rt_json_str(&j, "t", "invalid", 7);
+    rt_json_num(&j, "code", PB_ERR_TOO_BIG);
+    rt_json_str(&j, "error", why, strlen(why));
+    rt_json_close(&j, '}');
+    if (S.is_open)
+        rt_report_failed(0, PB_ERR_TOO_BIG, NULL, "%s", why);
+    return rt_json_text(&j);
+}
+
 /* ---- traps --------------------------------------------------------------- */
 
 static void add_name(const char *name, void *ctx)

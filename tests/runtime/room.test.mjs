@@ -22,8 +22,8 @@ const gate = { open: true }; // closed: runtimes cannot reach the relay
 // is refused, the host backs off and retries), so a test decides exactly
 // when the runtimes come back.
 class GatedWebSocket extends WebSocket {
-  constructor(url, protocols) {
-    super(gate.open ? url : 'ws://127.0.0.1:9/', protocols);
+  constructor(url, protocols, options) {
+    super(gate.open ? url : 'ws://127.0.0.1:9/', protocols, options);
   }
 }
 

@@ -189,9 +189,13 @@ test('test_runtime_rejects_wrong_room', async () => {
 
 test('test_runtime_rejects_oversized_frame_and_module', async () => {
   const rt = await fresh();
-  // a frame over PB_MAX_FRAME_BYTES is refused before anything is read
+  // a frame over PB_MAX_FRAME_BYTES is refused before anything is read;
+  // one of 48 MiB does not even reach wasm memory (it never shrinks)
   const huge = tamper(P[1], (f) => { f.pad = new Uint8Array(2 * 1024 * 1024); });
   assertRejected(rt, huge, PB.PB_ERR_TOO_BIG, 0, { head: 0, committed: 0 });
+  const mem = rt.M.HEAPU8.length;
+  assertRejected(rt, new Uint8Array(48 * 1024 * 1024), PB.PB_ERR_TOO_BIG, 0, { head: 0, committed: 0 });
+  assert.equal(rt.M.HEAPU8.length, mem, 'wasm memory did not grow');
   // a module over this runtime's own limit
   const small = await fresh({ limits: { maxModuleBytes: 64 } });
   assertRejected(small, P[1], PB.PB_ERR_TOO_BIG, 1, { head: 0, committed: 0 });

@@ -12,8 +12,9 @@
 //                                    (tests: tampered frames must be refused)
 //               {t:'resize', width, height}
 //               {t:'probe', id, points: [[x, y]...]}  the last frame's pixels
-// Messages out: {t:'beat', frames, fps, committedSeq, headSeq, offsetUs,
-//                uncertaintyUs, synced, tempo, quantum} every 250 ms while
+// Messages out: {t:'beat', frames, fps, committedSeq, headSeq, memBytes
+//                (the wasm memory), offsetUs, uncertaintyUs, synced, tempo,
+//                quantum} every 250 ms while
 //                frames are drawn (the watchdog's heartbeat),
 //               {t:'call', var, seq} as patch code is entered (once per
 //                beat for the same call: which code a hang is in),
@@ -71,6 +72,7 @@ function draw() {
   if (now - lastBeat >= 250) {
     lastBeat = now;
     report.beat({ frames, fps, committedSeq: host.committedSeq, headSeq: host.headSeq,
+                  memBytes: host.M.HEAPU8.length,
                   offsetUs: host.clock.offsetUs, uncertaintyUs: host.clock.uncertaintyUs,
                   synced: host.clock.isSynced, tempo: host.room.tempo_bpm || 0, quantum: host.room.quantum || 0 });
   }

@@ -1,0 +1,75 @@
+// oversized.test.mjs — endless data (issue 15, hole 6): a man in the
+// middle sends a runtime a 48 MiB frame. The node runtime's socket refuses
+// it at its header (maxPayload) and reconnects; a Chromium runtime page's
+// host refuses it before a byte of it reaches wasm memory (which never
+// shrinks). Either way the memory stays as it was, the runtime keeps
+// serving, and it takes the next honest patch.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Relay, joinRoom, until, PB } from '../runtime/harness.mjs';
+import { launch } from '../web/harness.mjs';
+import { Mitm } from './attacker.mjs';
+
+const H = '#include <patchbay.h>\n';
+const ROOM = 'flood';
+const HUGE = 48 * 1024 * 1024;
+let relay, mitm, browser;
+
+before(async () => {
+  relay = await new Relay().start();
+  mitm = await new Mitm(relay.port).start();
+});
+
+after(async () => {
+  await browser?.close();
+  await mitm?.close();
+  await relay?.stop();
+});
+
+test('node runtime: a 48 MiB frame is refused by its socket; memory stays, the next patch commits', async () => {
+  const rt = await joinRoom(mitm.link(relay.link(ROOM, 'node')), { name: 'node', backoffMs: 100 });
+  try {
+    const states = [];
+    rt.on('state', (s) => states.push(s));
+    await until(() => rt.state === 'live', 'the runtime live');
+    const { seq: s1 } = await relay.eval(ROOM, `${H}double ggg(double v) { return v + 48; }\n`, { runtimes: 1 });
+    await until(() => rt.committedSeq >= s1, `seq ${s1} committed`);
+    const mem = rt.M.HEAPU8.length;
+    mitm.inject(new Uint8Array(HUGE));
+    await until(() => states.some((s) => s.state === 'waiting'), 'the runtime drops the connection that sent it');
+    assert.match(states.find((s) => s.state === 'waiting').detail,
+                 new RegExp(`over the ${PB.PB_MAX_FRAME_BYTES}-byte limit`));
+    await until(() => rt.state === 'live', 'the runtime back');
+    assert.equal(rt.M.HEAPU8.length, mem, 'wasm memory did not grow');
+    const { seq: s2 } = await relay.eval(ROOM, `${H}double ggg(double v) { return v + 49; }\n`, { runtimes: 1 });
+    await until(() => rt.committedSeq >= s2, `seq ${s2} committed after the attack`);
+    assert.equal(rt.call('ggg', 10), 59);
+  } finally {
+    rt.close();
+  }
+});
+
+test('Chromium runtime page: a 48 MiB frame is refused before it reaches wasm; memory stays, the next patch draws', async () => {
+  browser = await launch();
+  const page = await (await browser.newContext({ viewport: { width: 480, height: 320 } })).newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  await page.goto(mitm.link(relay.link(ROOM, 'page')));
+  const wait = (fn, arg, what) => page.waitForFunction(fn, arg, { timeout: 30000, polling: 50 })
+    .catch(() => { throw new Error(`${what}: not reached`); });
+  await wait(() => window.patchbay.conn === 'live' && window.patchbay.stats.memBytes > 0, null, 'the page live');
+  const { seq: s1 } = await relay.eval(ROOM, `${H}double ggg(double v) { return v + 50; }\n`, { runtimes: 1 });
+  await wait((s) => window.patchbay.stats.committedSeq >= s, s1, `seq ${s1} committed`);
+  const mem = await page.evaluate(() => window.patchbay.stats.memBytes);
+  mitm.inject(new Uint8Array(HUGE));
+  await wait((c) => window.patchbay.rejects.some((r) => r.code === c), PB.PB_ERR_TOO_BIG, 'the frame refused');
+  // a beat after the refusal reports the memory
+  const frames = await page.evaluate(() => window.patchbay.stats.frames);
+  await wait((n) => window.patchbay.stats.frames > n + 20, frames, 'frames drawn after the refusal');
+  assert.equal(await page.evaluate(() => window.patchbay.stats.memBytes), mem, 'wasm memory did not grow');
+  assert.match((await page.evaluate(() => window.patchbay.rejects.at(-1))).error,
+               new RegExp(`over the ${PB.PB_MAX_FRAME_BYTES}-byte limit`));
+  const { seq: s2 } = await relay.eval(ROOM, `${H}double ggg(double v) { return v + 51; }\n`, { runtimes: 1 });
+  await wait((s) => window.patchbay.stats.committedSeq >= s, s2, `seq ${s2} committed after the attack`);
+  assert.deepEqual(errors, []);
+});
