@@ -569,6 +569,21 @@ pb_err pb_chain_check(const pb_chain *head, const pb_statement *next,
 /* Moves head to next; call only after pb_chain_check() returned PB_OK. */
 void pb_chain_advance(pb_chain *head, const pb_statement *next);
 
+/* ---- Side modules (docs/PATCH_ABI.md) --------------------------------------
+ * What a patch's module may import: protocol/abi/api.list (compiled in),
+ * the list the runtime's exports are generated from. */
+
+/* Is name in the runtime API, as a function (is_data false) or as a data
+ * symbol imported through GOT.mem (is_data true)? */
+bool pb_abi_has(pb_str name, bool is_data);
+/* Checks every import of a wasm side module: env functions and GOT entries
+ * of the API, and the memory, table, stack pointer and bases the dynamic
+ * linker provides. PB_OK; PB_ERR_PREPARE naming the first import the
+ * runtime does not offer; PB_ERR_MALFORMED if the bytes are not a wasm
+ * module (every length is checked against len). */
+pb_err pb_module_check_imports(const uint8_t *wasm, size_t len,
+                               pb_errmsg *why) PB_WUR;
+
 /* ---- Misc ------------------------------------------------------------------
  */
 

@@ -348,11 +348,18 @@ static uint64_t claimed_seq(const pb_patch *p)
     return seq;
 }
 
-/* Writes the module under a new name, loads it and takes its staged vars.
- * Returns PB_OK with *out set, or an error already reported. */
-static pb_err prepare(const pb_patch *p, uint64_t seq, rt_staged **out)
+/* Checks the module's imports against what this runtime offers, writes it
+ * under a new name, loads it and takes its staged vars. Returns PB_OK with
+ * *out set, or an error already reported (failed ack) and said in why. */
+static pb_err prepare(const pb_patch *p, uint64_t seq, rt_staged **out,
+                      pb_errmsg *why)
 {
+    pb_err e;
     char path[80];
+    /* Even a module the relay signed reaches only the runtime's API: a
+     * missing import would load and fail only when called. */
+    if ((e = pb_module_check_imports(p->module.ptr, p->module.len, why)))
+        goto fail;
     snprintf(path, sizeof path, "/patches/%llu-%llu.wasm",
              (unsigned long long)seq, (unsigned long long)++S.n_files);
     FILE *f = fopen(path, "wb");
@@ -362,9 +369,8 @@ static pb_err prepare(const pb_patch *p, uint64_t seq, rt_staged **out)
         is_written = false;
     if (!is_written) {
         unlink(path);
-        rt_report_failed(seq, PB_ERR_IO, NULL, "seq %llu: cannot write %s",
-                         (unsigned long long)seq, path);
-        return PB_ERR_IO;
+        e = pb_fail(why, PB_ERR_IO, "cannot write %s", path);
+        goto fail;
     }
     rt_prepare_begin();
     S.loading_seq = seq;
@@ -374,17 +380,18 @@ static pb_err prepare(const pb_patch *p, uint64_t seq, rt_staged **out)
     rt_report_set_modules(S.n_modules);
     unlink(path); /* the loader has its own copy; the name is never reused */
     if (rt_prepare_end()) {
-        rt_report_failed(seq, PB_ERR_PREPARE, NULL, "seq %llu: %s",
-                         (unsigned long long)seq, rt_prepare_errors());
-        return PB_ERR_PREPARE;
+        e = pb_fail(why, PB_ERR_PREPARE, "%s", rt_prepare_errors());
+        goto fail;
     }
     if (!(*out = rt_prepare_take())) {
-        rt_report_failed(seq, PB_ERR_NOMEM, NULL,
-                         "seq %llu: out of memory staging its vars",
-                         (unsigned long long)seq);
-        return PB_ERR_NOMEM;
+        e = pb_fail(why, PB_ERR_NOMEM, "out of memory staging its vars");
+        goto fail;
     }
     return PB_OK;
+fail:
+    rt_report_failed(seq, e, NULL, "seq %llu: %s", (unsigned long long)seq,
+                     why->text);
+    return e;
 }
 
 /* Verifies p and, if it checks out and carries a module, prepares and
@@ -442,10 +449,11 @@ static pb_err accept_patch(const pb_patch *p, bool is_live, uint64_t now_us,
     q->info.verify_us = us_since(t0);
     if (p->module.ptr) {
         double t1 = emscripten_get_now();
-        if ((e = prepare(p, seq, &q->staged))) {
+        if ((e = prepare(p, seq, &q->staged, &why))) {
             free(q);
             rt_json_bool(j, "ok", false);
             rt_json_num(j, "code", e);
+            rt_json_str(j, "error", why.text, strlen(why.text));
             return e;
         }
         q->info.prepare_us = us_since(t1);
@@ -782,11 +790,9 @@ const char *rt_session_reload_patch(const uint8_t *buf, uint32_t len,
         }
         pb_statement_free(&st);
     }
-    if (!e && !(e = prepare(&f.patch, (uint64_t)seq, &staged))) {
+    if (!e && !(e = prepare(&f.patch, (uint64_t)seq, &staged, &why))) {
         rt_staged_commit(staged, (uint64_t)seq);
         keep((uint64_t)seq, &f.patch);
-    } else if (e && !why.text[0]) {
-        snprintf(why.text, sizeof why.text, "%s", rt_prepare_errors());
     }
     pb_frame_free(&f); /* a failed decode left it zeroed */
     rt_json_bool(&j, "ok", !e);

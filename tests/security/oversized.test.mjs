@@ -56,7 +56,11 @@ test('Chromium runtime page: a 48 MiB frame is refused before it reaches wasm; m
   page.on('pageerror', (e) => errors.push(String(e)));
   await page.goto(mitm.link(relay.link(ROOM, 'page')));
   const wait = (fn, arg, what) => page.waitForFunction(fn, arg, { timeout: 30000, polling: 50 })
-    .catch(() => { throw new Error(`${what}: not reached`); });
+    .catch(async () => {
+      const st = await page.evaluate(() => JSON.stringify({ conn: window.patchbay.conn, detail: window.patchbay.detail,
+                                                            stats: window.patchbay.stats, rejects: window.patchbay.rejects }));
+      throw new Error(`${what}: not reached (${st})`);
+    });
   await wait(() => window.patchbay.conn === 'live' && window.patchbay.stats.memBytes > 0, null, 'the page live');
   const { seq: s1 } = await relay.eval(ROOM, `${H}double ggg(double v) { return v + 50; }\n`, { runtimes: 1 });
   await wait((s) => window.patchbay.stats.committedSeq >= s, s1, `seq ${s1} committed`);
