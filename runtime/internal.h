@@ -1,7 +1,8 @@
 /* internal.h — shared by the runtime's C files and nothing else: the
  * outbox of encoded frames for the host to send, the JSON answers the
- * session gives the host, and the reports (acks, logs) built by report.c
- * for session.c. The host-facing functions are in runtime.h. */
+ * session gives the host, the reports (acks, logs) built by report.c, and
+ * the session's state, kept by session.c and read by catchup.c and
+ * reload.c. The host-facing functions are in runtime.h. */
 #ifndef PB_RUNTIME_INTERNAL_H
 #define PB_RUNTIME_INTERNAL_H
 
@@ -66,5 +67,62 @@ void rt_report_log_tick(uint64_t now_us);
  * (catch-up), but the last patch of a catch-up, which is acked. */
 uint32_t rt_expr_commit(uint64_t seq, rt_staged *staged, bool is_quiet,
                         bool needs_ack, const rt_ack_info *info);
+
+/* ---- The session (session.c, catchup.c, reload.c) ------------------------ */
+
+typedef struct rt_pending { /* prepared, waiting for its apply time */
+    uint64_t seq;
+    uint64_t apply_us;
+    rt_ack_info info;
+    bool is_quiet; /* from a catch-up batch: no per-patch ack */
+    bool is_expr;  /* an expression: runs once, defines no var (expr.c) */
+    rt_staged *staged;
+    struct rt_pending *next;
+} rt_pending;
+
+typedef struct rt_kept { /* a loaded patch, as a frame, for a reload */
+    uint64_t seq;
+    uint32_t len;
+    struct rt_kept *next;
+    uint8_t frame[];
+} rt_kept;
+
+typedef struct rt_session_state {
+    bool is_open;
+    rt_kept *kept; /* newest first */
+    uint32_t commits_since_prune;
+    uint8_t key[PB_PUBLICKEY_BYTES];
+    pb_chain chain; /* verified head */
+    uint64_t committed_seq;
+    uint64_t loading_seq; /* set while a module's constructors run */
+    rt_pending *first, *last;
+    uint32_t n_modules;
+    uint32_t max_module_bytes; /* 0: PB_MAX_MODULE_BYTES */
+    uint64_t n_files;
+    uint64_t catchup_ack_seq; /* the end of a catch-up, acked on commit */
+} rt_session_state;
+
+extern rt_session_state rt_state;
+
+/* The JSON answer of the last call from the host (each call reuses it). */
+#define RT_ANSWER_BYTES 16384
+extern char rt_answer[RT_ANSWER_BYTES];
+
+/* Verifies p and, if it checks out and carries a module, prepares and
+ * queues it (session.c); is_live: a live patch (acked, module required),
+ * else an item of a catch-up. Describes the outcome into j. */
+pb_err rt_accept_patch(const pb_patch *p, bool is_live, uint64_t now_us,
+                       rt_json *j);
+/* Checks a verified module's imports, loads it and takes its staged vars;
+ * an error is reported (failed ack) and said in why. */
+pb_err rt_prepare_patch(const pb_patch *p, uint64_t seq, rt_staged **out,
+                        pb_errmsg *why);
+
+/* A history frame (catchup.c). */
+void rt_catchup_receive(const pb_history *h, uint64_t now_us, rt_json *j);
+
+/* Patches kept for a generation reload (reload.c). */
+void rt_keep(uint64_t seq, const pb_patch *p);
+void rt_prune_kept(void);
 
 #endif

@@ -1,27 +1,22 @@
 /* session.c — one runtime's membership of a room, driven by the JS host
  * (runtime/host.js) with the raw bytes of every frame it receives.
  *
- * For each patch (live, or an item of a catch-up batch): verify it against
- * the relay key pinned at rt_session_open and the chain head
+ * For each patch (live, or an item of a catch-up batch, catchup.c): verify
+ * it against the relay key pinned at rt_session_open and the chain head
  * (docs/PROTOCOL.md § Verification, § Chain) — nothing that fails is ever
- * written to the file system or loaded —, then prepare it (load the module
- * under a new file name and stage its vars, docs/PATCH_ABI.md) and queue
- * it. rt_session_tick commits queued patches in seq order once their
- * apply time has come on the room clock; rt_session_trap takes a patch
- * back when its code trapped. The host owns the socket, the clock and
- * every call into patch code (a trap is a JS exception that unwinds
- * through the wasm stack); runtime/README.md describes the split.
+ * written to the file system or loaded —, then prepare it (check its
+ * imports, load the module under a new file name and stage its vars,
+ * docs/PATCH_ABI.md) and queue it. rt_session_tick commits queued patches
+ * in seq order once their apply time has come on the room clock;
+ * rt_session_trap takes a patch back when its code trapped. The host owns
+ * the socket, the clock and every call into patch code (a trap is a JS
+ * exception that unwinds through the wasm stack); runtime/README.md
+ * describes the split.
  *
  * The chain head moves when a patch verifies, even if it then fails to
  * prepare: the patch is authentic and in the room's history, so the next
  * one links to it; only its vars are missing here (and reported).
- *
- * Generation reload: loaded modules are never freed, so the host moves to
- * a fresh instance now and then. For that the session keeps the frames of
- * the patches that still define a current var (kept), and hands them, the
- * chain head and the PB_STATE cells to the new instance, which verifies
- * each patch again and loads only those (rt_session_generation,
- * rt_session_adopt, rt_session_reload_patch). */
+ * Generation reload (moving to a fresh instance) is reload.c. */
 #include "internal.h"
 
 #include <emscripten.h>
@@ -31,39 +26,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-typedef struct rt_pending { /* prepared, waiting for its apply time */
-    uint64_t seq;
-    uint64_t apply_us;
-    rt_ack_info info;
-    bool is_quiet; /* from a catch-up batch: no per-patch ack */
-    bool is_expr;  /* an expression: runs once, defines no var (expr.c) */
-    rt_staged *staged;
-    struct rt_pending *next;
-} rt_pending;
-
-typedef struct rt_kept { /* a loaded patch, as a frame, for a reload */
-    uint64_t seq;
-    uint32_t len;
-    struct rt_kept *next;
-    uint8_t frame[];
-} rt_kept;
-
-static struct {
-    bool is_open;
-    rt_kept *kept; /* newest first */
-    uint32_t commits_since_prune;
-    uint8_t key[PB_PUBLICKEY_BYTES];
-    pb_chain chain; /* verified head */
-    uint64_t committed_seq;
-    uint64_t loading_seq; /* set while a module's constructors run */
-    rt_pending *first, *last;
-    uint32_t n_modules;
-    uint32_t max_module_bytes; /* 0: PB_MAX_MODULE_BYTES */
-    uint64_t n_files;
-    uint64_t catchup_ack_seq; /* the end of a catch-up, acked on commit */
-} S;
-
-static char answer[16384]; /* the JSON of the last call */
+rt_session_state rt_state;
+char rt_answer[RT_ANSWER_BYTES]; /* the JSON of the last call */
 static char commits_buf[16384];
 static rt_json commits; /* commits since the host last took them */
 
@@ -87,20 +51,21 @@ const char *rt_session_open(const char *room, const char *key_hex,
     pb_errmsg why = {{0}};
     pb_err e = PB_OK;
     size_t room_len = room ? strlen(room) : 0;
-    if (S.is_open)
+    if (rt_state.is_open)
         e = pb_fail(&why, PB_ERR_UNEXPECTED, "the session is already open");
     else if (pb_init())
         e = pb_fail(&why, PB_ERR_INTERNAL, "libsodium did not initialise");
-    else if (pb_unhex(key_hex ? key_hex : "", S.key, sizeof S.key))
+    else if (pb_unhex(key_hex ? key_hex : "", rt_state.key,
+                      sizeof rt_state.key))
         e = pb_fail(&why, PB_ERR_MALFORMED,
                     "the relay key \"%.80s\" is not %u hex digits",
                     key_hex ? key_hex : "", 2 * PB_PUBLICKEY_BYTES);
-    else if (pb_chain_init(&S.chain, room ? room : ""))
+    else if (pb_chain_init(&rt_state.chain, room ? room : ""))
         e = pb_fail(&why, PB_ERR_FIELD_RANGE,
                     "the room name has %zu bytes: 1 to %u are allowed",
                     room_len, PB_MAX_NAME_BYTES);
     rt_json j;
-    rt_json_init(&j, answer, sizeof answer);
+    rt_json_init(&j, rt_answer, sizeof rt_answer);
     rt_json_open(&j, NULL, '{');
     rt_json_bool(&j, "ok", !e);
     if (e) {
@@ -109,14 +74,14 @@ const char *rt_session_open(const char *room, const char *key_hex,
         rt_json_close(&j, '}');
         return rt_json_text(&j);
     }
-    S.max_module_bytes =
+    rt_state.max_module_bytes =
         max_module_bytes && max_module_bytes < PB_MAX_MODULE_BYTES
             ? max_module_bytes
             : PB_MAX_MODULE_BYTES;
     mkdir("/patches", 0700);
     rt_json_init(&commits, commits_buf, sizeof commits_buf);
     rt_json_raw(&commits, "[");
-    S.is_open = true;
+    rt_state.is_open = true;
     rt_json_close(&j, '}');
     return rt_json_text(&j);
 }
@@ -124,20 +89,20 @@ const char *rt_session_open(const char *room, const char *key_hex,
 EMSCRIPTEN_KEEPALIVE
 double rt_session_head_seq(void)
 {
-    return (double)S.chain.seq;
+    return (double)rt_state.chain.seq;
 }
 
 EMSCRIPTEN_KEEPALIVE
 double rt_session_committed_seq(void)
 {
-    return (double)S.committed_seq;
+    return (double)rt_state.committed_seq;
 }
 
 EMSCRIPTEN_KEEPALIVE
 double rt_session_pending_count(void)
 {
     double n = 0;
-    for (rt_pending *p = S.first; p; p = p->next)
+    for (rt_pending *p = rt_state.first; p; p = p->next)
         n++;
     return n;
 }
@@ -153,7 +118,7 @@ double rt_session_var_seq(const char *name)
 EMSCRIPTEN_KEEPALIVE
 double rt_session_next_apply_us(void)
 {
-    return S.first ? (double)S.first->apply_us : 0;
+    return rt_state.first ? (double)rt_state.first->apply_us : 0;
 }
 
 /* ---- frames the host sends ----------------------------------------------- */
@@ -166,7 +131,7 @@ int rt_session_hello(const char *token, const char *client)
     pb_frame f = {.type = PB_T_HELLO};
     f.hello.token = pb_cstr(token);
     f.hello.client = pb_cstr(client);
-    f.hello.since_seq = S.chain.seq;
+    f.hello.since_seq = rt_state.chain.seq;
     return rt_out_frame(&f) ? PB_OK : PB_ERR_FIELD_RANGE;
 }
 
@@ -178,76 +143,6 @@ int rt_session_ping(double t0_us)
     return rt_out_frame(&f) ? PB_OK : PB_ERR_INTERNAL;
 }
 
-/* ---- patches kept for a generation reload -------------------------------- */
-
-/* Keeps the patch's statement, signature and module (not its source) as a
- * frame. Out of memory only costs the reload (it then refuses). */
-static void keep(uint64_t seq, const pb_patch *p)
-{
-    pb_frame f = {.type = PB_T_PATCH};
-    f.patch.stmt = p->stmt;
-    f.patch.sig = p->sig;
-    f.patch.module = p->module;
-    pb_buf b;
-    pb_buf_init(&b);
-    rt_kept *k = NULL;
-    if (!pb_frame_encode(&f, &b, NULL) && (k = malloc(sizeof *k + b.len))) {
-        k->seq = seq;
-        k->len = (uint32_t)b.len;
-        memcpy(k->frame, b.data, b.len);
-        k->next = S.kept;
-        S.kept = k;
-    }
-    pb_buf_free(&b);
-}
-
-typedef struct seq_set {
-    uint64_t *seqs;
-    uint32_t n, cap;
-    bool is_short; /* out of memory: keep everything */
-} seq_set;
-
-static void add_live_seq(const char *name, void *ctx)
-{
-    seq_set *set = ctx;
-    uint64_t seq = rt_var_seq(name);
-    for (uint32_t i = 0; i < set->n; i++)
-        if (set->seqs[i] == seq)
-            return;
-    if (set->n == set->cap) {
-        uint32_t cap = set->cap ? set->cap * 2 : 64;
-        uint64_t *more = realloc(set->seqs, cap * sizeof *more);
-        if (!more) {
-            set->is_short = true;
-            return;
-        }
-        set->seqs = more;
-        set->cap = cap;
-    }
-    set->seqs[set->n++] = seq;
-}
-
-/* Drops kept patches that are committed and define no current var. */
-static void prune_kept(void)
-{
-    seq_set live = {0};
-    rt_vars_with_prefix("", add_live_seq, &live);
-    for (rt_kept **k = &S.kept; *k && !live.is_short;) {
-        bool is_live = (*k)->seq > S.committed_seq;
-        for (uint32_t i = 0; i < live.n && !is_live; i++)
-            is_live = live.seqs[i] == (*k)->seq;
-        if (is_live) {
-            k = &(*k)->next;
-        } else {
-            rt_kept *dead = *k;
-            *k = dead->next;
-            free(dead);
-        }
-    }
-    free(live.seqs);
-    S.commits_since_prune = 0;
-}
-
 /* ---- commit -------------------------------------------------------------- */
 
 /* Swaps p's vars in — or, for an expression with a module, hands its
@@ -257,7 +152,7 @@ static void commit(rt_pending *p, uint64_t now_us)
     bool is_expr = p->is_expr && p->staged;
     p->info.commit_at_us = now_us;
     p->info.late_us = (int64_t)(now_us - p->apply_us);
-    bool needs_ack = !p->is_quiet || p->seq == S.catchup_ack_seq;
+    bool needs_ack = !p->is_quiet || p->seq == rt_state.catchup_ack_seq;
     rt_json_open(&commits, NULL, '{');
     rt_json_num(&commits, "seq", (double)p->seq);
     rt_json_num(&commits, "apply_us", (double)p->apply_us);
@@ -272,28 +167,29 @@ static void commit(rt_pending *p, uint64_t now_us)
     if (is_expr) /* the table index of pb_expr (0: none to run) */
         rt_json_num(&commits, "expr",
                     rt_expr_commit(p->seq, p->staged, p->is_quiet,
-                                   p->seq == S.catchup_ack_seq, &p->info));
+                                   p->seq == rt_state.catchup_ack_seq,
+                                   &p->info));
     else if (p->is_expr)
         rt_staged_free(p->staged); /* a catch-up without its module */
     else
         rt_staged_commit(p->staged, p->seq); /* frees the set */
     rt_json_close(&commits, '}');
 
-    S.committed_seq = p->seq;
+    rt_state.committed_seq = p->seq;
     /* an expression's ack is its value (expr.c): never a bare commit */
     if (needs_ack && !p->is_expr)
         rt_report_ack(p->seq, PB_ACK_COMMITTED, &p->info);
-    if (++S.commits_since_prune >= 32)
-        prune_kept();
+    if (++rt_state.commits_since_prune >= 32)
+        rt_prune_kept();
 }
 
 /* Commits the first queued patch; the queue is in seq order. */
 static void commit_first(uint64_t now_us)
 {
-    rt_pending *p = S.first;
-    S.first = p->next;
-    if (!S.first)
-        S.last = NULL;
+    rt_pending *p = rt_state.first;
+    rt_state.first = p->next;
+    if (!rt_state.first)
+        rt_state.last = NULL;
     commit(p, now_us);
     free(p);
 }
@@ -308,8 +204,8 @@ int rt_session_tick(double now_us)
 {
     int n = 0;
     uint64_t now = (uint64_t)now_us;
-    while (S.first && S.first->apply_us <= now) {
-        bool is_expr = S.first->is_expr && S.first->staged;
+    while (rt_state.first && rt_state.first->apply_us <= now) {
+        bool is_expr = rt_state.first->is_expr && rt_state.first->staged;
         commit_first(now);
         n++;
         if (is_expr)
@@ -325,10 +221,10 @@ EMSCRIPTEN_KEEPALIVE
 const char *rt_session_take_commits(void)
 {
     rt_json_close(&commits, ']');
-    snprintf(answer, sizeof answer, "%s", rt_json_text(&commits));
+    snprintf(rt_answer, sizeof rt_answer, "%s", rt_json_text(&commits));
     rt_json_init(&commits, commits_buf, sizeof commits_buf);
     rt_json_raw(&commits, "[");
-    return answer;
+    return rt_answer;
 }
 
 /* ---- verify and prepare -------------------------------------------------- */
@@ -340,7 +236,7 @@ static uint64_t claimed_seq(const pb_patch *p)
 {
     pb_statement st;
     if (p->sig.len != PB_SIG_BYTES ||
-        pb_verify(p->stmt.ptr, p->stmt.len, p->sig.ptr, S.key) ||
+        pb_verify(p->stmt.ptr, p->stmt.len, p->sig.ptr, rt_state.key) ||
         pb_statement_decode(p->stmt.ptr, p->stmt.len, &st, NULL))
         return 0;
     uint64_t seq = st.seq;
@@ -351,8 +247,8 @@ static uint64_t claimed_seq(const pb_patch *p)
 /* Checks the module's imports against what this runtime offers, writes it
  * under a new name, loads it and takes its staged vars. Returns PB_OK with
  * *out set, or an error already reported (failed ack) and said in why. */
-static pb_err prepare(const pb_patch *p, uint64_t seq, rt_staged **out,
-                      pb_errmsg *why)
+pb_err rt_prepare_patch(const pb_patch *p, uint64_t seq, rt_staged **out,
+                        pb_errmsg *why)
 {
     pb_err e;
     char path[80];
@@ -361,7 +257,7 @@ static pb_err prepare(const pb_patch *p, uint64_t seq, rt_staged **out,
     if ((e = pb_module_check_imports(p->module.ptr, p->module.len, why)))
         goto fail;
     snprintf(path, sizeof path, "/patches/%llu-%llu.wasm",
-             (unsigned long long)seq, (unsigned long long)++S.n_files);
+             (unsigned long long)seq, (unsigned long long)++rt_state.n_files);
     FILE *f = fopen(path, "wb");
     bool is_written =
         f && fwrite(p->module.ptr, 1, p->module.len, f) == p->module.len;
@@ -373,11 +269,11 @@ static pb_err prepare(const pb_patch *p, uint64_t seq, rt_staged **out,
         goto fail;
     }
     rt_prepare_begin();
-    S.loading_seq = seq;
+    rt_state.loading_seq = seq;
     rt_load(path); /* errors are collected by rt_prepare_end */
-    S.loading_seq = 0;
-    S.n_modules++;
-    rt_report_set_modules(S.n_modules);
+    rt_state.loading_seq = 0;
+    rt_state.n_modules++;
+    rt_report_set_modules(rt_state.n_modules);
     unlink(path); /* the loader has its own copy; the name is never reused */
     if (rt_prepare_end()) {
         e = pb_fail(why, PB_ERR_PREPARE, "%s", rt_prepare_errors());
@@ -396,31 +292,31 @@ fail:
 
 /* Verifies p and, if it checks out and carries a module, prepares and
  * queues it. Describes the outcome into j. */
-static pb_err accept_patch(const pb_patch *p, bool is_live, uint64_t now_us,
-                           rt_json *j)
+pb_err rt_accept_patch(const pb_patch *p, bool is_live, uint64_t now_us,
+                       rt_json *j)
 {
     double t0 = emscripten_get_now();
     pb_errmsg why = {{0}};
     pb_statement st;
     uint64_t seq = 0;
     pb_err e;
-    if (p->module.len > S.max_module_bytes) {
+    if (p->module.len > rt_state.max_module_bytes) {
         e = PB_ERR_TOO_BIG;
         seq = claimed_seq(p);
         snprintf(why.text, sizeof why.text,
                  "module of %u bytes over this runtime's limit of %u",
-                 p->module.len, S.max_module_bytes);
+                 p->module.len, rt_state.max_module_bytes);
     } else if (is_live && !p->module.ptr) {
         e = PB_ERR_MISSING_FIELD;
         seq = claimed_seq(p);
         snprintf(why.text, sizeof why.text, "a live patch without a module");
-    } else if ((e = pb_patch_verify(p, S.key, &st, &why))) {
+    } else if ((e = pb_patch_verify(p, rt_state.key, &st, &why))) {
         seq = e == PB_ERR_BAD_SIGNATURE ? 0 : claimed_seq(p);
     } else {
         seq = st.seq;
-        e = pb_chain_check(&S.chain, &st, &why);
+        e = pb_chain_check(&rt_state.chain, &st, &why);
         if (!e)
-            pb_chain_advance(&S.chain, &st);
+            pb_chain_advance(&rt_state.chain, &st);
     }
     rt_json_num(j, "seq", (double)seq);
     if (e) {
@@ -449,7 +345,7 @@ static pb_err accept_patch(const pb_patch *p, bool is_live, uint64_t now_us,
     q->info.verify_us = us_since(t0);
     if (p->module.ptr) {
         double t1 = emscripten_get_now();
-        if ((e = prepare(p, seq, &q->staged, &why))) {
+        if ((e = rt_prepare_patch(p, seq, &q->staged, &why))) {
             free(q);
             rt_json_bool(j, "ok", false);
             rt_json_num(j, "code", e);
@@ -458,13 +354,13 @@ static pb_err accept_patch(const pb_patch *p, bool is_live, uint64_t now_us,
         }
         q->info.prepare_us = us_since(t1);
         if (!is_expr) /* a reload needs only what defines vars */
-            keep(seq, p);
+            rt_keep(seq, p);
     }
-    if (S.last)
-        S.last->next = q;
+    if (rt_state.last)
+        rt_state.last->next = q;
     else
-        S.first = q;
-    S.last = q;
+        rt_state.first = q;
+    rt_state.last = q;
     if (is_live)
         rt_report_ack(seq, PB_ACK_PREPARED, &q->info);
     rt_json_bool(j, "ok", true);
@@ -473,34 +369,6 @@ static pb_err accept_patch(const pb_patch *p, bool is_live, uint64_t now_us,
     rt_json_num(j, "prepare_us", (double)q->info.prepare_us);
     rt_json_bool(j, "late", apply_us <= now_us);
     return PB_OK;
-}
-
-/* A catch-up batch: every item is checked like a live patch (a module-less
- * item is verified and moves the head, nothing is loaded). Its apply times
- * have passed, so it commits at once — but behind anything queued before
- * it, which keeps its own time: order first. The last batch (more: false)
- * acks the head once, when it commits, instead of every item. */
-static void on_history(const pb_history *h, uint64_t now_us, rt_json *j)
-{
-    uint32_t n_ok = 0, n_failed = 0;
-    rt_json_num(j, "req", (double)h->req);
-    rt_json_num(j, "head_seq", (double)h->head_seq);
-    rt_json_bool(j, "more", h->more);
-    rt_json_open(j, "items", '[');
-    for (uint32_t i = 0; i < h->n_items; i++) {
-        rt_json_open(j, NULL, '{');
-        if (accept_patch(&h->items[i], false, now_us, j))
-            n_failed++;
-        else
-            n_ok++;
-        rt_json_close(j, '}');
-    }
-    rt_json_close(j, ']');
-    if (!h->more && n_ok)
-        S.catchup_ack_seq = S.chain.seq;
-    rt_session_tick((double)now_us);
-    rt_json_num(j, "verified", n_ok);
-    rt_json_num(j, "failed", n_failed);
 }
 
 /* ---- receiving ----------------------------------------------------------- */
@@ -520,15 +388,17 @@ static void describe(const pb_frame *f, rt_json *j)
         /* The key in welcome is never used to verify (it comes from the
          * socket); a mismatch only explains the rejections to come. */
         rt_json_bool(j, "key_matches",
-                     !memcmp(w->key, S.key, PB_PUBLICKEY_BYTES));
-        rt_json_bool(j, "room_matches", pb_str_eq(w->room, S.chain.room));
+                     !memcmp(w->key, rt_state.key, PB_PUBLICKEY_BYTES));
+        rt_json_bool(j, "room_matches",
+                     pb_str_eq(w->room, rt_state.chain.room));
         /* The relay's chain is behind ours, or as long and different: it
          * lost history (or is another relay with the same key). Every
          * patch it sends would be a replay; the host starts afresh. */
-        rt_json_bool(j, "history_matches",
-                     !(w->head_seq < S.chain.seq ||
-                       (w->head_seq == S.chain.seq &&
-                        memcmp(w->head_hash, S.chain.hash, PB_HASH_BYTES))));
+        rt_json_bool(
+            j, "history_matches",
+            !(w->head_seq < rt_state.chain.seq ||
+              (w->head_seq == rt_state.chain.seq &&
+               memcmp(w->head_hash, rt_state.chain.hash, PB_HASH_BYTES))));
         break;
     }
     case PB_T_PONG:
@@ -564,19 +434,19 @@ EMSCRIPTEN_KEEPALIVE
 const char *rt_session_receive(const uint8_t *buf, uint32_t len, double now_us)
 {
     rt_json j;
-    rt_json_init(&j, answer, sizeof answer);
+    rt_json_init(&j, rt_answer, sizeof rt_answer);
     rt_json_open(&j, NULL, '{');
     pb_frame f;
     pb_errmsg why = {{0}};
-    pb_err e =
-        S.is_open ? pb_frame_decode(buf, len, &f, &why) : PB_ERR_UNEXPECTED;
+    pb_err e = rt_state.is_open ? pb_frame_decode(buf, len, &f, &why)
+                                : PB_ERR_UNEXPECTED;
     if (e) {
-        if (!S.is_open)
+        if (!rt_state.is_open)
             snprintf(why.text, sizeof why.text, "the session is not open");
         rt_json_str(&j, "t", "invalid", 7);
         rt_json_num(&j, "code", e);
         rt_json_str(&j, "error", why.text, strlen(why.text));
-        if (S.is_open && e != PB_ERR_UNKNOWN_TYPE)
+        if (rt_state.is_open && e != PB_ERR_UNKNOWN_TYPE)
             rt_report_failed(0, e, NULL, "frame of %u bytes rejected: %s: %s",
                              len, pb_strerror(e), why.text);
         rt_json_close(&j, '}');
@@ -585,9 +455,9 @@ const char *rt_session_receive(const uint8_t *buf, uint32_t len, double now_us)
     const char *t = pb_type_name(f.type);
     rt_json_str(&j, "t", t, strlen(t));
     if (f.type == PB_T_PATCH)
-        accept_patch(&f.patch, true, (uint64_t)now_us, &j);
+        rt_accept_patch(&f.patch, true, (uint64_t)now_us, &j);
     else if (f.type == PB_T_HISTORY)
-        on_history(&f.history, (uint64_t)now_us, &j);
+        rt_catchup_receive(&f.history, (uint64_t)now_us, &j);
     else
         describe(&f, &j);
     pb_frame_free(&f);
@@ -602,7 +472,7 @@ EMSCRIPTEN_KEEPALIVE
 const char *rt_session_refuse(double len)
 {
     rt_json j;
-    rt_json_init(&j, answer, sizeof answer);
+    rt_json_init(&j, rt_answer, sizeof rt_answer);
     rt_json_open(&j, NULL, '{');
     char why[128];
     snprintf(why, sizeof why,
@@ -612,7 +482,7 @@ const char *rt_session_refuse(double len)
     rt_json_num(&j, "code", PB_ERR_TOO_BIG);
     rt_json_str(&j, "error", why, strlen(why));
     rt_json_close(&j, '}');
-    if (S.is_open)
+    if (rt_state.is_open)
         rt_report_failed(0, PB_ERR_TOO_BIG, NULL, "%s", why);
     return rt_json_text(&j);
 }
@@ -633,7 +503,7 @@ EMSCRIPTEN_KEEPALIVE
 const char *rt_session_trap(const char *var, const char *message, double now_us)
 {
     rt_json j;
-    rt_json_init(&j, answer, sizeof answer);
+    rt_json_init(&j, rt_answer, sizeof rt_answer);
     rt_json_open(&j, NULL, '{');
     uint64_t seq = rt_var_seq(var);
     rt_json_num(&j, "seq", (double)seq);
@@ -659,9 +529,9 @@ const char *rt_session_trap(const char *var, const char *message, double now_us)
 EMSCRIPTEN_KEEPALIVE
 void rt_session_load_failed(const char *message)
 {
-    uint64_t seq = S.loading_seq;
+    uint64_t seq = rt_state.loading_seq;
     rt_prepare_abort();
-    S.loading_seq = 0;
+    rt_state.loading_seq = 0;
     if (seq)
         rt_report_failed(seq, PB_ERR_PREPARE, NULL,
                          "seq %llu: loading trapped: %s",
@@ -675,129 +545,9 @@ const char *rt_session_tests(const char *filter)
     char prefix[PB_MAX_NAME_BYTES + 16];
     snprintf(prefix, sizeof prefix, "pb_test__%s", filter ? filter : "");
     rt_json j;
-    rt_json_init(&j, answer, sizeof answer);
+    rt_json_init(&j, rt_answer, sizeof rt_answer);
     rt_json_open(&j, NULL, '[');
     rt_vars_with_prefix(prefix, add_name, &j);
     rt_json_close(&j, ']');
-    return rt_json_text(&j);
-}
-
-/* ---- generation reload --------------------------------------------------- */
-
-EMSCRIPTEN_KEEPALIVE
-double rt_session_modules(void)
-{
-    return S.n_modules;
-}
-
-static void add_state(const char *name, uint32_t size, uint32_t align,
-                      const void *data, void *ctx)
-{
-    rt_json *j = ctx;
-    rt_json_open(j, NULL, '{');
-    rt_json_str(j, "name", name, strlen(name));
-    rt_json_num(j, "size", size);
-    rt_json_num(j, "align", align);
-    rt_json_num(j, "ptr", (double)(uintptr_t)data);
-    rt_json_close(j, '}');
-}
-
-/* What a fresh instance needs to carry on from here: the chain head, the
- * kept patches (oldest first; ptr/len in this instance's memory) and the
- * PB_STATE cells. {"error"} while patches wait for their apply time: a
- * reload happens at a commit boundary with nothing queued. */
-EMSCRIPTEN_KEEPALIVE
-const char *rt_session_generation(void)
-{
-    static char big[256 * 1024]; /* thousands of kept patches and states */
-    rt_json j;
-    rt_json_init(&j, big, sizeof big);
-    rt_json_open(&j, NULL, '{');
-    if (S.first) {
-        rt_json_str(&j, "error", "patches are waiting for their apply time",
-                    40);
-        rt_json_close(&j, '}');
-        return rt_json_text(&j);
-    }
-    prune_kept();
-    char hex[2 * PB_HASH_BYTES + 1];
-    rt_json_num(&j, "seq", (double)S.chain.seq);
-    rt_json_str(&j, "hash", pb_hex(S.chain.hash, PB_HASH_BYTES, hex),
-                2 * PB_HASH_BYTES);
-    rt_json_num(&j, "committed_seq", (double)S.committed_seq);
-    rt_json_open(&j, "patches", '[');
-    uint32_t n = 0;
-    for (rt_kept *k = S.kept; k; k = k->next)
-        n++;
-    /* newest first in the list; the new instance loads oldest first */
-    for (uint32_t i = n; i-- > 0;) {
-        rt_kept *k = S.kept;
-        for (uint32_t skip = 0; skip < i; skip++)
-            k = k->next;
-        rt_json_open(&j, NULL, '{');
-        rt_json_num(&j, "seq", (double)k->seq);
-        rt_json_num(&j, "ptr", (double)(uintptr_t)k->frame);
-        rt_json_num(&j, "len", k->len);
-        rt_json_close(&j, '}');
-    }
-    rt_json_close(&j, ']');
-    rt_json_open(&j, "states", '[');
-    rt_states_each(add_state, &j);
-    rt_json_close(&j, ']');
-    rt_json_close(&j, '}');
-    return rt_json_text(&j);
-}
-
-/* A fresh instance takes over the chain head of the one it replaces;
- * only before anything was received or loaded. */
-EMSCRIPTEN_KEEPALIVE
-int rt_session_adopt(double seq, const char *hash_hex, double committed_seq)
-{
-    if (!S.is_open || S.chain.seq || S.first || S.n_modules)
-        return PB_ERR_UNEXPECTED;
-    if (pb_unhex(hash_hex, S.chain.hash, PB_HASH_BYTES))
-        return PB_ERR_MALFORMED;
-    S.chain.seq = (uint64_t)seq;
-    S.committed_seq = (uint64_t)committed_seq;
-    return PB_OK;
-}
-
-/* Loads a kept patch into a fresh instance: verified again (key,
- * signature, module hash; its seq must be the one announced and at or
- * below the adopted head), then loaded and committed at once. */
-EMSCRIPTEN_KEEPALIVE
-const char *rt_session_reload_patch(const uint8_t *buf, uint32_t len,
-                                    double seq)
-{
-    rt_json j;
-    rt_json_init(&j, answer, sizeof answer);
-    rt_json_open(&j, NULL, '{');
-    pb_frame f;
-    pb_statement st;
-    pb_errmsg why = {{0}};
-    rt_staged *staged = NULL;
-    pb_err e = pb_frame_decode(buf, len, &f, &why);
-    if (!e && (f.type != PB_T_PATCH || !f.patch.module.ptr)) {
-        e = PB_ERR_UNEXPECTED;
-        snprintf(why.text, sizeof why.text, "not a patch with a module");
-    }
-    if (!e && !(e = pb_patch_verify(&f.patch, S.key, &st, &why))) {
-        if (st.seq != (uint64_t)seq || st.seq > S.chain.seq) {
-            e = PB_ERR_CHAIN_GAP;
-            snprintf(why.text, sizeof why.text,
-                     "kept patch seq %llu is not the announced %.0f",
-                     (unsigned long long)st.seq, seq);
-        }
-        pb_statement_free(&st);
-    }
-    if (!e && !(e = prepare(&f.patch, (uint64_t)seq, &staged, &why))) {
-        rt_staged_commit(staged, (uint64_t)seq);
-        keep((uint64_t)seq, &f.patch);
-    }
-    pb_frame_free(&f); /* a failed decode left it zeroed */
-    rt_json_bool(&j, "ok", !e);
-    rt_json_num(&j, "code", e);
-    rt_json_str(&j, "error", why.text, strlen(why.text));
-    rt_json_close(&j, '}');
     return rt_json_text(&j);
 }
