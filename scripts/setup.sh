@@ -27,7 +27,7 @@ packages=(
 	cmake make pkg-config gcc g++ clang-14 lld-14 libclang-rt-14-dev llvm-14-dev
 	libclang-cpp14-dev libclang-14-dev liblld-14-dev
 	emscripten nodejs dpkg-dev
-	libwebsockets-dev libsodium-dev libmsgpack-dev libsqlite3-dev sqlite3
+	libwebsockets-dev libsodium-dev libmsgpack-dev libsqlite3-dev sqlite3 libpng-dev
 	python3 python3-msgpack
 )
 # The browser tests drive Debian's Chromium with playwright-core, and its
