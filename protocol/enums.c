@@ -13,6 +13,8 @@ const char *const pb_peers_event_names[] = {"", "snapshot", "join", "leave",
                                             "update"};
 const char *const pb_history_mode_names[] = {"", "state", "range"};
 const char *const pb_patch_kind_names[] = {"", "expr"};
+const char *const pb_test_status_names[] = {"", "pass", "fail", "trap",
+                                            "timeout"};
 
 static const char *name_of(const char *const *names, unsigned n, unsigned v)
 {
@@ -70,4 +72,9 @@ const char *pb_patch_kind_name(pb_patch_kind k)
 pb_patch_kind pb_patch_kind_parse(pb_str s)
 {
     return (pb_patch_kind)parse(pb_patch_kind_names, PB_N_PATCH_KINDS, s);
+}
+
+const char *pb_test_status_name(pb_test_status s)
+{
+    return name_of(pb_test_status_names, PB_N_TEST_STATUSES, (unsigned)s);
 }

@@ -27,10 +27,29 @@ _Static_assert(sizeof(pb_role) == sizeof(int), "enums are stored as int");
 #define REQ true
 #define OPT false
 
+/* The device description, flat among the fields of hello and of a peer
+ * (its own keys, one table of rules for both). */
+#define DEVICEF(type, m, kind, max)                                            \
+    {                                                                          \
+#m, kind, OPT, OFF(type, device.m), 0, max, NULL, NULL                 \
+    }
+#define DEVICE_FIELDS(type)                                                    \
+    DEVICEF(type, label, PB_K_STR, PB_MAX_NAME_BYTES),                         \
+        DEVICEF(type, platform, PB_K_STR, PB_MAX_CLIENT_BYTES),                \
+        DEVICEF(type, canvas_w, PB_K_U32, PB_MAX_CANVAS_SIDE),                 \
+        DEVICEF(type, canvas_h, PB_K_U32, PB_MAX_CANVAS_SIDE),                 \
+        DEVICEF(type, screen_w, PB_K_U32, PB_MAX_CANVAS_SIDE),                 \
+        DEVICEF(type, screen_h, PB_K_U32, PB_MAX_CANVAS_SIDE),                 \
+        DEVICEF(type, dpr, PB_K_F64, 0),                                       \
+        DEVICEF(type, features, PB_K_STR, PB_MAX_CLIENT_BYTES),                \
+        DEVICEF(type, ram_bytes, PB_K_U64, 0),                                 \
+        DEVICEF(type, cores, PB_K_U32, 0)
+
 static const pb_field hello_f[] = {
     FIELD(pb_hello, token, PB_K_STR, REQ, PB_MAX_TOKEN_BYTES),
     FIELD(pb_hello, client, PB_K_STR, OPT, PB_MAX_CLIENT_BYTES),
     FIELD(pb_hello, since_seq, PB_K_U64, OPT, 0),
+    DEVICE_FIELDS(pb_hello),
 };
 static const pb_field welcome_f[] = {
     FIELD(pb_welcome, room, PB_K_STR, REQ, PB_MAX_NAME_BYTES),
@@ -97,6 +116,7 @@ static const pb_field ack_f[] = {
 };
 static const pb_field ping_f[] = {
     FIELD(pb_ping, t0_us, PB_K_U64, REQ, 0),
+    FIELD(pb_ping, unc_us, PB_K_U64, OPT, 0),
 };
 static const pb_field pong_f[] = {
     FIELD(pb_pong, t0_us, PB_K_U64, REQ, 0),
@@ -128,12 +148,18 @@ static const pb_field test_req_f[] = {
     FIELD(pb_test_req, req, PB_K_U64, REQ, 0),
     FIELD(pb_test_req, filter, PB_K_STR, OPT, PB_MAX_NAME_BYTES),
     FIELD(pb_test_req, runtime_id, PB_K_U64, OPT, 0),
+    FIELD(pb_test_req, seq, PB_K_U64, OPT, 0),
 };
 static const pb_field test_case_f[] = {
     FIELD(pb_test_case, name, PB_K_STR, REQ, PB_MAX_NAME_BYTES),
     FIELD(pb_test_case, ok, PB_K_BOOL, REQ, 0),
     FIELD(pb_test_case, message, PB_K_STR, OPT, PB_MAX_MESSAGE_BYTES),
     FIELD(pb_test_case, us, PB_K_U64, OPT, 0),
+    ENUMF(pb_test_case, status, OPT, pb_test_status_names, PB_N_TEST_STATUSES),
+    FIELD(pb_test_case, file, PB_K_STR, OPT, PB_MAX_PATH_BYTES),
+    FIELD(pb_test_case, line, PB_K_U32, OPT, 0),
+    FIELD(pb_test_case, var, PB_K_STR, OPT, PB_MAX_NAME_BYTES),
+    FIELD(pb_test_case, var_seq, PB_K_U64, OPT, 0),
 };
 static const pb_obj test_case_o = OBJ("test case", pb_test_case, test_case_f);
 static const pb_field test_result_f[] = {
@@ -151,6 +177,8 @@ static const pb_field peer_f[] = {
     FIELD(pb_peer, last_seq, PB_K_U64, OPT, 0),
     FIELD(pb_peer, skew_us, PB_K_I64, OPT, 0),
     FIELD(pb_peer, mem_bytes, PB_K_U64, OPT, 0),
+    FIELD(pb_peer, unc_us, PB_K_U64, OPT, 0),
+    DEVICE_FIELDS(pb_peer),
 };
 static const pb_obj peer_o = OBJ("peer", pb_peer, peer_f);
 static const pb_field peers_f[] = {
@@ -161,6 +189,32 @@ static const pb_field room_f[] = {
     FIELD(pb_room, tempo_bpm, PB_K_F64, OPT, 0),
     FIELD(pb_room, quantum, PB_K_U32, OPT, 64),
     FIELD(pb_room, lead_us, PB_K_U64, OPT, 0),
+};
+static const pb_field snapshot_req_f[] = {
+    FIELD(pb_snapshot_req, req, PB_K_U64, REQ, 0),
+    FIELD(pb_snapshot_req, at_us, PB_K_U64, OPT, 0),
+    FIELD(pb_snapshot_req, runtime_id, PB_K_U64, OPT, 0),
+    FIELD(pb_snapshot_req, editor_id, PB_K_U64, OPT, 0),
+};
+static const pb_field snapshot_f[] = {
+    FIELD(pb_snapshot, req, PB_K_U64, REQ, 0),
+    FIELD(pb_snapshot, editor_id, PB_K_U64, REQ, 0),
+    FIELD(pb_snapshot, runtime_id, PB_K_U64, OPT, 0),
+    FIELD(pb_snapshot, seq, PB_K_U64, OPT, 0),
+    FIELD(pb_snapshot, at_us, PB_K_U64, OPT, 0),
+    FIELD(pb_snapshot, width, PB_K_U32, OPT, PB_MAX_CANVAS_SIDE),
+    FIELD(pb_snapshot, height, PB_K_U32, OPT, PB_MAX_CANVAS_SIDE),
+    FIELD(pb_snapshot, png, PB_K_BIN, OPT, PB_MAX_PNG_BYTES),
+    FIELD(pb_snapshot, error, PB_K_STR, OPT, PB_MAX_MESSAGE_BYTES),
+};
+static const pb_field log_req_f[] = {
+    FIELD(pb_log_req, req, PB_K_U64, REQ, 0),
+    FIELD(pb_log_req, runtime_id, PB_K_U64, OPT, 0),
+};
+static const pb_field log_end_f[] = {
+    FIELD(pb_log_end, req, PB_K_U64, REQ, 0),
+    FIELD(pb_log_end, count, PB_K_U32, OPT, 0),
+    FIELD(pb_log_end, dropped, PB_K_U64, OPT, 0),
 };
 
 static const pb_obj frames[PB_T_COUNT_] = {
@@ -182,12 +236,20 @@ static const pb_obj frames[PB_T_COUNT_] = {
         OBJ("test_result frame", pb_test_result, test_result_f),
     [PB_T_PEERS] = OBJ("peers frame", pb_peers, peers_f),
     [PB_T_ROOM] = OBJ("room frame", pb_room, room_f),
+    [PB_T_SNAPSHOT_REQ] =
+        OBJ("snapshot_req frame", pb_snapshot_req, snapshot_req_f),
+    [PB_T_SNAPSHOT] = OBJ("snapshot frame", pb_snapshot, snapshot_f),
+    [PB_T_LOG_REQ] = OBJ("log_req frame", pb_log_req, log_req_f),
+    [PB_T_LOG_END] = OBJ("log_end frame", pb_log_end, log_end_f),
 };
 
 static const char *const type_names[PB_T_COUNT_] = {
-    "",      "hello",    "welcome",     "error", "eval",        "diag",
-    "patch", "ack",      "ping",        "pong",  "history_req", "history",
-    "log",   "test_req", "test_result", "peers", "room",
+    "",        "hello",        "welcome",     "error",
+    "eval",    "diag",         "patch",       "ack",
+    "ping",    "pong",         "history_req", "history",
+    "log",     "test_req",     "test_result", "peers",
+    "room",    "snapshot_req", "snapshot",    "log_req",
+    "log_end",
 };
 
 const pb_obj *pb_frame_obj(pb_type t)

@@ -59,6 +59,8 @@ extern "C" {
 #define PB_MAX_TESTS           256u  /* results in one test_result */
 #define PB_MAX_PEERS           256u  /* entries in one peers frame */
 #define PB_MAX_NESTING         8u    /* msgpack container depth */
+#define PB_MAX_PNG_BYTES       (1536u * 1024u) /* snapshot.png */
+#define PB_MAX_CANVAS_SIDE     8192u           /* canvas and screen sides, px */
 
 #define PB_HASH_BYTES      32u /* BLAKE2b-256 */
 #define PB_SIG_BYTES       64u /* ed25519 detached signature */
@@ -240,6 +242,17 @@ typedef enum pb_patch_kind {
                          reports its value; defines no var (version 2) */
 } pb_patch_kind;
 
+/* What one test did on one runtime (test case "status"). Absent (from an
+ * older runtime) reads as pass or fail from "ok". */
+typedef enum pb_test_status {
+    PB_TEST_NONE = 0,
+    PB_TEST_PASS,
+    PB_TEST_FAIL,    /* a PB_CHECK failed: file, line, message */
+    PB_TEST_TRAP,    /* the code trapped: var, var_seq, message */
+    PB_TEST_TIMEOUT, /* it did not return; the runtime's watchdog restarted it
+                      */
+} pb_test_status;
+
 typedef enum pb_history_mode {
     PB_HISTORY_NONE = 0,
     PB_HISTORY_STATE, /* latest patch of every var, in seq order (catch-up) */
@@ -256,6 +269,7 @@ const char *pb_ack_state_name(pb_ack_state s);
 const char *pb_severity_name(pb_severity s);
 const char *pb_log_level_name(pb_log_level l);
 const char *pb_patch_kind_name(pb_patch_kind k); /* "" for PB_KIND_DEFS */
+const char *pb_test_status_name(pb_test_status s);
 
 /* ---- Frames (§ Frames) ---------------------------------------------------
  * Every frame is a msgpack map with "v" (protocol version) and "t" (type
@@ -280,16 +294,38 @@ typedef enum pb_type {
     PB_T_TEST_RESULT,
     PB_T_PEERS,
     PB_T_ROOM,
+    PB_T_SNAPSHOT_REQ,
+    PB_T_SNAPSHOT,
+    PB_T_LOG_REQ,
+    PB_T_LOG_END,
     PB_T_COUNT_ /* number of types + 1; not a type */
 } pb_type;
 
 /* Wire name of a frame type ("history_req"); "" if out of range. */
 const char *pb_type_name(pb_type t);
 
+/* What a runtime says about the device it runs on (all optional; fields of
+ * hello, and of each peer the relay lists). Shown by `patchbay devices` and
+ * the devices panel; the label names the device in test matrices and
+ * snapshot files. */
+typedef struct pb_device {
+    pb_str label;      /* chosen by its owner (&label= in the link) */
+    pb_str platform;   /* user agent, or "node 20.20.2 linux x64" */
+    uint32_t canvas_w; /* the canvas pb_frame draws on (0: none) */
+    uint32_t canvas_h;
+    uint32_t screen_w; /* the screen, in CSS pixels */
+    uint32_t screen_h;
+    double dpr;         /* device pixel ratio */
+    pb_str features;    /* wasm features, comma-separated ("simd,threads") */
+    uint64_t ram_bytes; /* the device's memory, as far as it says */
+    uint32_t cores;     /* hardware threads */
+} pb_device;
+
 typedef struct pb_hello { /* client -> relay, first frame */
     pb_str token;         /* required */
     pb_str client;        /* user agent or tool name */
     uint64_t since_seq;   /* last seq the client holds (0: none) */
+    pb_device device;     /* runtimes: what they run on */
 } pb_hello;
 
 typedef struct pb_welcome {           /* relay -> client, answer to hello */
@@ -369,6 +405,7 @@ typedef struct pb_ack {    /* runtime -> relay -> editors */
 
 typedef struct pb_ping { /* client -> relay */
     uint64_t t0_us;      /* required: client send time (client clock) */
+    uint64_t unc_us;     /* the sender's room clock uncertainty so far */
 } pb_ping;
 
 typedef struct pb_pong { /* relay -> client */
@@ -406,13 +443,20 @@ typedef struct pb_test_req { /* editor -> relay -> runtimes */
     uint64_t req;            /* required */
     pb_str filter;           /* test name prefix ("" = all) */
     uint64_t runtime_id;     /* 0 = every runtime in the room */
+    uint64_t seq;            /* run at this seq (the relay fills in its
+                                head when 0): a runtime waits for it */
 } pb_test_req;
 
 typedef struct pb_test_case {
-    pb_str name;    /* required */
-    bool ok;        /* required */
-    pb_str message; /* failed check with line, or trap */
-    uint64_t us;    /* duration */
+    pb_str name;           /* required */
+    bool ok;               /* required */
+    pb_str message;        /* the failed check's expression, or the trap */
+    uint64_t us;           /* duration */
+    pb_test_status status; /* pass, fail, trap, timeout */
+    pb_str file;           /* fail: where the check is */
+    uint32_t line;
+    pb_str var;       /* trap: the var whose code trapped */
+    uint64_t var_seq; /* and the patch that defined it */
 } pb_test_case;
 
 typedef struct pb_test_result { /* runtime -> relay -> editors */
@@ -432,6 +476,8 @@ typedef struct pb_peer {
     uint64_t last_seq;
     int64_t skew_us; /* last commit time minus the room's median */
     uint64_t mem_bytes;
+    uint64_t unc_us;  /* its clock uncertainty, from its last ping */
+    pb_device device; /* as its hello described it */
 } pb_peer;
 
 typedef struct pb_peers { /* relay -> room */
@@ -445,6 +491,36 @@ typedef struct pb_room { /* owner -> relay (set), relay -> room (current) */
     uint32_t quantum;    /* beats per quantum (0: apply at lead) */
     uint64_t lead_us;    /* 0: relay chooses */
 } pb_room;
+
+typedef struct pb_snapshot_req { /* editor -> relay -> runtimes */
+    uint64_t req;                /* required */
+    uint64_t at_us;              /* render the frame of this room time
+                                    (0: now); a runtime waits for it */
+    uint64_t runtime_id;         /* 0 = every runtime with a canvas */
+    uint64_t editor_id;          /* filled in by the relay: who asked */
+} pb_snapshot_req;
+
+typedef struct pb_snapshot { /* runtime -> relay -> the editor that asked */
+    uint64_t req;            /* required */
+    uint64_t editor_id;      /* required: from the snapshot_req */
+    uint64_t runtime_id;     /* filled in by the relay */
+    uint64_t seq;            /* the committed head it drew with */
+    uint64_t at_us;          /* the room time it drew */
+    uint32_t width, height;  /* of the picture */
+    pb_bytes png;            /* 8-bit RGBA PNG; absent with error */
+    pb_str error;            /* why there is no picture */
+} pb_snapshot;
+
+typedef struct pb_log_req { /* editor/viewer -> relay */
+    uint64_t req;           /* required */
+    uint64_t runtime_id;    /* 0 = every runtime */
+} pb_log_req;
+
+typedef struct pb_log_end { /* relay -> the client that asked */
+    uint64_t req;           /* required */
+    uint32_t count;         /* log and ack frames replayed before this */
+    uint64_t dropped;       /* older ones the relay no longer holds */
+} pb_log_end;
 
 typedef struct pb_frame {
     pb_type type;
@@ -465,6 +541,10 @@ typedef struct pb_frame {
         pb_test_result test_result;
         pb_peers peers;
         pb_room room;
+        pb_snapshot_req snapshot_req;
+        pb_snapshot snapshot;
+        pb_log_req log_req;
+        pb_log_end log_end;
     };
     void *priv_; /* decode's memory; do not touch */
 } pb_frame;

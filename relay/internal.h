@@ -57,6 +57,21 @@ typedef enum relay_sess_state {
 
 typedef struct relay_room relay_room;
 
+/* What a runtime said it runs on (its hello); d's strings point at the
+ * arrays beside it. */
+typedef struct relay_device {
+    pb_device d;
+    char label[PB_MAX_NAME_BYTES + 1];
+    char platform[PB_MAX_CLIENT_BYTES + 1];
+    char features[PB_MAX_CLIENT_BYTES + 1];
+} relay_device;
+
+/* Refused frames a client may send: a burst, then this many per second;
+ * past that it is disconnected (a device sending garbage costs the relay
+ * a decode and a reply each time). */
+#define RELAY_BAD_FRAME_BURST  20
+#define RELAY_BAD_FRAMES_PER_S 2
+
 /* How long a closing session may take to flush its last frames. */
 #define RELAY_CLOSE_GRACE_MS 3000
 
@@ -77,7 +92,7 @@ typedef struct relay_session {
     uint8_t *rx;             /* a message being assembled from fragments */
     size_t rx_len, rx_cap;
     bool rx_overflow;
-    double eval_tokens, byte_tokens;
+    double eval_tokens, byte_tokens, bad_tokens;
     uint64_t refill_us;
     char close_reason[120];
     /* what the peers frame shows */
@@ -85,6 +100,8 @@ typedef struct relay_session {
     uint64_t last_seq;
     int64_t skew_us;
     uint64_t mem_bytes;
+    uint64_t unc_us; /* its clock uncertainty, from its last ping */
+    relay_device device;
     uint64_t joined_us; /* welcome sent (wall clock): later patches are live */
 } relay_session;
 
@@ -101,6 +118,28 @@ void relay_session_send_frame(relay_session *s, const pb_frame *f);
 void relay_session_send_error(relay_session *s, pb_err code, uint64_t req,
                               bool fatal, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
+/* Refuses a frame: an error to the sender, charged to its budget of
+ * refused frames (disconnected with PB_ERR_RATE_LIMITED when spent). */
+void relay_session_refuse(relay_session *s, pb_err code, uint64_t req,
+                          const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* ---- the room's recent device output (devices.c) ------------------------ */
+
+#define RELAY_LOG_KEEP  1000u           /* log and ack frames per room */
+#define RELAY_LOG_BYTES (1024u * 1024u) /* and at most this many bytes */
+
+typedef struct relay_logitem {
+    relay_msg *msg; /* a reference to the forwarded frame */
+    uint64_t runtime_id;
+} relay_logitem;
+
+typedef struct relay_logring {
+    relay_logitem *items; /* RELAY_LOG_KEEP slots, allocated on first use */
+    uint32_t first, count;
+    size_t bytes;
+    uint64_t dropped; /* pushed out by newer ones */
+} relay_logring;
 
 /* ---- rooms (room.c) ------------------------------------------------------ */
 
@@ -112,6 +151,7 @@ struct relay_room {
     uint32_t n_members;
     pb_room settings;
     relay_lockstep ls;                /* apply times and commit spread */
+    relay_logring logs;               /* recent device output */
     struct relay_room *next;
 };
 
@@ -212,6 +252,21 @@ relay_server *relay_of(struct lws *wsi);
 void relay_send_catchup(relay_session *s, uint64_t since_seq);
 /* Answers a history_req. */
 void relay_send_history(relay_session *s, const pb_history_req *q);
+
+/* ---- the room's devices as a test farm (devices.c) ---------------------- */
+
+void relay_device_set(relay_session *s, const pb_device *d);
+/* test_req / snapshot_req from an editor, to the room's runtimes. */
+void relay_on_test_req(relay_session *s, pb_frame *f);
+void relay_on_snapshot_req(relay_session *s, pb_frame *f);
+/* snapshot from a runtime: checked, then to the editor that asked. */
+void relay_on_snapshot(relay_session *s, pb_frame *f);
+pb_err relay_png_check(const pb_snapshot *sn, pb_errmsg *why) PB_WUR;
+/* Keeps a reference to a forwarded log or ack frame of runtime_id. */
+void relay_logring_push(relay_room *r, relay_msg *m, uint64_t runtime_id);
+void relay_logring_free(relay_logring *lr);
+/* Replays the kept frames (of one runtime, or all), then log_end. */
+void relay_on_log_req(relay_session *s, const pb_log_req *q);
 
 /* ---- clocks (clock.c) ---------------------------------------------------- */
 

@@ -76,6 +76,8 @@ static void fill_peer(pb_peer *p, const relay_session *s)
     p->last_seq = s->last_seq;
     p->skew_us = s->skew_us;
     p->mem_bytes = s->mem_bytes;
+    p->unc_us = s->unc_us;
+    p->device = s->device.d;
 }
 
 /* Presence is for people (editors, owners, viewers); runtimes do not get
@@ -159,6 +161,7 @@ void relay_rooms_free(relay_server *srv)
 {
     for (relay_room *r = srv->rooms, *next; r; r = next) {
         next = r->next;
+        relay_logring_free(&r->logs);
         free(r);
     }
     srv->rooms = NULL;

@@ -43,6 +43,7 @@ static relay_session *session_new(relay_server *g, struct lws *wsi)
     s->client_id = ++g->next_client_id;
     s->eval_tokens = g->cfg.evals_per_second;
     s->byte_tokens = g->cfg.bytes_per_second;
+    s->bad_tokens = RELAY_BAD_FRAME_BURST;
     s->refill_us = relay_mono_us();
     lws_get_peer_simple(wsi, s->peer, sizeof s->peer);
     return s;
@@ -188,6 +189,30 @@ static void refill(relay_session *s)
     s->byte_tokens += dt * c->bytes_per_second;
     if (s->byte_tokens > c->bytes_per_second)
         s->byte_tokens = c->bytes_per_second;
+    s->bad_tokens += dt * RELAY_BAD_FRAMES_PER_S;
+    if (s->bad_tokens > RELAY_BAD_FRAME_BURST)
+        s->bad_tokens = RELAY_BAD_FRAME_BURST;
+}
+
+void relay_session_refuse(relay_session *s, pb_err code, uint64_t req,
+                          const char *fmt, ...)
+{
+    char msg[PB_MAX_MESSAGE_BYTES];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    refill(s);
+    s->bad_tokens -= 1.0;
+    if (s->bad_tokens < 0) {
+        relay_session_send_error(s, PB_ERR_RATE_LIMITED, req, true,
+                                 "more than %d refused frames (then %d per "
+                                 "second); the last: %s",
+                                 RELAY_BAD_FRAME_BURST, RELAY_BAD_FRAMES_PER_S,
+                                 msg);
+        return;
+    }
+    relay_session_send_error(s, code, req, false, "%s", msg);
 }
 
 /* ---- frames from a live session ------------------------------------------------ */
@@ -200,11 +225,13 @@ static bool role_may_send(pb_role role, pb_type t)
         return true;
     case PB_T_EVAL:
     case PB_T_TEST_REQ:
+    case PB_T_SNAPSHOT_REQ:
         return role == PB_ROLE_OWNER || role == PB_ROLE_EDITOR;
+    case PB_T_LOG_REQ: return role != PB_ROLE_RUNTIME;
     case PB_T_ACK:
     case PB_T_LOG:
     case PB_T_TEST_RESULT:
-        return role == PB_ROLE_RUNTIME;
+    case PB_T_SNAPSHOT: return role == PB_ROLE_RUNTIME;
     case PB_T_ROOM:
         return role == PB_ROLE_OWNER;
     default:
@@ -275,19 +302,8 @@ static void forward_from_runtime(relay_session *s, pb_frame *f)
     if (!m)
         return;
     relay_room_broadcast(s->room, m, PB_ROLE_EDITOR);
-    relay_msg_unref(m);
-}
-
-static void on_test_req(relay_session *s, pb_frame *f)
-{
-    pb_errmsg why;
-    relay_msg *m = relay_msg_encode(f, &why);
-    if (!m)
-        return;
-    for (relay_session *o = s->room->members; o; o = o->room_next)
-        if (o->role == PB_ROLE_RUNTIME &&
-            (!f->test_req.runtime_id || f->test_req.runtime_id == o->client_id))
-            relay_session_send(o, m);
+    if (f->type != PB_T_TEST_RESULT) /* kept for `patchbay logs` */
+        relay_logring_push(s->room, m, s->client_id);
     relay_msg_unref(m);
 }
 
@@ -316,13 +332,15 @@ static void on_room_settings(relay_session *s, const pb_room *r)
 static void on_live_frame(relay_session *s, pb_frame *f)
 {
     if (!role_may_send(s->role, f->type)) {
-        relay_session_send_error(s, PB_ERR_FORBIDDEN, 0, false,
-                                 "a %s may not send %s frames",
-                                 pb_role_name(s->role), pb_type_name(f->type));
+        relay_session_refuse(s, PB_ERR_FORBIDDEN, 0,
+                             "a %s may not send %s frames",
+                             pb_role_name(s->role), pb_type_name(f->type));
         return;
     }
     switch (f->type) {
     case PB_T_PING: {
+        if (f->ping.unc_us)
+            s->unc_us = f->ping.unc_us;
         pb_frame p = {.type = PB_T_PONG};
         p.pong.t0_us = f->ping.t0_us;
         p.pong.t1_us = relay_now_us();
@@ -334,7 +352,10 @@ static void on_live_frame(relay_session *s, pb_frame *f)
     case PB_T_ACK:
     case PB_T_LOG:
     case PB_T_TEST_RESULT: forward_from_runtime(s, f); break;
-    case PB_T_TEST_REQ: on_test_req(s, f); break;
+    case PB_T_TEST_REQ: relay_on_test_req(s, f); break;
+    case PB_T_SNAPSHOT_REQ: relay_on_snapshot_req(s, f); break;
+    case PB_T_SNAPSHOT: relay_on_snapshot(s, f); break;
+    case PB_T_LOG_REQ: relay_on_log_req(s, &f->log_req); break;
     case PB_T_HISTORY_REQ: relay_send_history(s, &f->history_req); break;
     case PB_T_ROOM: on_room_settings(s, &f->room); break;
     default: break;
@@ -376,6 +397,7 @@ static void on_hello(relay_session *s, const pb_hello *h)
     snprintf(s->name, sizeof s->name, "%s", tok.name);
     if (pb_str_copy(s->client, sizeof s->client, h->client))
         s->client[0] = '\0';
+    relay_device_set(s, &h->device);
     s->state = RELAY_SESS_LIVE;
     relay_room_join(room, s);
     lwsl_user("client %llu joined room %s as %s %s (%s, %s)\n",
@@ -410,8 +432,10 @@ static void on_message(relay_session *s, const uint8_t *data, size_t len)
     pb_errmsg why = {{0}};
     pb_err e = pb_frame_decode(data, len, &f, &why);
     if (e) {
-        relay_session_send_error(s, e, 0, s->state != RELAY_SESS_LIVE, "%s",
-                                 why.text);
+        if (s->state == RELAY_SESS_LIVE)
+            relay_session_refuse(s, e, 0, "%s", why.text);
+        else
+            relay_session_send_error(s, e, 0, true, "%s", why.text);
         return;
     }
     if (s->state == RELAY_SESS_AWAIT_HELLO) {

@@ -2,7 +2,8 @@
 // `pb_reference js --write runtime/pb_protocol.js`; do not edit (the test
 // protocol_js fails when it differs from what the code produces).
 // The wire numbers the runtime host and the pages use, by their C names:
-// limits, error codes (docs/PROTOCOL.md § Error codes) and log levels.
+// limits, error codes (docs/PROTOCOL.md § Error codes), log levels and
+// test statuses.
 
 // Limits and sizes
 export const PB_PROTOCOL_VERSION = 1; // value of "v" in every frame
@@ -26,6 +27,8 @@ export const PB_MAX_DIAGS = 64; // diag.items
 export const PB_MAX_HISTORY_ITEMS = 64; // history.items
 export const PB_MAX_TESTS = 256; // test_result.results
 export const PB_MAX_PEERS = 256; // peers.peers
+export const PB_MAX_PNG_BYTES = 1572864; // snapshot.png
+export const PB_MAX_CANVAS_SIDE = 8192; // canvas, screen and picture sides, pixels
 export const PB_HASH_BYTES = 32; // BLAKE2b-256 hash
 export const PB_SIG_BYTES = 64; // ed25519 signature
 export const PB_PUBLICKEY_BYTES = 32; // ed25519 public key
@@ -76,3 +79,9 @@ export const PB_LOG_INFO = 1; // "info"
 export const PB_LOG_WARN = 2; // "warn"
 export const PB_LOG_ERROR = 3; // "error"
 export const PB_LOG_TRAP = 4; // "trap"
+
+// Test statuses (pb_test_status): a test case's "status"
+export const PB_TEST_PASS = 1; // "pass"
+export const PB_TEST_FAIL = 2; // "fail"
+export const PB_TEST_TRAP = 3; // "trap"
+export const PB_TEST_TIMEOUT = 4; // "timeout"

@@ -235,6 +235,8 @@ static const limit limits[] = {
     L(PB_MAX_HISTORY_ITEMS, "history.items"),
     L(PB_MAX_TESTS, "test_result.results"),
     L(PB_MAX_PEERS, "peers.peers"),
+    L(PB_MAX_PNG_BYTES, "snapshot.png"),
+    L(PB_MAX_CANVAS_SIDE, "canvas, screen and picture sides, pixels"),
 };
 
 /* Sizes the JS needs besides the limits (not in the docs' limits table). */
@@ -253,6 +255,16 @@ static const struct {
     {PB_LOG_WARN, "PB_LOG_WARN"},
     {PB_LOG_ERROR, "PB_LOG_ERROR"},
     {PB_LOG_TRAP, "PB_LOG_TRAP"},
+};
+
+static const struct {
+    pb_test_status status;
+    const char *name;
+} test_statuses[] = {
+    {PB_TEST_PASS, "PB_TEST_PASS"},
+    {PB_TEST_FAIL, "PB_TEST_FAIL"},
+    {PB_TEST_TRAP, "PB_TEST_TRAP"},
+    {PB_TEST_TIMEOUT, "PB_TEST_TIMEOUT"},
 };
 
 static const char *kind_doc(const pb_field *f, char *buf, size_t cap)
@@ -379,8 +391,8 @@ static void gen_js(text *t)
           "produces).\n"
           "// The wire numbers the runtime host and the pages use, by their C "
           "names:\n"
-          "// limits, error codes (docs/PROTOCOL.md § Error codes) and log "
-          "levels.\n\n");
+          "// limits, error codes (docs/PROTOCOL.md § Error codes), log "
+          "levels and\n// test statuses.\n\n");
     tx(t, "// Limits and sizes\n");
     for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++)
         tx(t, "export const %s = %llu; // %s\n", limits[i].name,
@@ -396,6 +408,11 @@ static void gen_js(text *t)
     for (size_t i = 0; i < sizeof log_levels / sizeof log_levels[0]; i++)
         tx(t, "export const %s = %d; // \"%s\"\n", log_levels[i].name,
            (int)log_levels[i].level, pb_log_level_name(log_levels[i].level));
+    tx(t, "\n// Test statuses (pb_test_status): a test case's \"status\"\n");
+    for (size_t i = 0; i < sizeof test_statuses / sizeof test_statuses[0]; i++)
+        tx(t, "export const %s = %d; // \"%s\"\n", test_statuses[i].name,
+           (int)test_statuses[i].status,
+           pb_test_status_name(test_statuses[i].status));
 }
 
 /* ---- vectors ------------------------------------------------------------- */

@@ -89,12 +89,12 @@ void pb_sample_patch_free(pb_sample_patch *p)
     pb_buf_free(&p->stmt);
 }
 
-#define N_SAMPLES 22
+#define N_SAMPLES 27
 static pb_sample samples[N_SAMPLES];
 static pb_sample_patch patch1, patch2, expr3;
 static pb_diag_item diag_items[2];
 static pb_patch history_items[2];
-static pb_test_case test_cases[2];
+static pb_test_case test_cases[3];
 static pb_peer peer_list[2];
 
 static pb_frame make(pb_type t)
@@ -119,6 +119,28 @@ static void build(void)
     f.hello.token = pb_cstr("example-token-printed-by-patchbay-token");
     f.hello.client = pb_cstr("patchbay-cli/0.1.0");
     samples[i++] = (pb_sample){"hello", "an editor joins room jam", f};
+
+    f = make(PB_T_HELLO);
+    f.hello.token = pb_cstr("example-runtime-token");
+    f.hello.client = pb_cstr("patchbay-runtime/0.1.0");
+    f.hello.since_seq = 2;
+    f.hello.device = (pb_device){
+        .label = pb_cstr("pixel-7"),
+        .platform = pb_cstr("Mozilla/5.0 (Linux; Android 14; Pixel 7) "
+                            "Chrome/156.0"),
+        .canvas_w = 480,
+        .canvas_h = 1040,
+        .screen_w = 412,
+        .screen_h = 892,
+        .dpr = 2.625,
+        .features = pb_cstr("bigint,bulk-memory,simd,threads"),
+        .ram_bytes = 8589934592ull,
+        .cores = 8,
+    };
+    samples[i++] = (pb_sample){"hello_runtime",
+                               "a phone joins as a runtime and describes "
+                               "itself",
+                               f};
 
     f = make(PB_T_WELCOME);
     f.welcome.room = pb_cstr("jam");
@@ -222,6 +244,7 @@ static void build(void)
 
     f = make(PB_T_PING);
     f.ping.t0_us = 1795000004000000ull;
+    f.ping.unc_us = 350;
     samples[i++] = (pb_sample){"ping", "clock sync request", f};
 
     f = make(PB_T_PONG);
@@ -257,36 +280,56 @@ static void build(void)
     f = make(PB_T_TEST_REQ);
     f.test_req.req = 6;
     f.test_req.filter = pb_cstr("ggg");
+    f.test_req.seq = 2;
     samples[i++] =
         (pb_sample){"test_req", "run tests whose name starts ggg", f};
 
-    test_cases[0] = (pb_test_case){pb_cstr("ggg_adds_49"), true, {0}, 35};
-    test_cases[1] = (pb_test_case){pb_cstr("ggg_negative"), false,
-                                   pb_cstr("line 4: ggg(-49) == 1"), 12};
+    test_cases[0] = (pb_test_case){.name = pb_cstr("ggg_adds_49"),
+                                   .ok = true,
+                                   .us = 35,
+                                   .status = PB_TEST_PASS};
+    test_cases[1] = (pb_test_case){.name = pb_cstr("ggg_negative"),
+                                   .ok = false,
+                                   .message = pb_cstr("ggg(-49) == 1"),
+                                   .us = 12,
+                                   .status = PB_TEST_FAIL,
+                                   .file = pb_cstr("ggg.c"),
+                                   .line = 4};
+    test_cases[2] = (pb_test_case){.name = pb_cstr("ggg_divides"),
+                                   .ok = false,
+                                   .message = pb_cstr("RuntimeError: "
+                                                      "divide by zero"),
+                                   .us = 20,
+                                   .status = PB_TEST_TRAP,
+                                   .var = pb_cstr("half"),
+                                   .var_seq = 1};
     f = make(PB_T_TEST_RESULT);
     f.test_result.req = 6;
     f.test_result.runtime_id = 9;
     f.test_result.seq = 2;
     f.test_result.results = test_cases;
-    f.test_result.n_results = 2;
-    samples[i++] = (pb_sample){"test_result", "one test passed, one failed", f};
+    f.test_result.n_results = 3;
+    samples[i++] = (pb_sample){"test_result",
+                               "one test passed, one failed, one trapped", f};
 
-    peer_list[0] = (pb_peer){7,
-                             pb_cstr("ada"),
-                             PB_ROLE_EDITOR,
-                             pb_cstr("patchbay-cli/0.1.0"),
-                             0,
-                             0,
-                             0,
-                             0};
-    peer_list[1] = (pb_peer){9,
-                             pb_cstr("stage-left"),
-                             PB_ROLE_RUNTIME,
-                             pb_cstr("Chromium 156"),
-                             PB_ACK_COMMITTED,
-                             2,
-                             -300,
-                             16777216};
+    peer_list[0] = (pb_peer){.id = 7,
+                             .name = pb_cstr("ada"),
+                             .role = PB_ROLE_EDITOR,
+                             .client = pb_cstr("patchbay-cli/0.1.0")};
+    peer_list[1] = (pb_peer){.id = 9,
+                             .name = pb_cstr("stage-left"),
+                             .role = PB_ROLE_RUNTIME,
+                             .client = pb_cstr("Chromium 156"),
+                             .last_ack = PB_ACK_COMMITTED,
+                             .last_seq = 2,
+                             .skew_us = -300,
+                             .mem_bytes = 16777216,
+                             .unc_us = 250,
+                             .device = {.label = pb_cstr("stage-left"),
+                                        .platform = pb_cstr("Chromium 156"),
+                                        .canvas_w = 960,
+                                        .canvas_h = 540,
+                                        .dpr = 1}};
     f = make(PB_T_PEERS);
     f.peers.event = PB_PEERS_SNAPSHOT;
     f.peers.peers = peer_list;
@@ -298,6 +341,45 @@ static void build(void)
     f.room.quantum = 4;
     f.room.lead_us = 50000;
     samples[i++] = (pb_sample){"room", "tempo 120 BPM, apply on the bar", f};
+
+    f = make(PB_T_SNAPSHOT_REQ);
+    f.snapshot_req.req = 8;
+    f.snapshot_req.at_us = 1795000010000000ull;
+    f.snapshot_req.editor_id = 7;
+    samples[i++] = (pb_sample){"snapshot_req",
+                               "draw the frame of a room time, as "
+                               "forwarded to runtimes",
+                               f};
+
+    /* a 1x1 opaque red PNG */
+    static const uint8_t png[] = {
+        0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d,
+        0x49, 0x48, 0x44, 0x52, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01,
+        0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4, 0x89, 0x00, 0x00, 0x00,
+        0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0xf8, 0xcf, 0xc0, 0xf0,
+        0x1f, 0x00, 0x05, 0x00, 0x01, 0xff, 0x89, 0x99, 0x3d, 0x1d, 0x00, 0x00,
+        0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82};
+    f = make(PB_T_SNAPSHOT);
+    f.snapshot.req = 8;
+    f.snapshot.editor_id = 7;
+    f.snapshot.runtime_id = 9;
+    f.snapshot.seq = 2;
+    f.snapshot.at_us = 1795000010000000ull;
+    f.snapshot.width = 1;
+    f.snapshot.height = 1;
+    f.snapshot.png = (pb_bytes){png, sizeof png};
+    samples[i++] = (pb_sample){"snapshot", "a runtime's picture (1x1)", f};
+
+    f = make(PB_T_LOG_REQ);
+    f.log_req.req = 9;
+    f.log_req.runtime_id = 9;
+    samples[i++] = (pb_sample){"log_req", "recent output of runtime 9", f};
+
+    f = make(PB_T_LOG_END);
+    f.log_end.req = 9;
+    f.log_end.count = 40;
+    f.log_end.dropped = 3;
+    samples[i++] = (pb_sample){"log_end", "40 frames replayed, 3 dropped", f};
 
     if (i != N_SAMPLES)
         abort();
