@@ -33,5 +33,9 @@ int cmd_log(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_room(int argc, char **argv);
 int cmd_runtime(int argc, char **argv);
+int cmd_devices(int argc, char **argv);
+int cmd_test(int argc, char **argv);
+int cmd_logs(int argc, char **argv);
+int cmd_snapshot(int argc, char **argv);
 
 #endif

@@ -333,6 +333,7 @@ pbc *pbc_connect(const pbc_target *t, const char *client_name,
                 st.w.role = f.welcome.role;
                 st.w.client_id = f.welcome.client_id;
                 st.w.head_seq = f.welcome.head_seq;
+                st.w.now_us = f.welcome.now_us;
                 st.got = 1;
             } else if (f.type == PB_T_ERROR) {
                 snprintf(st.err, sizeof st.err, "%.*s (%s)",

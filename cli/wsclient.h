@@ -30,6 +30,7 @@ typedef struct pbc_welcome {
     char name[PB_MAX_NAME_BYTES + 1];
     pb_role role;
     uint64_t client_id, head_seq;
+    uint64_t now_us; /* the relay's clock when it said welcome */
 } pbc_welcome;
 
 pbc *pbc_connect(const pbc_target *t, const char *client_name,
