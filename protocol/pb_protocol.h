@@ -62,6 +62,19 @@ extern "C" {
 #define PB_MAX_PNG_BYTES       (1536u * 1024u) /* snapshot.png */
 #define PB_MAX_CANVAS_SIDE     8192u           /* canvas and screen sides, px */
 
+/* Room time (docs/PROTOCOL.md § Time). A room's tempo is 0 (none) or
+ * PB_MIN_TEMPO_BPM to PB_MAX_TEMPO_BPM, one quantum (quantum x 60 / tempo
+ * seconds) lasts at most PB_MAX_QUANTUM_US and a lead at most
+ * PB_MAX_LEAD_US; so a relay never signs an apply time more than
+ * PB_MAX_APPLY_AHEAD_US after the statement's creation, and a runtime
+ * refuses to wait for one further ahead of its room clock than that (a
+ * patch due in a thousand years would hold back every later one). */
+#define PB_MIN_TEMPO_BPM      1u
+#define PB_MAX_TEMPO_BPM      999u
+#define PB_MAX_LEAD_US        (10u * 1000000u)
+#define PB_MAX_QUANTUM_US     (60u * 1000000u)
+#define PB_MAX_APPLY_AHEAD_US (PB_MAX_LEAD_US + PB_MAX_QUANTUM_US)
+
 #define PB_HASH_BYTES      32u /* BLAKE2b-256 */
 #define PB_SIG_BYTES       64u /* ed25519 detached signature */
 #define PB_PUBLICKEY_BYTES 32u /* ed25519 public key */

@@ -132,6 +132,16 @@ static pb_err accept_patch(relay_evaluator *ev, const relay_job *job,
     s.created_us = relay_now_us();
     s.apply_us = relay_apply_time(s.created_us, job->lead_us, job->tempo_bpm,
                                   job->quantum);
+    if (s.apply_us - s.created_us > PB_MAX_APPLY_AHEAD_US) {
+        /* runtimes would refuse it (docs/PROTOCOL.md § Time) */
+        e = pb_fail(why, PB_ERR_FIELD_RANGE,
+                    "refused to sign: the apply time is %.1f s ahead, more "
+                    "than %u s (lead %.1f s, tempo %g BPM, quantum %u)",
+                    (double)(s.apply_us - s.created_us) / 1e6,
+                    PB_MAX_APPLY_AHEAD_US / 1000000u,
+                    (double)job->lead_us / 1e6, job->tempo_bpm, job->quantum);
+        goto done;
+    }
     memcpy(s.key, srv->keys.pk, PB_PUBLICKEY_BYTES);
     /* an expression defines no var (r->n_defs is 0): it runs once */
     s.kind = r->is_expr ? PB_KIND_EXPR : PB_KIND_DEFS;

@@ -24,15 +24,40 @@
 #include <stdlib.h>
 #include <string.h>
 
+pb_err relay_room_settings_check(const pb_room *r, pb_errmsg *why)
+{
+    if (!(r->tempo_bpm == 0 || (r->tempo_bpm >= PB_MIN_TEMPO_BPM &&
+                                r->tempo_bpm <= PB_MAX_TEMPO_BPM)))
+        return pb_fail(why, PB_ERR_FIELD_RANGE,
+                       "room settings: tempo %g BPM is out of range: 0 (no "
+                       "tempo) or %u to %u BPM",
+                       r->tempo_bpm, PB_MIN_TEMPO_BPM, PB_MAX_TEMPO_BPM);
+    if (r->tempo_bpm > 0 &&
+        r->quantum * 60e6 / r->tempo_bpm > (double)PB_MAX_QUANTUM_US)
+        return pb_fail(why, PB_ERR_FIELD_RANGE,
+                       "room settings: a quantum of %u beats at %g BPM lasts "
+                       "%.0f s, more than %u s",
+                       r->quantum, r->tempo_bpm,
+                       r->quantum * 60.0 / r->tempo_bpm,
+                       PB_MAX_QUANTUM_US / 1000000u);
+    if (r->lead_us > PB_MAX_LEAD_US)
+        return pb_fail(why, PB_ERR_FIELD_RANGE,
+                       "room settings: a lead of %llu ms is more than %u ms",
+                       (unsigned long long)(r->lead_us / 1000),
+                       PB_MAX_LEAD_US / 1000u);
+    return PB_OK;
+}
+
 uint64_t relay_apply_time(uint64_t created_us, uint64_t lead_us,
                           double tempo_bpm, uint32_t quantum)
 {
     uint64_t t = created_us + lead_us;
-    if (tempo_bpm <= 0 || !quantum)
+    /* Settings out of bounds (an old history's) never place a patch more
+     * than one bounded quantum ahead: they are ignored. */
+    pb_room r = {tempo_bpm, quantum, 0};
+    if (tempo_bpm <= 0 || !quantum || relay_room_settings_check(&r, NULL))
         return t;
     double q = (double)quantum * 60e6 / tempo_bpm; /* µs per quantum */
-    if (q < 1)
-        return t;
     double k = (double)t / q;
     uint64_t n = (uint64_t)k;
     if ((double)n < k)

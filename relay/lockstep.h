@@ -27,6 +27,12 @@ typedef struct relay_lockstep {
     uint64_t head_seq;
 } relay_lockstep;
 
+/* PB_OK if a room's settings keep its apply times within
+ * PB_MAX_APPLY_AHEAD_US (docs/PROTOCOL.md § Time): a tempo of 0 or
+ * PB_MIN_TEMPO_BPM..PB_MAX_TEMPO_BPM, a quantum of at most
+ * PB_MAX_QUANTUM_US, a lead of at most PB_MAX_LEAD_US; else
+ * PB_ERR_FIELD_RANGE saying which. */
+pb_err relay_room_settings_check(const pb_room *r, pb_errmsg *why) PB_WUR;
 /* created + lead, moved on to the next quantum boundary when the room has
  * a tempo (beats counted from the Unix epoch on the room clock). */
 uint64_t relay_apply_time(uint64_t created_us, uint64_t lead_us,

@@ -25,6 +25,11 @@ relay_room *relay_room_get(relay_server *srv, const char *name)
         lwsl_err("room %s: cannot read its head: %s\n", name, why.text);
     if (relay_history_get_settings(srv->history, name, &r->settings, &why))
         lwsl_err("room %s: cannot read its settings: %s\n", name, why.text);
+    else if (relay_room_settings_check(&r->settings, &why)) {
+        /* stored before the bounds existed: a room must not freeze */
+        lwsl_err("room %s: ignoring its stored settings: %s\n", name, why.text);
+        memset(&r->settings, 0, sizeof r->settings);
+    }
     r->next = srv->rooms;
     srv->rooms = r;
     return r;

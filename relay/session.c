@@ -309,14 +309,13 @@ static void forward_from_runtime(relay_session *s, pb_frame *f)
 
 static void on_room_settings(relay_session *s, const pb_room *r)
 {
-    if (r->tempo_bpm < 0 || r->tempo_bpm > 999 || r->lead_us > 10000000u) {
-        relay_session_send_error(s, PB_ERR_FIELD_RANGE, 0, false,
-                                 "room settings out of range: tempo 0..999 "
-                                 "BPM, lead at most 10 s");
+    pb_errmsg why;
+    if (relay_room_settings_check(r, &why)) {
+        relay_session_send_error(s, PB_ERR_FIELD_RANGE, 0, false, "%s",
+                                 why.text);
         return;
     }
     s->room->settings = *r;
-    pb_errmsg why;
     if (relay_history_set_settings(s->srv->history, s->room->name, r, &why))
         lwsl_err("room %s: settings not saved: %s\n", s->room->name,
                  why.text);

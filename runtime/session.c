@@ -317,6 +317,16 @@ pb_err rt_accept_patch(const pb_patch *p, bool is_live, uint64_t now_us,
         e = pb_chain_check(&rt_state.chain, &st, &why);
         if (!e)
             pb_chain_advance(&rt_state.chain, &st);
+        /* Authentic and chained, but due too far ahead: waiting for it
+         * would hold back every later patch (docs/PROTOCOL.md § Time). */
+        if (!e && st.apply_us > now_us + PB_MAX_APPLY_AHEAD_US)
+            e = pb_fail(&why, PB_ERR_FIELD_RANGE,
+                        "its apply time is %.0f s ahead of the room clock, "
+                        "more than %u s",
+                        (double)(st.apply_us - now_us) / 1e6,
+                        PB_MAX_APPLY_AHEAD_US / 1000000u);
+        if (e)
+            pb_statement_free(&st);
     }
     rt_json_num(j, "seq", (double)seq);
     if (e) {

@@ -48,6 +48,47 @@ TEST(apply_time_moves_to_the_next_quantum)
     }
 }
 
+/* Issue 22, tempo freeze: a tempo of 1e-12 BPM made the next quantum
+ * boundary millennia away (and overflowed the uint64 casts). Settings out
+ * of bounds are refused, and an apply time is never quantised onto a
+ * boundary further than one bounded quantum ahead. */
+TEST(apply_time_never_further_than_lead_plus_one_bounded_quantum)
+{
+    uint64_t c = 1700000000 * S;
+    uint64_t bound = c + 50000 + PB_MAX_QUANTUM_US;
+    CHECK(relay_apply_time(c, 50000, 1e-9, 4) <= bound);
+    CHECK(relay_apply_time(c, 50000, 1e-12, 64) <= bound);
+    CHECK(relay_apply_time(c, 50000, 0.5, 1) <= bound);
+    /* the slowest room allowed: PB_MIN_TEMPO_BPM, one beat a quantum */
+    CHECK(relay_apply_time(c, 50000, PB_MIN_TEMPO_BPM, 1) <= bound);
+}
+
+TEST(room_settings_out_of_bounds_are_refused)
+{
+    pb_errmsg why;
+    pb_room r = {120, 4, 50000};
+    CHECK_EQ_INT(relay_room_settings_check(&r, &why), PB_OK);
+    r = (pb_room){0, 0, 0};
+    CHECK_EQ_INT(relay_room_settings_check(&r, &why), PB_OK);
+    r = (pb_room){1e-9, 4, 0};
+    CHECK_EQ_INT(relay_room_settings_check(&r, &why), PB_ERR_FIELD_RANGE);
+    CHECK(strstr(why.text, "tempo") != NULL);
+    r = (pb_room){PB_MAX_TEMPO_BPM + 1, 4, 0};
+    CHECK_EQ_INT(relay_room_settings_check(&r, &why), PB_ERR_FIELD_RANGE);
+    r = (pb_room){-1, 0, 0};
+    CHECK_EQ_INT(relay_room_settings_check(&r, &why), PB_ERR_FIELD_RANGE);
+    /* 2 BPM, 4 beats: a quantum of 120 s, over PB_MAX_QUANTUM_US */
+    r = (pb_room){2, 4, 0};
+    CHECK_EQ_INT(relay_room_settings_check(&r, &why), PB_ERR_FIELD_RANGE);
+    CHECK(strstr(why.text, "quantum") != NULL);
+    r = (pb_room){PB_MIN_TEMPO_BPM, 1, 0};
+    CHECK_EQ_INT(relay_room_settings_check(&r, &why), PB_OK);
+    r = (pb_room){120, 4, PB_MAX_LEAD_US + 1};
+    CHECK_EQ_INT(relay_room_settings_check(&r, &why), PB_ERR_FIELD_RANGE);
+    r = (pb_room){120, 4, PB_MAX_LEAD_US};
+    CHECK_EQ_INT(relay_room_settings_check(&r, &why), PB_OK);
+}
+
 static pb_ack ack(uint64_t seq, pb_ack_state st, uint64_t commit_at)
 {
     pb_ack a;
@@ -220,6 +261,8 @@ TEST(history_from_before_stats_reads_as_none)
 static const pb_test tests[] = {
     T(apply_time_without_tempo_is_created_plus_lead),
     T(apply_time_moves_to_the_next_quantum),
+    T(apply_time_never_further_than_lead_plus_one_bounded_quantum),
+    T(room_settings_out_of_bounds_are_refused),
     T(lead_grows_for_a_slow_runtime_and_comes_back),
     T(spread_and_skew_from_live_commits_only),
     T(stats_settle_after_the_apply_time),

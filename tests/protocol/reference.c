@@ -237,6 +237,12 @@ static const limit limits[] = {
     L(PB_MAX_PEERS, "peers.peers"),
     L(PB_MAX_PNG_BYTES, "snapshot.png"),
     L(PB_MAX_CANVAS_SIDE, "canvas, screen and picture sides, pixels"),
+    L(PB_MIN_TEMPO_BPM, "room.tempo_bpm when not 0"),
+    L(PB_MAX_TEMPO_BPM, "room.tempo_bpm"),
+    L(PB_MAX_LEAD_US, "room.lead_us, and any lead the relay chooses"),
+    L(PB_MAX_QUANTUM_US, "one quantum: quantum x 60 / tempo_bpm seconds"),
+    L(PB_MAX_APPLY_AHEAD_US, "apply_us - created_us; runtimes refuse a "
+                             "patch due later than this from now"),
 };
 
 /* Sizes the JS needs besides the limits (not in the docs' limits table). */
