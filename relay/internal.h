@@ -66,6 +66,22 @@ typedef struct relay_device {
     char features[PB_MAX_CLIENT_BYTES + 1];
 } relay_device;
 
+/* ---- limits (limits.c) --------------------------------------------------- */
+
+/* A token bucket; zeroed, it is full. */
+typedef struct relay_bucket {
+    double tokens;
+    uint64_t at_us; /* when last refilled (monotonic); 0: never */
+} relay_bucket;
+
+/* Takes cost tokens from b, refilled at per_s a second up to burst since
+ * it was last used; false (taking nothing) if it holds fewer. */
+bool relay_bucket_take(relay_bucket *b, double per_s, double burst, double cost,
+                       uint64_t now_us);
+/* How long until b holds cost tokens (0: now). */
+uint64_t relay_bucket_wait_us(const relay_bucket *b, double per_s, double burst,
+                              double cost, uint64_t now_us);
+
 /* Refused frames a client may send: a burst, then this many per second;
  * past that it is disconnected (a device sending garbage costs the relay
  * a decode and a reply each time). */
@@ -92,8 +108,8 @@ typedef struct relay_session {
     uint8_t *rx;             /* a message being assembled from fragments */
     size_t rx_len, rx_cap;
     bool rx_overflow;
-    double eval_tokens, byte_tokens, bad_tokens;
-    uint64_t refill_us;
+    relay_bucket evals, bytes, bad;   /* limits.c */
+    relay_bucket frames[PB_T_COUNT_]; /* per frame type (limits.c) */
     char close_reason[120];
     /* what the peers frame shows */
     pb_ack_state last_ack;
@@ -102,8 +118,13 @@ typedef struct relay_session {
     uint64_t mem_bytes;
     uint64_t unc_us; /* its clock uncertainty, from its last ping */
     relay_device device;
-    uint64_t joined_us; /* welcome sent (wall clock): later patches are live */
+    relay_ls_runtime ls; /* joined (welcome sent), acks counted */
 } relay_session;
+
+/* Takes one frame of type t from s's rate for that type (limits.c); false
+ * if over it, with the rate in *per_s. */
+bool relay_frame_rate_take(relay_session *s, pb_type t, uint64_t now_us,
+                           double *per_s);
 
 int relay_session_callback(struct lws *wsi, enum lws_callback_reasons reason,
                            void *user, void *in, size_t len);

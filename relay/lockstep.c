@@ -12,7 +12,9 @@
  * RELAY_LS_LEAD_MAX_US. "Needed" is the time from the statement's creation
  * until that runtime's `prepared` ack reached the relay: compile-to-send,
  * delivery and prepare, plus the ack's way back (an overestimate, on the
- * safe side).
+ * safe side). One runtime counts once per patch and alone moves a patch's
+ * need at most RELAY_LS_SOLO_US past the next slowest runtime's: a runtime
+ * token that delays its acks cannot slow the whole room down.
  *
  * Spread: the room times at which the runtimes that were in the room when
  * the patch was broadcast committed it (their `committed` acks); catch-up
@@ -78,9 +80,12 @@ uint64_t relay_lockstep_lead(const relay_lockstep *ls, uint64_t base_us)
     uint64_t need = 0;
     for (uint32_t i = 0; i < RELAY_LS_SLOTS; i++) {
         const relay_ls_slot *s = &ls->slot[i];
-        if (s->seq && s->seq + RELAY_LS_LEAD_WINDOW > ls->head_seq &&
-            s->need_us > need)
-            need = s->need_us;
+        if (!s->seq || s->seq + RELAY_LS_LEAD_WINDOW <= ls->head_seq)
+            continue;
+        uint64_t capped = s->need2_us + RELAY_LS_SOLO_US;
+        uint64_t n = s->need_us < capped ? s->need_us : capped;
+        if (n > need)
+            need = n;
     }
     uint64_t want = need ? need + need / 2 + 10000 : 0;
     if (want > RELAY_LS_LEAD_MAX_US)
@@ -119,20 +124,30 @@ static uint64_t median(const relay_ls_slot *s)
     return n ? t[n / 2] : 0;
 }
 
-bool relay_lockstep_ack(relay_lockstep *ls, const pb_ack *a, uint64_t joined_us,
-                        uint64_t now_us, int64_t *skew_us)
+bool relay_lockstep_ack(relay_lockstep *ls, relay_ls_runtime *rt,
+                        const pb_ack *a, uint64_t now_us, int64_t *skew_us)
 {
     relay_ls_slot *s = slot_of(ls, a->seq);
-    if (!s || joined_us > s->broadcast_us)
+    if (!s || rt->joined_us > s->broadcast_us)
         return false; /* too old to track, or a catch-up */
     if (a->state == PB_ACK_PREPARED) {
+        /* a runtime prepares patches in seq order: once each */
+        if (a->seq <= rt->prepared_seq)
+            return false;
+        rt->prepared_seq = a->seq;
         uint64_t need = now_us > s->created_us ? now_us - s->created_us : 0;
-        if (need > s->need_us)
+        if (need > s->need_us) {
+            s->need2_us = s->need_us;
             s->need_us = need;
+        } else if (need > s->need2_us) {
+            s->need2_us = need;
+        }
         return false;
     }
-    if (a->state != PB_ACK_COMMITTED || !a->commit_at_us)
+    if (a->state != PB_ACK_COMMITTED || !a->commit_at_us ||
+        a->seq <= rt->committed_seq)
         return false;
+    rt->committed_seq = a->seq;
     uint64_t t = a->commit_at_us;
     if (!s->n || t < s->first_us)
         s->first_us = t;

@@ -9,6 +9,10 @@
 #define RELAY_LS_TIMES       64 /* commit times kept per patch (median) */
 #define RELAY_LS_LEAD_WINDOW 16 /* patches the adaptive lead looks back */
 #define RELAY_LS_LEAD_MAX_US 2000000u
+/* How much one runtime alone may raise the need of a patch over the next
+ * slowest runtime's (or over nothing, in a room of one runtime), so that
+ * one runtime token cannot push the lead of every patch to its bound. */
+#define RELAY_LS_SOLO_US 500000u
 #define RELAY_LS_SETTLE_US   2000000u /* after apply, a patch's stats are final \
                                        */
 
@@ -17,7 +21,8 @@ typedef struct relay_ls_slot {
     uint32_t n;
     uint64_t first_us, last_us;
     int64_t max_late_us;
-    uint64_t need_us;
+    uint64_t need_us;  /* the slowest runtime's, for the stats */
+    uint64_t need2_us; /* the next slowest runtime's */
     uint64_t times[RELAY_LS_TIMES];
     bool dirty;
 } relay_ls_slot;
@@ -43,11 +48,19 @@ uint64_t relay_lockstep_lead(const relay_lockstep *ls, uint64_t base_us);
 /* A patch was broadcast at now_us. */
 void relay_lockstep_patch(relay_lockstep *ls, uint64_t seq, uint64_t created_us,
                           uint64_t apply_us, uint64_t now_us);
-/* An ack from a runtime in the room since joined_us, received at now_us.
- * Returns true for a live commit, with the runtime's commit time minus the
- * patch's median so far in *skew_us (may be NULL). */
-bool relay_lockstep_ack(relay_lockstep *ls, const pb_ack *a, uint64_t joined_us,
-                        uint64_t now_us, int64_t *skew_us);
+/* What lockstep remembers of one runtime (zeroed when it joins): each of
+ * its acks counts once per patch, however often it sends it. */
+typedef struct relay_ls_runtime {
+    uint64_t joined_us;     /* welcome sent: later patches are live */
+    uint64_t prepared_seq;  /* highest seq whose prepared ack counted */
+    uint64_t committed_seq; /* highest seq whose committed ack counted */
+} relay_ls_runtime;
+
+/* An ack from runtime rt, received at now_us. Returns true for a live
+ * commit counted now, with the runtime's commit time minus the patch's
+ * median so far in *skew_us (may be NULL). */
+bool relay_lockstep_ack(relay_lockstep *ls, relay_ls_runtime *rt,
+                        const pb_ack *a, uint64_t now_us, int64_t *skew_us);
 /* The stats of a tracked patch; false if untracked or nobody committed. */
 bool relay_lockstep_stats(const relay_lockstep *ls, uint64_t seq,
                           relay_commit_stats *out);

@@ -41,10 +41,6 @@ static relay_session *session_new(relay_server *g, struct lws *wsi)
     s->wsi = wsi;
     s->state = RELAY_SESS_AWAIT_HELLO;
     s->client_id = ++g->next_client_id;
-    s->eval_tokens = g->cfg.evals_per_second;
-    s->byte_tokens = g->cfg.bytes_per_second;
-    s->bad_tokens = RELAY_BAD_FRAME_BURST;
-    s->refill_us = relay_mono_us();
     lws_get_peer_simple(wsi, s->peer, sizeof s->peer);
     return s;
 }
@@ -175,24 +171,8 @@ static int on_writeable(relay_session *s)
     return 0;
 }
 
-/* ---- rate limits (token buckets refilled per second) ------------------------- */
-
-static void refill(relay_session *s)
-{
-    uint64_t now = relay_mono_us();
-    double dt = (double)(now - s->refill_us) / 1e6;
-    s->refill_us = now;
-    const relay_config *c = &s->srv->cfg;
-    s->eval_tokens += dt * c->evals_per_second;
-    if (s->eval_tokens > c->evals_per_second)
-        s->eval_tokens = c->evals_per_second;
-    s->byte_tokens += dt * c->bytes_per_second;
-    if (s->byte_tokens > c->bytes_per_second)
-        s->byte_tokens = c->bytes_per_second;
-    s->bad_tokens += dt * RELAY_BAD_FRAMES_PER_S;
-    if (s->bad_tokens > RELAY_BAD_FRAME_BURST)
-        s->bad_tokens = RELAY_BAD_FRAME_BURST;
-}
+/* ---- refusals
+ * --------------------------------------------------------------------- */
 
 void relay_session_refuse(relay_session *s, pb_err code, uint64_t req,
                           const char *fmt, ...)
@@ -202,9 +182,8 @@ void relay_session_refuse(relay_session *s, pb_err code, uint64_t req,
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    refill(s);
-    s->bad_tokens -= 1.0;
-    if (s->bad_tokens < 0) {
+    if (!relay_bucket_take(&s->bad, RELAY_BAD_FRAMES_PER_S,
+                           RELAY_BAD_FRAME_BURST, 1, relay_mono_us())) {
         relay_session_send_error(s, PB_ERR_RATE_LIMITED, req, true,
                                  "more than %d refused frames (then %d per "
                                  "second); the last: %s",
@@ -241,8 +220,9 @@ static bool role_may_send(pb_role role, pb_type t)
 
 static void on_eval(relay_session *s, const pb_eval *ev)
 {
-    refill(s);
-    if (s->eval_tokens < 1.0) {
+    const relay_config *c = &s->srv->cfg;
+    if (!relay_bucket_take(&s->evals, c->evals_per_second, c->evals_per_second,
+                           1, relay_mono_us())) {
         relay_session_send_error(s, PB_ERR_RATE_LIMITED, ev->req, false,
                                  "eval %llu refused: more than %u evals per "
                                  "second",
@@ -250,7 +230,6 @@ static void on_eval(relay_session *s, const pb_eval *ev)
                                  s->srv->cfg.evals_per_second);
         return;
     }
-    s->eval_tokens -= 1.0;
     relay_job *job = calloc(1, sizeof *job);
     if (!job || !(job->source = malloc(ev->source.len + 1))) {
         free(job);
@@ -289,8 +268,8 @@ static void forward_from_runtime(relay_session *s, pb_frame *f)
         s->last_seq = f->ack.seq;
         s->mem_bytes = f->ack.mem_bytes;
         int64_t skew;
-        if (relay_lockstep_ack(&s->room->ls, &f->ack, s->joined_us,
-                               relay_now_us(), &skew))
+        if (relay_lockstep_ack(&s->room->ls, &s->ls, &f->ack, relay_now_us(),
+                               &skew))
             s->skew_us = skew;
     } else if (f->type == PB_T_LOG) {
         f->log.runtime_id = s->client_id;
@@ -334,6 +313,15 @@ static void on_live_frame(relay_session *s, pb_frame *f)
         relay_session_refuse(s, PB_ERR_FORBIDDEN, 0,
                              "a %s may not send %s frames",
                              pb_role_name(s->role), pb_type_name(f->type));
+        return;
+    }
+    double per_s;
+    if (!relay_frame_rate_take(s, f->type, relay_mono_us(), &per_s)) {
+        /* dropped, not forwarded: one runtime must not flood the room's
+         * editors, nor one editor the runtimes */
+        relay_session_refuse(s, PB_ERR_RATE_LIMITED, 0,
+                             "a %s frame dropped: more than %g per second",
+                             pb_type_name(f->type), per_s);
         return;
     }
     switch (f->type) {
@@ -413,7 +401,7 @@ static void on_hello(relay_session *s, const pb_hello *h)
     w.welcome.head_seq = room->head_seq;
     memcpy(w.welcome.head_hash, room->head_hash, PB_HASH_BYTES);
     w.welcome.now_us = relay_now_us();
-    s->joined_us = w.welcome.now_us;
+    s->ls.joined_us = w.welcome.now_us;
     relay_session_send_frame(s, &w);
     pb_frame r = {.type = PB_T_ROOM};
     r.room = room->settings;
@@ -454,9 +442,10 @@ static void on_receive(relay_session *s, const uint8_t *in, size_t len)
 {
     if (s->state == RELAY_SESS_CLOSING)
         return;
-    refill(s);
-    s->byte_tokens -= (double)len;
-    if (s->byte_tokens < -(double)s->srv->cfg.bytes_per_second) {
+    /* the rate, and as much again as a burst */
+    double per_s = s->srv->cfg.bytes_per_second;
+    if (!relay_bucket_take(&s->bytes, per_s, 2 * per_s, (double)len,
+                           relay_mono_us())) {
         relay_session_send_error(s, PB_ERR_RATE_LIMITED, 0, true,
                                  "more than %u bytes per second sent",
                                  s->srv->cfg.bytes_per_second);

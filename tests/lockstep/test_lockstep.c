@@ -89,6 +89,16 @@ TEST(room_settings_out_of_bounds_are_refused)
     CHECK_EQ_INT(relay_room_settings_check(&r, &why), PB_OK);
 }
 
+/* A runtime not seen before, in the room since joined_us. */
+static relay_ls_runtime *fresh(uint64_t joined_us)
+{
+    static relay_ls_runtime rts[256];
+    static unsigned n;
+    relay_ls_runtime *rt = &rts[n++ % 256];
+    *rt = (relay_ls_runtime){.joined_us = joined_us};
+    return rt;
+}
+
 static pb_ack ack(uint64_t seq, pb_ack_state st, uint64_t commit_at)
 {
     pb_ack a;
@@ -108,23 +118,75 @@ TEST(lead_grows_for_a_slow_runtime_and_comes_back)
     relay_lockstep_patch(&ls, 1, now, now + 50000, now + 2000);
     /* fast runtimes: 10 ms from creation to prepared; the default stays */
     pb_ack p = ack(1, PB_ACK_PREPARED, 0);
-    relay_lockstep_ack(&ls, &p, now - S, now + 10000, NULL);
+    relay_lockstep_ack(&ls, fresh(now - S), &p, now + 10000, NULL);
     CHECK_EQ_INT(relay_lockstep_lead(&ls, 50000), 50000);
     /* one runtime needs 200 ms: the lead becomes 200 * 1.5 + 10 ms */
-    relay_lockstep_ack(&ls, &p, now - S, now + 200000, NULL);
+    relay_lockstep_ack(&ls, fresh(now - S), &p, now + 200000, NULL);
     CHECK_EQ_INT(relay_lockstep_lead(&ls, 50000), 310000);
     /* a runtime that joined after the broadcast prepared by catch-up: not
      * a measure of the lead */
-    relay_lockstep_ack(&ls, &p, now + 3000, now + 900000, NULL);
+    relay_lockstep_ack(&ls, fresh(now + 3000), &p, now + 900000, NULL);
     CHECK_EQ_INT(relay_lockstep_lead(&ls, 50000), 310000);
-    /* bounded */
-    relay_lockstep_ack(&ls, &p, now - S, now + 60 * S, NULL);
+    /* bounded (two runtimes that need 60 s: one alone is capped, see
+     * one_runtime_cannot_push_the_lead_far) */
+    relay_lockstep_ack(&ls, fresh(now - S), &p, now + 60 * S, NULL);
+    relay_lockstep_ack(&ls, fresh(now - S), &p, now + 60 * S, NULL);
     CHECK_EQ_INT(relay_lockstep_lead(&ls, 50000), RELAY_LS_LEAD_MAX_US);
     /* RELAY_LS_LEAD_WINDOW later patches without slow runtimes: back */
     for (uint64_t s = 2; s < 2 + RELAY_LS_LEAD_WINDOW; s++)
         relay_lockstep_patch(&ls, s, now + s * S, now + s * S + 50000,
                              now + s * S);
     CHECK_EQ_INT(relay_lockstep_lead(&ls, 50000), 50000);
+}
+
+/* Issue 22, item 6: a runtime that sends `committed` for one seq again
+ * and again was counted every time, and corrupted the stored spread. */
+TEST(a_runtime_commit_counts_once_per_patch)
+{
+    relay_lockstep ls;
+    memset(&ls, 0, sizeof ls);
+    uint64_t now = 7000 * S, apply = now + 50000;
+    relay_lockstep_patch(&ls, 9, now, apply, now + 1000);
+    relay_ls_runtime honest = {.joined_us = now - S};
+    relay_ls_runtime liar = {.joined_us = now - S};
+    pb_ack a = ack(9, PB_ACK_COMMITTED, apply + 100);
+    CHECK(relay_lockstep_ack(&ls, &honest, &a, apply + 2000, NULL));
+    pb_ack l = ack(9, PB_ACK_COMMITTED, apply + 300);
+    CHECK(relay_lockstep_ack(&ls, &liar, &l, apply + 2000, NULL));
+    for (int i = 0; i < 100; i++) {
+        l.commit_at_us = apply + 5 * S + (uint64_t)i;
+        CHECK(!relay_lockstep_ack(&ls, &liar, &l, apply + 2000, NULL));
+    }
+    relay_commit_stats st;
+    REQUIRE(relay_lockstep_stats(&ls, 9, &st));
+    CHECK_EQ_INT(st.runtimes, 2);
+    CHECK_EQ_INT(st.spread_us, 200);
+    CHECK_EQ_INT(st.max_late_us, 300);
+}
+
+/* Issue 22, item 6: one runtime that delays its `prepared` acks pushed the
+ * lead of every later patch of the room to 2 s. Alone it moves the lead
+ * by at most RELAY_LS_SOLO_US over what the next slowest runtime needs. */
+TEST(one_runtime_cannot_push_the_lead_far)
+{
+    relay_lockstep ls;
+    memset(&ls, 0, sizeof ls);
+    uint64_t now = 5000 * S;
+    relay_lockstep_patch(&ls, 1, now, now + 50000, now + 2000);
+    relay_ls_runtime fast = {.joined_us = now - S};
+    relay_ls_runtime slow = {.joined_us = now - S};
+    relay_ls_runtime slow2 = {.joined_us = now - S};
+    pb_ack p = ack(1, PB_ACK_PREPARED, 0);
+    relay_lockstep_ack(&ls, &fast, &p, now + 10000, NULL);
+    /* it acks after 60 s, and again: as if it needed 60 s */
+    relay_lockstep_ack(&ls, &slow, &p, now + 60 * S, NULL);
+    relay_lockstep_ack(&ls, &slow, &p, now + 61 * S, NULL);
+    uint64_t need = 10000 + RELAY_LS_SOLO_US;
+    CHECK_EQ_INT(relay_lockstep_lead(&ls, 50000), need + need / 2 + 10000);
+    CHECK(relay_lockstep_lead(&ls, 50000) < RELAY_LS_LEAD_MAX_US);
+    /* two runtimes that need it: the lead follows, up to its bound */
+    relay_lockstep_ack(&ls, &slow2, &p, now + 60 * S, NULL);
+    CHECK_EQ_INT(relay_lockstep_lead(&ls, 50000), RELAY_LS_LEAD_MAX_US);
 }
 
 TEST(spread_and_skew_from_live_commits_only)
@@ -138,16 +200,17 @@ TEST(spread_and_skew_from_live_commits_only)
                       apply + 250};
     for (int i = 0; i < 5; i++) {
         pb_ack a = ack(9, PB_ACK_COMMITTED, at[i]);
-        CHECK(relay_lockstep_ack(&ls, &a, now - S, apply + 2000, &skew));
+        CHECK(relay_lockstep_ack(&ls, fresh(now - S), &a, apply + 2000, &skew));
     }
     /* the last one against the median of five (apply + 250) */
     CHECK_EQ_INT(skew, 0);
     pb_ack late = ack(9, PB_ACK_COMMITTED, apply + 900);
     /* a catch-up commit (joined after the broadcast) does not count */
-    CHECK(!relay_lockstep_ack(&ls, &late, now + 5000, apply + 9 * S, &skew));
+    CHECK(!relay_lockstep_ack(&ls, fresh(now + 5000), &late, apply + 9 * S,
+                              &skew));
     /* nor does an ack for a patch that is not tracked */
     pb_ack other = ack(10, PB_ACK_COMMITTED, apply);
-    CHECK(!relay_lockstep_ack(&ls, &other, now - S, apply, &skew));
+    CHECK(!relay_lockstep_ack(&ls, fresh(now - S), &other, apply, &skew));
     relay_commit_stats st;
     REQUIRE(relay_lockstep_stats(&ls, 9, &st));
     CHECK_EQ_INT(st.runtimes, 5);
@@ -157,7 +220,7 @@ TEST(spread_and_skew_from_live_commits_only)
     /* a runtime that committed early shows a negative lateness */
     relay_lockstep_patch(&ls, 11, now, apply, now + 1000);
     pb_ack early = ack(11, PB_ACK_COMMITTED, apply - 700);
-    CHECK(relay_lockstep_ack(&ls, &early, now - S, apply, &skew));
+    CHECK(relay_lockstep_ack(&ls, fresh(now - S), &early, apply, &skew));
     REQUIRE(relay_lockstep_stats(&ls, 11, &st));
     CHECK_EQ_INT(st.max_late_us, -700);
     CHECK_EQ_INT(st.spread_us, 0);
@@ -170,7 +233,7 @@ TEST(stats_settle_after_the_apply_time)
     uint64_t now = 9000 * S, apply = now + 50000;
     relay_lockstep_patch(&ls, 1, now, apply, now);
     pb_ack a = ack(1, PB_ACK_COMMITTED, apply + 10);
-    relay_lockstep_ack(&ls, &a, now - S, apply + 10, NULL);
+    relay_lockstep_ack(&ls, fresh(now - S), &a, apply + 10, NULL);
     relay_commit_stats out[RELAY_LS_SLOTS];
     CHECK_EQ_INT(relay_lockstep_take_settled(&ls, apply + 100, false, out,
                                              RELAY_LS_SLOTS),
@@ -187,7 +250,7 @@ TEST(stats_settle_after_the_apply_time)
     /* at shutdown everything changed is taken, settled or not */
     relay_lockstep_patch(&ls, 2, now, apply, now);
     pb_ack b = ack(2, PB_ACK_COMMITTED, apply);
-    relay_lockstep_ack(&ls, &b, now - S, apply, NULL);
+    relay_lockstep_ack(&ls, fresh(now - S), &b, apply, NULL);
     CHECK_EQ_INT(
         relay_lockstep_take_settled(&ls, apply, true, out, RELAY_LS_SLOTS), 1);
 }
@@ -264,6 +327,8 @@ static const pb_test tests[] = {
     T(apply_time_never_further_than_lead_plus_one_bounded_quantum),
     T(room_settings_out_of_bounds_are_refused),
     T(lead_grows_for_a_slow_runtime_and_comes_back),
+    T(a_runtime_commit_counts_once_per_patch),
+    T(one_runtime_cannot_push_the_lead_far),
     T(spread_and_skew_from_live_commits_only),
     T(stats_settle_after_the_apply_time),
     T(stats_round_trip_through_the_history),
