@@ -191,6 +191,7 @@ int cmd_logs(int argc, char **argv)
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     rc = 0;
+    bool has_said = false;
     while (!stop && (follow || !k.is_done)) {
         if (farm_room_wait(&r, 200, on_frame, &k) < 0) {
             rc = 3;
@@ -200,6 +201,12 @@ int cmd_logs(int argc, char **argv)
             fprintf(stderr, "patchbay logs: the relay refused: %s\n", r.error);
             rc = 3;
             break;
+        }
+        if (k.is_done && !k.printed && !has_said) {
+            fprintf(stderr,
+                    "patchbay logs: no device output kept in room %s%s\n",
+                    r.w.room, follow ? "; waiting for some" : "");
+            has_said = true;
         }
     }
     farm_room_close(&r);

@@ -14,21 +14,37 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: patchbay runtime LINK [--name N] [-q]\n"
-            "\n"
-            "Joins the room of LINK (a runtime link printed by `patchbay "
-            "token --role\nruntime`) as a headless runtime: verifies every "
-            "patch with the relay key\nfrom the link, loads it and swaps it "
-            "in at its apply time; prints one line\nper patch and the "
-            "patches' output. Runs node with the runtime installed\nnext to "
-            "this binary (<build>/runtime, or $PB_RUNTIME_DIR).\n"
-            "\n"
-            "  --name N     a name for this runtime, shown to the room's "
-            "editors\n"
-            "  -q, --quiet  print only rejections, traps and connection "
-            "failures\n"
-            "  -h, --help   this help\n");
+    fprintf(
+        out,
+        "usage: patchbay runtime LINK [--label L] [--width W --height H] "
+        "[--name N] [-q]\n"
+        "\n"
+        "Joins the room of LINK (a runtime link printed by `patchbay "
+        "token --role\nruntime`) as a headless runtime: verifies every "
+        "patch with the relay key\nfrom the link, loads it and swaps it "
+        "in at its apply time; prints one line\nper patch and the "
+        "patches' output. It answers the room's test runs\n(patchbay "
+        "test) and, with a canvas, its snapshots. Runs node with the "
+        "runtime\ninstalled next to this binary (<build>/runtime, or "
+        "$PB_RUNTIME_DIR).\n"
+        "\n"
+        "  --label L    the device's name in test matrices and snapshot "
+        "files\n"
+        "               (default: &label= in the link, else the token's "
+        "name)\n"
+        "  --width W --height H  a canvas of W x H pixels (pb_frame draws "
+        "on it for\n"
+        "               snapshots, pb_screen() returns it): CI can stand up "
+        "devices\n"
+        "               of any size\n"
+        "  --watchdog-ms N  restart the runtime without a patch that has "
+        "not returned\n"
+        "               after N ms (default 2000)\n"
+        "  --name N     a name for this runtime, shown to the room's "
+        "editors\n"
+        "  -q, --quiet  print only rejections, traps and connection "
+        "failures\n"
+        "  -h, --help   this help\n");
 }
 
 /* The installed runtime folder: $PB_RUNTIME_DIR, else ../runtime from the

@@ -188,8 +188,9 @@ static void take_picture(snap_ctx *k, shot *s, const pb_snapshot *sn)
         if (farm_write_file(path, sn->png.ptr, sn->png.len, &why))
             snprintf(s->problem, sizeof s->problem, "%s", why.text);
         else {
-            printf("%-18s %4ux%-5u seq %-4llu %s", s->label, img.width,
-                   img.height, (unsigned long long)sn->seq, path);
+            printf("%-18s %4ux%-5u seq %-4llu +%.2fs  %s", s->label, img.width,
+                   img.height, (unsigned long long)sn->seq,
+                   (farm_mono_ms() - k->started_ms) / 1000.0, path);
             if (k->ref.rgba) {
                 uint64_t differ, total;
                 farm_image_diff(&img, &k->ref, &differ, &total);

@@ -161,8 +161,11 @@ typedef struct run_ctx {
 } run_ctx;
 
 /* The device of the run a result from runtime id belongs to: itself, or
- * the run's device it replaces (the same name and label, restarted by its
- * watchdog: a new client id). -1 if it is none of the run's. */
+ * the run's device it replaces: one with the same name and label that has
+ * not answered, restarted by its watchdog under a new client id (the relay
+ * may not even have noticed the old connection close yet: a browser that
+ * ends a worker closes its socket when it gets to it). One that left is
+ * taken first. -1 if it is none of the run's. */
 static int run_device(run_ctx *k, uint64_t id)
 {
     int d = farm_find_device(k->run, id);
@@ -171,17 +174,21 @@ static int run_device(run_ctx *k, uint64_t id)
     const farm_dev *nd = farm_room_dev(k->r, id);
     if (!nd)
         return -1;
+    int pick = -1;
     for (uint32_t i = 0; i < k->run->n_devices; i++) {
         farm_device *fd = &k->run->devices[i];
         const farm_dev *old = farm_room_dev(k->r, fd->id);
-        if (old && !old->is_here && !fd->has_answered &&
-            !strcmp(old->name, nd->name) && !strcmp(old->label, nd->label)) {
-            fd->id = id;
-            fd->is_gone = false;
-            return (int)i;
-        }
+        if (!old || fd->has_answered || strcmp(old->name, nd->name) ||
+            strcmp(old->label, nd->label))
+            continue;
+        if (pick < 0 || !old->is_here)
+            pick = (int)i;
     }
-    return -1;
+    if (pick >= 0) {
+        k->run->devices[pick].id = id;
+        k->run->devices[pick].is_gone = false;
+    }
+    return pick;
 }
 
 static farm_outcome outcome_of(const pb_test_case *tc)

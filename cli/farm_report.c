@@ -14,8 +14,10 @@ static void duration(uint64_t us, char *out, size_t cap)
 {
     if (us < 1000)
         snprintf(out, cap, "%lluus", (unsigned long long)us);
-    else if (us < 1000000)
+    else if (us < 10000)
         snprintf(out, cap, "%.1fms", us / 1000.0);
+    else if (us < 1000000)
+        snprintf(out, cap, "%.0fms", us / 1000.0);
     else
         snprintf(out, cap, "%.1fs", us / 1e6);
 }

@@ -5,6 +5,7 @@
 #include <emscripten.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 void pb_clear(pb_canvas *c, uint32_t rgba)
 {
@@ -83,23 +84,59 @@ void rt_set_time(double t, double beat)
     room_beat = beat;
 }
 
-static char check_message[256];
-static int check_failed;
+static pb_canvas *screen;
+
+pb_canvas *pb_screen(void)
+{
+    return screen;
+}
+
+EMSCRIPTEN_KEEPALIVE
+void rt_set_screen(pb_canvas *c)
+{
+    screen = c;
+}
+
+/* The first failed check of the running test; rt_check_take hands it to
+ * the host and starts afresh. */
+static struct check {
+    bool has_failed;
+    char expr[256];
+    char file[128];
+    int line;
+} check, taken;
+
+void pb_check_fail(const char *file, int line, const char *expr)
+{
+    if (check.has_failed)
+        return;
+    check.has_failed = true;
+    snprintf(check.expr, sizeof check.expr, "%s", expr ? expr : "");
+    snprintf(check.file, sizeof check.file, "%s", file ? file : "");
+    check.line = line;
+}
 
 void pb_check_failed(const char *expr, int line)
 {
-    if (!check_failed)
-        snprintf(check_message, sizeof check_message, "line %d: %s", line,
-                 expr);
-    check_failed = 1;
+    pb_check_fail(NULL, line, expr);
 }
 
 EMSCRIPTEN_KEEPALIVE
 const char *rt_check_take(void)
 {
-    static char taken[sizeof check_message];
-    snprintf(taken, sizeof taken, "%s", check_failed ? check_message : "");
-    check_failed = 0;
-    check_message[0] = '\0';
-    return taken;
+    taken = check;
+    memset(&check, 0, sizeof check);
+    return taken.has_failed ? taken.expr : "";
+}
+
+EMSCRIPTEN_KEEPALIVE
+const char *rt_check_file(void)
+{
+    return taken.file;
+}
+
+EMSCRIPTEN_KEEPALIVE
+int rt_check_line(void)
+{
+    return taken.line;
 }

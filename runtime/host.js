@@ -15,10 +15,12 @@
 // back the patch that defined the var (rt_session_trap).
 import { RoomClock } from './clock.js';
 import { Connection } from './connection.js';
+import { answerSnapshot, describeDevice } from './farm.js';
 import { parseLink } from './link.js';
 import {
   PB_ERR_CHAIN_GAP, PB_ERR_INTERNAL, PB_ERR_PREPARE, PB_ERR_WRONG_KEY,
   PB_LOG_INFO, PB_LOG_WARN, PB_LOG_ERROR, PB_LOG_TRAP, PB_MAX_CLIENT_BYTES, PB_MAX_FRAME_BYTES,
+  PB_TEST_PASS, PB_TEST_FAIL, PB_TEST_TRAP, PB_TEST_TIMEOUT,
 } from './pb_protocol.js';
 
 export { parseLink };
@@ -26,6 +28,9 @@ export const CLIENT = 'patchbay-runtime/0.1.0';
 
 const LOG = { info: PB_LOG_INFO, warn: PB_LOG_WARN, error: PB_LOG_ERROR, trap: PB_LOG_TRAP };
 const TEST_PREFIX = 'pb_test__';
+// How long a test request waits for the patches queued before it to
+// commit (they wait for their apply time) before running on what is there.
+const TEST_WAIT_MS = 5000;
 // How early the commit timer fires before the last stretch (ms).
 const SPIN_MS = 3;
 
@@ -104,6 +109,14 @@ export class RuntimeHost {
   //                  in var (its watchdog restarted it); each is taken back
   //                  the moment it commits, before its code runs, with
   //                  stoppedMessage as the reason in its failed ack
+  //   resumeTests    {req, filter, seq, var, message}: the test run an
+  //                  earlier instance hung in (in test var): once caught
+  //                  up, this one answers it, with var timed out
+  //   device         what hello says about the device: {label, platform,
+  //                  screen_w, screen_h, dpr, ram_bytes, cores, features}
+  //                  (features: detected when absent; runtime/farm.js)
+  //   canvas         {width, height}: a canvas from the start (its size is
+  //                  in hello; attachCanvas can also add one later)
   constructor(opts) {
     this.o = opts;
     this.link = typeof opts.link === 'string' ? parseLink(opts.link) : opts.link;
@@ -121,7 +134,7 @@ export class RuntimeHost {
     this.lines = [];
     this.context = { var: '', seq: 0 };
     this.pingsSent = 0;
-    this.timers = { tick: null, house: null };
+    this.timers = { tick: null, house: null, tests: null };
     this.canvas = null;
     this.isReloading = false;
     this.generations = 0;
@@ -135,8 +148,8 @@ export class RuntimeHost {
   // trap {var, seq, vars, message} ·
   // log {level, text, var, seq} · tests {req, results} · relay_error
   // {code, message, fatal} · history · clock {offsetUs, uncertaintyUs} ·
-  // call {var, seq}: patch code is entered (a watchdog's view,
-  // runtime/watchdog.js)
+  // call {var, seq, run}: patch code is entered (a watchdog's view,
+  // runtime/watchdog.js; run {req, filter, seq}: the test run it is in)
   on(type, fn) {
     if (!this.handlers.has(type)) this.handlers.set(type, new Set());
     this.handlers.get(type).add(fn);
@@ -159,6 +172,7 @@ export class RuntimeHost {
   // Instantiates the wasm runtime and opens the session; then connects.
   async start() {
     this.M = await this.instantiate();
+    if (this.o.canvas) this.attachCanvas(this.o.canvas.width, this.o.canvas.height);
     // hosts on the real clock commit together (a test's own clock does not)
     if (!this.o.clock) hosts.add(this);
     this.housekeeping();
@@ -195,7 +209,8 @@ export class RuntimeHost {
       backoffMs: this.o.backoffMs, maxBackoffMs: this.o.maxBackoffMs,
       setTimeout: this.setTimeout, clearTimeout: this.clearTimeout,
       onOpen: () => {
-        // hello with since_seq = the verified head (built in C)
+        // hello with since_seq = the verified head and the device (built in C)
+        describeDevice(this);
         const client = `${CLIENT}${this.o.name ? ` ${this.o.name}` : ''}`.slice(0, PB_MAX_CLIENT_BYTES);
         this.M.ccall('rt_session_hello', 'number', ['string', 'string'], [this.link.token, client]);
         this.flush();
@@ -305,13 +320,24 @@ export class RuntimeHost {
       case 'history':
         this.emit('history', ev);
         for (const it of ev.items || []) if (!it.ok) this.emit('reject', it);
+        // caught up: a test run an earlier instance hung in is answered now
+        if (!ev.more && this.o.resumeTests && !this.hasResumed) {
+          this.hasResumed = true;
+          const r = this.o.resumeTests;
+          this.requestTests({ req: r.req, filter: r.filter, seq: r.seq },
+                            { var: r.var, message: r.message });
+        }
         break;
       case 'error':
         if (ev.fatal) this.conn?.fatal(ev.code, ev.message);
         this.emit('relay_error', ev);
         break;
       case 'test_req':
-        this.runTests(ev.req, ev.filter);
+        this.requestTests(ev);
+        break;
+      case 'snapshot_req':
+        answerSnapshot(this, ev).catch((e) => this.emit('relay_error', {
+          code: PB_ERR_INTERNAL, fatal: false, message: `snapshot ${ev.req}: ${e.message}` }));
         break;
       case 'room':
         this.room = ev;
@@ -367,6 +393,8 @@ export class RuntimeHost {
     this.flushLogs();
     this.flush();
     this.armTick();
+    if (this.waitingTests && (this.committedSeq >= this.waitingTests.ev.seq || !this.pendingCount))
+      this.runWaitingTests();
     const limit = this.o.reloadAfterModules ?? 500;
     if (limit && !this.isReloading && this.modules >= limit && !this.pendingCount)
       this.reload().catch((e) => this.emit('relay_error', { code: PB_ERR_INTERNAL, fatal: false,
@@ -498,7 +526,8 @@ export class RuntimeHost {
     if (!this.conn?.isOpen || this.state !== 'live') return;
     this.lastPing = Date.now();
     this.pingsSent++;
-    this.M._rt_session_ping(this.clock.now());
+    const unc = this.clock.uncertaintyUs;
+    this.M._rt_session_ping(this.clock.now(), Number.isFinite(unc) ? unc : 0);
     this.flush();
   }
 
@@ -578,40 +607,86 @@ export class RuntimeHost {
     return t;
   }
 
-  // test_req: runs every test var (PB_TEST) whose name starts with filter,
-  // and answers with test_result. A trapping test fails; nothing rolls back.
-  runTests(req, filter = '') {
+  // test_req {req, filter, seq}: the run is for seq, so it waits while
+  // patches up to seq are queued for their apply time (at most
+  // TEST_WAIT_MS; then it runs on what is committed, and the answer's seq
+  // says so). timedOut {var, message}: a test an earlier instance hung in,
+  // answered as timed out without running it.
+  requestTests(ev, timedOut = null) {
+    if (this.waitingTests) this.runWaitingTests(); // one run at a time
+    this.waitingTests = { ev, timedOut };
+    if (this.committedSeq >= (ev.seq || 0) || !this.pendingCount) {
+      this.runWaitingTests();
+      return;
+    }
+    this.timers.tests = this.setTimeout(() => this.runWaitingTests(), TEST_WAIT_MS);
+  }
+
+  runWaitingTests() {
+    const w = this.waitingTests;
+    this.waitingTests = null;
+    if (this.timers.tests) this.clearTimeout(this.timers.tests);
+    this.timers.tests = null;
+    if (w && !this.isClosed) this.runTests(w.ev.req, w.ev.filter, w.ev.seq || 0, w.timedOut);
+  }
+
+  // Runs every test var (PB_TEST, deftest) whose name starts with filter,
+  // in name order, and answers one test_result: pass; fail with the
+  // check's file, line and expression; trap with the innermost var and its
+  // patch (nothing rolls back); timeout for timedOut's var. Each test is
+  // entered with a call event naming the run, so a watchdog that restarts
+  // this instance can have the next one answer it.
+  runTests(req, filter = '', seq = 0, timedOut = null) {
     const M = this.M;
-    const names = JSON.parse(M.ccall('rt_session_tests', 'string', ['string'], [filter])).sort();
+    const names = JSON.parse(M.ccall('rt_session_tests', 'string', ['string'], [filter]));
+    if (timedOut && timedOut.var.startsWith(TEST_PREFIX) && !names.includes(timedOut.var))
+      names.push(timedOut.var);
+    names.sort();
     M._rt_session_test_begin(req);
+    const run = { req, filter, seq };
     const results = [];
     for (const full of names) {
-      const fn = this.varFn(full);
-      M.ccall('rt_check_take', 'string', [], []);
-      const sp = M.stackSave();
-      const t0 = performance.now();
-      let message = '';
-      this.context = { var: full, seq: this.varSeq(full) };
-      this.emit('call', this.context);
-      try {
-        M.wasmTable.get(fn)();
-        message = M.ccall('rt_check_take', 'string', [], []);
-      } catch (e) {
-        M.stackRestore(sp);
-        message = `trap: ${messageOf(e)}`;
-      }
-      this.context = { var: '', seq: 0 };
-      const us = Math.round((performance.now() - t0) * 1000);
-      const r = { name: full.slice(TEST_PREFIX.length), ok: !message, message, us };
+      const r = timedOut && full === timedOut.var
+        ? { status: PB_TEST_TIMEOUT, message: timedOut.message, us: 0 }
+        : this.runTest(full, run);
+      r.name = full.slice(TEST_PREFIX.length);
+      r.ok = r.status === PB_TEST_PASS;
       results.push(r);
-      M.ccall('rt_session_test_case', 'number', ['string', 'number', 'string', 'number'],
-              [r.name, r.ok ? 1 : 0, message, us]);
+      M.ccall('rt_session_test_case', 'number',
+              ['string', 'number', 'string', 'number', 'string', 'number', 'string', 'number'],
+              [r.name, r.status, r.message || '', r.us, r.file || '', r.line || 0, r.var || '', r.var_seq || 0]);
     }
     M._rt_session_test_end(this.committedSeq);
     this.flushLogs();
     this.flush();
     this.emit('tests', { req, results });
     return results;
+  }
+
+  // One test: {status, message, us, file, line} or {status, var, var_seq}.
+  runTest(full, run) {
+    const M = this.M;
+    const fn = this.varFn(full);
+    M.ccall('rt_check_take', 'string', [], []);
+    const sp = M.stackSave();
+    const t0 = performance.now();
+    let r;
+    this.context = { var: full, seq: this.varSeq(full) };
+    this.emit('call', { ...this.context, run });
+    try {
+      M.wasmTable.get(fn)();
+      const expr = M.ccall('rt_check_take', 'string', [], []);
+      r = expr ? { status: PB_TEST_FAIL, message: expr, file: M.ccall('rt_check_file', 'string', [], []),
+                   line: M._rt_check_line() }
+               : { status: PB_TEST_PASS };
+    } catch (e) {
+      M.stackRestore(sp);
+      const v = trappedVar(e, full);
+      r = { status: PB_TEST_TRAP, message: messageOf(e), var: v, var_seq: this.varSeq(v) };
+    }
+    this.context = { var: '', seq: 0 };
+    r.us = Math.round((performance.now() - t0) * 1000);
+    return r;
   }
 
   // ---- the canvas --------------------------------------------------------------
@@ -630,6 +705,7 @@ export class RuntimeHost {
     M.HEAP32[(ptr >> 2) + 1] = height;
     M.HEAPU32[(ptr >> 2) + 2] = px;
     M.HEAPU8.fill(0, px, px + width * height * 4);
+    M._rt_set_screen(ptr); // pb_screen(): tests see the device's canvas
     this.canvas = {
       M, ptr, width, height,
       pixels: () => new Uint8ClampedArray(M.HEAPU8.buffer, px, width * height * 4),
@@ -643,8 +719,12 @@ export class RuntimeHost {
   // call's result ({ok} or {ok:false, trap|undefined}).
   frame() {
     this.step();
+    return this.drawAt(this.clock.roomNowUs() / 1e6);
+  }
+
+  // pb_frame(t, canvas) for room time t (seconds), without a step first.
+  drawAt(t) {
     if (!this.canvas) return { ok: false, undefined: true };
-    const t = this.clock.roomNowUs() / 1e6;
     const bpm = this.room.tempo_bpm || 0;
     this.M._rt_set_time(t, bpm ? t * bpm / 60 : 0);
     return this.tryCall('pb_frame', [t, this.canvas.ptr]);

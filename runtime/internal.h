@@ -125,4 +125,7 @@ void rt_catchup_receive(const pb_history *h, uint64_t now_us, rt_json *j);
 void rt_keep(uint64_t seq, const pb_patch *p);
 void rt_prune_kept(void);
 
+/* The device description set by the host, for hello (device.c). */
+void rt_device_fill(pb_device *d);
+
 #endif

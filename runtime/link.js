@@ -9,8 +9,10 @@ import { PB_PUBLICKEY_BYTES } from './pb_protocol.js';
 
 const KEY_HEX = new RegExp(`^[0-9a-f]{${2 * PB_PUBLICKEY_BYTES}}$`);
 
-// Returns {url, room, token, key, name}; url is the relay's WebSocket base
-// (ws:// or wss://, no path). Throws an Error naming what is wrong.
+// Returns {url, room, token, key, name, label}; url is the relay's
+// WebSocket base (ws:// or wss://, no path); label names the device in the
+// room's test matrices (&label=pixel-7). Throws an Error naming what is
+// wrong.
 export function parseLink(link) {
   let u;
   try {
@@ -29,5 +31,6 @@ export function parseLink(link) {
                    !KEY_HEX.test(key) && `key (${2 * PB_PUBLICKEY_BYTES} hex digits)`].filter(Boolean);
   if (missing.length)
     throw new Error(`join link lacks ${missing.join(', ')} in its #fragment`);
-  return { url: `${scheme}//${u.host}`, room, token, key, name: p.get('name') || '' };
+  return { url: `${scheme}//${u.host}`, room, token, key, name: p.get('name') || '',
+           label: p.get('label') || '' };
 }

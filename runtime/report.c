@@ -394,8 +394,12 @@ int rt_session_log(int level, const char *text, const char *var, double seq,
 typedef struct test_case {
     char name[PB_MAX_NAME_BYTES + 1];
     char message[TEST_MESSAGE_BYTES];
-    bool ok;
+    pb_test_status status;
     uint64_t us;
+    char file[PB_MAX_PATH_BYTES / 2];
+    uint32_t line;
+    char var[PB_MAX_NAME_BYTES + 1];
+    uint64_t var_seq;
 } test_case;
 
 static struct {
@@ -415,19 +419,28 @@ int rt_session_test_begin(double req)
     return tests.cases ? PB_OK : PB_ERR_NOMEM;
 }
 
-/* Adds one result; name without the pb_test__ prefix. Results past
- * PB_MAX_TESTS are dropped (returns PB_ERR_FIELD_RANGE). */
+/* Adds one result; name without the pb_test__ prefix; status a
+ * pb_test_status (docs/PROTOCOL.md § Device testing says which of file,
+ * line, var and var_seq go with which). Results past PB_MAX_TESTS are
+ * dropped (returns PB_ERR_FIELD_RANGE). */
 EMSCRIPTEN_KEEPALIVE
-int rt_session_test_case(const char *name, int ok, const char *message,
-                         double us)
+int rt_session_test_case(const char *name, int status, const char *message,
+                         double us, const char *file, int line, const char *var,
+                         double var_seq)
 {
     if (!tests.cases || tests.n >= PB_MAX_TESTS)
+        return PB_ERR_FIELD_RANGE;
+    if (status < PB_TEST_PASS || status > PB_TEST_TIMEOUT)
         return PB_ERR_FIELD_RANGE;
     test_case *c = &tests.cases[tests.n++];
     snprintf(c->name, sizeof c->name, "%s", name);
     snprintf(c->message, sizeof c->message, "%s", message ? message : "");
-    c->ok = ok != 0;
+    c->status = (pb_test_status)status;
     c->us = (uint64_t)us;
+    snprintf(c->file, sizeof c->file, "%s", file ? file : "");
+    c->line = line > 0 ? (uint32_t)line : 0;
+    snprintf(c->var, sizeof c->var, "%s", var ? var : "");
+    c->var_seq = var_seq > 0 ? (uint64_t)var_seq : 0;
     return PB_OK;
 }
 
@@ -440,11 +453,16 @@ int rt_session_test_end(double seq)
     if (!items)
         return PB_ERR_NOMEM;
     for (uint32_t i = 0; i < tests.n; i++) {
-        items[i].name = pb_cstr(tests.cases[i].name);
-        items[i].ok = tests.cases[i].ok;
-        items[i].message =
-            pb_cstr(tests.cases[i].message[0] ? tests.cases[i].message : NULL);
-        items[i].us = tests.cases[i].us;
+        const test_case *c = &tests.cases[i];
+        items[i].name = pb_cstr(c->name);
+        items[i].ok = c->status == PB_TEST_PASS;
+        items[i].status = c->status;
+        items[i].message = pb_cstr(c->message[0] ? c->message : NULL);
+        items[i].us = c->us;
+        items[i].file = pb_cstr(c->file[0] ? c->file : NULL);
+        items[i].line = c->line;
+        items[i].var = pb_cstr(c->var[0] ? c->var : NULL);
+        items[i].var_seq = c->var_seq;
     }
     pb_frame f = {.type = PB_T_TEST_RESULT};
     f.test_result.req = tests.req;

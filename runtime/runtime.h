@@ -71,9 +71,15 @@ int rt_load(const char *path);
 
 /* Room time and beat for pb_time()/pb_beat(). */
 void rt_set_time(double t, double beat);
-/* The first failed PB_CHECK since the last call ("" if none), then clears
- * it; the host calls it after each test. */
+/* The canvas pb_screen() returns (NULL: none); the host sets it with the
+ * canvas it draws pb_frame on. */
+void rt_set_screen(pb_canvas *c);
+/* The expression of the first failed PB_CHECK since the last call ("" if
+ * none), then clears it; the host calls it after each test. Its file ("" if
+ * the patch did not say) and line stay readable until the next take. */
 const char *rt_check_take(void);
+const char *rt_check_file(void);
+int rt_check_line(void);
 
 /* ---- The session (session.c, report.c): what the JS host calls ------------
  * The host passes every frame it receives, raw, to rt_session_receive, and
@@ -91,7 +97,18 @@ const char *rt_session_trap(const char *var, const char *message,
                             double now_us);
 void rt_session_load_failed(const char *message);
 int rt_session_hello(const char *token, const char *client);
-int rt_session_ping(double t0_us);
+int rt_session_ping(double t0_us, double unc_us);
+/* What this runtime runs on, said in every hello from now on (device.c). */
+int rt_session_set_device(const char *label, const char *platform,
+                          const char *features, uint32_t canvas_w,
+                          uint32_t canvas_h, uint32_t screen_w,
+                          uint32_t screen_h, double dpr, double ram_bytes,
+                          uint32_t cores);
+/* Queues a snapshot answer: the picture (PNG bytes) or, with png NULL, the
+ * error saying why there is none. */
+int rt_session_snapshot(double req, double editor_id, double seq, double at_us,
+                        uint32_t width, uint32_t height, const uint8_t *png,
+                        uint32_t png_len, const char *error);
 double rt_session_head_seq(void);
 double rt_session_committed_seq(void);
 double rt_session_pending_count(void);
@@ -99,8 +116,9 @@ double rt_session_next_apply_us(void);
 double rt_session_var_seq(const char *name);
 const char *rt_session_tests(const char *filter);
 int rt_session_test_begin(double req);
-int rt_session_test_case(const char *name, int ok, const char *message,
-                         double us);
+int rt_session_test_case(const char *name, int status, const char *message,
+                         double us, const char *file, int line, const char *var,
+                         double var_seq);
 int rt_session_test_end(double seq);
 void rt_session_set_log_limits(uint32_t per_second, uint32_t burst,
                                uint32_t max_bytes);

@@ -132,14 +132,16 @@ int rt_session_hello(const char *token, const char *client)
     f.hello.token = pb_cstr(token);
     f.hello.client = pb_cstr(client);
     f.hello.since_seq = rt_state.chain.seq;
+    rt_device_fill(&f.hello.device);
     return rt_out_frame(&f) ? PB_OK : PB_ERR_FIELD_RANGE;
 }
 
 EMSCRIPTEN_KEEPALIVE
-int rt_session_ping(double t0_us)
+int rt_session_ping(double t0_us, double unc_us)
 {
     pb_frame f = {.type = PB_T_PING};
     f.ping.t0_us = (uint64_t)t0_us;
+    f.ping.unc_us = unc_us > 0 && unc_us < 1e15 ? (uint64_t)unc_us : 0;
     return rt_out_frame(&f) ? PB_OK : PB_ERR_INTERNAL;
 }
 
@@ -426,6 +428,12 @@ static void describe(const pb_frame *f, rt_json *j)
         rt_json_num(j, "req", (double)f->test_req.req);
         rt_json_str(j, "filter", f->test_req.filter.ptr,
                     f->test_req.filter.len);
+        rt_json_num(j, "seq", (double)f->test_req.seq);
+        break;
+    case PB_T_SNAPSHOT_REQ:
+        rt_json_num(j, "req", (double)f->snapshot_req.req);
+        rt_json_num(j, "at_us", (double)f->snapshot_req.at_us);
+        rt_json_num(j, "editor_id", (double)f->snapshot_req.editor_id);
         break;
     case PB_T_ROOM:
         rt_json_num(j, "tempo_bpm", f->room.tempo_bpm);

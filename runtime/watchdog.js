@@ -10,8 +10,10 @@
 // next thread takes exactly that patch back as it commits (the host's
 // `stopped` option).
 //
-// The watched side (reportTo) posts {t:'call', var, seq} when patch code is
-// entered and {t:'beat', ...} when its thread is free; a call is posted once
+// The watched side (reportTo) posts {t:'call', var, seq, run} when patch
+// code is entered (run: the test run {req, filter, seq} a test is part of,
+// so that the next thread can answer it) and {t:'beat', ...} when its
+// thread is free; a call is posted once
 // per beat (pb_frame runs every frame: the watchdog needs to hear of it
 // once, not sixty times a second). The watching side (Watchdog) reads
 // those messages and says, when asked, whether and where the thread hangs.
@@ -24,7 +26,7 @@ export function reportTo(host, post) {
     const key = `${c.seq} ${c.var}`;
     if (key === last) return;
     last = key;
-    post({ t: 'call', var: c.var, seq: c.seq });
+    post({ t: 'call', var: c.var, seq: c.seq, ...(c.run ? { run: c.run } : {}) });
   });
   return {
     beat(extra = {}) {
@@ -59,7 +61,7 @@ export class Watchdog {
     if (m.t === 'call') {
       // entering patch code arms the watchdog too: a patch can hang
       // before the first beat was due
-      this.calling = { var: m.var, seq: m.seq };
+      this.calling = { var: m.var, seq: m.seq, run: m.run || null };
       if (!this.lastBeat) this.lastBeat = this.now();
       return true;
     }
@@ -71,12 +73,19 @@ export class Watchdog {
     if (!this.lastBeat) this.lastBeat = this.now();
   }
 
-  // null while the thread is fine; else {var, seq, quietMs}: the call it
-  // is stuck in (var '' and seq 0 when it is not in patch code).
+  // null while the thread is fine; else {var, seq, quietMs, run}: the call
+  // it is stuck in (var '' and seq 0 when it is not in patch code; run the
+  // test run, if it is a test).
   check() {
     if (!this.lastBeat) return null;
     const quietMs = this.now() - this.lastBeat;
     if (quietMs < this.limitMs) return null;
-    return { var: this.calling?.var || '', seq: this.calling?.seq || 0, quietMs };
+    return { var: this.calling?.var || '', seq: this.calling?.seq || 0, quietMs, run: this.calling?.run || null };
+  }
+
+  // For the next thread's host: the test run a hung test was part of
+  // (its resumeTests option), or null.
+  static resume(c, message) {
+    return c && c.run ? { ...c.run, var: c.var, message } : null;
   }
 }

@@ -58,6 +58,11 @@ void pb_line(pb_canvas *c, int x0, int y0, int x1, int y1, uint32_t rgba);
 double pb_time(void);
 double pb_beat(void);
 
+/* The canvas this runtime draws pb_frame on (its size is the device's:
+ * a phone's is narrower than a projector's), or NULL on a runtime
+ * without one. Tests use it to check what depends on the screen. */
+pb_canvas *pb_screen(void);
+
 /* ---- Persistent state ---------------------------------------------------
  * PB_STATE(int, counter, 0); declares storage that keeps its value when the
  * code around it is redefined (like Clojure's defonce): the first patch that
@@ -69,16 +74,22 @@ double pb_beat(void);
 
 /* ---- Tests ---------------------------------------------------------------
  * PB_TEST(adds) { PB_CHECK(ggg(1) == 50); } defines a test the runtime runs
- * on request (test_req); a failed PB_CHECK reports the expression and line
- * and ends the test. */
+ * on request (test_req, `patchbay test`); a failed PB_CHECK reports the
+ * expression with its file and line and ends the test. PB_FILE is the
+ * name the patch was evaluated under (the compiler defines it). */
+#ifndef PB_FILE
+#define PB_FILE __FILE__
+#endif
 #define PB_TEST(name) void pb_test__##name(void)
-#define PB_CHECK(expr)                                                       \
-    do {                                                                     \
-        if (!(expr)) {                                                       \
-            pb_check_failed(#expr, __LINE__);                                \
-            return;                                                          \
-        }                                                                    \
+#define PB_CHECK(expr)                                                         \
+    do {                                                                       \
+        if (!(expr)) {                                                         \
+            pb_check_fail(PB_FILE, __LINE__, #expr);                           \
+            return;                                                            \
+        }                                                                      \
     } while (0)
+void pb_check_fail(const char *file, int line, const char *expr);
+/* The same without a file, for patches built before pb_check_fail. */
 void pb_check_failed(const char *expr, int line);
 
 /* ---- Expressions (docs/PATCH_ABI.md § Expressions) ------------------------

@@ -12,16 +12,22 @@
 // failed ack saying "watchdog"), before its code runs again.
 import { isMainThread, parentPort, workerData, Worker } from 'node:worker_threads';
 import { reportTo, Watchdog } from '../watchdog.js';
-import { joinRoom } from './runtime.mjs';
+import { joinRoom, parseLink } from './runtime.mjs';
 
-const USAGE = `usage: patchbay-runtime <link> [--name N] [-q]
+const USAGE = `usage: patchbay-runtime <link> [--label L] [--width W --height H] [-q]
 
 Joins the room of a join link as a headless runtime: verifies every patch
 with the relay key from the link, loads it, and swaps it in at its apply
-time; prints one line per patch and the patches' output.
+time; prints one line per patch and the patches' output. It answers the
+room's test runs (patchbay test) and, with a canvas, its snapshots.
 
   <link>       a runtime link printed by \`patchbay token --role runtime\`
                (http://HOST:PORT/runtime.html#room=R&token=T&key=HEX)
+  --label L    the device's name in test matrices and snapshot files
+               (default: &label= in the link, else the token's name)
+  --width W --height H  a canvas of W x H pixels: pb_frame draws on it for
+               snapshots and pb_screen() returns it (default: none), so CI
+               can stand up devices of any size
   --name N     a name for this runtime, shown to the room's editors
   -q, --quiet  print only rejections, traps and connection failures
   --watchdog-ms N  restart the runtime without a patch that has not
@@ -32,14 +38,19 @@ The wasm runtime is read from $PB_RUNTIME_JS or ../pb_runtime.cjs.
 exit status: 0 stopped by a signal, 1 the token was refused, 2 usage`;
 
 function parseArgs(argv) {
-  const o = { link: null, name: '', quiet: false, watchdogMs: 2000 };
+  const o = { link: null, name: '', label: '', width: 0, height: 0, quiet: false, watchdogMs: 2000 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '-h' || a === '--help') return { help: true };
     if (a === '-q' || a === '--quiet') o.quiet = true;
-    else if (a === '--name') {
-      if (i + 1 >= argv.length) throw new Error('--name needs a value');
-      o.name = argv[++i];
+    else if (a === '--name' || a === '--label') {
+      if (i + 1 >= argv.length) throw new Error(`${a} needs a value`);
+      o[a.slice(2)] = argv[++i];
+      if (a === '--label' && Buffer.byteLength(o.label) > 64) throw new Error('--label is at most 64 bytes');
+    } else if (a === '--width' || a === '--height') {
+      const v = Number(argv[++i]);
+      if (!Number.isInteger(v) || v < 1 || v > 8192) throw new Error(`${a} wants a whole number of pixels, 1 to 8192`);
+      o[a.slice(2)] = v;
     } else if (a === '--watchdog-ms') {
       const v = Number(argv[++i]);
       if (!Number.isInteger(v) || v < 100) throw new Error('--watchdog-ms wants a whole number of ms, at least 100');
@@ -49,6 +60,11 @@ function parseArgs(argv) {
     else o.link = a;
   }
   if (!o.link) throw new Error('a join link is required');
+  if (!o.width !== !o.height) throw new Error('--width and --height go together');
+  // how its lines are tagged: its name, else its label
+  let linkLabel = '';
+  try { linkLabel = parseLink(o.link).label; } catch { /* joinRoom says what is wrong */ }
+  o.tag = o.name || o.label || linkLabel || 'runtime';
   return o;
 }
 
@@ -67,9 +83,10 @@ if (isMainThread) {
   const stopped = [];
   const watchdog = new Watchdog({ limitMs: opts.watchdogMs, now: Date.now });
   let worker = null;
+  let resumeTests = null; // the test run a hung test was part of
   const start = () => {
     watchdog.restart();
-    worker = new Worker(new URL(import.meta.url), { workerData: { opts, stopped } });
+    worker = new Worker(new URL(import.meta.url), { workerData: { opts, stopped, resumeTests } });
     worker.on('message', (m) => {
       if (watchdog.read(m)) return;
       if (m.t === 'out') console.log(m.line);
@@ -80,11 +97,13 @@ if (isMainThread) {
   setInterval(() => {
     const c = watchdog.check();
     if (!c) return;
-    console.log(`[${opts.name || 'runtime'}] ` +
+    console.log(`[${opts.tag}] ` +
                 (c.seq ? `seq ${c.seq} ${c.var} did not return within ${opts.watchdogMs} ms (an endless loop?): ` +
                          'restarting the runtime without it'
                        : `the runtime did not respond for ${opts.watchdogMs} ms: restarting it`));
     if (c.seq) stopped.push({ seq: c.seq, var: c.var });
+    resumeTests = Watchdog.resume(c, `did not return within ${opts.watchdogMs} ms: the runtime was restarted ` +
+                                     `without its patch (seq ${c.seq})`);
     worker.terminate();
     start();
   }, 100);
@@ -97,14 +116,18 @@ if (isMainThread) {
 
 async function runWorker(opts) {
   const ms = (us) => `${(us / 1000).toFixed(1)} ms`;
-  const out = (s) => parentPort.postMessage({ t: 'out', line: `[${opts.name || 'runtime'}] ${s}` });
+  const out = (s) => parentPort.postMessage({ t: 'out', line: `[${opts.tag}] ${s}` });
   let rt;
   try {
     rt = await joinRoom(opts.link, {
       name: opts.name,
+      device: { label: opts.label || undefined },
+      canvas: opts.width ? { width: opts.width, height: opts.height } : null,
       // patches that hung an earlier runtime thread are taken back as they commit
       stopped: workerData.stopped,
       stoppedMessage: `did not return within ${opts.watchdogMs} ms: the runtime was restarted without it`,
+      // and the test run it hung in is answered
+      resumeTests: workerData.resumeTests,
     });
   } catch (e) {
     parentPort.postMessage({ t: 'exit', code: 2, error: `patchbay-runtime: ${e.message}` });
@@ -135,6 +158,12 @@ async function runWorker(opts) {
   });
   rt.on('relay_error', (e) => out(`relay: ${e.message}`));
   rt.on('log', (l) => { if (!opts.quiet) out(`${l.var || '-'}: ${l.text}`); });
+  rt.on('tests', ({ results }) => {
+    if (opts.quiet) return;
+    const bad = results.filter((r) => !r.ok);
+    out(`tests: ${results.length - bad.length} of ${results.length} passed` +
+        `${bad.length ? ` (not: ${bad.map((r) => r.name).join(' ')})` : ''}`);
+  });
   // The watchdog's view: a heartbeat while this thread is free (the first
   // now: the runtime is loaded), and which patch code it enters.
   const report = reportTo(rt, (m) => parentPort.postMessage(m));

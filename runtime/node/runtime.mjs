@@ -11,6 +11,7 @@
 // <build>/runtime/).
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { RuntimeHost, parseLink } from '../host.js';
 
@@ -47,15 +48,23 @@ function defaultWebSocket() {
   }
 }
 
+// What a node runtime says about the machine it runs on (hello).
+export function nodeDevice() {
+  return { platform: `node ${process.versions.node} ${process.platform} ${process.arch}`,
+           ram_bytes: os.totalmem(), cores: os.availableParallelism?.() ?? os.cpus().length };
+}
+
 // Joins the room of a join link as a runtime. opts: name, runtimeJs,
 // WebSocket, limits, backoffMs, maxBackoffMs, pingEveryMs, connect (false:
-// no socket; frames are fed with handle.receive). Resolves once the wasm
-// is running (not once connected: listen for 'welcome' or use
-// handle.waitFor). The handle is the RuntimeHost plus waitFor().
+// no socket; frames are fed with handle.receive), canvas {width, height},
+// device (label and more; the machine's platform, memory and cores are
+// filled in). Resolves once the wasm is running (not once connected:
+// listen for 'welcome' or use handle.waitFor). The handle is the
+// RuntimeHost plus waitFor().
 export async function joinRoom(link, opts = {}) {
   const { createRuntime, moduleArgs } = loadRuntime(opts);
   const host = new RuntimeHost({
-    ...opts, link, createRuntime, moduleArgs,
+    ...opts, link, createRuntime, moduleArgs, device: { ...nodeDevice(), ...opts.device },
     WebSocket: opts.connect === false ? null : (opts.WebSocket || defaultWebSocket()),
   });
   await host.start();

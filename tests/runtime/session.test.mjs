@@ -370,10 +370,19 @@ test('test_req runs the PB_TEST tests and answers test_result', async () => {
   const by = Object.fromEntries(r.results.map((x) => [x.name, x]));
   assert.deepEqual(Object.keys(by).sort(), ['ggg_adds', 'ggg_is_zero', 'traps']);
   assert.equal(by.ggg_adds.ok, true);
+  assert.equal(by.ggg_adds.status, 'pass');
+  // a failed check: its expression, file and line
   assert.equal(by.ggg_is_zero.ok, false);
-  assert.match(by.ggg_is_zero.message, /^line \d+: ggg\(1\) == 0$/);
+  assert.equal(by.ggg_is_zero.status, 'fail');
+  assert.equal(by.ggg_is_zero.message, 'ggg(1) == 0');
+  assert.match(by.ggg_is_zero.file, /\.c$/, 'the file the patch was evaluated as');
+  assert.equal(by.ggg_is_zero.line, 3); // H is one line
+  // a trap: the var whose code trapped and the patch that defined it
   assert.equal(by.traps.ok, false);
-  assert.match(by.traps.message, /^trap: .*divide by zero/);
+  assert.equal(by.traps.status, 'trap');
+  assert.match(by.traps.message, /divide by zero/);
+  assert.equal(by.traps.var, 'pb_test__traps');
+  assert.equal(by.traps.var_seq, 6);
   // a filter is a name prefix; a failing test rolls nothing back
   rt.receive(frame('test_req', { req: 10, filter: 'ggg_' }));
   const r2 = rt.sent.filter((f) => f.t === 'test_result').at(-1);

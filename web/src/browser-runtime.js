@@ -7,7 +7,7 @@
 // canvas hands its control to one worker only) rejoins the room, catches
 // up and takes that patch back as soon as it commits again.
 //
-//   const rt = new BrowserRuntime({ canvas, link, name, preview, onEvent });
+//   const rt = new BrowserRuntime({ canvas, link, name, label, preview, onEvent });
 //   rt.start();  rt.state  rt.stats  rt.inject(bytes)  rt.stop()
 //
 // onEvent(type, ev): the host's events (runtime/host.js: state, welcome,
@@ -18,10 +18,11 @@ import { Watchdog } from '../../runtime/watchdog.js';
 const STOPPED_KEY = 'patchbay:stopped';
 
 export class BrowserRuntime {
-  constructor({ canvas, link, name = '', preview = false, width, height, stallMs = 1000, onEvent }) {
+  constructor({ canvas, link, name = '', label = '', preview = false, width, height, stallMs = 1000, onEvent }) {
     this.canvas = canvas;
     this.link = link;
     this.name = name;
+    this.label = label;
     this.preview = preview;
     this.width = width || canvas.width;
     this.height = height || canvas.height;
@@ -31,7 +32,18 @@ export class BrowserRuntime {
     this.stats = { frames: 0, fps: 0, committedSeq: 0, restarts: 0, offsetUs: 0, uncertaintyUs: Infinity };
     this.state = 'starting';
     this.stopped = loadStopped(link);
+    this.resumeTests = null; // the test run a hung test was part of
     this.watch = null;
+  }
+
+  // What the runtime says about this device in hello (docs/PROTOCOL.md
+  // § Device testing); the worker adds its wasm features and the canvas.
+  device() {
+    return {
+      label: this.label, platform: navigator.userAgent,
+      screen_w: screen.width, screen_h: screen.height, dpr: devicePixelRatio,
+      ram_bytes: (navigator.deviceMemory || 0) * 2 ** 30, cores: navigator.hardwareConcurrency || 0,
+    };
   }
 
   start() {
@@ -42,7 +54,8 @@ export class BrowserRuntime {
     w.onmessage = (e) => this.onMessage(e.data);
     w.onerror = (e) => this.emit('log', { level: 'error', text: `runtime worker: ${e.message}` });
     w.postMessage({ t: 'start', link: this.link, name: this.name, canvas: off, width: this.width,
-                    height: this.height, preview: this.preview, stopped: [...this.stopped.values()] },
+                    height: this.height, preview: this.preview, stopped: [...this.stopped.values()],
+                    device: this.device(), resumeTests: this.resumeTests },
                   [off]);
     clearInterval(this.watch);
     this.watch = setInterval(() => this.check(), 200);
@@ -98,6 +111,8 @@ export class BrowserRuntime {
       this.stopped.set(culprit.seq, { seq: culprit.seq, var: culprit.var });
       saveStopped(this.link, this.stopped);
     }
+    this.resumeTests = Watchdog.resume(culprit, `did not return within ${quiet} s: the runtime was restarted ` +
+                                                `without its patch (#${culprit.seq})`);
     this.worker.terminate();
     this.worker = null;
     this.stats.restarts++;

@@ -21,6 +21,7 @@ import { parseLink } from '../../runtime/link.js';
 import { formAt } from './forms.js';
 import { describeAnswers } from './values.js';
 import { BrowserRuntime } from './browser-runtime.js';
+import { TestRun, renderMatrix, describe, outputOf } from './tests.js';
 
 const $ = (id) => document.getElementById(id);
 const el = (tag, cls, text) => {
@@ -66,6 +67,7 @@ const state = {
   commitTimes: new Map(), // seq -> Map(runtime_id -> commit room time)
   spreadUs: 0, spreadSeq: 0,
   preview: { stats: {}, commits: [], traps: [], restarts: [], rejects: [] }, // this page's runtime
+  testRun: null,       // the last "Run tests" (web/src/tests.js)
 };
 window.patchbay = state;
 
@@ -296,10 +298,16 @@ function onFrame(f) {
     case 'peers':
       if (f.event === 'snapshot') state.peers.clear();
       for (const p of f.peers || []) {
-        if (f.event === 'leave') state.peers.delete(p.id);
-        else state.peers.set(p.id, { ...state.peers.get(p.id), ...p });
+        if (f.event === 'leave') {
+          state.peers.delete(p.id);
+          state.testRun?.gone(p.id);
+        } else state.peers.set(p.id, { ...state.peers.get(p.id), ...p });
       }
       renderPeers();
+      if (state.testRun && f.event === 'leave') renderTests();
+      break;
+    case 'test_result':
+      if (state.testRun?.take(f, state.peers)) renderTests();
       break;
     case 'ack':
       state.acks.set(f.runtime_id, { state: f.state, seq: f.seq, error: f.error, var: f.var,
@@ -431,8 +439,9 @@ function renderPeers() {
   for (const p of sorted) {
     const li = el('li', `peer ${p.role}`);
     li.dataset.id = p.id;
-    li.append(el('span', 'name', p.name), el('span', 'role', p.role));
+    li.append(el('span', 'name', p.label || p.name), el('span', 'role', p.role));
     if (p.role === 'runtime') {
+      if (p.canvas_w) li.append(el('span', 'canvas', `${p.canvas_w}×${p.canvas_h}`));
       const a = state.acks.get(p.id);
       const ack = a ? `${a.state} #${a.seq}` : p.last_ack ? `${p.last_ack} #${p.last_seq}` : 'no ack yet';
       li.append(el('span', `ack ${a?.state || p.last_ack || ''}`, ack));
@@ -445,7 +454,8 @@ function renderPeers() {
       }
       const mem = a?.mem ?? p.mem_bytes;
       if (mem) li.append(el('span', 'mem', `${(mem / 1048576).toFixed(1)} MiB`));
-      if (p.client) li.title = p.client;
+      li.title = [p.platform || p.client, p.features && `wasm ${p.features}`,
+                  p.unc_us && `clock ±${(p.unc_us / 1000).toFixed(1)} ms`].filter(Boolean).join(' · ');
     }
     list.append(li);
   }
@@ -515,11 +525,52 @@ function onPreview(type, ev) {
   }
 }
 
+// ---- tests on the room's devices ------------------------------------------------------
+// Every runtime of the room (not the editor pages' previews) runs the
+// room's tests at the current seq; their answers fill a device × test
+// matrix, and a cell opens that device's output for that test.
+function runTests() {
+  const devices = [...state.peers.values()].filter((p) => p.role === 'runtime')
+    .sort((a, b) => a.id - b.id)
+    .map((p) => ({ id: p.id, label: p.label || p.name, platform: p.platform || p.client || '',
+                   canvas_w: p.canvas_w || 0, canvas_h: p.canvas_h || 0 }));
+  if (!devices.length) return status('no device in the room to run tests on: open the runtime link on one', 'error');
+  const req = ++state.req;
+  if (!connection.send('test_req', { req, seq: state.headSeq }))
+    return status(`not connected (${state.conn}); nothing was sent`, 'error');
+  state.testRun = new TestRun({ req, seq: state.headSeq, devices });
+  $('tests-box').open = true;
+  renderTests();
+  status(`running the tests on ${devices.length} device${devices.length === 1 ? '' : 's'}…`);
+}
+
+function renderTests() {
+  const run = state.testRun;
+  renderMatrix($('tests'), run, showCell);
+  const n = run.counts();
+  const bad = (n.fail || 0) + (n.trap || 0) + (n.timeout || 0);
+  $('tests-count').textContent = `(${run.tests.length} × ${run.devices.length}${bad ? `, ${bad} failing` : ''})`;
+  if (run.isComplete) status(bad ? `tests: ${bad} failing` : 'tests: all passed', bad ? 'error' : 'ok');
+}
+
+function showCell(i, test) {
+  const run = state.testRun;
+  const d = run.devices[i];
+  const r = run.cells.get(`${i} ${test}`);
+  const c = run.cell(i, test);
+  const out = outputOf(state.logs, d.id, test);
+  $('source-title').textContent = `${test} on ${d.label} · ${c.status}`;
+  $('source-text').textContent = [r ? describe(r) : c.title, d.platform && `device: ${d.platform}`,
+                                   out.length ? `output:\n${out.join('')}` : 'no output'].filter(Boolean).join('\n\n');
+  $('source').showModal();
+}
+
 // ---- start ------------------------------------------------------------------------
 let connection = { send: () => false };
 $('lang').onchange = (e) => setLang(e.target.value);
 $('run').onclick = () => evaluate(false);
 $('run-all').onclick = () => evaluate(true);
+$('run-tests').onclick = () => runTests();
 $('source-close').onclick = () => $('source').close();
 setLang(localStorage.getItem(`patchbay:${state.link.room}:lang`) || 'c');
 if (!link) {

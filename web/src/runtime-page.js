@@ -7,7 +7,8 @@
 //
 // The canvas keeps the screen's aspect at a low resolution (width 480 by
 // default; `&width=N` in the link's fragment changes it) and is scaled up
-// with crisp pixels. For tests, state is readable as window.patchbay.
+// with crisp pixels. `&label=pixel-7` names the device in the room's test
+// matrices and snapshots. For tests, state is readable as window.patchbay.
 import { BrowserRuntime } from './browser-runtime.js';
 import { parseLink } from '../../runtime/link.js';
 
@@ -26,7 +27,7 @@ const height = Math.max(16, Math.round((width * innerHeight) / Math.max(1, inner
 
 const state = {
   link, conn: 'connecting', detail: '', width, height,
-  commits: [], prepared: [], rejects: [], traps: [], restarts: [], logs: [], stats: {},
+  commits: [], prepared: [], rejects: [], traps: [], restarts: [], logs: [], tests: [], stats: {},
 };
 window.patchbay = state;
 
@@ -60,7 +61,7 @@ document.body.addEventListener('click', () => setHidden(!overlay.classList.conta
 function onEvent(type, ev) {
   switch (type) {
     case 'state': setConn(ev.state, ev.detail); break;
-    case 'welcome': $('room').textContent = link.room; break;
+    case 'welcome': $('room').textContent = link.label ? `${link.room} · ${link.label}` : link.room; break;
     case 'commit':
       state.commits.push(ev);
       if (state.commits.length > 200) state.commits.shift();
@@ -88,6 +89,13 @@ function onEvent(type, ev) {
     case 'relay_error':
       last(`relay: ${ev.message}`, 'error');
       break;
+    case 'tests': {
+      state.tests.push(ev);
+      if (state.tests.length > 50) state.tests.shift();
+      const bad = ev.results.filter((r) => !r.ok).length;
+      last(`tests: ${ev.results.length - bad} of ${ev.results.length} passed`, bad ? 'error' : 'ok');
+      break;
+    }
     case 'beat':
       state.stats = { ...ev };
       $('line').textContent = `${ev.fps} fps · patch #${ev.committedSeq} · clock ±${
@@ -107,6 +115,6 @@ if (!link) {
   canvas.width = width;
   canvas.height = height;
   state.runtime = new BrowserRuntime({
-    canvas, width, height, name: link.name || navigator.userAgent.slice(0, 120), link, onEvent,
+    canvas, width, height, name: link.name || navigator.userAgent.slice(0, 120), label: link.label, link, onEvent,
   }).start();
 }

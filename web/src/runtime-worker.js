@@ -7,7 +7,9 @@
 // patch is terminated from there and a new one started.
 //
 // Messages in:  {t:'start', link, name, canvas (OffscreenCanvas), width,
-//                height, preview, stopped: [{seq, var}]}
+//                height, preview, stopped: [{seq, var}], device (what
+//                hello says: label, platform, screen, dpr, memory),
+//                resumeTests (the run a hung test was part of)}
 //               {t:'inject', bytes}  a frame as if the relay had sent it
 //                                    (tests: tampered frames must be refused)
 //               {t:'resize', width, height}
@@ -93,6 +95,9 @@ async function start(m) {
     WebSocket: m.preview ? previewSocket(self.WebSocket) : self.WebSocket,
     link: m.link,
     name: m.name,
+    device: m.device,
+    canvas: { width: m.width, height: m.height },
+    resumeTests: m.resumeTests,
   });
   for (const type of ['state', 'welcome', 'patch', 'commit', 'expr', 'trap', 'reject', 'log', 'clock',
                       'relay_error', 'tests'])
@@ -100,7 +105,6 @@ async function start(m) {
   report = reportTo(host, post);
   ctx2d = m.canvas.getContext('2d');
   await host.start();
-  host.attachCanvas(m.width, m.height);
   fpsAt = performance.now();
   schedule();
 }

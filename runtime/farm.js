@@ -1,0 +1,96 @@
+// farm.js — a runtime's side of the device farm (docs/PROTOCOL.md § Device
+// testing), shared by the node runtime and the browser worker like host.js:
+// what the device says about itself in hello, and the picture it draws
+// for a snapshot_req. host.js calls these; the frames are built in C
+// (runtime/device.c) like every frame the runtime sends.
+import { encodePNG } from './png.js';
+import { PB_MAX_NAME_BYTES } from './pb_protocol.js';
+
+// Tiny modules that only validate where the feature is there (one
+// instruction of it each: v128.const; memory.copy; a shared memory with
+// an atomic load; try/end; return_call).
+const PROBES = {
+  simd: [0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8, 0, 65, 0, 253, 15, 253,
+         98, 11],
+  'bulk-memory': [0, 97, 115, 109, 1, 0, 0, 0, 1, 4, 1, 96, 0, 0, 3, 2, 1, 0, 5, 3, 1, 0, 1, 10, 14, 1, 12, 0, 65,
+                  0, 65, 0, 65, 0, 252, 10, 0, 0, 11],
+  threads: [0, 97, 115, 109, 1, 0, 0, 0, 1, 4, 1, 96, 0, 0, 3, 2, 1, 0, 5, 4, 1, 3, 1, 1, 10, 11, 1, 9, 0, 65, 0,
+            254, 16, 2, 0, 26, 11],
+  exceptions: [0, 97, 115, 109, 1, 0, 0, 0, 1, 4, 1, 96, 0, 0, 3, 2, 1, 0, 10, 8, 1, 6, 0, 6, 64, 25, 11, 11],
+  'tail-call': [0, 97, 115, 109, 1, 0, 0, 0, 1, 4, 1, 96, 0, 0, 3, 2, 1, 0, 10, 6, 1, 4, 0, 18, 0, 11],
+};
+
+// The wasm features this engine has, comma-separated ("bigint,simd,...").
+export function wasmFeatures() {
+  const has = [];
+  if (typeof BigInt64Array === 'function') has.push('bigint');
+  for (const [name, bytes] of Object.entries(PROBES)) {
+    let ok = false;
+    try { ok = WebAssembly.validate(new Uint8Array(bytes)); } catch { ok = false; }
+    // threads also need memory that can be shared with another thread
+    if (ok && (name !== 'threads' || typeof SharedArrayBuffer === 'function')) has.push(name);
+  }
+  return has.sort().join(',');
+}
+
+// Tells the session what to say in hello: device (the host's opts.device:
+// label — else the link's &label= —, platform, screen_w, screen_h, dpr,
+// ram_bytes, cores) and the canvas the host draws on.
+export function describeDevice(host) {
+  const d = host.o.device || {};
+  const c = host.canvas;
+  host.M.ccall('rt_session_set_device', 'number',
+    ['string', 'string', 'string', 'number', 'number', 'number', 'number', 'number', 'number', 'number'],
+    [String(d.label || host.link.label || '').slice(0, PB_MAX_NAME_BYTES), String(d.platform || ''),
+     d.features ?? wasmFeatures(),
+     c ? c.width : 0, c ? c.height : 0, d.screen_w || 0, d.screen_h || 0, d.dpr || 0, d.ram_bytes || 0,
+     d.cores || 0]);
+}
+
+// How far ahead a snapshot may be asked for: a request for a later room
+// time is answered with an error rather than kept for minutes.
+const MAX_AHEAD_US = 60e6;
+
+// snapshot_req {req, at_us, editor_id}: when the room clock reaches at_us,
+// draw pb_frame for that room time on the canvas and answer with the
+// picture as PNG (or with why there is none). A runtime without a canvas
+// does not answer. Resolves once answered.
+export async function answerSnapshot(host, ev) {
+  if (!host.canvas) return;
+  const at = ev.at_us || host.clock.roomNowUs();
+  const ahead = at - host.clock.roomNowUs();
+  const send = (png, error, c) => {
+    const M = host.M;
+    const p = png ? M._malloc(png.length) : 0;
+    if (png) M.HEAPU8.set(png, p);
+    M.ccall('rt_session_snapshot', 'number',
+      ['number', 'number', 'number', 'number', 'number', 'number', 'number', 'number', 'string'],
+      [ev.req, ev.editor_id, host.committedSeq, at, c ? c.width : 0, c ? c.height : 0, p, png ? png.length : 0,
+       error || '']);
+    if (p) M._free(p);
+    host.flush();
+  };
+  if (ahead > MAX_AHEAD_US) {
+    send(null, `room time ${(at / 1e6).toFixed(3)} is ${(ahead / 1e6).toFixed(0)} s ahead; ` +
+               `a snapshot may be asked for at most ${MAX_AHEAD_US / 1e6} s ahead`);
+    return;
+  }
+  if (ahead > 0) await new Promise((resolve) => host.setTimeout(resolve, Math.ceil(ahead / 1000)));
+  if (host.isClosed) return;
+  host.step(); // the patches due by then are in
+  const r = host.drawAt(at / 1e6);
+  if (!r.ok) {
+    send(null, r.undefined ? 'pb_frame is not defined' : `pb_frame trapped: ${r.trap.message}`);
+    return;
+  }
+  const c = host.canvas;
+  const rgba = c.pixels().slice(); // a copy: memory may grow while encoding
+  let png;
+  try {
+    png = await encodePNG(rgba, c.width, c.height);
+  } catch (e) {
+    send(null, `cannot encode the picture: ${e.message}`);
+    return;
+  }
+  if (!host.isClosed) send(png, '', c);
+}
