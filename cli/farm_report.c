@@ -64,16 +64,28 @@ static size_t clamp(size_t v, size_t lo, size_t hi)
     return v < lo ? lo : v > hi ? hi : v;
 }
 
+/* A failed check as "file:line: expr" ("line N: expr" when the patch did
+ * not say its file, as Lisp tests do not). */
+static void failure_text(const farm_cell *c, char *out, size_t cap)
+{
+    if (c->file[0])
+        snprintf(out, cap, "%s:%u: %s", c->file, c->line, c->message);
+    else if (c->line)
+        snprintf(out, cap, "line %u: %s", c->line, c->message);
+    else
+        snprintf(out, cap, "%s", c->message);
+}
+
 /* One line for a cell that is not a pass: where and why. */
 static void print_problem(FILE *out, const farm_run *r, uint32_t d, uint32_t t,
                           const farm_cell *c)
 {
     const farm_device *dev = &r->devices[d];
+    char text[sizeof c->message + sizeof c->file + 32];
     switch (c->outcome) {
     case FARM_FAIL:
-        fprintf(out, "  %s on %s: %s%s%.0u%s%s\n", r->tests[t], dev->label,
-                c->file, c->file[0] ? ":" : "", c->line,
-                c->file[0] || c->line ? ": " : "", c->message);
+        failure_text(c, text, sizeof text);
+        fprintf(out, "  %s on %s: %s\n", r->tests[t], dev->label, text);
         break;
     case FARM_TRAP:
         fprintf(out, "  %s on %s: trap in %s (patch seq %llu): %s\n",
@@ -212,9 +224,7 @@ static void junit_case(FILE *f, const farm_run *r, uint32_t d, uint32_t t)
     case FARM_PASS: fputs("/>\n", f); return;
     case FARM_NOT_RUN: fputs(">\n      <skipped/>\n", f); break;
     case FARM_FAIL:
-        snprintf(msg, sizeof msg, "%s%s%.0u%s%s", c->file,
-                 c->file[0] ? ":" : "", c->line,
-                 c->file[0] || c->line ? ": " : "", c->message);
+        failure_text(c, msg, sizeof msg);
         fputs(">\n      <failure type=\"check\" message=\"", f);
         xml(f, c->message);
         fputs("\">", f);

@@ -128,6 +128,22 @@ TEST(test_farm_gone_stale_and_silent_devices_exit_4)
     farm_free(&r);
 }
 
+TEST(test_farm_a_check_without_a_file_says_its_line)
+{
+    farm_run r;
+    farm_init(&r);
+    int d = farm_add_device(&r, 1, "lispy", "", 0, 0);
+    set_cell(&r, d, "wrong", FARM_FAIL, "(= (ggg 1) 51)");
+    farm_cell *c = farm_cell_at(&r, (uint32_t)d, 0);
+    c->file[0] = '\0'; /* Lisp's is reports a line only */
+    c->line = 3;
+    farm_answered(&r, (uint32_t)d, 0);
+    char *text = print(&r);
+    CHECK(strstr(text, "wrong on lispy: line 3: (= (ggg 1) 51)\n") != NULL);
+    free(text);
+    farm_free(&r);
+}
+
 TEST(test_farm_labels_are_unique)
 {
     farm_run r;
@@ -316,6 +332,7 @@ static const pb_test tests[] = {
     T(test_farm_one_failure_on_the_narrow_device_exits_1),
     T(test_farm_all_passing_exits_0_and_a_missing_test_is_not_run),
     T(test_farm_gone_stale_and_silent_devices_exit_4),
+    T(test_farm_a_check_without_a_file_says_its_line),
     T(test_farm_labels_are_unique),
     T(test_farm_cells_survive_growth),
     T(test_farm_junit_has_a_suite_per_device_and_escapes_text),
