@@ -1,5 +1,5 @@
 /* backend_warm.c — the warm backend: clang and lld kept loaded in this
- * process (compiler/llvm/cc_llvm.cpp), behind the same interface as the
+ * process (compiler/llvm/), behind the same interface as the
  * process backend, with the same flags and pass plugin, so the same module
  * comes out.
  *

@@ -1,27 +1,25 @@
 // cc_llvm.cpp — clang and wasm-ld of LLVM 14 used as libraries, behind the C
-// interface of cc_llvm.h. A job costs a few milliseconds here against ~50 ms
-// for clang-14 and wasm-ld-14 as processes (DESIGN.md, verified facts), but
-// the libraries were written for one job per process, so this file undoes
-// what a job leaves behind:
+// interface of cc_llvm.h: the engine (its life cycle, compiling and PCHs).
+// A job costs a few milliseconds here against ~50 ms for clang-14 and
+// wasm-ld-14 as processes (DESIGN.md, verified facts), but the libraries
+// were written for one job per process, so the engine undoes what a job
+// leaves behind:
 //  - cl::opt options are global: before a job's -mllvm flags are parsed,
 //    the options the last parse set go back to their defaults (unless the
 //    flags are the ones in effect already), and lld parses the link's;
-//  - lld 14 keeps per-link state in globals (see reset_lld_globals) and in a
-//    CommonLinkerContext that must be destroyed after each link;
+//  - lld 14 keeps per-link state in globals and in a CommonLinkerContext
+//    that must be destroyed after each link (link.cpp);
 //  - clang's driver asks for -disable-free (leak the AST at exit, for speed):
 //    turned off, so that memory stays flat;
 //  - a crash, a report_fatal_error or an exit() inside clang or lld unwinds
-//    to a CrashRecoveryContext (its handlers run on an alternate signal
-//    stack, so that a stack overflow is caught too, and sit above LLVM's
-//    own crash handlers: init_once) and the job returns CC_LLVM_ECRASH;
+//    the job, which runs on a stack of its own (job_guard.cpp), and returns
+//    CC_LLVM_ECRASH;
 //  - a job past its time limit is ended the same way at the next macro
 //    expansion (DeadlineCallbacks); in the optimiser, the pass plugin skips
 //    the remaining passes instead (pb_pass_set_deadline_check).
-// The sandbox is a virtual file system: the job's in-memory files over a
-// filter of the real file system that hides every path outside the allowed
-// directories (SandboxFS). Per command line, the compiler invocation is
-// built once and copied per job.
-#include "cc_llvm.h"
+// The sandbox is a virtual file system (sandbox_fs.cpp). Per command line,
+// the compiler invocation is built once and copied per job.
+#include "engine.h"
 
 #include "clang/Basic/Diagnostic.h"
 #include "clang/Basic/DiagnosticIDs.h"
@@ -33,48 +31,24 @@
 #include "clang/Driver/Job.h"
 #include "clang/Driver/Tool.h"
 #include "clang/Frontend/CompilerInstance.h"
-#include "clang/Frontend/CompilerInvocation.h"
 #include "clang/Frontend/FrontendActions.h"
 #include "clang/Frontend/FrontendDiagnostic.h"
 #include "clang/Lex/Preprocessor.h"
 #include "clang/Serialization/ASTWriter.h"
 #include "clang/Serialization/PCHContainerOperations.h"
-#include "lld/Common/CommonLinkerContext.h"
-#include "lld/Common/Driver.h"
 #include "llvm/Passes/PassPlugin.h"
 #include "llvm/Support/CommandLine.h"
-#include "llvm/Support/CrashRecoveryContext.h"
 #include "llvm/Support/DynamicLibrary.h"
-#include "llvm/Support/ErrorHandling.h"
-#include "llvm/Support/MemoryBuffer.h"
-#include "llvm/Support/Path.h"
-#include "llvm/Support/Signals.h"
 #include "llvm/Support/TargetSelect.h"
-#include "llvm/Support/VirtualFileSystem.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <signal.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
-#include <time.h>
-#include <ucontext.h>
 #include <unistd.h>
-
-#include <map>
-#include <set>
-#include <algorithm>
-#include <functional>
-#include <memory>
-#include <string>
-#include <vector>
 
 #ifndef CC_LLVM_CLANG
 #define CC_LLVM_CLANG "/usr/lib/llvm-14/bin/clang"
@@ -82,379 +56,6 @@
 
 using llvm::IntrusiveRefCntPtr;
 using llvm::StringRef;
-
-struct cc_llvm {
-    std::string sysroot;
-    std::vector<std::string> allowed; // real paths
-    std::string plugin;
-    uint32_t timeout_ms = 0; // 0: none
-    IntrusiveRefCntPtr<llvm::vfs::FileSystem> sandbox;
-    // Files that outlive a job: PCHs and the headers they were made from.
-    std::map<std::string, std::unique_ptr<llvm::MemoryBuffer>> kept;
-    std::string link_dir; // private, under /dev/shm
-    bool lld_broken = false;
-    std::vector<char> altstack;
-    void *job_stack = nullptr; // where jobs run (on_job_stack)
-    // Invocations by driver command line: the driver's and cc1's answers
-    // for a given command line do not change, and asking them cost ~10% of
-    // a small job. Each job gets a copy.
-    std::map<std::string, std::unique_ptr<clang::CompilerInvocation>>
-        invocations;
-    // The -mllvm flags whose values are in effect (set since the last
-    // reset to defaults); empty and !llvm_args_known after a failure.
-    std::set<std::string> llvm_args;
-    bool llvm_args_known = false;
-    // The sandbox's answers by path (the allowed directories are trusted
-    // not to change while the process runs; bounded).
-    std::map<std::string, bool> allowed_cache;
-};
-
-static int fail(char *err, size_t err_len, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t err_len, int code, const char *fmt, ...)
-{
-    if (err && err_len) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, err_len, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
-// ---- process-wide set-up ---------------------------------------------------
-
-static char fatal_reason[512];
-static bool fatal_hit;
-static bool deadline_hit; // set by the time limit (DeadlineCallbacks)
-
-// report_fatal_error and out-of-memory inside LLVM: end the job, not the
-// process. Outside a job there is nothing to return to.
-static void on_fatal(void *, const char *reason, bool)
-{
-    snprintf(fatal_reason, sizeof fatal_reason, "%s", reason);
-    fatal_hit = true;
-    if (llvm::CrashRecoveryContext *crc =
-            llvm::CrashRecoveryContext::GetCurrent())
-        crc->HandleExit(70);
-    abort();
-}
-
-static void init_once()
-{
-    static bool done;
-    if (done)
-        return;
-    done = true;
-    LLVMInitializeWebAssemblyTargetInfo();
-    LLVMInitializeWebAssemblyTarget();
-    LLVMInitializeWebAssemblyTargetMC();
-    LLVMInitializeWebAssemblyAsmPrinter();
-    LLVMInitializeWebAssemblyAsmParser();
-    llvm::install_fatal_error_handler(on_fatal, nullptr);
-    llvm::install_bad_alloc_error_handler(on_fatal, nullptr);
-    // LLVM installs its own crash handlers the first time a job creates a
-    // temporary file (a PCH, lld's output): they would sit above the
-    // crash-recovery handlers, and an abort() would then end the process.
-    // Make LLVM install them now, once (it never does it twice), and the
-    // crash-recovery handlers above them.
-    std::string probe = "/nonexistent/pb-cc-llvm-signal-probe";
-    llvm::sys::RemoveFileOnSignal(probe);
-    llvm::sys::DontRemoveFileOnSignal(probe);
-    llvm::CrashRecoveryContext::Enable();
-    // A stack overflow can only be handled on another stack: make the
-    // crash-recovery handlers use the alternate stack each job installs.
-    for (int sig : {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP}) {
-        struct sigaction sa;
-        if (sigaction(sig, nullptr, &sa) == 0) {
-            sa.sa_flags |= SA_ONSTACK;
-            sigaction(sig, &sa, nullptr);
-        }
-    }
-}
-
-// Installs cc's alternate signal stack on this thread for one job unless the
-// thread has one already (ASan installs its own), and restores it after.
-class AltStack
-{
-  public:
-    explicit AltStack(cc_llvm *cc)
-    {
-        stack_t cur;
-        if (sigaltstack(nullptr, &cur) == 0 && !(cur.ss_flags & SS_DISABLE))
-            return;
-        stack_t ss = {};
-        ss.ss_sp = cc->altstack.data();
-        ss.ss_size = cc->altstack.size();
-        installed = sigaltstack(&ss, &old) == 0;
-    }
-    ~AltStack()
-    {
-        if (installed) {
-            stack_t off = {};
-            off.ss_flags = SS_DISABLE;
-            sigaltstack(&off, nullptr);
-        }
-    }
-
-  private:
-    stack_t old = {};
-    bool installed = false;
-};
-
-// Runs fn under a CrashRecoveryContext on this thread; a crash, a fatal
-// error or an exit() inside fn returns -2 with a message naming what (who:
-// "clang", "wasm-ld") and sets *unwound.
-template <typename Fn>
-static int run_guarded_here(cc_llvm *cc, const char *who, Fn &fn, char *err,
-                            size_t err_len, bool *unwound)
-{
-    AltStack alt(cc);
-    fatal_hit = deadline_hit = false;
-    int rc = CC_LLVM_ECRASH, code = 0;
-    {
-        llvm::CrashRecoveryContext crc;
-        *unwound = !crc.RunSafely([&] { rc = fn(); });
-        if (*unwound)
-            code = crc.RetCode;
-    } // the context's destructor runs the cleanups clang registered
-    // past the deadline: unwound in the preprocessor, or returned early
-    // when the pass plugin cut the optimiser short
-    if (deadline_hit)
-        return fail(err, err_len, CC_LLVM_ETIME,
-                    "%s took longer than the %u ms limit", who, cc->timeout_ms);
-    if (!*unwound)
-        return rc;
-    if (fatal_hit)
-        return fail(err, err_len, CC_LLVM_ECRASH, "%s: fatal error: %s", who,
-                    fatal_reason);
-    if (code > 128)
-        return fail(err, err_len, CC_LLVM_ECRASH, "%s crashed (%s)", who,
-                    strsignal(code - 128));
-    return fail(err, err_len, CC_LLVM_ECRASH, "%s exited with status %d", who,
-                code);
-}
-
-// Every guarded call runs on the job stack, a mapping of its own that this
-// thread switches to (swapcontext) for the call. A job that is unwound (a
-// crash, the time limit) leaves objects on its dead frames that LLVM still
-// knows about: the Timer that clang's EmitAssemblyHelper puts in LLVM's
-// global timer list, value handles that analyses keep on the job's module.
-// Writing into those frames later (by reusing the stack) would corrupt
-// whatever lives there then, so after an unwind the stack is retired: left
-// mapped and never used again. The next call (the job's clean-up, first)
-// gets a new stack. (A thread per stack would do the same, but waking it
-// costs more than a small job on a busy machine.)
-static constexpr size_t kJobStackBytes = 8u << 20; // as clang's cc1 thread
-static constexpr size_t kGuardBytes = 64u << 10;   // at its bottom, no access
-
-// AddressSanitizer, when the process has it, must be told about the
-// switches (this library is not instrumented, its callers may be).
-extern "C" {
-void __sanitizer_start_switch_fiber(void **fake_stack_save, const void *bottom,
-                                    size_t size) __attribute__((weak));
-void __sanitizer_finish_switch_fiber(void *fake_stack_save,
-                                     const void **bottom_old, size_t *size_old)
-    __attribute__((weak));
-}
-
-struct StackCall {
-    const std::function<bool()> *task; // returns whether it was unwound
-    bool unwound;
-    ucontext_t caller, callee;
-    const void *caller_bottom;
-    size_t caller_size;
-};
-static StackCall *stack_call; // the running one (one at a time)
-
-static void stack_call_main()
-{
-    StackCall *c = stack_call;
-    if (__sanitizer_finish_switch_fiber)
-        __sanitizer_finish_switch_fiber(nullptr, &c->caller_bottom,
-                                        &c->caller_size);
-    c->unwound = (*c->task)();
-    if (__sanitizer_start_switch_fiber)
-        __sanitizer_start_switch_fiber(nullptr, c->caller_bottom,
-                                       c->caller_size);
-    // returning continues at c->caller (uc_link)
-}
-
-// Runs task on the job stack, and retires the stack if task says it was
-// unwound. false if no stack can be mapped (message in err).
-static bool on_job_stack(cc_llvm *cc, const std::function<bool()> &task,
-                         char *err, size_t err_len)
-{
-    if (!cc->job_stack) {
-        void *p = mmap(nullptr, kJobStackBytes, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
-                       -1, 0);
-        if (p == MAP_FAILED) {
-            fail(err, err_len, CC_LLVM_ECRASH, "cannot map a job stack: %s",
-                 strerror(errno));
-            return false;
-        }
-        mprotect(p, kGuardBytes, PROT_NONE); // a stack overflow faults here
-        cc->job_stack = p;
-    }
-    StackCall c = {};
-    c.task = &task;
-    getcontext(&c.callee);
-    c.callee.uc_stack.ss_sp = (char *)cc->job_stack + kGuardBytes;
-    c.callee.uc_stack.ss_size = kJobStackBytes - kGuardBytes;
-    c.callee.uc_link = &c.caller;
-    makecontext(&c.callee, stack_call_main, 0);
-    StackCall *outer = stack_call;
-    stack_call = &c;
-    void *fake_stack = nullptr;
-    if (__sanitizer_start_switch_fiber)
-        __sanitizer_start_switch_fiber(&fake_stack, c.callee.uc_stack.ss_sp,
-                                       c.callee.uc_stack.ss_size);
-    swapcontext(&c.caller, &c.callee);
-    if (__sanitizer_finish_switch_fiber)
-        __sanitizer_finish_switch_fiber(fake_stack, nullptr, nullptr);
-    stack_call = outer;
-    if (c.unwound)
-        cc->job_stack = nullptr; // retired, left mapped (see above)
-    return true;
-}
-
-// Runs job, then clean_up, each guarded (run_guarded_here) on the job
-// stack: both in one turn when the job returns, the clean-up on a new stack
-// after the job was unwound. Returns the job's result;
-// *clean_up_failed says whether the clean-up crashed (then whatever it was
-// freeing is leaked).
-template <typename Job, typename CleanUp>
-static int run_guarded(cc_llvm *cc, const char *who, Job &&job,
-                       CleanUp &&clean_up, bool *clean_up_failed, char *err,
-                       size_t err_len)
-{
-    int rc = CC_LLVM_ECRASH, clean_rc = CC_LLVM_ECRASH;
-    bool cleaned = false;
-    char ignored[64];
-    auto do_clean_up = [&] {
-        bool unwound = true;
-        clean_rc = run_guarded_here(cc, who, clean_up, ignored, sizeof ignored,
-                                    &unwound);
-        cleaned = true;
-        return unwound;
-    };
-    bool ran = on_job_stack(
-        cc,
-        [&] {
-            bool unwound = true;
-            rc = run_guarded_here(cc, who, job, err, err_len, &unwound);
-            return unwound || do_clean_up();
-        },
-        err, err_len);
-    if (ran && !cleaned)
-        on_job_stack(cc, do_clean_up, ignored, sizeof ignored);
-    *clean_up_failed = clean_rc != CC_LLVM_OK;
-    return rc;
-}
-
-// ---- the sandbox -----------------------------------------------------------
-
-// The real file system as seen by a job: a path exists only if its real path
-// (absolute, symlinks and ".." resolved by the kernel) is under an allowed
-// directory. Everything else is "no such file", so a job learns nothing about
-// files outside. Paths are checked, then opened by the same name; the
-// allowed directories are trusted not to change while the process runs
-// (answers are remembered).
-class SandboxFS : public llvm::vfs::ProxyFileSystem
-{
-  public:
-    SandboxFS(IntrusiveRefCntPtr<llvm::vfs::FileSystem> real,
-              std::vector<std::string> allowed)
-        : ProxyFileSystem(std::move(real)), allowed(std::move(allowed))
-    {
-    }
-
-    llvm::ErrorOr<llvm::vfs::Status> status(const llvm::Twine &p) override
-    {
-        if (!is_allowed(p))
-            return std::make_error_code(std::errc::no_such_file_or_directory);
-        return ProxyFileSystem::status(p);
-    }
-    llvm::ErrorOr<std::unique_ptr<llvm::vfs::File>>
-    openFileForRead(const llvm::Twine &p) override
-    {
-        if (!is_allowed(p))
-            return std::make_error_code(std::errc::no_such_file_or_directory);
-        return ProxyFileSystem::openFileForRead(p);
-    }
-    llvm::vfs::directory_iterator dir_begin(const llvm::Twine &p,
-                                            std::error_code &ec) override
-    {
-        if (!is_allowed(p)) {
-            ec = std::make_error_code(std::errc::no_such_file_or_directory);
-            return {};
-        }
-        return ProxyFileSystem::dir_begin(p, ec);
-    }
-    std::error_code getRealPath(const llvm::Twine &p,
-                                llvm::SmallVectorImpl<char> &out) const override
-    {
-        if (!is_allowed(p))
-            return std::make_error_code(std::errc::no_such_file_or_directory);
-        return ProxyFileSystem::getRealPath(p, out);
-    }
-    std::error_code setCurrentWorkingDirectory(const llvm::Twine &) override
-    {
-        return std::make_error_code(std::errc::operation_not_permitted);
-    }
-
-  private:
-    std::vector<std::string> allowed;
-    // Answers by path: a job looks up the same headers as the last one.
-    // Bounded, since a job chooses the paths it asks about.
-    mutable std::map<std::string, bool> remembered;
-    static constexpr size_t kMaxRemembered = 4096;
-
-    bool is_allowed(const llvm::Twine &p) const
-    {
-        llvm::SmallString<256> path;
-        p.toVector(path);
-        llvm::sys::fs::make_absolute("/", path); // the job's cwd is "/"
-        std::string key(path.str());
-        auto hit = remembered.find(key);
-        if (hit != remembered.end())
-            return hit->second;
-        bool ok = false;
-        char real[PATH_MAX];
-        if (realpath(path.c_str(), real))
-            for (const std::string &dir : allowed) {
-                size_t n = dir.size();
-                ok |= !strncmp(real, dir.c_str(), n) &&
-                      (real[n] == '/' || real[n] == '\0');
-            }
-        if (remembered.size() >= kMaxRemembered)
-            remembered.clear();
-        remembered[key] = ok;
-        return ok;
-    }
-};
-
-// The job's view: its own files and the kept ones in memory, over the
-// sandbox. A job's file shadows a kept file of the same path.
-static IntrusiveRefCntPtr<llvm::vfs::FileSystem>
-job_fs(cc_llvm *cc, const cc_llvm_file *files, size_t n)
-{
-    auto mem = llvm::makeIntrusiveRefCnt<llvm::vfs::InMemoryFileSystem>();
-    mem->setCurrentWorkingDirectory("/");
-    // Copied: clang's lexer needs a NUL after the last byte.
-    for (size_t i = 0; i < n; i++)
-        mem->addFile(
-            files[i].path, 0,
-            llvm::MemoryBuffer::getMemBufferCopy(
-                StringRef(files[i].data, files[i].len), files[i].path));
-    for (auto &kv : cc->kept)
-        mem->addFileNoOwn(kv.first, 0, kv.second->getMemBufferRef());
-    auto fs =
-        llvm::makeIntrusiveRefCnt<llvm::vfs::OverlayFileSystem>(cc->sandbox);
-    fs->pushOverlay(mem);
-    return fs;
-}
 
 // ---- diagnostics -----------------------------------------------------------
 
@@ -577,7 +178,7 @@ make_invocation(cc_llvm *cc, const char *const *args,
 // -mllvm flags are process-wide cl::opt values: put every option back to its
 // default, then apply this job's (the way cc1 and lld do, minus the exit()
 // on a bad flag).
-static void reset_llvm_options()
+void reset_llvm_options()
 {
     // The options the last job set (by its -mllvm flags, clang's or lld's)
     // are the ones with occurrences; only they can differ from the default.
@@ -615,53 +216,12 @@ static bool apply_llvm_args(cc_llvm *cc,
     return false;
 }
 
-// ---- the time limit --------------------------------------------------------
+// ---- the time limit in the preprocessor ------------------------------------
 
-// A job that expands macros without end (2^40 tokens from 40 #defines) would
-// keep clang busy forever, and 170 KB of small loops keep the optimiser busy
-// for minutes. The preprocessor looks at the clock every 256 macro
-// expansions and, past the deadline, ends the job through the crash-recovery
-// context, which unwinds it like a crash. The optimiser cannot be unwound
-// safely (its analyses hold handles on the module's values from frames that
-// would be gone), so the pass plugin asks before every pass and, past the
-// deadline, skips the rest and empties the module; the job then ends
-// normally and is reported as over time. Parsing is bounded by the source
-// size and clang's own limits (nesting depth, error count); code generation
-// and linking, which have no such hook, by the server's watchdog
-// (server.c).
-static uint64_t now_us()
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-// The deadline of the running job (0: none). Process-wide like LLVM's own
-// state: one job runs at a time.
-static uint64_t job_deadline_us;
-
-// Whether the running job is past its deadline (and, if so, remembers it:
-// the job then ends with CC_LLVM_ETIME however it ends).
-static bool deadline_passed()
-{
-    if (!job_deadline_us || now_us() < job_deadline_us)
-        return false;
-    deadline_hit = true;
-    return true;
-}
-
-// Ends the job at once if it is past its deadline, unwinding it like a crash:
-// safe in the preprocessor, not in the middle of an optimisation pass (the
-// pass plugin skips the rest of the pipeline instead).
-static void check_deadline()
-{
-    if (!deadline_passed())
-        return;
-    if (llvm::CrashRecoveryContext *crc =
-            llvm::CrashRecoveryContext::GetCurrent())
-        crc->HandleExit(75);
-}
-
+// A macro that expands without end (2^40 tokens from 40 #defines) would
+// keep clang busy forever: the preprocessor looks at the clock every 256
+// macro expansions and, past the deadline, ends the job through the
+// crash-recovery context (check_deadline, job_guard.cpp).
 class DeadlineCallbacks : public clang::PPCallbacks
 {
   public:
@@ -752,8 +312,7 @@ static int frontend_job(cc_llvm *cc, const char *const *args,
 {
     DiagSink sink(on_diag, ctx);
     IntrusiveRefCntPtr<llvm::vfs::FileSystem> fs = job_fs(cc, files, n_files);
-    job_deadline_us =
-        cc->timeout_ms ? now_us() + (uint64_t)cc->timeout_ms * 1000u : 0;
+    set_deadline(cc->timeout_ms);
     Job job;
     bool clean_up_failed;
     int rc = run_guarded(
@@ -771,7 +330,7 @@ static int frontend_job(cc_llvm *cc, const char *const *args,
             return CC_LLVM_OK;
         },
         &clean_up_failed, err, err_len);
-    job_deadline_us = 0;
+    set_deadline(0);
     if (rc == CC_LLVM_EJOB && sink.getNumErrors() == 0)
         return fail(err, err_len, CC_LLVM_EJOB,
                     "clang failed without a diagnostic");
@@ -801,11 +360,6 @@ int cc_llvm_compile(cc_llvm *cc, const char *const *args, const char *main_path,
     *obj = p;
     *obj_len = buf.size();
     return CC_LLVM_OK;
-}
-
-static std::string shm_path(cc_llvm *cc, const char *name)
-{
-    return cc->link_dir + "/" + name;
 }
 
 int cc_llvm_make_pch(cc_llvm *cc, const char *const *args,
@@ -840,185 +394,22 @@ int cc_llvm_make_pch(cc_llvm *cc, const char *const *args,
     return CC_LLVM_OK;
 }
 
-// ---- linking ---------------------------------------------------------------
-
-// lld 14 keeps the state of a link in namespace-scope globals of liblldWasm
-// (its headers are not installed, hence these declarations of the same
-// names; a static data member's mangled name does not include its type).
-// Pointers left from the previous link would dangle into the freed
-// CommonLinkerContext, so every one is cleared before and after each link.
-namespace lld
-{
-namespace wasm
-{
-struct Configuration;
-class SymbolTable;
-struct OutStruct;
-extern Configuration *config;
-extern SymbolTable *symtab;
-extern OutStruct out; // 16 section pointers (nm -S: 0x80 bytes)
-struct WasmSym {
-    static void *callCtors, *callDtors, *initMemory, *applyDataRelocs,
-        *applyGlobalRelocs, *applyGlobalTLSRelocs, *initTLS, *startFunction,
-        *dsoHandle, *dataEnd, *globalBase, *heapBase, *initMemoryFlag,
-        *stackPointer, *tlsBase, *tlsSize, *tlsAlign, *tableBase, *tableBase32,
-        *definedTableBase, *definedTableBase32, *memoryBase, *definedMemoryBase,
-        *indirectFunctionTable;
-};
-} // namespace wasm
-} // namespace lld
-
-static void reset_lld_globals()
-{
-    using W = lld::wasm::WasmSym;
-    lld::wasm::config = nullptr;
-    lld::wasm::symtab = nullptr;
-    memset((void *)&lld::wasm::out, 0, 16 * sizeof(void *));
-    for (void **p : {&W::callCtors,
-                     &W::callDtors,
-                     &W::initMemory,
-                     &W::applyDataRelocs,
-                     &W::applyGlobalRelocs,
-                     &W::applyGlobalTLSRelocs,
-                     &W::initTLS,
-                     &W::startFunction,
-                     &W::dsoHandle,
-                     &W::dataEnd,
-                     &W::globalBase,
-                     &W::heapBase,
-                     &W::initMemoryFlag,
-                     &W::stackPointer,
-                     &W::tlsBase,
-                     &W::tlsSize,
-                     &W::tlsAlign,
-                     &W::tableBase,
-                     &W::tableBase32,
-                     &W::definedTableBase,
-                     &W::definedTableBase32,
-                     &W::memoryBase,
-                     &W::definedMemoryBase,
-                     &W::indirectFunctionTable})
-        *p = nullptr;
-}
-
-static int write_file(const std::string &path, const void *p, size_t n)
-{
-    int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return -1;
-    const char *c = (const char *)p;
-    while (n) {
-        ssize_t w = write(fd, c, n);
-        if (w <= 0) {
-            close(fd);
-            return -1;
-        }
-        c += w;
-        n -= (size_t)w;
-    }
-    return close(fd);
-}
-
-int cc_llvm_link(cc_llvm *cc, const uint8_t *const *objs,
-                 const size_t *obj_lens, size_t n, uint8_t **wasm,
-                 size_t *wasm_len, char *err, size_t err_len)
-{
-    if (cc->lld_broken)
-        return fail(err, err_len, CC_LLVM_ECRASH,
-                    "wasm-ld crashed while cleaning up an earlier link; this "
-                    "process cannot link any more (restart it)");
-    std::vector<std::string> inputs;
-    std::string out = shm_path(cc, "out.wasm");
-    int rc = CC_LLVM_ECRASH;
-    std::vector<const char *> argv = {"wasm-ld"};
-    for (const char *const *a = cc_llvm_base_link_args(); *a; a++)
-        argv.push_back(*a);
-    std::string libdir = "-L" + cc->sysroot + "/lib/wasm32-emscripten/pic";
-    if (cc->sysroot != CC_LLVM_DEFAULT_SYSROOT)
-        argv.push_back(libdir.c_str());
-    argv.push_back("-o");
-    argv.push_back(out.c_str());
-    for (size_t i = 0; i < n; i++) {
-        inputs.push_back(
-            shm_path(cc, ("in" + std::to_string(i) + ".o").c_str()));
-        if (write_file(inputs.back(), objs[i], obj_lens[i])) {
-            fail(err, err_len, CC_LLVM_ECRASH, "cannot write %s: %s",
-                 inputs.back().c_str(), strerror(errno));
-            goto done;
-        }
-    }
-    for (const std::string &in : inputs)
-        argv.push_back(in.c_str());
-    {
-        std::string out_text, err_text;
-        llvm::raw_string_ostream os(out_text), es(err_text);
-        // lld parses its own -mllvm flags, resetting occurrences but not
-        // values (as wasm-ld does). If they are among the flags in effect
-        // (the compile's: clang adds one lld does not take), it sets what
-        // is set already and the state stays as it was; otherwise start it
-        // from the defaults.
-        std::set<std::string> wanted;
-        for (size_t i = 0; i + 1 < argv.size(); i++)
-            if (!strcmp(argv[i], "-mllvm"))
-                wanted.insert(argv[i + 1]);
-        bool subset = cc->llvm_args_known &&
-                      std::includes(cc->llvm_args.begin(), cc->llvm_args.end(),
-                                    wanted.begin(), wanted.end());
-        if (!subset) {
-            reset_llvm_options();
-            cc->llvm_args = wanted;
-        }
-        cc->llvm_args_known = false;
-        reset_lld_globals();
-        bool clean_up_failed;
-        rc = run_guarded(
-            cc, "wasm-ld",
-            [&] {
-                return lld::wasm::link(argv, os, es, /*exitEarly=*/false,
-                                       /*disableOutput=*/false)
-                           ? CC_LLVM_OK
-                           : CC_LLVM_EJOB;
-            },
-            [] {
-                lld::CommonLinkerContext::destroy();
-                return CC_LLVM_OK;
-            },
-            &clean_up_failed, err, err_len);
-        if (clean_up_failed)
-            cc->lld_broken = true;
-        reset_lld_globals();
-        cc->llvm_args_known = rc == CC_LLVM_OK || rc == CC_LLVM_EJOB;
-        es.flush();
-        if (rc == CC_LLVM_EJOB) {
-            while (!err_text.empty() && err_text.back() == '\n')
-                err_text.pop_back();
-            fail(err, err_len, CC_LLVM_EJOB, "%s",
-                 err_text.empty() ? "wasm-ld failed" : err_text.c_str());
-        }
-    }
-    if (rc == CC_LLVM_OK) {
-        llvm::ErrorOr<std::unique_ptr<llvm::MemoryBuffer>> mb =
-            llvm::MemoryBuffer::getFile(out, /*IsText=*/false,
-                                        /*RequiresNullTerminator=*/false);
-        uint8_t *p =
-            mb ? (uint8_t *)malloc((*mb)->getBufferSize() + 1) : nullptr;
-        if (!p) {
-            rc = fail(err, err_len, CC_LLVM_ECRASH,
-                      "cannot read the linked module");
-            goto done;
-        }
-        memcpy(p, (*mb)->getBufferStart(), (*mb)->getBufferSize());
-        *wasm = p;
-        *wasm_len = (*mb)->getBufferSize();
-    }
-done:
-    for (const std::string &in : inputs)
-        unlink(in.c_str());
-    unlink(out.c_str());
-    return rc;
-}
-
 // ---- life cycle ------------------------------------------------------------
+
+// The target, once per process, and the crash-recovery handlers.
+static void init_engine()
+{
+    static bool done;
+    if (!done) {
+        LLVMInitializeWebAssemblyTargetInfo();
+        LLVMInitializeWebAssemblyTarget();
+        LLVMInitializeWebAssemblyTargetMC();
+        LLVMInitializeWebAssemblyAsmPrinter();
+        LLVMInitializeWebAssemblyAsmParser();
+        done = true;
+    }
+    init_crash_recovery();
+}
 
 static bool is_dir(const std::string &p)
 {
@@ -1042,6 +433,7 @@ cc_llvm *cc_llvm_new(const cc_llvm_desc *desc, char *err, size_t err_len)
         clang::driver::Driver::GetResourcesPath(CC_LLVM_CLANG) + "/include"};
     for (const char *const *a = d.allowed_dirs; a && *a; a++)
         dirs.push_back(*a);
+    std::vector<std::string> allowed; // real paths
     for (const std::string &dir : dirs) {
         char real[PATH_MAX];
         if (!realpath(dir.c_str(), real) || !is_dir(real)) {
@@ -1051,9 +443,9 @@ cc_llvm *cc_llvm_new(const cc_llvm_desc *desc, char *err, size_t err_len)
                  dir.c_str());
             return nullptr;
         }
-        cc->allowed.push_back(real);
+        allowed.push_back(real);
     }
-    init_once();
+    init_engine();
     if (d.pass_plugin && *d.pass_plugin) {
         llvm::Expected<llvm::PassPlugin> p =
             llvm::PassPlugin::Load(d.pass_plugin);
@@ -1082,8 +474,7 @@ cc_llvm *cc_llvm_new(const cc_llvm_desc *desc, char *err, size_t err_len)
     }
     cc->link_dir = t.data();
     cc->altstack.resize(1u << 16);
-    cc->sandbox = llvm::makeIntrusiveRefCnt<SandboxFS>(
-        llvm::vfs::getRealFileSystem(), cc->allowed);
+    cc->sandbox = make_sandbox_fs(std::move(allowed));
     return cc.release();
 }
 
@@ -1100,7 +491,6 @@ void cc_llvm_free(cc_llvm *cc)
         }
         rmdir(cc->link_dir.c_str());
     }
-    if (cc->job_stack) // retired stacks stay mapped
-        munmap(cc->job_stack, kJobStackBytes);
+    free_job_stack(cc);
     delete cc;
 }

@@ -1,7 +1,8 @@
 /* cc_llvm.h — clang and wasm-ld (LLVM 14) kept loaded in this process: C
  * source in memory to a wasm32-emscripten object, objects to an Emscripten
  * side module (dylink.0), without a process per job. This header is all the
- * C code of patchbay sees of the one C++ file behind it (cc_llvm.cpp).
+ * C code of patchbay sees of the C++ engine behind it (the .cpp files of
+ * compiler/llvm/).
  *
  * Thread safety: none. clang's and lld's option parsers, lld's linker state
  * and the crash-recovery signal handlers are process-wide, so use at most one

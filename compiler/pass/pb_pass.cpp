@@ -489,7 +489,7 @@ struct PatchAbiPass : PassInfoMixin<PatchAbiPass> {
 
 } // namespace
 
-// The warm backend's time limit (compiler/llvm/cc_llvm.cpp) sets this to a
+// The warm backend's time limit (compiler/llvm/job_guard.cpp) sets this to a
 // function that says whether the running job is past its deadline. From
 // then on every optional pass is skipped and, at the end of the pipeline,
 // every function body is dropped, so that the job reaches its end at once
