@@ -43,7 +43,8 @@
 
 using namespace llvm;
 
-namespace {
+namespace
+{
 
 constexpr const char *kRoomVars = "pb__room_vars";
 constexpr const char *kStateSection = "pb_state";
@@ -61,9 +62,9 @@ void fail(Module &M, const Twine &msg, const Function *where = nullptr)
     g_failed = true;
     if (where)
         M.getContext().diagnose(DiagnosticInfoUnsupported(
-            *where, msg, where->getSubprogram() ? DiagnosticLocation(
-                                                      where->getSubprogram())
-                                                : DiagnosticLocation()));
+            *where, msg,
+            where->getSubprogram() ? DiagnosticLocation(where->getSubprogram())
+                                   : DiagnosticLocation()));
     else
         M.getContext().diagnose(
             DiagnosticInfoInlineAsm(msg, DiagnosticSeverity::DS_Error));
@@ -167,8 +168,8 @@ bool rewrite_state_uses(Module &M, GlobalVariable *g, GlobalVariable *cell)
                     changed = true;
                 } else if (isa<ConstantExpr>(cu)) {
                     // nested: handled when its instruction user converts
-                    for (User *cuu : std::vector<User *>(cu->user_begin(),
-                                                         cu->user_end()))
+                    for (User *cuu :
+                         std::vector<User *>(cu->user_begin(), cu->user_end()))
                         if (auto *inst = dyn_cast<Instruction>(cuu)) {
                             convertConstantExprsToInstructions(inst, ce);
                             changed = true;
@@ -226,6 +227,287 @@ void inject_faults(Module &M)
 }
 #endif
 
+// The rewrite of one module, step by step (PatchAbiPass::transform runs
+// the steps in order). A step that finds something wrong calls fail() and
+// the steps after it still run, so that every problem is reported; the
+// failed module is emptied afterwards.
+class PatchAbi
+{
+  public:
+    explicit PatchAbi(Module &M)
+        : M(M), C(M.getContext()), i8p(Type::getInt8PtrTy(C)),
+          i32(Type::getInt32Ty(C))
+    {
+    }
+
+    // Inline assembly can .incbin files outside the sandbox.
+    void refuse_inline_asm()
+    {
+        if (!M.getModuleInlineAsm().empty())
+            fail(M, "inline assembly is not allowed in a patch");
+        for (Function &F : M)
+            for (BasicBlock &bb : F)
+                for (Instruction &i : bb)
+                    if (auto *cb = dyn_cast<CallBase>(&i))
+                        if (cb->isInlineAsm())
+                            fail(M, "inline assembly is not allowed in a patch",
+                                 &F);
+    }
+
+    // PB_STATE marks its global `used` so the front end keeps it; the
+    // binder (emit_binder) keeps it from here on.
+    void drop_used_lists()
+    {
+        for (const char *n : {"llvm.used", "llvm.compiler.used"})
+            if (GlobalVariable *u = M.getGlobalVariable(n, true))
+                u->eraseFromParent();
+    }
+
+    // Vars defined here, and the room's vars declared by the prelude.
+    void find_vars()
+    {
+        std::vector<std::string> room = room_vars(M);
+        std::set<std::string> room_set(room.begin(), room.end());
+        for (Function &F : M) {
+            StringRef n = F.getName();
+            if (F.isIntrinsic() || is_reserved(n))
+                continue;
+            bool is_def = !F.isDeclaration() && F.hasExternalLinkage();
+            bool is_foreign = F.isDeclaration() && room_set.count(n.str());
+            if (!is_def && !is_foreign)
+                continue;
+            std::string sig;
+            if (!signature(F.getFunctionType(), sig)) {
+                fail(M,
+                     "function \"" + n +
+                         "\" cannot be a var: variadic, or a parameter or "
+                         "result type that is not an integer, pointer, "
+                         "float or double (make it static to keep it "
+                         "private to this patch)",
+                     is_def ? &F : nullptr);
+                continue;
+            }
+            vars.push_back({n.str(), sig, &F, nullptr, nullptr, nullptr});
+        }
+    }
+
+    // Slots and trampolines: every use of a var goes through its slot, so
+    // that redefining it anywhere reaches every caller.
+    void route_calls_through_slots()
+    {
+        for (Var &v : vars) {
+            PointerType *slot_type =
+                v.original->getFunctionType()->getPointerTo()->getPointerTo();
+            v.slot = new GlobalVariable(
+                M, slot_type, false, GlobalValue::InternalLinkage,
+                ConstantPointerNull::get(slot_type), "pb__slot." + v.name);
+            v.trampoline = make_trampoline(
+                M, v.name, v.original->getFunctionType(), v.slot);
+            v.original->replaceAllUsesWith(v.trampoline);
+            if (v.original->isDeclaration()) {
+                v.original->eraseFromParent();
+            } else {
+                v.definition = v.original;
+                v.definition->setName("pb__def." + v.name);
+                v.definition->setLinkage(GlobalValue::InternalLinkage);
+            }
+            v.original = nullptr;
+        }
+    }
+
+    // Which vars each definition reaches, directly or through static
+    // functions of this patch (for the signature-change check).
+    void find_deps()
+    {
+        std::map<const Function *, std::string> var_of_trampoline;
+        for (Var &v : vars)
+            var_of_trampoline[v.trampoline] = v.name;
+        for (Var &v : vars) {
+            if (!v.definition)
+                continue;
+            std::set<const Function *> seen;
+            std::vector<const Function *> todo{v.definition};
+            while (!todo.empty()) {
+                const Function *f = todo.back();
+                todo.pop_back();
+                if (!seen.insert(f).second)
+                    continue;
+                for (const BasicBlock &bb : *f)
+                    for (const Instruction &i : bb)
+                        for (const Value *op : i.operands()) {
+                            const auto *g =
+                                dyn_cast<Function>(op->stripPointerCasts());
+                            if (!g)
+                                continue;
+                            auto it = var_of_trampoline.find(g);
+                            if (it != var_of_trampoline.end()) {
+                                if (it->second != v.name)
+                                    deps[v.name].insert(it->second);
+                            } else if (!g->isDeclaration() &&
+                                       g->hasLocalLinkage()) {
+                                todo.push_back(g);
+                            }
+                        }
+            }
+        }
+    }
+
+    // A var that nothing here references needs no slot.
+    void drop_unused_slots()
+    {
+        for (Var &v : vars) {
+            if (!v.trampoline->use_empty())
+                continue;
+            v.trampoline->eraseFromParent();
+            v.slot->eraseFromParent();
+            v.trampoline = nullptr;
+            v.slot = nullptr;
+        }
+    }
+
+    // Every PB_STATE global becomes storage the runtime owns: its uses load
+    // a pointer to it, and its initial value stays behind as a constant.
+    void move_state_to_the_runtime()
+    {
+        const DataLayout &dl = M.getDataLayout();
+        for (GlobalVariable &g : make_early_inc_range(M.globals())) {
+            if (g.getSection() != kStateSection)
+                continue;
+            std::string name = g.getName().str();
+            State s{name, dl.getTypeAllocSize(g.getValueType()),
+                    g.getAlign() ? g.getAlign()->value()
+                                 : dl.getABITypeAlign(g.getValueType()).value(),
+                    nullptr, nullptr};
+            s.cell = new GlobalVariable(
+                M, g.getType(), false, GlobalValue::InternalLinkage,
+                ConstantPointerNull::get(g.getType()), "pb__state." + name);
+            if (!rewrite_state_uses(M, &g, s.cell))
+                continue;
+            g.setName("pb__init." + name);
+            g.setSection("");
+            g.setConstant(true);
+            g.setLinkage(GlobalValue::PrivateLinkage);
+            s.initial = &g;
+            states.push_back(s);
+        }
+    }
+
+    void check_static_data()
+    {
+        const DataLayout &dl = M.getDataLayout();
+        uint64_t static_bytes = 0;
+        for (GlobalVariable &g : M.globals())
+            if (!g.isDeclaration())
+                static_bytes += dl.getTypeAllocSize(g.getValueType());
+        if (static_bytes > kMaxStaticBytes)
+            fail(M, "the patch defines " + Twine(static_bytes) +
+                        " bytes of static data, at most " +
+                        Twine(kMaxStaticBytes) +
+                        " (allocate large buffers with malloc, or keep them "
+                        "in a PB_STATE pointer)");
+    }
+
+    // No user names leave the module.
+    void hide_user_names()
+    {
+        for (GlobalVariable &g : M.globals())
+            if (!g.isDeclaration() && !is_reserved(g.getName()) &&
+                g.hasExternalLinkage())
+                g.setLinkage(GlobalValue::InternalLinkage);
+        for (Function &F : M)
+            if (!F.isDeclaration() && F.hasExternalLinkage() &&
+                !is_reserved(F.getName()))
+                F.setLinkage(GlobalValue::InternalLinkage);
+    }
+
+    // The constructor that binds everything at load time. It runs before
+    // any user constructor (priority 0).
+    void emit_binder()
+    {
+        FunctionCallee define = M.getOrInsertFunction(
+            "pb_rt_define", Type::getVoidTy(C), i8p, i8p, i8p);
+        FunctionCallee slot =
+            M.getOrInsertFunction("pb_rt_slot", i8p, i8p, i8p);
+        FunctionCallee state_fn =
+            M.getOrInsertFunction("pb_rt_state", i8p, i8p, i32, i32, i8p);
+        Function *ctor =
+            Function::Create(FunctionType::get(Type::getVoidTy(C), false),
+                             GlobalValue::InternalLinkage, "pb__bind", M);
+        IRBuilder<> b(BasicBlock::Create(C, "entry", ctor));
+        for (State &s : states) {
+            Value *p =
+                b.CreateCall(state_fn, {b.CreateGlobalStringPtr(s.name),
+                                        ConstantInt::get(i32, s.size),
+                                        ConstantInt::get(i32, s.align),
+                                        b.CreateBitCast(s.initial, i8p)});
+            b.CreateStore(b.CreateBitCast(p, s.cell->getValueType()), s.cell);
+        }
+        for (Var &v : vars)
+            if (v.definition)
+                b.CreateCall(define, {b.CreateGlobalStringPtr(v.name),
+                                      b.CreateGlobalStringPtr(v.sig),
+                                      b.CreateBitCast(v.definition, i8p)});
+        for (Var &v : vars) {
+            if (!v.slot)
+                continue;
+            Value *cell = b.CreateCall(slot, {b.CreateGlobalStringPtr(v.name),
+                                              b.CreateGlobalStringPtr(v.sig)});
+            b.CreateStore(b.CreateBitCast(cell, v.slot->getValueType()),
+                          v.slot);
+        }
+        b.CreateRetVoid();
+        appendToGlobalCtors(M, ctor, 0);
+    }
+
+    // What the compiler reads back: definitions with what they reach, the
+    // room vars this patch uses, and states.
+    void emit_meta()
+    {
+        std::string meta;
+        for (Var &v : vars) {
+            if (v.definition) {
+                meta += "def " + v.name + " " + v.sig;
+                for (const std::string &d : deps[v.name])
+                    meta += " " + d;
+                meta += "\n";
+            } else if (v.trampoline) {
+                meta += "use " + v.name + " " + v.sig + "\n";
+            }
+        }
+        for (State &s : states)
+            meta += "state " + s.name + " " + std::to_string(s.size) + " " +
+                    std::to_string(s.align) + "\n";
+        NamedMDNode *sections =
+            M.getOrInsertNamedMetadata("wasm.custom_sections");
+        sections->addOperand(MDNode::get(
+            C, {MDString::get(C, "pb_meta"), MDString::get(C, meta)}));
+    }
+
+  private:
+    // A var defined here or one of the room's that this patch mentions.
+    struct Var {
+        std::string name, sig;
+        Function *original;   // as compiled; gone after the routing
+        Function *definition; // renamed pb__def.NAME, or null if foreign
+        Function *trampoline; // calls through the slot; null if unused
+        GlobalVariable *slot; // the registry cell's address, at load
+    };
+    // A PB_STATE global.
+    struct State {
+        std::string name;
+        uint64_t size, align;
+        GlobalVariable *initial; // its initial value, a private constant
+        GlobalVariable *cell;    // the runtime's storage's address, at load
+    };
+
+    Module &M;
+    LLVMContext &C;
+    Type *i8p, *i32;
+    std::vector<Var> vars;
+    std::vector<State> states;
+    std::map<std::string, std::set<std::string>> deps; // var -> vars it reaches
+};
+
 struct PatchAbiPass : PassInfoMixin<PatchAbiPass> {
     PreservedAnalyses run(Module &M, ModuleAnalysisManager &)
     {
@@ -257,233 +539,20 @@ struct PatchAbiPass : PassInfoMixin<PatchAbiPass> {
         M.setModuleInlineAsm("");
     }
 
-    void transform(Module &M)
+    static void transform(Module &M)
     {
-        LLVMContext &C = M.getContext();
-        Type *i8p = Type::getInt8PtrTy(C);
-        Type *i32 = Type::getInt32Ty(C);
-
-        if (!M.getModuleInlineAsm().empty())
-            fail(M, "inline assembly is not allowed in a patch");
-        for (Function &F : M)
-            for (BasicBlock &bb : F)
-                for (Instruction &i : bb)
-                    if (auto *cb = dyn_cast<CallBase>(&i))
-                        if (cb->isInlineAsm())
-                            fail(M, "inline assembly is not allowed in a patch",
-                                 &F);
-
-        // PB_STATE marks its global `used` so the front end keeps it; the
-        // constructor below keeps it from here on.
-        for (const char *n : {"llvm.used", "llvm.compiler.used"})
-            if (GlobalVariable *u = M.getGlobalVariable(n, true))
-                u->eraseFromParent();
-
-        std::vector<std::string> room = room_vars(M);
-        std::set<std::string> room_set(room.begin(), room.end());
-
-        // Vars defined here, and declarations of the room's other vars.
-        struct var {
-            std::string name, sig;
-            Function *decl;      // the original function (def or decl)
-            Function *def;       // renamed definition, or null if foreign
-            Function *tramp;     // trampoline, or null if never referenced
-            GlobalVariable *slot;
-        };
-        std::vector<var> vars;
-        for (Function &F : M) {
-            StringRef n = F.getName();
-            if (F.isIntrinsic() || is_reserved(n))
-                continue;
-            bool is_def = !F.isDeclaration() && F.hasExternalLinkage();
-            bool is_foreign = F.isDeclaration() && room_set.count(n.str());
-            if (!is_def && !is_foreign)
-                continue;
-            std::string sig;
-            if (!signature(F.getFunctionType(), sig)) {
-                fail(M, "function \"" + n +
-                            "\" cannot be a var: variadic, or a parameter or "
-                            "result type that is not an integer, pointer, "
-                            "float or double (make it static to keep it "
-                            "private to this patch)",
-                     is_def ? &F : nullptr);
-                continue;
-            }
-            vars.push_back({n.str(), sig, &F, nullptr, nullptr, nullptr});
-        }
-
-        // Slots and trampolines; every use of a var goes through its slot.
-        for (var &v : vars) {
-            v.slot = new GlobalVariable(
-                M, v.decl->getFunctionType()->getPointerTo()->getPointerTo(),
-                false, GlobalValue::InternalLinkage,
-                ConstantPointerNull::get(v.decl->getFunctionType()
-                                             ->getPointerTo()
-                                             ->getPointerTo()),
-                "pb__slot." + v.name);
-            v.tramp = make_trampoline(M, v.name, v.decl->getFunctionType(),
-                                      v.slot);
-            v.decl->replaceAllUsesWith(v.tramp);
-            if (v.decl->isDeclaration()) {
-                v.decl->eraseFromParent();
-                v.decl = nullptr;
-            } else {
-                v.def = v.decl;
-                v.def->setName("pb__def." + v.name);
-                v.def->setLinkage(GlobalValue::InternalLinkage);
-            }
-        }
-
-        // Which vars each definition reaches, directly or through static
-        // functions of this patch (for the signature-change check).
-        std::map<const Function *, std::string> tramp_var;
-        for (var &v : vars)
-            tramp_var[v.tramp] = v.name;
-        std::map<std::string, std::set<std::string>> deps;
-        for (var &v : vars) {
-            if (!v.def)
-                continue;
-            std::set<const Function *> seen;
-            std::vector<const Function *> todo{v.def};
-            while (!todo.empty()) {
-                const Function *f = todo.back();
-                todo.pop_back();
-                if (!seen.insert(f).second)
-                    continue;
-                for (const BasicBlock &bb : *f)
-                    for (const Instruction &i : bb)
-                        for (const Value *op : i.operands()) {
-                            const auto *g = dyn_cast<Function>(
-                                op->stripPointerCasts());
-                            if (!g)
-                                continue;
-                            auto it = tramp_var.find(g);
-                            if (it != tramp_var.end()) {
-                                if (it->second != v.name)
-                                    deps[v.name].insert(it->second);
-                            } else if (!g->isDeclaration() &&
-                                       g->hasLocalLinkage()) {
-                                todo.push_back(g);
-                            }
-                        }
-            }
-        }
-
-        // A var that nothing here references needs no slot.
-        for (var &v : vars) {
-            if (!v.tramp->use_empty())
-                continue;
-            v.tramp->eraseFromParent();
-            v.slot->eraseFromParent();
-            v.tramp = nullptr;
-            v.slot = nullptr;
-        }
-
-        // Persistent state.
-        struct state {
-            std::string name;
-            uint64_t size, align;
-            GlobalVariable *init, *cell;
-        };
-        std::vector<state> states;
-        const DataLayout &dl = M.getDataLayout();
-        for (GlobalVariable &g : make_early_inc_range(M.globals())) {
-            if (g.getSection() != kStateSection)
-                continue;
-            std::string name = g.getName().str();
-            state s{name, dl.getTypeAllocSize(g.getValueType()),
-                    g.getAlign() ? g.getAlign()->value()
-                                 : dl.getABITypeAlign(g.getValueType()).value(),
-                    nullptr, nullptr};
-            s.cell = new GlobalVariable(
-                M, g.getType(), false, GlobalValue::InternalLinkage,
-                ConstantPointerNull::get(g.getType()), "pb__state." + name);
-            if (!rewrite_state_uses(M, &g, s.cell))
-                continue;
-            g.setName("pb__init." + name);
-            g.setSection("");
-            g.setConstant(true);
-            g.setLinkage(GlobalValue::PrivateLinkage);
-            s.init = &g;
-            states.push_back(s);
-        }
-
-        uint64_t static_bytes = 0;
-        for (GlobalVariable &g : M.globals())
-            if (!g.isDeclaration())
-                static_bytes += dl.getTypeAllocSize(g.getValueType());
-        if (static_bytes > kMaxStaticBytes)
-            fail(M, "the patch defines " + Twine(static_bytes) +
-                        " bytes of static data, at most " +
-                        Twine(kMaxStaticBytes) +
-                        " (allocate large buffers with malloc, or keep them "
-                        "in a PB_STATE pointer)");
-
-        // No user names leave the module.
-        for (GlobalVariable &g : M.globals())
-            if (!g.isDeclaration() && !is_reserved(g.getName()) &&
-                g.hasExternalLinkage())
-                g.setLinkage(GlobalValue::InternalLinkage);
-        for (Function &F : M)
-            if (!F.isDeclaration() && F.hasExternalLinkage() &&
-                !is_reserved(F.getName()))
-                F.setLinkage(GlobalValue::InternalLinkage);
-
-        // The constructor that binds everything at load time. It runs
-        // before any user constructor (priority 0).
-        FunctionCallee define = M.getOrInsertFunction(
-            "pb_rt_define", Type::getVoidTy(C), i8p, i8p, i8p);
-        FunctionCallee slot =
-            M.getOrInsertFunction("pb_rt_slot", i8p, i8p, i8p);
-        FunctionCallee state_fn =
-            M.getOrInsertFunction("pb_rt_state", i8p, i8p, i32, i32, i8p);
-        Function *ctor = Function::Create(
-            FunctionType::get(Type::getVoidTy(C), false),
-            GlobalValue::InternalLinkage, "pb__bind", M);
-        IRBuilder<> b(BasicBlock::Create(C, "entry", ctor));
-        for (state &s : states) {
-            Value *p = b.CreateCall(
-                state_fn, {b.CreateGlobalStringPtr(s.name),
-                           ConstantInt::get(i32, s.size),
-                           ConstantInt::get(i32, s.align),
-                           b.CreateBitCast(s.init, i8p)});
-            b.CreateStore(b.CreateBitCast(p, s.cell->getValueType()), s.cell);
-        }
-        for (var &v : vars)
-            if (v.def)
-                b.CreateCall(define, {b.CreateGlobalStringPtr(v.name),
-                                      b.CreateGlobalStringPtr(v.sig),
-                                      b.CreateBitCast(v.def, i8p)});
-        for (var &v : vars) {
-            if (!v.slot)
-                continue;
-            Value *cell = b.CreateCall(slot, {b.CreateGlobalStringPtr(v.name),
-                                              b.CreateGlobalStringPtr(v.sig)});
-            b.CreateStore(b.CreateBitCast(cell, v.slot->getValueType()),
-                          v.slot);
-        }
-        b.CreateRetVoid();
-        appendToGlobalCtors(M, ctor, 0);
-
-        // What the compiler reads back: definitions with what they reach,
-        // the room vars this patch uses, and states.
-        std::string meta;
-        for (var &v : vars) {
-            if (v.def) {
-                meta += "def " + v.name + " " + v.sig;
-                for (const std::string &d : deps[v.name])
-                    meta += " " + d;
-                meta += "\n";
-            } else if (v.tramp) {
-                meta += "use " + v.name + " " + v.sig + "\n";
-            }
-        }
-        for (state &s : states)
-            meta += "state " + s.name + " " + std::to_string(s.size) + " " +
-                    std::to_string(s.align) + "\n";
-        NamedMDNode *sections = M.getOrInsertNamedMetadata("wasm.custom_sections");
-        sections->addOperand(MDNode::get(
-            C, {MDString::get(C, "pb_meta"), MDString::get(C, meta)}));
+        PatchAbi abi(M);
+        abi.refuse_inline_asm();
+        abi.drop_used_lists();
+        abi.find_vars();
+        abi.route_calls_through_slots();
+        abi.find_deps();
+        abi.drop_unused_slots();
+        abi.move_state_to_the_runtime();
+        abi.check_static_data();
+        abi.hide_user_names();
+        abi.emit_binder();
+        abi.emit_meta();
     }
 };
 
@@ -525,8 +594,7 @@ struct DropBodiesPass : PassInfoMixin<DropBodiesPass> {
 
 extern "C" LLVM_ATTRIBUTE_WEAK PassPluginLibraryInfo llvmGetPassPluginInfo()
 {
-    return {LLVM_PLUGIN_API_VERSION, "patchbay-abi", "1",
-            [](PassBuilder &pb) {
+    return {LLVM_PLUGIN_API_VERSION, "patchbay-abi", "1", [](PassBuilder &pb) {
                 pb.registerPipelineStartEPCallback(
                     [](ModulePassManager &mpm, OptimizationLevel) {
                         mpm.addPass(PatchAbiPass());
