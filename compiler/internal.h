@@ -50,6 +50,56 @@ typedef struct cc_be_desc {
 cc_be *cc_be_process_new(const cc_be_desc *d, pb_errmsg *why);
 cc_be *cc_be_warm_new(const cc_be_desc *d, pb_errmsg *why);
 
+/* ---- one job (compile.c, diag.c, checks.c) -------------------------------
+ * The state of the job cc_compile is running: where its diagnostics go and
+ * how positions in the C that was compiled map back to what the user wrote
+ * (the same C, or Lisp). */
+typedef struct lisp_c lisp_c;
+
+typedef struct cc_job_ctx {
+    cc_result *r;
+    const struct cc_scan *scan;
+    const char *source; /* the C compiled: the user's, or lowered from Lisp */
+    size_t source_len;
+    bool oom;           /* a diagnostic could not be kept */
+    const lisp_c *lisp; /* a Lisp job: maps source back to the Lisp */
+    bool is_expr;       /* an expression (docs/PATCH_ABI.md § Expressions) */
+    bool is_c_expr;     /* a C expression inside the wrapper of wrap_expr */
+    uint32_t end_line, end_col; /* where that expression ends */
+} cc_job_ctx;
+
+/* The lines of the wrapper around a C expression are numbered from
+ * CC_WRAPPER_LINE (#line), or from CC_WRAPPER_END_LINE right after a copy
+ * of the expression, whose own lines keep their numbers: a diagnostic about
+ * the wrapper is put at the start, or the end, of the expression. */
+#define CC_WRAPPER_LINE     1000000u
+#define CC_WRAPPER_END_LINE 2000000u
+
+/* Adds a diagnostic (up to CC_MAX_DIAGS; line or col 0 become 1). */
+void cc_add_diag(cc_job_ctx *j, pb_severity sev, uint32_t line, uint32_t col,
+                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* A position in the compiled source as the user wrote it: the same for C,
+ * through the lowering's map for Lisp (col too, if not NULL). Line 0
+ * (unknown) stays 0. */
+uint32_t cc_user_line(const cc_job_ctx *j, uint32_t line, uint32_t *col);
+/* The line of the first whole-word occurrence of name in src (0: none). */
+uint32_t cc_line_of(const char *src, size_t len, const char *name);
+/* The backends' diagnostic callback (cc_diag_fn); ctx is the cc_job_ctx. */
+void cc_on_backend_diag(void *ctx, int severity, const char *file,
+                        unsigned line, unsigned col, const char *message);
+bool cc_has_errors(const cc_result *r);
+/* A C prototype made from a signature, for vars whose source text is
+ * unknown (malloc'd). */
+char *cc_decl_from_sig(const char *name, const char *sig);
+
+typedef struct cc_api cc_api;
+/* The checks on a linked module (out->module): its size and dylink.0, its
+ * exports, imports, pb_meta and defined vars. Diagnostics for what the
+ * source did; PB_ERR_INTERNAL or PB_ERR_NOMEM for what the compiler did. */
+pb_err cc_check_module(const cc_api *api, cc_job_ctx *j, pb_errmsg *why);
+/* Refuses a signature change that vars not redefined here still call. */
+void cc_check_signature_changes(const cc_job *job, cc_job_ctx *j);
+
 /* ---- wasm reader (wasm.c) ------------------------------------------------ */
 
 #define CC_WASM_MAX_IMPORTS 256u
@@ -105,7 +155,6 @@ void cc_scan_free(cc_scan *s);
 
 /* ---- API list (api.c) ---------------------------------------------------- */
 
-typedef struct cc_api cc_api;
 cc_api *cc_api_load(const char *path, pb_errmsg *why);
 bool cc_api_has_func(const cc_api *a, const char *name, size_t len);
 bool cc_api_has_data(const cc_api *a, const char *name, size_t len);
@@ -124,6 +173,8 @@ void cc_cache_free(cc_cache *c);
 
 /* Deep copy of a result (used by the cache). */
 int cc_result_copy(const cc_result *src, cc_result *dst);
+/* Frees what one var of a result holds. */
+void cc_sym_free(cc_sym *s);
 
 /* ---- the compile server's pipe protocol (ipc.c) -------------------------- */
 
