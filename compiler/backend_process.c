@@ -76,16 +76,23 @@ static int write_all(const char *path, const void *p, size_t n)
     return (fclose(f) == 0 && ok) ? 0 : -1;
 }
 
+/* How a child process ended. */
+typedef enum child_end {
+    CHILD_EXITED,    /* with the exit status run() returns in *status */
+    CHILD_TIMED_OUT, /* killed at the time limit */
+    CHILD_KILLED,    /* by a signal (running out of memory ends that way) */
+    CHILD_NOT_RUN,   /* it could not start */
+} child_end;
+
 /* Runs argv with stdout to out_path and stderr to err_path, within
- * timeout_ms and CC_CHILD_MEMORY_BYTES of address space. Returns the exit
- * status, -2 on timeout, -3 if it died from a signal (out of memory ends
- * that way), -4 if it could not start. */
-static int run(char *const argv[], const char *out_path, const char *err_path,
-               uint32_t timeout_ms)
+ * timeout_ms and CC_CHILD_MEMORY_BYTES of address space. */
+static child_end run(char *const argv[], const char *out_path,
+                     const char *err_path, uint32_t timeout_ms, int *status)
 {
+    *status = -1;
     pid_t pid = fork();
     if (pid < 0)
-        return -4;
+        return CHILD_NOT_RUN;
     if (pid == 0) {
         int in = open("/dev/null", O_RDONLY);
         int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -100,48 +107,48 @@ static int run(char *const argv[], const char *out_path, const char *err_path,
     }
     uint64_t deadline = cc_now_us() + (uint64_t)timeout_ms * 1000u;
     for (;;) {
-        int status;
-        pid_t r = waitpid(pid, &status, WNOHANG);
+        int st;
+        pid_t r = waitpid(pid, &st, WNOHANG);
         if (r == pid) {
-            if (WIFSIGNALED(status))
-                return -3;
-            return WEXITSTATUS(status) == 127 ? -4 : WEXITSTATUS(status);
+            if (WIFSIGNALED(st))
+                return CHILD_KILLED;
+            *status = WEXITSTATUS(st);
+            return *status == 127 ? CHILD_NOT_RUN : CHILD_EXITED;
         }
         if (r < 0 && errno != EINTR)
-            return -4;
+            return CHILD_NOT_RUN;
         if (cc_now_us() > deadline) {
             kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            return -2;
+            waitpid(pid, &st, 0);
+            return CHILD_TIMED_OUT;
         }
         struct timespec ts = {0, 200000}; /* 0.2 ms */
         nanosleep(&ts, NULL);
     }
 }
 
-/* What a failed child means for the job: -1 (reported as a diagnostic:
- * the source made clang time out or run out of memory) or -2 (the backend
- * itself is broken). */
-static int child_failure(int st, const char *tool, uint32_t timeout_ms,
-                         cc_diag_fn on_diag, void *ctx, char *err,
-                         size_t err_len)
+/* What a child that did not exit means for the job: the source made it
+ * time out or run out of memory (a diagnostic), or the backend is broken. */
+static cc_be_status child_failure(child_end end, const char *tool,
+                                  uint32_t timeout_ms, cc_diag_fn on_diag,
+                                  void *ctx, char *err, size_t err_len)
 {
     char msg[256];
-    if (st == -2) {
+    if (end == CHILD_TIMED_OUT) {
         cc_timeout_message(msg, sizeof msg, timeout_ms);
-        on_diag(ctx, 2, "", 0, 0, msg);
-        return -1;
+        on_diag(ctx, PB_SEV_ERROR, "", 0, 0, msg);
+        return CC_BE_SOURCE_ERRORS;
     }
-    if (st == -3) {
+    if (end == CHILD_KILLED) {
         snprintf(msg, sizeof msg,
                  "%s ran out of memory or crashed on this source (limit %u "
                  "MiB)",
                  tool, (unsigned)(CC_CHILD_MEMORY_BYTES >> 20));
-        on_diag(ctx, 2, "", 0, 0, msg);
-        return -1;
+        on_diag(ctx, PB_SEV_ERROR, "", 0, 0, msg);
+        return CC_BE_SOURCE_ERRORS;
     }
     snprintf(err, err_len, "cannot run %s", tool);
-    return -2;
+    return CC_BE_FAILED;
 }
 
 /* Writes dir/sandbox.yaml: a clang VFS overlay in which only dir and the
@@ -199,14 +206,14 @@ static void report_diags(const char *text, const char *dir, cc_diag_fn fn,
         p += n + (eol ? 1 : 0);
         static const struct {
             const char *tag;
-            int sev;
-        } sevs[] = {{"fatal error: ", 2},
-                    {"error: ", 2},
-                    {"warning: ", 1},
-                    {"note: ", 0}};
+            pb_severity sev;
+        } sevs[] = {{"fatal error: ", PB_SEV_ERROR},
+                    {"error: ", PB_SEV_ERROR},
+                    {"warning: ", PB_SEV_WARNING},
+                    {"note: ", PB_SEV_NOTE}};
         char *sev_at = NULL;
         const char *msg = NULL;
-        int sev = 0;
+        pb_severity sev = PB_SEV_NOTE;
         for (size_t k = 0; k < sizeof sevs / sizeof sevs[0]; k++) {
             char *at = strstr(line, sevs[k].tag);
             if (at && (!sev_at || at < sev_at)) {
@@ -236,24 +243,24 @@ static void report_diags(const char *text, const char *dir, cc_diag_fn fn,
     }
 }
 
-static int proc_compile(cc_be *be, const char *const *args,
-                        const cc_file *files, size_t n_files,
-                        cc_diag_fn on_diag, void *ctx, uint8_t **obj,
-                        size_t *obj_len, char *err, size_t err_len)
+static cc_be_status proc_compile(cc_be *be, const char *const *args,
+                                 const cc_file *files, size_t n_files,
+                                 cc_diag_fn on_diag, void *ctx, uint8_t **obj,
+                                 size_t *obj_len, char *err, size_t err_len)
 {
-    proc_be *pb = (proc_be *)be;
+    proc_be *proc = (proc_be *)be;
     char dir[] = "/tmp/pbcc.XXXXXX";
     char path[1024], out[1024], errf[1024], overlay[1024];
     char mapped[MAX_ARGS][1024];
     char *argv[MAX_ARGS + 16];
-    int rc = -2;
+    cc_be_status rc = CC_BE_FAILED;
     size_t n = 0;
     char *text = NULL;
     *obj = NULL;
     if (!mkdtemp(dir)) {
         snprintf(err, err_len, "cannot create a job directory: %s",
                  strerror(errno));
-        return -2;
+        return CC_BE_FAILED;
     }
     for (size_t i = 0; i < n_files; i++) {
         map_arg(files[i].path, dir, path, sizeof path);
@@ -262,9 +269,9 @@ static int proc_compile(cc_be *be, const char *const *args,
             goto done;
         }
     }
-    const char *allowed[] = {dir, pb->abi_dir,
+    const char *allowed[] = {dir, proc->abi_dir,
                              CC_LLVM_DEFAULT_SYSROOT "/include",
-                             pb->resource_include};
+                             proc->resource_include};
     const size_t n_allowed = sizeof allowed / sizeof allowed[0];
     if (write_overlay(dir, allowed, n_allowed, overlay, sizeof overlay)) {
         snprintf(err, err_len, "cannot write %s", overlay);
@@ -286,9 +293,10 @@ static int proc_compile(cc_be *be, const char *const *args,
     argv[n++] = "-M";
     argv[n++] = path;
     argv[n] = NULL;
-    int st = run(argv, out, errf, pb->timeout_ms);
-    if (st < 0) {
-        rc = child_failure(st, "clang", pb->timeout_ms, on_diag, ctx, err,
+    int st;
+    child_end end = run(argv, out, errf, proc->timeout_ms, &st);
+    if (end != CHILD_EXITED) {
+        rc = child_failure(end, "clang", proc->timeout_ms, on_diag, ctx, err,
                            err_len);
         goto done;
     }
@@ -310,8 +318,8 @@ static int proc_compile(cc_be *be, const char *const *args,
                          "'%s' is outside the sandbox: a patch may include "
                          "only <patchbay.h> and the C library headers",
                          t);
-                on_diag(ctx, 2, "", 0, 0, msg);
-                rc = -1;
+                on_diag(ctx, PB_SEV_ERROR, "", 0, 0, msg);
+                rc = CC_BE_SOURCE_ERRORS;
                 goto done;
             }
         }
@@ -322,13 +330,13 @@ static int proc_compile(cc_be *be, const char *const *args,
         text = read_all(errf, &len);
         if (text)
             report_diags(text, dir, on_diag, ctx);
-        rc = -1;
+        rc = CC_BE_SOURCE_ERRORS;
         goto done;
     }
 
     /* 2. compile */
     char plugin_arg[600];
-    snprintf(plugin_arg, sizeof plugin_arg, "-fpass-plugin=%s", pb->plugin);
+    snprintf(plugin_arg, sizeof plugin_arg, "-fpass-plugin=%s", proc->plugin);
     n = base;
     argv[n++] = plugin_arg;
     argv[n++] = "-c";
@@ -337,9 +345,9 @@ static int proc_compile(cc_be *be, const char *const *args,
     snprintf(out, sizeof out, "%s/patch.o", dir);
     argv[n++] = out;
     argv[n] = NULL;
-    st = run(argv, "/dev/null", errf, pb->timeout_ms);
-    if (st < 0) {
-        rc = child_failure(st, "clang", pb->timeout_ms, on_diag, ctx, err,
+    end = run(argv, "/dev/null", errf, proc->timeout_ms, &st);
+    if (end != CHILD_EXITED) {
+        rc = child_failure(end, "clang", proc->timeout_ms, on_diag, ctx, err,
                            err_len);
         goto done;
     }
@@ -347,14 +355,14 @@ static int proc_compile(cc_be *be, const char *const *args,
     if (text)
         report_diags(text, dir, on_diag, ctx);
     if (st != 0) {
-        rc = -1;
+        rc = CC_BE_SOURCE_ERRORS;
         goto done;
     }
     if (!(*obj = (uint8_t *)read_all(out, obj_len))) {
         snprintf(err, err_len, "clang wrote no object");
         goto done;
     }
-    rc = 0;
+    rc = CC_BE_OK;
 done:
     free(text);
     for (size_t i = 0; i < n_files; i++) {
@@ -370,21 +378,21 @@ done:
     return rc;
 }
 
-static int proc_link(cc_be *be, const uint8_t *obj, size_t obj_len,
-                     uint8_t **wasm, size_t *wasm_len, char *err,
-                     size_t err_len)
+static cc_be_status proc_link(cc_be *be, const uint8_t *obj, size_t obj_len,
+                              uint8_t **wasm, size_t *wasm_len, char *err,
+                              size_t err_len)
 {
-    proc_be *pb = (proc_be *)be;
+    proc_be *proc = (proc_be *)be;
     char dir[] = "/tmp/pbld.XXXXXX";
     char in[1024], out[1024], errf[1024];
     char *argv[MAX_ARGS];
     size_t n = 0;
-    int rc = -2;
+    cc_be_status rc = CC_BE_FAILED;
     *wasm = NULL;
     if (!mkdtemp(dir)) {
         snprintf(err, err_len, "cannot create a job directory: %s",
                  strerror(errno));
-        return -2;
+        return CC_BE_FAILED;
     }
     snprintf(in, sizeof in, "%s/patch.o", dir);
     snprintf(out, sizeof out, "%s/patch.wasm", dir);
@@ -400,25 +408,26 @@ static int proc_link(cc_be *be, const uint8_t *obj, size_t obj_len,
     argv[n++] = out;
     argv[n++] = in;
     argv[n] = NULL;
-    int st = run(argv, "/dev/null", errf, pb->timeout_ms);
-    if (st != 0) {
+    int st;
+    child_end end = run(argv, "/dev/null", errf, proc->timeout_ms, &st);
+    if (end != CHILD_EXITED || st != 0) {
         size_t len;
         char *text = read_all(errf, &len);
         snprintf(err, err_len, "%s",
-                 st == -2   ? "wasm-ld timed out"
-                 : st == -3 ? "wasm-ld ran out of memory or crashed"
-                 : st == -4 ? "cannot run wasm-ld"
-                 : text     ? text
-                            : "wasm-ld failed");
+                 end == CHILD_TIMED_OUT ? "wasm-ld timed out"
+                 : end == CHILD_KILLED  ? "wasm-ld ran out of memory or crashed"
+                 : end == CHILD_NOT_RUN ? "cannot run wasm-ld"
+                 : text                 ? text
+                                        : "wasm-ld failed");
         free(text);
-        rc = st == -4 ? -2 : -1;
+        rc = end == CHILD_NOT_RUN ? CC_BE_FAILED : CC_BE_SOURCE_ERRORS;
         goto done;
     }
     if (!(*wasm = (uint8_t *)read_all(out, wasm_len))) {
         snprintf(err, err_len, "wasm-ld wrote no module");
         goto done;
     }
-    rc = 0;
+    rc = CC_BE_OK;
 done:
     unlink(in);
     unlink(out);
@@ -429,7 +438,7 @@ done:
 
 /* Where clang-14 keeps its own headers: `clang-14 -print-resource-dir`
  * (real path) + "/include". */
-static pb_err find_resource_include(proc_be *pb, pb_errmsg *why)
+static pb_err find_resource_include(proc_be *proc, pb_errmsg *why)
 {
     char dir[] = "/tmp/pbcc.XXXXXX", out[64], errf[64];
     if (!mkdtemp(dir))
@@ -438,9 +447,10 @@ static pb_err find_resource_include(proc_be *pb, pb_errmsg *why)
     snprintf(out, sizeof out, "%s/out", dir);
     snprintf(errf, sizeof errf, "%s/err", dir);
     char *argv[] = {CLANG, "-print-resource-dir", NULL};
-    int st = run(argv, out, errf, 10000);
+    int st;
+    child_end end = run(argv, out, errf, 10000, &st);
     size_t len = 0;
-    char *text = st == 0 ? read_all(out, &len) : NULL;
+    char *text = end == CHILD_EXITED && st == 0 ? read_all(out, &len) : NULL;
     unlink(out);
     unlink(errf);
     rmdir(dir);
@@ -454,7 +464,7 @@ static pb_err find_resource_include(proc_be *pb, pb_errmsg *why)
                        "cannot find clang-14's own headers (%s "
                        "-print-resource-dir gave %s)",
                        CLANG, len ? inc : "nothing");
-    snprintf(pb->resource_include, sizeof pb->resource_include, "%s", real);
+    snprintf(proc->resource_include, sizeof proc->resource_include, "%s", real);
     return PB_OK;
 }
 
@@ -479,23 +489,23 @@ cc_be *cc_be_process_new(const cc_be_desc *d, pb_errmsg *why)
                 d->pass_plugin);
         return NULL;
     }
-    proc_be *pb = calloc(1, sizeof *pb);
-    if (!pb) {
+    proc_be *proc = calloc(1, sizeof *proc);
+    if (!proc) {
         pb_fail(why, PB_ERR_NOMEM, "out of memory");
         return NULL;
     }
-    pb->be.name = "process";
-    pb->be.compile = proc_compile;
-    pb->be.link = proc_link;
-    pb->be.free = proc_free;
+    proc->be.name = "process";
+    proc->be.compile = proc_compile;
+    proc->be.link = proc_link;
+    proc->be.free = proc_free;
     char real[4096];
-    snprintf(pb->abi_dir, sizeof pb->abi_dir, "%s",
+    snprintf(proc->abi_dir, sizeof proc->abi_dir, "%s",
              realpath(d->abi_dir, real) ? real : d->abi_dir);
-    snprintf(pb->plugin, sizeof pb->plugin, "%s", d->pass_plugin);
-    pb->timeout_ms = d->timeout_ms;
-    if (find_resource_include(pb, why)) {
-        free(pb);
+    snprintf(proc->plugin, sizeof proc->plugin, "%s", d->pass_plugin);
+    proc->timeout_ms = d->timeout_ms;
+    if (find_resource_include(proc, why)) {
+        free(proc);
         return NULL;
     }
-    return &pb->be;
+    return &proc->be;
 }

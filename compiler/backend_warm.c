@@ -179,7 +179,7 @@ static int load_api(void *h, warm_api *a, pb_errmsg *why)
 #define CC_WARM_MAX_DIAGS 64
 
 typedef struct held_diag {
-    int severity;
+    pb_severity severity;
     char *file, *message;
     unsigned line, col;
 } held_diag;
@@ -195,7 +195,9 @@ static void on_llvm_diag(void *ctx, const cc_llvm_diag *d)
     if (h->n == CC_WARM_MAX_DIAGS)
         return;
     held_diag *k = &h->d[h->n];
-    k->severity = d->severity >= CC_LLVM_ERROR ? 2 : (int)d->severity;
+    k->severity = d->severity >= CC_LLVM_ERROR     ? PB_SEV_ERROR
+                  : d->severity == CC_LLVM_WARNING ? PB_SEV_WARNING
+                                                   : PB_SEV_NOTE;
     k->file = cc_strdup(d->file);
     k->message = cc_strdup(d->message);
     k->line = d->line;
@@ -283,10 +285,10 @@ static void prepare_pch(warm_be *w, const char *const *args)
     w->pch = PCH_READY;
 }
 
-static int warm_compile(cc_be *be, const char *const *args,
-                        const cc_file *files, size_t n_files,
-                        cc_diag_fn on_diag, void *ctx, uint8_t **obj,
-                        size_t *obj_len, char *err, size_t err_len)
+static cc_be_status warm_compile(cc_be *be, const char *const *args,
+                                 const cc_file *files, size_t n_files,
+                                 cc_diag_fn on_diag, void *ctx, uint8_t **obj,
+                                 size_t *obj_len, char *err, size_t err_len)
 {
     warm_be *w = (warm_be *)be;
     const char *full[CC_WARM_MAX_ARGS + 3];
@@ -295,7 +297,7 @@ static int warm_compile(cc_be *be, const char *const *args,
     *obj = NULL;
     if (n_files > sizeof lf / sizeof lf[0]) {
         snprintf(err, err_len, "too many files for one job");
-        return -2;
+        return CC_BE_FAILED;
     }
     prepare_pch(w, args);
     for (; args[n] && n < CC_WARM_MAX_ARGS; n++)
@@ -310,7 +312,7 @@ static int warm_compile(cc_be *be, const char *const *args,
     diag_hold *held = calloc(1, sizeof *held);
     if (!held) {
         snprintf(err, err_len, "out of memory");
-        return -2;
+        return CC_BE_FAILED;
     }
     LSAN_OFF();
     int rc = w->api.compile(w->llvm, full, CC_MAIN_PATH, lf, n_files,
@@ -323,22 +325,22 @@ static int warm_compile(cc_be *be, const char *const *args,
     case CC_LLVM_ETIME:
         release_diags(held, NULL, NULL);
         cc_timeout_message(msg, sizeof msg, w->timeout_ms);
-        on_diag(ctx, 2, "", 0, 0, msg);
+        on_diag(ctx, PB_SEV_ERROR, "", 0, 0, msg);
         break;
     default: /* a crash in clang: this source made it crash */
         release_diags(held, NULL, NULL);
         snprintf(msg, sizeof msg, "the compiler failed on this source: %s",
                  err);
-        on_diag(ctx, 2, "", 0, 0, msg);
+        on_diag(ctx, PB_SEV_ERROR, "", 0, 0, msg);
         break;
     }
     free(held);
-    return rc == CC_LLVM_OK ? 0 : -1;
+    return rc == CC_LLVM_OK ? CC_BE_OK : CC_BE_SOURCE_ERRORS;
 }
 
-static int warm_link(cc_be *be, const uint8_t *obj, size_t obj_len,
-                     uint8_t **wasm, size_t *wasm_len, char *err,
-                     size_t err_len)
+static cc_be_status warm_link(cc_be *be, const uint8_t *obj, size_t obj_len,
+                              uint8_t **wasm, size_t *wasm_len, char *err,
+                              size_t err_len)
 {
     warm_be *w = (warm_be *)be;
     *wasm = NULL;
@@ -346,7 +348,9 @@ static int warm_link(cc_be *be, const uint8_t *obj, size_t obj_len,
     int rc =
         w->api.link(w->llvm, &obj, &obj_len, 1, wasm, wasm_len, err, err_len);
     LSAN_ON();
-    return rc == CC_LLVM_OK ? 0 : rc == CC_LLVM_EJOB ? -1 : -2;
+    return rc == CC_LLVM_OK     ? CC_BE_OK
+           : rc == CC_LLVM_EJOB ? CC_BE_SOURCE_ERRORS
+                                : CC_BE_FAILED;
 }
 
 static void warm_free(cc_be *be)

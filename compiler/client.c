@@ -180,11 +180,13 @@ pb_err cc_client_compile(cc_client *c, const cc_job *job, cc_result *out,
     /* the server's own limits come first; this deadline is the backstop */
     uint64_t deadline =
         cc_now_us() + (uint64_t)c->timeout_ms * 1000u + 3000000u;
-    int r = sent ? -1 : cc_ipc_recv(c->from_server, &reply, &len, deadline);
-    if (r) {
+    cc_ipc_status r = sent
+                          ? CC_IPC_CLOSED
+                          : cc_ipc_recv(c->from_server, &reply, &len, deadline);
+    if (r != CC_IPC_OK) {
         int status = 0;
         stop(c, true, &status);
-        if (r == -2 ||
+        if (r == CC_IPC_TIMEOUT ||
             (WIFEXITED(status) && WEXITSTATUS(status) == CC_EXIT_TIMEOUT))
             return timed_out(c, out);
         return pb_fail(why, PB_ERR_COMPILER_DOWN,

@@ -353,13 +353,14 @@ static pb_err build_module(cc_compiler *cc, cc_job_ctx *j, const text *prelude,
     uint8_t *obj = NULL;
     size_t obj_len = 0;
     uint64_t t = cc_now_us();
-    int rc = cc->be->compile(cc->be, args, files, 2, cc_on_backend_diag, j,
-                             &obj, &obj_len, err, sizeof err);
+    cc_be_status rc =
+        cc->be->compile(cc->be, args, files, 2, cc_on_backend_diag, j, &obj,
+                        &obj_len, err, sizeof err);
     out->compile_us = cc_now_us() - t;
-    if (rc == -2)
+    if (rc == CC_BE_FAILED)
         return pb_fail(why, PB_ERR_COMPILER_DOWN, "the compiler failed: %s",
                        err);
-    if (rc != 0 || cc_has_errors(out)) {
+    if (rc != CC_BE_OK || cc_has_errors(out)) {
         free(obj);
         return PB_OK;
     }
@@ -368,9 +369,9 @@ static pb_err build_module(cc_compiler *cc, cc_job_ctx *j, const text *prelude,
                       sizeof err);
     out->link_us = cc_now_us() - t;
     free(obj);
-    if (rc == -2)
+    if (rc == CC_BE_FAILED)
         return pb_fail(why, PB_ERR_COMPILER_DOWN, "the linker failed: %s", err);
-    if (rc != 0)
+    if (rc != CC_BE_OK)
         cc_add_diag(j, PB_SEV_ERROR, 1, 1, "link failed: %s", err);
     return PB_OK;
 }

@@ -86,13 +86,10 @@ static uint32_t line_of_quoted(const cc_job_ctx *j, const char *msg)
         j, f ? f->line : cc_line_of(j->source, j->source_len, name), NULL);
 }
 
-void cc_on_backend_diag(void *ctx, int severity, const char *file,
+void cc_on_backend_diag(void *ctx, pb_severity sev, const char *file,
                         unsigned line, unsigned col, const char *message)
 {
     cc_job_ctx *j = ctx;
-    pb_severity sev = severity >= 2   ? PB_SEV_ERROR
-                      : severity == 1 ? PB_SEV_WARNING
-                                      : PB_SEV_NOTE;
     if (j->lisp && sev != PB_SEV_ERROR)
         return; /* warnings about generated C would only confuse */
     if (!strcmp(file, CC_MAIN_PATH)) {

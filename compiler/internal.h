@@ -1,5 +1,6 @@
-/* internal.h — private to compiler/: the backend interface, the wasm
- * reader, the source pre-scan, the prelude, the API list and the cache. */
+/* internal.h — private to compiler/: the backend interface, one job's
+ * state, the wasm reader, the source pre-scan, the API list, the cache and
+ * the compile server's pipe messages. */
 #ifndef PB_CC_INTERNAL_H
 #define PB_CC_INTERNAL_H
 
@@ -20,24 +21,35 @@ typedef struct cc_file {
 #define CC_MAIN_PATH    CC_VDIR "patch.c"
 #define CC_PRELUDE_PATH CC_VDIR "pb_prelude.h"
 
-/* severity: 0 note, 1 warning, 2 error/fatal */
-typedef void (*cc_diag_fn)(void *ctx, int severity, const char *file,
+/* A diagnostic from a backend: file is a virtual path (CC_MAIN_PATH, ...),
+ * a header's path, or "" with line = col = 0 when it has no location. */
+typedef void (*cc_diag_fn)(void *ctx, pb_severity severity, const char *file,
                            unsigned line, unsigned col, const char *message);
+
+/* How a backend's compile or link ended. */
+typedef enum cc_be_status {
+    CC_BE_OK = 0,
+    CC_BE_SOURCE_ERRORS, /* the input is wrong: compile diagnostics went to
+                            on_diag, link errors are in err */
+    CC_BE_FAILED,        /* the backend itself failed (message in err) */
+} cc_be_status;
 
 typedef struct cc_be cc_be;
 struct cc_be {
     const char *name;
     /* args: the job's flags (-I, -include), which go after the fixed
      * ones of cc_llvm_base_compile_args(); link() uses
-     * cc_llvm_base_link_args() alone.
-     * 0 ok, -1 the source has errors (reported via on_diag), -2 the backend
-     * failed (crash, timeout; message in err). *obj is malloc'd. */
-    int (*compile)(cc_be *be, const char *const *args, const cc_file *files,
-                   size_t n_files, cc_diag_fn on_diag, void *ctx, uint8_t **obj,
-                   size_t *obj_len, char *err, size_t err_len);
-    /* 0 ok, -1 link error (err), -2 backend failure. *wasm is malloc'd. */
-    int (*link)(cc_be *be, const uint8_t *obj, size_t obj_len, uint8_t **wasm,
-                size_t *wasm_len, char *err, size_t err_len);
+     * cc_llvm_base_link_args() alone. A job that ran out of time or made
+     * the compiler crash is CC_BE_SOURCE_ERRORS with a diagnostic saying
+     * so. *obj is malloc'd. */
+    cc_be_status (*compile)(cc_be *be, const char *const *args,
+                            const cc_file *files, size_t n_files,
+                            cc_diag_fn on_diag, void *ctx, uint8_t **obj,
+                            size_t *obj_len, char *err, size_t err_len);
+    /* *wasm is malloc'd. */
+    cc_be_status (*link)(cc_be *be, const uint8_t *obj, size_t obj_len,
+                         uint8_t **wasm, size_t *wasm_len, char *err,
+                         size_t err_len);
     void (*free)(cc_be *be);
 };
 
@@ -85,7 +97,7 @@ uint32_t cc_user_line(const cc_job_ctx *j, uint32_t line, uint32_t *col);
 /* The line of the first whole-word occurrence of name in src (0: none). */
 uint32_t cc_line_of(const char *src, size_t len, const char *name);
 /* The backends' diagnostic callback (cc_diag_fn); ctx is the cc_job_ctx. */
-void cc_on_backend_diag(void *ctx, int severity, const char *file,
+void cc_on_backend_diag(void *ctx, pb_severity sev, const char *file,
                         unsigned line, unsigned col, const char *message);
 bool cc_has_errors(const cc_result *r);
 /* A C prototype made from a signature, for vars whose source text is
@@ -185,9 +197,19 @@ typedef struct cc_ipc_job {
     cc_var *vars;
 } cc_ipc_job;
 
+/* 0, or -1 if the message could not be written whole. */
 int cc_ipc_send(int fd, const pb_buf *msg);
-/* 0, -1 EOF or error, -2 deadline passed (deadline_us 0: none). */
-int cc_ipc_recv(int fd, uint8_t **msg, size_t *len, uint64_t deadline_us);
+
+typedef enum cc_ipc_status {
+    CC_IPC_OK = 0,
+    CC_IPC_CLOSED,  /* end of input, a read error or a message over limit */
+    CC_IPC_TIMEOUT, /* the deadline passed first */
+} cc_ipc_status;
+
+/* Reads one message into *msg (malloc'd, *len bytes) before deadline_us
+ * (cc_now_us() time; 0: none). */
+cc_ipc_status cc_ipc_recv(int fd, uint8_t **msg, size_t *len,
+                          uint64_t deadline_us);
 /* Pack a message into out (its contents replaced). On failure out is empty
  * and why says what: PB_ERR_TOO_BIG over the pipe's limit, or out could not
  * grow (PB_ERR_BUF_TOO_SMALL for a fixed buffer, PB_ERR_NOMEM). */

@@ -31,34 +31,33 @@ static int write_full(int fd, const void *p, size_t n)
     return 0;
 }
 
-/* Reads exactly n bytes before deadline_us (0: no deadline). Returns 0,
- * -1 on EOF/error, -2 on timeout. */
-static int read_full(int fd, void *p, size_t n, uint64_t deadline_us)
+/* Reads exactly n bytes before deadline_us (0: no deadline). */
+static cc_ipc_status read_full(int fd, void *p, size_t n, uint64_t deadline_us)
 {
     uint8_t *b = p;
     while (n) {
         if (deadline_us) {
             uint64_t now = cc_now_us();
             if (now >= deadline_us)
-                return -2;
+                return CC_IPC_TIMEOUT;
             struct pollfd pfd = {fd, POLLIN, 0};
             int r = poll(&pfd, 1, (int)((deadline_us - now) / 1000 + 1));
             if (r < 0 && errno == EINTR)
                 continue;
             if (r == 0)
-                return -2;
+                return CC_IPC_TIMEOUT;
             if (r < 0)
-                return -1;
+                return CC_IPC_CLOSED;
         }
         ssize_t got = read(fd, b, n);
         if (got < 0 && errno == EINTR)
             continue;
         if (got <= 0)
-            return -1;
+            return CC_IPC_CLOSED;
         b += got;
         n -= (size_t)got;
     }
-    return 0;
+    return CC_IPC_OK;
 }
 
 int cc_ipc_send(int fd, const pb_buf *msg)
@@ -69,23 +68,24 @@ int cc_ipc_send(int fd, const pb_buf *msg)
                                                                          : 0;
 }
 
-int cc_ipc_recv(int fd, uint8_t **msg, size_t *len, uint64_t deadline_us)
+cc_ipc_status cc_ipc_recv(int fd, uint8_t **msg, size_t *len,
+                          uint64_t deadline_us)
 {
     uint8_t hdr[4];
-    int r = read_full(fd, hdr, 4, deadline_us);
+    cc_ipc_status r = read_full(fd, hdr, 4, deadline_us);
     if (r)
         return r;
     size_t n = (size_t)hdr[0] << 24 | (size_t)hdr[1] << 16 |
                (size_t)hdr[2] << 8 | hdr[3];
     if (n > IPC_MAX_BYTES || !(*msg = malloc(n ? n : 1)))
-        return -1;
+        return CC_IPC_CLOSED;
     if ((r = read_full(fd, *msg, n, deadline_us))) {
         free(*msg);
         *msg = NULL;
         return r;
     }
     *len = n;
-    return 0;
+    return CC_IPC_OK;
 }
 
 /* ---- packing helpers ------------------------------------------------------

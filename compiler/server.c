@@ -99,8 +99,7 @@ int cc_server_run(int in_fd, int out_fd, const cc_desc *desc)
     for (;;) {
         uint8_t *msg = NULL;
         size_t len = 0;
-        int r = cc_ipc_recv(in_fd, &msg, &len, 0);
-        if (r)
+        if (cc_ipc_recv(in_fd, &msg, &len, 0) != CC_IPC_OK)
             break; /* input closed: the supervisor is done with us */
         cc_ipc_job j;
         cc_result res = {0};
