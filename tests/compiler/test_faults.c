@@ -153,6 +153,10 @@ int main(int argc, char **argv)
     d.backend = warm ? CC_BACKEND_WARM : CC_BACKEND_PROCESS;
     d.pass_plugin = argv[2];
     d.cache_disabled = true;
+    /* The time limit is not what is tested here: a clang-14 process on a
+     * busy machine (load 19) took longer than the default 2 s, which
+     * turned a crash into a timeout. */
+    d.timeout_ms = 60000;
     pb_errmsg why;
     if (!(cc = cc_new(&d, &why))) {
         printf("cannot create the %s compiler: %s\n0 passed, 1 failed\n",
