@@ -215,8 +215,11 @@ pb_err cc_check_module(const cc_api *api, cc_job_ctx *j, pb_errmsg *why)
     if (cc_wasm_parse(out->module, out->module_len, &w) || !w.has_dylink)
         return pb_fail(why, PB_ERR_INTERNAL,
                        "the linker produced a module without dylink.0");
+    /* Only what the linker makes (the link flags export nothing else, and
+     * the ABI pass refuses user definitions of reserved names): anything
+     * more would enter the runtime's global symbol table. */
     for (uint32_t i = 0; i < w.n_exports; i++)
-        if (w.exports[i].len < 2 || memcmp(w.exports[i].ptr, "__", 2))
+        if (!name_is(w.exports[i], "__wasm_call_ctors"))
             return pb_fail(why, PB_ERR_INTERNAL,
                            "the module exports '%.*s' (the ABI pass should "
                            "have hidden it)",

@@ -19,7 +19,7 @@
 #endif
 /* Bump when the prelude, the pass or the checks change what a given source
  * compiles to, so that no cache returns an old module. */
-#define CC_CACHE_VERSION "patchbay-cc 3"
+#define CC_CACHE_VERSION "patchbay-cc 4"
 
 struct cc_compiler {
     cc_be *be;

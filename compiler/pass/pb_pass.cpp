@@ -106,6 +106,21 @@ bool is_reserved(StringRef name)
            name.startswith("llvm.");
 }
 
+// Reserved, and not LLVM's own (llvm.used, llvm.global_ctors, ...).
+bool is_user_reserved(StringRef name)
+{
+    return is_reserved(name) && !name.startswith("llvm.");
+}
+
+std::string reserved_message(StringRef name)
+{
+    return ("\"" + name +
+            "\": names that begin with __ or pb__ are reserved for the "
+            "compiler, the linker and the runtime; rename it (or make it "
+            "static)")
+        .str();
+}
+
 std::vector<std::string> room_vars(Module &M)
 {
     std::vector<std::string> names;
@@ -407,6 +422,23 @@ class PatchAbi
                         "in a PB_STATE pointer)");
     }
 
+    // Names that begin with __ or pb__ are the compiler's, the linker's and
+    // the runtime's: an external definition of one would leave the module
+    // (hide_user_names keeps them) and land in the runtime's one global
+    // symbol table, where the first definition of a name wins. Run after
+    // find_vars, which removed the prelude's pb__room_vars.
+    void refuse_reserved_definitions()
+    {
+        for (Function &F : M)
+            if (!F.isDeclaration() && !F.hasLocalLinkage() &&
+                is_user_reserved(F.getName()))
+                fail(M, reserved_message(F.getName()), &F);
+        for (GlobalVariable &g : M.globals())
+            if (!g.isDeclaration() && !g.hasLocalLinkage() &&
+                is_user_reserved(g.getName()))
+                fail(M, reserved_message(g.getName()));
+    }
+
     // No user names leave the module.
     void hide_user_names()
     {
@@ -545,6 +577,7 @@ struct PatchAbiPass : PassInfoMixin<PatchAbiPass> {
         abi.refuse_inline_asm();
         abi.drop_used_lists();
         abi.find_vars();
+        abi.refuse_reserved_definitions();
         abi.route_calls_through_slots();
         abi.find_deps();
         abi.drop_unused_slots();

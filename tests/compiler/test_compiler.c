@@ -315,6 +315,44 @@ TEST(test_variadic_vars_are_refused_with_the_name)
     cc_result_free(&r);
 }
 
+/* The runtime's dynamic linker has one global symbol table in which the
+ * first definition of a name wins: a patch may define no name that is the
+ * compiler's, the linker's or the runtime's, and its module exports only
+ * what the linker makes. */
+TEST(test_reserved_names_are_refused)
+{
+    static const struct {
+        const char *src, *want;
+        uint32_t line;
+    } cases[] = {
+        {"#include <patchbay.h>\nint __evil(void) { return 1; }\n",
+         "\"__evil\": names that begin with __ or pb__ are reserved", 2},
+        {"int ok(void) { return 2; }\nint __counter = 3;\n",
+         "\"__counter\": names that begin with __", 2},
+        {"int pb__mine(int x) { return x; }\n",
+         "\"pb__mine\": names that begin with __ or pb__", 1},
+        {"void __wasm_call_ctors(void) {}\n", "\"__wasm_call_ctors\"", 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cc_result r;
+        compile(cases[i].src, &r);
+        CHECK(!r.ok && !r.module);
+        const cc_diag *d = find_error(&r, cases[i].want);
+        CHECK(d != NULL);
+        if (d)
+            CHECK_EQ_INT(d->line, cases[i].line);
+        cc_result_free(&r);
+    }
+    /* private to the patch, a reserved name leaves nothing behind */
+    cc_result r;
+    compile("static int __helper(void) { return 4; }\n"
+            "int use_helper(void) { return __helper(); }\n",
+            &r);
+    CHECK(r.ok);
+    cc_result_free(&r);
+    check_still_works();
+}
+
 TEST(test_the_cache_returns_the_same_module)
 {
     const char *src =
@@ -372,6 +410,7 @@ static const pb_test tests[] = {
     T(test_oversized_source_is_refused),
     T(test_unknown_functions_and_imports_are_named),
     T(test_variadic_vars_are_refused_with_the_name),
+    T(test_reserved_names_are_refused),
     T(test_the_cache_returns_the_same_module),
     T(test_prelude_declares_only_mentioned_room_vars),
 };
