@@ -76,6 +76,12 @@ static void serve_usage(FILE *out)
         "  --max-queue-bytes N    send queue per client before a slow consumer is\n"
         "                         disconnected (default 33554432)\n"
         "  --hello-timeout-ms N   time to send hello (default 5000)\n"
+        "  --max-connections N    open sockets in all (default 4096)\n"
+        "  --max-per-ip N         open sockets from one address (an IPv6 /64),\n"
+        "                         other than the relay's own (default 256)\n"
+        "  --allow-origin ORIGIN  a web origin besides the relay's own pages whose\n"
+        "                         pages may open sockets, e.g. https://jam.example.org\n"
+        "                         behind a TLS proxy (repeatable)\n"
         "  -q, --quiet            no per-connection and per-patch log lines\n"
         "  -h, --help             this help\n",
         CC_DEFAULT_TIMEOUT_MS);
@@ -98,6 +104,10 @@ int cmd_serve(int argc, char **argv)
     memset(&c, 0, sizeof c);
     c.data_dir = default_data_dir();
     const char *backend = NULL;
+    enum { MAX_ORIGINS = 32 };
+    const char *origins[MAX_ORIGINS + 1] = {NULL};
+    int n_origins = 0;
+    c.allow_origins = origins;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         uint32_t n;
@@ -152,6 +162,21 @@ int cmd_serve(int argc, char **argv)
         } else if (!strcmp(a, "--hello-timeout-ms")) {
             if (!parse_u32("serve", a, v, 600000, &c.hello_timeout_ms))
                 return 2;
+        } else if (!strcmp(a, "--max-connections")) {
+            if (!parse_u32("serve", a, v, 1000000, &c.max_connections))
+                return 2;
+        } else if (!strcmp(a, "--max-per-ip")) {
+            if (!parse_u32("serve", a, v, 1000000, &c.max_connections_per_ip))
+                return 2;
+        } else if (!strcmp(a, "--allow-origin")) {
+            if (n_origins == MAX_ORIGINS || !strstr(v, "://")) {
+                fprintf(stderr, "patchbay serve: --allow-origin wants an "
+                                "origin such as https://jam.example.org (at "
+                                "most %d), got \"%s\"\n",
+                        MAX_ORIGINS, v);
+                return 2;
+            }
+            origins[n_origins++] = v;
         } else {
             bad_option("serve", a);
             return 2;

@@ -108,6 +108,7 @@ typedef struct relay_session {
     uint8_t *rx;             /* a message being assembled from fragments */
     size_t rx_len, rx_cap;
     bool rx_overflow;
+    uint32_t prehello_bytes;          /* received before hello */
     relay_bucket evals, bytes, bad;   /* limits.c */
     relay_bucket frames[PB_T_COUNT_]; /* per frame type (limits.c) */
     char close_reason[120];
@@ -260,8 +261,30 @@ struct relay_server {
     char history_path[4200];
     int port;
     int lock_fd; /* DIR/relay.lock, held while the relay lives */
+    /* strangers (guard.c) */
+    struct relay_addr *addrs; /* addresses with connections or a rate */
+    uint32_t n_addrs, n_open;
+    struct relay_addr *admitting;      /* accepted, its wsi not yet made */
+    struct relay_wsi_addr **wsi_addrs; /* which address each wsi is from */
+    uint64_t n_refused, refused_logged_us;
     volatile sig_atomic_t stopping; /* relay_stop was called */
 };
+
+/* ---- strangers (guard.c) ------------------------------------------------- */
+
+/* Bytes a client may send before its hello (a hello is under 2 KiB). */
+#define RELAY_MAX_HELLO_BYTES 8192u
+
+/* protocols[0]: the pages over HTTP, and the connection caps. */
+int relay_http_callback(struct lws *wsi, enum lws_callback_reasons reason,
+                        void *user, void *in, size_t len);
+/* Whether the upgrade on wsi may open a patchbay socket: no Origin, the
+ * relay's own, or an --allow-origin one. The Origin (lower case) in
+ * origin either way, for the log. */
+bool relay_guard_origin_ok(relay_server *srv, struct lws *wsi, char *origin,
+                           size_t cap);
+void relay_guard_sweep(relay_server *srv);
+void relay_guard_free(relay_server *srv);
 
 /* The relay a wsi belongs to. */
 relay_server *relay_of(struct lws *wsi);

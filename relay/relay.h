@@ -179,6 +179,15 @@ typedef struct relay_config {
     uint32_t bytes_per_second;     /* per client, 4 MiB */
     uint32_t max_queue_bytes;      /* per client send queue, 32 MiB */
     uint32_t hello_timeout_ms;     /* 5000 */
+    uint32_t max_connections;      /* open sockets, 4096 */
+    uint32_t max_connections_per_ip;     /* from one address (an IPv6 /64)
+                                            other than the relay's own, 256 */
+    uint32_t connects_per_second_per_ip; /* new sockets from one such
+                                            address, 20 (burst 5 s' worth) */
+    /* Browser origins besides the relay's own pages that may open a
+     * WebSocket ("https://jam.example.org"), NULL-terminated; NULL: none.
+     * docs/SECURITY.md § Strangers. */
+    const char *const *allow_origins;
     uint64_t lead_us;              /* apply time after acceptance, 50 ms */
     /* The compile server's command line (required), e.g. {"/usr/bin/
      * patchbay", "cc-server", "--backend", "warm", NULL}: a program that

@@ -19,7 +19,7 @@
 #endif
 
 static struct lws_protocols protocols[] = {
-    {"http", lws_callback_http_dummy, 0, 0, 0, NULL, 0},
+    {"http", relay_http_callback, 0, 0, 0, NULL, 0},
     {"patchbay", relay_session_callback, sizeof(relay_session *), 65536, 0,
      NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0}, /* terminator */
@@ -45,6 +45,12 @@ static void defaults(relay_config *c)
         c->max_queue_bytes = 32u << 20;
     if (!c->hello_timeout_ms)
         c->hello_timeout_ms = 5000;
+    if (!c->max_connections)
+        c->max_connections = 4096;
+    if (!c->max_connections_per_ip)
+        c->max_connections_per_ip = 256;
+    if (!c->connects_per_second_per_ip)
+        c->connects_per_second_per_ip = 20;
     if (!c->lead_us)
         c->lead_us = 50000;
     if (!c->compile_timeout_ms)
@@ -164,7 +170,7 @@ void relay_stop(relay_server *srv)
 pb_err relay_serve(relay_server *srv, pb_errmsg *why)
 {
     pb_err e = PB_OK;
-    uint64_t next_flush = 0;
+    uint64_t next_flush = 0, ticks = 0;
     while (!srv->stopping) {
         if (lws_service(srv->ctx, 0) < 0) {
             e = pb_fail(why, PB_ERR_INTERNAL, "the event loop failed");
@@ -172,6 +178,8 @@ pb_err relay_serve(relay_server *srv, pb_errmsg *why)
         }
         if (relay_mono_us() >= next_flush) {
             relay_rooms_record_stats(srv, false);
+            if (++ticks % 40 == 0) /* every 10 s */
+                relay_guard_sweep(srv);
             next_flush = relay_mono_us() + 250000;
         }
     }
@@ -198,6 +206,7 @@ void relay_free(relay_server *srv)
     relay_keys_close(&srv->keys);
     relay_sessions_free(srv);
     relay_rooms_free(srv);
+    relay_guard_free(srv);
     if (srv->lock_fd >= 0)
         close(srv->lock_fd);
     free(srv);

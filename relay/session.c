@@ -451,6 +451,14 @@ static void on_receive(relay_session *s, const uint8_t *in, size_t len)
                                  s->srv->cfg.bytes_per_second);
         return;
     }
+    if (s->state == RELAY_SESS_AWAIT_HELLO &&
+        (s->prehello_bytes += (uint32_t)len) > RELAY_MAX_HELLO_BYTES) {
+        /* a stranger: no token yet, so no more than a hello's worth */
+        relay_session_send_error(s, PB_ERR_TOO_BIG, 0, true,
+                                 "more than %u bytes before hello",
+                                 RELAY_MAX_HELLO_BYTES);
+        return;
+    }
     if (lws_is_first_fragment(s->wsi)) {
         s->rx_len = 0;
         s->rx_overflow = false;
@@ -525,6 +533,19 @@ int relay_session_callback(struct lws *wsi, enum lws_callback_reasons reason,
     relay_session **slot = user;
     relay_session *s = slot ? *slot : NULL;
     switch (reason) {
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
+        char origin[256];
+        if (!relay_guard_origin_ok(srv, wsi, origin, sizeof origin)) {
+            char peer[64];
+            lws_get_peer_simple(wsi, peer, sizeof peer);
+            lwsl_user("refused a WebSocket from %s opened by a page of "
+                      "origin \"%s\" (not this relay's; allow it with "
+                      "--allow-origin)\n",
+                      peer, origin);
+            return -1;
+        }
+        break;
+    }
     case LWS_CALLBACK_ESTABLISHED:
         if (!(s = session_new(srv, wsi)))
             return -1;

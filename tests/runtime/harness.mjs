@@ -45,11 +45,13 @@ export async function until(cond, what, timeoutMs = 20000) {
 
 export class Relay extends ServedRelay {
   // opts.keyFrom: another Relay whose keys this one shares (same relay
-  // key, its own history: a forked chain).
+  // key, its own history: a forked chain); opts.args: more `serve`
+  // options; opts.verbose: the relay logs every connection (this.log).
   constructor(opts = {}) {
     super(CLI, 'pb-rt-');
     this.data = join(this.dir, 'data');
     this.leadMs = opts.leadMs || 50;
+    this.args = [...(opts.args || []), ...(opts.verbose ? [] : ['-q'])];
     // the relay's default compiler, as users run it (opts.backend:
     // 'process' for the other one)
     this.backend = opts.backend || 'warm';
@@ -62,7 +64,7 @@ export class Relay extends ServedRelay {
 
   // Starts (or restarts, on the same port) the relay.
   async start() {
-    live.add(await this.serve(['--backend', this.backend, '--lead-ms', String(this.leadMs), '-q']));
+    live.add(await this.serve(['--backend', this.backend, '--lead-ms', String(this.leadMs), ...this.args]));
     return this;
   }
 
