@@ -37,5 +37,6 @@ int cmd_devices(int argc, char **argv);
 int cmd_test(int argc, char **argv);
 int cmd_logs(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
+int cmd_nrepl(int argc, char **argv);
 
 #endif

@@ -35,6 +35,8 @@ static const command commands[] = {
      cmd_logs},
     {"snapshot", "a PNG of the same frame from every device with a canvas",
      cmd_snapshot},
+    {"nrepl", "an nREPL server in a room, for CIDER, Calva, Conjure",
+     cmd_nrepl},
     {"log", "list a room's recorded history", cmd_log},
     {"verify", "check a recorded history's signatures and chain", cmd_verify},
     {"keygen", "create the relay's keys (serve does it too)", cmd_keygen},

@@ -2,6 +2,7 @@
 #include "wsclient.h"
 
 #include <libwebsockets.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -24,6 +25,7 @@ struct pbc {
     /* frames received but not yet handed out */
     qmsg *in, *in_tail;
     lws_sorted_usec_list_t tick;
+    atomic_int woken; /* pbc_wake from another thread */
 };
 
 static uint64_t mono_ms(void)
@@ -442,10 +444,18 @@ int pbc_wait(pbc *c, uint32_t timeout_ms, pbc_frame_fn fn, void *ctx,
             snprintf(why->text, sizeof why->text, "%s", c->error);
             return -1;
         }
+        if (atomic_exchange(&c->woken, 0))
+            return 2;
         if (mono_ms() >= deadline)
             return 0;
         lws_service(c->ctx, 0);
     }
+}
+
+void pbc_wake(pbc *c)
+{
+    atomic_store(&c->woken, 1);
+    lws_cancel_service(c->ctx);
 }
 
 void pbc_close(pbc *c)

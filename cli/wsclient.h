@@ -56,10 +56,15 @@ bool pbc_is_closed(const pbc *c);
 /* Called for each frame received; return 1 to stop waiting. */
 typedef int (*pbc_frame_fn)(void *ctx, const pb_frame *f);
 
-/* Services the connection until fn (NULL: discard frames) returns 1 (returns 1), the deadline
- * passes (0) or the connection ends (-1, message in why). */
+/* Services the connection until fn (NULL: discard frames) returns 1 (returns
+ * 1), the deadline passes (0), pbc_wake is called (2) or the connection ends
+ * (-1, message in why). */
 int pbc_wait(pbc *c, uint32_t timeout_ms, pbc_frame_fn fn, void *ctx,
              pb_errmsg *why);
+/* Makes a pbc_wait in progress (or the next one) return 2 soon: for a
+ * program whose other thread has frames to send. The one pbc function
+ * that may be called from another thread, while c is open. */
+void pbc_wake(pbc *c);
 
 void pbc_close(pbc *c);
 

@@ -114,6 +114,11 @@ pb_err cc_compile(cc_compiler *cc, const cc_job *job, cc_result *out,
                   pb_errmsg *why) PB_WUR;
 void cc_result_free(cc_result *r);
 
+/* The C name of a Lisp name (my-fn → my_fn, ok? → ok_p; docs/LISP.md
+ * § Names) into out (cap bytes): false if it has none or does not fit.
+ * Tools that show the room's vars in Lisp spelling use it. */
+bool cc_lisp_c_name(const char *lisp_name, char *out, size_t cap);
+
 /* The backend's name ("warm" or "process"). */
 const char *cc_backend_name(const cc_compiler *cc);
 /* Why CC_BACKEND_AUTO runs the process backend (the warm one could not

@@ -32,7 +32,9 @@ packages=(
 )
 # The browser tests drive Debian's Chromium with playwright-core, and its
 # Firefox ESR over WebDriver BiDi (tests/firefox.mjs).
-[[ $profile == test ]] && packages+=(chromium firefox-esr)
+# The nREPL test drives patchbay nrepl with nREPL's own client
+# (libnrepl-clojure, run by Debian's clojure on its JVM).
+[[ $profile == test ]] && packages+=(chromium firefox-esr libnrepl-clojure clojure)
 missing=()
 for p in "${packages[@]}"; do
 	# nodejs may come from elsewhere; a working node is what matters.

@@ -3,6 +3,8 @@
  * found (a local, or defonce state). */
 #include "lower.h"
 
+#include "cc.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,6 +51,17 @@ char *lisp_mangle(lisp_arena *a, const char *name, uint32_t len)
     }
     d[k] = '\0';
     return d;
+}
+
+bool cc_lisp_c_name(const char *lisp_name, char *out, size_t cap)
+{
+    lisp_arena a = {0};
+    const char *c = lisp_mangle(&a, lisp_name, (uint32_t)strlen(lisp_name));
+    bool ok = c && strlen(c) < cap;
+    if (ok)
+        memcpy(out, c, strlen(c) + 1);
+    lisp_arena_free(&a);
+    return ok;
 }
 
 static bool is_c_reserved(const char *s)
