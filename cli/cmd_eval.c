@@ -206,19 +206,9 @@ static char *read_file(const char *path, size_t *len)
     return buf;
 }
 
-/* What the runtimes of the room said about an expression: one entry per
- * runtime that answered, and the runtimes that were in the room when it
- * was accepted (a runtime that joins later catches up without running it;
- * docs/PROTOCOL.md § Expressions). */
-#define MAX_ANSWERS PB_MAX_PEERS
-
-typedef struct answer {
-    uint64_t runtime_id;
-    bool ok;
-    char *text; /* the value, or the trap */
-    char *out;
-} answer;
-
+/* The room's runtimes, and what they said about an expression: a runtime
+ * present when it was accepted runs it; one that joins later catches up
+ * without running it (docs/PROTOCOL.md § Expressions). */
 typedef struct eval_state {
     const eval_opts *o;
     const char *file;
@@ -228,134 +218,49 @@ typedef struct eval_state {
     uint64_t seq;
     bool is_expr;
     uint32_t committed, failed;
-    uint64_t runtimes[MAX_ANSWERS]; /* the room's runtimes (peers) */
-    uint32_t n_runtimes;
-    uint32_t n_expected; /* runtimes present at acceptance */
-    answer answers[MAX_ANSWERS];
-    uint32_t n_answers;
+    pbc_runtimes runtimes; /* the room's (peers) */
+    uint32_t n_expected;   /* runtimes present at acceptance */
+    pbc_answers answers;
 } eval_state;
-
-static void track_peers(eval_state *st, const pb_peers *p)
-{
-    if (p->event == PB_PEERS_SNAPSHOT)
-        st->n_runtimes = 0;
-    for (uint32_t i = 0; i < p->n_peers; i++) {
-        const pb_peer *peer = &p->peers[i];
-        if (peer->role != PB_ROLE_RUNTIME)
-            continue;
-        uint32_t k = 0;
-        while (k < st->n_runtimes && st->runtimes[k] != peer->id)
-            k++;
-        if (p->event == PB_PEERS_LEAVE && k < st->n_runtimes)
-            st->runtimes[k] = st->runtimes[--st->n_runtimes];
-        else if (p->event != PB_PEERS_LEAVE && k == st->n_runtimes &&
-                 k < MAX_ANSWERS)
-            st->runtimes[st->n_runtimes++] = peer->id;
-    }
-}
 
 /* As many runtimes answered as were in the room when the expression was
  * accepted. One that left may still answer: a runtime restarted by its
  * watchdog inside the expression says so from its new connection. */
 static bool all_answered(const eval_state *st)
 {
-    return st->n_expected && st->n_answers >= st->n_expected;
-}
-
-static char *str_dup(pb_str s)
-{
-    char *d = malloc(s.len + 1);
-    if (d) {
-        memcpy(d, s.ptr ? s.ptr : "", s.len);
-        d[s.len] = '\0';
-    }
-    return d;
-}
-
-static void add_answer(eval_state *st, const pb_ack *a)
-{
-    if (st->n_answers == MAX_ANSWERS)
-        return;
-    for (uint32_t k = 0; k < st->n_answers; k++)
-        if (st->answers[k].runtime_id == a->runtime_id)
-            return;
-    answer *x = &st->answers[st->n_answers++];
-    x->runtime_id = a->runtime_id;
-    x->ok = a->state == PB_ACK_COMMITTED;
-    x->text = str_dup(x->ok ? a->value : a->error);
-    x->out = str_dup(a->out);
-    if (!x->text || !x->out) { /* out of memory: that answer is lost */
-        free(x->text);
-        free(x->out);
-        st->n_answers--;
-    }
-}
-
-/* The first answer like a[i] (the same outcome and text). */
-static uint32_t first_of(const answer *a, uint32_t i)
-{
-    for (uint32_t k = 0; k < i; k++)
-        if (a[k].ok == a[i].ok && !strcmp(a[k].text, a[i].text))
-            return k;
-    return i;
-}
-
-static uint32_t count_of(const answer *a, uint32_t n, uint32_t i)
-{
-    uint32_t count = 0;
-    for (uint32_t k = 0; k < n; k++)
-        count += a[k].ok == a[i].ok && !strcmp(a[k].text, a[i].text);
-    return count;
+    return st->n_expected && st->answers.n >= st->n_expected;
 }
 
 /* Prints what the expression printed (each different output once), then
- * its value: one value, or each with the number of runtimes that gave it,
- * in the order they first came; traps likewise, on stderr. Returns 4 if
- * it trapped anywhere. */
+ * its value: => 59, or => 58 on 2 runtimes, 59 on 8; failures likewise, on
+ * stderr. Returns 4 if it failed anywhere. */
 static int print_answers(const eval_state *st)
 {
-    const answer *a = st->answers;
-    uint32_t n = st->n_answers;
-    for (uint32_t i = 0; i < n; i++) {
+    const pbc_answers *a = &st->answers;
+    for (uint32_t i = 0; i < a->n; i++) {
         bool is_seen = false;
         for (uint32_t k = 0; k < i && !is_seen; k++)
-            is_seen = a[k].out && a[i].out && !strcmp(a[k].out, a[i].out);
-        if (!is_seen && a[i].out && a[i].out[0])
-            fputs(a[i].out, stdout);
+            is_seen = !strcmp(a->items[k].out, a->items[i].out);
+        if (!is_seen)
+            fputs(a->items[i].out, stdout);
     }
-    /* the values: => 59, or => 58 on 2 runtimes, 59 on 8 */
-    uint32_t n_ok = 0, groups = 0;
-    for (uint32_t i = 0; i < n; i++)
-        if (a[i].ok) {
-            n_ok++;
-            groups += first_of(a, i) == i;
-        }
-    for (uint32_t i = 0, shown = 0; i < n; i++) {
-        if (!a[i].ok || first_of(a, i) != i)
-            continue;
-        uint32_t count = count_of(a, n, i);
-        printf("%s%s", shown++ ? ", " : "=> ", a[i].text);
-        if (groups > 1 || n_ok < n) /* the count only where it tells */
-            printf(shown == 1 ? " on %u runtime%s" : " on %u", count,
-                   count == 1 ? "" : "s");
+    char text[8192];
+    if (pbc_answers_count(a, true)) {
+        pbc_answers_describe(a, true, text, sizeof text);
+        printf("=> %s\n", text);
     }
-    if (n_ok)
-        printf("\n");
-    /* the traps, one line each */
-    for (uint32_t i = 0; i < n; i++)
-        if (!a[i].ok && first_of(a, i) == i) {
-            uint32_t count = count_of(a, n, i);
-            fprintf(stderr, "failed on %u runtime%s: %s\n", count,
-                    count == 1 ? "" : "s", a[i].text);
-        }
-    return n_ok < n ? 4 : 0;
+    if (!pbc_answers_count(a, false))
+        return 0;
+    pbc_answers_describe(a, false, text, sizeof text);
+    fprintf(stderr, "failed: %s\n", text);
+    return 4;
 }
 
 static int on_frame(void *ctx, const pb_frame *f)
 {
     eval_state *st = ctx;
     if (f->type == PB_T_PEERS) {
-        track_peers(st, &f->peers);
+        pbc_runtimes_track(&st->runtimes, &f->peers);
         return st->is_expr && st->phase == 1 && all_answered(st);
     }
     if (f->type == PB_T_DIAG && f->diag.req == st->req) {
@@ -372,7 +277,7 @@ static int on_frame(void *ctx, const pb_frame *f)
         st->seq = f->diag.seq;
         st->is_expr = f->diag.expr;
         st->phase = 1;
-        st->n_expected = st->n_runtimes;
+        st->n_expected = st->runtimes.n;
         if (!st->o->quiet && !st->is_expr)
             printf("%s: accepted as seq %llu\n", st->file,
                    (unsigned long long)st->seq);
@@ -390,12 +295,9 @@ static int on_frame(void *ctx, const pb_frame *f)
         if (f->ack.state == PB_ACK_FAILED)
             st->failed++;
         if (st->is_expr) {
-            /* a value, or a failure: not a prepared ack */
-            if ((f->ack.state == PB_ACK_COMMITTED && f->ack.value.ptr) ||
-                f->ack.state == PB_ACK_FAILED)
-                add_answer(st, &f->ack);
+            pbc_answers_add(&st->answers, &f->ack);
             return all_answered(st) ||
-                   (st->o->runtimes && st->n_answers >= st->o->runtimes);
+                   (st->o->runtimes && st->answers.n >= st->o->runtimes);
         }
         if (!st->o->quiet) {
             printf("  runtime %llu: %s", (unsigned long long)f->ack.runtime_id,
@@ -468,7 +370,7 @@ static int eval_one(pbc *c, const eval_opts *o, const char *file,
             !(st->is_expr && all_answered(st)))
             pbc_wait(c, o->wait_ms, on_frame, st, &why);
         status = st->status;
-        if (st->phase == 1 && st->is_expr && st->n_answers)
+        if (st->phase == 1 && st->is_expr && st->answers.n)
             status = print_answers(st);
         else if (st->phase == 1 && st->is_expr)
             fprintf(stderr,
@@ -481,10 +383,7 @@ static int eval_one(pbc *c, const eval_opts *o, const char *file,
                    st->committed == 1 ? "" : "s",
                    st->failed ? ", failed on some (see above)" : "");
     }
-    for (uint32_t i = 0; i < st->n_answers; i++) {
-        free(st->answers[i].text);
-        free(st->answers[i].out);
-    }
+    pbc_answers_free(&st->answers);
     free(st);
     return status;
 }

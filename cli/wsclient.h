@@ -68,4 +68,45 @@ void pbc_wake(pbc *c);
 
 void pbc_close(pbc *c);
 
+/* ---- An expression's answers (docs/PROTOCOL.md § Expressions) ------------
+ * What the room's runtimes said of one expression, gathered from their
+ * acks: a value (a committed ack with one) or a failure (a failed ack),
+ * one per runtime. Zero-initialise; free with pbc_answers_free. */
+typedef struct pbc_answer {
+    uint64_t runtime_id;
+    bool ok;    /* a value; else a failure */
+    char *text; /* the value, or why it failed */
+    char *out;  /* what it printed */
+} pbc_answer;
+
+typedef struct pbc_answers {
+    pbc_answer *items; /* in the order they came */
+    uint32_t n, cap;
+} pbc_answers;
+
+/* Adds the answer in ack; false if it is none (prepared, a bare commit, a
+ * runtime that answered already) or memory ran out. */
+bool pbc_answers_add(pbc_answers *a, const pb_ack *ack);
+/* How many answers are values (ok) or failures (!ok). */
+uint32_t pbc_answers_count(const pbc_answers *a, bool ok);
+/* The values (ok) or the failures (!ok) in words, into out (cap bytes, cut
+ * to fit): "59" when they are one and nothing else came, else each with
+ * its count, "58 on 2 runtimes, 59 on 8". Returns how many different ones. */
+uint32_t pbc_answers_describe(const pbc_answers *a, bool ok, char *out,
+                              size_t cap);
+void pbc_answers_free(pbc_answers *a);
+
+/* The runtimes of a room (their client ids and names), as the relay's
+ * peers frames tell them: those an expression expects answers from.
+ * Zero-initialise. */
+typedef struct pbc_runtimes {
+    uint64_t ids[PB_MAX_PEERS];
+    char names[PB_MAX_PEERS][PB_MAX_NAME_BYTES + 1];
+    uint32_t n;
+} pbc_runtimes;
+
+void pbc_runtimes_track(pbc_runtimes *r, const pb_peers *p);
+/* The name runtime id joined with ("" if unknown). */
+const char *pbc_runtimes_name(const pbc_runtimes *r, uint64_t id);
+
 #endif

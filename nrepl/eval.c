@@ -20,13 +20,6 @@
 #define MAX_FORMS       1024u
 #define DIAG_TIMEOUT_MS 30000u /* the relay compiles within its own limit */
 
-typedef struct answer {
-    uint64_t runtime_id;
-    bool ok;
-    char *text; /* the value, or the trap */
-    char *out;
-} answer;
-
 struct nrepl_eval {
     nrepl_eval *next; /* in s->evals */
     nrepl_session *session;
@@ -48,8 +41,7 @@ struct nrepl_eval {
     uint32_t unit_first, unit_count;
     uint64_t req, seq, deadline_ms;
     uint32_t n_expected;
-    answer answers[PB_MAX_PEERS];
-    uint32_t n_answers;
+    pbc_answers answers;
 };
 
 /* ---- replies ------------------------------------------------------------- */
@@ -90,15 +82,6 @@ static void reply_error(nrepl_server *s, nrepl_eval *e, const char *kind,
 /* ---- the list of evals ------------------------------------------------------
  */
 
-static void answers_clear(nrepl_eval *e)
-{
-    for (uint32_t i = 0; i < e->n_answers; i++) {
-        free(e->answers[i].text);
-        free(e->answers[i].out);
-    }
-    e->n_answers = 0;
-}
-
 static void eval_free(nrepl_server *s, nrepl_eval *e)
 {
     for (nrepl_eval **p = &s->evals; *p; p = &(*p)->next)
@@ -108,7 +91,7 @@ static void eval_free(nrepl_server *s, nrepl_eval *e)
         }
     if (e->session && e->session->running == e)
         e->session->running = NULL;
-    answers_clear(e);
+    pbc_answers_free(&e->answers);
     free(e->forms);
     free(e->code);
     free(e);
@@ -233,26 +216,13 @@ static void advance(nrepl_server *s, nrepl_eval *e)
 /* ---- answers
  * ------------------------------------------------------------------- */
 
-static uint32_t count_like(const nrepl_eval *e, uint32_t i, uint32_t *first)
-{
-    uint32_t n = 0;
-    *first = i;
-    for (uint32_t k = 0; k < e->n_answers; k++)
-        if (e->answers[k].ok == e->answers[i].ok &&
-            !strcmp(e->answers[k].text, e->answers[i].text)) {
-            n++;
-            if (k < *first)
-                *first = k;
-        }
-    return n;
-}
-
 /* The expression's answers as replies: its output, its value, and what
  * the other runtimes said when it is not the same everywhere. */
 static void expression_done(nrepl_server *s, nrepl_eval *e)
 {
+    const pbc_answers *a = &e->answers;
     e->is_waiting = false;
-    if (!e->n_answers) {
+    if (!a->n) {
         char text[320];
         snprintf(text, sizeof text,
                  "patchbay nrepl: no runtime of room %s ran it (%s)\n",
@@ -262,104 +232,55 @@ static void expression_done(nrepl_server *s, nrepl_eval *e)
         fail(s, e, "patchbay.NoRuntime", text);
         return;
     }
-    for (uint32_t i = 0; i < e->n_answers; i++) { /* each output once */
+    for (uint32_t i = 0; i < a->n; i++) { /* each output once */
         bool is_seen = false;
         for (uint32_t k = 0; k < i && !is_seen; k++)
-            is_seen = !strcmp(e->answers[k].out, e->answers[i].out);
-        if (!is_seen && e->answers[i].out[0])
-            reply_kv(s, e, "out", e->answers[i].out);
+            is_seen = !strcmp(a->items[k].out, a->items[i].out);
+        if (!is_seen && a->items[i].out[0])
+            reply_kv(s, e, "out", a->items[i].out);
     }
-    const answer *value = NULL;
-    uint32_t groups = 0, first;
-    for (uint32_t i = 0; i < e->n_answers; i++) {
-        if (e->answers[i].ok && !value)
-            value = &e->answers[i];
-        groups += count_like(e, i, &first) && first == i;
-    }
-    if (groups > 1) { /* 58 on 2 runtimes, 59 on 8 */
-        char text[2048];
-        size_t n =
-            (size_t)snprintf(text, sizeof text, "; the runtimes differ: ");
-        for (uint32_t i = 0, shown = 0; i < e->n_answers && n < sizeof text;
-             i++) {
-            uint32_t count = count_like(e, i, &first);
-            if (first != i)
-                continue;
-            const char *noun = shown        ? ""
-                               : count == 1 ? " runtime"
-                                            : " runtimes";
-            n += (size_t)snprintf(
-                text + n, sizeof text - n, "%s%s%s on %u%s", shown ? ", " : "",
-                e->answers[i].ok ? "" : "trap: ", e->answers[i].text, count,
-                noun);
-            shown++;
-        }
-        if (n < sizeof text - 1)
-            snprintf(text + n, sizeof text - n, "\n");
-        reply_kv(s, e, "err", text);
-    }
-    if (!value) {
-        char text[2300];
-        uint32_t count = count_like(e, 0, &first);
-        snprintf(text, sizeof text, "%s (on %u runtime%s)\n",
-                 e->answers[0].text, count, count == 1 ? "" : "s");
+    char values[4096], failures[4096], text[8400];
+    uint32_t n_values = pbc_answers_describe(a, true, values, sizeof values);
+    uint32_t n_failures =
+        pbc_answers_describe(a, false, failures, sizeof failures);
+    if (!n_values) { /* it failed everywhere */
+        snprintf(text, sizeof text, "%s\n", failures);
         fail(s, e, "patchbay.Trap", text);
         return;
     }
-    ben_arena a = {0};
-    ben *r = ben_new_dict(&a), *all = ben_new_list(&a);
-    ben_put_cstr(&a, r, "value", value->text);
-    ben_put_cstr(&a, r, "ns", ns_of(e));
-    for (uint32_t i = 0; i < e->n_answers; i++) {
-        ben *one = ben_new_dict(&a);
-        const char *name = nrepl_runtime_name(s, e->answers[i].runtime_id);
+    if (n_values + n_failures > 1) { /* 58 on 2 runtimes, 59 on 8 */
+        snprintf(text, sizeof text, "; the runtimes differ: %s%s%s\n", values,
+                 n_failures ? "; failed: " : "", n_failures ? failures : "");
+        reply_kv(s, e, "err", text);
+    }
+    ben_arena ar = {0};
+    ben *r = ben_new_dict(&ar), *all = ben_new_list(&ar);
+    const pbc_answer *value = NULL;
+    for (uint32_t i = 0; i < a->n; i++) {
+        const pbc_answer *x = &a->items[i];
+        if (x->ok && !value)
+            value = x;
+        ben *one = ben_new_dict(&ar);
+        const char *name = pbc_runtimes_name(&s->runtimes, x->runtime_id);
         char id[32];
         snprintf(id, sizeof id, "runtime %llu",
-                 (unsigned long long)e->answers[i].runtime_id);
-        ben_put_cstr(&a, one, "runtime", name[0] ? name : id);
-        ben_put_cstr(&a, one, e->answers[i].ok ? "value" : "trap",
-                     e->answers[i].text);
-        ben_push(&a, all, one);
+                 (unsigned long long)x->runtime_id);
+        ben_put_cstr(&ar, one, "runtime", name[0] ? name : id);
+        ben_put_cstr(&ar, one, x->ok ? "value" : "trap", x->text);
+        ben_push(&ar, all, one);
     }
-    ben_put(&a, r, "patchbay/values", all);
-    nrepl_reply(s, e->client, e->id, e->sid, &a, r);
-    ben_arena_free(&a);
-    answers_clear(e);
+    ben_put_cstr(&ar, r, "value", value->text);
+    ben_put_cstr(&ar, r, "ns", ns_of(e));
+    ben_put(&ar, r, "patchbay/values", all);
+    nrepl_reply(s, e->client, e->id, e->sid, &ar, r);
+    ben_arena_free(&ar);
+    pbc_answers_free(&e->answers);
     advance(s, e);
-}
-
-static char *str_dup(pb_str v)
-{
-    char *d = malloc(v.len + 1);
-    if (d) {
-        memcpy(d, v.ptr ? v.ptr : "", v.len);
-        d[v.len] = '\0';
-    }
-    return d;
 }
 
 static void on_ack(nrepl_server *s, nrepl_eval *e, const pb_ack *ack)
 {
-    /* a value, or a failure; a bare commit or prepared is not an answer */
-    bool is_value = ack->state == PB_ACK_COMMITTED && ack->value.ptr;
-    if ((!is_value && ack->state != PB_ACK_FAILED) ||
-        e->n_answers == PB_MAX_PEERS)
-        return;
-    for (uint32_t i = 0; i < e->n_answers; i++)
-        if (e->answers[i].runtime_id == ack->runtime_id)
-            return;
-    answer *x = &e->answers[e->n_answers];
-    x->runtime_id = ack->runtime_id;
-    x->ok = is_value;
-    x->text = str_dup(is_value ? ack->value : ack->error);
-    x->out = str_dup(ack->out);
-    if (!x->text || !x->out) {
-        free(x->text);
-        free(x->out);
-        return;
-    }
-    e->n_answers++;
-    if (e->n_answers >= e->n_expected)
+    if (pbc_answers_add(&e->answers, ack) && e->answers.n >= e->n_expected)
         expression_done(s, e);
 }
 
@@ -392,7 +313,7 @@ static void on_diag(nrepl_server *s, nrepl_eval *e, const pb_diag *d)
         return;
     }
     /* the runtimes present now run it (one that joins later does not) */
-    e->n_expected = s->n_runtimes;
+    e->n_expected = s->runtimes.n;
     e->deadline_ms = nrepl_now_ms() + s->d.eval_timeout_ms;
     if (!e->n_expected)
         expression_done(s, e);

@@ -161,9 +161,7 @@ struct nrepl_server {
     nrepl_room *room;
     bool is_room_up;
     char room_name[PB_MAX_NAME_BYTES + 1], user[PB_MAX_NAME_BYTES + 1];
-    uint64_t runtimes[PB_MAX_PEERS]; /* the room's runtimes (peers) */
-    uint32_t n_runtimes;
-    char runtime_names[PB_MAX_PEERS][PB_MAX_NAME_BYTES + 1];
+    pbc_runtimes runtimes; /* the room's runtimes (peers) */
     nrepl_index index;
     nrepl_eval *evals; /* every eval running or queued */
     uint64_t next_req;
@@ -181,8 +179,6 @@ void nrepl_reply(nrepl_server *s, nrepl_handle h, const char *id,
  * NULL-terminated. */
 void nrepl_reply_status(nrepl_server *s, nrepl_handle h, const char *id,
                         const char *session, const char *const *status);
-/* The name of runtime id as the room's peers list says it. */
-const char *nrepl_runtime_name(const nrepl_server *s, uint64_t id);
 
 /* ops.c: one request from client h. */
 void ops_handle(nrepl_server *s, nrepl_handle h, ben_arena *a, const ben *msg);

@@ -246,50 +246,13 @@ static void on_bytes(nrepl_server *s, nrepl_client *c, const uint8_t *in,
 
 /* ---- the room's events --------------------------------------------------- */
 
-static void track_peers(nrepl_server *s, const pb_peers *p)
-{
-    if (p->event == PB_PEERS_SNAPSHOT)
-        s->n_runtimes = 0;
-    for (uint32_t i = 0; i < p->n_peers; i++) {
-        const pb_peer *peer = &p->peers[i];
-        if (peer->role != PB_ROLE_RUNTIME)
-            continue;
-        uint32_t k = 0;
-        while (k < s->n_runtimes && s->runtimes[k] != peer->id)
-            k++;
-        if (p->event == PB_PEERS_LEAVE) {
-            if (k < s->n_runtimes) {
-                s->n_runtimes--;
-                s->runtimes[k] = s->runtimes[s->n_runtimes];
-                memcpy(s->runtime_names[k], s->runtime_names[s->n_runtimes],
-                       sizeof s->runtime_names[k]);
-            }
-        } else if (k < PB_MAX_PEERS) {
-            if (k == s->n_runtimes)
-                s->n_runtimes++;
-            s->runtimes[k] = peer->id;
-            if (pb_str_copy(s->runtime_names[k], sizeof s->runtime_names[k],
-                            peer->name))
-                s->runtime_names[k][0] = '\0';
-        }
-    }
-}
-
-const char *nrepl_runtime_name(const nrepl_server *s, uint64_t id)
-{
-    for (uint32_t k = 0; k < s->n_runtimes; k++)
-        if (s->runtimes[k] == id && s->runtime_names[k][0])
-            return s->runtime_names[k];
-    return "";
-}
-
 static void on_room_frame(nrepl_server *s, const uint8_t *bytes, size_t len)
 {
     pb_frame f;
     if (pb_frame_decode(bytes, len, &f, NULL))
         return;
     switch (f.type) {
-    case PB_T_PEERS: track_peers(s, &f.peers); break;
+    case PB_T_PEERS: pbc_runtimes_track(&s->runtimes, &f.peers); break;
     case PB_T_PATCH: index_add_patch(&s->index, &f.patch); break;
     case PB_T_HISTORY:
         for (uint32_t i = 0; i < f.history.n_items; i++)
@@ -312,7 +275,7 @@ static void drain_room(nrepl_server *s)
             nrepl_log(s, "joined again: %s", e->text);
         } else {
             s->is_room_up = false;
-            s->n_runtimes = 0;
+            s->runtimes.n = 0;
             nrepl_log(s, "the relay connection ended: %s; joining again",
                       e->text);
             eval_on_room_down(s, e->text);

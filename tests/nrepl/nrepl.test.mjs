@@ -119,6 +119,23 @@ test('eval: a definition gives its var, an expression the value of every runtime
   c.close();
 });
 
+test('runtimes that disagree: the first value, every one under patchbay/values, and a note on err', async () => {
+  const c = await connect();
+  const s = await session(c);
+  await c.request({ op: 'eval', session: s, code: '(defonce n (atom 0))\n(defn next-n [] (swap! n inc))' });
+  assert.deepEqual(combine(await c.request({ op: 'eval', session: s, code: '(next-n)' })).value, ['1']);
+  // a runtime that joins now starts its n at 0
+  const late = await joinRoom(relay.link(ROOM, 'late'), { name: 'late' });
+  await until(() => late.state === 'live' && late.committedSeq === runtimes[0].committedSeq, 'late caught up');
+  const r = combine(await c.request({ op: 'eval', session: s, code: '(next-n)' }));
+  const values = r['patchbay/values'].map((v) => `${v.runtime}=${v.value}`).sort();
+  assert.deepEqual(values, ['late=1', 'rt1=2', 'rt2=2']);
+  assert.ok(r.value[0] === '1' || r.value[0] === '2');
+  assert.match(r.err, /^; the runtimes differ: (2 on 2 runtimes, 1 on 1|1 on 1 runtime, 2 on 2)\n$/);
+  late.close();
+  c.close();
+});
+
 test('a compile error is an nREPL error at the file\'s line and column', async () => {
   const c = await connect();
   const s = await session(c);
@@ -150,7 +167,7 @@ test('load-file evaluates a file\'s forms in order; a trap is an eval-error', as
   r = combine(await c.request({ op: 'eval', session: s, code: '(boom 0)' }));
   assert.ok(r.status.has('eval-error'), JSON.stringify([...r.status]));
   assert.equal(r.ex, 'patchbay.Trap');
-  assert.match(r.err, /trap in 'boom': RuntimeError: divide by zero .*on 2 runtimes/);
+  assert.match(r.err, /^trap in 'boom': RuntimeError: divide by zero \(the expression changed nothing\)\n$/);
   c.close();
 });
 

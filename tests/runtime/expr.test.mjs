@@ -102,7 +102,8 @@ test('a trap is reported per runtime, and the expression changes nothing', async
   assert.equal((await evalExpr('bump(5)')).stdout, '=> 2\n');
   const r = await evalExpr('bump(0)');
   assert.equal(r.code, 4, 'a trap is exit status 4');
-  assert.match(r.stderr, /failed on 2 runtimes: trap in 'bump': RuntimeError: divide by zero/);
+  // the same trap on both runtimes: said once, without a count
+  assert.match(r.stderr, /^failed: trap in 'bump': RuntimeError: divide by zero \(the expression changed nothing\)\n$/);
   for (const rt of runtimes) {
     const e = lastExpr(rt);
     assert.deepEqual([e.ok, e.var], [false, 'bump']);
@@ -123,7 +124,7 @@ test('an expression resets the state of the room by its name', async () => {
   // a name no state has ends the expression with that error, on each runtime
   const r = await evalExpr('(reset! levle 0)', { lang: 'lisp' });
   assert.equal(r.code, 4);
-  assert.match(r.stderr, /failed on 2 runtimes: .*there is no state 'levle' on this runtime/);
+  assert.match(r.stderr, /^failed: .*there is no state 'levle' on this runtime/);
   assert.equal((await evalExpr('@level', { lang: 'lisp' })).stdout, '=> 11\n');
 });
 
