@@ -481,10 +481,21 @@ static int print_patch(void *ctx, const relay_patch_row *p)
         printf("(statement does not decode: %s)\n", why.text);
         return 0;
     }
+    if (st.kind == PB_KIND_EXPR) { /* its text: = (ggg 10) */
+        size_t n = 0, from = 0;
+        while (from < p->source_len && strchr(" \t\r\n", p->source[from]))
+            from++; /* an editor's eval is blanked into its place */
+        while (from + n < p->source_len && n < 60 &&
+               p->source[from + n] != '\n')
+            n++;
+        printf("= %.*s%s\n", (int)n, p->source ? p->source + from : "",
+               from + n < p->source_len ? " …" : "");
+    }
     for (uint32_t i = 0; i < st.n_symbols; i++)
         printf("%s%.*s", i ? ", " : "", (int)st.symbols[i].name.len,
                st.symbols[i].name.ptr);
-    printf("%s\n", st.n_symbols ? "" : "(no vars)");
+    if (st.kind != PB_KIND_EXPR)
+        printf("%s\n", st.n_symbols ? "" : "(no vars)");
     pb_statement_free(&st);
     return 0;
 }

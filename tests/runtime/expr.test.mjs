@@ -74,6 +74,10 @@ test('(ggg 10) runs once on every runtime: 58, then 59 after redefining ggg', as
   for (const rt of runtimes) assert.equal(lastExpr(rt).value, '59');
   // an expression is not a var: nothing of it stays in the registry
   for (const rt of runtimes) assert.equal(rt.varFn('pb_expr'), 0);
+  // the history lists it by its text
+  const { stdout: log } = await run(CLI, ['log', '--room', ROOM, '--data', relay.data]);
+  assert.match(log, /= \(ggg 10\)\n/);
+  assert.match(log, /= ggg\(10\)\n/);
 });
 
 test('values are printed as Clojure prints them, with what the expression printed', async () => {
