@@ -243,6 +243,15 @@ test('malformed bencode and an oversized message are refused; the server keeps s
   deep.close();
 });
 
+test('a client that goes away in the middle of an eval leaves the room and the others unharmed', async () => {
+  const gone = await connect();
+  gone.send({ op: 'eval', code: '(ggg 3)', id: 'orphan' });
+  gone.close();
+  const c = await connect();
+  assert.deepEqual(combine(await c.request({ op: 'eval', code: '(ggg 4)' })).value, ['53']);
+  c.close();
+});
+
 test('50 clients at once each get their own value', async () => {
   const clients = await Promise.all(Array.from({ length: 50 }, () => connect()));
   const results = await Promise.all(clients.map(async (c, i) => {
