@@ -155,7 +155,11 @@ test('an expression shows its value at the end of its form, and moves with edits
   assert.equal(await a.$eval('.cm-value', (e) => e.closest('.cm-line').textContent), '(ggg 10) => 58');
   await a.keyboard.press('Control+Enter');
   await until(a, (s) => window.patchbay.lastResult?.seq > s + 1, defined, 'evaluated again');
-  await a.waitForFunction(() => document.querySelectorAll('.cm-value').length === 1, null, { timeout: 20000 });
+  // one value, no longer pending (=> …) once this page's runtime answered
+  await a.waitForFunction(() => {
+    const v = document.querySelectorAll('.cm-value');
+    return v.length === 1 && !v[0].classList.contains('pending');
+  }, null, { timeout: 20000 });
   assert.equal(await a.$$eval('.cm-value', (els) => els.map((e) => e.textContent.trim()).join('|')), '=> 58');
   // a trap shows as one, and a C call on its own line is an expression too
   await a.selectOption('#lang', 'c');
