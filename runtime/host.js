@@ -18,7 +18,7 @@ import { Connection } from './connection.js';
 import { answerSnapshot, describeDevice } from './farm.js';
 import { parseLink } from './link.js';
 import {
-  PB_ERR_CHAIN_GAP, PB_ERR_INTERNAL, PB_ERR_PREPARE, PB_ERR_WRONG_KEY,
+  PB_ERR_INTERNAL, PB_ERR_PREPARE, PB_ERR_WRONG_KEY,
   PB_LOG_INFO, PB_LOG_WARN, PB_LOG_ERROR, PB_LOG_TRAP, PB_MAX_CLIENT_BYTES, PB_MAX_FRAME_BYTES,
   PB_TEST_PASS, PB_TEST_FAIL, PB_TEST_TRAP, PB_TEST_TIMEOUT,
 } from './pb_protocol.js';
@@ -33,6 +33,8 @@ const TEST_PREFIX = 'pb_test__';
 const TEST_WAIT_MS = 5000;
 // How early the commit timer fires before the last stretch (ms).
 const SPIN_MS = 3;
+// The least time between two reconnects to catch up (ms).
+const RESYNC_MS = 5000;
 
 // The last stretch before a commit: a precise sleep where the platform
 // allows one (node: Atomics.wait, which takes fractions of a millisecond
@@ -134,7 +136,7 @@ export class RuntimeHost {
     this.lines = [];
     this.context = { var: '', seq: 0 };
     this.pingsSent = 0;
-    this.timers = { tick: null, house: null, tests: null };
+    this.timers = { tick: null, house: null, tests: null, resync: null };
     this.canvas = null;
     this.isReloading = false;
     this.generations = 0;
@@ -227,17 +229,22 @@ export class RuntimeHost {
     this.conn.open();
   }
 
-  // A gap means this runtime missed patches (say, a catch-up batch cut
-  // short by a module that trapped while loading): reconnecting asks for
+  // The session says this runtime missed patches (a gap, or a catch-up
+  // that was not whole: cut short, or stripped): reconnecting asks for
   // everything after the verified head again. At most once per 5 s, so a
-  // relay that keeps sending gaps cannot make it spin. The failed ack
-  // that says so goes out first.
-  resync() {
-    const now = Date.now();
-    if (!this.conn || now - (this.lastResync || 0) < 5000) return;
-    this.lastResync = now;
+  // relay (or a man in the middle) that keeps doing it cannot make it spin:
+  // a resync asked for sooner happens when the 5 s are over. The failed
+  // ack that says why goes out first.
+  resync(why) {
+    if (!this.conn) return;
+    const wait = (this.lastResync || 0) + RESYNC_MS - Date.now();
+    if (wait > 0) {
+      this.timers.resync ??= this.setTimeout(() => { this.timers.resync = null; this.resync(why); }, wait);
+      return;
+    }
+    this.lastResync = Date.now();
     this.flush();
-    this.conn.reconnect('seq gap: reconnecting to catch up');
+    this.conn.reconnect(`${why}: reconnecting to catch up`);
   }
 
   // Sends everything in the session's outbox (frames are built in C).
@@ -315,13 +322,15 @@ export class RuntimeHost {
       case 'patch':
         this.emit('patch', ev);
         if (!ev.ok) this.emit('reject', ev);
-        if (ev.code === PB_ERR_CHAIN_GAP) this.resync();
+        if (ev.resync) this.resync(ev.resync);
         break;
       case 'history':
         this.emit('history', ev);
         for (const it of ev.items || []) if (!it.ok) this.emit('reject', it);
+        if (ev.refused) this.emit('reject', ev.refused); // the whole catch-up
+        if (ev.resync) this.resync(ev.resync);
         // caught up: a test run an earlier instance hung in is answered now
-        if (!ev.more && this.o.resumeTests && !this.hasResumed) {
+        if (!ev.more && !ev.refused && this.o.resumeTests && !this.hasResumed) {
           this.hasResumed = true;
           const r = this.o.resumeTests;
           this.requestTests({ req: r.req, filter: r.filter, seq: r.seq },

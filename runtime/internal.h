@@ -76,6 +76,7 @@ typedef struct rt_pending { /* prepared, waiting for its apply time */
     rt_ack_info info;
     bool is_quiet; /* from a catch-up batch: no per-patch ack */
     bool is_expr;  /* an expression: runs once, defines no var (expr.c) */
+    bool is_held;  /* an item of a state catch-up not yet whole (catchup.c) */
     rt_staged *staged;
     struct rt_pending *next;
 } rt_pending;
@@ -100,6 +101,7 @@ typedef struct rt_session_state {
     uint32_t max_module_bytes; /* 0: PB_MAX_MODULE_BYTES */
     uint64_t n_files;
     uint64_t catchup_ack_seq; /* the end of a catch-up, acked on commit */
+    uint64_t hello_since_seq; /* of the last hello: 0 asks a state catch-up */
 } rt_session_state;
 
 extern rt_session_state rt_state;
@@ -108,10 +110,16 @@ extern rt_session_state rt_state;
 #define RT_ANSWER_BYTES 16384
 extern char rt_answer[RT_ANSWER_BYTES];
 
+/* What a patch frame is (its module is required unless RT_ITEM_STATE). */
+typedef enum rt_item {
+    RT_LIVE,       /* a live patch: acked */
+    RT_ITEM_WHOLE, /* an item of a catch-up of whole patches: quiet */
+    RT_ITEM_STATE, /* an item of a state catch-up: quiet, held (catchup.c) */
+} rt_item;
+
 /* Verifies p and, if it checks out and carries a module, prepares and
- * queues it (session.c); is_live: a live patch (acked, module required),
- * else an item of a catch-up. Describes the outcome into j. */
-pb_err rt_accept_patch(const pb_patch *p, bool is_live, uint64_t now_us,
+ * queues it (session.c). Describes the outcome into j. */
+pb_err rt_accept_patch(const pb_patch *p, rt_item kind, uint64_t now_us,
                        rt_json *j);
 /* Checks a verified module's imports, loads it and takes its staged vars;
  * an error is reported (failed ack) and said in why. */
@@ -120,10 +128,18 @@ pb_err rt_prepare_patch(const pb_patch *p, uint64_t seq, rt_staged **out,
 
 /* A history frame (catchup.c). */
 void rt_catchup_receive(const pb_history *h, uint64_t now_us, rt_json *j);
+/* A verified item of a state catch-up defines st's vars, with or without
+ * its module. */
+void rt_catchup_note(const pb_statement *st, bool has_module);
+/* Drops a state catch-up that has not ended (the connection it came on is
+ * gone): its items unrun, the head back where it was. */
+void rt_catchup_abort(void);
 
 /* Patches kept for a generation reload (reload.c). */
 void rt_keep(uint64_t seq, const pb_patch *p);
 void rt_prune_kept(void);
+/* Forgets the kept patches after seq (a dropped catch-up's). */
+void rt_drop_kept_after(uint64_t seq);
 
 /* The device description set by the host, for hello (device.c). */
 void rt_device_fill(pb_device *d);

@@ -33,6 +33,19 @@ void rt_keep(uint64_t seq, const pb_patch *p)
     pb_buf_free(&b);
 }
 
+void rt_drop_kept_after(uint64_t seq)
+{
+    for (rt_kept **k = &rt_state.kept; *k;) {
+        if ((*k)->seq > seq) {
+            rt_kept *dead = *k;
+            *k = dead->next;
+            free(dead);
+        } else {
+            k = &(*k)->next;
+        }
+    }
+}
+
 typedef struct seq_set {
     uint64_t *seqs;
     uint32_t n, cap;

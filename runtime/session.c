@@ -114,11 +114,14 @@ double rt_session_var_seq(const char *name)
     return (double)rt_var_seq(name);
 }
 
-/* The room time at which the next queued patch is due (0: none). */
+/* The room time at which the next queued patch is due (0: none, or held). */
 EMSCRIPTEN_KEEPALIVE
 double rt_session_next_apply_us(void)
 {
-    return rt_state.first ? (double)rt_state.first->apply_us : 0;
+    /* a held catch-up commits when it is whole, not at a time */
+    return rt_state.first && !rt_state.first->is_held
+               ? (double)rt_state.first->apply_us
+               : 0;
 }
 
 /* ---- frames the host sends ----------------------------------------------- */
@@ -131,7 +134,11 @@ int rt_session_hello(const char *token, const char *client)
     pb_frame f = {.type = PB_T_HELLO};
     f.hello.token = pb_cstr(token);
     f.hello.client = pb_cstr(client);
+    /* a catch-up that did not end is dropped, so since_seq is a head
+     * that everything before it got to */
+    rt_catchup_abort();
     f.hello.since_seq = rt_state.chain.seq;
+    rt_state.hello_since_seq = rt_state.chain.seq;
     rt_device_fill(&f.hello.device);
     return rt_out_frame(&f) ? PB_OK : PB_ERR_FIELD_RANGE;
 }
@@ -206,7 +213,8 @@ int rt_session_tick(double now_us)
 {
     int n = 0;
     uint64_t now = (uint64_t)now_us;
-    while (rt_state.first && rt_state.first->apply_us <= now) {
+    while (rt_state.first && !rt_state.first->is_held &&
+           rt_state.first->apply_us <= now) {
         bool is_expr = rt_state.first->is_expr && rt_state.first->staged;
         commit_first(now);
         n++;
@@ -294,7 +302,7 @@ fail:
 
 /* Verifies p and, if it checks out and carries a module, prepares and
  * queues it. Describes the outcome into j. */
-pb_err rt_accept_patch(const pb_patch *p, bool is_live, uint64_t now_us,
+pb_err rt_accept_patch(const pb_patch *p, rt_item kind, uint64_t now_us,
                        rt_json *j)
 {
     double t0 = emscripten_get_now();
@@ -308,10 +316,13 @@ pb_err rt_accept_patch(const pb_patch *p, bool is_live, uint64_t now_us,
         snprintf(why.text, sizeof why.text,
                  "module of %u bytes over this runtime's limit of %u",
                  p->module.len, rt_state.max_module_bytes);
-    } else if (is_live && !p->module.ptr) {
+    } else if (kind != RT_ITEM_STATE && !p->module.ptr) {
         e = PB_ERR_MISSING_FIELD;
         seq = claimed_seq(p);
-        snprintf(why.text, sizeof why.text, "a live patch without a module");
+        snprintf(why.text, sizeof why.text, "%s",
+                 kind == RT_LIVE ? "a live patch without its module"
+                                 : "an item of a catch-up of whole patches "
+                                   "came without its module");
     } else if ((e = pb_patch_verify(p, rt_state.key, &st, &why))) {
         seq = e == PB_ERR_BAD_SIGNATURE ? 0 : claimed_seq(p);
     } else {
@@ -327,6 +338,8 @@ pb_err rt_accept_patch(const pb_patch *p, bool is_live, uint64_t now_us,
                         "more than %u s",
                         (double)(st.apply_us - now_us) / 1e6,
                         PB_MAX_APPLY_AHEAD_US / 1000000u);
+        if (!e && kind == RT_ITEM_STATE)
+            rt_catchup_note(&st, p->module.ptr != NULL);
         if (e)
             pb_statement_free(&st);
     }
@@ -337,6 +350,8 @@ pb_err rt_accept_patch(const pb_patch *p, bool is_live, uint64_t now_us,
         rt_json_bool(j, "ok", false);
         rt_json_num(j, "code", e);
         rt_json_str(j, "error", why.text, strlen(why.text));
+        if (e == PB_ERR_CHAIN_GAP && kind == RT_LIVE)
+            rt_json_str(j, "resync", "seq gap", 7);
         return e;
     }
     uint64_t apply_us = st.apply_us;
@@ -352,7 +367,8 @@ pb_err rt_accept_patch(const pb_patch *p, bool is_live, uint64_t now_us,
     }
     q->seq = seq;
     q->apply_us = apply_us;
-    q->is_quiet = !is_live;
+    q->is_quiet = kind != RT_LIVE;
+    q->is_held = kind == RT_ITEM_STATE;
     q->is_expr = is_expr;
     q->info.verify_us = us_since(t0);
     if (p->module.ptr) {
@@ -373,7 +389,7 @@ pb_err rt_accept_patch(const pb_patch *p, bool is_live, uint64_t now_us,
     else
         rt_state.first = q;
     rt_state.last = q;
-    if (is_live)
+    if (kind == RT_LIVE)
         rt_report_ack(seq, PB_ACK_PREPARED, &q->info);
     rt_json_bool(j, "ok", true);
     rt_json_num(j, "apply_us", (double)apply_us);
@@ -473,7 +489,7 @@ const char *rt_session_receive(const uint8_t *buf, uint32_t len, double now_us)
     const char *t = pb_type_name(f.type);
     rt_json_str(&j, "t", t, strlen(t));
     if (f.type == PB_T_PATCH)
-        rt_accept_patch(&f.patch, true, (uint64_t)now_us, &j);
+        rt_accept_patch(&f.patch, RT_LIVE, (uint64_t)now_us, &j);
     else if (f.type == PB_T_HISTORY)
         rt_catchup_receive(&f.history, (uint64_t)now_us, &j);
     else
