@@ -6,12 +6,27 @@
 // with the smallest round trip among the recent ones and reports half that
 // round trip as its uncertainty. Samples age out, so the estimate follows
 // drift (continuous re-sync). No I/O here: the host sends the pings.
-
+//
+// Pongs are not signed, so a man in the middle can forge them
+// (docs/SECURITY.md § The room clock). The clock therefore drops samples
+// that cannot be true (a pong for no ping of ours, a relay that answered
+// before it received, a negative round trip), and, once synced, a sample
+// whose offset differs from the estimate by more than both uncertainties
+// and clock drift allow; and every signed relay time (a statement's
+// created_us) is a floor: the room clock cannot be behind a moment the
+// relay signed before the runtime received it.
 // Local time in µs since the Unix epoch (performance: monotonic within a
 // process, present in browsers, workers and node).
 export function localNowUs() {
   return (performance.timeOrigin + performance.now()) * 1000;
 }
+
+// How fast two honest clocks may drift apart (µs per µs), and a fixed
+// slack, for the bound on how far a new sample may move the estimate.
+const MAX_DRIFT = 200e-6;
+const JUMP_SLACK_US = 1000;
+// Pings whose pongs are still expected (a pong answers one of these).
+const MAX_OUTSTANDING = 16;
 
 export class RoomClock {
   // opts: {now: () => local µs, maxSamples (64), maxAgeUs (60 s)}. With a
@@ -25,6 +40,12 @@ export class RoomClock {
     this.offsetUs = 0;        // room time − local time
     this.uncertaintyUs = Infinity;
     this.rttUs = Infinity;    // round trip of the sample in use
+    this.bestAt = 0;          // local time of the sample in use
+    this.acceptedAt = 0;      // local time of the last sample kept
+    this.outstanding = [];    // t0 of pings not yet answered
+    this.dropped = 0;         // samples dropped as impossible
+    this.lastDropped = '';    // why the last one was
+    this.floored = 0;         // times a signed relay time moved the clock on
   }
 
   get isSynced() { return this.samples.length > 0; }
@@ -36,11 +57,44 @@ export class RoomClock {
     this.offsetUs = relayNowUs - this.now();
   }
 
-  // One ping/pong: t0, t3 local; t1, t2 on the relay. Returns the sample.
+  // The t0 of a ping to send now (its pong must echo it: whole µs, as the
+  // frame carries it).
+  ping() {
+    const t0 = Math.floor(this.now());
+    this.outstanding.push(t0);
+    if (this.outstanding.length > MAX_OUTSTANDING) this.outstanding.shift();
+    return t0;
+  }
+
+  drop(why) {
+    this.dropped++;
+    this.lastDropped = why;
+    return { dropped: why };
+  }
+
+  // One ping/pong: t0, t3 local; t1, t2 on the relay. Returns the sample,
+  // or {dropped: why} for one that cannot be true.
   sample(t0, t1, t2, t3 = this.now()) {
-    const rtt = Math.max(0, (t3 - t0) - (t2 - t1));
-    const s = { rtt, offset: ((t1 - t0) + (t2 - t3)) / 2, at: t3 };
+    const i = this.outstanding.indexOf(t0);
+    if (i < 0) return this.drop('a pong for no ping of this runtime');
+    this.outstanding.splice(i, 1);
+    if (t2 < t1) return this.drop('a pong sent before its ping was received');
+    const rtt = (t3 - t0) - (t2 - t1);
+    if (rtt < 0) return this.drop(`a negative round trip (${(rtt / 1000).toFixed(1)} ms)`);
+    const offset = ((t1 - t0) + (t2 - t3)) / 2;
+    // Every sample dropped for as long as samples live: the estimate is
+    // stale (the relay's clock was stepped); start afresh. The floor of
+    // signed times still holds.
+    if (this.isSynced && t3 - this.acceptedAt > this.maxAgeUs) this.samples = [];
+    if (this.isSynced) {
+      const allowed = this.uncertaintyUs + rtt / 2 + JUMP_SLACK_US + MAX_DRIFT * (t3 - this.bestAt);
+      if (Math.abs(offset - this.offsetUs) > allowed)
+        return this.drop(`an offset ${((offset - this.offsetUs) / 1000).toFixed(1)} ms from the estimate, ` +
+                         `beyond the ±${(allowed / 1000).toFixed(1)} ms its uncertainty allows`);
+    }
+    const s = { rtt, offset, at: t3 };
     this.samples.push(s);
+    this.acceptedAt = t3;
     const oldest = t3 - this.maxAgeUs;
     while (this.samples.length > this.maxSamples ||
            (this.samples.length > 1 && this.samples[0].at < oldest))
@@ -50,7 +104,22 @@ export class RoomClock {
     this.offsetUs = best.offset;
     this.rttUs = best.rtt;
     this.uncertaintyUs = best.rtt / 2;
+    this.bestAt = best.at;
     return s;
+  }
+
+  // relayUs is a moment the relay signed (a statement's created_us) before
+  // this runtime received it: the room time cannot be earlier. If the
+  // estimate says it is, the estimate is wrong (a forged pong, or a relay
+  // clock that was stepped): move it on to that moment. Returns true if
+  // it moved.
+  atLeast(relayUs) {
+    const behind = relayUs - this.roomNowUs();
+    if (!(behind > 0)) return false;
+    this.offsetUs += behind;
+    for (const x of this.samples) x.offset += behind;
+    this.floored++;
+    return true;
   }
 
   // Room time now, in µs since the epoch.

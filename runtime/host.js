@@ -314,17 +314,19 @@ export class RuntimeHost {
         this.ping();
         break;
       case 'pong': {
-        this.clock.sample(ev.t0_us, ev.t1_us, ev.t2_us);
+        const s = this.clock.sample(ev.t0_us, ev.t1_us, ev.t2_us);
         this.emit('clock', { offsetUs: this.clock.offsetUs, uncertaintyUs: this.clock.uncertaintyUs,
-                             rttUs: this.clock.rttUs });
+                             rttUs: this.clock.rttUs, dropped: s.dropped || '' });
         break;
       }
       case 'patch':
+        if (ev.created_us) this.clock.atLeast(ev.created_us);
         this.emit('patch', ev);
         if (!ev.ok) this.emit('reject', ev);
         if (ev.resync) this.resync(ev.resync);
         break;
       case 'history':
+        for (const it of ev.items || []) if (it.created_us) this.clock.atLeast(it.created_us);
         this.emit('history', ev);
         for (const it of ev.items || []) if (!it.ok) this.emit('reject', it);
         if (ev.refused) this.emit('reject', ev.refused); // the whole catch-up
@@ -536,7 +538,7 @@ export class RuntimeHost {
     this.lastPing = Date.now();
     this.pingsSent++;
     const unc = this.clock.uncertaintyUs;
-    this.M._rt_session_ping(this.clock.now(), Number.isFinite(unc) ? unc : 0);
+    this.M._rt_session_ping(this.clock.ping(), Number.isFinite(unc) ? unc : 0);
     this.flush();
   }
 

@@ -327,6 +327,12 @@ pb_err rt_accept_patch(const pb_patch *p, rt_item kind, uint64_t now_us,
         seq = e == PB_ERR_BAD_SIGNATURE ? 0 : claimed_seq(p);
     } else {
         seq = st.seq;
+        /* Signed before it arrived: the room time is past it, whatever the
+         * (unsigned) clock samples say — the host moves its clock on too
+         * (clock.js atLeast). */
+        rt_json_num(j, "created_us", (double)st.created_us);
+        if (now_us < st.created_us)
+            now_us = st.created_us;
         e = pb_chain_check(&rt_state.chain, &st, &why);
         if (!e)
             pb_chain_advance(&rt_state.chain, &st);

@@ -33,7 +33,10 @@ const P = {};      // seq -> raw patch frame of room jam
 let other1, fork2; // room "other" seq 1; a forked seq 2 signed by the same key
 
 before(async () => {
-  relay = await new Relay().start();
+  // A lead of 3 s: seq 2 is signed before seq 1 is due, so a runtime can
+  // hold both before either applies (a runtime's room clock is never
+  // behind a statement's signed creation time).
+  relay = await new Relay({ leadMs: 3000 }).start();
   key = relay.key();
   rec = new Recorder(relay, 'jam');
   await rec.ready;
