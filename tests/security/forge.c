@@ -5,14 +5,15 @@
  * module importing what the runtime does not offer, a rollback, a chain
  * that goes backwards.
  *
- *   pb_forge DATA_DIR PREV LIKE [MODULE] > FRAME
+ *   pb_forge [--apply-in-us N] DATA_DIR PREV LIKE [MODULE] > FRAME
  *
  * PREV: a patch frame file the new statement follows (its seq + 1, its
  * hash as prev_hash), or "-" for a room's first patch. LIKE: a patch frame
  * whose room, symbols, author, lang and source the new one copies. MODULE:
  * a wasm file to carry instead of LIKE's module (then without source).
  * Writes the signed patch frame (msgpack) to stdout; the statement is
- * created now and applies now. Exit status 0, or 1 with a message. */
+ * created now and applies now, or N µs later. Exit status 0, or 1 with a
+ * message. */
 #include "pb_protocol.h"
 
 #include <sodium.h>
@@ -66,7 +67,7 @@ static int read_patch(const char *path, uint8_t **raw, pb_frame *f,
 static int forge(const uint8_t sk[PB_SECRETKEY_BYTES],
                  const uint8_t pk[PB_PUBLICKEY_BYTES], const pb_statement *prev,
                  pb_statement *st, pb_patch out, const uint8_t *module,
-                 size_t module_len)
+                 size_t module_len, uint64_t apply_in_us)
 {
     if (module) {
         out.module = (pb_bytes){module, (uint32_t)module_len};
@@ -80,8 +81,9 @@ static int forge(const uint8_t sk[PB_SECRETKEY_BYTES],
         memset(st->prev_hash, 0, PB_HASH_BYTES);
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    st->created_us = st->apply_us =
+    st->created_us =
         (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u;
+    st->apply_us = st->created_us + apply_in_us;
     memcpy(st->key, pk, PB_PUBLICKEY_BYTES);
 
     pb_buf stmt, frame;
@@ -111,8 +113,15 @@ done:
 
 int main(int argc, char **argv)
 {
+    uint64_t apply_in_us = 0;
+    if (argc > 2 && !strcmp(argv[1], "--apply-in-us")) {
+        apply_in_us = strtoull(argv[2], NULL, 10);
+        argc -= 2;
+        argv += 2;
+    }
     if (argc < 4 || argc > 5)
-        return die("usage", "pb_forge DATA_DIR PREV|- LIKE [MODULE] > FRAME");
+        return die("usage", "pb_forge [--apply-in-us N] DATA_DIR PREV|- LIKE "
+                            "[MODULE] > FRAME");
     if (pb_init())
         return die("libsodium did not start", NULL);
     int rc = 1;
@@ -138,7 +147,7 @@ int main(int argc, char **argv)
         goto done;
     }
     rc = forge(sk, pk, prev_raw ? &prev_st : NULL, &st, like.patch, module,
-               module_len);
+               module_len, apply_in_us);
 done:
     sodium_memzero(sk, sizeof sk);
     if (seed)

@@ -5,12 +5,16 @@
 // PB_MAX_APPLY_AHEAD_US (reporting it) and takes the next one.
 import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Relay, Recorder, bareRuntime, closeBareRuntimes, decode, statementApplyUs, CLI, PB }
   from '../../runtime/harness.mjs';
 
 const run = promisify(execFile);
+const FORGE = process.env.PB_FORGE;
+if (!FORGE) throw new Error('set PB_FORGE (ctest does)');
 const H = '#include <patchbay.h>\n';
 let relay;
 
@@ -46,17 +50,24 @@ test('a runtime refuses a patch due too far ahead of its room clock, reports it,
   try {
     const { seq: s1 } = await relay.eval('ahead', `${H}double ggg(double v) { return v + 48; }\n`);
     const { seq: s2 } = await relay.eval('ahead', `${H}double ggg(double v) { return v + 49; }\n`);
-    const p1 = await rec.patch(s1), p2 = await rec.patch(s2);
-    const a1 = statementApplyUs(decode(p1).stmt);
-    // The runtime's room clock an hour behind the patch's apply time: as
-    // if the patch were due in an hour.
-    const rt = await bareRuntime('ahead', relay.key(), { now: a1 - 3600e6 });
+    const r1 = await rec.patch(s1), r2 = await rec.patch(s2);
+    // A relay that signs a patch due in an hour (this relay refuses to; a
+    // hostile one, or one with a stolen key, need not: pb_forge signs with
+    // the relay's key). The runtime's room clock cannot be behind the
+    // statement's signed creation, so it is the apply time that is ahead.
+    const forge = (...args) => {
+      const f = (name, bytes) => { const p = join(relay.dir, name); writeFileSync(p, bytes); return p; };
+      return new Uint8Array(execFileSync(FORGE, args.map((a, i) => (a instanceof Uint8Array ? f(`f${i}`, a) : a))));
+    };
+    const p1 = forge('--apply-in-us', String(3600e6), relay.data, '-', r1);
+    const p2 = forge(relay.data, p1, r2);
+    const rt = await bareRuntime('ahead', relay.key(), { now: statementApplyUs(decode(p1).stmt) - 3600e6 });
     const ev = rt.receive(p1);
     assert.equal(ev.ok ?? false, false, 'refused');
     assert.equal(ev.code, PB.PB_ERR_FIELD_RANGE);
     assert.match(ev.error, /apply time is 3600 s ahead of the room clock, more than 70 s/);
     const failed = rt.acks('failed').at(-1);
-    assert.equal(failed?.seq, s1, 'a failed ack names the patch');
+    assert.equal(failed?.seq, 1, 'a failed ack names the patch');
     assert.equal(rt.pendingCount, 0, 'nothing waits for it');
     // authentic and chained: the next patch follows it
     rt.setNow(statementApplyUs(decode(p2).stmt) + 1);
