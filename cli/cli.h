@@ -3,7 +3,7 @@
 #define PB_CLI_H
 
 #include "pb_protocol.h"
-#include "wsclient.h"
+#include "pbc.h"
 
 #include <stdio.h>
 

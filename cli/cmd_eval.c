@@ -6,7 +6,7 @@
  * disagree. watch re-sends a file whenever it changes, so any text editor
  * works. */
 #include "cli.h"
-#include "wsclient.h"
+#include "pbc.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -355,12 +355,12 @@ static int eval_one(pbc *c, const eval_opts *o, const char *file,
     st->file = shown;
     st->req = req;
     /* compile first (bounded by the relay's own limits), then acks */
-    int r = pbc_wait(c, 30000, on_frame, st, &why);
+    pbc_wait_end r = pbc_wait(c, 30000, on_frame, st, &why);
     int status = 0;
-    if (r < 0) {
+    if (r == PBC_WAIT_CLOSED) {
         fprintf(stderr, "%s: error: %s\n", st->file, why.text);
         status = 3;
-    } else if (r == 0 && st->phase == 0) {
+    } else if (r == PBC_WAIT_DEADLINE && st->phase == 0) {
         fprintf(stderr, "%s: error: no answer from the relay in 30 s\n",
                 st->file);
         status = 3;
@@ -386,13 +386,6 @@ static int eval_one(pbc *c, const eval_opts *o, const char *file,
     pbc_answers_free(&st->answers);
     free(st);
     return status;
-}
-
-static int on_frame_ignore(void *ctx, const pb_frame *f)
-{
-    (void)ctx;
-    (void)f;
-    return 0;
 }
 
 static pbc *connect_to(const eval_opts *o, const char *cmd)
@@ -483,7 +476,7 @@ int cmd_watch(int argc, char **argv)
             fflush(stdout);
         }
         pb_errmsg why;
-        if (c && pbc_wait(c, 200, on_frame_ignore, NULL, &why) < 0) {
+        if (c && pbc_wait(c, 200, NULL, NULL, &why) == PBC_WAIT_CLOSED) {
             fprintf(stderr, "patchbay watch: %s; reconnecting\n", why.text);
             pbc_close(c);
             c = NULL;

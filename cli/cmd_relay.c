@@ -249,25 +249,6 @@ static void token_usage(FILE *out)
         "  -h, --help      this help\n");
 }
 
-/* Percent-encodes s for a URL fragment value. */
-static void url_encode(const char *s, char *out, size_t cap)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    size_t n = 0;
-    for (; *s && n + 4 < cap; s++) {
-        unsigned char c = (unsigned char)*s;
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-            (c >= '0' && c <= '9') || strchr("-._~", c)) {
-            out[n++] = (char)c;
-        } else {
-            out[n++] = '%';
-            out[n++] = hex[c >> 4];
-            out[n++] = hex[c & 15];
-        }
-    }
-    out[n] = '\0';
-}
-
 int cmd_token(int argc, char **argv)
 {
     relay_token t;
@@ -354,7 +335,7 @@ int cmd_token(int argc, char **argv)
     printf("%s\n", tok);
     if (!quiet) {
         char room_enc[3 * PB_MAX_NAME_BYTES + 1];
-        url_encode(room, room_enc, sizeof room_enc);
+        pbc_url_encode(room, room_enc, sizeof room_enc);
         size_t ul = strlen(url);
         while (ul && url[ul - 1] == '/')
             ul--;

@@ -3,7 +3,7 @@
  * settings right after welcome and broadcasts every change to the room, so
  * the command waits for its own change to come back before it reports it. */
 #include "cli.h"
-#include "wsclient.h"
+#include "pbc.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -168,7 +168,8 @@ int cmd_room(int argc, char **argv)
         goto done;
     }
     /* the current settings come right after welcome */
-    if (pbc_wait(c, 5000, on_frame, &rw, &why) != 1 || !rw.have) {
+    if (pbc_wait(c, 5000, on_frame, &rw, &why) != PBC_WAIT_STOPPED ||
+        !rw.have) {
         fprintf(stderr, "patchbay room: %s\n",
                 rw.error[0] ? rw.error
                             : "the relay did not send the room's settings");
@@ -197,7 +198,8 @@ int cmd_room(int argc, char **argv)
     rw.have = false;
     pb_frame f = {.type = PB_T_ROOM};
     f.room = rw.change;
-    if (pbc_send(c, &f, &why) || pbc_wait(c, 5000, on_frame, &rw, &why) != 1 ||
+    if (pbc_send(c, &f, &why) ||
+        pbc_wait(c, 5000, on_frame, &rw, &why) != PBC_WAIT_STOPPED ||
         rw.error[0] || !same(&rw.room, &rw.change)) {
         fprintf(stderr, "patchbay room: the relay refused the change: %s\n",
                 rw.error[0]   ? rw.error

@@ -8,7 +8,7 @@
 #define PB_CLI_FARM_ROOM_H
 
 #include "pb_protocol.h"
-#include "wsclient.h"
+#include "pbc.h"
 
 #include <stdio.h>
 

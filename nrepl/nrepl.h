@@ -14,7 +14,7 @@
 #define PB_NREPL_H
 
 #include "pb_protocol.h"
-#include "wsclient.h"
+#include "pbc.h"
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -132,7 +132,7 @@ static void *room_main(void *arg)
         }
         send_queued(r);
         pb_errmsg why = {{0}};
-        if (pbc_wait(c, 1000, on_frame, r, &why) < 0) {
+        if (pbc_wait(c, 1000, on_frame, r, &why) == PBC_WAIT_CLOSED) {
             post(r, ROOM_DOWN, NULL, 0, why.text);
             pthread_mutex_lock(&r->lock);
             r->c = NULL;

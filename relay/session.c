@@ -508,20 +508,15 @@ static void on_receive(relay_session *s, const uint8_t *in, size_t len)
 }
 
 /* A client may name the room it means in the path, ws://HOST/r/ROOM; a
- * token for another room is then refused rather than joined. */
+ * token for another room is then refused rather than joined. lws has
+ * already percent-decoded the path (and moved any query out of it):
+ * decoding again would turn a room named "a%41" into "aA". */
 static void want_room_from_path(relay_session *s)
 {
-    char uri[3 * PB_MAX_NAME_BYTES + 8];
+    char uri[PB_MAX_NAME_BYTES + 4];
     int n = lws_hdr_copy(s->wsi, uri, sizeof uri, WSI_TOKEN_GET_URI);
-    if (n < 4 || strncmp(uri, "/r/", 3) != 0)
-        return;
-    char *q = strpbrk(uri + 3, "?#");
-    if (q)
-        *q = '\0';
-    char room[sizeof uri];
-    if (lws_urldecode(room, uri + 3, (int)sizeof room) == 0 &&
-        strlen(room) <= PB_MAX_NAME_BYTES)
-        snprintf(s->want_room, sizeof s->want_room, "%s", room);
+    if (n > 3 && strncmp(uri, "/r/", 3) == 0)
+        snprintf(s->want_room, sizeof s->want_room, "%s", uri + 3);
 }
 
 /* ---- the lws callback ------------------------------------------------------------------ */

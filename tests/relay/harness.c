@@ -306,8 +306,7 @@ int match(void *ctx, const pb_frame *f)
 bool wait_for(pbc *c, want *w, uint32_t ms)
 {
     pb_errmsg why = {{0}};
-    int r = pbc_wait(c, ms, match, w, &why);
-    return r == 1 && w->found;
+    return pbc_wait(c, ms, match, w, &why) == PBC_WAIT_STOPPED && w->found;
 }
 
 bool expect_error(pbc *c, pb_err code, bool fatal)
@@ -333,7 +332,7 @@ bool expect_closed(pbc *c)
     uint64_t deadline = now_ms() + 10000;
     while (now_ms() < deadline) {
         want w = {PB_T_COUNT_, 0, true, false, 0, false, false, 0, 0, ""};
-        if (pbc_wait(c, 200, match, &w, &why) < 0)
+        if (pbc_wait(c, 200, match, &w, &why) == PBC_WAIT_CLOSED)
             return true;
     }
     return false;
@@ -386,10 +385,10 @@ bool expect_fatal(pbc *c, pb_err code)
     fatal_seen fs = {0};
     pb_errmsg why = {{0}};
     uint64_t deadline = now_ms() + 10000;
-    int r = 0;
-    while (r >= 0 && now_ms() < deadline)
+    pbc_wait_end r = PBC_WAIT_DEADLINE;
+    while (r != PBC_WAIT_CLOSED && now_ms() < deadline)
         r = pbc_wait(c, 200, on_fatal, &fs, &why);
-    if (r >= 0) {
+    if (r != PBC_WAIT_CLOSED) {
         fprintf(stderr, "  the connection stayed open\n");
         return false;
     }
@@ -493,7 +492,7 @@ bool collect_until(pbc *c, patch_log *l, uint64_t seq, uint32_t ms)
     while (l->last_seq < seq || !l->caught_up) {
         if (now_ms() > deadline)
             return false;
-        if (pbc_wait(c, 50, collect, l, &why) < 0)
+        if (pbc_wait(c, 50, collect, l, &why) == PBC_WAIT_CLOSED)
             return false;
     }
     return true;

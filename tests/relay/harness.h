@@ -1,6 +1,6 @@
 /* harness.h — what the relay's integration tests share: relays started on
  * free loopback ports (a `patchbay serve` child, or a relay in this very
- * process), real WebSocket clients (pbc, cli/wsclient.h) joined with
+ * process), real WebSocket clients (client/pbc.h) joined with
  * tokens minted from the relay's keys, and waits for frames that give up
  * after a deadline. Whatever a test started is stopped when the test binary
  * ends, even when a REQUIRE cut the test short or the binary aborts. */
@@ -9,7 +9,7 @@
 
 #include "../check.h"
 #include "relay.h"
-#include "wsclient.h"
+#include "pbc.h"
 
 #include <pthread.h>
 #include <sys/types.h>

@@ -90,9 +90,39 @@ TEST(too_many_diagnostics_from_the_compile_server_are_cut_to_the_limit)
     CHECK_EQ_INT(serve_stop(&r), 0);
 }
 
+/* The link `patchbay token` prints percent-encodes the room; a client
+ * that follows it joins that room: the path /r/ROOM must name the same
+ * room as the token, or the relay refuses. Failed before: the client did
+ * not decode the link and the relay decoded the path twice, so "%41"
+ * arrived as "A". */
+TEST(a_join_link_for_a_room_with_a_space_or_percent_joins_it)
+{
+    relay r;
+    REQUIRE(inproc_start(&r, "link-room", NULL));
+    char tok[PB_MAX_TOKEN_BYTES + 1], room[200], link[1024];
+    make_token(&r, "jam %41 session", PB_ROLE_VIEWER, "v", 3600, tok);
+    pbc_url_encode("jam %41 session", room, sizeof room);
+    snprintf(link, sizeof link,
+             "http://127.0.0.1:%d/runtime.html#room=%s"
+             "&token=%s&key=%s",
+             r.port, room, tok, r.keys.pk_hex);
+    pbc_target t = {0};
+    pb_errmsg why = {{0}};
+    REQUIRE(pbc_parse_url(link, &t, &why) == PB_OK);
+    pbc_welcome w;
+    pbc *c = pbc_connect(&t, "test", 10000, &w, &why);
+    if (!c)
+        fprintf(stderr, "  %s\n", why.text);
+    CHECK(c != NULL);
+    CHECK(c && !strcmp(w.room, "jam %41 session"));
+    pbc_close(c);
+    CHECK_EQ_INT(serve_stop(&r), 0);
+}
+
 static const pb_test tests[] = {
     T(two_relays_in_one_process_share_nothing),
     T(too_many_diagnostics_from_the_compile_server_are_cut_to_the_limit),
+    T(a_join_link_for_a_room_with_a_space_or_percent_joins_it),
 };
 
 int main(int argc, char **argv)

@@ -1,6 +1,6 @@
 /* test_relay_net.c — the relay as users meet it: `patchbay serve` started
  * on a free loopback port with its own data directory, driven by real
- * WebSocket clients (cli/wsclient.c). Each test checks what the relay must
+ * WebSocket clients (client/pbc.h). Each test checks what the relay must
  * do and, after every rejection, that a bystander in the room is still
  * served.
  *
@@ -489,7 +489,7 @@ TEST(durability_kill9)
     serve_kill9(&r);
     /* drain what reached the runtime before the kill */
     pb_errmsg why;
-    while (pbc_wait(rt, 100, collect, &l, &why) >= 0)
+    while (pbc_wait(rt, 100, collect, &l, &why) != PBC_WAIT_CLOSED)
         ;
     pbc_close(rt);
     pbc_close(ed);

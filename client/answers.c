@@ -3,8 +3,8 @@
  * both `patchbay eval` and `patchbay nrepl` use for it: "59" when they
  * agree, "58 on 2 runtimes, 59 on 8" when they do not (in the order the
  * answers came); and which runtimes are in the room to answer. See
- * wsclient.h. */
-#include "wsclient.h"
+ * pbc.h. */
+#include "pbc.h"
 
 #include <stdarg.h>
 #include <stdio.h>

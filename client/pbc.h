@@ -1,12 +1,19 @@
-/* wsclient.h — a small blocking patchbay client over libwebsockets for the
- * CLI (eval, watch) and tests: connect, say hello, send frames, wait for
- * frames with a deadline. One connection per context; not thread-safe. */
-#ifndef PB_WSCLIENT_H
-#define PB_WSCLIENT_H
+/* pbc.h — a small blocking patchbay client over libwebsockets, the whole
+ * public surface of client/: parse where to connect, connect and say hello,
+ * send frames, wait for frames with a deadline. The CLI (eval, watch, room)
+ * and the relay's integration tests use it.
+ *
+ * One connection per pbc, each with its own lws context (its state is the
+ * context's user pointer); a pbc is used by one thread at a time. Functions
+ * that can fail return pb_err with a message in *why (may be NULL). */
+#ifndef PB_CLIENT_PBC_H
+#define PB_CLIENT_PBC_H
 
 #include "pb_protocol.h"
 
 typedef struct pbc pbc;
+
+#define PBC_DEFAULT_PORT 7888
 
 /* Where to connect and as whom; parsed from --url/--token or a join link
  * (http://host:port/#room=R&token=T&key=K). */
@@ -19,12 +26,16 @@ typedef struct pbc_target {
 } pbc_target;
 
 /* Parses "ws://host:port", "http://host:port/...#room=..&token=..&key=..",
- * or "host:port". Returns 0, or -1 with a message. */
-int pbc_parse_url(const char *url, pbc_target *t, pb_errmsg *why);
+ * or "host:port" into t (port PBC_DEFAULT_PORT if none). A token in the
+ * link replaces t->token; otherwise t->token is kept. PB_ERR_FIELD_RANGE
+ * naming the URL (no host, bad port, TLS). */
+pb_err pbc_parse_url(const char *url, pbc_target *t, pb_errmsg *why) PB_WUR;
 
-/* Connects, sends hello and waits for welcome (or the relay's error) for
- * up to timeout_ms. *welcome_out (may be NULL) gets the room, role and
- * client id. */
+/* Percent-encodes s (all but A-Z a-z 0-9 - . _ ~) into out, cut short to
+ * fit cap: for a room in a path (/r/ROOM) or a link's fragment. */
+void pbc_url_encode(const char *s, char *out, size_t cap);
+
+/* What welcome said. */
 typedef struct pbc_welcome {
     char room[PB_MAX_NAME_BYTES + 1];
     char name[PB_MAX_NAME_BYTES + 1];
@@ -33,21 +44,25 @@ typedef struct pbc_welcome {
     uint64_t now_us; /* the relay's clock when it said welcome */
 } pbc_welcome;
 
+/* Connects, sends hello and waits up to timeout_ms for welcome (copied to
+ * *welcome_out, which may be NULL) or the relay's error (its message in
+ * why). NULL on failure; close with pbc_close. */
 pbc *pbc_connect(const pbc_target *t, const char *client_name,
-                 uint32_t timeout_ms, pbc_welcome *welcome_out,
-                 pb_errmsg *why);
+                 uint32_t timeout_ms, pbc_welcome *welcome_out, pb_errmsg *why);
 
 /* Opens the WebSocket only (no hello): for tests of the handshake. */
 pbc *pbc_open(const pbc_target *t, uint32_t timeout_ms, pb_errmsg *why);
 
-int pbc_send(pbc *c, const pb_frame *f, pb_errmsg *why);
-/* Sends bytes as one message, as they are (tests of bad input). */
-int pbc_send_raw(pbc *c, const uint8_t *bytes, size_t len, bool text,
-                 pb_errmsg *why);
-/* Services the connection until everything queued by pbc_send has been
- * handed to the socket (frames received meanwhile are kept for pbc_wait).
- * 0, or -1 on close or timeout. */
-int pbc_flush(pbc *c, uint32_t timeout_ms, pb_errmsg *why);
+/* Queues a frame (sent as the socket allows: pbc_flush, pbc_wait).
+ * PB_ERR_NOMEM, or the encoder's error. */
+pb_err pbc_send(pbc *c, const pb_frame *f, pb_errmsg *why) PB_WUR;
+/* Queues bytes as one message, as they are (tests of bad input). */
+pb_err pbc_send_raw(pbc *c, const uint8_t *bytes, size_t len, bool text,
+                    pb_errmsg *why) PB_WUR;
+/* Services the connection until everything queued has been handed to the
+ * socket (frames received meanwhile are kept for pbc_wait). PB_ERR_IO if
+ * the connection ends or timeout_ms passes first. */
+pb_err pbc_flush(pbc *c, uint32_t timeout_ms, pb_errmsg *why) PB_WUR;
 /* Stops (or resumes) reading from the socket while still writing: a slow
  * consumer, for tests. */
 void pbc_pause_reading(pbc *c, bool pause);
@@ -56,19 +71,28 @@ bool pbc_is_closed(const pbc *c);
 /* Called for each frame received; return 1 to stop waiting. */
 typedef int (*pbc_frame_fn)(void *ctx, const pb_frame *f);
 
-/* Services the connection until fn (NULL: discard frames) returns 1 (returns
- * 1), the deadline passes (0), pbc_wake is called (2) or the connection ends
- * (-1, message in why). */
-int pbc_wait(pbc *c, uint32_t timeout_ms, pbc_frame_fn fn, void *ctx,
-             pb_errmsg *why);
-/* Makes a pbc_wait in progress (or the next one) return 2 soon: for a
- * program whose other thread has frames to send. The one pbc function
- * that may be called from another thread, while c is open. */
+/* How a pbc_wait ended. */
+typedef enum pbc_wait_end {
+    PBC_WAIT_CLOSED = -1,  /* the connection ended (why says how) */
+    PBC_WAIT_DEADLINE = 0, /* timeout_ms passed */
+    PBC_WAIT_STOPPED = 1,  /* fn returned 1 */
+    PBC_WAIT_WOKEN = 2,    /* pbc_wake was called */
+} pbc_wait_end;
+
+/* Services the connection, handing each frame received to fn (NULL:
+ * discard them), until fn stops it, the deadline passes, pbc_wake is
+ * called or the connection ends. */
+pbc_wait_end pbc_wait(pbc *c, uint32_t timeout_ms, pbc_frame_fn fn, void *ctx,
+                      pb_errmsg *why);
+/* Makes a pbc_wait in progress (or the next one) return PBC_WAIT_WOKEN
+ * soon: for a program whose other thread has frames to send. The one pbc
+ * function that may be called from another thread, while c is open. */
 void pbc_wake(pbc *c);
 
+/* Closes the connection and frees c. NULL is allowed. */
 void pbc_close(pbc *c);
 
-/* ---- An expression's answers (docs/PROTOCOL.md § Expressions) ------------
+/* ---- An expression's answers (answers.c; docs/PROTOCOL.md § Expressions)
  * What the room's runtimes said of one expression, gathered from their
  * acks: a value (a committed ack with one) or a failure (a failed ack),
  * one per runtime. Zero-initialise; free with pbc_answers_free. */
