@@ -1,26 +1,80 @@
-/* cli.h — the subcommands of the patchbay binary, one file each. */
+/* cli.h — the subcommands of the patchbay binary, one file each, and the
+ * helpers they share (common.c). Helpers that can fail return pb_err with
+ * a message naming the option or file; commands return the exit status
+ * (0 done, 1 failed, 2 usage, 3 relay or connection error, per command). */
 #ifndef PB_CLI_H
 #define PB_CLI_H
 
+#include "cc.h"
 #include "pb_protocol.h"
 #include "pbc.h"
 
 #include <stdio.h>
 
+/* Larger input files are refused when read (sources have their own,
+ * smaller limit in the compiler and the protocol). */
+#define CLI_MAX_FILE_BYTES (64u << 20)
+
+/* Prints "patchbay CMD: message" on stderr; returns 2 (usage). */
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* cli_usage_error for an unknown option or one without its value. */
+int cli_bad_option(const char *cmd, const char *arg);
+
+/* The one number parser of the command line: text is a number from min to
+ * max (whole: an integer), else PB_ERR_FIELD_RANGE naming opt and text. */
+pb_err cli_parse_number(const char *opt, const char *text, double min,
+                        double max, bool whole, double *out,
+                        pb_errmsg *why) PB_WUR;
+/* cli_parse_number for a whole number that fits uint32_t. */
+pb_err cli_parse_u32(const char *opt, const char *text, uint32_t min,
+                     uint32_t max, uint32_t *out, pb_errmsg *why) PB_WUR;
+
+/* The relay's data directory: $PATCHBAY_DATA, else ./patchbay-data. */
+const char *cli_data_dir(void);
+/* Opens DATA/history.db read-only, saying on stderr (as patchbay CMD) why
+ * it cannot. */
+struct relay_history *cli_open_history(const char *cmd, const char *data);
+
+/* Where a command that talks to a relay connects, and as whom: the link,
+ * else url or $PATCHBAY_URL (default ws://127.0.0.1:7888); the link's
+ * token, else token or $PATCHBAY_TOKEN. NULL means not given. */
+pb_err cli_target(const char *link, const char *url, const char *token,
+                  pbc_target *t, pb_errmsg *why) PB_WUR;
+
 /* The language of a source file: forced if given, else Lisp for .cljc,
  * .clj and .jank, else C. */
 pb_lang cli_lang_of(const char *file, pb_lang forced);
 
-/* Where a command that talks to a relay connects, and as whom: the --link,
- * else the --url or $PATCHBAY_URL (default ws://127.0.0.1:7888); the
- * link's token, else --token or $PATCHBAY_TOKEN. NULL means not given.
- * Returns 0, or 2 (usage) after saying what is wrong. */
-int cli_target(const char *cmd, const char *link, const char *url,
-               const char *token, pbc_target *t);
+/* Reads a whole file ("-": stdin) into out, NUL-terminated (see
+ * pb_buf_read_file; at most CLI_MAX_FILE_BYTES). */
+pb_err cli_read_file(const char *path, pb_buf *out, pb_errmsg *why) PB_WUR;
 
 /* This program's path (from /proc/self/exe); false if unknown or longer
  * than cap. */
 bool cli_self_exe(char *out, size_t cap);
+
+/* ---- room files (roomfile.c) ------------------------------------------ */
+
+/* A room file's vars, for `patchbay compile --room`: what a relay's var
+ * table would give the compiler. */
+typedef struct cli_room {
+    cc_var *vars;
+    uint32_t n;
+} cli_room;
+
+/* Loads path; a file that does not exist is an empty room. On failure
+ * (PB_ERR_IO, PB_ERR_NOMEM, PB_ERR_TOO_BIG) r is empty. Free with
+ * cli_room_free. */
+pb_err cli_room_load(const char *path, cli_room *r, pb_errmsg *why) PB_WUR;
+/* Writes r's vars with res's definitions replacing (or added to) them,
+ * through path.tmp and rename. */
+pb_err cli_room_save(const char *path, const cli_room *r, const cc_result *res,
+                     pb_errmsg *why) PB_WUR;
+/* Frees r's vars and empties it; an empty room is fine. */
+void cli_room_free(cli_room *r);
+
+/* ---- the commands ------------------------------------------------------ */
 
 int cmd_compile(int argc, char **argv);
 int cmd_cc_server(int argc, char **argv);

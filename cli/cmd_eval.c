@@ -99,25 +99,20 @@ static int parse(int argc, char **argv, const char *cmd, eval_opts *o)
             o->room = argv[++i];
         } else if (!strcmp(a, "--lang") && has) {
             o->lang = pb_lang_parse(pb_cstr(argv[++i]));
-            if (!o->lang) {
-                fprintf(stderr, "patchbay %s: --lang is c or lisp, not \"%s\"\n",
-                        cmd, argv[i]);
-                return 2;
-            }
+            if (!o->lang)
+                return cli_usage_error(cmd, "--lang is c or lisp, not \"%s\"",
+                                       argv[i]);
         } else if ((!strcmp(a, "--wait-ms") || !strcmp(a, "--runtimes")) &&
                    has) {
-            char *end;
-            unsigned long v = strtoul(argv[++i], &end, 10);
-            if (*end || v > 3600000) {
-                fprintf(stderr, "patchbay %s: %s wants a number, got \"%s\"\n",
-                        cmd, a, argv[i]);
-                return 2;
-            }
+            pb_errmsg why;
+            uint32_t v;
+            if (cli_parse_u32(a, argv[++i], 0, 3600000, &v, &why))
+                return cli_usage_error(cmd, "%s", why.text);
             if (!strcmp(a, "--wait-ms")) {
-                o->wait_ms = (uint32_t)v;
+                o->wait_ms = v;
                 o->has_wait_ms = true;
             } else
-                o->runtimes = (uint32_t)v;
+                o->runtimes = v;
         } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
             o->quiet = true;
         } else if (!strcmp(cmd, "eval") && !strcmp(a, "-e") && has) {
@@ -126,9 +121,7 @@ static int parse(int argc, char **argv, const char *cmd, eval_opts *o)
         } else if (!strcmp(cmd, "eval") && !strcmp(a, "--expr")) {
             o->expr = true;
         } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "patchbay %s: unknown option \"%s\" (see --help)\n",
-                    cmd, a);
-            return 2;
+            return cli_bad_option(cmd, a);
         } else if (o->n_files < 64) {
             o->files[o->n_files++] = a;
         }
@@ -140,70 +133,10 @@ static int parse(int argc, char **argv, const char *cmd, eval_opts *o)
     }
     if (o->expr && !o->has_wait_ms)
         o->wait_ms = 5000;
-    return cli_target(cmd, link, url, token, &o->target);
+    pb_errmsg why;
+    if (cli_target(link, url, token, &o->target, &why))
+        return cli_usage_error(cmd, "%s", why.text);
     return 0;
-}
-
-int cli_target(const char *cmd, const char *link, const char *url,
-               const char *token, pbc_target *t)
-{
-    memset(t, 0, sizeof *t);
-    if (!url)
-        url = getenv("PATCHBAY_URL");
-    if (!token)
-        token = getenv("PATCHBAY_TOKEN");
-    /* a token in the link's fragment wins over this one (pbc_parse_url) */
-    snprintf(t->token, sizeof t->token, "%s", token ? token : "");
-    pb_errmsg why = {{0}};
-    if (pbc_parse_url(link ? link : url ? url : "ws://127.0.0.1:7888", t,
-                      &why)) {
-        fprintf(stderr, "patchbay %s: %s\n", cmd, why.text);
-        return 2;
-    }
-    if (!t->token[0]) {
-        fprintf(stderr,
-                "patchbay %s: no token: pass --token, --link, or set "
-                "PATCHBAY_TOKEN (patchbay token prints one)\n",
-                cmd);
-        return 2;
-    }
-    return 0;
-}
-
-pb_lang cli_lang_of(const char *file, pb_lang forced)
-{
-    if (forced)
-        return forced;
-    const char *dot = strrchr(file, '.');
-    if (dot && (!strcmp(dot, ".cljc") || !strcmp(dot, ".clj") ||
-                !strcmp(dot, ".jank")))
-        return PB_LANG_LISP;
-    return PB_LANG_C;
-}
-
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-    if (!f)
-        return NULL;
-    size_t cap = 65536, n = 0, got;
-    char *buf = malloc(cap + 1);
-    while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
-        n += got;
-        if (n == cap) {
-            char *b = realloc(buf, (cap *= 2) + 1);
-            if (!b)
-                free(buf);
-            buf = b;
-        }
-    }
-    if (f != stdin)
-        fclose(f);
-    if (buf) {
-        buf[n] = '\0';
-        *len = n;
-    }
-    return buf;
 }
 
 /* The room's runtimes, and what they said about an expression: a runtime
@@ -320,15 +253,14 @@ static int on_frame(void *ctx, const pb_frame *f)
 static int eval_one(pbc *c, const eval_opts *o, const char *file,
                     uint64_t req)
 {
-    size_t len = 0;
-    char *src = o->expr_text ? strdup(o->expr_text) : read_file(file, &len);
-    if (!src) {
-        fprintf(stderr, "patchbay eval: cannot read %s: %s\n", file,
-                strerror(errno));
+    pb_buf src;
+    pb_buf_init(&src);
+    pb_errmsg why = {{0}};
+    if (!o->expr_text && cli_read_file(file, &src, &why)) {
+        fprintf(stderr, "patchbay eval: %s\n", why.text);
+        pb_buf_free(&src);
         return 2;
     }
-    if (o->expr_text)
-        len = strlen(src);
     const char *shown = o->expr_text        ? "expr"
                         : strcmp(file, "-") ? file
                                             : "stdin";
@@ -337,15 +269,16 @@ static int eval_one(pbc *c, const eval_opts *o, const char *file,
     f.eval.lang = o->expr_text ? (o->lang ? o->lang : PB_LANG_C)
                                : cli_lang_of(file, o->lang);
     f.eval.name = pb_cstr(shown);
-    f.eval.source = (pb_str){src, (uint32_t)len};
+    f.eval.source = o->expr_text
+                        ? pb_cstr(o->expr_text)
+                        : (pb_str){(const char *)src.data, (uint32_t)src.len};
     f.eval.expr = o->expr;
-    pb_errmsg why = {{0}};
-    if (pbc_send(c, &f, &why)) {
+    pb_err e = pbc_send(c, &f, &why);
+    pb_buf_free(&src);
+    if (e) {
         fprintf(stderr, "%s: error: %s\n", shown, why.text);
-        free(src);
         return 2;
     }
-    free(src);
     eval_state *st = calloc(1, sizeof *st);
     if (!st) {
         fprintf(stderr, "%s: error: out of memory\n", shown);

@@ -193,7 +193,7 @@ int cmd_logs(int argc, char **argv)
     rc = 0;
     bool has_said = false;
     while (!stop && (follow || !k.is_done)) {
-        if (farm_room_wait(&r, 200, on_frame, &k) < 0) {
+        if (farm_room_wait(&r, 200, on_frame, &k) == PBC_WAIT_CLOSED) {
             rc = 3;
             break;
         }

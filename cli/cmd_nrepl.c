@@ -110,10 +110,9 @@ int cmd_nrepl(int argc, char **argv)
             return 2;
         }
     }
-    int r = cli_target("nrepl", link, url, token, &d.target);
-    if (r)
-        return r;
     pb_errmsg why = {{0}};
+    if (cli_target(link, url, token, &d.target, &why))
+        return cli_usage_error("nrepl", "%s", why.text);
     nrepl_server *s = nrepl_new(&d, &why);
     if (!s) {
         fprintf(stderr, "patchbay nrepl: %s\n", why.text);

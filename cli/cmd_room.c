@@ -91,25 +91,11 @@ static void print_settings(const char *room, const pb_room *r)
         printf("lead adaptive (50 ms or what the slowest runtime needs)\n");
 }
 
-static int number(const char *opt, const char *s, double max, double *out)
-{
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s || *end || !(v >= 0) || v > max) {
-        fprintf(stderr,
-                "patchbay room: %s wants a number from 0 to %g, got "
-                "\"%s\"\n",
-                opt, max, s);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
 int cmd_room(int argc, char **argv)
 {
     const char *url = NULL, *token = NULL, *link = NULL, *want_room = NULL;
     double tempo = -1, quantum = -1, lead_ms = -1;
+    pb_errmsg why = {{0}};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool has = i + 1 < argc;
@@ -117,19 +103,14 @@ int cmd_room(int argc, char **argv)
             usage(stdout);
             return 0;
         } else if (!strcmp(a, "--tempo") && has) {
-            if (number(a, argv[++i], 999, &tempo))
-                return 2;
+            if (cli_parse_number(a, argv[++i], 0, 999, false, &tempo, &why))
+                return cli_usage_error("room", "%s", why.text);
         } else if (!strcmp(a, "--quantum") && has) {
-            if (number(a, argv[++i], 64, &quantum))
-                return 2;
-            if (quantum != floor(quantum)) {
-                fprintf(stderr, "patchbay room: --quantum is a whole number "
-                                "of beats\n");
-                return 2;
-            }
+            if (cli_parse_number(a, argv[++i], 0, 64, true, &quantum, &why))
+                return cli_usage_error("room", "%s", why.text);
         } else if (!strcmp(a, "--lead-ms") && has) {
-            if (number(a, argv[++i], 10000, &lead_ms))
-                return 2;
+            if (cli_parse_number(a, argv[++i], 0, 10000, false, &lead_ms, &why))
+                return cli_usage_error("room", "%s", why.text);
         } else if (!strcmp(a, "--link") && has) {
             link = argv[++i];
         } else if (!strcmp(a, "--url") && has) {
@@ -139,17 +120,12 @@ int cmd_room(int argc, char **argv)
         } else if (!strcmp(a, "--room") && has) {
             want_room = argv[++i];
         } else {
-            fprintf(stderr,
-                    "patchbay room: unknown option or missing value \"%s\" "
-                    "(see --help)\n",
-                    a);
-            return 2;
+            return cli_bad_option("room", a);
         }
     }
     pbc_target t;
-    if (cli_target("room", link, url, token, &t))
-        return 2;
-    pb_errmsg why = {{0}};
+    if (cli_target(link, url, token, &t, &why))
+        return cli_usage_error("room", "%s", why.text);
     pbc_welcome w;
     pbc *c = pbc_connect(&t, "patchbay-cli/" PB_VERSION_STRING, 5000, &w, &why);
     if (!c) {

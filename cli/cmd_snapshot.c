@@ -99,15 +99,10 @@ static int parse(int argc, char **argv, snap_opts *o)
         } else if (!strcmp(a, "--compare") && has) {
             o->compare = argv[++i];
         } else if (!strcmp(a, "--threshold") && has) {
-            char *end;
-            o->threshold = strtod(argv[++i], &end);
-            if (*end || !(o->threshold >= 0 && o->threshold <= 1)) {
-                fprintf(stderr,
-                        "patchbay snapshot: --threshold is a fraction from 0 "
-                        "to 1, got \"%s\"\n",
-                        argv[i]);
-                return 2;
-            }
+            pb_errmsg why;
+            if (cli_parse_number(a, argv[++i], 0, 1, false, &o->threshold,
+                                 &why))
+                return cli_usage_error("snapshot", "%s", why.text);
         } else if (!strcmp(a, "--timeout") && has) {
             if (farm_parse_duration("snapshot", a, argv[++i], &o->timeout_ms))
                 return 2;
@@ -282,8 +277,8 @@ static int run(farm_room *r, snap_ctx *k)
         if (now >= until)
             break;
         uint64_t left = until - now;
-        if (farm_room_wait(r, left < 100 ? (uint32_t)left : 100, on_frame, k) <
-            0)
+        if (farm_room_wait(r, left < 100 ? (uint32_t)left : 100, on_frame,
+                           k) == PBC_WAIT_CLOSED)
             return 3;
     }
     if (k->has_failed) {

@@ -85,16 +85,10 @@ static int parse(int argc, char **argv, test_opts *o)
             if (farm_parse_duration("test", a, argv[++i], &o->wait_ms))
                 return 2;
         } else if (!strcmp(a, "--expect-devices") && has) {
-            char *end;
-            unsigned long n = strtoul(argv[++i], &end, 10);
-            if (*end || !n || n > PB_MAX_PEERS) {
-                fprintf(stderr,
-                        "patchbay test: --expect-devices wants a number from "
-                        "1 to %u, got \"%s\"\n",
-                        PB_MAX_PEERS, argv[i]);
-                return 2;
-            }
-            o->expect = (uint32_t)n;
+            pb_errmsg why;
+            if (cli_parse_u32(a, argv[++i], 1, PB_MAX_PEERS, &o->expect,
+                              &why))
+                return cli_usage_error("test", "%s", why.text);
         } else {
             fprintf(stderr,
                     "patchbay test: unknown option or missing value \"%s\" "
@@ -146,8 +140,8 @@ static int wait_for_devices(farm_room *r, const test_opts *o)
             return 4;
         }
         uint64_t left = until - now;
-        if (farm_room_wait(r, left < 200 ? (uint32_t)left : 200, NULL, NULL) <
-            0)
+        if (farm_room_wait(r, left < 200 ? (uint32_t)left : 200, NULL,
+                           NULL) == PBC_WAIT_CLOSED)
             return 3;
     }
 }
@@ -312,18 +306,19 @@ static int run_tests(farm_room *r, const test_opts *o)
             run.n_devices == 1 ? "" : "s", o->filter ? ", tests " : "",
             o->filter ? o->filter : "");
     uint64_t until = k.started_ms + o->timeout_ms;
-    int rc = 0;
+    pbc_wait_end end = PBC_WAIT_DEADLINE;
     while (!farm_is_complete(&run) && !k.has_failed) {
         uint64_t now = farm_mono_ms();
         if (now >= until)
             break;
         uint64_t left = until - now;
-        rc = farm_room_wait(r, left < 100 ? (uint32_t)left : 100, on_frame, &k);
-        if (rc < 0)
+        end = farm_room_wait(r, left < 100 ? (uint32_t)left : 100, on_frame,
+                             &k);
+        if (end == PBC_WAIT_CLOSED)
             break;
         settle_gone(&k);
     }
-    if (rc < 0 || k.has_failed) {
+    if (end == PBC_WAIT_CLOSED || k.has_failed) {
         if (k.has_failed)
             fprintf(stderr, "patchbay test: the relay refused: %s\n", r->error);
         farm_free(&run);

@@ -1,10 +1,136 @@
-/* common.c — what several commands share: this program's own path (the
- * compile server and the node runtime are found from it). */
+/* common.c — what several commands parse or find the same way: numbers and
+ * other option values, the data directory, the relay a command talks to,
+ * a source file's language, reading an input file, this program's path.
+ * Each returns pb_err with a message naming the option or file; the
+ * command prints it (cli_usage_error) and decides the exit status. */
 #include "cli.h"
+#include "relay.h"
 
+#include <errno.h>
 #include <limits.h>
-#include <stdio.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "patchbay %s: %s\n", cmd, msg);
+    return 2;
+}
+
+int cli_bad_option(const char *cmd, const char *arg)
+{
+    return cli_usage_error(cmd,
+                           "unknown option or missing value \"%s\" (see "
+                           "patchbay %s --help)",
+                           arg, cmd);
+}
+
+pb_err cli_parse_number(const char *opt, const char *text, double min,
+                        double max, bool whole, double *out, pb_errmsg *why)
+{
+    char *end;
+    errno = 0;
+    double v = text[0] ? strtod(text, &end) : NAN;
+    if (!text[0] || *end || errno || !(v >= min && v <= max) ||
+        (whole && v != floor(v)))
+        return pb_fail(why, PB_ERR_FIELD_RANGE,
+                       "%s wants a %snumber from %g to %g, got \"%s\"", opt,
+                       whole ? "whole " : "", min, max, text);
+    *out = v;
+    return PB_OK;
+}
+
+pb_err cli_parse_u32(const char *opt, const char *text, uint32_t min,
+                     uint32_t max, uint32_t *out, pb_errmsg *why)
+{
+    double v = 0;
+    pb_err e = cli_parse_number(opt, text, min, max, true, &v, why);
+    if (!e)
+        *out = (uint32_t)v;
+    return e;
+}
+
+const char *cli_data_dir(void)
+{
+    const char *d = getenv("PATCHBAY_DATA");
+    return d && d[0] ? d : "patchbay-data";
+}
+
+relay_history *cli_open_history(const char *cmd, const char *data)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/history.db", data);
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        fprintf(stderr,
+                "patchbay %s: no history at %s (%s); is --data the "
+                "relay's data directory?\n",
+                cmd, path, strerror(errno));
+        return NULL;
+    }
+    pb_errmsg why = {{0}};
+    relay_history *h = relay_history_open_readonly(path, &why);
+    if (!h)
+        fprintf(stderr, "patchbay %s: %s\n", cmd, why.text);
+    return h;
+}
+
+pb_err cli_target(const char *link, const char *url, const char *token,
+                  pbc_target *t, pb_errmsg *why)
+{
+    memset(t, 0, sizeof *t);
+    if (!url)
+        url = getenv("PATCHBAY_URL");
+    if (!token)
+        token = getenv("PATCHBAY_TOKEN");
+    /* a token in the link's fragment wins over this one (pbc_parse_url) */
+    snprintf(t->token, sizeof t->token, "%s", token ? token : "");
+    pb_err e = pbc_parse_url(link  ? link
+                             : url ? url
+                                   : "ws://127.0.0.1:7888",
+                             t, why);
+    if (e)
+        return e;
+    if (!t->token[0])
+        return pb_fail(why, PB_ERR_AUTH_MALFORMED,
+                       "no token: pass --token, --link, or set "
+                       "PATCHBAY_TOKEN (patchbay token prints one)");
+    return PB_OK;
+}
+
+pb_lang cli_lang_of(const char *file, pb_lang forced)
+{
+    if (forced)
+        return forced;
+    const char *dot = strrchr(file, '.');
+    if (dot && (!strcmp(dot, ".cljc") || !strcmp(dot, ".clj") ||
+                !strcmp(dot, ".jank")))
+        return PB_LANG_LISP;
+    return PB_LANG_C;
+}
+
+pb_err cli_read_file(const char *path, pb_buf *out, pb_errmsg *why)
+{
+    bool from_stdin = !strcmp(path, "-");
+    FILE *f = from_stdin ? stdin : fopen(path, "rb");
+    if (!f)
+        return pb_fail(why, PB_ERR_IO, "cannot read %s: %s", path,
+                       strerror(errno));
+    pb_err e = pb_buf_read_file(out, f, from_stdin ? "<stdin>" : path,
+                                CLI_MAX_FILE_BYTES, why);
+    if (!from_stdin)
+        fclose(f);
+    return e;
+}
 
 bool cli_self_exe(char *out, size_t cap)
 {

@@ -215,12 +215,13 @@ static int trampoline(void *ctx, const pb_frame *f)
     return k->fn ? k->fn(k->ctx, f) : 0;
 }
 
-int farm_room_wait(farm_room *r, uint32_t ms, pbc_frame_fn fn, void *ctx)
+pbc_wait_end farm_room_wait(farm_room *r, uint32_t ms, pbc_frame_fn fn,
+                            void *ctx)
 {
     relay_ctx k = {r, fn, ctx};
     pb_errmsg why = {{0}};
-    int rc = pbc_wait(r->c, ms, trampoline, &k, &why);
-    if (rc < 0)
+    pbc_wait_end rc = pbc_wait(r->c, ms, trampoline, &k, &why);
+    if (rc == PBC_WAIT_CLOSED)
         fprintf(stderr, "patchbay %s: the connection to the relay ended: %s\n",
                 r->cmd,
                 r->is_fatal && r->error[0] ? r->error
@@ -241,9 +242,9 @@ int farm_room_open(farm_room *r, const char *cmd, const farm_conn_opts *o,
     memset(r, 0, sizeof *r);
     r->cmd = cmd;
     pbc_target t;
-    if (cli_target(cmd, o->link, o->url, o->token, &t))
-        return 2;
     pb_errmsg why = {{0}};
+    if (cli_target(o->link, o->url, o->token, &t, &why))
+        return cli_usage_error(cmd, "%s", why.text);
     r->c = pbc_connect(&t, "patchbay-cli/" PB_VERSION_STRING, timeout_ms, &r->w,
                        &why);
     if (!r->c) {
@@ -269,8 +270,7 @@ int farm_room_open(farm_room *r, const char *cmd, const farm_conn_opts *o,
         return 3;
     }
     /* the member list follows the catch-up */
-    int rc = farm_room_wait(r, timeout_ms, until_peers, r);
-    if (rc < 0)
+    if (farm_room_wait(r, timeout_ms, until_peers, r) == PBC_WAIT_CLOSED)
         return 3;
     if (!r->has_peers) {
         fprintf(stderr,

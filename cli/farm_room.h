@@ -79,9 +79,9 @@ void farm_room_close(farm_room *r);
 
 /* Services the connection for up to ms, keeping the room up to date and
  * handing every frame to fn (may be NULL) after that. Returns what pbc_wait
- * returns: 1 fn asked to stop, 0 time is up, -1 the connection ended
- * (message printed). */
-int farm_room_wait(farm_room *r, uint32_t ms, pbc_frame_fn fn, void *ctx);
+ * returns (PBC_WAIT_CLOSED: the connection ended, message printed). */
+pbc_wait_end farm_room_wait(farm_room *r, uint32_t ms, pbc_frame_fn fn,
+                            void *ctx);
 
 /* The room clock now, estimated from welcome (µs). */
 uint64_t farm_room_now_us(const farm_room *r);

@@ -41,30 +41,23 @@ typedef struct proc_be {
     uint32_t timeout_ms;
 } proc_be;
 
+/* What a tool wrote to path, NUL-terminated (the caller frees it); NULL
+ * if it cannot be read whole. */
 static char *read_all(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
         return NULL;
-    size_t cap = 4096, n = 0, got;
-    char *buf = malloc(cap + 1);
-    while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
-        n += got;
-        if (n == cap) {
-            char *b = realloc(buf, (cap *= 2) + 1);
-            if (!b) {
-                free(buf);
-                buf = NULL;
-            }
-            buf = b;
-        }
-    }
+    pb_buf b;
+    pb_buf_init(&b);
+    pb_err e = pb_buf_read_file(&b, f, path, 0, NULL);
     fclose(f);
-    if (buf) {
-        buf[n] = '\0';
-        *len = n;
+    if (e) {
+        pb_buf_free(&b);
+        return NULL;
     }
-    return buf;
+    *len = b.len;
+    return (char *)b.data;
 }
 
 static int write_all(const char *path, const void *p, size_t n)

@@ -32,6 +32,12 @@ typedef enum cc_backend {
     CC_BACKEND_PROCESS = 2, /* clang-14 + wasm-ld-14 as processes */
 } cc_backend;
 
+/* A backend from its name, "warm" or "process" (PB_ERR_FIELD_RANGE naming
+ * the input otherwise); and the name of one ("auto" for CC_BACKEND_AUTO). */
+pb_err cc_backend_parse(const char *name, cc_backend *out,
+                        pb_errmsg *why) PB_WUR;
+const char *cc_backend_str(cc_backend b);
+
 /* Configuration; zero means the default stated for each field. */
 typedef struct cc_desc {
     cc_backend backend;

@@ -96,8 +96,7 @@ cc_client *cc_client_new(const cc_client_desc *desc, pb_errmsg *why)
         c->argv[n] = cc_strdup(d.argv[n]);
     if (d.backend != CC_BACKEND_AUTO) {
         c->argv[n++] = cc_strdup("--backend");
-        c->argv[n++] =
-            cc_strdup(d.backend == CC_BACKEND_PROCESS ? "process" : "warm");
+        c->argv[n++] = cc_strdup(cc_backend_str(d.backend));
     }
     char ms[32];
     snprintf(ms, sizeof ms, "%u", c->timeout_ms);

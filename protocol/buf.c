@@ -1,7 +1,9 @@
-/* buf.c — byte views (pb_str, pb_bytes), output buffers (pb_buf), hex and
- * UTF-8 checks: the small pieces every other file of protocol/ uses. */
+/* buf.c — byte views (pb_str, pb_bytes), output buffers (pb_buf) and
+ * reading a file into one, hex and UTF-8 checks: the small pieces every
+ * other file of protocol/ uses. */
 #include "internal.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +86,42 @@ pb_err pb_buf_append(pb_buf *b, const void *bytes, size_t n)
     if (n)
         memcpy(b->data + b->len, bytes, n);
     b->len += n;
+    return PB_OK;
+}
+
+pb_err pb_buf_read_file(pb_buf *b, FILE *f, const char *name, size_t max_bytes,
+                        pb_errmsg *why)
+{
+    b->len = 0;
+    for (;;) {
+        /* room for a chunk and the NUL */
+        pb_err e = pb_buf_reserve(b, b->cap - b->len > 1 ? 1 : 65536);
+        if (e == PB_ERR_BUF_TOO_SMALL && fgetc(f) == EOF && !ferror(f))
+            break; /* a fixed buffer the file filled exactly */
+        if (e) {
+            b->len = 0;
+            return pb_fail(why, e, "cannot read %s: %s", name,
+                           e == PB_ERR_NOMEM ? "out of memory"
+                                             : "too big for the buffer");
+        }
+        size_t room = b->cap - b->len - 1;
+        size_t got = fread(b->data + b->len, 1, room, f);
+        b->len += got;
+        if (max_bytes && b->len > max_bytes) {
+            b->len = 0;
+            return pb_fail(why, PB_ERR_TOO_BIG, "%s is over %zu bytes", name,
+                           max_bytes);
+        }
+        if (got < room)
+            break; /* the end, or an error */
+    }
+    if (ferror(f)) {
+        int err = errno;
+        b->len = 0;
+        return pb_fail(why, PB_ERR_IO, "cannot read %s: %s", name,
+                       err ? strerror(err) : "read error");
+    }
+    b->data[b->len] = '\0';
     return PB_OK;
 }
 

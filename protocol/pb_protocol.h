@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -185,6 +186,14 @@ void pb_buf_free(pb_buf *b);
 pb_err pb_buf_reserve(pb_buf *b, size_t n) PB_WUR;
 /* Appends n bytes (pb_buf_reserve, then a copy); unchanged on failure. */
 pb_err pb_buf_append(pb_buf *b, const void *bytes, size_t n) PB_WUR;
+/* Reads f to its end into b (contents replaced) and puts a NUL after them,
+ * not counted in len, so that text can be used as a C string. name is the
+ * file for messages. PB_ERR_IO if a read fails (ferror: a directory, a
+ * device error), PB_ERR_TOO_BIG past max_bytes (0: no limit), else
+ * pb_buf_reserve's errors; b is then empty. The one file reader of the CLI
+ * and the compiler. */
+pb_err pb_buf_read_file(pb_buf *b, FILE *f, const char *name, size_t max_bytes,
+                        pb_errmsg *why) PB_WUR;
 
 /* A byte sink for msgpack-c's packer that appends to a pb_buf, at most
  * limit bytes in all:

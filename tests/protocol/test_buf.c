@@ -7,6 +7,7 @@
 
 #include <msgpack.h>
 #include <stdint.h>
+#include <string.h>
 
 TEST(test_a_growable_buffer_grows_and_keeps_its_contents)
 {
@@ -86,10 +87,99 @@ TEST(test_a_writer_stops_at_its_limit_and_stays_stopped)
     CHECK(w.err == PB_ERR_BUF_TOO_SMALL && b.data == mem);
 }
 
+/* A file of n bytes (a pattern), opened for reading; NULL if the test
+ * system cannot make one. */
+static FILE *file_of(size_t n)
+{
+    FILE *f = tmpfile();
+    for (size_t i = 0; f && i < n; i++)
+        fputc('a' + (int)(i % 26), f);
+    if (f)
+        rewind(f);
+    return f;
+}
+
+TEST(test_a_file_is_read_whole_and_ends_with_a_nul)
+{
+    size_t sizes[] = {0, 1, 65534, 65535, 65536, 200000};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        FILE *f = file_of(sizes[k]);
+        if (!f)
+            SKIP("no temporary files here");
+        pb_buf b;
+        pb_buf_init(&b);
+        pb_errmsg why = {{0}};
+        CHECK(pb_buf_read_file(&b, f, "t", 0, &why) == PB_OK);
+        CHECK_EQ_INT(b.len, sizes[k]);
+        CHECK(b.len < b.cap && b.data[b.len] == '\0');
+        CHECK(b.len == 0 || (b.data[0] == 'a' &&
+                             b.data[b.len - 1] == 'a' + (b.len - 1) % 26));
+        fclose(f);
+        pb_buf_free(&b);
+    }
+}
+
+TEST(test_a_file_over_the_limit_is_too_big_and_leaves_nothing)
+{
+    FILE *f = file_of(1001);
+    if (!f)
+        SKIP("no temporary files here");
+    pb_buf b;
+    pb_buf_init(&b);
+    pb_errmsg why = {{0}};
+    CHECK(pb_buf_read_file(&b, f, "big.c", 1000, &why) == PB_ERR_TOO_BIG);
+    CHECK_EQ_INT(b.len, 0);
+    CHECK(strstr(why.text, "big.c") != NULL);
+    rewind(f);
+    CHECK(pb_buf_read_file(&b, f, "big.c", 1001, &why) == PB_OK);
+    CHECK_EQ_INT(b.len, 1001);
+    fclose(f);
+    pb_buf_free(&b);
+}
+
+/* fopen() of a directory succeeds and fread() then fails: a reader that
+ * does not check ferror() takes it for an empty file. */
+TEST(test_a_read_error_is_reported_not_taken_for_the_end)
+{
+    FILE *f = fopen("/", "r");
+    if (!f)
+        SKIP("this system does not open a directory as a file");
+    pb_buf b;
+    pb_buf_init(&b);
+    pb_errmsg why = {{0}};
+    CHECK(pb_buf_read_file(&b, f, "/", 0, &why) == PB_ERR_IO);
+    CHECK_EQ_INT(b.len, 0);
+    CHECK(strstr(why.text, "cannot read /") != NULL);
+    fclose(f);
+    pb_buf_free(&b);
+}
+
+TEST(test_a_fixed_buffer_takes_a_file_that_fits_exactly)
+{
+    uint8_t mem[11];
+    pb_buf b;
+    pb_buf_init_fixed(&b, mem, sizeof mem);
+    pb_errmsg why = {{0}};
+    FILE *f = file_of(10);
+    if (!f)
+        SKIP("no temporary files here");
+    CHECK(pb_buf_read_file(&b, f, "t", 0, &why) == PB_OK);
+    CHECK(b.len == 10 && mem[10] == '\0');
+    fclose(f);
+    f = file_of(11);
+    CHECK(pb_buf_read_file(&b, f, "t", 0, &why) == PB_ERR_BUF_TOO_SMALL);
+    CHECK(b.len == 0 && b.data == mem);
+    fclose(f);
+}
+
 static const pb_test tests[] = {
     T(test_a_growable_buffer_grows_and_keeps_its_contents),
     T(test_a_fixed_buffer_fills_to_its_end_and_no_further),
     T(test_an_impossible_reservation_is_out_of_memory_and_harmless),
     T(test_a_writer_stops_at_its_limit_and_stays_stopped),
+    T(test_a_file_is_read_whole_and_ends_with_a_nul),
+    T(test_a_file_over_the_limit_is_too_big_and_leaves_nothing),
+    T(test_a_read_error_is_reported_not_taken_for_the_end),
+    T(test_a_fixed_buffer_takes_a_file_that_fits_exactly),
 };
 PB_TEST_MAIN(tests, NULL)

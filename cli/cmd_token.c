@@ -1,0 +1,145 @@
+/* cmd_token.c — `patchbay token`: mints a token for one person in one room
+ * with one role, signed with the relay's token key from its data directory
+ * (created with new keys if missing), and prints the links that carry it in
+ * their fragment with the relay's public key. */
+#include "cli.h"
+#include "relay.h"
+
+#include <string.h>
+#include <time.h>
+
+static void usage(FILE *out)
+{
+    fprintf(
+        out,
+        "usage: patchbay token --room R --role ROLE --name N [options]\n"
+        "\n"
+        "Prints a token for user N to join room R as ROLE, then links to open\n"
+        "that carry it (and the relay's public key, which runtimes pin) in "
+        "the\n"
+        "URL fragment, which browsers do not send to any server.\n"
+        "\n"
+        "roles: owner (everything, incl. room settings), editor (evaluates\n"
+        "code), runtime (runs the room's code), viewer (watches).\n"
+        "\n"
+        "options:\n"
+        "  --room R        room name (1 to 64 bytes)\n"
+        "  --role ROLE     owner, editor, runtime or viewer\n"
+        "  --name N        the user's name, shown to the room and recorded as\n"
+        "                  the author of their patches\n"
+        "  --ttl D         valid for D: 90s, 30m, 12h, 7d (default 12h; at "
+        "most\n"
+        "                  366d)\n"
+        "  --url URL       the relay's address for the links (default\n"
+        "                  http://127.0.0.1:7888)\n"
+        "  --data DIR      data directory of the relay (default $PATCHBAY_DATA "
+        "or\n"
+        "                  ./patchbay-data); created with new keys if missing\n"
+        "  -q, --quiet     print only the token\n"
+        "  -h, --help      this help\n");
+}
+
+int cmd_token(int argc, char **argv)
+{
+    relay_token t;
+    memset(&t, 0, sizeof t);
+    const char *room = NULL, *role = NULL, *name = NULL, *ttl = "12h";
+    const char *url = "http://127.0.0.1:7888", *data = cli_data_dir();
+    bool quiet = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
+            quiet = true;
+            continue;
+        } else if (!v) {
+            return cli_bad_option("token", a);
+        }
+        i++;
+        if (!strcmp(a, "--room"))
+            room = v;
+        else if (!strcmp(a, "--role"))
+            role = v;
+        else if (!strcmp(a, "--name"))
+            name = v;
+        else if (!strcmp(a, "--ttl"))
+            ttl = v;
+        else if (!strcmp(a, "--url"))
+            url = v;
+        else if (!strcmp(a, "--data"))
+            data = v;
+        else
+            return cli_bad_option("token", a);
+    }
+    if (!room || !role || !name) {
+        fprintf(stderr, "patchbay token: --room, --role and --name are "
+                        "required\n\n");
+        usage(stderr);
+        return 2;
+    }
+    t.role = pb_role_parse(pb_cstr(role));
+    if (!t.role) {
+        fprintf(stderr,
+                "patchbay token: --role is owner, editor, runtime or "
+                "viewer, not \"%s\"\n",
+                role);
+        return 2;
+    }
+    uint64_t ttl_s = relay_parse_duration_s(ttl);
+    if (!ttl_s || ttl_s > RELAY_TOKEN_MAX_TTL_S) {
+        fprintf(stderr,
+                "patchbay token: --ttl \"%s\" is not a duration from "
+                "1s to 366d (e.g. 90s, 30m, 12h, 7d)\n",
+                ttl);
+        return 2;
+    }
+    if (strlen(room) > PB_MAX_NAME_BYTES || strlen(name) > PB_MAX_NAME_BYTES) {
+        fprintf(stderr,
+                "patchbay token: --room and --name are at most %u "
+                "bytes\n",
+                PB_MAX_NAME_BYTES);
+        return 2;
+    }
+    snprintf(t.room, sizeof t.room, "%s", room);
+    snprintf(t.name, sizeof t.name, "%s", name);
+    t.expires_s = (uint64_t)time(NULL) + ttl_s;
+
+    relay_keys k;
+    pb_errmsg why = {{0}};
+    bool created = false;
+    if (relay_keys_open(data, &k, &created, &why)) {
+        fprintf(stderr, "patchbay token: %s\n", why.text);
+        return 1;
+    }
+    char tok[PB_MAX_TOKEN_BYTES + 1];
+    pb_err e = relay_token_make(&k, &t, tok, sizeof tok, &why);
+    if (e) {
+        relay_keys_close(&k);
+        fprintf(stderr, "patchbay token: %s\n", why.text);
+        return 2;
+    }
+    if (created)
+        fprintf(stderr, "patchbay token: made new relay keys in %s\n", data);
+    printf("%s\n", tok);
+    if (!quiet) {
+        char room_enc[3 * PB_MAX_NAME_BYTES + 1];
+        pbc_url_encode(room, room_enc, sizeof room_enc);
+        size_t ul = strlen(url);
+        while (ul && url[ul - 1] == '/')
+            ul--;
+        char when[32];
+        time_t exp = (time_t)t.expires_s;
+        strftime(when, sizeof when, "%Y-%m-%d %H:%M UTC", gmtime(&exp));
+        printf("\n%s %s in room %s, valid until %s\n", role, name, room, when);
+        printf("  editor page:  %.*s/editor.html#room=%s&token=%s&key=%s\n",
+               (int)ul, url, room_enc, tok, k.pk_hex);
+        printf("  runtime page: %.*s/runtime.html#room=%s&token=%s&key=%s\n",
+               (int)ul, url, room_enc, tok, k.pk_hex);
+        printf("  command line: export PATCHBAY_URL=%.*s PATCHBAY_TOKEN=%s\n",
+               (int)ul, url, tok);
+    }
+    relay_keys_close(&k);
+    return 0;
+}

@@ -1,0 +1,130 @@
+/* test_cli_args.c — the patchbay binary as a user meets it with a mistake:
+ * each bad option value or unreadable input gets exit status 2 and one
+ * line naming the option or file. Inputs that cannot be read are refused,
+ * not taken for empty (a directory opens as a file and fails on read).
+ *
+ * usage: test_cli_args PATCHBAY */
+#include "../check.h"
+
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const char *patchbay;
+
+typedef struct ran {
+    int status; /* exit status, -1 if it did not exit */
+    char err[4096];
+} ran;
+
+/* Runs patchbay with args (NULL-terminated), stdin from /dev/null. */
+static ran run(const char *const *args)
+{
+    ran r = {-1, ""};
+    int pipe_err[2];
+    if (pipe(pipe_err))
+        return r;
+    const char *argv[16] = {patchbay};
+    for (int i = 0; args[i] && i < 14; i++)
+        argv[i + 1] = args[i];
+    pid_t pid = fork();
+    if (pid == 0) {
+        int null = open("/dev/null", O_RDWR);
+        dup2(null, 0);
+        dup2(null, 1);
+        dup2(pipe_err[1], 2);
+        close(pipe_err[0]);
+        execv(patchbay, (char **)argv);
+        _exit(127);
+    }
+    close(pipe_err[1]);
+    size_t n = 0;
+    ssize_t got;
+    while (n < sizeof r.err - 1 &&
+           (got = read(pipe_err[0], r.err + n, sizeof r.err - 1 - n)) > 0)
+        n += (size_t)got;
+    r.err[n] = '\0';
+    close(pipe_err[0]);
+    int st;
+    if (pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st))
+        r.status = WEXITSTATUS(st);
+    return r;
+}
+
+static bool says(const ran *r, int status, const char *text)
+{
+    if (r->status == status && strstr(r->err, text))
+        return true;
+    fprintf(stderr, "  exit %d, stderr \"%s\"; wanted %d and \"%s\"\n",
+            r->status, r->err, status, text);
+    return false;
+}
+
+/* Failed before: the readers did not check ferror(), so a directory
+ * compiled as an empty patch. */
+TEST(compile_refuses_a_file_it_cannot_read)
+{
+    ran r = run((const char *const[]){"compile", "/", NULL});
+    CHECK(says(&r, 2, "cannot read /"));
+    r = run((const char *const[]){"compile", "/no/such/file.c", NULL});
+    CHECK(says(&r, 2, "cannot read /no/such/file.c"));
+}
+
+TEST(numbers_out_of_range_name_the_option)
+{
+    ran r = run((const char *const[]){"serve", "--port", "70000", NULL});
+    CHECK(says(&r, 2, "--port wants a whole number from 0 to 65535"));
+    r = run((const char *const[]){"serve", "--lead-ms", "x", NULL});
+    CHECK(says(&r, 2, "--lead-ms wants a whole number"));
+    r = run((const char *const[]){"room", "--tempo", "1000", NULL});
+    CHECK(says(&r, 2, "--tempo wants a number from 0 to 999"));
+    r = run((const char *const[]){"room", "--quantum", "1.5", NULL});
+    CHECK(says(&r, 2, "--quantum wants a whole number"));
+    r = run((const char *const[]){"eval", "--wait-ms", "-1", "f.c", NULL});
+    CHECK(says(&r, 2, "--wait-ms wants a whole number"));
+    r = run((const char *const[]){"cc-server", "--timeout-ms", "0", NULL});
+    CHECK(says(&r, 2, "--timeout-ms wants a whole number from 1 to"));
+}
+
+TEST(an_unknown_backend_is_named)
+{
+    static const char *const cmds[] = {"serve", "compile", "cc-server"};
+    for (size_t i = 0; i < 3; i++) {
+        ran r = run(
+            (const char *const[]){cmds[i], "--backend", "fast", "x.c", NULL});
+        CHECK(says(&r, 2, "warm or process, not \"fast\""));
+    }
+}
+
+TEST(an_unknown_option_is_named)
+{
+    static const char *const cmds[] = {"serve",  "token", "keygen",  "log",
+                                       "verify", "room",  "compile", "eval"};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        ran r = run((const char *const[]){cmds[i], "--nope", "x", NULL});
+        CHECK(says(&r, 2, "\"--nope\""));
+    }
+}
+
+static const pb_test tests[] = {
+    T(compile_refuses_a_file_it_cannot_read),
+    T(numbers_out_of_range_name_the_option),
+    T(an_unknown_backend_is_named),
+    T(an_unknown_option_is_named),
+};
+
+PB_TEST_RUNNER
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: test_cli_args PATCHBAY [TEST...]\n");
+        return 2;
+    }
+    patchbay = argv[1];
+    return pb_test_run(tests, sizeof tests / sizeof tests[0], argc - 1,
+                       argv + 1);
+}
