@@ -25,3 +25,6 @@
     (show "error" (ev "(defn ggg [v]\n  (+ v zz))" :file "seed.cljc" :line 1 :column 1))
     ;; read with the Clojure reader, as clients do with values
     (println "values" (pr-str (nrepl/response-values (ev "(ggg 1)"))))))
+;; the client reads replies on a future: without this the JVM waits the
+;; agent pool's 60 s keep-alive before it exits
+(shutdown-agents)
