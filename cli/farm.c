@@ -37,11 +37,14 @@ static int reserve(farm_run *r, uint32_t n_dev, uint32_t n_test)
 {
     if (n_dev <= r->cap_devices && n_test <= r->cap_tests)
         return 0;
-    uint32_t cd = r->cap_devices, ct = r->cap_tests;
+    /* Both start at 8, even while one list is empty: a realloc to 0 bytes
+     * frees the block and returns NULL. */
+    uint32_t cd = r->cap_devices ? r->cap_devices : 8;
+    uint32_t ct = r->cap_tests ? r->cap_tests : 8;
     while (cd < n_dev)
-        cd = cd ? cd * 2 : 8;
+        cd *= 2;
     while (ct < n_test)
-        ct = ct ? ct * 2 : 8;
+        ct *= 2;
     farm_cell *cells = calloc((size_t)cd * ct, sizeof *cells);
     farm_device *devs = realloc(r->devices, cd * sizeof *devs);
     if (devs)

@@ -90,6 +90,21 @@ TEST(test_farm_all_passing_exits_0_and_a_missing_test_is_not_run)
     farm_free(&r);
 }
 
+/* Devices come before any test is known (a run starts with who is there);
+ * growing past the first eight must not resize the empty test list to 0
+ * bytes, which realloc frees (the farm test's double free). */
+TEST(test_farm_many_devices_before_any_test)
+{
+    farm_run r;
+    farm_init(&r);
+    for (uint64_t id = 1; id <= 20; id++)
+        CHECK_EQ_INT(farm_add_device(&r, id, "d", "", 0, 0), (int)id - 1);
+    int t = farm_test_index(&r, "x");
+    CHECK_EQ_INT(t, 0);
+    CHECK_EQ_INT(farm_cell_get(&r, 19, (uint32_t)t)->outcome, FARM_PENDING);
+    farm_free(&r);
+}
+
 TEST(test_farm_gone_stale_and_silent_devices_exit_4)
 {
     farm_run r;
@@ -331,6 +346,7 @@ TEST(test_farm_png_refuses_damaged_and_huge_images)
 static const pb_test tests[] = {
     T(test_farm_one_failure_on_the_narrow_device_exits_1),
     T(test_farm_all_passing_exits_0_and_a_missing_test_is_not_run),
+    T(test_farm_many_devices_before_any_test),
     T(test_farm_gone_stale_and_silent_devices_exit_4),
     T(test_farm_a_check_without_a_file_says_its_line),
     T(test_farm_labels_are_unique),
