@@ -87,14 +87,12 @@ int cmd_token(int argc, char **argv)
                 role);
         return 2;
     }
-    uint64_t ttl_s = relay_parse_duration_s(ttl);
-    if (!ttl_s || ttl_s > RELAY_TOKEN_MAX_TTL_S) {
-        fprintf(stderr,
-                "patchbay token: --ttl \"%s\" is not a duration from "
-                "1s to 366d (e.g. 90s, 30m, 12h, 7d)\n",
-                ttl);
-        return 2;
-    }
+    uint64_t ttl_s = 0;
+    pb_errmsg why = {{0}};
+    if (relay_parse_duration(ttl, &ttl_s, &why))
+        return cli_usage_error("token", "--ttl %s", why.text);
+    if (ttl_s > RELAY_TOKEN_MAX_TTL_S)
+        return cli_usage_error("token", "--ttl \"%s\" is over 366d", ttl);
     if (strlen(room) > PB_MAX_NAME_BYTES || strlen(name) > PB_MAX_NAME_BYTES) {
         fprintf(stderr,
                 "patchbay token: --room and --name are at most %u "
@@ -107,7 +105,6 @@ int cmd_token(int argc, char **argv)
     t.expires_s = (uint64_t)time(NULL) + ttl_s;
 
     relay_keys k;
-    pb_errmsg why = {{0}};
     bool created = false;
     if (relay_keys_open(data, &k, &created, &why)) {
         fprintf(stderr, "patchbay token: %s\n", why.text);

@@ -34,9 +34,21 @@ void relay_done_free(relay_done *d)
 static void job_free(relay_job *j)
 {
     if (j) {
+        relay_done_free(j->done);
         free(j->source);
         free(j);
     }
+}
+
+relay_job *relay_job_new(size_t source_len)
+{
+    relay_job *j = calloc(1, sizeof *j);
+    if (j && (!(j->source = malloc(source_len + 1)) ||
+              !(j->done = calloc(1, sizeof *j->done)))) {
+        job_free(j);
+        return NULL;
+    }
+    return j;
 }
 
 /* The room's vars, for the compiler's prelude. */
@@ -185,11 +197,12 @@ done:
     return e;
 }
 
-static relay_done *run_job(relay_evaluator *ev, const relay_job *job)
+/* Fills the job's answer: its diagnostics, the accepted patch, or the
+ * error of the compiler or the history. Every job gets one. */
+static relay_done *run_job(relay_evaluator *ev, relay_job *job)
 {
-    relay_done *d = calloc(1, sizeof *d);
-    if (!d)
-        return NULL;
+    relay_done *d = job->done;
+    job->done = NULL;
     d->author = job->author;
     d->req = job->req;
     snprintf(d->room, sizeof d->room, "%s", job->room);
@@ -233,8 +246,6 @@ static void *worker(void *arg)
             break;
         relay_done *d = run_job(ev, job);
         job_free(job);
-        if (!d)
-            continue;
         pthread_mutex_lock(&ev->lock);
         if (ev->done_tail)
             ev->done_tail->next = d;

@@ -34,8 +34,9 @@ typedef struct relay_outq {
 relay_msg *relay_msg_new(const uint8_t *data, size_t len);
 relay_msg *relay_msg_encode(const pb_frame *f, pb_errmsg *why);
 void relay_msg_unref(relay_msg *m);
-/* false if the queue would pass max_bytes (the caller disconnects). */
-bool relay_outq_push(relay_outq *q, relay_msg *m, size_t max_bytes);
+/* Queues a reference to m: PB_ERR_SLOW_CONSUMER if the queue would pass
+ * max_bytes, PB_ERR_NOMEM; the queue is unchanged then. */
+pb_err relay_outq_push(relay_outq *q, relay_msg *m, size_t max_bytes) PB_WUR;
 relay_msg *relay_outq_peek(const relay_outq *q);
 void relay_outq_pop(relay_outq *q);
 void relay_outq_clear(relay_outq *q);
@@ -134,7 +135,9 @@ relay_session *relay_session_get(relay_server *srv, relay_handle h);
 bool relay_sessions_sending(const relay_server *srv);
 /* Frees the slot table (after the lws context is gone). */
 void relay_sessions_free(relay_server *srv);
-/* Queues a frame for one session; disconnects a slow consumer. */
+/* Queues a frame for one session. A session whose queue would pass
+ * max_queue_bytes is a slow consumer: its queue is dropped and it gets a
+ * fatal PB_ERR_SLOW_CONSUMER error, then the close. */
 void relay_session_send(relay_session *s, relay_msg *m);
 void relay_session_send_frame(relay_session *s, const pb_frame *f);
 void relay_session_send_error(relay_session *s, pb_err code, uint64_t req,
@@ -198,7 +201,11 @@ void relay_rooms_free(relay_server *srv);
 
 /* ---- the evaluator thread (evaluator.c) ---------------------------------- */
 
+typedef struct relay_done relay_done;
+
 typedef struct relay_job {
+    relay_done *done; /* its answer, allocated with it: answering an eval
+                         never needs memory the worker might not get */
     relay_handle author;
     uint64_t req;
     char room[PB_MAX_NAME_BYTES + 1];
@@ -214,7 +221,7 @@ typedef struct relay_job {
     struct relay_job *next;
 } relay_job;
 
-typedef struct relay_done {
+struct relay_done {
     relay_handle author;
     uint64_t req;
     char room[PB_MAX_NAME_BYTES + 1];
@@ -226,11 +233,14 @@ typedef struct relay_done {
     uint8_t hash[PB_HASH_BYTES];
     uint64_t created_us, apply_us;
     struct relay_done *next;
-} relay_done;
+};
 
 typedef struct relay_evaluator relay_evaluator;
 
 relay_evaluator *relay_evaluator_start(relay_server *srv, pb_errmsg *why);
+/* Allocates a job with room for source_len bytes of source and its
+ * answer; NULL when out of memory. */
+relay_job *relay_job_new(size_t source_len);
 /* Takes ownership of job (and job->source). */
 void relay_evaluator_submit(relay_evaluator *ev, relay_job *job);
 /* Completed jobs, oldest first; the caller frees each with relay_done_free. */

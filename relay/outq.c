@@ -34,13 +34,13 @@ void relay_msg_unref(relay_msg *m)
         free(m);
 }
 
-bool relay_outq_push(relay_outq *q, relay_msg *m, size_t max_bytes)
+pb_err relay_outq_push(relay_outq *q, relay_msg *m, size_t max_bytes)
 {
     if (q->bytes + m->len > max_bytes)
-        return false;
+        return PB_ERR_SLOW_CONSUMER;
     relay_outq_item *it = malloc(sizeof *it);
     if (!it)
-        return false;
+        return PB_ERR_NOMEM;
     it->msg = m;
     it->next = NULL;
     m->refs++;
@@ -51,7 +51,7 @@ bool relay_outq_push(relay_outq *q, relay_msg *m, size_t max_bytes)
     q->tail = it;
     q->bytes += m->len;
     q->count++;
-    return true;
+    return PB_OK;
 }
 
 relay_msg *relay_outq_peek(const relay_outq *q)

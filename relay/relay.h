@@ -56,8 +56,11 @@ pb_err relay_token_make(const relay_keys *k, const relay_token *t, char *out,
 pb_err relay_token_verify(const relay_keys *k, const char *tok, size_t len,
                           uint64_t now_s, relay_token *out,
                           pb_errmsg *why) PB_WUR;
-/* Parses a duration such as "90s", "30m", "12h", "7d"; 0 if it is not one. */
-uint64_t relay_parse_duration_s(const char *s);
+/* Parses a duration such as "90s", "30m", "12h", "7d" (a bare number is
+ * seconds) into *seconds; PB_ERR_FIELD_RANGE naming the text if it is not
+ * one, or is zero. */
+pb_err relay_parse_duration(const char *text, uint64_t *seconds,
+                            pb_errmsg *why) PB_WUR;
 
 /* ---- history (history.c) ------------------------------------------------- */
 
@@ -133,8 +136,9 @@ pb_err relay_history_set_settings(relay_history *h, const char *room,
 
 /* Checks a room's recorded chain from seq 1: every statement decodes, is
  * signed by key, names the right room, seq and previous hash; modules and
- * sources match their hashes. progress (may be NULL) is called per patch.
- * Returns the first failure with the seq in why. */
+ * sources match their hashes. *n_checked is how many patches verified
+ * before the first failure (all of them when it returns PB_OK); the
+ * failure comes back with its seq in why. */
 pb_err relay_history_verify(relay_history *h, const char *room,
                             const uint8_t key[PB_PUBLICKEY_BYTES],
                             uint64_t *n_checked, pb_errmsg *why) PB_WUR;

@@ -59,24 +59,23 @@ static void defaults(relay_config *c)
 
 /* One relay per data directory: a second would fork the chains. The lock
  * goes away with the process, however it ends. */
-static int lock_data_dir(const char *dir, pb_errmsg *why)
+static pb_err lock_data_dir(const char *dir, int *fd_out, pb_errmsg *why)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/relay.lock", dir);
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        pb_fail(why, PB_ERR_IO, "cannot open %s: %s", path, strerror(errno));
-        return -1;
-    }
+    if (fd < 0)
+        return pb_fail(why, PB_ERR_IO, "cannot open %s: %s", path,
+                       strerror(errno));
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        pb_fail(why, PB_ERR_IO,
-                "another relay is already using the data directory %s "
-                "(%s is locked)",
-                dir, path);
         close(fd);
-        return -1;
+        return pb_fail(why, PB_ERR_IO,
+                       "another relay is already using the data directory %s "
+                       "(%s is locked)",
+                       dir, path);
     }
-    return fd;
+    *fd_out = fd;
+    return PB_OK;
 }
 
 /* Each client is a socket: allow as many as the hard limit permits. */
@@ -109,7 +108,7 @@ relay_server *relay_new(const relay_config *config, relay_info *info,
     bool created = false;
     if (relay_keys_open(srv->cfg.data_dir, &srv->keys, &created, why))
         goto fail;
-    if ((srv->lock_fd = lock_data_dir(srv->cfg.data_dir, why)) < 0)
+    if (lock_data_dir(srv->cfg.data_dir, &srv->lock_fd, why))
         goto fail;
     snprintf(srv->history_path, sizeof srv->history_path, "%s/history.db",
              srv->cfg.data_dir);

@@ -7,6 +7,7 @@
 #include "internal.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -98,22 +99,42 @@ static void begin_close(relay_session *s, const char *reason)
     lws_set_timer_usecs(s->wsi, (lws_usec_t)RELAY_CLOSE_GRACE_MS * 1000);
 }
 
+/* Drops what a session has queued, queues one fatal error saying why and
+ * closes it. The queue is empty then, so the error always fits. */
+static void drop_and_close(relay_session *s, pb_err code, const char *msg)
+{
+    lwsl_user("client %llu (%s, %s): %s; disconnecting\n",
+              (unsigned long long)s->client_id, s->name, s->peer, msg);
+    relay_outq_clear(&s->q);
+    pb_frame f = {.type = PB_T_ERROR};
+    f.error.code = (uint32_t)code;
+    f.error.message = pb_cstr(msg);
+    f.error.fatal = true;
+    pb_errmsg why;
+    relay_msg *m = relay_msg_encode(&f, &why);
+    if (m && relay_outq_push(&s->q, m, SIZE_MAX) == PB_OK)
+        lws_callback_on_writable(s->wsi);
+    relay_msg_unref(m);
+    begin_close(s, pb_strerror(code));
+}
+
 void relay_session_send(relay_session *s, relay_msg *m)
 {
     if (!m || s->state == RELAY_SESS_FREE || s->state == RELAY_SESS_CLOSING)
         return;
-    if (!relay_outq_push(&s->q, m, s->srv->cfg.max_queue_bytes)) {
-        /* A slow consumer must not slow anyone else: drop what it has
-         * queued and close it with the reason. */
-        lwsl_user("client %llu (%s, %s): send queue over %u bytes; "
-                  "disconnecting a slow consumer\n",
-                  (unsigned long long)s->client_id, s->name, s->peer,
-                  s->srv->cfg.max_queue_bytes);
-        relay_outq_clear(&s->q);
-        begin_close(s, "slow consumer: send queue over its bound");
-        return;
+    pb_err e = relay_outq_push(&s->q, m, s->srv->cfg.max_queue_bytes);
+    if (e == PB_ERR_SLOW_CONSUMER) {
+        /* A slow consumer must not slow anyone else. */
+        char msg[160];
+        snprintf(msg, sizeof msg,
+                 "slow consumer: more than %u bytes queued for you",
+                 s->srv->cfg.max_queue_bytes);
+        drop_and_close(s, e, msg);
+    } else if (e) {
+        drop_and_close(s, e, "the relay is out of memory");
+    } else {
+        lws_callback_on_writable(s->wsi);
     }
-    lws_callback_on_writable(s->wsi);
 }
 
 void relay_session_send_frame(relay_session *s, const pb_frame *f)
@@ -230,9 +251,8 @@ static void on_eval(relay_session *s, const pb_eval *ev)
                                  s->srv->cfg.evals_per_second);
         return;
     }
-    relay_job *job = calloc(1, sizeof *job);
-    if (!job || !(job->source = malloc(ev->source.len + 1))) {
-        free(job);
+    relay_job *job = relay_job_new(ev->source.len);
+    if (!job) {
         relay_session_send_error(s, PB_ERR_NOMEM, ev->req, false,
                                  "the relay is out of memory");
         return;

@@ -5,6 +5,8 @@
  * parsed, so nothing an attacker wrote reaches the msgpack parser. */
 #include "relay.h"
 
+#include <errno.h>
+
 #include <msgpack.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -170,24 +172,23 @@ done:
     return e;
 }
 
-uint64_t relay_parse_duration_s(const char *s)
+pb_err relay_parse_duration(const char *text, uint64_t *seconds, pb_errmsg *why)
 {
+    static const struct {
+        const char *suffix;
+        uint64_t s;
+    } units[] = {{"", 1}, {"s", 1}, {"m", 60}, {"h", 3600}, {"d", 86400}};
     char *end;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (end == s || v == 0)
-        return 0;
-    uint64_t unit;
-    if (!strcmp(end, "") || !strcmp(end, "s"))
-        unit = 1;
-    else if (!strcmp(end, "m"))
-        unit = 60;
-    else if (!strcmp(end, "h"))
-        unit = 3600;
-    else if (!strcmp(end, "d"))
-        unit = 86400;
-    else
-        return 0;
-    if (v > UINT64_MAX / unit)
-        return 0;
-    return (uint64_t)v * unit;
+    errno = 0;
+    unsigned long long v =
+        text[0] >= '0' && text[0] <= '9' ? strtoull(text, &end, 10) : 0;
+    for (size_t i = 0; v && !errno && i < sizeof units / sizeof units[0]; i++)
+        if (!strcmp(end, units[i].suffix) && v <= UINT64_MAX / units[i].s) {
+            *seconds = (uint64_t)v * units[i].s;
+            return PB_OK;
+        }
+    return pb_fail(why, PB_ERR_FIELD_RANGE,
+                   "\"%s\" is not a duration: a positive number and s, m, h "
+                   "or d (90s, 30m, 12h, 7d)",
+                   text);
 }

@@ -46,12 +46,12 @@ static void report(const patch_log *l)
         fprintf(stderr, "  %s\n", l->first_error);
 }
 
-/* ---- slow consumers ----------------------------------------------------- */
+/* ---- slow consumers ------------------------------------------------------ */
 
 /* A viewer that stops reading and keeps asking for the history passes its
- * queue bound: it is dropped, while the room goes on: a new patch reaches
- * the runtime. */
-TEST(a_slow_consumer_is_dropped_while_others_are_served)
+ * queue bound: it is told (PB_ERR_SLOW_CONSUMER) and dropped, while the
+ * room goes on: a new patch reaches the runtime. */
+TEST(a_slow_consumer_is_told_and_dropped_while_others_are_served)
 {
     const char *const opts[] = {"--max-queue-bytes", "262144", NULL};
     relay r;
@@ -90,8 +90,10 @@ TEST(a_slow_consumer_is_dropped_while_others_are_served)
     CHECK_EQ_INT(seq, 11);
     CHECK(collect_until(rt, &l, seq, 10000));
     CHECK(ping_ok(ed));
-    /* the slow one reads again: what was queued is gone, then the close */
+    /* the slow one reads again: what was queued is gone, the reason is
+     * there, then the close */
     pbc_pause_reading(slow, false);
+    CHECK(expect_error(slow, PB_ERR_SLOW_CONSUMER, true));
     CHECK(expect_closed(slow));
     pbc_close(slow);
     CHECK(log_has(&r, "slow consumer"));
@@ -100,7 +102,7 @@ TEST(a_slow_consumer_is_dropped_while_others_are_served)
     CHECK_EQ_INT(serve_stop(&r), 0);
 }
 
-/* ---- late and returning clients ---------------------------------------- */
+/* ---- late and returning clients ------------------------------------------ */
 
 /* 200 patches over 10 vars, then a late joiner gets exactly the current
  * state (every statement, modules only for the latest of each var), then
@@ -201,8 +203,7 @@ TEST(a_returning_client_gets_only_what_it_missed)
     CHECK_EQ_INT(serve_stop(&r), 0);
 }
 
-/* ---- durability -----------------------------------------------------------
- */
+/* ---- durability ---------------------------------------------------------- */
 
 /* Counts a recorded patch whose hash differs from what the client saw. */
 static int same_as_seen(void *ctx, const relay_patch_row *p)
@@ -292,8 +293,7 @@ TEST(a_relay_restarted_after_kill9_continues_the_chain)
     relay_history_close(h);
 }
 
-/* ---- diagnostics ----------------------------------------------------------
- */
+/* ---- diagnostics --------------------------------------------------------- */
 
 /* The compiler's hostile cases through the relay: each is refused with a
  * diag (an error in it), and the room still evaluates. */
@@ -368,8 +368,7 @@ TEST(diagnostics_reach_only_their_author)
     CHECK_EQ_INT(serve_stop(&r), 0);
 }
 
-/* ---- shutdown -------------------------------------------------------------
- */
+/* ---- shutdown ------------------------------------------------------------ */
 
 typedef struct pong_or_diag {
     bool pong;
@@ -424,7 +423,7 @@ TEST(a_clean_shutdown_answers_the_eval_in_flight)
 }
 
 static const pb_test tests[] = {
-    T(a_slow_consumer_is_dropped_while_others_are_served),
+    T(a_slow_consumer_is_told_and_dropped_while_others_are_served),
     T(a_late_joiner_gets_the_current_state_then_the_next_patch_live),
     T(joining_while_evals_stream_misses_nothing_and_doubles_nothing),
     T(a_returning_client_gets_only_what_it_missed),
