@@ -8,7 +8,7 @@
  *                                            how well the runtimes kept time
  *                                            (lockstep.c); measurements, so
  *                                            written with synchronous=NORMAL
- * PRAGMA user_version is the schema version (1). */
+ * PRAGMA user_version is the schema version (SCHEMA_VERSION). */
 #include "relay.h"
 
 #include <sqlite3.h>
@@ -17,6 +17,14 @@
 #include <string.h>
 
 #define SCHEMA_VERSION 1
+
+/* Returns from the calling function with e if e is an error. */
+#define TRY(e)                                                                 \
+    do {                                                                       \
+        pb_err try_ = (e);                                                     \
+        if (try_)                                                              \
+            return try_;                                                       \
+    } while (0)
 
 enum {
     Q_HEAD,
@@ -81,14 +89,42 @@ static const char schema[] =
 
 struct relay_history {
     sqlite3 *db;
+    bool sync_normal; /* synchronous=NORMAL could not be set back to FULL */
+    bool stuck;       /* a write transaction whose ROLLBACK failed */
     sqlite3_stmt *q[Q_COUNT_];
     char path[4096];
 };
 
+/* SQLite's error as ours: out of memory is PB_ERR_NOMEM, the rest I/O. */
 static pb_err db_fail(relay_history *h, pb_errmsg *why, const char *what)
 {
-    return pb_fail(why, PB_ERR_IO, "%s: %s: %s", h->path, what,
-                sqlite3_errmsg(h->db));
+    pb_err e =
+        sqlite3_errcode(h->db) == SQLITE_NOMEM ? PB_ERR_NOMEM : PB_ERR_IO;
+    return pb_fail(why, e, "%s: %s: %s", h->path, what, sqlite3_errmsg(h->db));
+}
+
+/* Ends a failed write transaction. If even ROLLBACK fails (out of
+ * memory), the transaction stays open: its rows would be seen by this
+ * handle's reads and committed by its next write. So it is marked, and
+ * every entry point ends it first (end_stuck). */
+static void rollback(relay_history *h)
+{
+    if (!sqlite3_get_autocommit(h->db) &&
+        sqlite3_exec(h->db, "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK &&
+        !sqlite3_get_autocommit(h->db))
+        h->stuck = true;
+}
+
+static pb_err end_stuck(relay_history *h, pb_errmsg *why)
+{
+    if (!h->stuck)
+        return PB_OK;
+    if (!sqlite3_get_autocommit(h->db) &&
+        sqlite3_exec(h->db, "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK &&
+        !sqlite3_get_autocommit(h->db))
+        return db_fail(h, why, "cannot roll back an earlier failed write");
+    h->stuck = false;
+    return PB_OK;
 }
 
 static relay_history *open_db(const char *path, bool readonly,
@@ -130,8 +166,9 @@ static relay_history *open_db(const char *path, bool readonly,
         version = sqlite3_column_int(v, 0);
     sqlite3_finalize(v);
     if (version == 0 && !readonly) {
-        if (sqlite3_exec(h->db, "PRAGMA user_version = 1", NULL, NULL,
-                         NULL) != SQLITE_OK) {
+        char sql[64];
+        snprintf(sql, sizeof sql, "PRAGMA user_version = %d", SCHEMA_VERSION);
+        if (sqlite3_exec(h->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
             db_fail(h, why, "cannot record the schema version");
             goto fail;
         }
@@ -190,9 +227,10 @@ static sqlite3_stmt *q_begin(relay_history *h, int which, const char *room)
 pb_err relay_history_head(relay_history *h, const char *room, uint64_t *seq,
                           uint8_t hash[PB_HASH_BYTES], pb_errmsg *why)
 {
-    sqlite3_stmt *s = q_begin(h, Q_HEAD, room);
     *seq = 0;
     memset(hash, 0, PB_HASH_BYTES);
+    TRY(end_stuck(h, why));
+    sqlite3_stmt *s = q_begin(h, Q_HEAD, room);
     int rc = sqlite3_step(s);
     pb_err e = PB_OK;
     if (rc == SQLITE_ROW) {
@@ -227,6 +265,13 @@ pb_err relay_history_append(relay_history *h, const char *room,
                             const relay_patch_row *p, const relay_var_row *vars,
                             uint32_t n, pb_errmsg *why)
 {
+    TRY(end_stuck(h, why));
+    if (h->sync_normal) {
+        if (sqlite3_exec(h->db, "PRAGMA synchronous = FULL", NULL, NULL,
+                         NULL) != SQLITE_OK)
+            return db_fail(h, why, "cannot make appends durable again");
+        h->sync_normal = false;
+    }
     if (sqlite3_exec(h->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
         return db_fail(h, why, "cannot begin a transaction");
     uint64_t head = 0;
@@ -284,7 +329,7 @@ pb_err relay_history_append(relay_history *h, const char *room,
     }
     return PB_OK;
 rollback:
-    sqlite3_exec(h->db, "ROLLBACK", NULL, NULL, NULL);
+    rollback(h);
     return e;
 }
 
@@ -298,6 +343,7 @@ pb_err relay_history_vars(relay_history *h, const char *room,
                           void (*fn)(void *ctx, const relay_var_row *v),
                           void *ctx, pb_errmsg *why)
 {
+    TRY(end_stuck(h, why));
     sqlite3_stmt *s = q_begin(h, Q_VARS, room);
     int rc;
     pb_err e = PB_OK;
@@ -328,13 +374,16 @@ pb_err relay_history_patches(relay_history *h, const char *room,
                              uint64_t from, uint64_t to, bool state_only,
                              relay_patch_fn fn, void *ctx, pb_errmsg *why)
 {
+    TRY(end_stuck(h, why));
     sqlite3_stmt *s = q_begin(h, Q_PATCHES, room);
     sqlite3_bind_int64(s, 2, (sqlite3_int64)from);
     sqlite3_bind_int64(s, 3, to > INT64_MAX ? INT64_MAX : (sqlite3_int64)to);
     sqlite3_bind_int(s, 4, state_only);
     int rc;
     pb_err e = PB_OK;
-    /* A read transaction, so a state query sees one consistent snapshot. */
+    /* One statement is one read transaction in SQLite: a state query's rows
+     * and its EXISTS test see the same snapshot, even while the relay
+     * appends. */
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         relay_patch_row p;
         memset(&p, 0, sizeof p);
@@ -373,6 +422,7 @@ pb_err relay_history_rooms(relay_history *h,
                                       uint64_t head_seq),
                            void *ctx, pb_errmsg *why)
 {
+    TRY(end_stuck(h, why));
     sqlite3_stmt *s = q_begin(h, Q_ROOMS, NULL);
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW)
@@ -386,6 +436,7 @@ pb_err relay_history_get_settings(relay_history *h, const char *room,
                                   pb_room *out, pb_errmsg *why)
 {
     memset(out, 0, sizeof *out);
+    TRY(end_stuck(h, why));
     sqlite3_stmt *s = q_begin(h, Q_GET_SETTINGS, room);
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
@@ -403,6 +454,7 @@ pb_err relay_history_get_settings(relay_history *h, const char *room,
 pb_err relay_history_set_settings(relay_history *h, const char *room,
                                   const pb_room *r, pb_errmsg *why)
 {
+    TRY(end_stuck(h, why));
     sqlite3_stmt *s = q_begin(h, Q_SET_SETTINGS, room);
     sqlite3_bind_double(s, 2, r->tempo_bpm);
     sqlite3_bind_int64(s, 3, r->quantum);
@@ -458,8 +510,9 @@ pb_err relay_history_verify(relay_history *h, const char *room,
                             const uint8_t key[PB_PUBLICKEY_BYTES],
                             uint64_t *n_checked, pb_errmsg *why)
 {
-    verify_ctx c = {key, {{0}, 0, {0}}, 0, PB_OK, why};
     *n_checked = 0;
+    TRY(end_stuck(h, why));
+    verify_ctx c = {key, {{0}, 0, {0}}, 0, PB_OK, why};
     pb_err e = pb_chain_init(&c.chain, room);
     if (e)
         return pb_fail(why, e, "bad room name \"%s\"", room);
@@ -473,14 +526,12 @@ pb_err relay_history_verify(relay_history *h, const char *room,
 }
 
 /* The commits table may be missing from a history written by an older
- * relay and opened read-only: those statements are prepared on use. */
-static sqlite3_stmt *prepare_opt(relay_history *h, const char *sql,
-                                 bool *missing)
+ * relay and opened read-only, so its statements are prepared on use; NULL
+ * on failure (the handle keeps the error). */
+static sqlite3_stmt *prepare(relay_history *h, const char *sql)
 {
     sqlite3_stmt *s = NULL;
-    *missing = false;
     if (sqlite3_prepare_v2(h->db, sql, -1, &s, NULL) != SQLITE_OK) {
-        *missing = strstr(sqlite3_errmsg(h->db), "no such table") != NULL;
         sqlite3_finalize(s);
         return NULL;
     }
@@ -491,18 +542,20 @@ pb_err relay_history_put_commit_stats(relay_history *h, const char *room,
                                       const relay_commit_stats *st, uint32_t n,
                                       pb_errmsg *why)
 {
+    TRY(end_stuck(h, why));
     if (!n)
         return PB_OK;
-    bool missing;
-    sqlite3_stmt *s = prepare_opt(
+    sqlite3_stmt *s = prepare(
         h,
         "INSERT OR REPLACE INTO commits(room, seq, runtimes, apply_us, "
-        "spread_us, max_late_us, need_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        &missing);
+        "spread_us, max_late_us, need_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
     if (!s)
         return db_fail(h, why, "cannot record commit times");
     pb_err e = PB_OK;
-    sqlite3_exec(h->db, "PRAGMA synchronous = NORMAL; BEGIN", NULL, NULL, NULL);
+    /* measurements, not patches: no fsync per batch */
+    if (sqlite3_exec(h->db, "PRAGMA synchronous = NORMAL; BEGIN", NULL, NULL,
+                     NULL) != SQLITE_OK)
+        e = db_fail(h, why, "cannot begin recording commit times");
     for (uint32_t i = 0; i < n && !e; i++) {
         sqlite3_reset(s);
         sqlite3_bind_text(s, 1, room, -1, SQLITE_STATIC);
@@ -516,8 +569,13 @@ pb_err relay_history_put_commit_stats(relay_history *h, const char *room,
             e = db_fail(h, why, "cannot record commit times");
     }
     sqlite3_finalize(s);
-    sqlite3_exec(h->db, e ? "ROLLBACK" : "COMMIT", NULL, NULL, NULL);
-    sqlite3_exec(h->db, "PRAGMA synchronous = FULL", NULL, NULL, NULL);
+    if (!e && sqlite3_exec(h->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        e = db_fail(h, why, "cannot commit the commit times");
+    if (e)
+        rollback(h);
+    /* if FULL does not come back, the next append insists on it */
+    h->sync_normal = sqlite3_exec(h->db, "PRAGMA synchronous = FULL", NULL,
+                                  NULL, NULL) != SQLITE_OK;
     return e;
 }
 
@@ -527,14 +585,15 @@ pb_err relay_history_commit_stats(relay_history *h, const char *room,
                                              const relay_commit_stats *st),
                                   void *ctx, pb_errmsg *why)
 {
-    bool missing;
-    sqlite3_stmt *s = prepare_opt(
+    TRY(end_stuck(h, why));
+    sqlite3_stmt *s = prepare(
         h,
         "SELECT seq, runtimes, apply_us, spread_us, max_late_us, need_us "
-        "FROM commits WHERE room = ?1 AND seq BETWEEN ?2 AND ?3 ORDER BY seq",
-        &missing);
+        "FROM commits WHERE room = ?1 AND seq BETWEEN ?2 AND ?3 ORDER BY seq");
+    if (!s && strstr(sqlite3_errmsg(h->db), "no such table"))
+        return PB_OK; /* from before the figures were recorded */
     if (!s)
-        return missing ? PB_OK : db_fail(h, why, "cannot read commit times");
+        return db_fail(h, why, "cannot read commit times");
     sqlite3_bind_text(s, 1, room, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, (sqlite3_int64)from);
     sqlite3_bind_int64(s, 3, to > INT64_MAX ? INT64_MAX : (sqlite3_int64)to);
