@@ -20,7 +20,8 @@
  * the patch was broadcast committed it (their `committed` acks); catch-up
  * commits of runtimes that joined later are not lockstep and do not count.
  * Kept for the last RELAY_LS_SLOTS patches of each room and written to the
- * history once a patch has settled (relay_lockstep_flush). */
+ * history once a patch has settled (relay_lockstep_take_settled, which
+ * room.c's relay_rooms_record_stats calls four times a second). */
 #include "lockstep.h"
 
 #include <stdlib.h>
@@ -97,9 +98,9 @@ void relay_lockstep_patch(relay_lockstep *ls, uint64_t seq, uint64_t created_us,
                           uint64_t apply_us, uint64_t now_us)
 {
     relay_ls_slot *s = &ls->slot[seq % RELAY_LS_SLOTS];
-    /* an unflushed slot being reused: its patch is RELAY_LS_SLOTS old, so it
-     * has settled; the caller flushes before that happens, see
-     * relay_lockstep_flush */
+    /* a slot being reused holds a patch RELAY_LS_SLOTS older, settled
+     * long ago: relay_lockstep_take_settled hands out a slot's stats once
+     * its patch is RELAY_LS_SLOTS / 2 behind the head, before this */
     memset(s, 0, sizeof *s);
     s->seq = seq;
     s->created_us = created_us;

@@ -58,8 +58,9 @@ void relay_room_leave(relay_session *s)
 
 void relay_room_broadcast(relay_room *r, relay_msg *m, pb_role only)
 {
-    /* Collect first: sending may close a slow consumer (which unlinks it
-     * only in the CLOSED callback, but keep the walk simple and safe). */
+    /* Sending may close a slow consumer, but that only marks it closing:
+     * it leaves the member list in the CLOSED callback, so this walk stays
+     * valid. */
     for (relay_session *s = r->members; s; s = s->room_next) {
         if (s->state != RELAY_SESS_LIVE)
             continue;

@@ -47,7 +47,7 @@ static pbc *open_anonymous(fixture *f)
     return c;
 }
 
-/* ---- the handshake ---------------------------------------------------- */
+/* ---- the handshake ------------------------------------------------------- */
 
 TEST(no_hello_in_time_is_a_fatal_auth_timeout)
 {
@@ -171,7 +171,7 @@ TEST(a_spliced_token_does_not_raise_its_role)
     fixture_end(&f);
 }
 
-/* ---- roles ------------------------------------------------------------ */
+/* ---- roles --------------------------------------------------------------- */
 
 static const char ok_source[] =
     "#include <patchbay.h>\ndouble f(double v) { return v; }\n";
@@ -290,7 +290,7 @@ TEST(the_owner_sets_the_tempo_for_everyone)
     fixture_end(&f);
 }
 
-/* ---- limits ----------------------------------------------------------- */
+/* ---- limits -------------------------------------------------------------- */
 
 typedef struct outcome {
     uint32_t accepted, limited;
@@ -382,7 +382,7 @@ TEST(bytes_over_the_rate_close_the_connection)
     fixture_end(&f);
 }
 
-/* ---- frames over their limits ----------------------------------------- */
+/* ---- frames over their limits -------------------------------------------- */
 
 /* A source over its limit is refused by decode, not compiled; the client
  * keeps its connection. */
