@@ -57,6 +57,7 @@ static void usage(FILE *out)
         "  --max-connections N    open sockets in all (default 4096)\n"
         "  --max-per-ip N         open sockets from one address (an IPv6 /64),\n"
         "                         other than the relay's own (default 256)\n"
+        "  --max-catchups N       history streams at once (default 16; more wait)\n"
         "  --allow-origin ORIGIN  a web origin besides the relay's own pages whose\n"
         "                         pages may open sockets, e.g. https://jam.example.org\n"
         "                         behind a TLS proxy (repeatable)\n"
@@ -104,6 +105,7 @@ int cmd_serve(int argc, char **argv)
         {"--hello-timeout-ms", &c.hello_timeout_ms, 0, 600000},
         {"--max-connections", &c.max_connections, 0, 1000000},
         {"--max-per-ip", &c.max_connections_per_ip, 0, 1000000},
+        {"--max-catchups", &c.max_catchups, 0, 100000},
     };
     pb_errmsg why = {{0}};
     for (int i = 1; i < argc; i++) {

@@ -57,6 +57,7 @@ typedef enum relay_sess_state {
 } relay_sess_state;
 
 typedef struct relay_room relay_room;
+typedef struct relay_catchup relay_catchup;
 
 /* What a runtime said it runs on (its hello); d's strings point at the
  * arrays beside it. */
@@ -89,6 +90,29 @@ uint64_t relay_bucket_wait_us(const relay_bucket *b, double per_s, double burst,
 #define RELAY_BAD_FRAME_BURST  20
 #define RELAY_BAD_FRAMES_PER_S 2
 
+/* ---- one person's share of a room (quota.c) ------------------------------ */
+
+/* What one token name may ask of its room, kept while its sessions come
+ * and go (a reconnect does not refill it). */
+typedef struct relay_quota {
+    char name[PB_MAX_NAME_BYTES + 1];
+    uint32_t sessions;       /* its live sessions */
+    uint64_t idle_us;        /* when its last session left (monotonic) */
+    relay_bucket evals;      /* evals it may send */
+    relay_bucket history;    /* history_req it may send */
+    uint32_t jobs;           /* its evals waiting or compiling */
+    uint32_t catchups;       /* catch-ups streaming to its sessions */
+    uint32_t strikes;        /* its compiles that hit the time limit lately */
+    uint64_t heavy_until_us; /* its evals are suspected heavy until then */
+    struct relay_quota *next;
+} relay_quota;
+
+/* The quota of name in room r, made on first use; NULL if out of memory. */
+relay_quota *relay_quota_get(relay_room *r, const char *name);
+/* Frees the quotas nobody has used for a while. */
+void relay_quotas_sweep(relay_room *r, uint64_t now_us);
+void relay_quotas_free(relay_room *r);
+
 /* How long a closing session may take to flush its last frames. */
 #define RELAY_CLOSE_GRACE_MS 3000
 
@@ -110,6 +134,8 @@ typedef struct relay_session {
     size_t rx_len, rx_cap;
     bool rx_overflow;
     uint32_t prehello_bytes;          /* received before hello */
+    relay_quota *quota;               /* its token name's share of the room */
+    relay_catchup *catchup;           /* history streaming to it */
     relay_bucket evals, bytes, bad;   /* limits.c */
     relay_bucket frames[PB_T_COUNT_]; /* per frame type (limits.c) */
     char close_reason[120];
@@ -177,6 +203,7 @@ struct relay_room {
     pb_room settings;
     relay_lockstep ls;                /* apply times and commit spread */
     relay_logring logs;               /* recent device output */
+    relay_quota *quotas;              /* per token name (quota.c) */
     struct relay_room *next;
 };
 
@@ -197,6 +224,8 @@ void relay_room_publish(relay_room *r, relay_msg *patch, uint64_t seq,
 /* Records the commit stats of patches that have settled (all: every
  * changed one, at shutdown). Cheap when nothing changed. */
 void relay_rooms_record_stats(relay_server *srv, bool all);
+/* Forgets what no one has used for a while (quotas). */
+void relay_rooms_sweep(relay_server *srv);
 void relay_rooms_free(relay_server *srv);
 
 /* ---- the evaluator thread (evaluator.c) ---------------------------------- */
@@ -277,6 +306,10 @@ struct relay_server {
     struct relay_addr *admitting;      /* accepted, its wsi not yet made */
     struct relay_wsi_addr **wsi_addrs; /* which address each wsi is from */
     uint64_t n_refused, refused_logged_us;
+    /* catch-ups (catchup.c): how many stream, who waits to */
+    uint32_t n_catchups;
+    relay_catchup *catchup_wait, **catchup_wait_tail;
+    bool catchup_starting;
     volatile sig_atomic_t stopping; /* relay_stop was called */
 };
 
@@ -301,11 +334,29 @@ relay_server *relay_of(struct lws *wsi);
 
 /* ---- history to clients (catchup.c) -------------------------------------- */
 
+/* A catch-up streams a frame whenever the client's send queue is below
+ * this; history_req: per token name, 2 a second with a burst of 10; at
+ * most 2 catch-ups of one token name stream at once. */
+#define RELAY_CATCHUP_LOW_WATER (512u * 1024u)
+#define RELAY_HISTORY_PER_S     2.0
+#define RELAY_HISTORY_BURST     10.0
+#define RELAY_CATCHUPS_PER_NAME 2u
+
 /* After welcome: the room's state up to the broadcast head (or, with
- * since_seq, every patch after it) in history frames with req 0. */
+ * since_seq, every patch after it) in history frames with req 0, streamed;
+ * live patches are held back from s until its last frame. */
 void relay_send_catchup(relay_session *s, uint64_t since_seq);
-/* Answers a history_req. */
+/* Answers a history_req (rate-limited per token name, one at a time per
+ * session), streamed. */
 void relay_send_history(relay_session *s, const pb_history_req *q);
+/* Sends s the next frames of its catch-up while its queue is short. */
+void relay_catchup_pump(relay_session *s);
+/* Ends s's catch-up (when it closes), letting a waiting one start. */
+void relay_catchup_end(relay_session *s);
+/* Whether s is still being sent its join catch-up (live patches wait). */
+bool relay_session_catching_up(const relay_session *s);
+/* Frees every catch-up (the relay is going away). */
+void relay_catchups_free(relay_server *srv);
 
 /* ---- the room's devices as a test farm (devices.c) ---------------------- */
 

@@ -192,6 +192,7 @@ typedef struct relay_config {
      * WebSocket ("https://jam.example.org"), NULL-terminated; NULL: none.
      * docs/SECURITY.md § Strangers. */
     const char *const *allow_origins;
+    uint32_t max_catchups; /* history streams at once, 16 (others wait) */
     uint64_t lead_us;              /* apply time after acceptance, 50 ms */
     /* The compile server's command line (required), e.g. {"/usr/bin/
      * patchbay", "cc-server", "--backend", "warm", NULL}: a program that

@@ -139,7 +139,10 @@ void relay_room_publish(relay_room *r, relay_msg *patch, uint64_t seq,
 {
     r->head_seq = seq;
     memcpy(r->head_hash, hash, PB_HASH_BYTES);
-    relay_room_broadcast(r, patch, PB_ROLE_NONE);
+    /* a member still being sent its catch-up gets this patch in it */
+    for (relay_session *s = r->members; s; s = s->room_next)
+        if (s->state == RELAY_SESS_LIVE && !relay_session_catching_up(s))
+            relay_session_send(s, patch);
     relay_lockstep_patch(&r->ls, seq, created_us, apply_us, now_us);
 }
 
@@ -163,11 +166,19 @@ void relay_rooms_record_stats(relay_server *srv, bool all)
     }
 }
 
+void relay_rooms_sweep(relay_server *srv)
+{
+    uint64_t now = relay_mono_us();
+    for (relay_room *r = srv->rooms; r; r = r->next)
+        relay_quotas_sweep(r, now);
+}
+
 void relay_rooms_free(relay_server *srv)
 {
     for (relay_room *r = srv->rooms, *next; r; r = next) {
         next = r->next;
         relay_logring_free(&r->logs);
+        relay_quotas_free(r);
         free(r);
     }
     srv->rooms = NULL;

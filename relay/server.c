@@ -51,6 +51,8 @@ static void defaults(relay_config *c)
         c->max_connections_per_ip = 256;
     if (!c->connects_per_second_per_ip)
         c->connects_per_second_per_ip = 20;
+    if (!c->max_catchups)
+        c->max_catchups = 16;
     if (!c->lead_us)
         c->lead_us = 50000;
     if (!c->compile_timeout_ms)
@@ -177,8 +179,10 @@ pb_err relay_serve(relay_server *srv, pb_errmsg *why)
         }
         if (relay_mono_us() >= next_flush) {
             relay_rooms_record_stats(srv, false);
-            if (++ticks % 40 == 0) /* every 10 s */
+            if (++ticks % 40 == 0) { /* every 10 s */
                 relay_guard_sweep(srv);
+                relay_rooms_sweep(srv);
+            }
             next_flush = relay_mono_us() + 250000;
         }
     }
@@ -203,6 +207,7 @@ void relay_free(relay_server *srv)
     relay_evaluator_free(srv->eval);
     relay_history_close(srv->history);
     relay_keys_close(&srv->keys);
+    relay_catchups_free(srv);
     relay_sessions_free(srv);
     relay_rooms_free(srv);
     relay_guard_free(srv);

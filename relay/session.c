@@ -179,6 +179,7 @@ static int on_writeable(relay_session *s)
         if (n < (int)m->len)
             return -1;
         relay_outq_pop(&s->q);
+        relay_catchup_pump(s); /* the next frame of history, if it is due */
         if (relay_outq_peek(&s->q) || s->state == RELAY_SESS_CLOSING)
             lws_callback_on_writable(s->wsi);
         return 0;
@@ -192,8 +193,7 @@ static int on_writeable(relay_session *s)
     return 0;
 }
 
-/* ---- refusals
- * --------------------------------------------------------------------- */
+/* ---- refusals ------------------------------------------------------------ */
 
 void relay_session_refuse(relay_session *s, pb_err code, uint64_t req,
                           const char *fmt, ...)
@@ -407,6 +407,8 @@ static void on_hello(relay_session *s, const pb_hello *h)
     relay_device_set(s, &h->device);
     s->state = RELAY_SESS_LIVE;
     relay_room_join(room, s);
+    if ((s->quota = relay_quota_get(room, s->name)))
+        s->quota->sessions++;
     lwsl_user("client %llu joined room %s as %s %s (%s, %s)\n",
               (unsigned long long)s->client_id, room->name,
               pb_role_name(s->role), s->name, s->client[0] ? s->client : "-",
@@ -587,6 +589,11 @@ int relay_session_callback(struct lws *wsi, enum lws_callback_reasons reason,
     case LWS_CALLBACK_CLOSED:
         if (s) {
             relay_room *room = s->room;
+            relay_catchup_end(s);
+            if (s->quota) {
+                s->quota->sessions--;
+                s->quota->idle_us = relay_mono_us();
+            }
             if (room) {
                 lwsl_user("client %llu left room %s (%s)\n",
                           (unsigned long long)s->client_id, room->name,
