@@ -71,37 +71,17 @@ pb_err farm_png_load(const char *path, farm_image *img, pb_errmsg *why)
                        strerror(errno));
     /* a PNG of the largest allowed size compresses far below this */
     enum { MAX_FILE = 64 << 20 };
-    uint8_t *buf = NULL;
-    size_t len = 0, cap = 0;
-    pb_err e = PB_OK;
-    for (;;) {
-        if (len == cap) {
-            cap = cap ? cap * 2 : 1 << 16;
-            uint8_t *p = cap <= MAX_FILE ? realloc(buf, cap) : NULL;
-            if (!p) {
-                e = pb_fail(why, PB_ERR_TOO_BIG, "%s: larger than %d MiB", path,
-                            MAX_FILE >> 20);
-                break;
-            }
-            buf = p;
-        }
-        size_t n = fread(buf + len, 1, cap - len, f);
-        len += n;
-        if (n == 0) {
-            if (ferror(f))
-                e = pb_fail(why, PB_ERR_IO, "cannot read %s: %s", path,
-                            strerror(errno));
-            break;
-        }
-    }
+    pb_buf bytes;
+    pb_buf_init(&bytes);
+    pb_err e = pb_buf_read_file(&bytes, f, path, MAX_FILE, why);
     fclose(f);
     if (!e) {
         pb_errmsg inner = {{0}};
-        e = farm_png_decode(buf, len, img, &inner);
+        e = farm_png_decode(bytes.data, bytes.len, img, &inner);
         if (e)
             pb_fail(why, e, "%s: %s", path, inner.text);
     }
-    free(buf);
+    pb_buf_free(&bytes);
     return e;
 }
 

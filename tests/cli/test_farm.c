@@ -343,6 +343,39 @@ TEST(test_farm_png_refuses_damaged_and_huge_images)
     free(a);
 }
 
+/* --compare's reference image, read from a file: the whole file, and
+ * every way it can fail names the file. */
+TEST(test_farm_png_load_reads_a_file_and_names_it_when_it_cannot)
+{
+    size_t len;
+    uint8_t *a = make_png(8, 5, 3, &len);
+    REQUIRE(a);
+    char dir[] = "/tmp/pb-farm-png-XXXXXX", path[64];
+    REQUIRE(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/ref.png", dir);
+    FILE *f = fopen(path, "wb");
+    REQUIRE(f);
+    CHECK(fwrite(a, 1, len, f) == len);
+    CHECK(fclose(f) == 0);
+    farm_image img;
+    pb_errmsg why = {{0}};
+    CHECK(farm_png_load(path, &img, &why) == PB_OK);
+    CHECK(img.width == 8 && img.height == 5 && img.rgba != NULL);
+    farm_image_free(&img);
+    /* half of it */
+    REQUIRE(truncate(path, (off_t)(len / 2)) == 0);
+    CHECK(farm_png_load(path, &img, &why) == PB_ERR_MALFORMED);
+    CHECK(strstr(why.text, path) != NULL);
+    CHECK(img.rgba == NULL);
+    /* a directory opens, but cannot be read */
+    CHECK(farm_png_load(dir, &img, &why) == PB_ERR_IO);
+    CHECK(strstr(why.text, dir) != NULL);
+    CHECK(img.rgba == NULL);
+    unlink(path);
+    rmdir(dir);
+    free(a);
+}
+
 static const pb_test tests[] = {
     T(test_farm_one_failure_on_the_narrow_device_exits_1),
     T(test_farm_all_passing_exits_0_and_a_missing_test_is_not_run),
@@ -354,5 +387,6 @@ static const pb_test tests[] = {
     T(test_farm_junit_has_a_suite_per_device_and_escapes_text),
     T(test_farm_png_round_trip_and_diff),
     T(test_farm_png_refuses_damaged_and_huge_images),
+    T(test_farm_png_load_reads_a_file_and_names_it_when_it_cannot),
 };
 PB_TEST_MAIN(tests, NULL)
