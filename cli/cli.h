@@ -30,6 +30,13 @@ pb_err cli_parse_number(const char *opt, const char *text, double min,
 pb_err cli_parse_u32(const char *opt, const char *text, uint32_t min,
                      uint32_t max, uint32_t *out, pb_errmsg *why) PB_WUR;
 
+/* The one duration parser of the command line: a number (a fraction is
+ * fine) and a unit, ms, s, m, h or d (a bare number is seconds), from
+ * min_ms to max_ms; else PB_ERR_FIELD_RANGE naming opt, the range and
+ * text. */
+pb_err cli_parse_duration(const char *opt, const char *text, uint64_t min_ms,
+                          uint64_t max_ms, uint64_t *ms, pb_errmsg *why) PB_WUR;
+
 /* The relay's data directory: $PATCHBAY_DATA, else ./patchbay-data. */
 const char *cli_data_dir(void);
 /* Opens DATA/history.db read-only, saying on stderr (as patchbay CMD) why

@@ -54,35 +54,22 @@ static void on_signal(int sig)
         nrepl_stop(running);
 }
 
-/* A number option's value: 0..max, or -1 after saying what is wrong. */
-static long number(const char *opt, const char *v, long max)
-{
-    char *end;
-    long n = strtol(v, &end, 10);
-    if (*v && !*end && n >= 0 && n <= max)
-        return n;
-    fprintf(stderr,
-            "patchbay nrepl: %s wants a number from 0 to %ld, got "
-            "\"%s\"\n",
-            opt, max, v);
-    return -1;
-}
-
 int cmd_nrepl(int argc, char **argv)
 {
     nrepl_desc d = {0};
     const char *link = NULL, *url = NULL, *token = NULL;
+    pb_errmsg why = {{0}};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool has = i + 1 < argc;
-        long n;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 0;
         } else if (!strcmp(a, "--port") && has) {
-            if ((n = number(a, argv[++i], 65535)) < 0)
-                return 2;
-            d.port = (int)n;
+            uint32_t port;
+            if (cli_parse_u32(a, argv[++i], 0, 65535, &port, &why))
+                return cli_usage_error("nrepl", "%s", why.text);
+            d.port = (int)port;
         } else if (!strcmp(a, "--bind") && has) {
             d.bind = argv[++i];
         } else if (!strcmp(a, "--port-file") && has) {
@@ -92,9 +79,9 @@ int cmd_nrepl(int argc, char **argv)
         } else if (!strcmp(a, "--token") && has) {
             token = argv[++i];
         } else if (!strcmp(a, "--eval-timeout-ms") && has) {
-            if ((n = number(a, argv[++i], 3600000)) < 0)
-                return 2;
-            d.eval_timeout_ms = (uint32_t)n;
+            if (cli_parse_u32(a, argv[++i], 0, 3600000, &d.eval_timeout_ms,
+                              &why))
+                return cli_usage_error("nrepl", "%s", why.text);
         } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
             d.quiet = true;
         } else if (a[0] == '-' && a[1]) {
@@ -110,7 +97,6 @@ int cmd_nrepl(int argc, char **argv)
             return 2;
         }
     }
-    pb_errmsg why = {{0}};
     if (cli_target(link, url, token, &d.target, &why))
         return cli_usage_error("nrepl", "%s", why.text);
     nrepl_server *s = nrepl_new(&d, &why);

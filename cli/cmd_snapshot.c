@@ -49,9 +49,11 @@ static void usage(FILE *out)
 
 typedef struct snap_opts {
     farm_conn_opts conn;
-    const char *out, *at, *compare, *device;
+    const char *out, *compare, *device;
     double threshold;
     uint32_t timeout_ms;
+    uint64_t at_us;    /* the room time to draw, if given */
+    uint64_t after_ms; /* else this long from now */
 } snap_opts;
 
 /* One device asked for a picture. */
@@ -74,11 +76,29 @@ typedef struct snap_ctx {
     bool has_failed;
 } snap_ctx;
 
+/* --at-time: "+DUR" from now (after_ms), or seconds since the epoch on
+ * the room clock (at_us). */
+static pb_err parse_at(const char *s, snap_opts *o, pb_errmsg *why)
+{
+    if (s[0] == '+')
+        return cli_parse_duration("--at-time", s + 1, 0, FARM_MAX_WAIT_MS,
+                                  &o->after_ms, why);
+    char *end;
+    double sec = strtod(s, &end);
+    if (*end || !(sec > 1e9 && sec < 1e11))
+        return pb_fail(why, PB_ERR_FIELD_RANGE,
+                       "--at-time wants +DUR (say +2s) or seconds since the "
+                       "epoch on the room clock, got \"%s\"",
+                       s);
+    o->at_us = (uint64_t)(sec * 1e6);
+    return PB_OK;
+}
+
 static int parse(int argc, char **argv, snap_opts *o)
 {
     memset(o, 0, sizeof *o);
     o->timeout_ms = 10000;
-    o->at = "+300ms";
+    o->after_ms = 300;
     for (int i = 1; i < argc; i++) {
         int taken = farm_conn_option("snapshot", argc, argv, &i, &o->conn);
         if (taken < 0)
@@ -93,7 +113,9 @@ static int parse(int argc, char **argv, snap_opts *o)
         } else if ((!strcmp(a, "-o") || !strcmp(a, "--out")) && has) {
             o->out = argv[++i];
         } else if (!strcmp(a, "--at-time") && has) {
-            o->at = argv[++i];
+            pb_errmsg why;
+            if (parse_at(argv[++i], o, &why))
+                return cli_usage_error("snapshot", "%s", why.text);
         } else if (!strcmp(a, "--device") && has) {
             o->device = argv[++i];
         } else if (!strcmp(a, "--compare") && has) {
@@ -104,8 +126,12 @@ static int parse(int argc, char **argv, snap_opts *o)
                                  &why))
                 return cli_usage_error("snapshot", "%s", why.text);
         } else if (!strcmp(a, "--timeout") && has) {
-            if (farm_parse_duration("snapshot", a, argv[++i], &o->timeout_ms))
-                return 2;
+            uint64_t ms;
+            pb_errmsg why;
+            if (cli_parse_duration(a, argv[++i], 0, FARM_MAX_WAIT_MS, &ms,
+                                   &why))
+                return cli_usage_error("snapshot", "%s", why.text);
+            o->timeout_ms = (uint32_t)ms;
         } else {
             fprintf(stderr,
                     "patchbay snapshot: unknown option or missing value "
@@ -119,28 +145,6 @@ static int parse(int argc, char **argv, snap_opts *o)
         return 2;
     }
     return 0;
-}
-
-/* The room time to draw, in µs: "+DUR" from now, or seconds since the
- * epoch. 0 (message printed) if it is neither. */
-static uint64_t at_time(const farm_room *r, const char *s)
-{
-    if (s[0] == '+') {
-        uint32_t ms;
-        if (farm_parse_duration("snapshot", "--at-time", s + 1, &ms))
-            return 0;
-        return farm_room_now_us(r) + (uint64_t)ms * 1000u;
-    }
-    char *end;
-    double sec = strtod(s, &end);
-    if (*end || !(sec > 1e9 && sec < 1e11)) {
-        fprintf(stderr,
-                "patchbay snapshot: --at-time wants +DUR (say +2s) or seconds "
-                "since the epoch on the room clock, got \"%s\"\n",
-                s);
-        return 0;
-    }
-    return (uint64_t)(sec * 1e6);
 }
 
 /* A file name from a (unique) label: letters, digits, '.', '-' and '_'
@@ -229,9 +233,8 @@ static int on_frame(void *ctx, const pb_frame *f)
 static int run(farm_room *r, snap_ctx *k)
 {
     const snap_opts *o = k->o;
-    uint64_t at = at_time(r, o->at);
-    if (!at)
-        return 2;
+    uint64_t at =
+        o->at_us ? o->at_us : farm_room_now_us(r) + o->after_ms * 1000;
     k->shots = calloc(r->n_devs ? r->n_devs : 1, sizeof *k->shots);
     if (!k->shots)
         return 3;

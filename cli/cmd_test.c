@@ -78,12 +78,15 @@ static int parse(int argc, char **argv, test_opts *o)
             }
         } else if (!strcmp(a, "--junit") && has) {
             o->junit = argv[++i];
-        } else if (!strcmp(a, "--timeout") && has) {
-            if (farm_parse_duration("test", a, argv[++i], &o->timeout_ms))
-                return 2;
-        } else if (!strcmp(a, "--wait") && has) {
-            if (farm_parse_duration("test", a, argv[++i], &o->wait_ms))
-                return 2;
+        } else if ((!strcmp(a, "--timeout") || !strcmp(a, "--wait")) && has) {
+            uint32_t *slot =
+                !strcmp(a, "--timeout") ? &o->timeout_ms : &o->wait_ms;
+            uint64_t ms;
+            pb_errmsg why;
+            if (cli_parse_duration(a, argv[++i], 0, FARM_MAX_WAIT_MS, &ms,
+                                   &why))
+                return cli_usage_error("test", "%s", why.text);
+            *slot = (uint32_t)ms;
         } else if (!strcmp(a, "--expect-devices") && has) {
             pb_errmsg why;
             if (cli_parse_u32(a, argv[++i], 1, PB_MAX_PEERS, &o->expect,

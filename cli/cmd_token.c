@@ -27,8 +27,8 @@ static void usage(FILE *out)
         "  --role ROLE     owner, editor, runtime or viewer\n"
         "  --name N        the user's name, shown to the room and recorded as\n"
         "                  the author of their patches\n"
-        "  --ttl D         valid for D: 90s, 30m, 12h, 7d (default 12h; at "
-        "most\n"
+        "  --ttl D         valid for D: 90s, 30m, 12h, 7d (default 12h; 1s "
+        "to\n"
         "                  366d)\n"
         "  --url URL       the relay's address for the links (default\n"
         "                  http://127.0.0.1:7888)\n"
@@ -87,12 +87,12 @@ int cmd_token(int argc, char **argv)
                 role);
         return 2;
     }
-    uint64_t ttl_s = 0;
+    uint64_t ttl_ms = 0;
     pb_errmsg why = {{0}};
-    if (relay_parse_duration(ttl, &ttl_s, &why))
-        return cli_usage_error("token", "--ttl %s", why.text);
-    if (ttl_s > RELAY_TOKEN_MAX_TTL_S)
-        return cli_usage_error("token", "--ttl \"%s\" is over 366d", ttl);
+    if (cli_parse_duration("--ttl", ttl, 1000,
+                           (uint64_t)RELAY_TOKEN_MAX_TTL_S * 1000, &ttl_ms,
+                           &why))
+        return cli_usage_error("token", "%s", why.text);
     if (strlen(room) > PB_MAX_NAME_BYTES || strlen(name) > PB_MAX_NAME_BYTES) {
         fprintf(stderr,
                 "patchbay token: --room and --name are at most %u "
@@ -102,7 +102,7 @@ int cmd_token(int argc, char **argv)
     }
     snprintf(t.room, sizeof t.room, "%s", room);
     snprintf(t.name, sizeof t.name, "%s", name);
-    t.expires_s = (uint64_t)time(NULL) + ttl_s;
+    t.expires_s = (uint64_t)time(NULL) + ttl_ms / 1000;
 
     relay_keys k;
     bool created = false;

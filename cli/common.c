@@ -59,6 +59,64 @@ pb_err cli_parse_u32(const char *opt, const char *text, uint32_t min,
     return e;
 }
 
+/* "1d", "90s", "500ms": the largest unit that divides ms. */
+static void format_ms(uint64_t ms, char *out, size_t cap)
+{
+    static const struct {
+        const char *unit;
+        uint64_t ms;
+    } units[] = {{"d", 86400000}, {"h", 3600000}, {"m", 60000}, {"s", 1000}};
+    if (!ms) {
+        snprintf(out, cap, "0s");
+        return;
+    }
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (ms % units[i].ms == 0) {
+            snprintf(out, cap, "%llu%s", (unsigned long long)(ms / units[i].ms),
+                     units[i].unit);
+            return;
+        }
+    snprintf(out, cap, "%llums", (unsigned long long)ms);
+}
+
+pb_err cli_parse_duration(const char *opt, const char *text, uint64_t min_ms,
+                          uint64_t max_ms, uint64_t *ms, pb_errmsg *why)
+{
+    static const struct {
+        const char *unit;
+        double ms;
+    } units[] = {{"", 1000},   {"ms", 1},      {"s", 1000},
+                 {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
+    /* digits and a point only: strtod would also take " 5", "+5", "inf"
+     * and "0x10" */
+    size_t n = strspn(text, "0123456789.");
+    char number[32] = "";
+    double v = NAN;
+    if (n && n < sizeof number) {
+        memcpy(number, text, n);
+        char *end;
+        v = strtod(number, &end);
+        if (*end)
+            v = NAN;
+    }
+    double scale = NAN;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (!strcmp(text + n, units[i].unit))
+            scale = units[i].ms;
+    double total = v * scale;
+    if (!(total >= (double)min_ms && total <= (double)max_ms)) {
+        char lo[32], hi[32];
+        format_ms(min_ms, lo, sizeof lo);
+        format_ms(max_ms, hi, sizeof hi);
+        return pb_fail(why, PB_ERR_FIELD_RANGE,
+                       "%s wants a duration from %s to %s (such as 500ms, "
+                       "90s, 30m, 12h or 7d), got \"%s\"",
+                       opt, lo, hi, text);
+    }
+    *ms = (uint64_t)llround(total);
+    return PB_OK;
+}
+
 const char *cli_data_dir(void)
 {
     const char *d = getenv("PATCHBAY_DATA");

@@ -2,7 +2,6 @@
 #include "farm_room.h"
 #include "cli.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -38,26 +37,6 @@ int farm_conn_option(const char *cmd, int argc, char **argv, int *i,
     }
     *slot = argv[++*i];
     return 1;
-}
-
-int farm_parse_duration(const char *cmd, const char *opt, const char *s,
-                        uint32_t *ms)
-{
-    char *end;
-    double v = strtod(s, &end);
-    double scale = !strcmp(end, "ms")           ? 1
-                   : !strcmp(end, "s") || !*end ? 1000
-                   : !strcmp(end, "m")          ? 60000
-                                                : -1;
-    if (end == s || scale < 0 || !(v >= 0) || v * scale > 86400000.0) {
-        fprintf(stderr,
-                "patchbay %s: %s wants a duration such as 10s, 500ms or 2m "
-                "(at most a day), got \"%s\"\n",
-                cmd, opt, s);
-        return -1;
-    }
-    *ms = (uint32_t)llround(v * scale);
-    return 0;
 }
 
 const char *farm_dev_label(const farm_dev *d)

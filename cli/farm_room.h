@@ -65,10 +65,8 @@ typedef struct farm_room {
 int farm_conn_option(const char *cmd, int argc, char **argv, int *i,
                      farm_conn_opts *o);
 
-/* Parses a duration: "10s", "1.5s", "500ms", "2m", or a number of seconds.
- * Returns 0 and *ms, or -1 (message printed naming opt). */
-int farm_parse_duration(const char *cmd, const char *opt, const char *s,
-                        uint32_t *ms);
+/* The longest --timeout, --wait or --at-time +DUR of the farm commands. */
+#define FARM_MAX_WAIT_MS 86400000u
 
 /* Connects, says hello, and waits for the room's member list. Returns 0,
  * 2 (usage: no token, bad link) or 3 (the relay or the connection failed;

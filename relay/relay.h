@@ -56,11 +56,6 @@ pb_err relay_token_make(const relay_keys *k, const relay_token *t, char *out,
 pb_err relay_token_verify(const relay_keys *k, const char *tok, size_t len,
                           uint64_t now_s, relay_token *out,
                           pb_errmsg *why) PB_WUR;
-/* Parses a duration such as "90s", "30m", "12h", "7d" (a bare number is
- * seconds) into *seconds; PB_ERR_FIELD_RANGE naming the text if it is not
- * one, or is zero. */
-pb_err relay_parse_duration(const char *text, uint64_t *seconds,
-                            pb_errmsg *why) PB_WUR;
 
 /* ---- history (history.c) ------------------------------------------------- */
 

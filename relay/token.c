@@ -5,8 +5,6 @@
  * parsed, so nothing an attacker wrote reaches the msgpack parser. */
 #include "relay.h"
 
-#include <errno.h>
-
 #include <msgpack.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -170,25 +168,4 @@ done:
         memcpy(out->room, keep, sizeof keep); /* for the log line */
     }
     return e;
-}
-
-pb_err relay_parse_duration(const char *text, uint64_t *seconds, pb_errmsg *why)
-{
-    static const struct {
-        const char *suffix;
-        uint64_t s;
-    } units[] = {{"", 1}, {"s", 1}, {"m", 60}, {"h", 3600}, {"d", 86400}};
-    char *end;
-    errno = 0;
-    unsigned long long v =
-        text[0] >= '0' && text[0] <= '9' ? strtoull(text, &end, 10) : 0;
-    for (size_t i = 0; v && !errno && i < sizeof units / sizeof units[0]; i++)
-        if (!strcmp(end, units[i].suffix) && v <= UINT64_MAX / units[i].s) {
-            *seconds = (uint64_t)v * units[i].s;
-            return PB_OK;
-        }
-    return pb_fail(why, PB_ERR_FIELD_RANGE,
-                   "\"%s\" is not a duration: a positive number and s, m, h "
-                   "or d (90s, 30m, 12h, 7d)",
-                   text);
 }

@@ -89,6 +89,59 @@ TEST(numbers_out_of_range_name_the_option)
     CHECK(says(&r, 2, "--timeout-ms wants a whole number from 1 to"));
 }
 
+/* Every number option of every command goes through the one parser, so a
+ * mistake reads the same everywhere (nrepl had its own). */
+TEST(nrepl_numbers_are_checked_like_the_others)
+{
+    ran r = run((const char *const[]){"nrepl", "--port", "70000", NULL});
+    CHECK(says(&r, 2, "--port wants a whole number from 0 to 65535"));
+    r = run((const char *const[]){"nrepl", "--eval-timeout-ms", "1e3x", NULL});
+    CHECK(says(&r, 2, "--eval-timeout-ms wants a whole number"));
+}
+
+/* One duration parser: the farm's options and token's --ttl take the same
+ * units (ms, s, m, h, d, fractions; a bare number is seconds) and say the
+ * same thing about a mistake, naming the option, the text and the range. */
+TEST(durations_are_one_syntax_for_every_option)
+{
+    static const char *const bad[] = {"5x",     "h",    "-5s", "",
+                                      "1.2.3s", "0x10", "inf", " 5s"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "got \"%s\"", bad[i]);
+        ran r = run((const char *const[]){"test", "--wait", bad[i], NULL});
+        CHECK(says(&r, 2, "--wait wants a duration"));
+        CHECK(says(&r, 2, want));
+        r = run((const char *const[]){"token", "--room", "r", "--role",
+                                      "editor", "--name", "n", "--ttl", bad[i],
+                                      NULL});
+        CHECK(says(&r, 2, "--ttl wants a duration"));
+        CHECK(says(&r, 2, want));
+    }
+    /* the ranges: a day for the farm's waits, 1 s to 366 d for a token */
+    static const char *const no_token[] = {"0h", "99999999999999999999d",
+                                           "999999999999999999d"};
+    for (size_t i = 0; i < sizeof no_token / sizeof no_token[0]; i++) {
+        ran r = run((const char *const[]){"token", "--room", "r", "--role",
+                                          "editor", "--name", "n", "--ttl",
+                                          no_token[i], NULL});
+        CHECK(says(&r, 2, "--ttl wants a duration from 1s to 366d"));
+    }
+    ran r = run(
+        (const char *const[]){"snapshot", "-o", "x", "--timeout", "25h", NULL});
+    CHECK(says(&r, 2, "--timeout wants a duration from 0s to 1d"));
+    r = run((const char *const[]){"token", "--room", "r", "--role", "editor",
+                                  "--name", "n", "--ttl", "367d", NULL});
+    CHECK(says(&r, 2, "--ttl wants a duration from 1s to 366d"));
+    r = run((const char *const[]){"token", "--room", "r", "--role", "editor",
+                                  "--name", "n", "--ttl", "0.5s", NULL});
+    CHECK(says(&r, 2, "--ttl wants a duration from 1s to 366d"));
+    CHECK(says(&r, 2, "got \"0.5s\""));
+    r = run(
+        (const char *const[]){"snapshot", "-o", "x", "--at-time", "+2w", NULL});
+    CHECK(says(&r, 2, "--at-time wants a duration"));
+}
+
 TEST(an_unknown_backend_is_named)
 {
     static const char *const cmds[] = {"serve", "compile", "cc-server"};
@@ -112,6 +165,8 @@ TEST(an_unknown_option_is_named)
 static const pb_test tests[] = {
     T(compile_refuses_a_file_it_cannot_read),
     T(numbers_out_of_range_name_the_option),
+    T(nrepl_numbers_are_checked_like_the_others),
+    T(durations_are_one_syntax_for_every_option),
     T(an_unknown_backend_is_named),
     T(an_unknown_option_is_named),
 };

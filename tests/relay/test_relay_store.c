@@ -242,33 +242,6 @@ TEST(token_unknown_role)
     CHECK(verify(tok, 0, &t) == PB_ERR_AUTH_UNKNOWN_ROLE);
 }
 
-/* The duration, or 0 if it is refused (with the text named). */
-static uint64_t duration(const char *text)
-{
-    uint64_t s = 0;
-    pb_errmsg why = {{0}};
-    if (relay_parse_duration(text, &s, &why) == PB_OK)
-        return s;
-    CHECK(strstr(why.text, text) != NULL);
-    return 0;
-}
-
-TEST(durations)
-{
-    CHECK_EQ_INT(duration("90s"), 90);
-    CHECK_EQ_INT(duration("30m"), 1800);
-    CHECK_EQ_INT(duration("12h"), 43200);
-    CHECK_EQ_INT(duration("7d"), 604800);
-    CHECK_EQ_INT(duration("5"), 5);
-    CHECK_EQ_INT(duration("0h"), 0);
-    CHECK_EQ_INT(duration("h"), 0);
-    CHECK_EQ_INT(duration("3w"), 0);
-    CHECK_EQ_INT(duration("-5s"), 0);
-    CHECK_EQ_INT(duration(""), 0);
-    CHECK_EQ_INT(duration("99999999999999999999d"), 0);
-    CHECK_EQ_INT(duration("999999999999999999d"), 0); /* past 2^64 s */
-}
-
 /* ---- history -------------------------------------------------------------------- */
 
 static relay_keys hk;
@@ -530,7 +503,6 @@ static const pb_test tests[] = {
     T(token_round_trip),
     T(token_rejections_told_apart),
     T(token_unknown_role),
-    T(durations),
     T(history_chain_vars_and_state),
     T(history_refuses_gap_and_replay),
     T(history_survives_reopen_and_settings),
