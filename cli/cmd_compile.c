@@ -1,7 +1,7 @@
-/* cmd_compile.c — `patchbay compile`: compile one patch with the compiler
- * library, print diagnostics in the file:line:col form editors parse, and
- * write the side module. A room file (--room, roomfile.c) stands in for a
- * relay's var table so that patches can be compiled against earlier ones
+/* cmd_compile.c — `patchbay compile`: compile one patch in a compile server
+ * of its own (cc_client), print diagnostics in the file:line:col form editors
+ * parse, and write the side module. A room file (--room, roomfile.c) stands in
+ * for a relay's var table so that patches can be compiled against earlier ones
  * offline. */
 #include "cc.h"
 #include "cli.h"
@@ -20,11 +20,13 @@ static void usage(FILE *out)
         "side module\nfollowing the patch ABI (docs/PATCH_ABI.md). Diagnostics "
         "go to stderr "
         "as FILE:LINE:COL: severity: message.\n"
+        "The job runs in a compile server (patchbay cc-server) with the "
+        "limits `patchbay\nserve` gives it: 2 s, and the server's memory.\n"
         "\n"
         "options:\n"
         "  -o OUT              write the module to OUT (default: FILE with "
         ".wasm)\n"
-        "  --backend B         warm (clang and lld in this process) or "
+        "  --backend B         warm (clang and lld in the server) or "
         "process\n"
         "                      (clang-14 and wasm-ld-14 run per job); "
         "default: warm,\n"
@@ -57,7 +59,7 @@ int cmd_compile(int argc, char **argv)
     const char *in = NULL, *out = NULL, *room_path = NULL;
     bool update_room = false, quiet = false, expr = false;
     pb_lang lang = PB_LANG_NONE;
-    cc_desc desc = {0};
+    cc_backend backend = CC_BACKEND_AUTO;
     pb_errmsg why = {{0}};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -67,7 +69,7 @@ int cmd_compile(int argc, char **argv)
         } else if (!strcmp(a, "-o") && i + 1 < argc) {
             out = argv[++i];
         } else if (!strcmp(a, "--backend") && i + 1 < argc) {
-            if (cc_backend_parse(argv[++i], &desc.backend, &why))
+            if (cc_backend_parse(argv[++i], &backend, &why))
                 return cli_usage_error("compile", "--backend: %s", why.text);
         } else if (!strcmp(a, "--lang") && i + 1 < argc) {
             lang = pb_lang_parse(pb_cstr(argv[++i]));
@@ -122,14 +124,24 @@ int cmd_compile(int argc, char **argv)
         return 2;
     }
     int status = 3;
-    cc_compiler *cc = cc_new(&desc, &why);
+    cc_client *cc = NULL;
     cc_result res = {0};
-    if (!cc) {
+    /* The job runs in a compile server (this program's cc-server), under
+     * the same supervision as the relay's: its time limit, the watchdog
+     * for what the limit cannot interrupt inside clang, its address
+     * space, and the same messages. */
+    char self[4096];
+    if (!cli_self_exe(self, sizeof self)) {
+        fprintf(stderr, "patchbay compile: cannot find this program "
+                        "(/proc/self/exe) to start the compile server\n");
+        goto done;
+    }
+    const char *server[] = {self, "cc-server", NULL};
+    cc_client_desc cd = {server, backend, 0};
+    if (!(cc = cc_client_new(&cd, &why))) {
         fprintf(stderr, "patchbay compile: %s\n", why.text);
         goto done;
     }
-    if (cc_backend_fallback(cc))
-        fprintf(stderr, "patchbay compile: %s\n", cc_backend_fallback(cc));
     cc_job job = {cli_lang_of(shown, lang),
                   shown,
                   (const char *)src.data,
@@ -137,7 +149,7 @@ int cmd_compile(int argc, char **argv)
                   rm.vars,
                   rm.n,
                   expr};
-    pb_err e = cc_compile(cc, &job, &res, &why);
+    pb_err e = cc_client_compile(cc, &job, &res, &why);
     for (uint32_t i = 0; i < res.n_diags; i++)
         fprintf(stderr, "%s:%u:%u: %s: %s\n", shown, res.diags[i].line,
                 res.diags[i].col, pb_severity_name(res.diags[i].severity),
@@ -178,14 +190,15 @@ int cmd_compile(int argc, char **argv)
                 res.is_expr  ? "an expression, run once when it commits"
                 : res.n_defs ? ""
                              : "defines no vars",
-                res.module_len, res.total_us / 1000.0, cc_backend_name(cc),
+                res.module_len, res.total_us / 1000.0,
+                res.backend ? res.backend : "unknown",
                 res.cached ? ", cached" : "", res.compile_us / 1000.0,
                 res.link_us / 1000.0);
     }
     status = 0;
 done:
     cc_result_free(&res);
-    cc_free(cc);
+    cc_client_free(cc);
     cli_room_free(&rm);
     pb_buf_free(&src);
     return status;

@@ -102,6 +102,8 @@ typedef struct cc_result {
     bool is_expr; /* an expression's module: it defines pb_expr, which the
                      runtime runs once, and no var (defs is empty) */
     bool cached;  /* served from the cache */
+    const char *backend; /* "warm" or "process": who compiled it (a static
+                            string, not freed) */
     uint64_t compile_us, link_us, total_us;
 } cc_result;
 

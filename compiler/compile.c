@@ -437,6 +437,7 @@ done:
         out->module_len = 0;
     }
     out->total_us = cc_now_us() - t0;
+    out->backend = cc_backend_name(cc);
     pb_buf_free(&prelude.buf);
     pb_buf_free(&wrapped.buf);
     cc_scan_free(&scan);

@@ -271,14 +271,14 @@ static void pack_syms(msgpack_packer *pk, const cc_sym *s, uint32_t n)
 }
 
 /* [id, status, error, ok, module, defs, uses, diags, cached, c_us, l_us, t_us,
- *  is_expr] */
+ *  is_expr, backend] */
 pb_err cc_ipc_pack_result(uint64_t id, pb_err status, const char *error,
                           const cc_result *r, pb_buf *out, pb_errmsg *why)
 {
     msgpack_packer pk;
     pb_writer w;
     pack_start(&pk, &w, out);
-    msgpack_pack_array(&pk, 13);
+    msgpack_pack_array(&pk, 14);
     msgpack_pack_uint64(&pk, id);
     msgpack_pack_uint32(&pk, (uint32_t)status);
     pack_str(&pk, error);
@@ -300,6 +300,7 @@ pb_err cc_ipc_pack_result(uint64_t id, pb_err status, const char *error,
     msgpack_pack_uint64(&pk, r->link_us);
     msgpack_pack_uint64(&pk, r->total_us);
     r->is_expr ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
+    pack_str(&pk, r->backend);
     return pack_end(&w, "result", why);
 }
 
@@ -348,7 +349,7 @@ int cc_ipc_unpack_result(const uint8_t *p, size_t len, uint64_t *id,
     if (cc_ipc_unpack_raw(p, len, &o, &z))
         return -1;
     int rc = -1;
-    if (!is_array(&o, 13))
+    if (!is_array(&o, 14))
         goto done;
     const msgpack_object *a = o.via.array.ptr;
     *id = obj_u64(&a[0]);
@@ -387,6 +388,12 @@ int cc_ipc_unpack_result(const uint8_t *p, size_t len, uint64_t *id,
     r->link_us = obj_u64(&a[10]);
     r->total_us = obj_u64(&a[11]);
     r->is_expr = a[12].type == MSGPACK_OBJECT_BOOLEAN && a[12].via.boolean;
+    /* a static name, as from cc_compile */
+    static const char *const backends[] = {"warm", "process"};
+    for (size_t i = 0; i < 2 && a[13].type == MSGPACK_OBJECT_STR; i++)
+        if (a[13].via.str.size == strlen(backends[i]) &&
+            !memcmp(a[13].via.str.ptr, backends[i], a[13].via.str.size))
+            r->backend = backends[i];
     rc = 0;
 done:
     msgpack_zone_free(z);

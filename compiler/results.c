@@ -57,6 +57,7 @@ int cc_result_copy(const cc_result *a, cc_result *b)
     memset(b, 0, sizeof *b);
     b->ok = a->ok;
     b->is_expr = a->is_expr;
+    b->backend = a->backend;
     b->compile_us = a->compile_us;
     b->link_us = a->link_us;
     if (a->module_len) {

@@ -4,6 +4,7 @@
  * Its supervisor is cc_client (client.c). */
 #include "internal.h"
 
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -47,8 +48,8 @@ static void *watchdog(void *arg)
 }
 
 /* A warm backend's first job pays for clang's first use and its second
- * for the PCH of <patchbay.h> (backend_warm.c): pay both now, while the
- * room waits for nobody, not in the first evals. */
+ * for the PCH of <patchbay.h> (backend_warm.c): pay both while nobody
+ * waits, not in the first evals. */
 static void warm_up(cc_compiler *cc)
 {
     for (int i = 0; i < 2; i++) {
@@ -91,12 +92,20 @@ int cc_server_run(int in_fd, int out_fd, const cc_desc *desc)
     pthread_t th;
     if (pthread_create(&th, NULL, watchdog, NULL) == 0)
         pthread_detach(th);
-    if (!strcmp(cc_backend_name(cc), "warm"))
-        warm_up(cc);
+    /* (the process backend has nothing to warm up) */
+    bool is_warmed_up = strcmp(cc_backend_name(cc), "warm") != 0;
     pb_buf out;
     pb_buf_init(&out);
     int rc = 0;
     for (;;) {
+        /* Warm up while the pipe is quiet: a job that is already waiting
+         * (a one-shot `patchbay compile`, an eval that came while the
+         * server started) goes first. */
+        struct pollfd in = {in_fd, POLLIN, 0};
+        if (!is_warmed_up && poll(&in, 1, 0) == 0) {
+            warm_up(cc);
+            is_warmed_up = true;
+        }
         uint8_t *msg = NULL;
         size_t len = 0;
         if (cc_ipc_recv(in_fd, &msg, &len, 0) != CC_IPC_OK)

@@ -42,6 +42,7 @@ TEST(test_a_result_survives_packing)
     cc_result r = {0};
     r.ok = true;
     r.is_expr = true;
+    r.backend = "process";
     r.module = (uint8_t *)seed;
     r.module_len = sizeof seed;
     r.diags = &diag;
@@ -59,6 +60,7 @@ TEST(test_a_result_survives_packing)
     CHECK_EQ_INT(id, 9);
     CHECK(status == PB_OK);
     CHECK(back.ok && back.is_expr);
+    CHECK(back.backend && !strcmp(back.backend, "process"));
     CHECK(back.module_len == sizeof seed &&
           !memcmp(back.module, seed, sizeof seed));
     REQUIRE(back.n_diags == 1);

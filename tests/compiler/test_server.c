@@ -8,6 +8,7 @@
 #include "cc.h"
 
 #include <pthread.h>
+#include <sys/wait.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,11 +156,91 @@ TEST(test_a_runaway_job_is_a_timeout_diagnostic)
     cc_client_free(c);
 }
 
+/* 8 copies nested 8 levels deep: 16.7 million tokens that the
+ * preprocessor makes in a few macro expansions and the parser then skips
+ * after its first error, with no expansion in between at which the
+ * deadline could end the job. `patchbay compile` ran it in its own process
+ * for 20 s and 1.4 GB (fnplus: 40 s and 2.9 GB, still running) before it
+ * ran its job in a compile server too. */
+static const char nested_bomb[] = "#define A(x) x x x x x x x x\n"
+                                  "int f(void) { return A(A(A(A(A(A(A(A(1))))"
+                                  "))));\n}\n";
+
+/* Runs `patchbay compile` on src; its exit status (-1: did not end within
+ * the backstop, then killed) and its stderr in err. */
+static int compile_one_shot(const char *src, char *err, size_t cap)
+{
+    char dir[] = "/tmp/pb-one-shot.XXXXXX";
+    if (!mkdtemp(dir))
+        return -1;
+    char in[64], out[64], errf[64];
+    snprintf(in, sizeof in, "%s/bomb.c", dir);
+    snprintf(out, sizeof out, "%s/bomb.wasm", dir);
+    snprintf(errf, sizeof errf, "%s/stderr", dir);
+    FILE *f = fopen(in, "w");
+    if (!f)
+        return -1;
+    fputs(src, f);
+    fclose(f);
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (!freopen(errf, "w", stderr))
+            _exit(127);
+        execl(binary, binary, "compile", "--backend",
+              backend == CC_BACKEND_WARM ? "warm" : "process", in, "-o", out,
+              (char *)NULL);
+        _exit(127);
+    }
+    /* A backstop, so that a regression cannot take the machine's memory:
+     * what is checked is how it ends. */
+    int status = -1;
+    for (int i = 0; i < 1200 && waitpid(pid, &status, WNOHANG) == 0; i++) {
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    if (waitpid(pid, &status, WNOHANG) == 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        status = -1;
+    } else {
+        status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    }
+    err[0] = '\0';
+    if ((f = fopen(errf, "r"))) {
+        size_t n = fread(err, 1, cap - 1, f);
+        err[n] = '\0';
+        fclose(f);
+    }
+    unlink(in);
+    unlink(out);
+    unlink(errf);
+    rmdir(dir);
+    return status;
+}
+
+TEST(test_a_one_shot_compile_ends_a_bomb_as_the_server_does)
+{
+    cc_client *c = client(0);
+    REQUIRE(c != NULL);
+    cc_result r;
+    CHECK(run(c, nested_bomb, &r) == PB_OK);
+    REQUIRE(!r.ok && r.n_diags == 1);
+    char err[4096];
+    int status = compile_one_shot(nested_bomb, err, sizeof err);
+    CHECK_EQ_INT(status, 1); /* the source has errors */
+    char want[1024];
+    snprintf(want, sizeof want, ":1:1: error: %s\n", r.diags[0].message);
+    CHECK(strstr(err, want) != NULL || !fprintf(stderr, "%s", err));
+    cc_result_free(&r);
+    cc_client_free(c);
+}
+
 static const pb_test tests[] = {
     T(test_a_job_goes_through_the_server),
     T(test_a_server_killed_mid_job_costs_only_that_job),
     T(test_a_server_that_died_idle_is_replaced_quietly),
     T(test_a_runaway_job_is_a_timeout_diagnostic),
+    T(test_a_one_shot_compile_ends_a_bomb_as_the_server_does),
 };
 
 PB_TEST_RUNNER
