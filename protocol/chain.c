@@ -16,6 +16,17 @@ pb_err pb_chain_init(pb_chain *c, const char *room)
     return PB_OK;
 }
 
+pb_err pb_chain_init_epoch(pb_chain *c, const char *room, uint64_t epoch,
+                           const uint8_t key[PB_PUBLICKEY_BYTES])
+{
+    pb_err e = pb_chain_init(c, room);
+    if (e)
+        return e;
+    c->epoch = epoch;
+    pb_epoch_genesis(c->room, epoch, key, c->hash);
+    return PB_OK;
+}
+
 pb_err pb_chain_check(const pb_chain *head, const pb_statement *next,
                       pb_errmsg *why)
 {

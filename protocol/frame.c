@@ -97,6 +97,10 @@ static const pb_field patch_f[] = {
     FIELD(pb_patch, source, PB_K_STR, OPT, PB_MAX_SOURCE_BYTES),
 };
 static const pb_obj patch_o = OBJ("history item", pb_patch, patch_f);
+static const pb_field head_f[] = {
+    FIELD(pb_head_frame, stmt, PB_K_BIN, REQ, PB_MAX_HEAD_BYTES),
+    FIELD(pb_head_frame, sig, PB_K_SIG, REQ, 0),
+};
 static const pb_field ack_f[] = {
     FIELD(pb_ack, seq, PB_K_U64, REQ, 0),
     ENUMF(pb_ack, state, REQ, pb_ack_state_names, PB_N_ACK_STATES),
@@ -113,6 +117,7 @@ static const pb_field ack_f[] = {
     FIELD(pb_ack, code, PB_K_U32, OPT, 0),
     FIELD(pb_ack, value, PB_K_STR, OPT, PB_MAX_MESSAGE_BYTES),
     FIELD(pb_ack, out, PB_K_STR, OPT, PB_MAX_LOG_BYTES),
+    FIELD(pb_ack, stale_since_us, PB_K_U64, OPT, 0),
 };
 static const pb_field ping_f[] = {
     FIELD(pb_ping, t0_us, PB_K_U64, REQ, 0),
@@ -241,6 +246,7 @@ static const pb_obj frames[PB_T_COUNT_] = {
     [PB_T_SNAPSHOT] = OBJ("snapshot frame", pb_snapshot, snapshot_f),
     [PB_T_LOG_REQ] = OBJ("log_req frame", pb_log_req, log_req_f),
     [PB_T_LOG_END] = OBJ("log_end frame", pb_log_end, log_end_f),
+    [PB_T_HEAD] = OBJ("head frame", pb_head_frame, head_f),
 };
 
 static const char *const type_names[PB_T_COUNT_] = {
@@ -249,7 +255,7 @@ static const char *const type_names[PB_T_COUNT_] = {
     "ping",    "pong",         "history_req", "history",
     "log",     "test_req",     "test_result", "peers",
     "room",    "snapshot_req", "snapshot",    "log_req",
-    "log_end",
+    "log_end", "head",
 };
 
 const pb_obj *pb_frame_obj(pb_type t)

@@ -60,6 +60,7 @@ extern "C" {
 #define PB_MAX_TESTS           256u  /* results in one test_result */
 #define PB_MAX_PEERS           256u  /* entries in one peers frame */
 #define PB_MAX_NESTING         8u    /* msgpack container depth */
+#define PB_MAX_HEAD_BYTES      512u  /* encoded head statement */
 #define PB_MAX_PNG_BYTES       (1536u * 1024u) /* snapshot.png */
 #define PB_MAX_CANVAS_SIDE     8192u           /* canvas and screen sides, px */
 
@@ -75,6 +76,16 @@ extern "C" {
 #define PB_MAX_LEAD_US        (10u * 1000000u)
 #define PB_MAX_QUANTUM_US     (60u * 1000000u)
 #define PB_MAX_APPLY_AHEAD_US (PB_MAX_LEAD_US + PB_MAX_QUANTUM_US)
+
+/* The signed head (docs/PROTOCOL.md § The signed head): the relay signs
+ * one for each room at least every PB_HEAD_EVERY_US; a runtime whose
+ * freshest one is older than PB_HEAD_STALE_US on its room clock is stale
+ * (it may be starved), and one that has received no frame at all for
+ * PB_SILENT_US reconnects. */
+#define PB_HEAD_VERSION  1u
+#define PB_HEAD_EVERY_US (5u * 1000000u)
+#define PB_HEAD_STALE_US (10u * 1000000u)
+#define PB_SILENT_US     (15u * 1000000u)
 
 #define PB_HASH_BYTES      32u /* BLAKE2b-256 */
 #define PB_SIG_BYTES       64u /* ed25519 detached signature */
@@ -320,6 +331,7 @@ typedef enum pb_type {
     PB_T_SNAPSHOT,
     PB_T_LOG_REQ,
     PB_T_LOG_END,
+    PB_T_HEAD,
     PB_T_COUNT_ /* number of types + 1; not a type */
 } pb_type;
 
@@ -423,6 +435,9 @@ typedef struct pb_ack {    /* runtime -> relay -> editors */
     pb_str value;          /* committed expression: its value as printed,
                               e.g. 59, true, nil, "hi" (cut with "…") */
     pb_str out;            /* expression: what it printed while it ran (cut) */
+    uint64_t stale_since_us; /* the runtime's freshest signed head is older
+                                than PB_HEAD_STALE_US: the room time it was
+                                signed at (0: fresh) */
 } pb_ack;
 
 typedef struct pb_ping { /* client -> relay */
@@ -544,6 +559,11 @@ typedef struct pb_log_end { /* relay -> the client that asked */
     uint64_t dropped;       /* older ones the relay no longer holds */
 } pb_log_end;
 
+typedef struct pb_head_frame { /* relay -> everyone: the signed head */
+    pb_bytes stmt;             /* required: the head statement's bytes */
+    pb_bytes sig;              /* required: its ed25519 signature */
+} pb_head_frame;
+
 typedef struct pb_frame {
     pb_type type;
     union {
@@ -567,6 +587,7 @@ typedef struct pb_frame {
         pb_snapshot snapshot;
         pb_log_req log_req;
         pb_log_end log_end;
+        pb_head_frame head;
     };
     void *priv_; /* decode's memory; do not touch */
 } pb_frame;
@@ -656,8 +677,9 @@ pb_err pb_patch_verify(const pb_patch *p,
 /* The head of a room's chain as a verifier holds it. */
 typedef struct pb_chain {
     char room[PB_MAX_NAME_BYTES + 1];
+    uint64_t epoch;              /* see pb_epoch_genesis */
     uint64_t seq;                /* 0 before the first patch */
-    uint8_t hash[PB_HASH_BYTES]; /* hash of statement seq; zero at 0 */
+    uint8_t hash[PB_HASH_BYTES]; /* hash of statement seq; genesis at 0 */
 } pb_chain;
 
 /* Genesis head for a room; PB_ERR_FIELD_RANGE if the name is too long or
@@ -670,6 +692,44 @@ pb_err pb_chain_check(const pb_chain *head, const pb_statement *next,
                       pb_errmsg *why) PB_WUR;
 /* Moves head to next; call only after pb_chain_check() returned PB_OK. */
 void pb_chain_advance(pb_chain *head, const pb_statement *next);
+
+/* The hash a room's chain starts from in an epoch: the prev_hash of its
+ * seq 1 (32 zero bytes for epoch 0, a room from before epochs; else
+ * BLAKE2b-256 of msgpack ["pb-epoch", room, epoch, key]). */
+void pb_epoch_genesis(const char *room, uint64_t epoch,
+                      const uint8_t key[PB_PUBLICKEY_BYTES],
+                      uint8_t out[PB_HASH_BYTES]);
+/* Genesis head of a room in an epoch (pb_chain_init is epoch 0). */
+pb_err pb_chain_init_epoch(pb_chain *c, const char *room, uint64_t epoch,
+                           const uint8_t key[PB_PUBLICKEY_BYTES]) PB_WUR;
+
+/* ---- The signed head (§ The signed head) -----------------------------------
+ * Where a room is, signed by its relay: [ "pb-head", 1, room, epoch, seq,
+ * hash, time_us, key ]. */
+typedef struct pb_head {
+    pb_str room;
+    uint64_t epoch;              /* µs since the Unix epoch at which the
+                                    relay created the room's history */
+    uint64_t seq;                /* the room's head (0: no patch yet) */
+    uint8_t hash[PB_HASH_BYTES]; /* of statement seq (genesis at 0) */
+    uint64_t time_us;            /* relay clock when it signed */
+    uint8_t key[PB_PUBLICKEY_BYTES];
+    void *priv_;
+} pb_head;
+
+/* Canonical encoding; PB_ERR_FIELD_RANGE for a bad room name. */
+pb_err pb_head_encode(const pb_head *h, pb_buf *out, pb_errmsg *why) PB_WUR;
+/* Decodes and checks canonical form. On failure *out is zeroed; on success
+ * free with pb_head_free(). */
+pb_err pb_head_decode(const uint8_t *buf, size_t len, pb_head *out,
+                      pb_errmsg *why) PB_WUR;
+void pb_head_free(pb_head *h);
+/* The signature over the raw bytes with the pinned key first
+ * (PB_ERR_BAD_SIGNATURE), then decode, then the named key
+ * (PB_ERR_WRONG_KEY). Room and freshness are the caller's. */
+pb_err pb_head_verify(const pb_head_frame *f,
+                      const uint8_t pinned_key[PB_PUBLICKEY_BYTES],
+                      pb_head *out, pb_errmsg *why) PB_WUR;
 
 /* ---- Side modules (docs/PATCH_ABI.md) --------------------------------------
  * What a patch's module may import: protocol/abi/api.list (compiled in),

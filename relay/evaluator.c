@@ -112,8 +112,14 @@ static pb_err accept_patch(relay_evaluator *ev, const relay_job *job,
     uint8_t head_hash[PB_HASH_BYTES] = {0};
     pb_err e = relay_history_head(ev->history, job->room, &head_seq, head_hash,
                                   why);
+    uint64_t epoch = 0;
+    if (!e && !head_seq) /* seq 1 follows its epoch's genesis */
+        e = relay_history_epoch(ev->history, job->room, relay_now_us(), &epoch,
+                                why);
     if (e)
         return e;
+    if (!head_seq)
+        pb_epoch_genesis(job->room, epoch, srv->keys.pk, head_hash);
     pb_symbol *syms = calloc(r->n_defs ? r->n_defs : 1, sizeof *syms);
     relay_var_row *rows = calloc(r->n_defs ? r->n_defs : 1, sizeof *rows);
     pb_buf stmt;

@@ -4,6 +4,9 @@
  *   patches(room, seq, hash, stmt, sig, module, source, author, created_us)
  *   vars(room, name, sig, decl, deps, seq)   the current definition of each
  *   rooms(room, tempo_bpm, quantum, lead_us) room settings
+ *   epochs(room, epoch_us)                   when this history began the
+ *                                            room (docs/PROTOCOL.md § The
+ *                                            signed head)
  *   commits(room, seq, runtimes, apply_us, spread_us, max_late_us, need_us)
  *                                            how well the runtimes kept time
  *                                            (lockstep.c); measurements, so
@@ -35,6 +38,8 @@ enum {
     Q_ROOMS,
     Q_GET_SETTINGS,
     Q_SET_SETTINGS,
+    Q_GET_EPOCH,
+    Q_SET_EPOCH,
     Q_COUNT_
 };
 
@@ -65,6 +70,9 @@ static const char *const queries[Q_COUNT_] = {
     [Q_SET_SETTINGS] = "INSERT INTO rooms(room, tempo_bpm, quantum, lead_us) "
                        "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(room) DO UPDATE "
                        "SET tempo_bpm = ?2, quantum = ?3, lead_us = ?4",
+    [Q_GET_EPOCH] = "SELECT epoch_us FROM epochs WHERE room = ?1",
+    [Q_SET_EPOCH] = "INSERT INTO epochs(room, epoch_us) VALUES (?1, ?2) "
+                    "ON CONFLICT(room) DO NOTHING",
 };
 
 static const char schema[] =
@@ -85,7 +93,9 @@ static const char schema[] =
     " room TEXT NOT NULL, seq INTEGER NOT NULL, runtimes INTEGER NOT NULL,"
     " apply_us INTEGER NOT NULL, spread_us INTEGER NOT NULL,"
     " max_late_us INTEGER NOT NULL, need_us INTEGER NOT NULL,"
-    " PRIMARY KEY (room, seq));";
+    " PRIMARY KEY (room, seq));"
+    "CREATE TABLE IF NOT EXISTS epochs ("
+    " room TEXT PRIMARY KEY, epoch_us INTEGER NOT NULL);";
 
 struct relay_history {
     sqlite3 *db;
@@ -181,12 +191,15 @@ static relay_history *open_db(const char *path, bool readonly,
              path, version, SCHEMA_VERSION);
         goto fail;
     }
-    for (int i = 0; i < Q_COUNT_; i++)
+    for (int i = 0; i < Q_COUNT_; i++) {
+        bool is_epoch = i == Q_GET_EPOCH || i == Q_SET_EPOCH;
         if (sqlite3_prepare_v3(h->db, queries[i], -1, SQLITE_PREPARE_PERSISTENT,
-                               &h->q[i], NULL) != SQLITE_OK) {
+                               &h->q[i], NULL) != SQLITE_OK &&
+            !(readonly && is_epoch)) { /* read-only, from before epochs */
             db_fail(h, why, "cannot prepare a query");
             goto fail;
         }
+    }
     return h;
 fail:
     relay_history_close(h);
@@ -245,6 +258,41 @@ pb_err relay_history_head(relay_history *h, const char *room, uint64_t *seq,
     }
     sqlite3_reset(s);
     return e;
+}
+
+pb_err relay_history_epoch(relay_history *h, const char *room, uint64_t now_us,
+                           uint64_t *epoch, pb_errmsg *why)
+{
+    *epoch = 0;
+    TRY(end_stuck(h, why));
+    if (!h->q[Q_GET_EPOCH])
+        return PB_OK; /* read-only, from before epochs: every room is 0 */
+    sqlite3_stmt *s = q_begin(h, Q_GET_EPOCH, room);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        *epoch = (uint64_t)sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+    if (rc == SQLITE_ROW || sqlite3_db_readonly(h->db, "main") == 1)
+        return PB_OK;
+    if (rc != SQLITE_DONE)
+        return db_fail(h, why, "cannot read the room's epoch");
+    /* First seen here: a room with patches from before epochs is epoch 0
+     * (its chain starts at zero); a new one begins now. Recorded before
+     * anyone is told it. */
+    uint64_t head = 0;
+    uint8_t hash[PB_HASH_BYTES];
+    pb_err e = relay_history_head(h, room, &head, hash, why);
+    if (e)
+        return e;
+    uint64_t begins = head ? 0 : now_us;
+    s = q_begin(h, Q_SET_EPOCH, room);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)begins);
+    rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE)
+        return db_fail(h, why, "cannot record the room's epoch");
+    *epoch = begins;
+    return PB_OK;
 }
 
 static char *join_deps(const relay_var_row *v)
@@ -512,9 +560,12 @@ pb_err relay_history_verify(relay_history *h, const char *room,
 {
     *n_checked = 0;
     TRY(end_stuck(h, why));
-    verify_ctx c = {key, {{0}, 0, {0}}, 0, PB_OK, why};
-    pb_err e = pb_chain_init(&c.chain, room);
+    verify_ctx c = {key, {{0}, 0, 0, {0}}, 0, PB_OK, why};
+    uint64_t epoch = 0;
+    pb_err e = relay_history_epoch(h, room, 0, &epoch, why);
     if (e)
+        return e;
+    if ((e = pb_chain_init_epoch(&c.chain, room, epoch, key)))
         return pb_fail(why, e, "bad room name \"%s\"", room);
     if (sqlite3_exec(h->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
         return db_fail(h, why, "cannot begin a read");

@@ -196,8 +196,9 @@ typedef struct relay_logring {
 
 struct relay_room {
     char name[PB_MAX_NAME_BYTES + 1];
+    uint64_t epoch;                   /* relay_history_epoch */
     uint64_t head_seq;                /* highest seq broadcast */
-    uint8_t head_hash[PB_HASH_BYTES];
+    uint8_t head_hash[PB_HASH_BYTES]; /* its hash; the genesis at seq 0 */
     relay_session *members;
     uint32_t n_members;
     pb_room settings;
@@ -208,6 +209,12 @@ struct relay_room {
 };
 
 relay_room *relay_room_get(relay_server *srv, const char *name);
+/* Signs where r is (epoch, head, the relay's time) and sends it to one
+ * session, or to every member if to is NULL (docs/PROTOCOL.md § The signed
+ * head). */
+void relay_room_send_head(relay_server *srv, relay_room *r, relay_session *to);
+/* The heartbeat: a signed head to every room with members. */
+void relay_rooms_send_heads(relay_server *srv);
 void relay_room_join(relay_room *r, relay_session *s);
 void relay_room_leave(relay_session *s);
 void relay_room_broadcast(relay_room *r, relay_msg *m, pb_role only);
@@ -297,6 +304,7 @@ struct relay_server {
     uint64_t next_client_id;
     relay_room *rooms;
     relay_evaluator *eval;
+    lws_sorted_usec_list_t heads_sul; /* the signed-head heartbeat */
     char history_path[4200];
     int port;
     int lock_fd; /* DIR/relay.lock, held while the relay lives */

@@ -101,6 +101,13 @@ pb_err relay_history_head(relay_history *h, const char *room, uint64_t *seq,
 /* Appends patch p (which must be head + 1) and makes it the definition of
  * each of its n vars, in one transaction. PB_ERR_CHAIN_REPLAY / _GAP if
  * p->seq is not head + 1. */
+/* The room's epoch: µs since the Unix epoch at which this history began
+ * it (docs/PROTOCOL.md § The signed head). A room met for the first time
+ * gets now_us (0 if it already has patches from before epochs), recorded
+ * before it is returned; a read-only history records nothing and says 0
+ * for a room it has no epoch for. */
+pb_err relay_history_epoch(relay_history *h, const char *room, uint64_t now_us,
+                           uint64_t *epoch, pb_errmsg *why);
 pb_err relay_history_append(relay_history *h, const char *room,
                             const relay_patch_row *p, const relay_var_row *vars,
                             uint32_t n, pb_errmsg *why) PB_WUR;

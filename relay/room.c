@@ -18,11 +18,16 @@ relay_room *relay_room_get(relay_server *srv, const char *name)
         return NULL;
     }
     strcpy(r->name, name);
-    /* A room that existed before a restart resumes from the history. */
+    /* A room that existed before a restart resumes from the history; a
+     * new one begins its epoch now. */
     pb_errmsg why;
     if (relay_history_head(srv->history, name, &r->head_seq, r->head_hash,
-                           &why))
+                           &why) ||
+        relay_history_epoch(srv->history, name, relay_now_us(), &r->epoch,
+                            &why))
         lwsl_err("room %s: cannot read its head: %s\n", name, why.text);
+    if (!r->head_seq)
+        pb_epoch_genesis(name, r->epoch, srv->keys.pk, r->head_hash);
     if (relay_history_get_settings(srv->history, name, &r->settings, &why))
         lwsl_err("room %s: cannot read its settings: %s\n", name, why.text);
     else if (relay_room_settings_check(&r->settings, &why)) {
@@ -70,6 +75,53 @@ void relay_room_broadcast(relay_room *r, relay_msg *m, pb_role only)
             continue;
         relay_session_send(s, m);
     }
+}
+
+/* A signed head of r, encoded once (docs/PROTOCOL.md § The signed head);
+ * NULL (logged) if it could not be made. */
+static relay_msg *head_msg(relay_server *srv, const relay_room *r)
+{
+    pb_head h = {.room = pb_cstr(r->name),
+                 .epoch = r->epoch,
+                 .seq = r->head_seq,
+                 .time_us = relay_now_us()};
+    memcpy(h.hash, r->head_hash, PB_HASH_BYTES);
+    memcpy(h.key, srv->keys.pk, PB_PUBLICKEY_BYTES);
+    pb_buf stmt;
+    pb_buf_init(&stmt);
+    uint8_t sig[PB_SIG_BYTES];
+    pb_errmsg why = {{0}};
+    relay_msg *m = NULL;
+    if (!pb_head_encode(&h, &stmt, &why)) {
+        pb_sign(stmt.data, stmt.len, srv->keys.sk, sig);
+        pb_frame f = {.type = PB_T_HEAD};
+        f.head.stmt = (pb_bytes){stmt.data, (uint32_t)stmt.len};
+        f.head.sig = (pb_bytes){sig, PB_SIG_BYTES};
+        m = relay_msg_encode(&f, &why);
+    }
+    if (!m)
+        lwsl_err("room %s: cannot sign its head: %s\n", r->name, why.text);
+    pb_buf_free(&stmt);
+    return m;
+}
+
+void relay_room_send_head(relay_server *srv, relay_room *r, relay_session *to)
+{
+    relay_msg *m = head_msg(srv, r);
+    if (!m)
+        return;
+    if (to)
+        relay_session_send(to, m);
+    else
+        relay_room_broadcast(r, m, PB_ROLE_NONE);
+    relay_msg_unref(m);
+}
+
+void relay_rooms_send_heads(relay_server *srv)
+{
+    for (relay_room *r = srv->rooms; r; r = r->next)
+        if (r->n_members)
+            relay_room_send_head(srv, r, NULL);
 }
 
 static void fill_peer(pb_peer *p, const relay_session *s)

@@ -168,10 +168,22 @@ void relay_stop(relay_server *srv)
     lws_cancel_service(srv->ctx);
 }
 
+/* The heartbeat (docs/PROTOCOL.md § The signed head): a signed head to
+ * every room with members every PB_HEAD_EVERY_US, on an lws timer, so that
+ * a quiet room and a starved runtime can be told apart. */
+static void send_heads(lws_sorted_usec_list_t *sul)
+{
+    relay_server *srv = lws_container_of(sul, relay_server, heads_sul);
+    relay_rooms_send_heads(srv);
+    lws_sul_schedule(srv->ctx, 0, &srv->heads_sul, send_heads,
+                     PB_HEAD_EVERY_US);
+}
+
 pb_err relay_serve(relay_server *srv, pb_errmsg *why)
 {
     pb_err e = PB_OK;
     uint64_t next_flush = 0, ticks = 0;
+    send_heads(&srv->heads_sul);
     while (!srv->stopping) {
         if (lws_service(srv->ctx, 0) < 0) {
             e = pb_fail(why, PB_ERR_INTERNAL, "the event loop failed");
@@ -186,6 +198,7 @@ pb_err relay_serve(relay_server *srv, pb_errmsg *why)
             next_flush = relay_mono_us() + 250000;
         }
     }
+    lws_sul_cancel(&srv->heads_sul);
 
     /* Clean shutdown: answer the evals in flight, flush, close. */
     lwsl_user("shutting down: finishing evals in flight\n");

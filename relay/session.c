@@ -425,6 +425,9 @@ static void on_hello(relay_session *s, const pb_hello *h)
     w.welcome.now_us = relay_now_us();
     s->ls.joined_us = w.welcome.now_us;
     relay_session_send_frame(s, &w);
+    /* Where the room is, signed, before anything that depends on it (the
+     * catch-up): what a runtime may act on, unlike welcome. */
+    relay_room_send_head(s->srv, room, s);
     pb_frame r = {.type = PB_T_ROOM};
     r.room = room->settings;
     relay_session_send_frame(s, &r);

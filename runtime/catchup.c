@@ -127,6 +127,8 @@ static bool finish(rt_json *j)
                     "an item of the catch-up was refused (%s): nothing of it "
                     "is applied",
                     pb_strerror(C.failed));
+    } else if ((e = rt_floor_check_end(&why))) {
+        seq = rt_state.chain.seq;
     } else if (stripped) {
         seq = stripped->seq;
         e = pb_fail(&why, PB_ERR_MISSING_FIELD,
@@ -140,6 +142,7 @@ static bool finish(rt_json *j)
             q->is_held = false;
         if (rt_state.chain.seq > C.before.seq)
             rt_state.catchup_ack_seq = rt_state.chain.seq;
+        rt_state.is_caught_up = true;
         end();
         return true;
     }
@@ -188,8 +191,11 @@ void rt_catchup_receive(const pb_history *h, uint64_t now_us, rt_json *j)
     rt_json_close(j, ']');
     if (is_state && !h->more && !finish(j))
         needs_resync = true;
-    else if (!is_state && !h->more && n_ok)
-        rt_state.catchup_ack_seq = rt_state.chain.seq;
+    else if (!is_state && !h->more) {
+        if (n_ok)
+            rt_state.catchup_ack_seq = rt_state.chain.seq;
+        rt_state.is_caught_up = true;
+    }
     rt_session_tick((double)now_us);
     rt_json_num(j, "verified", n_ok);
     rt_json_num(j, "failed", n_failed);

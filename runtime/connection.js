@@ -13,7 +13,7 @@
 // fatal `error`.
 import {
   PB_ERR_AUTH_MALFORMED, PB_ERR_AUTH_BAD_MAC, PB_ERR_AUTH_EXPIRED, PB_ERR_AUTH_WRONG_ROOM,
-  PB_ERR_AUTH_UNKNOWN_ROLE, PB_MAX_FRAME_BYTES,
+  PB_ERR_AUTH_UNKNOWN_ROLE, PB_MAX_FRAME_BYTES, PB_SILENT_US,
 } from './pb_protocol.js';
 
 // Error codes after which reconnecting cannot help: the token itself.
@@ -44,6 +44,9 @@ export class Connection {
   //                  attempt; detail says why and when), reconnecting,
   //                  failed (the token was refused: no more attempts), closed
   //   backoffMs      first reconnect delay (500), doubling to maxBackoffMs (10000)
+  //   silentMs       a socket that brought nothing for this long is given
+  //                  up and replaced (PB_SILENT_US: the relay signs a head
+  //                  every PB_HEAD_EVERY_US, so a live one never is)
   //   setTimeout, clearTimeout   default: the globals
   constructor(opts) {
     this.o = opts;
@@ -54,6 +57,9 @@ export class Connection {
     this.firstBackoffMs = opts.backoffMs || 500;
     this.backoff = this.firstBackoffMs;
     this.timer = null;
+    this.watch = null;
+    this.heardAt = 0;
+    this.silentMs = opts.silentMs || PB_SILENT_US / 1000;
     this.why = '';
     this.setTimeout = opts.setTimeout || globalThis.setTimeout.bind(globalThis);
     this.clearTimeout = opts.clearTimeout || globalThis.clearTimeout.bind(globalThis);
@@ -81,10 +87,15 @@ export class Connection {
     ws.binaryType = 'arraybuffer';
     this.ws = ws;
     ws.onopen = () => {
-      if (this.ws === ws) this.o.onOpen();
+      if (this.ws !== ws) return;
+      this.heardAt = Date.now();
+      this.watchSilence(ws);
+      this.o.onOpen();
     };
     ws.onmessage = (ev) => {
-      if (this.ws === ws) this.o.onMessage(new Uint8Array(ev.data));
+      if (this.ws !== ws) return;
+      this.heardAt = Date.now();
+      this.o.onMessage(new Uint8Array(ev.data));
     };
     ws.onerror = (ev) => {
       // onclose follows; it says why, except for ws's own payload limit
@@ -93,20 +104,44 @@ export class Connection {
     };
     ws.onclose = (ev) => {
       if (this.ws !== ws) return;
-      this.ws = null;
-      if (this.isClosed) {
-        if (this.state !== 'failed') this.setState('closed');
-        return;
-      }
-      const wait = Math.round(this.backoff * (0.75 + Math.random() * 0.5));
-      this.backoff = Math.min(this.backoff * 2, this.o.maxBackoffMs || 10000);
-      const why = this.why || ev.reason ||
-                  (ev.code === CLOSE_TOO_BIG ? TOO_BIG_WHY : `connection closed (${ev.code})`);
-      this.why = '';
-      this.setState('waiting', `${why}; retrying in ${(wait / 1000).toFixed(1)} s`);
-      this.timer = this.setTimeout(() => this.open(), wait);
+      this.lost(ev.reason || (ev.code === CLOSE_TOO_BIG ? TOO_BIG_WHY : `connection closed (${ev.code})`));
     };
     return this;
+  }
+
+  // The socket is gone: try again after the backoff delay.
+  lost(reason) {
+    this.ws = null;
+    if (this.watch) this.clearTimeout(this.watch);
+    this.watch = null;
+    if (this.isClosed) {
+      if (this.state !== 'failed') this.setState('closed');
+      return;
+    }
+    const wait = Math.round(this.backoff * (0.75 + Math.random() * 0.5));
+    this.backoff = Math.min(this.backoff * 2, this.o.maxBackoffMs || 10000);
+    const why = this.why || reason;
+    this.why = '';
+    this.setState('waiting', `${why}; retrying in ${(wait / 1000).toFixed(1)} s`);
+    this.timer = this.setTimeout(() => this.open(), wait);
+  }
+
+  // A relay that stops sending (and, likely, reading: a freeze) would keep
+  // a socket open for minutes: give it up when it has been silent for
+  // silentMs, without waiting for a closing handshake it will not answer.
+  watchSilence(ws) {
+    this.watch = this.setTimeout(() => {
+      this.watch = null;
+      if (this.ws !== ws) return;
+      const quiet = Date.now() - this.heardAt;
+      if (quiet < this.silentMs) {
+        this.watchSilence(ws);
+        return;
+      }
+      this.why = `the relay has sent nothing for ${(quiet / 1000).toFixed(0)} s`;
+      try { ws.terminate ? ws.terminate() : ws.close(CLOSE_RECONNECT, this.why); } catch { /* gone */ }
+      this.lost(this.why);
+    }, Math.min(1000, this.silentMs));
   }
 
   // The caller read `welcome`: the room is joined, the next drop starts
@@ -151,7 +186,8 @@ export class Connection {
   close(reason = 'closed') {
     this.isClosed = true;
     if (this.timer) this.clearTimeout(this.timer);
-    this.timer = null;
+    if (this.watch) this.clearTimeout(this.watch);
+    this.timer = this.watch = null;
     const ws = this.ws;
     this.ws = null;
     if (ws) try { ws.close(CLOSE_NORMAL, reason); } catch { /* already closing */ }

@@ -16,6 +16,7 @@
 import { RoomClock } from './clock.js';
 import { Connection } from './connection.js';
 import { answerSnapshot, describeDevice } from './farm.js';
+import { Freshness } from './freshness.js';
 import { parseLink } from './link.js';
 import {
   PB_ERR_INTERNAL, PB_ERR_PREPARE, PB_ERR_WRONG_KEY,
@@ -119,6 +120,9 @@ export class RuntimeHost {
   //                  (features: detected when absent; runtime/farm.js)
   //   canvas         {width, height}: a canvas from the start (its size is
   //                  in hello; attachCanvas can also add one later)
+  //   store          where the highest verified head of each (key, room)
+  //                  is kept: {load(key, room), save(key, room, head)}
+  //                  (runtime/freshness.js); without one, nothing persists
   constructor(opts) {
     this.o = opts;
     this.link = typeof opts.link === 'string' ? parseLink(opts.link) : opts.link;
@@ -140,6 +144,13 @@ export class RuntimeHost {
     this.canvas = null;
     this.isReloading = false;
     this.generations = 0;
+    this.freshness = new Freshness({
+      store: opts.store, key: this.link.key, room: this.link.room,
+      onStale: (sinceUs) => {
+        this.M?._rt_session_set_stale(sinceUs); // every ack says so
+        this.emit('stale', { since_us: sinceUs });
+      },
+    });
   }
 
   // ---- events --------------------------------------------------------------
@@ -182,8 +193,10 @@ export class RuntimeHost {
     return this;
   }
 
-  // A new wasm instance with an open session (no patches yet).
-  async instantiate() {
+  // A new wasm instance with an open session (no patches yet), at floor
+  // ({epoch, seq, hash}: what this runtime must not go below; default: the
+  // persisted one).
+  async instantiate(floor = this.freshness.floor) {
     const print = (level) => (text) => this.lines.push({ level, text, ...this.context });
     const M = await this.o.createRuntime({ ...(this.o.moduleArgs || {}),
                                            print: print('info'), printErr: print('error') });
@@ -194,7 +207,21 @@ export class RuntimeHost {
       throw Object.assign(new Error(`cannot open the runtime session for room "${this.link.room}": ${r.error}`),
                           { code: r.code });
     M._rt_session_set_log_limits(l.logLinesPerSecond || 0, l.logBurst || 0, l.logMaxBytes || 0);
+    if (floor) {
+      const e = M.ccall('rt_session_floor', 'number', ['number', 'number', 'string'],
+                        [floor.epoch, floor.seq, floor.hash || '']);
+      if (e) throw new Error(`the runtime session refused the floor ${JSON.stringify(floor)} (error ${e})`);
+    }
+    M._rt_session_set_stale(this.freshness.staleSinceUs); // its acks say so too
     return M;
+  }
+
+  // Keeps the session's verified head as the floor, if it moved on.
+  persistHead() {
+    if (this.M._rt_session_head_seq() === this.savedSeq && this.savedM === this.M) return;
+    this.savedSeq = this.M._rt_session_head_seq();
+    this.savedM = this.M;
+    this.freshness.persist(JSON.parse(this.M.UTF8ToString(this.M._rt_session_head())));
   }
 
   get modules() { return this.M._rt_session_modules(); }
@@ -309,9 +336,19 @@ export class RuntimeHost {
         if (!ev.key_matches)
           this.emit('relay_error', { code: PB_ERR_WRONG_KEY, fatal: false,
             message: 'the relay presents another key than the join link: its patches will be refused' });
-        else if (ev.history_matches === false)
-          this.reset(ev);
+        // (its head_seq is not signed: a reset needs a signed later epoch)
+        this.freshness.joined(this.clock.roomNowUs());
         this.ping();
+        break;
+      case 'head':
+        if (!ev.ok) {
+          this.emit('reject', { seq: 0, code: ev.code, error: ev.error });
+          break;
+        }
+        if (ev.fresh) this.freshness.heard(ev.time_us);
+        if (ev.reset) this.reset(ev);
+        else if (ev.resync) this.resync(ev.resync);
+        this.emit('head', ev);
         break;
       case 'pong': {
         const s = this.clock.sample(ev.t0_us, ev.t1_us, ev.t2_us);
@@ -404,6 +441,7 @@ export class RuntimeHost {
     this.flushLogs();
     this.flush();
     this.armTick();
+    this.persistHead();
     if (this.waitingTests && (this.committedSeq >= this.waitingTests.ev.seq || !this.pendingCount))
       this.runWaitingTests();
     const limit = this.o.reloadAfterModules ?? 500;
@@ -412,20 +450,21 @@ export class RuntimeHost {
                                                             message: `generation reload failed: ${e.message}` }));
   }
 
-  // The relay (with the pinned key) has a shorter or different history
-  // than this runtime: it lost its database, or the room was started
-  // again. Its catch-up would be refused as replays forever, so the host
-  // starts afresh — a new instance with an empty registry and the genesis
-  // head (state is lost, as for a late joiner) — and hands it the frames
-  // that arrived meanwhile, beginning with the catch-up.
-  reset(welcome) {
+  // The relay signed a head of a later epoch: it began the room again (it
+  // lost its database). Everything of the old epoch would be refused as
+  // replays forever, so the host starts afresh — a new instance with an
+  // empty registry at the new epoch's genesis (state is lost, as for a late
+  // joiner) — and hands it the frames that arrived meanwhile, beginning
+  // with the catch-up.
+  reset(head) {
     if (this.resetQueue) return;
     this.resetQueue = [];
     const from = this.headSeq;
-    this.instantiate().then((M2) => {
+    this.freshness.newEpoch(head.epoch);
+    this.instantiate({ epoch: head.epoch, seq: 0 }).then((M2) => {
       this.M = M2;
       if (this.canvas) this.attachCanvas(this.canvas.width, this.canvas.height);
-      this.emit('reset', { from_seq: from, relay_head_seq: welcome.head_seq });
+      this.emit('reset', { from_seq: from, epoch: head.epoch, relay_head_seq: head.seq });
     }).catch((e) => {
       this.emit('relay_error', { code: PB_ERR_INTERNAL, fatal: false, message: `reset failed: ${e.message}` });
     }).finally(() => {
@@ -447,10 +486,12 @@ export class RuntimeHost {
     this.isReloading = true;
     try {
       const old = this.M;
-      const M2 = await this.instantiate(); // the old instance keeps running
+      const gen0 = JSON.parse(old.UTF8ToString(old._rt_session_head()));
+      // the old instance keeps running
+      const M2 = await this.instantiate({ epoch: gen0.epoch, seq: 0 });
       if (this.M !== old || this.resetQueue || old._rt_session_pending_count()) return false;
       const gen = JSON.parse(old.UTF8ToString(old._rt_session_generation()));
-      if (!gen || gen.error) return false;
+      if (!gen || gen.error || gen.epoch !== gen0.epoch) return false;
       const e = M2.ccall('rt_session_adopt', 'number', ['number', 'string', 'number'],
                          [gen.seq, gen.hash, gen.committed_seq]);
       if (e) throw new Error(`the new instance refused the head (error ${e})`);
@@ -529,6 +570,7 @@ export class RuntimeHost {
       const every = this.pingsSent < 5 ? 100 : (this.o.pingEveryMs || 500);
       if (!this.lastPing || Date.now() - this.lastPing >= every) this.ping();
     }
+    this.freshness.check(this.clock.roomNowUs());
     this.step();
     this.timers.house = this.setTimeout(() => this.housekeeping(), 100);
   }

@@ -88,6 +88,13 @@ typedef struct rt_kept { /* a loaded patch, as a frame, for a reload */
     uint8_t frame[];
 } rt_kept;
 
+/* The highest head a runtime of this (key, room) verified before: the host
+ * persists it and gives it back at start (head.c). */
+typedef struct rt_floor {
+    uint64_t epoch, seq;
+    uint8_t hash[PB_HASH_BYTES];
+} rt_floor;
+
 typedef struct rt_session_state {
     bool is_open;
     rt_kept *kept; /* newest first */
@@ -102,6 +109,9 @@ typedef struct rt_session_state {
     uint64_t n_files;
     uint64_t catchup_ack_seq; /* the end of a catch-up, acked on commit */
     uint64_t hello_since_seq; /* of the last hello: 0 asks a state catch-up */
+    bool is_caught_up;        /* this connection's catch-up has ended */
+    bool is_epoch_known;      /* from the floor or a signed head (head.c) */
+    rt_floor floor;
 } rt_session_state;
 
 extern rt_session_state rt_state;
@@ -134,6 +144,14 @@ void rt_catchup_note(const pb_statement *st, bool has_module);
 /* Drops a state catch-up that has not ended (the connection it came on is
  * gone): its items unrun, the head back where it was. */
 void rt_catchup_abort(void);
+
+/* The signed head and the floor (head.c). */
+void rt_head_receive(const pb_head_frame *f, rt_json *j);
+/* A patch at the floor's seq must be the one verified before
+ * (PB_ERR_CHAIN_FORK). */
+pb_err rt_floor_check(const pb_statement *st, pb_errmsg *why);
+/* A state catch-up must not end below the floor (PB_ERR_CHAIN_REPLAY). */
+pb_err rt_floor_check_end(pb_errmsg *why);
 
 /* Patches kept for a generation reload (reload.c). */
 void rt_keep(uint64_t seq, const pb_patch *p);

@@ -130,6 +130,7 @@ const char *rt_session_generation(void)
     }
     rt_prune_kept();
     char hex[2 * PB_HASH_BYTES + 1];
+    rt_json_num(&j, "epoch", (double)rt_state.chain.epoch);
     rt_json_num(&j, "seq", (double)rt_state.chain.seq);
     rt_json_str(&j, "hash", pb_hex(rt_state.chain.hash, PB_HASH_BYTES, hex),
                 2 * PB_HASH_BYTES);
@@ -157,8 +158,9 @@ const char *rt_session_generation(void)
     return rt_json_text(&j);
 }
 
-/* A fresh instance takes over the chain head of the one it replaces;
- * only before anything was received or loaded. */
+/* A fresh instance takes over the chain head of the one it replaces
+ * (after rt_session_floor gave it the epoch); only before anything was
+ * received or loaded. */
 EMSCRIPTEN_KEEPALIVE
 int rt_session_adopt(double seq, const char *hash_hex, double committed_seq)
 {
@@ -169,6 +171,8 @@ int rt_session_adopt(double seq, const char *hash_hex, double committed_seq)
         return PB_ERR_MALFORMED;
     rt_state.chain.seq = (uint64_t)seq;
     rt_state.committed_seq = (uint64_t)committed_seq;
+    rt_state.hello_since_seq = rt_state.chain.seq; /* mid-connection */
+    rt_state.is_caught_up = true;
     return PB_OK;
 }
 

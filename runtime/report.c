@@ -198,11 +198,22 @@ void rt_report_set_modules(uint32_t n)
     n_modules = n;
 }
 
+static uint64_t stale_since_us; /* rt_session_set_stale */
+
+/* The host says since when its freshest signed head is too old (0: it is
+ * fresh); every ack says so (docs/PROTOCOL.md § The signed head). */
+EMSCRIPTEN_KEEPALIVE
+void rt_session_set_stale(double since_us)
+{
+    stale_since_us = since_us > 0 ? (uint64_t)since_us : 0;
+}
+
 static void fill_figures(pb_ack *a)
 {
     a->mem_bytes = (uint64_t)__builtin_wasm_memory_size(0) * 65536u;
     a->table_size = rt_js_table_size();
     a->modules = n_modules;
+    a->stale_since_us = stale_since_us;
 }
 
 void rt_report_ack(uint64_t seq, pb_ack_state state, const rt_ack_info *info)

@@ -139,6 +139,7 @@ int rt_session_hello(const char *token, const char *client)
     rt_catchup_abort();
     f.hello.since_seq = rt_state.chain.seq;
     rt_state.hello_since_seq = rt_state.chain.seq;
+    rt_state.is_caught_up = false;
     rt_device_fill(&f.hello.device);
     return rt_out_frame(&f) ? PB_OK : PB_ERR_FIELD_RANGE;
 }
@@ -335,6 +336,8 @@ pb_err rt_accept_patch(const pb_patch *p, rt_item kind, uint64_t now_us,
             now_us = st.created_us;
         e = pb_chain_check(&rt_state.chain, &st, &why);
         if (!e)
+            e = rt_floor_check(&st, &why);
+        if (!e)
             pb_chain_advance(&rt_state.chain, &st);
         /* Authentic and chained, but due too far ahead: waiting for it
          * would hold back every later patch (docs/PROTOCOL.md § Time). */
@@ -425,14 +428,8 @@ static void describe(const pb_frame *f, rt_json *j)
                      !memcmp(w->key, rt_state.key, PB_PUBLICKEY_BYTES));
         rt_json_bool(j, "room_matches",
                      pb_str_eq(w->room, rt_state.chain.room));
-        /* The relay's chain is behind ours, or as long and different: it
-         * lost history (or is another relay with the same key). Every
-         * patch it sends would be a replay; the host starts afresh. */
-        rt_json_bool(
-            j, "history_matches",
-            !(w->head_seq < rt_state.chain.seq ||
-              (w->head_seq == rt_state.chain.seq &&
-               memcmp(w->head_hash, rt_state.chain.hash, PB_HASH_BYTES))));
+        /* head_seq and head_hash are not signed: reported, never acted on
+         * (the signed head that follows is, head.c) */
         break;
     }
     case PB_T_PONG:
@@ -498,6 +495,8 @@ const char *rt_session_receive(const uint8_t *buf, uint32_t len, double now_us)
         rt_accept_patch(&f.patch, RT_LIVE, (uint64_t)now_us, &j);
     else if (f.type == PB_T_HISTORY)
         rt_catchup_receive(&f.history, (uint64_t)now_us, &j);
+    else if (f.type == PB_T_HEAD)
+        rt_head_receive(&f.head, &j);
     else
         describe(&f, &j);
     pb_frame_free(&f);

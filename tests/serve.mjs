@@ -7,6 +7,15 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+// Node runtimes keep the highest head they verified per (key, room) in a
+// folder (runtime/node/store.mjs); a test process keeps its own, not the
+// user's, and the runtimes and CLIs it starts inherit it.
+if (!process.env.PATCHBAY_STATE_DIR) {
+  const dir = mkdtempSync(join(tmpdir(), 'pb-state-'));
+  process.env.PATCHBAY_STATE_DIR = dir;
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+}
+
 // Starts `patchbay serve` with the given arguments (on --port 0 it picks a
 // free loopback port and prints it) and resolves once it listens. Sets
 // relay.proc and relay.port and appends everything the relay prints to

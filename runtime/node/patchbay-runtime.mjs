@@ -12,6 +12,7 @@
 // failed ack saying "watchdog"), before its code runs again.
 import { isMainThread, parentPort, workerData, Worker } from 'node:worker_threads';
 import { reportTo, Watchdog } from '../watchdog.js';
+import { PB_HEAD_STALE_US } from '../pb_protocol.js';
 import { joinRoom, parseLink } from './runtime.mjs';
 
 const USAGE = `usage: patchbay-runtime <link> [--label L] [--width W --height H] [-q]
@@ -157,6 +158,14 @@ async function runWorker(opts) {
     else if (!r.ok) out(`seq ${r.seq} TRAPPED in ${r.var}: ${r.error}; the expression changed nothing`);
   });
   rt.on('relay_error', (e) => out(`relay: ${e.message}`));
+  // what signed heads say (docs/SECURITY.md § Rollback and freeze): printed
+  // even with --quiet, since each means the room may not be what it seems
+  rt.on('stale', ({ since_us: since }) => out(since
+    ? `STALE since ${new Date(since / 1000).toISOString()}: no fresh signed head from the relay ` +
+      `for over ${PB_HEAD_STALE_US / 1e6} s (withheld or cut off?)`
+    : 'fresh again: a signed head from the relay arrived'));
+  rt.on('reset', (r) => out(`RESET: the relay signed a new epoch of the room (${r.epoch}); ` +
+                            `starting afresh from seq 0, this runtime was at seq ${r.from_seq}`));
   rt.on('log', (l) => { if (!opts.quiet) out(`${l.var || '-'}: ${l.text}`); });
   rt.on('tests', ({ results }) => {
     if (opts.quiet) return;

@@ -14,6 +14,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { RuntimeHost, parseLink } from '../host.js';
+import { fileStore, stateDir } from './store.mjs';
 
 const require = createRequire(import.meta.url);
 
@@ -58,13 +59,16 @@ export function nodeDevice() {
 // WebSocket, limits, backoffMs, maxBackoffMs, pingEveryMs, connect (false:
 // no socket; frames are fed with handle.receive), canvas {width, height},
 // device (label and more; the machine's platform, memory and cores are
-// filled in). Resolves once the wasm is running (not once connected:
+// filled in), store (where the highest verified head per (key, room) is
+// kept; default: files in opts.stateDir or store.mjs's default folder;
+// null: nowhere). Resolves once the wasm is running (not once connected:
 // listen for 'welcome' or use handle.waitFor). The handle is the
 // RuntimeHost plus waitFor().
 export async function joinRoom(link, opts = {}) {
   const { createRuntime, moduleArgs } = loadRuntime(opts);
   const host = new RuntimeHost({
     ...opts, link, createRuntime, moduleArgs, device: { ...nodeDevice(), ...opts.device },
+    store: opts.store === undefined ? fileStore(stateDir(opts.stateDir)) : opts.store,
     WebSocket: opts.connect === false ? null : (opts.WebSocket || defaultWebSocket()),
   });
   await host.start();

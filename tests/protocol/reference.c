@@ -243,6 +243,14 @@ static const limit limits[] = {
     L(PB_MAX_QUANTUM_US, "one quantum: quantum x 60 / tempo_bpm seconds"),
     L(PB_MAX_APPLY_AHEAD_US, "apply_us - created_us; runtimes refuse a "
                              "patch due later than this from now"),
+    L(PB_MAX_HEAD_BYTES, "bytes in one encoded head statement"),
+    L(PB_HEAD_VERSION, "second element of every head statement"),
+    L(PB_HEAD_EVERY_US, "the relay signs each room's head at least this "
+                        "often"),
+    L(PB_HEAD_STALE_US, "a runtime whose freshest signed head is older is "
+                        "stale"),
+    L(PB_SILENT_US, "a runtime that received nothing for this long "
+                    "reconnects"),
 };
 
 /* Sizes the JS needs besides the limits (not in the docs' limits table). */
@@ -383,6 +391,15 @@ static void gen_docs(text *t)
        p.stmt.len);
     hexdump(t, p.stmt.data, p.stmt.len);
     pb_sample_patch_free(&p);
+    size_t n_samples;
+    const pb_sample *head = pb_samples(&n_samples);
+    while (head->frame.type != PB_T_HEAD)
+        head++;
+    tx(t,
+       "\nThe head statement inside the `head` example above "
+       "(`vectors/head_statement.msgpack`), %u bytes:\n\n",
+       head->frame.head.stmt.len);
+    hexdump(t, head->frame.head.stmt.ptr, head->frame.head.stmt.len);
     tx(t, "\n<!-- END GENERATED -->\n");
 }
 
@@ -475,6 +492,12 @@ static void build_vectors(void)
                     PB_OK);
     raw_bytes(st, p.stmt.data, p.stmt.len);
     pb_sample_patch_free(&p);
+    for (size_t i = 0; i < n; i++)
+        if (s[i].frame.type == PB_T_HEAD) {
+            st = add_vector("head_statement",
+                            "the signed head of room jam at seq 2", PB_OK);
+            raw_bytes(st, s[i].frame.head.stmt.ptr, s[i].frame.head.stmt.len);
+        }
 
     /* Bad frames, each with the code decode must return. */
     uint64_t two = 2;
@@ -630,6 +653,10 @@ static int cmd_vectors(const char *dir, int write)
             pb_statement st;
             e = pb_statement_decode(v->bytes.data, v->bytes.len, &st, &why);
             pb_statement_free(&st);
+        } else if (!strcmp(v->name, "head_statement")) {
+            pb_head h;
+            e = pb_head_decode(v->bytes.data, v->bytes.len, &h, &why);
+            pb_head_free(&h);
         } else {
             pb_frame f;
             e = pb_frame_decode(v->bytes.data, v->bytes.len, &f, &why);

@@ -89,13 +89,32 @@ void pb_sample_patch_free(pb_sample_patch *p)
     pb_buf_free(&p->stmt);
 }
 
-#define N_SAMPLES 27
+#define N_SAMPLES 28
 static pb_sample samples[N_SAMPLES];
 static pb_sample_patch patch1, patch2, expr3;
 static pb_diag_item diag_items[2];
 static pb_patch history_items[2];
 static pb_test_case test_cases[3];
 static pb_peer peer_list[2];
+
+static pb_sample_head head2;
+
+void pb_sample_head_make(pb_sample_head *h,
+                         const uint8_t pk[PB_PUBLICKEY_BYTES],
+                         const uint8_t sk[PB_SECRETKEY_BYTES])
+{
+    pb_head st = {0};
+    st.room = pb_cstr("jam");
+    st.epoch = 0; /* the sample chain starts at zero, as rooms before epochs */
+    st.seq = 2;
+    memcpy(st.hash, patch2.hash, PB_HASH_BYTES);
+    st.time_us = 1795000003000000ull;
+    memcpy(st.key, pk, PB_PUBLICKEY_BYTES);
+    pb_buf_init(&h->stmt);
+    if (pb_head_encode(&st, &h->stmt, NULL) != PB_OK)
+        abort(); /* a bug in the sample, not an input */
+    pb_sign(h->stmt.data, h->stmt.len, sk, h->sig);
+}
 
 static pb_frame make(pb_type t)
 {
@@ -380,6 +399,12 @@ static void build(void)
     f.log_end.count = 40;
     f.log_end.dropped = 3;
     samples[i++] = (pb_sample){"log_end", "40 frames replayed, 3 dropped", f};
+
+    pb_sample_head_make(&head2, pk, sk);
+    f = make(PB_T_HEAD);
+    f.head.stmt = (pb_bytes){head2.stmt.data, (uint32_t)head2.stmt.len};
+    f.head.sig = (pb_bytes){head2.sig, PB_SIG_BYTES};
+    samples[i++] = (pb_sample){"head", "room jam is at seq 2, signed", f};
 
     if (i != N_SAMPLES)
         abort();

@@ -36,6 +36,16 @@ void pb_sample_expr_make(pb_sample_patch *p, const char *room, uint64_t seq,
                          const uint8_t prev_hash[PB_HASH_BYTES]);
 void pb_sample_patch_free(pb_sample_patch *p);
 
+/* The signed head of room "jam" at the sample chain's seq 2 (epoch 0),
+ * the statement of the "head" sample frame. */
+typedef struct pb_sample_head {
+    pb_buf stmt;
+    uint8_t sig[PB_SIG_BYTES];
+} pb_sample_head;
+void pb_sample_head_make(pb_sample_head *h,
+                         const uint8_t pk[PB_PUBLICKEY_BYTES],
+                         const uint8_t sk[PB_SECRETKEY_BYTES]);
+
 /* All samples, built on first call (static storage). */
 const pb_sample *pb_samples(size_t *n);
 

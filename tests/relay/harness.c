@@ -461,10 +461,31 @@ static void log_patch(patch_log *l, const pb_patch *p)
                  pb_strerror(e), why.text);
 }
 
+/* A signed head names the room's epoch, whose genesis the chain starts
+ * from (docs/PROTOCOL.md § The signed head). */
+static void log_head(patch_log *l, const pb_head_frame *f)
+{
+    pb_head h;
+    pb_errmsg why = {{0}};
+    pb_err e = pb_head_verify(f, l->key, &h, &why);
+    if (!e && h.epoch != l->chain.epoch)
+        e = pb_fail(
+            &why, PB_ERR_CHAIN_FORK, "epoch %llu, the history says %llu",
+            (unsigned long long)h.epoch, (unsigned long long)l->chain.epoch);
+    if (!e)
+        l->n_heads++;
+    pb_head_free(&h);
+    if (e && !l->errors++)
+        snprintf(l->first_error, sizeof l->first_error, "head: %s: %s",
+                 pb_strerror(e), why.text);
+}
+
 int collect(void *ctx, const pb_frame *f)
 {
     patch_log *l = ctx;
-    if (f->type == PB_T_PATCH) {
+    if (f->type == PB_T_HEAD) {
+        log_head(l, &f->head);
+    } else if (f->type == PB_T_PATCH) {
         log_patch(l, &f->patch);
     } else if (f->type == PB_T_HISTORY && f->history.req == 0) {
         for (uint32_t i = 0; i < f->history.n_items; i++)
@@ -480,7 +501,18 @@ void patch_log_init(patch_log *l, relay *r, const char *room)
 {
     memset(l, 0, sizeof *l);
     memcpy(l->key, r->keys.pk, PB_PUBLICKEY_BYTES);
-    if (pb_chain_init(&l->chain, room))
+    /* The room's epoch (its chain's genesis) from the relay's history: the
+     * signed head that names it came right after welcome, which join()
+     * read. A signed head seen later must agree (log_head). */
+    char path[400];
+    snprintf(path, sizeof path, "%s/history.db", r->dir);
+    pb_errmsg why;
+    uint64_t epoch = 0;
+    relay_history *h = relay_history_open_readonly(path, &why);
+    if (!h || relay_history_epoch(h, room, 0, &epoch, &why))
+        l->errors++;
+    relay_history_close(h);
+    if (pb_chain_init_epoch(&l->chain, room, epoch, l->key))
         l->errors++;
 }
 

@@ -108,6 +108,7 @@ typedef struct patch_log {
     uint32_t n_patches; /* live and history items, in order */
     uint32_t n_modules; /* items that carried a module */
     uint32_t n_history_frames;
+    uint32_t n_heads; /* signed heads seen (each of the chain's epoch) */
     bool caught_up; /* a history frame with more = false seen */
     uint64_t last_seq;
     uint64_t seqs[512];

@@ -102,6 +102,7 @@ export class Relay extends ServedRelay {
 export class Recorder {
   constructor(relay, room) {
     this.patches = [];
+    this.heads = []; // the signed heads, raw: the first names the room's epoch
     this.ws = new WebSocket(`ws://127.0.0.1:${relay.port}/r/${room}`, 'patchbay');
     this.ws.binaryType = 'arraybuffer';
     const token = relay.token(room, 'viewer', 'recorder');
@@ -111,8 +112,9 @@ export class Recorder {
       this.ws.onmessage = (ev) => {
         const bytes = new Uint8Array(ev.data);
         const f = decode(bytes);
-        if (f.t === 'welcome') resolve();
+        if (f.t === 'head' && !this.heads.length) resolve(); // right after welcome
         if (f.t === 'patch') this.patches.push(bytes);
+        if (f.t === 'head') this.heads.push(bytes);
       };
     });
   }
@@ -159,7 +161,9 @@ class LoopbackSocket {
 
 // A runtime on a LoopbackSocket: frames are fed with receive(); what it
 // sends is decoded into rt.sent (the hello first). The clock is the
-// test's: rt.setNow(us).
+// test's: rt.setNow(us). opts.head: a signed head (raw, from a Recorder)
+// fed first, as the relay sends it right after welcome: it names the
+// room's epoch, whose genesis the chain starts from.
 export async function bareRuntime(room, key, opts = {}) {
   let now = opts.now || Date.now() * 1000;
   const clock = new RoomClock({ now: () => now });
@@ -174,6 +178,10 @@ export async function bareRuntime(room, key, opts = {}) {
   rt.sent = socket.sent;
   rt.setNow = (us) => { now = us; };
   rt.acks = (state) => rt.sent.filter((f) => f.t === 'ack' && (!state || f.state === state));
+  if (opts.head) {
+    const ev = rt.receive(opts.head);
+    if (!ev.ok) throw new Error(`the signed head was refused: ${ev.error}`);
+  }
   return rt;
 }
 

@@ -71,7 +71,10 @@ const FAR_FUTURE = 4e15; // room time after every apply time
 const tamper = (bytes, fn) => { const f = decode(bytes); fn(f); return encode(f); };
 
 async function fresh(opts = {}) {
-  const rt = await bareRuntime('jam', opts.key || key, { now: FAR_FUTURE, ...opts });
+  // the room's signed head first (it names the epoch), unless the runtime
+  // pins another key, which would refuse it
+  const rt = await bareRuntime('jam', opts.key || key,
+                               { now: FAR_FUTURE, head: opts.key ? null : rec.heads[0], ...opts });
   return rt;
 }
 

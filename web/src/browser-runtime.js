@@ -11,11 +11,17 @@
 //   rt.start();  rt.state  rt.stats  rt.inject(bytes)  rt.stop()
 //
 // onEvent(type, ev): the host's events (runtime/host.js: state, welcome,
-// commit, trap, reject, log, clock, relay_error, tests), plus 'beat'
+// commit, trap, reject, log, clock, relay_error, tests, head, stale,
+// reset), plus 'beat'
 // (frames drawn, fps, clock) and 'restart' {seq, var, message}.
 import { Watchdog } from '../../runtime/watchdog.js';
 
 const STOPPED_KEY = 'patchbay:stopped';
+// The highest head verified per (relay key, room): what no restart and no
+// unsigned claim may take this device below (runtime/freshness.js). The
+// worker has no localStorage: the page loads it for each new worker and
+// saves what the worker reports.
+const floorKey = (link) => `patchbay:head:${link.key}:${link.room}`;
 
 export class BrowserRuntime {
   constructor({ canvas, link, name = '', label = '', preview = false, width, height, stallMs = 1000, onEvent }) {
@@ -55,7 +61,7 @@ export class BrowserRuntime {
     w.onerror = (e) => this.emit('log', { level: 'error', text: `runtime worker: ${e.message}` });
     w.postMessage({ t: 'start', link: this.link, name: this.name, canvas: off, width: this.width,
                     height: this.height, preview: this.preview, stopped: [...this.stopped.values()],
-                    device: this.device(), resumeTests: this.resumeTests },
+                    device: this.device(), resumeTests: this.resumeTests, floor: loadFloor(this.link) },
                   [off]);
     clearInterval(this.watch);
     this.watch = setInterval(() => this.check(), 200);
@@ -87,6 +93,9 @@ export class BrowserRuntime {
       }
       case 'injected':
         this.emit('injected', m.ev);
+        break;
+      case 'floor':
+        try { localStorage.setItem(floorKey(this.link), JSON.stringify(m.head)); } catch { /* disabled or full */ }
         break;
       case 'fatal':
         this.state = 'failed';
@@ -146,6 +155,13 @@ export class BrowserRuntime {
 
 // Patches that hung this tab's runtime stay stopped across reloads of the
 // tab (per room), so a reload does not hang on them again.
+function loadFloor(link) {
+  try {
+    const h = JSON.parse(localStorage.getItem(floorKey(link)) || 'null');
+    return h && Number.isSafeInteger(h.epoch) && Number.isSafeInteger(h.seq) && typeof h.hash === 'string' ? h : null;
+  } catch { return null; }
+}
+
 function loadStopped(link) {
   try {
     const all = JSON.parse(sessionStorage.getItem(STOPPED_KEY) || '{}');

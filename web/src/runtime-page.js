@@ -26,7 +26,7 @@ const width = Math.max(16, Math.min(1920, Number(params.get('width')) || 480));
 const height = Math.max(16, Math.round((width * innerHeight) / Math.max(1, innerWidth)));
 
 const state = {
-  link, conn: 'connecting', detail: '', width, height,
+  link, conn: 'connecting', detail: '', width, height, staleSinceUs: 0, resets: [],
   commits: [], prepared: [], rejects: [], traps: [], restarts: [], logs: [], tests: [], stats: {},
 };
 window.patchbay = state;
@@ -88,6 +88,19 @@ function onEvent(type, ev) {
       break;
     case 'relay_error':
       last(`relay: ${ev.message}`, 'error');
+      break;
+    case 'stale': {
+      // no fresh signed head for PB_HEAD_STALE_US: the relay (or someone
+      // between) may be withholding patches (docs/SECURITY.md § Freeze)
+      state.staleSinceUs = ev.since_us;
+      const s = $('stale');
+      s.hidden = !ev.since_us;
+      s.textContent = ev.since_us ? `stale since ${new Date(ev.since_us / 1000).toLocaleTimeString()}` : '';
+      break;
+    }
+    case 'reset':
+      state.resets.push(ev);
+      last(`the relay began the room again (signed epoch ${ev.epoch}): started afresh`, 'error');
       break;
     case 'tests': {
       state.tests.push(ev);

@@ -9,7 +9,8 @@
 // Messages in:  {t:'start', link, name, canvas (OffscreenCanvas), width,
 //                height, preview, stopped: [{seq, var}], device (what
 //                hello says: label, platform, screen, dpr, memory),
-//                resumeTests (the run a hung test was part of)}
+//                resumeTests (the run a hung test was part of), floor
+//                (the highest head verified before, from localStorage)}
 //               {t:'inject', bytes}  a frame as if the relay had sent it
 //                                    (tests: tampered frames must be refused)
 //               {t:'resize', width, height}
@@ -22,7 +23,8 @@
 //                beat for the same call: which code a hang is in),
 //               {t:'event', type, ev} for host events (state, welcome,
 //                patch, commit, expr, trap, reject, log, clock,
-//                relay_error, tests),
+//                relay_error, tests, head, stale, reset),
+//               {t:'floor', head} the verified head to keep (localStorage),
 //               {t:'injected', ev} the session's account of an inject,
 //               {t:'probe', id, rgba: [0xAABBGGRR...]} (pixels as pb_rgba
 //                packs them; 0 outside the canvas or before a frame),
@@ -98,9 +100,11 @@ async function start(m) {
     device: m.device,
     canvas: { width: m.width, height: m.height },
     resumeTests: m.resumeTests,
+    // the page keeps the floor in localStorage (src/browser-runtime.js)
+    store: { load: () => m.floor || null, save: (key, room, head) => post({ t: 'floor', head }) },
   });
   for (const type of ['state', 'welcome', 'patch', 'commit', 'expr', 'trap', 'reject', 'log', 'clock',
-                      'relay_error', 'tests'])
+                      'relay_error', 'tests', 'head', 'stale', 'reset'])
     host.on(type, (ev) => post({ t: 'event', type, ev: plain(ev) }));
   report = reportTo(host, post);
   ctx2d = m.canvas.getContext('2d');

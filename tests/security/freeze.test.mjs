@@ -1,0 +1,132 @@
+// freeze.test.mjs — freeze and withholding (issue 15, hole 3). A man in
+// the middle keeps a runtime's socket open but lets nothing through (nor
+// pongs, nor the relay's signed heads), or drops just the live patches.
+// Nothing unsigned can tell a quiet room from a starved runtime, so the
+// relay signs its room's head every PB_HEAD_EVERY_US: a runtime whose
+// freshest signed head is older than PB_HEAD_STALE_US says "stale since …"
+// (event, page, every ack), one that hears nothing at all for PB_SILENT_US
+// reconnects, and a signed head ahead of the runtime makes it catch up —
+// a dropped live patch is noticed at the next heartbeat, not at the next
+// patch.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Relay, joinRoom, until, encode, decode, PB } from '../runtime/harness.mjs';
+import { launch } from '../web/harness.mjs';
+import { Mitm, typeOf } from './attacker.mjs';
+
+const H = '#include <patchbay.h>\n';
+const HEARTBEAT_MS = PB.PB_HEAD_EVERY_US / 1000;
+const STALE_MS = PB.PB_HEAD_STALE_US / 1000;
+const SILENT_MS = PB.PB_SILENT_US / 1000;
+let relay, mitm, browser;
+
+before(async () => {
+  relay = await new Relay().start();
+  mitm = await new Mitm(relay.port).start();
+});
+
+after(async () => {
+  await browser?.close();
+  await mitm?.close();
+  await relay?.stop();
+});
+
+const honest = (b) => [b];
+const withhold = () => [];
+
+test('node runtime: withheld, it is stale within a heartbeat of the bound, says so in acks, and reconnects', async () => {
+  await relay.eval('frozen', `${H}double ggg(double v) { return v + 48; }\n`);
+  const rt = await joinRoom(mitm.link(relay.link('frozen', 'node')), { name: 'node', backoffMs: 100 });
+  try {
+    const stale = [], heads = [], states = [];
+    rt.on('stale', (s) => stale.push({ ...s, at: Date.now() }));
+    rt.on('head', (h) => heads.push({ ...h, at: Date.now() }));
+    rt.on('state', (s) => states.push(s));
+    await until(() => rt.committedSeq === 1 && heads.length, 'joined, seq 1, a signed head');
+    assert.deepEqual(stale, [], 'fresh while the relay is heard');
+    mitm.toClient = withhold;
+    mitm.toRelay = withhold; // and it stops reading
+    await until(() => stale.some((s) => s.since_us), 'stale', STALE_MS + HEARTBEAT_MS + 5000);
+    const s = stale.find((x) => x.since_us);
+    const lastHead = heads.at(-1);
+    assert.equal(s.since_us, lastHead.time_us, 'stale since the signed time of the freshest head');
+    assert.ok(s.at - lastHead.at >= STALE_MS - 1000, `not stale before the bound (${s.at - lastHead.at} ms)`);
+    // every ack says so: a refused (forged) head is acked as failed
+    const from = mitm.seen.length;
+    const f = decode(mitm.seen.find((x) => x.t === 'head').bytes);
+    f.sig = new Uint8Array(64);
+    mitm.inject(encode(f));
+    await until(() => mitm.seen.slice(from).some((x) => x.dir === 'relay' && x.t === 'ack'), 'the failed ack');
+    const ack = decode(mitm.seen.slice(from).find((x) => x.dir === 'relay' && x.t === 'ack').bytes);
+    assert.equal(ack.state, 'failed');
+    assert.equal(ack.code, PB.PB_ERR_BAD_SIGNATURE);
+    assert.equal(ack.stale_since_us, s.since_us);
+    // a socket that brings nothing is given up, not kept for minutes (the
+    // forged head just injected was the last thing it brought)
+    await until(() => states.some((x) => x.state === 'waiting' && /sent nothing for \d+ s/.test(x.detail)),
+                'the silent socket given up', SILENT_MS + 5000);
+    // honest again: fresh, and the next patch commits
+    mitm.toClient = honest;
+    mitm.toRelay = honest;
+    await until(() => stale.at(-1).since_us === 0, 'fresh again');
+    const { seq } = await relay.eval('frozen', `${H}double ggg(double v) { return v + 49; }\n`);
+    await until(() => rt.committedSeq === seq, `seq ${seq} committed`);
+    assert.equal(rt.call('ggg', 10), 59);
+  } finally {
+    rt.close();
+    mitm.toClient = honest;
+    mitm.toRelay = honest;
+  }
+});
+
+test('node runtime: a dropped live patch is noticed at the next signed head, not at the next patch', async () => {
+  await relay.eval('dropped', `${H}double ggg(double v) { return v + 48; }\n`);
+  const rt = await joinRoom(mitm.link(relay.link('dropped', 'node')), { name: 'node', backoffMs: 100 });
+  try {
+    await until(() => rt.committedSeq === 1, 'seq 1');
+    const heads = [], commits = [];
+    rt.on('head', (h) => heads.push(h));
+    rt.on('commit', (c) => commits.push(c));
+    mitm.toClient = (b) => (typeOf(b) === 'patch' ? [] : [b]);
+    const { seq } = await relay.eval('dropped', `${H}double ggg(double v) { return v + 49; }\n`);
+    assert.equal(seq, 2);
+    await until(() => rt.committedSeq === 2, 'seq 2, caught up after a signed head said so',
+                HEARTBEAT_MS + 10000);
+    assert.ok(heads.some((h) => h.seq === 2 && h.resync), 'a signed head ahead of the runtime made it ask');
+    assert.equal(commits.find((c) => c.seq === 2).catchup, true, 'it came by catch-up, the live patch never did');
+    assert.equal(rt.call('ggg', 10), 59);
+  } finally {
+    rt.close();
+    mitm.toClient = honest;
+  }
+});
+
+test('Chromium runtime page: withheld, the page shows "stale since …"; honest again, it clears', async () => {
+  await relay.eval('page', `${H}double ggg(double v) { return v + 48; }\n`);
+  browser = await launch();
+  const page = await (await browser.newContext({ viewport: { width: 480, height: 320 } })).newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  const wait = (fn, arg, what, timeout = 30000) => page.waitForFunction(fn, arg, { timeout, polling: 100 })
+    .catch(async () => {
+      const st = await page.evaluate(() => JSON.stringify({ conn: window.patchbay.conn, stats: window.patchbay.stats,
+                                                            stale: window.patchbay.staleSinceUs }));
+      throw new Error(`${what}: not reached (${st})`);
+    });
+  try {
+    await page.goto(mitm.link(relay.link('page', 'page')));
+    await wait(() => window.patchbay.stats.committedSeq === 1, null, 'seq 1');
+    mitm.toClient = withhold;
+    mitm.toRelay = withhold;
+    await wait(() => !document.getElementById('stale').hidden, null, 'the page shows it is stale',
+               STALE_MS + HEARTBEAT_MS + 5000);
+    assert.match(await page.textContent('#stale'), /^stale since \d/);
+    mitm.toClient = honest;
+    mitm.toRelay = honest;
+    await wait(() => document.getElementById('stale').hidden, null, 'fresh again', SILENT_MS + 15000);
+    assert.deepEqual(errors, []);
+  } finally {
+    mitm.toClient = honest;
+    mitm.toRelay = honest;
+  }
+});
