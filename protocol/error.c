@@ -42,6 +42,7 @@ const char *pb_strerror(pb_err code)
     case PB_ERR_ROOM_FULL: return "room full";
     case PB_ERR_SLOW_CONSUMER: return "slow consumer";
     case PB_ERR_UNEXPECTED: return "unexpected frame";
+    case PB_ERR_REPLACED: return "replaced by a new connection";
     case PB_ERR_COMPILE: return "compile error";
     case PB_ERR_COMPILER_DOWN: return "compiler unavailable";
     case PB_ERR_PREPARE: return "prepare failed";

@@ -49,6 +49,7 @@ static const pb_field hello_f[] = {
     FIELD(pb_hello, token, PB_K_STR, REQ, PB_MAX_TOKEN_BYTES),
     FIELD(pb_hello, client, PB_K_STR, OPT, PB_MAX_CLIENT_BYTES),
     FIELD(pb_hello, since_seq, PB_K_U64, OPT, 0),
+    FIELD(pb_hello, device_id, PB_K_STR, OPT, PB_MAX_NAME_BYTES),
     DEVICE_FIELDS(pb_hello),
 };
 static const pb_field welcome_f[] = {

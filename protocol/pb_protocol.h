@@ -129,6 +129,7 @@ typedef enum pb_err {
     PB_ERR_ROOM_FULL = 48,
     PB_ERR_SLOW_CONSUMER = 49, /* send queue over its bound */
     PB_ERR_UNEXPECTED = 50,    /* frame not valid in this state */
+    PB_ERR_REPLACED = 51,      /* the same runtime said hello again */
     PB_ERR_COMPILE = 60,       /* source did not compile (see diag) */
     PB_ERR_COMPILER_DOWN = 61, /* compile server crashed or timed out */
     PB_ERR_PREPARE = 62,       /* runtime could not load a module */
@@ -359,6 +360,11 @@ typedef struct pb_hello { /* client -> relay, first frame */
     pb_str token;         /* required */
     pb_str client;        /* user agent or tool name */
     uint64_t since_seq;   /* last seq the client holds (0: none) */
+    pb_str device_id;     /* runtimes: chosen once per run of the runtime
+                             (a page load, a process) and the same in each
+                             of its hellos; a hello with the device_id of a
+                             runtime in the room under the same token name
+                             replaces that connection (PB_ERR_REPLACED) */
     pb_device device;     /* runtimes: what they run on */
 } pb_hello;
 

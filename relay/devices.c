@@ -15,12 +15,15 @@
 /* ---- what a runtime runs on ------------------------------------------------
  */
 
-void relay_device_set(relay_session *s, const pb_device *d)
+void relay_device_set(relay_session *s, const pb_hello *h)
 {
     relay_device *rd = &s->device;
+    const pb_device *d = &h->device;
     memset(rd, 0, sizeof *rd);
     rd->d = *d;
     /* the strings point into the hello frame: keep copies */
+    if (pb_str_copy(rd->id, sizeof rd->id, h->device_id))
+        rd->id[0] = '\0';
     if (pb_str_copy(rd->label, sizeof rd->label, d->label))
         rd->label[0] = '\0';
     if (pb_str_copy(rd->platform, sizeof rd->platform, d->platform))
@@ -30,6 +33,38 @@ void relay_device_set(relay_session *s, const pb_device *d)
     rd->d.label = pb_cstr(rd->label);
     rd->d.platform = pb_cstr(rd->platform);
     rd->d.features = pb_cstr(rd->features);
+}
+
+/* A runtime restarted by its watchdog, or a phone back on another network,
+ * says hello on a new socket while its old one may not have closed yet (a
+ * browser closes a terminated worker's socket when it gets to it; a
+ * half-open TCP connection stays until something is written to it). Its
+ * device_id says it is the same runtime: the old connection leaves the room
+ * before the new one joins, so editors and `patchbay test` list the device
+ * once. Only a runtime of the same token name can do this, and a device_id
+ * is never sent to anyone else. */
+void relay_device_replace(relay_room *r, const relay_session *s)
+{
+    if (s->role != PB_ROLE_RUNTIME || !s->device.id[0])
+        return;
+    for (relay_session *o = r->members, *next; o; o = next) {
+        next = o->room_next;
+        if (o->state != RELAY_SESS_LIVE || o->role != PB_ROLE_RUNTIME ||
+            strcmp(o->device.id, s->device.id) || strcmp(o->name, s->name))
+            continue;
+        lwsl_user("client %llu left room %s (%s): replaced by client %llu, "
+                  "the same runtime\n",
+                  (unsigned long long)o->client_id, r->name, o->name,
+                  (unsigned long long)s->client_id);
+        relay_session_send_error(o, PB_ERR_REPLACED, 0, true,
+                                 "this runtime joined again as client %llu "
+                                 "(the same device_id); closing this older "
+                                 "connection",
+                                 (unsigned long long)s->client_id);
+        relay_catchup_end(o); /* its turn goes to someone who stays */
+        relay_room_leave(o);
+        relay_room_announce(r, o, PB_PEERS_LEAVE);
+    }
 }
 
 /* ---- tests and snapshots ---------------------------------------------------

@@ -60,9 +60,10 @@ typedef struct relay_room relay_room;
 typedef struct relay_catchup relay_catchup;
 
 /* What a runtime said it runs on (its hello); d's strings point at the
- * arrays beside it. */
+ * arrays beside it. id: the hello's device_id (never shown to others). */
 typedef struct relay_device {
     pb_device d;
+    char id[PB_MAX_NAME_BYTES + 1];
     char label[PB_MAX_NAME_BYTES + 1];
     char platform[PB_MAX_CLIENT_BYTES + 1];
     char features[PB_MAX_CLIENT_BYTES + 1];
@@ -368,7 +369,11 @@ void relay_catchups_free(relay_server *srv);
 
 /* ---- the room's devices as a test farm (devices.c) ---------------------- */
 
-void relay_device_set(relay_session *s, const pb_device *d);
+void relay_device_set(relay_session *s, const pb_hello *h);
+/* s, a runtime saying hello to room r, is a runtime already there (the
+ * same token name and device_id) come back: that older connection leaves
+ * the room now and is closed with PB_ERR_REPLACED. */
+void relay_device_replace(relay_room *r, const relay_session *s);
 /* test_req / snapshot_req from an editor, to the room's runtimes. */
 void relay_on_test_req(relay_session *s, pb_frame *f);
 void relay_on_snapshot_req(relay_session *s, pb_frame *f);

@@ -393,6 +393,11 @@ static void on_hello(relay_session *s, const pb_hello *h)
                                  "cannot open room \"%s\"", tok.room);
         return;
     }
+    s->role = tok.role;
+    snprintf(s->name, sizeof s->name, "%s", tok.name);
+    relay_device_set(s, h);
+    /* before the room's limit: a runtime back takes its own place */
+    relay_device_replace(room, s);
     if (room->n_members >= s->srv->cfg.max_clients_per_room) {
         relay_session_send_error(s, PB_ERR_ROOM_FULL, 0, true,
                                  "room \"%s\" is full (%u clients)", tok.room,
@@ -400,11 +405,8 @@ static void on_hello(relay_session *s, const pb_hello *h)
         return;
     }
     lws_set_timer_usecs(s->wsi, LWS_SET_TIMER_USEC_CANCEL);
-    s->role = tok.role;
-    snprintf(s->name, sizeof s->name, "%s", tok.name);
     if (pb_str_copy(s->client, sizeof s->client, h->client))
         s->client[0] = '\0';
-    relay_device_set(s, &h->device);
     s->state = RELAY_SESS_LIVE;
     relay_room_join(room, s);
     if ((s->quota = relay_quota_get(room, s->name)))

@@ -3,7 +3,8 @@
 // the editor page (web/src/conn.js): the WebSocket on /r/ROOM with
 // sub-protocol "patchbay" (docs/PROTOCOL.md § Transport), and reconnection
 // with exponential backoff (0.5 s doubling to 10 s, ±25 % jitter) until the
-// relay refuses the token itself.
+// relay refuses the token itself (or says a newer connection of this
+// runtime replaced this one).
 //
 // Catch-up after a reconnect is the caller's hello, sent from onOpen: it
 // carries since_seq = the last seq the caller has, so the relay sends only
@@ -13,12 +14,14 @@
 // fatal `error`.
 import {
   PB_ERR_AUTH_MALFORMED, PB_ERR_AUTH_BAD_MAC, PB_ERR_AUTH_EXPIRED, PB_ERR_AUTH_WRONG_ROOM,
-  PB_ERR_AUTH_UNKNOWN_ROLE, PB_MAX_FRAME_BYTES, PB_SILENT_US,
+  PB_ERR_AUTH_UNKNOWN_ROLE, PB_ERR_REPLACED, PB_MAX_FRAME_BYTES, PB_SILENT_US,
 } from './pb_protocol.js';
 
-// Error codes after which reconnecting cannot help: the token itself.
+// Error codes after which reconnecting cannot help: the token itself, or
+// a newer connection of the same runtime took this one's place (coming
+// back would only push that one out in turn).
 const FINAL = new Set([PB_ERR_AUTH_MALFORMED, PB_ERR_AUTH_BAD_MAC, PB_ERR_AUTH_EXPIRED,
-                       PB_ERR_AUTH_WRONG_ROOM, PB_ERR_AUTH_UNKNOWN_ROLE]);
+                       PB_ERR_AUTH_WRONG_ROOM, PB_ERR_AUTH_UNKNOWN_ROLE, PB_ERR_REPLACED]);
 
 // The close code a client uses to leave on purpose and come back at once
 // (a private-use code: RFC 6455 § 7.4.2).

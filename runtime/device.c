@@ -12,6 +12,7 @@
 
 static struct {
     pb_device d; /* its strings point at the arrays below */
+    char id[PB_MAX_NAME_BYTES + 1];
     char label[PB_MAX_NAME_BYTES + 1];
     char platform[PB_MAX_CLIENT_BYTES + 1];
     char features[PB_MAX_CLIENT_BYTES + 1];
@@ -40,13 +41,14 @@ static pb_str cut(char *dst, size_t cap, const char *s)
 }
 
 EMSCRIPTEN_KEEPALIVE
-int rt_session_set_device(const char *label, const char *platform,
-                          const char *features, uint32_t canvas_w,
-                          uint32_t canvas_h, uint32_t screen_w,
-                          uint32_t screen_h, double dpr, double ram_bytes,
-                          uint32_t cores)
+int rt_session_set_device(const char *id, const char *label,
+                          const char *platform, const char *features,
+                          uint32_t canvas_w, uint32_t canvas_h,
+                          uint32_t screen_w, uint32_t screen_h, double dpr,
+                          double ram_bytes, uint32_t cores)
 {
     memset(&dev, 0, sizeof dev);
+    cut(dev.id, sizeof dev.id, id);
     dev.d.label = cut(dev.label, sizeof dev.label, label);
     dev.d.platform = cut(dev.platform, sizeof dev.platform, platform);
     dev.d.features = cut(dev.features, sizeof dev.features, features);
@@ -61,9 +63,10 @@ int rt_session_set_device(const char *label, const char *platform,
     return PB_OK;
 }
 
-void rt_device_fill(pb_device *d)
+void rt_device_fill(pb_hello *h)
 {
-    *d = dev.d;
+    h->device_id = pb_cstr(dev.id);
+    h->device = dev.d;
 }
 
 EMSCRIPTEN_KEEPALIVE

@@ -33,15 +33,26 @@ export function wasmFeatures() {
   return has.sort().join(',');
 }
 
-// Tells the session what to say in hello: device (the host's opts.device:
-// label — else the link's &label= —, platform, screen_w, screen_h, dpr,
-// ram_bytes, cores) and the canvas the host draws on.
+// A hello's device_id: 16 random bytes in hex. Whatever restarts a runtime
+// (the page's or the node runtime's watchdog) picks one when it starts and
+// gives it to every runtime it starts, so the relay can tell that a new
+// connection is the same device back and drop the old one
+// (docs/PROTOCOL.md § Device testing). Not crypto.randomUUID: a page on
+// http://LAN-ADDRESS is not a secure context.
+export function newDeviceId() {
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+// Tells the session what to say in hello: its device_id (host.deviceId),
+// device (the host's opts.device: label — else the link's &label= —,
+// platform, screen_w, screen_h, dpr, ram_bytes, cores) and the canvas the
+// host draws on.
 export function describeDevice(host) {
   const d = host.o.device || {};
   const c = host.canvas;
   host.M.ccall('rt_session_set_device', 'number',
-    ['string', 'string', 'string', 'number', 'number', 'number', 'number', 'number', 'number', 'number'],
-    [String(d.label || host.link.label || '').slice(0, PB_MAX_NAME_BYTES), String(d.platform || ''),
+    ['string', 'string', 'string', 'string', 'number', 'number', 'number', 'number', 'number', 'number', 'number'],
+    [host.deviceId, String(d.label || host.link.label || '').slice(0, PB_MAX_NAME_BYTES), String(d.platform || ''),
      d.features ?? wasmFeatures(),
      c ? c.width : 0, c ? c.height : 0, d.screen_w || 0, d.screen_h || 0, d.dpr || 0, d.ram_bytes || 0,
      d.cores || 0]);

@@ -15,7 +15,7 @@
 // back the patch that defined the var (rt_session_trap).
 import { RoomClock } from './clock.js';
 import { Connection } from './connection.js';
-import { answerSnapshot, describeDevice } from './farm.js';
+import { answerSnapshot, describeDevice, newDeviceId } from './farm.js';
 import { Freshness } from './freshness.js';
 import { parseLink } from './link.js';
 import {
@@ -24,7 +24,7 @@ import {
   PB_TEST_PASS, PB_TEST_FAIL, PB_TEST_TRAP, PB_TEST_TIMEOUT,
 } from './pb_protocol.js';
 
-export { parseLink };
+export { parseLink, newDeviceId };
 export const CLIENT = 'patchbay-runtime/0.1.0';
 
 const LOG = { info: PB_LOG_INFO, warn: PB_LOG_WARN, error: PB_LOG_ERROR, trap: PB_LOG_TRAP };
@@ -118,6 +118,9 @@ export class RuntimeHost {
   //   device         what hello says about the device: {label, platform,
   //                  screen_w, screen_h, dpr, ram_bytes, cores, features}
   //                  (features: detected when absent; runtime/farm.js)
+  //   deviceId       hello's device_id: the same for every runtime a
+  //                  watchdog restarts in its place (newDeviceId(); one of
+  //                  this host's own when absent, kept across reconnects)
   //   canvas         {width, height}: a canvas from the start (its size is
   //                  in hello; attachCanvas can also add one later)
   //   store          where the highest verified head of each (key, room)
@@ -151,6 +154,7 @@ export class RuntimeHost {
         this.emit('stale', { since_us: sinceUs });
       },
     });
+    this.deviceId = opts.deviceId || newDeviceId();
   }
 
   // ---- events --------------------------------------------------------------

@@ -159,7 +159,7 @@ void rt_prune_kept(void);
 /* Forgets the kept patches after seq (a dropped catch-up's). */
 void rt_drop_kept_after(uint64_t seq);
 
-/* The device description set by the host, for hello (device.c). */
-void rt_device_fill(pb_device *d);
+/* The device_id and description set by the host, into hello (device.c). */
+void rt_device_fill(pb_hello *h);
 
 #endif

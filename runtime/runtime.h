@@ -98,12 +98,13 @@ const char *rt_session_trap(const char *var, const char *message,
 void rt_session_load_failed(const char *message);
 int rt_session_hello(const char *token, const char *client);
 int rt_session_ping(double t0_us, double unc_us);
-/* What this runtime runs on, said in every hello from now on (device.c). */
-int rt_session_set_device(const char *label, const char *platform,
-                          const char *features, uint32_t canvas_w,
-                          uint32_t canvas_h, uint32_t screen_w,
-                          uint32_t screen_h, double dpr, double ram_bytes,
-                          uint32_t cores);
+/* What this runtime runs on, said in every hello from now on (device.c);
+ * id: the hello's device_id. */
+int rt_session_set_device(const char *id, const char *label,
+                          const char *platform, const char *features,
+                          uint32_t canvas_w, uint32_t canvas_h,
+                          uint32_t screen_w, uint32_t screen_h, double dpr,
+                          double ram_bytes, uint32_t cores);
 /* Queues a snapshot answer: the picture (PNG bytes) or, with png NULL, the
  * error saying why there is none. */
 int rt_session_snapshot(double req, double editor_id, double seq, double at_us,

@@ -140,7 +140,7 @@ int rt_session_hello(const char *token, const char *client)
     f.hello.since_seq = rt_state.chain.seq;
     rt_state.hello_since_seq = rt_state.chain.seq;
     rt_state.is_caught_up = false;
-    rt_device_fill(&f.hello.device);
+    rt_device_fill(&f.hello);
     return rt_out_frame(&f) ? PB_OK : PB_ERR_FIELD_RANGE;
 }
 

@@ -13,7 +13,7 @@
 import { isMainThread, parentPort, workerData, Worker } from 'node:worker_threads';
 import { reportTo, Watchdog } from '../watchdog.js';
 import { PB_HEAD_STALE_US } from '../pb_protocol.js';
-import { joinRoom, parseLink } from './runtime.mjs';
+import { joinRoom, newDeviceId, parseLink } from './runtime.mjs';
 
 const USAGE = `usage: patchbay-runtime <link> [--label L] [--width W --height H] [-q]
 
@@ -85,15 +85,20 @@ if (isMainThread) {
   const watchdog = new Watchdog({ limitMs: opts.watchdogMs, now: Date.now });
   let worker = null;
   let resumeTests = null; // the test run a hung test was part of
+  // every runtime thread of this process is the same device to the relay:
+  // one that takes a hung one's place replaces its connection at once
+  const deviceId = newDeviceId();
   const start = () => {
     watchdog.restart();
-    worker = new Worker(new URL(import.meta.url), { workerData: { opts, stopped, resumeTests } });
-    worker.on('message', (m) => {
+    const w = new Worker(new URL(import.meta.url), { workerData: { opts, stopped, resumeTests, deviceId } });
+    worker = w;
+    w.on('message', (m) => {
+      if (w !== worker) return; // a terminated thread's last words
       if (watchdog.read(m)) return;
       if (m.t === 'out') console.log(m.line);
       else if (m.t === 'exit') { if (m.error) console.error(m.error); process.exit(m.code); }
     });
-    worker.on('error', (e) => { console.error(`patchbay-runtime: ${e.stack || e}`); process.exit(3); });
+    w.on('error', (e) => { console.error(`patchbay-runtime: ${e.stack || e}`); process.exit(3); });
   };
   setInterval(() => {
     const c = watchdog.check();
@@ -122,6 +127,7 @@ async function runWorker(opts) {
   try {
     rt = await joinRoom(opts.link, {
       name: opts.name,
+      deviceId: workerData.deviceId,
       device: { label: opts.label || undefined },
       canvas: opts.width ? { width: opts.width, height: opts.height } : null,
       // patches that hung an earlier runtime thread are taken back as they commit

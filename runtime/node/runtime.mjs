@@ -13,12 +13,12 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { RuntimeHost, parseLink } from '../host.js';
+import { RuntimeHost, newDeviceId, parseLink } from '../host.js';
 import { fileStore, stateDir } from './store.mjs';
 
 const require = createRequire(import.meta.url);
 
-export { parseLink };
+export { newDeviceId, parseLink };
 
 export function runtimeJsPath(opts = {}) {
   return opts.runtimeJs || process.env.PB_RUNTIME_JS ||
@@ -59,10 +59,11 @@ export function nodeDevice() {
 // WebSocket, limits, backoffMs, maxBackoffMs, pingEveryMs, connect (false:
 // no socket; frames are fed with handle.receive), canvas {width, height},
 // device (label and more; the machine's platform, memory and cores are
-// filled in), store (where the highest verified head per (key, room) is
-// kept; default: files in opts.stateDir or store.mjs's default folder;
-// null: nowhere). Resolves once the wasm is running (not once connected:
-// listen for 'welcome' or use handle.waitFor). The handle is the
+// filled in), deviceId (hello's device_id: give every runtime that takes
+// this one's place the same), store (where the highest verified head per
+// (key, room) is kept; default: files in opts.stateDir or store.mjs's
+// default folder; null: nowhere). Resolves once the wasm is running (not
+// once connected: listen for 'welcome' or use handle.waitFor). The handle is the
 // RuntimeHost plus waitFor().
 export async function joinRoom(link, opts = {}) {
   const { createRuntime, moduleArgs } = loadRuntime(opts);

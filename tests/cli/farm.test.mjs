@@ -41,10 +41,11 @@ function cli(room, args, role = 'editor') {
 
 // A runtime played by the test: answers test_req with results(q) (null:
 // no answer) and snapshot_req with picture(q) ({width, height, png} or
-// null).
-async function runtime(room, name, label, { canvas, results, picture } = {}) {
+// null); deviceId: its hello's device_id.
+async function runtime(room, name, label, { canvas, results, picture, deviceId } = {}) {
   const rt = await Peer.join(relay, room, 'runtime', name, {
     label, platform: `fake ${label}`, canvas_w: canvas?.[0] || 0, canvas_h: canvas?.[1] || 0,
+    ...(deviceId ? { device_id: deviceId } : {}),
   });
   rt.on(async (f) => {
     if (f.t === 'test_req' && results) {
@@ -160,6 +161,21 @@ test('test: a device restarted by its watchdog answers under a new id and is not
   assert.match(r.stdout, /loop on phone: timeout: did not return within 2000 ms/);
   assert.doesNotMatch(r.stdout, /gone/);
   for (const x of [good, first, second]) x?.close();
+});
+
+test('test: a device back on a new connection while its old one is still open is one column', async () => {
+  const R = room();
+  const good = await runtime(R, 'rt', 'good', { results: () => [pass('t')] });
+  // a phone restarted (or moved to another network): its old socket is
+  // still open and will never answer; the same runtime (device_id) says
+  // hello on a new one
+  const old = await runtime(R, 'rt', 'phone', { deviceId: 'a'.repeat(32) });
+  const back = await runtime(R, 'rt', 'phone', { deviceId: 'a'.repeat(32), results: () => [pass('t')] });
+  const r = await cli(R, ['test', '--timeout', '5s']);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /^test +good +phone$/m);
+  assert.match(r.stdout, /1 test on 2 devices/);
+  for (const x of [good, old, back]) x.close();
 });
 
 test('test --expect-devices waits, and says which are here when too few come: exit 4', async () => {

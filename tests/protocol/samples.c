@@ -143,6 +143,7 @@ static void build(void)
     f.hello.token = pb_cstr("example-runtime-token");
     f.hello.client = pb_cstr("patchbay-runtime/0.1.0");
     f.hello.since_seq = 2;
+    f.hello.device_id = pb_cstr("9f2c61d04b7e4a83b5a0c1e7d2f86e15");
     f.hello.device = (pb_device){
         .label = pb_cstr("pixel-7"),
         .platform = pb_cstr("Mozilla/5.0 (Linux; Android 14; Pixel 7) "

@@ -4,8 +4,9 @@
 // description reaches the editors, test requests carry the seq they are
 // for, a picture goes to the editor who asked and nobody else, a damaged
 // picture is refused and counted against the runtime's budget of refused
-// frames (until it is disconnected, while everyone else is served), and
-// the room's recent device output is replayed to whoever asks.
+// frames (until it is disconnected, while everyone else is served), a
+// runtime back on a new connection (the same device_id) replaces its old
+// one, and the room's recent device output is replayed to whoever asks.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -103,6 +104,37 @@ test('a picture goes to the editor who asked, checked, and to nobody else', asyn
   assert.deepEqual(ada.frames.filter((f) => f.t === 'snapshot').map((f) => f.req), [11]);
   assert.equal(bob.frames.filter((f) => f.t === 'snapshot').length, 0);
   for (const c of [ada, bob, rt]) c.close();
+});
+
+test('a runtime back with its device_id replaces its old connection, which was left open', async () => {
+  const ed = await join('editor', 'ada');
+  const id = '5e1f0c2a9b8d4e7f8a6b3c2d1e0f9a8b';
+  // a page whose worker the watchdog terminated, or a phone now on another
+  // network: its old socket is still open (and says nothing) when the
+  // runtime says hello on a new one
+  const old = await join('runtime', 'phone', { ...DEVICE, device_id: id });
+  const twin = await join('runtime', 'phone', { ...DEVICE, device_id: 'f'.repeat(32) }); // another phone, same link
+  const other = await join('runtime', 'tablet', { ...DEVICE, device_id: id }); // another token name
+  const back = await join('runtime', 'phone', { ...DEVICE, device_id: id });
+  const fatal = await old.waitFor((f) => f.t === 'error' && f.fatal, 'the old connection told why it is closed');
+  assert.equal(fatal.code, 51);
+  assert.match(fatal.message, new RegExp(`joined again as client ${back.welcome.client_id} \\(the same device_id\\)`));
+  assert.ok((await old.closed).code > 0, 'the relay closed the old connection');
+  // the editor saw the old one leave before the new one joined
+  await ed.waitFor((f) => f.t === 'peers' && f.event === 'join' && f.peers[0].id === back.welcome.client_id,
+                   'the new connection joins');
+  const events = ed.frames.filter((f) => f.t === 'peers' && f.event !== 'snapshot')
+    .map((f) => `${f.event} ${f.peers[0].id}`);
+  assert.deepEqual(events.slice(-2), [`leave ${old.welcome.client_id}`, `join ${back.welcome.client_id}`]);
+  // one entry per runtime for whoever comes next; the device_id is shown to nobody
+  const late = await join('viewer', 'late');
+  const snap = await late.waitFor((f) => f.t === 'peers' && f.event === 'snapshot', 'snapshot');
+  const runtimes = snap.peers.filter((p) => p.role === 'runtime');
+  assert.deepEqual(runtimes.map((p) => p.id).sort((a, b) => a - b),
+                   [twin, other, back].map((c) => c.welcome.client_id));
+  assert.ok(runtimes.every((p) => !('device_id' in p)));
+  for (const c of [twin, other, back]) assert.equal(c.frames.filter((f) => f.t === 'error').length, 0);
+  for (const c of [ed, twin, other, back, late]) c.close();
 });
 
 test('a runtime that keeps sending refused frames is disconnected; the room is still served', async () => {

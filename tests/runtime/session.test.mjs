@@ -397,6 +397,21 @@ test('test_req runs the PB_TEST tests and answers test_result', async () => {
   rt.close();
 });
 
+test('hello carries the device_id it is given (one per restarted runtime), else one of its own', async () => {
+  const id = '0123456789abcdef0123456789abcdef';
+  const a = await fresh({ deviceId: id });
+  const b = await fresh({ deviceId: id }); // what a watchdog starts in a's place
+  const c = await fresh();
+  const d = await fresh();
+  assert.equal(a.sent[0].t, 'hello');
+  assert.equal(a.sent[0].device_id, id);
+  assert.equal(b.sent[0].device_id, id);
+  assert.match(c.sent[0].device_id, /^[0-9a-f]{32}$/);
+  assert.match(d.sent[0].device_id, /^[0-9a-f]{32}$/);
+  assert.notEqual(c.sent[0].device_id, d.sent[0].device_id);
+  for (const rt of [a, b, c, d]) rt.close();
+});
+
 test('with a canvas attached, a frame commits what is due, then calls pb_frame', async () => {
   const a8 = statementApplyUs(decode(P[8]).stmt);
   const rt = await fresh({ now: a8 - 10 });

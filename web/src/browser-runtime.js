@@ -14,6 +14,7 @@
 // commit, trap, reject, log, clock, relay_error, tests, head, stale,
 // reset), plus 'beat'
 // (frames drawn, fps, clock) and 'restart' {seq, var, message}.
+import { newDeviceId } from '../../runtime/farm.js';
 import { Watchdog } from '../../runtime/watchdog.js';
 
 const STOPPED_KEY = 'patchbay:stopped';
@@ -40,6 +41,10 @@ export class BrowserRuntime {
     this.stopped = loadStopped(link);
     this.resumeTests = null; // the test run a hung test was part of
     this.watch = null;
+    // hello's device_id, the same for every worker of this page: a worker
+    // that takes a hung one's place replaces its connection at once (the
+    // browser closes a terminated worker's socket only later)
+    this.deviceId = newDeviceId();
   }
 
   // What the runtime says about this device in hello (docs/PROTOCOL.md
@@ -61,7 +66,8 @@ export class BrowserRuntime {
     w.onerror = (e) => this.emit('log', { level: 'error', text: `runtime worker: ${e.message}` });
     w.postMessage({ t: 'start', link: this.link, name: this.name, canvas: off, width: this.width,
                     height: this.height, preview: this.preview, stopped: [...this.stopped.values()],
-                    device: this.device(), resumeTests: this.resumeTests, floor: loadFloor(this.link) },
+                    device: this.device(), deviceId: this.deviceId, resumeTests: this.resumeTests,
+                    floor: loadFloor(this.link) },
                   [off]);
     clearInterval(this.watch);
     this.watch = setInterval(() => this.check(), 200);

@@ -9,8 +9,10 @@
 // Messages in:  {t:'start', link, name, canvas (OffscreenCanvas), width,
 //                height, preview, stopped: [{seq, var}], device (what
 //                hello says: label, platform, screen, dpr, memory),
-//                resumeTests (the run a hung test was part of), floor
-//                (the highest head verified before, from localStorage)}
+//                deviceId (hello's device_id: the page's, the same for
+//                each worker), resumeTests (the run a hung test was part
+//                of), floor (the highest head verified before, from
+//                localStorage)}
 //               {t:'inject', bytes}  a frame as if the relay had sent it
 //                                    (tests: tampered frames must be refused)
 //               {t:'resize', width, height}
@@ -98,6 +100,7 @@ async function start(m) {
     link: m.link,
     name: m.name,
     device: m.device,
+    deviceId: m.deviceId,
     canvas: { width: m.width, height: m.height },
     resumeTests: m.resumeTests,
     // the page keeps the floor in localStorage (src/browser-runtime.js)
