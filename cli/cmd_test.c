@@ -241,7 +241,10 @@ static int on_frame(void *ctx, const pb_frame *f)
 }
 
 /* Devices of the run that left and did not come back within the grace
- * period are gone; one whose replacement is here is still waited for. */
+ * period are gone; one whose replacement is here is still waited for. A
+ * runtime that is a device of the run itself is nobody's replacement (an
+ * old connection that outlived its restart, listed beside its successor
+ * when the run began: runtimes without a hello device_id). */
 static void settle_gone(run_ctx *k)
 {
     uint64_t now = farm_mono_ms();
@@ -254,6 +257,7 @@ static void settle_gone(run_ctx *k)
         for (uint32_t j = 0; j < k->r->n_devs; j++) {
             const farm_dev *o = &k->r->devs[j];
             is_back |= o->is_here && o->id != dev->id &&
+                       farm_find_device(k->run, o->id) < 0 &&
                        !strcmp(o->name, dev->name) &&
                        !strcmp(o->label, dev->label);
         }

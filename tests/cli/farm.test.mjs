@@ -178,6 +178,20 @@ test('test: a device back on a new connection while its old one is still open is
   for (const x of [good, old, back]) x.close();
 });
 
+test('test: without a device_id, an old connection that leaves beside its successor is gone, not waited for', async () => {
+  const R = room();
+  // a runtime that sends no device_id: the relay cannot tell that the new
+  // connection is the same device, so both are columns of the run; the old
+  // one then closes
+  const old = await runtime(R, 'rt', 'phone', { results: (q, rt) => { setTimeout(() => rt.close(), 300); return null; } });
+  const back = await runtime(R, 'rt', 'phone', { results: () => [pass('t')] });
+  const r = await cli(R, ['test', '--timeout', '30s']);
+  assert.equal(r.code, 4, r.stdout + r.stderr);
+  assert.match(r.stdout, new RegExp(`phone#${old.welcome.client_id}: left the room before answering`));
+  assert.doesNotMatch(r.stdout, /did not answer in time/);
+  back.close();
+});
+
 test('test --expect-devices waits, and says which are here when too few come: exit 4', async () => {
   const R = room();
   const a = await runtime(R, 'rt', 'a', { results: () => [pass('t')] });
