@@ -15,6 +15,7 @@ const char *const pb_history_mode_names[] = {"", "state", "range"};
 const char *const pb_patch_kind_names[] = {"", "expr"};
 const char *const pb_test_status_names[] = {"", "pass", "fail", "trap",
                                             "timeout"};
+const char *const pb_buffer_op_names[] = {"", "create", "set", "close"};
 
 static const char *name_of(const char *const *names, unsigned n, unsigned v)
 {
@@ -77,4 +78,9 @@ pb_patch_kind pb_patch_kind_parse(pb_str s)
 const char *pb_test_status_name(pb_test_status s)
 {
     return name_of(pb_test_status_names, PB_N_TEST_STATUSES, (unsigned)s);
+}
+
+const char *pb_buffer_op_name(pb_buffer_op_kind k)
+{
+    return name_of(pb_buffer_op_names, PB_N_BUFFER_OPS, (unsigned)k);
 }

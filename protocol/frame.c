@@ -51,6 +51,7 @@ static const pb_field hello_f[] = {
     FIELD(pb_hello, since_seq, PB_K_U64, OPT, 0),
     FIELD(pb_hello, device_id, PB_K_STR, OPT, PB_MAX_NAME_BYTES),
     DEVICE_FIELDS(pb_hello),
+    FIELD(pb_hello, buffers, PB_K_BOOL, OPT, 0),
 };
 static const pb_field welcome_f[] = {
     FIELD(pb_welcome, room, PB_K_STR, REQ, PB_MAX_NAME_BYTES),
@@ -74,6 +75,9 @@ static const pb_field eval_f[] = {
     FIELD(pb_eval, name, PB_K_STR, OPT, PB_MAX_PATH_BYTES),
     FIELD(pb_eval, source, PB_K_STR, REQ, PB_MAX_SOURCE_BYTES),
     FIELD(pb_eval, expr, PB_K_BOOL, OPT, 0),
+    FIELD(pb_eval, buffer, PB_K_U64, OPT, 0),
+    FIELD(pb_eval, start, PB_K_BIN, OPT, PB_MAX_RELPOS_BYTES),
+    FIELD(pb_eval, end, PB_K_BIN, OPT, PB_MAX_RELPOS_BYTES),
 };
 static const pb_field diag_item_f[] = {
     FIELD(pb_diag_item, line, PB_K_U32, REQ, 0),
@@ -223,6 +227,71 @@ static const pb_field log_end_f[] = {
     FIELD(pb_log_end, dropped, PB_K_U64, OPT, 0),
 };
 
+static const pb_field buffer_info_f[] = {
+    FIELD(pb_buffer_info, id, PB_K_U64, REQ, 0),
+    FIELD(pb_buffer_info, name, PB_K_STR, REQ, PB_MAX_NAME_BYTES),
+    ENUMF(pb_buffer_info, lang, REQ, pb_lang_names, PB_N_LANGS),
+};
+static const pb_obj buffer_info_o =
+    OBJ("buffer", pb_buffer_info, buffer_info_f);
+static const pb_field buffers_f[] = {
+    ARRAYF(pb_buffers, buffers, n_buffers, buffer_info_o, PB_MAX_BUFFERS),
+    FIELD(pb_buffers, req, PB_K_U64, OPT, 0),
+    FIELD(pb_buffers, peer, PB_K_U64, OPT, 0),
+};
+static const pb_field buffer_op_f[] = {
+    FIELD(pb_buffer_op, req, PB_K_U64, REQ, 0),
+    ENUMF(pb_buffer_op, op, REQ, pb_buffer_op_names, PB_N_BUFFER_OPS),
+    FIELD(pb_buffer_op, buffer, PB_K_U64, OPT, 0),
+    FIELD(pb_buffer_op, name, PB_K_STR, OPT, PB_MAX_NAME_BYTES),
+    ENUMF(pb_buffer_op, lang, OPT, pb_lang_names, PB_N_LANGS),
+};
+static const pb_field buffer_data_f[] = {
+    FIELD(pb_buffer_data, data, PB_K_BIN, REQ, PB_MAX_BUFFER_BYTES),
+};
+static const pb_obj buffer_data_o =
+    OBJ("stored update", pb_buffer_data, buffer_data_f);
+static const pb_field buffer_sync_f[] = {
+    FIELD(pb_buffer_sync, buffer, PB_K_U64, REQ, 0),
+    FIELD(pb_buffer_sync, useq, PB_K_U64, OPT, 0),
+    FIELD(pb_buffer_sync, more, PB_K_BOOL, OPT, 0),
+    FIELD(pb_buffer_sync, compact, PB_K_BOOL, OPT, 0),
+    ARRAYF(pb_buffer_sync, updates, n_updates, buffer_data_o,
+           PB_MAX_BUFFER_SYNC_ITEMS),
+};
+static const pb_field buffer_update_f[] = {
+    FIELD(pb_buffer_update, buffer, PB_K_U64, REQ, 0),
+    FIELD(pb_buffer_update, data, PB_K_BIN, REQ, PB_MAX_BUFFER_BYTES),
+    FIELD(pb_buffer_update, req, PB_K_U64, OPT, 0),
+    FIELD(pb_buffer_update, useq, PB_K_U64, OPT, 0),
+    FIELD(pb_buffer_update, peer, PB_K_U64, OPT, 0),
+};
+static const pb_field buffer_ack_f[] = {
+    FIELD(pb_buffer_ack, buffer, PB_K_U64, REQ, 0),
+    FIELD(pb_buffer_ack, req, PB_K_U64, REQ, 0),
+    FIELD(pb_buffer_ack, useq, PB_K_U64, OPT, 0),
+    FIELD(pb_buffer_ack, compact, PB_K_BOOL, OPT, 0),
+};
+static const pb_field buffer_compact_f[] = {
+    FIELD(pb_buffer_compact, buffer, PB_K_U64, REQ, 0),
+    FIELD(pb_buffer_compact, req, PB_K_U64, REQ, 0),
+    FIELD(pb_buffer_compact, useq, PB_K_U64, REQ, 0),
+    FIELD(pb_buffer_compact, data, PB_K_BIN, REQ, PB_MAX_BUFFER_BYTES),
+};
+static const pb_field buffer_aware_f[] = {
+    FIELD(pb_buffer_aware, buffer, PB_K_U64, REQ, 0),
+    FIELD(pb_buffer_aware, data, PB_K_BIN, REQ, PB_MAX_AWARENESS_BYTES),
+    FIELD(pb_buffer_aware, peer, PB_K_U64, OPT, 0),
+};
+static const pb_field buffer_eval_f[] = {
+    FIELD(pb_buffer_eval, buffer, PB_K_U64, REQ, 0),
+    FIELD(pb_buffer_eval, seq, PB_K_U64, REQ, 0),
+    FIELD(pb_buffer_eval, peer, PB_K_U64, REQ, 0),
+    FIELD(pb_buffer_eval, author, PB_K_STR, REQ, PB_MAX_NAME_BYTES),
+    FIELD(pb_buffer_eval, start, PB_K_BIN, OPT, PB_MAX_RELPOS_BYTES),
+    FIELD(pb_buffer_eval, end, PB_K_BIN, OPT, PB_MAX_RELPOS_BYTES),
+};
+
 static const pb_obj frames[PB_T_COUNT_] = {
     [PB_T_HELLO] = OBJ("hello frame", pb_hello, hello_f),
     [PB_T_WELCOME] = OBJ("welcome frame", pb_welcome, welcome_f),
@@ -248,15 +317,52 @@ static const pb_obj frames[PB_T_COUNT_] = {
     [PB_T_LOG_REQ] = OBJ("log_req frame", pb_log_req, log_req_f),
     [PB_T_LOG_END] = OBJ("log_end frame", pb_log_end, log_end_f),
     [PB_T_HEAD] = OBJ("head frame", pb_head_frame, head_f),
+    [PB_T_BUFFERS] = OBJ("buffers frame", pb_buffers, buffers_f),
+    [PB_T_BUFFER_OP] = OBJ("buffer_op frame", pb_buffer_op, buffer_op_f),
+    [PB_T_BUFFER_SYNC] =
+        OBJ("buffer_sync frame", pb_buffer_sync, buffer_sync_f),
+    [PB_T_BUFFER_UPDATE] =
+        OBJ("buffer_update frame", pb_buffer_update, buffer_update_f),
+    [PB_T_BUFFER_ACK] = OBJ("buffer_ack frame", pb_buffer_ack, buffer_ack_f),
+    [PB_T_BUFFER_COMPACT] =
+        OBJ("buffer_compact frame", pb_buffer_compact, buffer_compact_f),
+    [PB_T_BUFFER_AWARE] =
+        OBJ("buffer_aware frame", pb_buffer_aware, buffer_aware_f),
+    [PB_T_BUFFER_EVAL] =
+        OBJ("buffer_eval frame", pb_buffer_eval, buffer_eval_f),
 };
 
 static const char *const type_names[PB_T_COUNT_] = {
-    "",        "hello",        "welcome",     "error",
-    "eval",    "diag",         "patch",       "ack",
-    "ping",    "pong",         "history_req", "history",
-    "log",     "test_req",     "test_result", "peers",
-    "room",    "snapshot_req", "snapshot",    "log_req",
-    "log_end", "head",
+    "",
+    "hello",
+    "welcome",
+    "error",
+    "eval",
+    "diag",
+    "patch",
+    "ack",
+    "ping",
+    "pong",
+    "history_req",
+    "history",
+    "log",
+    "test_req",
+    "test_result",
+    "peers",
+    "room",
+    "snapshot_req",
+    "snapshot",
+    "log_req",
+    "log_end",
+    "head",
+    "buffers",
+    "buffer_op",
+    "buffer_sync",
+    "buffer_update",
+    "buffer_ack",
+    "buffer_compact",
+    "buffer_aware",
+    "buffer_eval",
 };
 
 const pb_obj *pb_frame_obj(pb_type t)

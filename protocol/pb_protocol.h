@@ -64,6 +64,16 @@ extern "C" {
 #define PB_MAX_PNG_BYTES       (1536u * 1024u) /* snapshot.png */
 #define PB_MAX_CANVAS_SIDE     8192u           /* canvas and screen sides, px */
 
+/* Shared buffers (docs/PROTOCOL.md § Shared buffers). An update or a
+ * snapshot is opaque bytes (a Yjs update); a relay bounds what it stores
+ * per buffer at or below PB_MAX_BUFFER_BYTES, so a snapshot of a whole
+ * buffer always fits one frame. */
+#define PB_MAX_BUFFER_BYTES      (1024u * 1024u) /* one update or snapshot */
+#define PB_MAX_BUFFERS           64u   /* entries in one buffers frame */
+#define PB_MAX_BUFFER_SYNC_ITEMS 4096u /* stored updates in one buffer_sync */
+#define PB_MAX_AWARENESS_BYTES   4096u /* one buffer_aware update */
+#define PB_MAX_RELPOS_BYTES      128u  /* a position in a buffer (eval range) */
+
 /* Room time (docs/PROTOCOL.md § Time). A room's tempo is 0 (none) or
  * PB_MIN_TEMPO_BPM to PB_MAX_TEMPO_BPM, one quantum (quantum x 60 / tempo
  * seconds) lasts at most PB_MAX_QUANTUM_US and a lead at most
@@ -287,6 +297,14 @@ typedef enum pb_test_status {
                       */
 } pb_test_status;
 
+/* What a buffer_op does to the room's buffers (§ Shared buffers). */
+typedef enum pb_buffer_op_kind {
+    PB_BUFFER_OP_NONE = 0,
+    PB_BUFFER_OP_CREATE, /* a new buffer: name and lang */
+    PB_BUFFER_OP_SET,    /* rename it, change its language: name and lang */
+    PB_BUFFER_OP_CLOSE,  /* close it for everyone */
+} pb_buffer_op_kind;
+
 typedef enum pb_history_mode {
     PB_HISTORY_NONE = 0,
     PB_HISTORY_STATE, /* latest patch of every var, in seq order (catch-up) */
@@ -304,6 +322,7 @@ const char *pb_severity_name(pb_severity s);
 const char *pb_log_level_name(pb_log_level l);
 const char *pb_patch_kind_name(pb_patch_kind k); /* "" for PB_KIND_DEFS */
 const char *pb_test_status_name(pb_test_status s);
+const char *pb_buffer_op_name(pb_buffer_op_kind k);
 
 /* ---- Frames (§ Frames) ---------------------------------------------------
  * Every frame is a msgpack map with "v" (protocol version) and "t" (type
@@ -333,6 +352,14 @@ typedef enum pb_type {
     PB_T_LOG_REQ,
     PB_T_LOG_END,
     PB_T_HEAD,
+    PB_T_BUFFERS,
+    PB_T_BUFFER_OP,
+    PB_T_BUFFER_SYNC,
+    PB_T_BUFFER_UPDATE,
+    PB_T_BUFFER_ACK,
+    PB_T_BUFFER_COMPACT,
+    PB_T_BUFFER_AWARE,
+    PB_T_BUFFER_EVAL,
     PB_T_COUNT_ /* number of types + 1; not a type */
 } pb_type;
 
@@ -366,6 +393,9 @@ typedef struct pb_hello { /* client -> relay, first frame */
                              runtime in the room under the same token name
                              replaces that connection (PB_ERR_REPLACED) */
     pb_device device;     /* runtimes: what they run on */
+    bool buffers;         /* an editor page: send it the room's shared
+                             buffers and their updates (never to a
+                             runtime) */
 } pb_hello;
 
 typedef struct pb_welcome {           /* relay -> client, answer to hello */
@@ -394,6 +424,9 @@ typedef struct pb_eval { /* editor -> relay */
     bool expr;           /* the source is one expression to run once (C
                             needs it; a Lisp source whose only form is not a
                             definition is an expression anyway) */
+    uint64_t buffer;     /* the shared buffer it was taken from (0: none) */
+    pb_bytes start, end; /* where in it: Yjs relative positions, passed on
+                            in buffer_eval when the patch is accepted */
 } pb_eval;
 
 typedef struct pb_diag_item {
@@ -570,6 +603,80 @@ typedef struct pb_head_frame { /* relay -> everyone: the signed head */
     pb_bytes sig;              /* required: its ed25519 signature */
 } pb_head_frame;
 
+/* ---- Shared buffers (§ Shared buffers) ----------------------------------
+ * The relay stores and forwards a buffer's updates as opaque bytes; it
+ * never reads them. Buffer ids are the relay's, per room, never reused. */
+typedef struct pb_buffer_info {
+    uint64_t id;  /* required */
+    pb_str name;  /* required: "main.c" */
+    pb_lang lang; /* required */
+} pb_buffer_info;
+
+typedef struct pb_buffers {  /* relay -> people who said hello.buffers */
+    pb_buffer_info *buffers; /* every open buffer of the room, by id */
+    uint32_t n_buffers;
+    uint64_t req;  /* the buffer_op this answers (with peer) */
+    uint64_t peer; /* the client whose buffer_op changed the list */
+} pb_buffers;
+
+typedef struct pb_buffer_op { /* owner/editor -> relay */
+    uint64_t req;             /* required */
+    pb_buffer_op_kind op;     /* required */
+    uint64_t buffer;          /* set, close: which */
+    pb_str name;              /* create, set */
+    pb_lang lang;             /* create, set */
+} pb_buffer_op;
+
+typedef struct pb_buffer_data {
+    pb_bytes data; /* required: one stored update (or snapshot) */
+} pb_buffer_data;
+
+typedef struct pb_buffer_sync { /* relay -> a client that just joined */
+    uint64_t buffer;            /* required */
+    uint64_t useq;              /* the last stored update included */
+    bool more;                  /* another buffer_sync of it follows */
+    bool compact;               /* many updates: send a buffer_compact */
+    pb_buffer_data *updates;    /* in the order stored */
+    uint32_t n_updates;
+} pb_buffer_sync;
+
+typedef struct pb_buffer_update { /* editor -> relay -> people */
+    uint64_t buffer;              /* required */
+    pb_bytes data;                /* required: a Yjs update */
+    uint64_t req;                 /* the sender's (answered by buffer_ack) */
+    uint64_t useq;                /* filled in by the relay: its place */
+    uint64_t peer;                /* filled in by the relay: who sent it */
+} pb_buffer_update;
+
+typedef struct pb_buffer_ack { /* relay -> the sender: stored on disk */
+    uint64_t buffer;           /* required */
+    uint64_t req;              /* required */
+    uint64_t useq;             /* where it was stored */
+    bool compact;              /* many updates: send a buffer_compact */
+} pb_buffer_ack;
+
+typedef struct pb_buffer_compact { /* editor -> relay */
+    uint64_t buffer;               /* required */
+    uint64_t req;                  /* required */
+    uint64_t useq;                 /* required: data holds every update up
+                                      to this one, and replaces them */
+    pb_bytes data;                 /* required: the merged snapshot */
+} pb_buffer_compact;
+
+typedef struct pb_buffer_aware { /* people -> relay -> people */
+    uint64_t buffer;             /* required */
+    pb_bytes data;               /* required: a Yjs awareness update */
+    uint64_t peer;               /* filled in by the relay */
+} pb_buffer_aware;
+
+typedef struct pb_buffer_eval { /* relay -> people: a range was evaluated */
+    uint64_t buffer;            /* required */
+    uint64_t seq;               /* required: the patch it became */
+    uint64_t peer;              /* required: its author's client id */
+    pb_str author;              /* required: its author's name */
+    pb_bytes start, end;        /* the range, as eval gave it */
+} pb_buffer_eval;
+
 typedef struct pb_frame {
     pb_type type;
     union {
@@ -594,6 +701,14 @@ typedef struct pb_frame {
         pb_log_req log_req;
         pb_log_end log_end;
         pb_head_frame head;
+        pb_buffers buffers;
+        pb_buffer_op buffer_op;
+        pb_buffer_sync buffer_sync;
+        pb_buffer_update buffer_update;
+        pb_buffer_ack buffer_ack;
+        pb_buffer_compact buffer_compact;
+        pb_buffer_aware buffer_aware;
+        pb_buffer_eval buffer_eval;
     };
     void *priv_; /* decode's memory; do not touch */
 } pb_frame;

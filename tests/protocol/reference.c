@@ -238,6 +238,11 @@ static const limit limits[] = {
     L(PB_MAX_PEERS, "peers.peers"),
     L(PB_MAX_PNG_BYTES, "snapshot.png"),
     L(PB_MAX_CANVAS_SIDE, "canvas, screen and picture sides, pixels"),
+    L(PB_MAX_BUFFER_BYTES, "one buffer update or snapshot"),
+    L(PB_MAX_BUFFERS, "buffers.buffers"),
+    L(PB_MAX_BUFFER_SYNC_ITEMS, "buffer_sync.updates"),
+    L(PB_MAX_AWARENESS_BYTES, "buffer_aware.data"),
+    L(PB_MAX_RELPOS_BYTES, "a position in a buffer (eval.start, .end)"),
     L(PB_MIN_TEMPO_BPM, "room.tempo_bpm when not 0"),
     L(PB_MAX_TEMPO_BPM, "room.tempo_bpm"),
     L(PB_MAX_LEAD_US, "room.lead_us, and any lead the relay chooses"),
@@ -449,7 +454,7 @@ typedef struct vector {
 } vector;
 
 static int n_vectors;
-static vector vectors[64];
+static vector vectors[128];
 
 static vector *add_vector(const char *name, const char *description,
                           pb_err expect)

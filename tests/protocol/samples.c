@@ -89,13 +89,15 @@ void pb_sample_patch_free(pb_sample_patch *p)
     pb_buf_free(&p->stmt);
 }
 
-#define N_SAMPLES 28
+#define N_SAMPLES 38
 static pb_sample samples[N_SAMPLES];
 static pb_sample_patch patch1, patch2, expr3;
 static pb_diag_item diag_items[2];
 static pb_patch history_items[2];
 static pb_test_case test_cases[3];
 static pb_peer peer_list[2];
+static pb_buffer_info buffer_list[2];
+static pb_buffer_data sync_items[2];
 
 static pb_sample_head head2;
 
@@ -406,6 +408,123 @@ static void build(void)
     f.head.stmt = (pb_bytes){head2.stmt.data, (uint32_t)head2.stmt.len};
     f.head.sig = (pb_bytes){head2.sig, PB_SIG_BYTES};
     samples[i++] = (pb_sample){"head", "room jam is at seq 2, signed", f};
+
+    /* Shared buffers: real Yjs bytes (yjs 13.6, client id 7): the buffer's
+     * first line typed, then "48" changed to "49"; the merged snapshot;
+     * relative positions of the line's start and end; ada's awareness. */
+    static const uint8_t y_insert[] = {
+        0x01, 0x01, 0x07, 0x00, 0x04, 0x01, 0x04, 0x74, 0x65, 0x78, 0x74,
+        0x28, 'd',  'o',  'u',  'b',  'l',  'e',  ' ',  'g',  'g',  'g',
+        '(',  'd',  'o',  'u',  'b',  'l',  'e',  ' ',  'v',  ')',  ' ',
+        '{',  ' ',  'r',  'e',  't',  'u',  'r',  'n',  ' ',  'v',  ' ',
+        '+',  ' ',  '4',  '8',  ';',  ' ',  '}',  '\n', 0x00};
+    static const uint8_t y_delete[] = {0x00, 0x01, 0x07, 0x01, 0x23, 0x01};
+    static const uint8_t y_nine[] = {0x01, 0x01, 0x07, 0x28, 0xc4, 0x07,
+                                     0x23, 0x07, 0x24, 0x01, 0x39, 0x00};
+    static const uint8_t y_snapshot[] = {
+        0x01, 0x04, 0x07, 0x00, 0x04, 0x01, 0x04, 0x74, 0x65, 0x78, 0x74, 0x23,
+        'd',  'o',  'u',  'b',  'l',  'e',  ' ',  'g',  'g',  'g',  '(',  'd',
+        'o',  'u',  'b',  'l',  'e',  ' ',  'v',  ')',  ' ',  '{',  ' ',  'r',
+        'e',  't',  'u',  'r',  'n',  ' ',  'v',  ' ',  '+',  ' ',  '4',  0x81,
+        0x07, 0x22, 0x01, 0x84, 0x07, 0x23, 0x04, ';',  ' ',  '}',  '\n', 0xc4,
+        0x07, 0x23, 0x07, 0x24, 0x01, 0x39, 0x01, 0x07, 0x01, 0x23, 0x01};
+    static const uint8_t y_start[] = {0x00, 0x07, 0x00, 0x00};
+    static const uint8_t y_end[] = {0x00, 0x07, 0x27, 0x00};
+    static const char y_aware_state[] =
+        "{\"user\":{\"name\":\"ada\",\"color\":\"#e0803a\"},\"peer\":7}";
+    static uint8_t y_aware[4 + sizeof y_aware_state - 1];
+    y_aware[0] = 0x01; /* one client */
+    y_aware[1] = 0x07; /* its id */
+    y_aware[2] = 0x01; /* its clock */
+    y_aware[3] = (uint8_t)(sizeof y_aware_state - 1);
+    memcpy(y_aware + 4, y_aware_state, sizeof y_aware_state - 1);
+#define BYTES(a) ((pb_bytes){a, (uint32_t)sizeof a})
+
+    f = make(PB_T_HELLO);
+    f.hello.token = pb_cstr("example-token-printed-by-patchbay-token");
+    f.hello.client = pb_cstr("patchbay-web/0.1.0");
+    f.hello.buffers = true;
+    samples[i++] =
+        (pb_sample){"hello_editor", "an editor page joins, with buffers", f};
+
+    f = make(PB_T_EVAL);
+    f.eval.req = 43;
+    f.eval.lang = PB_LANG_C;
+    f.eval.name = pb_cstr("main.c");
+    f.eval.source = pb_cstr("double ggg(double v) { return v + 49; }");
+    f.eval.buffer = 1;
+    f.eval.start = BYTES(y_start);
+    f.eval.end = BYTES(y_end);
+    samples[i++] = (pb_sample){
+        "eval_buffer", "an editor evaluates a range of shared buffer 1", f};
+
+    buffer_list[0] = (pb_buffer_info){1, pb_cstr("main.c"), PB_LANG_C};
+    buffer_list[1] = (pb_buffer_info){2, pb_cstr("visual.cljc"), PB_LANG_LISP};
+    f = make(PB_T_BUFFERS);
+    f.buffers.buffers = buffer_list;
+    f.buffers.n_buffers = 2;
+    f.buffers.req = 3;
+    f.buffers.peer = 7;
+    samples[i++] = (pb_sample){
+        "buffers", "the room's buffers, after client 7 created one", f};
+
+    f = make(PB_T_BUFFER_OP);
+    f.buffer_op.req = 3;
+    f.buffer_op.op = PB_BUFFER_OP_CREATE;
+    f.buffer_op.name = pb_cstr("visual.cljc");
+    f.buffer_op.lang = PB_LANG_LISP;
+    samples[i++] = (pb_sample){"buffer_op", "create a Lisp buffer", f};
+
+    sync_items[0] = (pb_buffer_data){BYTES(y_insert)};
+    sync_items[1] = (pb_buffer_data){BYTES(y_delete)};
+    f = make(PB_T_BUFFER_SYNC);
+    f.buffer_sync.buffer = 1;
+    f.buffer_sync.useq = 2;
+    f.buffer_sync.updates = sync_items;
+    f.buffer_sync.n_updates = 2;
+    samples[i++] = (pb_sample){
+        "buffer_sync", "buffer 1 as stored: two updates, the last 2", f};
+
+    f = make(PB_T_BUFFER_UPDATE);
+    f.buffer_update.buffer = 1;
+    f.buffer_update.data = BYTES(y_nine);
+    f.buffer_update.useq = 3;
+    f.buffer_update.peer = 7;
+    samples[i++] = (pb_sample){
+        "buffer_update", "client 7 typed a 9, as forwarded to the room", f};
+
+    f = make(PB_T_BUFFER_ACK);
+    f.buffer_ack.buffer = 1;
+    f.buffer_ack.req = 12;
+    f.buffer_ack.useq = 3;
+    samples[i++] =
+        (pb_sample){"buffer_ack", "the sender's update 12 stored as 3", f};
+
+    f = make(PB_T_BUFFER_COMPACT);
+    f.buffer_compact.buffer = 1;
+    f.buffer_compact.req = 13;
+    f.buffer_compact.useq = 3;
+    f.buffer_compact.data = BYTES(y_snapshot);
+    samples[i++] =
+        (pb_sample){"buffer_compact", "one snapshot for updates 1 to 3", f};
+
+    f = make(PB_T_BUFFER_AWARE);
+    f.buffer_aware.buffer = 1;
+    f.buffer_aware.data = BYTES(y_aware);
+    f.buffer_aware.peer = 7;
+    samples[i++] =
+        (pb_sample){"buffer_aware", "ada is in buffer 1, as forwarded", f};
+
+    f = make(PB_T_BUFFER_EVAL);
+    f.buffer_eval.buffer = 1;
+    f.buffer_eval.seq = 2;
+    f.buffer_eval.peer = 7;
+    f.buffer_eval.author = pb_cstr("ada");
+    f.buffer_eval.start = BYTES(y_start);
+    f.buffer_eval.end = BYTES(y_end);
+    samples[i++] =
+        (pb_sample){"buffer_eval", "ada's evaluated range became patch 2", f};
+#undef BYTES
 
     if (i != N_SAMPLES)
         abort();

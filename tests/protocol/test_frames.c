@@ -84,7 +84,30 @@ TEST(test_decoded_fields_match_what_was_encoded)
     pb_buf_init(&a);
     for (size_t i = 0; i < n; i++) {
         pb_frame f;
-        if (s[i].frame.type == PB_T_EVAL && !s[i].frame.eval.expr) {
+        if (s[i].frame.type == PB_T_EVAL && s[i].frame.eval.buffer) {
+            /* an eval from a shared buffer names it and the range */
+            REQUIRE(encode(&s[i].frame, &a) == PB_OK);
+            REQUIRE(pb_frame_decode(a.data, a.len, &f, NULL) == PB_OK);
+            CHECK(f.eval.buffer == 1);
+            CHECK(pb_str_eq(f.eval.name, "main.c"));
+            CHECK(f.eval.start.len == 4 && f.eval.end.len == 4);
+            CHECK(f.eval.end.ptr[2] == 0x27);
+            pb_frame_free(&f);
+        }
+        if (s[i].frame.type == PB_T_BUFFER_SYNC) {
+            /* stored updates come back byte for byte, in order */
+            REQUIRE(encode(&s[i].frame, &a) == PB_OK);
+            REQUIRE(pb_frame_decode(a.data, a.len, &f, NULL) == PB_OK);
+            REQUIRE(f.buffer_sync.n_updates == 2);
+            CHECK(f.buffer_sync.useq == 2);
+            CHECK(f.buffer_sync.updates[1].data.len == 6);
+            CHECK(memcmp(f.buffer_sync.updates[0].data.ptr,
+                         s[i].frame.buffer_sync.updates[0].data.ptr,
+                         s[i].frame.buffer_sync.updates[0].data.len) == 0);
+            pb_frame_free(&f);
+        }
+        if (s[i].frame.type == PB_T_EVAL && !s[i].frame.eval.expr &&
+            !s[i].frame.eval.buffer) {
             REQUIRE(encode(&s[i].frame, &a) == PB_OK);
             REQUIRE(pb_frame_decode(a.data, a.len, &f, NULL) == PB_OK);
             CHECK(f.eval.req == 42);
