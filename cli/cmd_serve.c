@@ -58,6 +58,11 @@ static void usage(FILE *out)
         "  --max-per-ip N         open sockets from one address (an IPv6 /64),\n"
         "                         other than the relay's own (default 256)\n"
         "  --max-catchups N       history streams at once (default 16; more wait)\n"
+        "  --buffer-bytes N       bytes a shared buffer may store (default and most\n"
+        "                         1048576; more asks editors to compact first)\n"
+        "  --max-buffers N        open shared buffers per room (default 16, most 64)\n"
+        "  --buffer-writes-per-second N  buffer updates one token name may send\n"
+        "                         in a room (default 50, burst 4x)\n"
         "  --allow-origin ORIGIN  a web origin besides the relay's own pages whose\n"
         "                         pages may open sockets, e.g. https://jam.example.org\n"
         "                         behind a TLS proxy (repeatable)\n"
@@ -106,6 +111,9 @@ int cmd_serve(int argc, char **argv)
         {"--max-connections", &c.max_connections, 0, 1000000},
         {"--max-per-ip", &c.max_connections_per_ip, 0, 1000000},
         {"--max-catchups", &c.max_catchups, 0, 100000},
+        {"--buffer-bytes", &c.max_buffer_bytes, 0, PB_MAX_BUFFER_BYTES},
+        {"--max-buffers", &c.max_buffers, 0, PB_MAX_BUFFERS},
+        {"--buffer-writes-per-second", &c.buffer_writes_per_second, 0, 100000},
     };
     pb_errmsg why = {{0}};
     for (int i = 1; i < argc; i++) {

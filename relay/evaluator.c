@@ -211,6 +211,7 @@ static relay_done *run_job(relay_evaluator *ev, relay_job *job)
     job->done = NULL;
     d->author = job->author;
     d->req = job->req;
+    d->range = job->range;
     snprintf(d->room, sizeof d->room, "%s", job->room);
     pb_errmsg why = {{0}};
     var_list vars = {0};
@@ -385,9 +386,11 @@ static void deliver(relay_server *srv, relay_done *d)
         return;
     uint64_t now = relay_now_us();
     relay_room *room = relay_room_get(srv, d->room);
-    if (room)
+    if (room) {
         relay_room_publish(room, d->patch, d->seq, d->hash, d->created_us,
                            d->apply_us, now);
+        relay_buffers_announce_eval(room, &d->range, d->seq);
+    }
     char vars[256] = "";
     size_t n = 0;
     for (uint32_t i = 0; i < d->res.n_defs && n < sizeof vars; i++)

@@ -11,10 +11,11 @@
  *                                            how well the runtimes kept time
  *                                            (lockstep.c); measurements, so
  *                                            written with synchronous=NORMAL
+ *   buffers, buffer_updates                  the rooms' shared buffers
+ *                                            (bufstore.c)
  * PRAGMA user_version is the schema version (SCHEMA_VERSION). */
-#include "relay.h"
+#include "history_db.h"
 
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,7 +96,14 @@ static const char schema[] =
     " max_late_us INTEGER NOT NULL, need_us INTEGER NOT NULL,"
     " PRIMARY KEY (room, seq));"
     "CREATE TABLE IF NOT EXISTS epochs ("
-    " room TEXT PRIMARY KEY, epoch_us INTEGER NOT NULL);";
+    " room TEXT PRIMARY KEY, epoch_us INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS buffers ("
+    " room TEXT NOT NULL, id INTEGER NOT NULL, name TEXT NOT NULL,"
+    " lang TEXT NOT NULL, open INTEGER NOT NULL, base_useq INTEGER NOT NULL,"
+    " PRIMARY KEY (room, id));"
+    "CREATE TABLE IF NOT EXISTS buffer_updates ("
+    " room TEXT NOT NULL, buffer INTEGER NOT NULL, useq INTEGER NOT NULL,"
+    " data BLOB NOT NULL, PRIMARY KEY (room, buffer, useq));";
 
 struct relay_history {
     sqlite3 *db;
@@ -313,15 +321,7 @@ pb_err relay_history_append(relay_history *h, const char *room,
                             const relay_patch_row *p, const relay_var_row *vars,
                             uint32_t n, pb_errmsg *why)
 {
-    TRY(end_stuck(h, why));
-    if (h->sync_normal) {
-        if (sqlite3_exec(h->db, "PRAGMA synchronous = FULL", NULL, NULL,
-                         NULL) != SQLITE_OK)
-            return db_fail(h, why, "cannot make appends durable again");
-        h->sync_normal = false;
-    }
-    if (sqlite3_exec(h->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-        return db_fail(h, why, "cannot begin a transaction");
+    TRY(relay_history_begin(h, why));
     uint64_t head = 0;
     uint8_t head_hash[PB_HASH_BYTES];
     pb_err e = relay_history_head(h, room, &head, head_hash, why);
@@ -663,4 +663,44 @@ pb_err relay_history_commit_stats(relay_history *h, const char *room,
                                  : db_fail(h, why, "cannot read commit times");
     sqlite3_finalize(s);
     return e;
+}
+
+/* ---- for the other tables in this file (history_db.h) ------------------- */
+
+pb_err relay_history_fail(relay_history *h, pb_errmsg *why, const char *what)
+{
+    return db_fail(h, why, what);
+}
+
+pb_err relay_history_ready(relay_history *h, pb_errmsg *why)
+{
+    return end_stuck(h, why);
+}
+
+pb_err relay_history_begin(relay_history *h, pb_errmsg *why)
+{
+    TRY(end_stuck(h, why));
+    if (h->sync_normal) {
+        if (sqlite3_exec(h->db, "PRAGMA synchronous = FULL", NULL, NULL,
+                         NULL) != SQLITE_OK)
+            return db_fail(h, why, "cannot make appends durable again");
+        h->sync_normal = false;
+    }
+    if (sqlite3_exec(h->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return db_fail(h, why, "cannot begin a transaction");
+    return PB_OK;
+}
+
+pb_err relay_history_end(relay_history *h, pb_err e, pb_errmsg *why)
+{
+    if (!e && sqlite3_exec(h->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        e = db_fail(h, why, "cannot commit");
+    if (e)
+        rollback(h);
+    return e;
+}
+
+sqlite3_stmt *relay_history_prepare(relay_history *h, const char *sql)
+{
+    return prepare(h, sql);
 }

@@ -5,6 +5,7 @@
 #define PB_RELAY_INTERNAL_H
 
 #include "cc.h"
+#include "history_db.h"
 #include "lockstep.h"
 #include "relay.h"
 
@@ -101,6 +102,7 @@ typedef struct relay_quota {
     uint64_t idle_us;        /* when its last session left (monotonic) */
     relay_bucket evals;      /* evals it may send */
     relay_bucket history;    /* history_req it may send */
+    relay_bucket buffer_writes; /* buffer updates, compactions, ops */
     uint32_t jobs;           /* its evals waiting or compiling */
     uint32_t catchups;       /* catch-ups streaming to its sessions */
     uint32_t strikes;        /* its compiles that hit the time limit lately */
@@ -116,6 +118,14 @@ void relay_quotas_free(relay_room *r);
 
 /* How long a closing session may take to flush its last frames. */
 #define RELAY_CLOSE_GRACE_MS 3000
+
+/* A client's last presence in one buffer (a buffer_aware frame as
+ * forwarded), kept for those who join later (buffers.c). */
+typedef struct relay_aware {
+    uint64_t buffer;
+    relay_msg *msg;
+    struct relay_aware *next;
+} relay_aware;
 
 typedef struct relay_session {
     relay_server *srv;
@@ -137,6 +147,8 @@ typedef struct relay_session {
     uint32_t prehello_bytes;          /* received before hello */
     relay_quota *quota;               /* its token name's share of the room */
     relay_catchup *catchup;           /* history streaming to it */
+    bool buffers;                     /* gets the shared buffers (hello) */
+    relay_aware *aware;               /* its presence, per buffer */
     relay_bucket evals, bytes, bad;   /* limits.c */
     relay_bucket frames[PB_T_COUNT_]; /* per frame type (limits.c) */
     char close_reason[120];
@@ -193,6 +205,48 @@ typedef struct relay_logring {
     uint64_t dropped; /* pushed out by newer ones */
 } relay_logring;
 
+/* ---- shared buffers (buffers.c) ------------------------------------------ */
+
+/* An open buffer as the event loop tracks it; its updates are in the
+ * history (bufstore.c). */
+typedef struct relay_buffer {
+    uint64_t id;
+    char name[PB_MAX_NAME_BYTES + 1];
+    pb_lang lang;
+    uint64_t last_useq, base_useq; /* last stored update, last compaction */
+    uint64_t bytes;                /* stored */
+    uint32_t n_updates;            /* rows stored */
+} relay_buffer;
+
+typedef struct relay_room_buffers {
+    relay_buffer *open; /* PB_MAX_BUFFERS slots, the open ones first */
+    uint32_t n;
+    uint64_t last_id; /* the highest id the room ever gave */
+    bool loaded;      /* read from the history (on the first subscriber) */
+} relay_room_buffers;
+
+/* Where an eval came from, for buffer_eval once it is a patch. */
+typedef struct relay_eval_range {
+    uint64_t buffer; /* 0: not from a shared buffer */
+    uint64_t peer;   /* the author's client id */
+    char author[PB_MAX_NAME_BYTES + 1];
+    uint8_t start[PB_MAX_RELPOS_BYTES], end[PB_MAX_RELPOS_BYTES];
+    uint32_t start_len, end_len;
+} relay_eval_range;
+
+/* After welcome, for a client whose hello asked: the room's buffers, each
+ * one's stored updates and the others' presence (not for runtimes). */
+void relay_buffers_join(relay_session *s);
+/* A subscribed client left: its presence goes. */
+void relay_buffers_leave(relay_session *s);
+/* buffer_op, buffer_update, buffer_compact, buffer_aware from s (its role
+ * already checked). */
+void relay_on_buffer_frame(relay_session *s, pb_frame *f);
+/* An eval from a buffer became patch seq: buffer_eval to the room. */
+void relay_buffers_announce_eval(relay_room *r, const relay_eval_range *er,
+                                 uint64_t seq);
+void relay_buffers_free(relay_room *r);
+
 /* ---- rooms (room.c) ------------------------------------------------------ */
 
 struct relay_room {
@@ -206,6 +260,7 @@ struct relay_room {
     relay_lockstep ls;                /* apply times and commit spread */
     relay_logring logs;               /* recent device output */
     relay_quota *quotas;              /* per token name (quota.c) */
+    relay_room_buffers bufs;          /* shared buffers (buffers.c) */
     struct relay_room *next;
 };
 
@@ -252,6 +307,7 @@ typedef struct relay_job {
     char *source;
     size_t source_len;
     bool expr; /* the source is one expression (eval.expr) */
+    relay_eval_range range; /* its shared buffer range, if any */
     uint64_t lead_us;
     double tempo_bpm; /* with quantum: apply on the next quantum boundary */
     uint32_t quantum;
@@ -269,6 +325,7 @@ struct relay_done {
     uint64_t seq;
     uint8_t hash[PB_HASH_BYTES];
     uint64_t created_us, apply_us;
+    relay_eval_range range; /* the job's */
     struct relay_done *next;
 };
 

@@ -52,6 +52,8 @@ static const struct {
     [PB_T_TEST_REQ] = {5, 10},    [PB_T_ROOM] = {5, 10},
     [PB_T_SNAPSHOT_REQ] = {2, 5}, [PB_T_SNAPSHOT] = {2, 5},
     [PB_T_LOG_REQ] = {1, 3},
+    /* presence moves with every key: pages send it at most every 50 ms */
+    [PB_T_BUFFER_AWARE] = {40, 80},
 };
 
 bool relay_frame_rate_take(relay_session *s, pb_type t, uint64_t now_us,

@@ -169,6 +169,50 @@ pb_err relay_history_commit_stats(relay_history *h, const char *room,
                                              const relay_commit_stats *st),
                                   void *ctx, pb_errmsg *why) PB_WUR;
 
+/* ---- shared buffers in the history (bufstore.c) -------------------------
+ * A room's buffers and each one's stored Yjs updates, as opaque bytes
+ * (docs/PROTOCOL.md § Shared buffers). Writes are on disk when they
+ * return (synchronous=FULL). */
+
+typedef struct relay_buffer_row {
+    uint64_t id;      /* the room's, from 1, never reused */
+    const char *name; /* borrowed */
+    pb_lang lang;
+    bool open;          /* closed buffers keep their updates */
+    uint64_t base_useq; /* the last compaction (0: none) */
+    uint64_t last_useq; /* the last stored update (0: none) */
+    uint64_t bytes;     /* of stored updates */
+    uint32_t n_updates; /* rows stored (a compaction's snapshot is one) */
+} relay_buffer_row;
+
+/* Calls fn for every buffer of the room, open or closed, by id. */
+pb_err relay_history_buffers(relay_history *h, const char *room,
+                             void (*fn)(void *ctx, const relay_buffer_row *b),
+                             void *ctx, pb_errmsg *why) PB_WUR;
+/* Records a buffer (id, name, lang, open), new or changed. */
+pb_err relay_history_buffer_set(relay_history *h, const char *room,
+                                const relay_buffer_row *b,
+                                pb_errmsg *why) PB_WUR;
+/* Stores one update at useq (the buffer's last + 1, which the caller
+ * keeps; a useq already stored is an error). */
+pb_err relay_history_buffer_append(relay_history *h, const char *room,
+                                   uint64_t buffer, uint64_t useq,
+                                   const uint8_t *data, size_t len,
+                                   pb_errmsg *why) PB_WUR;
+/* Replaces the updates up to useq by one (data, a snapshot of them), in
+ * one transaction. */
+pb_err relay_history_buffer_compact(relay_history *h, const char *room,
+                                    uint64_t buffer, uint64_t useq,
+                                    const uint8_t *data, size_t len,
+                                    pb_errmsg *why) PB_WUR;
+/* Calls fn for each stored update of the buffer in useq order (data lasts
+ * until fn returns); fn returns nonzero to stop. */
+typedef int (*relay_update_fn)(void *ctx, uint64_t useq, const uint8_t *data,
+                               size_t len);
+pb_err relay_history_buffer_updates(relay_history *h, const char *room,
+                                    uint64_t buffer, relay_update_fn fn,
+                                    void *ctx, pb_errmsg *why) PB_WUR;
+
 /* ---- the server (server.c) ----------------------------------------------- */
 
 #define RELAY_DEFAULT_PORT 7888
@@ -195,6 +239,12 @@ typedef struct relay_config {
      * docs/SECURITY.md § Strangers. */
     const char *const *allow_origins;
     uint32_t max_catchups; /* history streams at once, 16 (others wait) */
+    /* Shared buffers (docs/PROTOCOL.md § Shared buffers). */
+    uint32_t max_buffer_bytes; /* stored per buffer, PB_MAX_BUFFER_BYTES
+                                  (also the most) */
+    uint32_t max_buffers;      /* open per room, 16 (most PB_MAX_BUFFERS) */
+    uint32_t buffer_writes_per_second; /* per token name in a room: updates,
+                                          compactions, ops; 50, burst 4x */
     uint64_t lead_us;              /* apply time after acceptance, 50 ms */
     /* The compile server's command line (required), e.g. {"/usr/bin/
      * patchbay", "cc-server", "--backend", "warm", NULL}: a program that

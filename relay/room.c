@@ -231,6 +231,7 @@ void relay_rooms_free(relay_server *srv)
         next = r->next;
         relay_logring_free(&r->logs);
         relay_quotas_free(r);
+        relay_buffers_free(r);
         free(r);
     }
     srv->rooms = NULL;

@@ -53,6 +53,12 @@ static void defaults(relay_config *c)
         c->connects_per_second_per_ip = 20;
     if (!c->max_catchups)
         c->max_catchups = 16;
+    if (!c->max_buffer_bytes || c->max_buffer_bytes > PB_MAX_BUFFER_BYTES)
+        c->max_buffer_bytes = PB_MAX_BUFFER_BYTES;
+    if (!c->max_buffers || c->max_buffers > PB_MAX_BUFFERS)
+        c->max_buffers = 16;
+    if (!c->buffer_writes_per_second)
+        c->buffer_writes_per_second = 50;
     if (!c->lead_us)
         c->lead_us = 50000;
     if (!c->compile_timeout_ms)

@@ -48,6 +48,7 @@ static relay_session *session_new(relay_server *g, struct lws *wsi)
 
 static void session_free(relay_session *s)
 {
+    relay_buffers_leave(s);
     relay_outq_clear(&s->q);
     free(s->rx);
     uint32_t index = s->index, gen = s->gen;
@@ -68,6 +69,7 @@ bool relay_sessions_sending(const relay_server *g)
 void relay_sessions_free(relay_server *g)
 {
     for (uint32_t i = 0; i < g->n_slots; i++) {
+        relay_buffers_leave(g->sessions[i]);
         relay_outq_clear(&g->sessions[i]->q);
         free(g->sessions[i]->rx);
         free(g->sessions[i]);
@@ -234,6 +236,12 @@ static bool role_may_send(pb_role role, pb_type t)
     case PB_T_SNAPSHOT: return role == PB_ROLE_RUNTIME;
     case PB_T_ROOM:
         return role == PB_ROLE_OWNER;
+    /* shared buffers: people write or watch; runtimes get none of it */
+    case PB_T_BUFFER_OP:
+    case PB_T_BUFFER_UPDATE:
+    case PB_T_BUFFER_COMPACT:
+        return role == PB_ROLE_OWNER || role == PB_ROLE_EDITOR;
+    case PB_T_BUFFER_AWARE: return role != PB_ROLE_RUNTIME;
     default:
         return false;
     }
@@ -263,6 +271,19 @@ static void on_eval(relay_session *s, const pb_eval *ev)
     snprintf(job->author_name, sizeof job->author_name, "%s", s->name);
     job->lang = ev->lang;
     job->expr = ev->expr;
+    if (ev->buffer && ev->start.len <= PB_MAX_RELPOS_BYTES &&
+        ev->end.len <= PB_MAX_RELPOS_BYTES) {
+        relay_eval_range *er = &job->range;
+        er->buffer = ev->buffer;
+        er->peer = s->client_id;
+        snprintf(er->author, sizeof er->author, "%s", s->name);
+        if (ev->start.len)
+            memcpy(er->start, ev->start.ptr, ev->start.len);
+        if (ev->end.len)
+            memcpy(er->end, ev->end.ptr, ev->end.len);
+        er->start_len = ev->start.len;
+        er->end_len = ev->end.len;
+    }
     if (pb_str_copy(job->file, sizeof job->file, ev->name) || !job->file[0])
         snprintf(job->file, sizeof job->file, "%s",
                  ev->lang == PB_LANG_LISP ? "patch.cljc" : "patch.c");
@@ -327,10 +348,22 @@ static void on_room_settings(relay_session *s, const pb_room *r)
     }
 }
 
+/* The request number a refusal answers, for frames that carry one. */
+static uint64_t req_of(const pb_frame *f)
+{
+    switch (f->type) {
+    case PB_T_EVAL: return f->eval.req;
+    case PB_T_BUFFER_OP: return f->buffer_op.req;
+    case PB_T_BUFFER_UPDATE: return f->buffer_update.req;
+    case PB_T_BUFFER_COMPACT: return f->buffer_compact.req;
+    default: return 0;
+    }
+}
+
 static void on_live_frame(relay_session *s, pb_frame *f)
 {
     if (!role_may_send(s->role, f->type)) {
-        relay_session_refuse(s, PB_ERR_FORBIDDEN, 0,
+        relay_session_refuse(s, PB_ERR_FORBIDDEN, req_of(f),
                              "a %s may not send %s frames",
                              pb_role_name(s->role), pb_type_name(f->type));
         return;
@@ -339,7 +372,7 @@ static void on_live_frame(relay_session *s, pb_frame *f)
     if (!relay_frame_rate_take(s, f->type, relay_mono_us(), &per_s)) {
         /* dropped, not forwarded: one runtime must not flood the room's
          * editors, nor one editor the runtimes */
-        relay_session_refuse(s, PB_ERR_RATE_LIMITED, 0,
+        relay_session_refuse(s, PB_ERR_RATE_LIMITED, req_of(f),
                              "a %s frame dropped: more than %g per second",
                              pb_type_name(f->type), per_s);
         return;
@@ -365,6 +398,10 @@ static void on_live_frame(relay_session *s, pb_frame *f)
     case PB_T_LOG_REQ: relay_on_log_req(s, &f->log_req); break;
     case PB_T_HISTORY_REQ: relay_send_history(s, &f->history_req); break;
     case PB_T_ROOM: on_room_settings(s, &f->room); break;
+    case PB_T_BUFFER_OP:
+    case PB_T_BUFFER_UPDATE:
+    case PB_T_BUFFER_COMPACT:
+    case PB_T_BUFFER_AWARE: relay_on_buffer_frame(s, f); break;
     default: break;
     }
 }
@@ -437,6 +474,8 @@ static void on_hello(relay_session *s, const pb_hello *h)
      * patches reach this session live, so nothing is missed or doubled. */
     relay_send_catchup(s, h->since_seq);
     relay_room_send_peers_to(room, s);
+    if (h->buffers)
+        relay_buffers_join(s);
     relay_room_announce(room, s, PB_PEERS_JOIN);
 }
 
