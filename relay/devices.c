@@ -37,8 +37,9 @@ void relay_device_set(relay_session *s, const pb_hello *h)
 
 /* A runtime restarted by its watchdog, or a phone back on another network,
  * says hello on a new socket while its old one may not have closed yet (a
- * browser closes a terminated worker's socket when it gets to it; a
- * half-open TCP connection stays until something is written to it). Its
+ * browser closes a terminated worker's socket about 2 s after terminating
+ * it; a half-open one stays until lws' validity check gives up on it,
+ * ping at 300 s and hang up at 310 s by default). Its
  * device_id says it is the same runtime: the old connection leaves the room
  * before the new one joins, so editors and `patchbay test` list the device
  * once. Only a runtime of the same token name can do this, and a device_id
