@@ -43,11 +43,40 @@ const char *cli_data_dir(void);
  * it cannot. */
 struct relay_history *cli_open_history(const char *cmd, const char *data);
 
+/* ---- joining a room --------------------------------------------------- */
+
+/* --link / --url / --token / --room, as every command that joins a room
+ * takes them. NULL means not given. */
+typedef struct cli_conn_opts {
+    const char *link, *url, *token;
+    const char *room; /* refuse unless the token is for this room */
+} cli_conn_opts;
+
+/* The help lines for those options. */
+#define CLI_CONN_HELP                                                          \
+    "  --link URL        a join link printed by `patchbay token`\n"            \
+    "  --url URL         the relay (default $PATCHBAY_URL or "                 \
+    "ws://127.0.0.1:7888)\n"                                                   \
+    "  --token T         a token (default $PATCHBAY_TOKEN)\n"                  \
+    "  --room R          refuse unless the token is for room R\n"
+
+/* If argv[*i] is one of those options, takes it and its value (moving *i)
+ * and returns 1; 0 if it is not one; -1 (message printed as patchbay CMD)
+ * if its value is missing. */
+int cli_conn_option(const char *cmd, int argc, char **argv, int *i,
+                    cli_conn_opts *o);
+
 /* Where a command that talks to a relay connects, and as whom: the link,
  * else url or $PATCHBAY_URL (default ws://127.0.0.1:7888); the link's
- * token, else token or $PATCHBAY_TOKEN. NULL means not given. */
-pb_err cli_target(const char *link, const char *url, const char *token,
-                  pbc_target *t, pb_errmsg *why) PB_WUR;
+ * token, else token or $PATCHBAY_TOKEN. */
+pb_err cli_target(const cli_conn_opts *o, pbc_target *t, pb_errmsg *why) PB_WUR;
+
+/* Connects to t and waits up to timeout_ms for the welcome (*w); refuses a
+ * token for another room than room (NULL: the room of t's link, if any).
+ * NULL, with the message printed as patchbay CMD, if it cannot (exit
+ * status 3). */
+pbc *cli_join(const char *cmd, const pbc_target *t, const char *room,
+              uint32_t timeout_ms, pbc_welcome *w);
 
 /* The language of a source file: forced if given, else Lisp for .cljc,
  * .clj and .jank, else C. */

@@ -16,7 +16,7 @@ static void usage(FILE *out)
             "browsers,\nheadless runtimes): label, canvas, last ack, clock "
             "uncertainty, heap, and\nwhat each runs on.\n"
             "\n"
-            "options:\n" FARM_CONN_HELP
+            "options:\n" CLI_CONN_HELP
             "  --json            one JSON object per runtime, one per line\n"
             "  -h, --help        this help\n"
             "\n"
@@ -93,10 +93,10 @@ static void print_row(const farm_dev *d)
 
 int cmd_devices(int argc, char **argv)
 {
-    farm_conn_opts o = {0};
+    cli_conn_opts o = {0};
     bool is_json = false;
     for (int i = 1; i < argc; i++) {
-        int taken = farm_conn_option("devices", argc, argv, &i, &o);
+        int taken = cli_conn_option("devices", argc, argv, &i, &o);
         if (taken < 0)
             return 2;
         if (taken)

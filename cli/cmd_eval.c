@@ -15,8 +15,8 @@
 #include <time.h>
 
 typedef struct eval_opts {
-    pbc_target target;
-    const char *room;
+    cli_conn_opts conn;
+    pbc_target target; /* from conn */
     pb_lang lang;
     uint32_t wait_ms;
     bool has_wait_ms;
@@ -82,21 +82,17 @@ static int parse(int argc, char **argv, const char *cmd, eval_opts *o)
 {
     memset(o, 0, sizeof *o);
     o->wait_ms = 1000;
-    const char *url = NULL, *token = NULL, *link = NULL;
     for (int i = 1; i < argc; i++) {
+        int taken = cli_conn_option(cmd, argc, argv, &i, &o->conn);
+        if (taken < 0)
+            return 2;
+        if (taken)
+            continue;
         const char *a = argv[i];
         bool has = i + 1 < argc;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout, cmd);
             return 1;
-        } else if (!strcmp(a, "--link") && has) {
-            link = argv[++i];
-        } else if (!strcmp(a, "--url") && has) {
-            url = argv[++i];
-        } else if (!strcmp(a, "--token") && has) {
-            token = argv[++i];
-        } else if (!strcmp(a, "--room") && has) {
-            o->room = argv[++i];
         } else if (!strcmp(a, "--lang") && has) {
             o->lang = pb_lang_parse(pb_cstr(argv[++i]));
             if (!o->lang)
@@ -134,7 +130,7 @@ static int parse(int argc, char **argv, const char *cmd, eval_opts *o)
     if (o->expr && !o->has_wait_ms)
         o->wait_ms = 5000;
     pb_errmsg why;
-    if (cli_target(link, url, token, &o->target, &why))
+    if (cli_target(&o->conn, &o->target, &why))
         return cli_usage_error(cmd, "%s", why.text);
     return 0;
 }
@@ -323,24 +319,10 @@ static int eval_one(pbc *c, const eval_opts *o, const char *file,
 
 static pbc *connect_to(const eval_opts *o, const char *cmd)
 {
-    pb_errmsg why = {{0}};
     pbc_welcome w;
-    pbc *c = pbc_connect(&o->target, "patchbay-cli/" PB_VERSION_STRING, 5000,
-                         &w, &why);
-    if (!c) {
-        fprintf(stderr, "patchbay %s: %s:%d: %s\n", cmd, o->target.host,
-                o->target.port, why.text);
+    pbc *c = cli_join(cmd, &o->target, o->conn.room, 5000, &w);
+    if (!c)
         return NULL;
-    }
-    const char *want = o->room ? o->room : o->target.room[0] ? o->target.room
-                                                            : NULL;
-    if (want && strcmp(want, w.room)) {
-        fprintf(stderr,
-                "patchbay %s: the token is for room \"%s\", not \"%s\"\n",
-                cmd, w.room, want);
-        pbc_close(c);
-        return NULL;
-    }
     if (w.role != PB_ROLE_EDITOR && w.role != PB_ROLE_OWNER) {
         fprintf(stderr,
                 "patchbay %s: the token's role is %s; evaluating needs an "

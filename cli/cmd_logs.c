@@ -20,7 +20,7 @@ static void usage(FILE *out)
             "var and patch, and\neach patch's timings, one line each, tagged "
             "[label]. --follow keeps\nprinting as it happens.\n"
             "\n"
-            "options:\n" FARM_CONN_HELP
+            "options:\n" CLI_CONN_HELP
             "  -f, --follow      keep printing new output (Ctrl-C stops)\n"
             "  --device LABEL    only the device(s) with this label (or "
             "token name)\n"
@@ -134,11 +134,11 @@ static int on_frame(void *ctx, const pb_frame *f)
 
 int cmd_logs(int argc, char **argv)
 {
-    farm_conn_opts o = {0};
+    cli_conn_opts o = {0};
     bool follow = false;
     const char *device = NULL;
     for (int i = 1; i < argc; i++) {
-        int taken = farm_conn_option("logs", argc, argv, &i, &o);
+        int taken = cli_conn_option("logs", argc, argv, &i, &o);
         if (taken < 0)
             return 2;
         if (taken)

@@ -57,7 +57,7 @@ static void on_signal(int sig)
 int cmd_nrepl(int argc, char **argv)
 {
     nrepl_desc d = {0};
-    const char *link = NULL, *url = NULL, *token = NULL;
+    cli_conn_opts conn = {0}; /* the link is an argument; no --room */
     pb_errmsg why = {{0}};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -75,9 +75,9 @@ int cmd_nrepl(int argc, char **argv)
         } else if (!strcmp(a, "--port-file") && has) {
             d.port_file = argv[++i];
         } else if (!strcmp(a, "--url") && has) {
-            url = argv[++i];
+            conn.url = argv[++i];
         } else if (!strcmp(a, "--token") && has) {
-            token = argv[++i];
+            conn.token = argv[++i];
         } else if (!strcmp(a, "--eval-timeout-ms") && has) {
             if (cli_parse_u32(a, argv[++i], 0, 3600000, &d.eval_timeout_ms,
                               &why))
@@ -90,14 +90,14 @@ int cmd_nrepl(int argc, char **argv)
                     "--help)\n",
                     a);
             return 2;
-        } else if (!link) {
-            link = a;
+        } else if (!conn.link) {
+            conn.link = a;
         } else {
             fprintf(stderr, "patchbay nrepl: one LINK only (\"%s\")\n", a);
             return 2;
         }
     }
-    if (cli_target(link, url, token, &d.target, &why))
+    if (cli_target(&conn, &d.target, &why))
         return cli_usage_error("nrepl", "%s", why.text);
     nrepl_server *s = nrepl_new(&d, &why);
     if (!s) {

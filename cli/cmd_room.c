@@ -93,10 +93,15 @@ static void print_settings(const char *room, const pb_room *r)
 
 int cmd_room(int argc, char **argv)
 {
-    const char *url = NULL, *token = NULL, *link = NULL, *want_room = NULL;
+    cli_conn_opts conn = {0};
     double tempo = -1, quantum = -1, lead_ms = -1;
     pb_errmsg why = {{0}};
     for (int i = 1; i < argc; i++) {
+        int taken = cli_conn_option("room", argc, argv, &i, &conn);
+        if (taken < 0)
+            return 2;
+        if (taken)
+            continue;
         const char *a = argv[i];
         bool has = i + 1 < argc;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -111,38 +116,20 @@ int cmd_room(int argc, char **argv)
         } else if (!strcmp(a, "--lead-ms") && has) {
             if (cli_parse_number(a, argv[++i], 0, 10000, false, &lead_ms, &why))
                 return cli_usage_error("room", "%s", why.text);
-        } else if (!strcmp(a, "--link") && has) {
-            link = argv[++i];
-        } else if (!strcmp(a, "--url") && has) {
-            url = argv[++i];
-        } else if (!strcmp(a, "--token") && has) {
-            token = argv[++i];
-        } else if (!strcmp(a, "--room") && has) {
-            want_room = argv[++i];
         } else {
             return cli_bad_option("room", a);
         }
     }
     pbc_target t;
-    if (cli_target(link, url, token, &t, &why))
+    if (cli_target(&conn, &t, &why))
         return cli_usage_error("room", "%s", why.text);
     pbc_welcome w;
-    pbc *c = pbc_connect(&t, "patchbay-cli/" PB_VERSION_STRING, 5000, &w, &why);
-    if (!c) {
-        fprintf(stderr, "patchbay room: %s:%d: %s\n", t.host, t.port, why.text);
+    pbc *c = cli_join("room", &t, conn.room, 5000, &w);
+    if (!c)
         return 3;
-    }
     int status = 3;
-    const char *room = want_room ? want_room : t.room[0] ? t.room : NULL;
     room_wait rw;
     memset(&rw, 0, sizeof rw);
-    if (room && strcmp(room, w.room)) {
-        fprintf(stderr,
-                "patchbay room: the token is for room \"%s\", not "
-                "\"%s\"\n",
-                w.room, room);
-        goto done;
-    }
     /* the current settings come right after welcome */
     if (pbc_wait(c, 5000, on_frame, &rw, &why) != PBC_WAIT_STOPPED ||
         !rw.have) {

@@ -24,7 +24,7 @@ static void usage(FILE *out)
             "--compare, says per device how\nmany pixels differ from "
             "REF.png.\n"
             "\n"
-            "options:\n" FARM_CONN_HELP
+            "options:\n" CLI_CONN_HELP
             "  -o, --out DIR     where the pictures go (created if missing)\n"
             "  --at-time T       the room time to draw: +DUR from now "
             "(default +300ms),\n"
@@ -48,7 +48,7 @@ static void usage(FILE *out)
 }
 
 typedef struct snap_opts {
-    farm_conn_opts conn;
+    cli_conn_opts conn;
     const char *out, *compare, *device;
     double threshold;
     uint32_t timeout_ms;
@@ -100,7 +100,7 @@ static int parse(int argc, char **argv, snap_opts *o)
     o->timeout_ms = 10000;
     o->after_ms = 300;
     for (int i = 1; i < argc; i++) {
-        int taken = farm_conn_option("snapshot", argc, argv, &i, &o->conn);
+        int taken = cli_conn_option("snapshot", argc, argv, &i, &o->conn);
         if (taken < 0)
             return 2;
         if (taken)

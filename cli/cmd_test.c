@@ -28,7 +28,7 @@ static void usage(FILE *out)
             "TRAP with the var and patch, TIMEOUT, not\nrun, gone, stale "
             "(answered from older code), with durations.\n"
             "\n"
-            "options:\n" FARM_CONN_HELP
+            "options:\n" CLI_CONN_HELP
             "  --filter PREFIX   only tests whose name starts with PREFIX\n"
             "  --timeout DUR     how long devices have to answer (default "
             "10s)\n"
@@ -47,7 +47,7 @@ static void usage(FILE *out)
 }
 
 typedef struct test_opts {
-    farm_conn_opts conn;
+    cli_conn_opts conn;
     const char *filter;
     const char *junit;
     uint32_t timeout_ms, wait_ms, expect;
@@ -59,7 +59,7 @@ static int parse(int argc, char **argv, test_opts *o)
     o->timeout_ms = 10000;
     o->wait_ms = 30000;
     for (int i = 1; i < argc; i++) {
-        int taken = farm_conn_option("test", argc, argv, &i, &o->conn);
+        int taken = cli_conn_option("test", argc, argv, &i, &o->conn);
         if (taken < 0)
             return 2;
         if (taken)

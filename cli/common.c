@@ -142,19 +142,35 @@ relay_history *cli_open_history(const char *cmd, const char *data)
     return h;
 }
 
-pb_err cli_target(const char *link, const char *url, const char *token,
-                  pbc_target *t, pb_errmsg *why)
+int cli_conn_option(const char *cmd, int argc, char **argv, int *i,
+                    cli_conn_opts *o)
+{
+    const char *a = argv[*i];
+    const char **slot = !strcmp(a, "--link")    ? &o->link
+                        : !strcmp(a, "--url")   ? &o->url
+                        : !strcmp(a, "--token") ? &o->token
+                        : !strcmp(a, "--room")  ? &o->room
+                                                : NULL;
+    if (!slot)
+        return 0;
+    if (*i + 1 >= argc) {
+        cli_usage_error(cmd, "%s needs a value", a);
+        return -1;
+    }
+    *slot = argv[++*i];
+    return 1;
+}
+
+pb_err cli_target(const cli_conn_opts *o, pbc_target *t, pb_errmsg *why)
 {
     memset(t, 0, sizeof *t);
-    if (!url)
-        url = getenv("PATCHBAY_URL");
-    if (!token)
-        token = getenv("PATCHBAY_TOKEN");
+    const char *url = o->url ? o->url : getenv("PATCHBAY_URL");
+    const char *token = o->token ? o->token : getenv("PATCHBAY_TOKEN");
     /* a token in the link's fragment wins over this one (pbc_parse_url) */
     snprintf(t->token, sizeof t->token, "%s", token ? token : "");
-    pb_err e = pbc_parse_url(link  ? link
-                             : url ? url
-                                   : "ws://127.0.0.1:7888",
+    pb_err e = pbc_parse_url(o->link ? o->link
+                             : url   ? url
+                                     : "ws://127.0.0.1:7888",
                              t, why);
     if (e)
         return e;
@@ -163,6 +179,28 @@ pb_err cli_target(const char *link, const char *url, const char *token,
                        "no token: pass --token, --link, or set "
                        "PATCHBAY_TOKEN (patchbay token prints one)");
     return PB_OK;
+}
+
+pbc *cli_join(const char *cmd, const pbc_target *t, const char *room,
+              uint32_t timeout_ms, pbc_welcome *w)
+{
+    pb_errmsg why = {{0}};
+    pbc *c =
+        pbc_connect(t, "patchbay-cli/" PB_VERSION_STRING, timeout_ms, w, &why);
+    if (!c) {
+        fprintf(stderr, "patchbay %s: %s:%d: %s\n", cmd, t->host, t->port,
+                why.text);
+        return NULL;
+    }
+    const char *want = room ? room : t->room[0] ? t->room : NULL;
+    if (want && strcmp(want, w->room)) {
+        fprintf(stderr,
+                "patchbay %s: the token is for room \"%s\", not \"%s\"\n", cmd,
+                w->room, want);
+        pbc_close(c);
+        return NULL;
+    }
+    return c;
 }
 
 pb_lang cli_lang_of(const char *file, pb_lang forced)

@@ -20,25 +20,6 @@ static uint64_t mono_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-int farm_conn_option(const char *cmd, int argc, char **argv, int *i,
-                     farm_conn_opts *o)
-{
-    const char *a = argv[*i];
-    const char **slot = !strcmp(a, "--link")    ? &o->link
-                        : !strcmp(a, "--url")   ? &o->url
-                        : !strcmp(a, "--token") ? &o->token
-                        : !strcmp(a, "--room")  ? &o->room
-                                                : NULL;
-    if (!slot)
-        return 0;
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "patchbay %s: %s needs a value\n", cmd, a);
-        return -1;
-    }
-    *slot = argv[++*i];
-    return 1;
-}
-
 const char *farm_dev_label(const farm_dev *d)
 {
     return d->label[0] ? d->label : d->name;
@@ -215,32 +196,20 @@ static int until_peers(void *ctx, const pb_frame *f)
     return ((farm_room *)ctx)->has_peers || ((farm_room *)ctx)->is_fatal;
 }
 
-int farm_room_open(farm_room *r, const char *cmd, const farm_conn_opts *o,
+int farm_room_open(farm_room *r, const char *cmd, const cli_conn_opts *o,
                    uint32_t timeout_ms)
 {
     memset(r, 0, sizeof *r);
     r->cmd = cmd;
     pbc_target t;
     pb_errmsg why = {{0}};
-    if (cli_target(o->link, o->url, o->token, &t, &why))
+    if (cli_target(o, &t, &why))
         return cli_usage_error(cmd, "%s", why.text);
-    r->c = pbc_connect(&t, "patchbay-cli/" PB_VERSION_STRING, timeout_ms, &r->w,
-                       &why);
-    if (!r->c) {
-        fprintf(stderr, "patchbay %s: %s:%d: %s\n", cmd, t.host, t.port,
-                why.text);
+    if (!(r->c = cli_join(cmd, &t, o->room, timeout_ms, &r->w)))
         return 3;
-    }
     r->mono_us = mono_us();
     r->room_us = r->w.now_us;
     r->head_seq = r->w.head_seq;
-    const char *want = o->room ? o->room : t.room[0] ? t.room : NULL;
-    if (want && strcmp(want, r->w.room)) {
-        fprintf(stderr,
-                "patchbay %s: the token is for room \"%s\", not \"%s\"\n", cmd,
-                r->w.room, want);
-        return 3;
-    }
     if (r->w.role == PB_ROLE_RUNTIME) {
         fprintf(stderr,
                 "patchbay %s: this is a runtime token; use an editor (or "

@@ -7,6 +7,7 @@
 #ifndef PB_CLI_FARM_ROOM_H
 #define PB_CLI_FARM_ROOM_H
 
+#include "cli.h"
 #include "pb_protocol.h"
 #include "pbc.h"
 
@@ -29,20 +30,6 @@ typedef struct farm_dev {
     uint64_t left_ms; /* when it left (monotonic ms) */
 } farm_dev;
 
-/* --link / --url / --token / --room, as every command that joins a room
- * takes them. */
-typedef struct farm_conn_opts {
-    const char *link, *url, *token, *room;
-} farm_conn_opts;
-
-/* The help lines for those options. */
-#define FARM_CONN_HELP                                                         \
-    "  --link URL        a join link printed by `patchbay token`\n"            \
-    "  --url URL         the relay (default $PATCHBAY_URL or "                 \
-    "ws://127.0.0.1:7888)\n"                                                   \
-    "  --token T         a token (default $PATCHBAY_TOKEN)\n"                  \
-    "  --room R          refuse unless the token is for room R\n"
-
 typedef struct farm_room {
     const char *cmd; /* for messages: "test" */
     pbc *c;
@@ -59,19 +46,13 @@ typedef struct farm_room {
     char error[PB_MAX_MESSAGE_BYTES + 1];
 } farm_room;
 
-/* If argv[*i] is one of the connection options, takes it (and its value)
- * and returns 1; 0 if it is not; -1 (message printed) if its value is
- * missing. */
-int farm_conn_option(const char *cmd, int argc, char **argv, int *i,
-                     farm_conn_opts *o);
-
 /* The longest --timeout, --wait or --at-time +DUR of the farm commands. */
 #define FARM_MAX_WAIT_MS 86400000u
 
 /* Connects, says hello, and waits for the room's member list. Returns 0,
  * 2 (usage: no token, bad link) or 3 (the relay or the connection failed;
  * message printed). */
-int farm_room_open(farm_room *r, const char *cmd, const farm_conn_opts *o,
+int farm_room_open(farm_room *r, const char *cmd, const cli_conn_opts *o,
                    uint32_t timeout_ms);
 void farm_room_close(farm_room *r);
 

@@ -275,3 +275,14 @@ test('logs: every device\'s output, tagged, in order per device; --device and --
   a.close();
   b.close();
 });
+
+test('every command that joins a room refuses a token for another room than --room: exit 3, naming both', async () => {
+  const R = room();
+  const src = join(out, 'g.c');
+  writeFileSync(src, '#include <patchbay.h>\ndouble g(double v) { return v; }\n');
+  for (const args of [['eval', src], ['room'], ['devices'], ['test'], ['logs'], ['snapshot', '-o', join(out, 'no')]]) {
+    const r = await cli(R, [...args, '--room', 'elsewhere']);
+    assert.equal(r.code, 3, `${args[0]}: ${r.stdout}${r.stderr}`);
+    assert.match(r.stderr, new RegExp(`^patchbay ${args[0]}: the token is for room "${R}", not "elsewhere"$`, 'm'));
+  }
+});
