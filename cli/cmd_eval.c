@@ -142,7 +142,7 @@ typedef struct eval_state {
     const eval_opts *o;
     const char *file;
     uint64_t req;
-    int phase;  /* 0 waiting for diag, 1 waiting for acks */
+    bool is_accepted; /* an ok diag came: now the runtimes' acks */
     int status; /* exit status so far */
     uint64_t seq;
     bool is_expr;
@@ -190,7 +190,7 @@ static int on_frame(void *ctx, const pb_frame *f)
     eval_state *st = ctx;
     if (f->type == PB_T_PEERS) {
         pbc_runtimes_track(&st->runtimes, &f->peers);
-        return st->is_expr && st->phase == 1 && all_answered(st);
+        return st->is_expr && st->is_accepted && all_answered(st);
     }
     if (f->type == PB_T_DIAG && f->diag.req == st->req) {
         for (uint32_t i = 0; i < f->diag.n_items; i++) {
@@ -205,7 +205,7 @@ static int on_frame(void *ctx, const pb_frame *f)
         }
         st->seq = f->diag.seq;
         st->is_expr = f->diag.expr;
-        st->phase = 1;
+        st->is_accepted = true;
         st->n_expected = st->runtimes.n;
         if (!st->o->quiet && !st->is_expr)
             printf("%s: accepted as seq %llu\n", st->file,
@@ -218,7 +218,7 @@ static int on_frame(void *ctx, const pb_frame *f)
         st->status = 3;
         return 1;
     }
-    if (f->type == PB_T_ACK && st->phase == 1 && f->ack.seq == st->seq) {
+    if (f->type == PB_T_ACK && st->is_accepted && f->ack.seq == st->seq) {
         if (f->ack.state == PB_ACK_COMMITTED)
             st->committed++;
         if (f->ack.state == PB_ACK_FAILED)
@@ -289,24 +289,24 @@ static int eval_one(pbc *c, const eval_opts *o, const char *file,
     if (r == PBC_WAIT_CLOSED) {
         fprintf(stderr, "%s: error: %s\n", st->file, why.text);
         status = 3;
-    } else if (r == PBC_WAIT_DEADLINE && st->phase == 0) {
+    } else if (r == PBC_WAIT_DEADLINE && !st->is_accepted) {
         fprintf(stderr, "%s: error: no answer from the relay in 30 s\n",
                 st->file);
         status = 3;
     } else {
-        if (st->phase == 1 && o->wait_ms &&
+        if (st->is_accepted && o->wait_ms &&
             !(o->runtimes && st->committed >= o->runtimes) &&
             !(st->is_expr && all_answered(st)))
             pbc_wait(c, o->wait_ms, on_frame, st, &why);
         status = st->status;
-        if (st->phase == 1 && st->is_expr && st->answers.n)
+        if (st->is_accepted && st->is_expr && st->answers.n)
             status = print_answers(st);
-        else if (st->phase == 1 && st->is_expr)
+        else if (st->is_accepted && st->is_expr)
             fprintf(stderr,
                     "%s: seq %llu ran on no runtime: none in the room "
                     "answered within %u ms\n",
                     st->file, (unsigned long long)st->seq, o->wait_ms);
-        else if (st->phase == 1 && !o->quiet)
+        else if (st->is_accepted && !o->quiet)
             printf("%s: seq %llu committed by %u runtime%s%s\n", st->file,
                    (unsigned long long)st->seq, st->committed,
                    st->committed == 1 ? "" : "s",
