@@ -74,31 +74,38 @@ int cmd_verify(int argc, char **argv)
         }
     }
     uint8_t key[PB_PUBLICKEY_BYTES];
-    char pub[2 * PB_PUBLICKEY_BYTES + 2] = "";
-    if (!key_hex) {
-        char path[4200];
-        snprintf(path, sizeof path, "%s/relay.pub", data);
-        FILE *f = fopen(path, "r");
-        if (!f || !fgets(pub, sizeof pub, f)) {
-            fprintf(stderr,
-                    "patchbay verify: cannot read %s: %s (or pass "
-                    "--key)\n",
-                    path, f ? "empty" : strerror(errno));
-            if (f)
-                fclose(f);
-            return 1;
-        }
-        fclose(f);
-        pub[strcspn(pub, "\r\n")] = '\0';
-        key_hex = pub;
-    }
-    if (strlen(key_hex) != 2 * PB_PUBLICKEY_BYTES ||
-        pb_unhex(key_hex, key, sizeof key)) {
+    if (key_hex && (strlen(key_hex) != 2 * PB_PUBLICKEY_BYTES ||
+                    pb_unhex(key_hex, key, sizeof key))) {
         fprintf(stderr,
                 "patchbay verify: the key \"%s\" is not 64 hex "
                 "digits\n",
                 key_hex);
         return 2;
+    }
+    if (!key_hex) {
+        /* the relay's public key, as key.c writes it: hex and a newline */
+        char path[4200];
+        snprintf(path, sizeof path, "%s/relay.pub", data);
+        pb_buf pub;
+        pb_buf_init(&pub);
+        pb_errmsg why = {{0}};
+        if (cli_read_file(path, &pub, &why)) {
+            fprintf(stderr, "patchbay verify: %s (or pass --key)\n", why.text);
+            pb_buf_free(&pub);
+            return 1;
+        }
+        char *hex = (char *)pub.data;
+        hex[strcspn(hex, "\r\n")] = '\0';
+        bool is_key = strlen(hex) == 2 * PB_PUBLICKEY_BYTES &&
+                      !pb_unhex(hex, key, sizeof key);
+        pb_buf_free(&pub);
+        if (!is_key) {
+            fprintf(stderr,
+                    "patchbay verify: %s does not hold a relay key (64 hex "
+                    "digits; or pass --key)\n",
+                    path);
+            return 1;
+        }
     }
     if (pb_init()) {
         fprintf(stderr, "patchbay verify: libsodium does not initialise\n");

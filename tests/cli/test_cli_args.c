@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -71,6 +72,31 @@ TEST(compile_refuses_a_file_it_cannot_read)
     CHECK(says(&r, 2, "cannot read /"));
     r = run((const char *const[]){"compile", "/no/such/file.c", NULL});
     CHECK(says(&r, 2, "cannot read /no/such/file.c"));
+}
+
+/* verify reads the relay's public key from DATA/relay.pub: a file that
+ * cannot be read is named with the reason (it said "empty" for any
+ * failure), one that holds no key says so. */
+TEST(verify_names_a_relay_pub_it_cannot_read)
+{
+    char dir[] = "/tmp/pb-cli-args-XXXXXX", pub[64];
+    REQUIRE(mkdtemp(dir));
+    snprintf(pub, sizeof pub, "%s/relay.pub", dir);
+    REQUIRE(mkdir(pub, 0700) == 0); /* opens, cannot be read */
+    ran r = run((const char *const[]){"verify", "--data", dir, NULL});
+    char want[128];
+    snprintf(want, sizeof want, "cannot read %s: Is a directory", pub);
+    CHECK(says(&r, 1, want));
+    CHECK(says(&r, 1, "or pass --key"));
+    rmdir(pub);
+    int fd = open(pub, O_WRONLY | O_CREAT, 0600);
+    REQUIRE(fd >= 0);
+    close(fd);
+    r = run((const char *const[]){"verify", "--data", dir, NULL});
+    snprintf(want, sizeof want, "%s does not hold a relay key", pub);
+    CHECK(says(&r, 1, want));
+    unlink(pub);
+    rmdir(dir);
 }
 
 TEST(numbers_out_of_range_name_the_option)
@@ -164,6 +190,7 @@ TEST(an_unknown_option_is_named)
 
 static const pb_test tests[] = {
     T(compile_refuses_a_file_it_cannot_read),
+    T(verify_names_a_relay_pub_it_cannot_read),
     T(numbers_out_of_range_name_the_option),
     T(nrepl_numbers_are_checked_like_the_others),
     T(durations_are_one_syntax_for_every_option),

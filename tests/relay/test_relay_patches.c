@@ -291,6 +291,18 @@ TEST(a_relay_restarted_after_kill9_continues_the_chain)
     CHECK(relay_history_verify(h, "jam", pk, &n, &why) == PB_OK);
     CHECK_EQ_INT(n, 4);
     relay_history_close(h);
+    /* and `patchbay verify` says so, with the key from relay.pub */
+    char cmd[1200], out[512] = "";
+    snprintf(cmd, sizeof cmd, "'%s' verify --data '%s' 2>&1", patchbay_bin,
+             r.dir);
+    FILE *p = popen(cmd, "r");
+    REQUIRE(p);
+    size_t got = fread(out, 1, sizeof out - 1, p);
+    out[got] = '\0';
+    CHECK_EQ_INT(pclose(p), 0);
+    if (!strstr(out, "room jam: 4 patches verify"))
+        fprintf(stderr, "  patchbay verify said: %s\n", out);
+    CHECK(strstr(out, "room jam: 4 patches verify") != NULL);
 }
 
 /* ---- diagnostics --------------------------------------------------------- */
