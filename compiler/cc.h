@@ -41,8 +41,9 @@ const char *cc_backend_str(cc_backend b);
 /* Configuration; zero means the default stated for each field. */
 typedef struct cc_desc {
     cc_backend backend;
-    const char *abi_dir;     /* where patchbay.h and api.list are
-                                (default: $PB_ABI_DIR or the build's) */
+    const char *abi_dir;     /* where patchbay.h is (default: $PB_ABI_DIR
+                                or the build's); the API list is compiled
+                                in (pb_abi_import_allowed) */
     const char *pass_plugin; /* the ABI pass .so (default: $PB_PASS_PLUGIN
                                 or the build's) */
     uint32_t cache_entries;  /* 0: CC_DEFAULT_CACHE_ENTRIES; cache off if

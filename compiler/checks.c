@@ -13,24 +13,14 @@ static bool name_is(cc_wasm_name n, const char *s)
     return n.len == strlen(s) && !memcmp(n.ptr, s, n.len);
 }
 
-static void check_imports(const cc_api *api, const cc_wasm *w, cc_job_ctx *j)
+static void check_imports(const cc_wasm *w, cc_job_ctx *j)
 {
-    static const char *const env_ok[] = {"memory", "__indirect_function_table",
-                                         "__stack_pointer", "__memory_base",
-                                         "__table_base"};
     for (uint32_t i = 0; i < w->n_imports; i++) {
         const cc_wasm_import *im = &w->imports[i];
         cc_wasm_name f = im->field;
-        bool ok = false;
-        if (name_is(im->module, "env")) {
-            for (size_t k = 0; k < sizeof env_ok / sizeof env_ok[0]; k++)
-                ok |= name_is(f, env_ok[k]);
-            ok |= im->kind == 0 && cc_api_has_func(api, f.ptr, f.len);
-        } else if (name_is(im->module, "GOT.func")) {
-            ok = cc_api_has_func(api, f.ptr, f.len);
-        } else if (name_is(im->module, "GOT.mem")) {
-            ok = cc_api_has_data(api, f.ptr, f.len);
-        }
+        bool ok =
+            pb_abi_import_allowed((pb_str){im->module.ptr, im->module.len},
+                                  (pb_str){f.ptr, f.len}, im->kind);
         if (ok)
             continue;
         char name[PB_MAX_NAME_BYTES * 2];
@@ -111,7 +101,7 @@ static int read_meta(const cc_wasm *w, const cc_job_ctx *j, cc_result *r)
     return rc;
 }
 
-static void check_defs(const cc_api *api, cc_job_ctx *j)
+static void check_defs(cc_job_ctx *j)
 {
     cc_result *r = j->r;
     if (r->n_defs > PB_MAX_SYMBOLS)
@@ -124,8 +114,8 @@ static void check_defs(const cc_api *api, cc_job_ctx *j)
                         "'pb_expr' is the entry of an expression's patch "
                         "(docs/PATCH_ABI.md § Expressions); choose another "
                         "name");
-        else if (cc_api_has_func(api, s->name, strlen(s->name)) ||
-                 cc_api_has_data(api, s->name, strlen(s->name)))
+        else if (pb_abi_has(pb_cstr(s->name), false) ||
+                 pb_abi_has(pb_cstr(s->name), true))
             cc_add_diag(j, PB_SEV_ERROR, s->line, 1,
                         "'%s' is part of the runtime API and cannot be "
                         "redefined; rename your function",
@@ -201,7 +191,7 @@ static void take_expr_def(cc_job_ctx *j)
     r->is_expr = true;
 }
 
-pb_err cc_check_module(const cc_api *api, cc_job_ctx *j, pb_errmsg *why)
+pb_err cc_check_module(cc_job_ctx *j, pb_errmsg *why)
 {
     cc_result *out = j->r;
     if (out->module_len > PB_MAX_MODULE_BYTES) {
@@ -224,12 +214,12 @@ pb_err cc_check_module(const cc_api *api, cc_job_ctx *j, pb_errmsg *why)
                            "the module exports '%.*s' (the ABI pass should "
                            "have hidden it)",
                            (int)w.exports[i].len, w.exports[i].ptr);
-    check_imports(api, &w, j);
+    check_imports(&w, j);
     if (read_meta(&w, j, out))
         return pb_fail(why, PB_ERR_NOMEM, "out of memory");
     if (j->is_expr)
         take_expr_def(j);
     else
-        check_defs(api, j);
+        check_defs(j);
     return PB_OK;
 }

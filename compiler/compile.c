@@ -24,7 +24,6 @@
 struct cc_compiler {
     cc_be *be;
     char fallback[320]; /* why AUTO is not warm; "" if it is */
-    cc_api *api;
     cc_cache *cache;
     char abi_dir[512];
 };
@@ -55,10 +54,6 @@ cc_compiler *cc_new(const cc_desc *desc, pb_errmsg *why)
     }
     const char *abi = pick(d.abi_dir, "PB_ABI_DIR", PB_DEFAULT_ABI_DIR);
     snprintf(cc->abi_dir, sizeof cc->abi_dir, "%s", abi);
-    char path[600];
-    snprintf(path, sizeof path, "%s/api.list", abi);
-    if (!(cc->api = cc_api_load(path, why)))
-        goto fail;
     cc_be_desc bd = {
         .abi_dir = abi,
         .pass_plugin =
@@ -97,7 +92,6 @@ void cc_free(cc_compiler *cc)
         return;
     if (cc->be)
         cc->be->free(cc->be);
-    cc_api_free(cc->api);
     cc_cache_free(cc->cache);
     free(cc);
 }
@@ -421,7 +415,7 @@ pb_err cc_compile(cc_compiler *cc, const cc_job *job, cc_result *out,
         out->cached = true;
     } else {
         if ((e = build_module(cc, &j, &prelude, why)) || !out->module ||
-            (e = cc_check_module(cc->api, &j, why)))
+            (e = cc_check_module(&j, why)))
             goto done;
         if (cc->cache && !cc_has_errors(out))
             cc_cache_put(cc->cache, key, out);

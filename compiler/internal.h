@@ -104,11 +104,10 @@ bool cc_has_errors(const cc_result *r);
  * unknown (malloc'd). */
 char *cc_decl_from_sig(const char *name, const char *sig);
 
-typedef struct cc_api cc_api;
 /* The checks on a linked module (out->module): its size and dylink.0, its
  * exports, imports, pb_meta and defined vars. Diagnostics for what the
  * source did; PB_ERR_INTERNAL or PB_ERR_NOMEM for what the compiler did. */
-pb_err cc_check_module(const cc_api *api, cc_job_ctx *j, pb_errmsg *why);
+pb_err cc_check_module(cc_job_ctx *j, pb_errmsg *why);
 /* Refuses a signature change that vars not redefined here still call. */
 void cc_check_signature_changes(const cc_job *job, cc_job_ctx *j);
 
@@ -164,13 +163,6 @@ int cc_scan_source(const char *src, size_t len, cc_scan *out);
 const cc_found *cc_scan_find(const cc_scan *s, const char *name);
 bool cc_scan_mentions(const cc_scan *s, const char *name);
 void cc_scan_free(cc_scan *s);
-
-/* ---- API list (api.c) ---------------------------------------------------- */
-
-cc_api *cc_api_load(const char *path, pb_errmsg *why);
-bool cc_api_has_func(const cc_api *a, const char *name, size_t len);
-bool cc_api_has_data(const cc_api *a, const char *name, size_t len);
-void cc_api_free(cc_api *a);
 
 /* ---- cache (cache.c) ----------------------------------------------------- */
 

@@ -85,10 +85,7 @@ bool pb_abi_has(pb_str name, bool is_data)
     return false;
 }
 
-/* May a module import field from module (kind as above)? The dynamic
- * linker provides the memory, the table, the stack pointer and the two
- * bases; everything else is the API. */
-static bool is_allowed(pb_str module, pb_str field, uint8_t kind)
+bool pb_abi_import_allowed(pb_str module, pb_str field, uint8_t kind)
 {
     static const char *const linker[] = {"memory", "__indirect_function_table",
                                          "__stack_pointer", "__memory_base",
@@ -134,7 +131,7 @@ pb_err pb_module_check_imports(const uint8_t *p, size_t len, pb_errmsg *why)
             if (skip_import(p, end, &j, kind))
                 return pb_fail(why, PB_ERR_MALFORMED,
                                "wasm import %u is malformed", k);
-            if (!is_allowed(mod, field, kind))
+            if (!pb_abi_import_allowed(mod, field, kind))
                 return pb_fail(why, PB_ERR_PREPARE,
                                "the module imports %.*s.%.*s, which this "
                                "runtime does not offer (protocol/abi/api.list)",

@@ -859,6 +859,11 @@ pb_err pb_head_verify(const pb_head_frame *f,
 /* Is name in the runtime API, as a function (is_data false) or as a data
  * symbol imported through GOT.mem (is_data true)? */
 bool pb_abi_has(pb_str name, bool is_data);
+/* May a side module import field from module (kind: 0 function, 1 table,
+ * 2 memory, 3 global)? The dynamic linker provides the memory, the table,
+ * the stack pointer and the two bases; everything else must be in the API.
+ * The one rule, for the compiler's check and pb_module_check_imports. */
+bool pb_abi_import_allowed(pb_str module, pb_str field, uint8_t kind);
 /* Checks every import of a wasm side module: env functions and GOT entries
  * of the API, and the memory, table, stack pointer and bases the dynamic
  * linker provides. PB_OK; PB_ERR_PREPARE naming the first import the
