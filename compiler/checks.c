@@ -8,20 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool name_is(cc_wasm_name n, const char *s)
-{
-    return n.len == strlen(s) && !memcmp(n.ptr, s, n.len);
-}
-
 static void check_imports(const cc_wasm *w, cc_job_ctx *j)
 {
     for (uint32_t i = 0; i < w->n_imports; i++) {
         const cc_wasm_import *im = &w->imports[i];
-        cc_wasm_name f = im->field;
-        bool ok =
-            pb_abi_import_allowed((pb_str){im->module.ptr, im->module.len},
-                                  (pb_str){f.ptr, f.len}, im->kind);
-        if (ok)
+        pb_str f = im->field;
+        if (pb_abi_import_allowed(im->module, f, im->kind))
             continue;
         char name[PB_MAX_NAME_BYTES * 2];
         snprintf(name, sizeof name, "%.*s",
@@ -209,7 +201,7 @@ pb_err cc_check_module(cc_job_ctx *j, pb_errmsg *why)
      * the ABI pass refuses user definitions of reserved names): anything
      * more would enter the runtime's global symbol table. */
     for (uint32_t i = 0; i < w.n_exports; i++)
-        if (!name_is(w.exports[i], "__wasm_call_ctors"))
+        if (!pb_str_eq(w.exports[i], "__wasm_call_ctors"))
             return pb_fail(why, PB_ERR_INTERNAL,
                            "the module exports '%.*s' (the ABI pass should "
                            "have hidden it)",

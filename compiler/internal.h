@@ -116,28 +116,24 @@ void cc_check_signature_changes(const cc_job *job, cc_job_ctx *j);
 #define CC_WASM_MAX_IMPORTS 256u
 #define CC_WASM_MAX_EXPORTS 64u
 
-typedef struct cc_wasm_name {
-    const char *ptr;
-    uint32_t len;
-} cc_wasm_name;
-
 typedef struct cc_wasm_import {
-    cc_wasm_name module, field;
+    pb_str module, field;
     uint8_t kind; /* 0 func, 1 table, 2 memory, 3 global */
 } cc_wasm_import;
 
 typedef struct cc_wasm {
-    int has_dylink; /* dylink.0 is the first section */
+    bool has_dylink; /* dylink.0 is the first section */
     cc_wasm_import imports[CC_WASM_MAX_IMPORTS];
     uint32_t n_imports;
-    cc_wasm_name exports[CC_WASM_MAX_EXPORTS];
+    pb_str exports[CC_WASM_MAX_EXPORTS];
     uint32_t n_exports;
-    int too_many;
-    cc_wasm_name meta; /* contents of custom section pb_meta */
+    bool too_many;
+    pb_str meta; /* contents of custom section pb_meta */
 } cc_wasm;
 
-/* 0 ok, -1 malformed. Names point into p. */
-int cc_wasm_parse(const uint8_t *p, size_t len, cc_wasm *w);
+/* Reads p with pb_wasm_read; PB_ERR_MALFORMED if it is not a wasm module.
+ * Names point into p. */
+pb_err cc_wasm_parse(const uint8_t *p, size_t len, cc_wasm *w);
 
 /* ---- source pre-scan (prescan.c) -----------------------------------------
  * A lexical pass over C source that finds top-level function definitions

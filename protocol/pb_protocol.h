@@ -864,6 +864,24 @@ bool pb_abi_has(pb_str name, bool is_data);
  * the stack pointer and the two bases; everything else must be in the API.
  * The one rule, for the compiler's check and pb_module_check_imports. */
 bool pb_abi_import_allowed(pb_str module, pb_str field, uint8_t kind);
+/* One bounds-checked pass over a wasm module's sections (every length is
+ * checked against len; names point into the bytes), for the runtime's
+ * import check and the compiler's checks on a linked module. It reads the
+ * sections whose callback is set, and only those: the custom sections
+ * (is_first: it is the module's first section, where dylink.0 must be),
+ * each import (kind: 0 function, 1 table, 2 memory, 3 global) and each
+ * export. A callback returning false ends the read at once with PB_OK.
+ * PB_ERR_MALFORMED naming the section or entry if the bytes are not a wasm
+ * module. The visitor owns nothing; the callbacks may be NULL. */
+typedef struct pb_wasm_visitor {
+    void *ctx;
+    bool (*on_custom)(void *ctx, pb_str name, const uint8_t *data, size_t len,
+                      bool is_first);
+    bool (*on_import)(void *ctx, pb_str module, pb_str field, uint8_t kind);
+    bool (*on_export)(void *ctx, pb_str name, uint8_t kind);
+} pb_wasm_visitor;
+pb_err pb_wasm_read(const uint8_t *wasm, size_t len, const pb_wasm_visitor *v,
+                    pb_errmsg *why) PB_WUR;
 /* Checks every import of a wasm side module: env functions and GOT entries
  * of the API, and the memory, table, stack pointer and bases the dynamic
  * linker provides. PB_OK; PB_ERR_PREPARE naming the first import the
