@@ -133,6 +133,8 @@ function rssKb(pid) {
 async function startRelay(bin, dir, extra = []) {
   const p = spawn(bin, ['serve', '--port', '0', '--data', dir, '--quiet',
     '--max-clients', '100000', '--evals-per-second', '100000',
+    '--room-evals-per-second', '100000', '--max-evals-per-name', '100000',
+    '--max-evals-per-room', '100000', '--max-evals', '100000',
     '--backend', arg('backend', 'process'), ...extra],
     { stdio: ['ignore', 'pipe', 'inherit'] });
   const port = await new Promise((resolve, reject) => {

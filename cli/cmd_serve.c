@@ -48,7 +48,14 @@ static void usage(FILE *out)
         "a\n"
         "                         room's own lead, `patchbay room`, wins)\n"
         "  --max-clients N        clients per room (default 256)\n"
-        "  --evals-per-second N   per client (default 10)\n"
+        "  --evals-per-second N   per token name in its room (default 10)\n"
+        "  --room-evals-per-second N  per room (default 30)\n"
+        "  --max-evals-per-name N evals waiting or compiling per token name "
+        "(default 8)\n"
+        "  --max-evals-per-room N evals waiting or compiling per room "
+        "(default 32)\n"
+        "  --max-evals N          evals waiting or compiling in all (default "
+        "256)\n"
         "  --bytes-per-second N   received per client (default 4194304)\n"
         "  --max-queue-bytes N    send queue per client before a slow consumer "
         "is\n"
@@ -105,6 +112,10 @@ int cmd_serve(int argc, char **argv)
         {"--lead-ms", &lead_ms, 0, 10000},
         {"--max-clients", &c.max_clients_per_room, 0, 100000},
         {"--evals-per-second", &c.evals_per_second, 0, 100000},
+        {"--room-evals-per-second", &c.room_evals_per_second, 0, 100000},
+        {"--max-evals-per-name", &c.max_evals_per_name, 0, 100000},
+        {"--max-evals-per-room", &c.max_evals_per_room, 0, 100000},
+        {"--max-evals", &c.max_evals, 0, 1000000},
         {"--bytes-per-second", &c.bytes_per_second, 0, UINT32_MAX},
         {"--max-queue-bytes", &c.max_queue_bytes, 0, UINT32_MAX},
         {"--hello-timeout-ms", &c.hello_timeout_ms, 0, 600000},

@@ -122,6 +122,10 @@ void cc_free(cc_compiler *cc);
 pb_err cc_compile(cc_compiler *cc, const cc_job *job, cc_result *out,
                   pb_errmsg *why) PB_WUR;
 void cc_result_free(cc_result *r);
+/* The diagnostic of a job that ran out of time, the same from every
+ * backend and from the server's supervisor (the relay penalises its
+ * author). */
+void cc_timeout_message(char *msg, size_t cap, uint32_t timeout_ms);
 
 /* The C name of a Lisp name (my-fn → my_fn, ok? → ok_p; docs/LISP.md
  * § Names) into out (cap bytes): false if it has none or does not fit.

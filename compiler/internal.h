@@ -216,9 +216,6 @@ int cc_ipc_unpack_raw(const uint8_t *p, size_t len, msgpack_object *o,
 
 /* Small helpers (util.c); errors are filled with pb_fail (pb_protocol.h). */
 char *cc_strdup(const char *s);
-/* The diagnostic of a job that ran out of time, the same from every
- * backend and from the server's supervisor. */
-void cc_timeout_message(char *msg, size_t cap, uint32_t timeout_ms);
 char *cc_strndup(const char *s, size_t n);
 uint64_t cc_now_us(void);
 

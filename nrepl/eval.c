@@ -397,8 +397,8 @@ void eval_on_frame(nrepl_server *s, const pb_frame *f)
         }
         if (f->type == PB_T_ERROR && !e->seq && f->error.req == e->req &&
             f->error.code == PB_ERR_RATE_LIMITED && e->resends < 200) {
-            /* the room's editors share the relay's eval budget per
-             * connection: many clients at once wait their turn */
+            /* the relay limits evals per token name (docs/SECURITY.md
+             * § Hostile input): many clients at once wait their turn */
             e->is_waiting = false;
             e->resends++;
             e->resend_at_ms = nrepl_now_ms() + 120;

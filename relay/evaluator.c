@@ -1,25 +1,53 @@
-/* evaluator.c — the eval path off the event loop: one worker thread takes
- * eval jobs in order, compiles each through the compile server (cc_client),
- * and for a module builds the patch statement, signs it and commits it to
- * the history *before* handing it back for broadcast — so a crash never
- * loses a patch anyone has seen. Jobs are serialized, which also
- * serializes seq assignment per room. Results go back to the event loop
- * through a queue and lws_cancel_service(). */
+/* evaluator.c — the eval path off the event loop: worker threads take
+ * eval jobs, compile each through a compile server (cc_client), and for a
+ * module build the patch statement, sign it and commit it to the history
+ * *before* handing it back for broadcast — so a crash never loses a patch
+ * anyone has seen. Results go back to the event loop through a queue and
+ * lws_cancel_service().
+ *
+ * Scheduling (docs/SECURITY.md § Limits): rooms are served fairly — each
+ * job gets a round one past its room's previous job (or the round being
+ * served, if later) and the lowest round goes first, so one room's backlog
+ * does not delay another room's next eval. A room's jobs run one at a time
+ * (which serializes its seq assignment and the vars each compile sees), an
+ * author's in the order sent. Worker 0 compiles every job except those of
+ * authors whose compiles recently hit the time limit ("heavy"): worker 1
+ * compiles those, with a compile server of its own started when first
+ * needed, so a bomb's time limit and the server restart it costs fall on
+ * the bomber's worker, not on everyone's. */
+#define _GNU_SOURCE /* syscall(SYS_gettid): one thread's nice value */
 #include "internal.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+enum { WORKERS = 2 };
+/* The heavy worker's nice value, which its compile servers (and their
+ * clang processes) inherit: a bomb gets what CPU the others leave. */
+#define HEAVY_NICE 10
+
+typedef struct relay_worker {
+    relay_evaluator *ev;
+    pthread_t thread;
+    bool running, heavy;
+    cc_client *cc;          /* the heavy worker's: started on first use */
+    relay_history *history; /* this thread's own connection */
+    relay_job *job;         /* compiling (under the lock) */
+} relay_worker;
 
 struct relay_evaluator {
     relay_server *srv;
-    pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    relay_job *jobs, *jobs_tail;
+    relay_job *jobs, **jobs_tail; /* waiting, in arrival order */
+    uint64_t round;               /* the round being served */
+    uint64_t job_us;              /* a job's time lately (moving average) */
     relay_done *done, *done_tail;
     bool stopping;
-    cc_client *cc;
-    relay_history *history; /* this thread's own connection */
+    relay_worker w[WORKERS];
 };
 
 void relay_done_free(relay_done *d)
@@ -103,18 +131,18 @@ static void free_vars(var_list *l)
 }
 
 /* Statement, signature, commit, encoded patch frame. */
-static pb_err accept_patch(relay_evaluator *ev, const relay_job *job,
-                           relay_done *d, pb_errmsg *why)
+static pb_err accept_patch(relay_evaluator *ev, relay_history *history,
+                           const relay_job *job, relay_done *d, pb_errmsg *why)
 {
     relay_server *srv = ev->srv;
     const cc_result *r = &d->res;
     uint64_t head_seq = 0;
     uint8_t head_hash[PB_HASH_BYTES] = {0};
-    pb_err e = relay_history_head(ev->history, job->room, &head_seq, head_hash,
-                                  why);
+    pb_err e =
+        relay_history_head(history, job->room, &head_seq, head_hash, why);
     uint64_t epoch = 0;
     if (!e && !head_seq) /* seq 1 follows its epoch's genesis */
-        e = relay_history_epoch(ev->history, job->room, relay_now_us(), &epoch,
+        e = relay_history_epoch(history, job->room, relay_now_us(), &epoch,
                                 why);
     if (e)
         return e;
@@ -180,8 +208,8 @@ static pb_err accept_patch(relay_evaluator *ev, const relay_job *job,
     row.author = job->author_name;
     row.created_us = s.created_us;
     /* Persist before anyone sees it (synchronous=FULL, WAL). */
-    if ((e = relay_history_append(ev->history, job->room, &row, rows,
-                                  r->n_defs, why)))
+    if ((e = relay_history_append(history, job->room, &row, rows, r->n_defs,
+                                  why)))
         goto done;
     pb_frame f = {.type = PB_T_PATCH};
     f.patch.stmt = (pb_bytes){stmt.data, (uint32_t)stmt.len};
@@ -203,28 +231,58 @@ done:
     return e;
 }
 
+/* Whether a job ran into the compile time limit, or the compile server
+ * died on it (the next job of this worker waits for a new one). */
+static bool over_limit(const relay_evaluator *ev, const relay_worker *w,
+                       const cc_result *r)
+{
+    if (cc_client_pid(w->cc) == 0)
+        return true;
+    char limit[256];
+    cc_timeout_message(limit, sizeof limit, ev->srv->cfg.compile_timeout_ms);
+    for (uint32_t i = 0; i < r->n_diags; i++)
+        if (r->diags[i].message && !strcmp(r->diags[i].message, limit))
+            return true;
+    return false;
+}
+
 /* Fills the job's answer: its diagnostics, the accepted patch, or the
  * error of the compiler or the history. Every job gets one. */
-static relay_done *run_job(relay_evaluator *ev, relay_job *job)
+static relay_done *run_job(relay_worker *w, relay_job *job)
 {
+    relay_evaluator *ev = w->ev;
     relay_done *d = job->done;
     job->done = NULL;
     d->author = job->author;
     d->req = job->req;
     d->range = job->range;
+    d->room_ref = job->room_ref;
+    d->quota = job->quota;
     snprintf(d->room, sizeof d->room, "%s", job->room);
     pb_errmsg why = {{0}};
     var_list vars = {0};
-    pb_err e = relay_history_vars(ev->history, job->room, add_var, &vars, &why);
+    pb_err e = PB_OK;
+    if (!w->cc) {
+        cc_client_desc cd = {ev->srv->cfg.compiler_argv, CC_BACKEND_AUTO,
+                             ev->srv->cfg.compile_timeout_ms};
+        if (!(w->cc = cc_client_new(&cd, &why)))
+            e = PB_ERR_COMPILER_DOWN;
+    }
+    if (!e)
+        e = relay_history_vars(w->history, job->room, add_var, &vars, &why);
     if (!e && vars.oom)
         e = PB_ERR_NOMEM;
     if (!e) {
         cc_job cj = {job->lang, job->file, job->source, job->source_len,
                      vars.v,    vars.n,    job->expr};
-        e = cc_client_compile(ev->cc, &cj, &d->res, &why);
+        e = cc_client_compile(w->cc, &cj, &d->res, &why);
+        d->struck = over_limit(ev, w, &d->res);
     }
-    if (!e && d->res.ok)
-        e = accept_patch(ev, job, d, &why);
+    pthread_mutex_lock(&ev->lock);
+    d->dropped = job->cancelled;
+    pthread_mutex_unlock(&ev->lock);
+    if (!e && d->res.ok && !d->dropped)
+        e = accept_patch(ev, w->history, job, d, &why);
     free_vars(&vars);
     if (e) {
         d->err = e;
@@ -234,34 +292,83 @@ static relay_done *run_job(relay_evaluator *ev, relay_job *job)
     return d;
 }
 
+/* Whether job may start on w now: its kind of worker, its room not busy
+ * on the other worker, no earlier job of its author waiting. */
+static bool may_start(const relay_evaluator *ev, const relay_worker *w,
+                      const relay_job *job)
+{
+    if (job->heavy != w->heavy)
+        return false;
+    for (int i = 0; i < WORKERS; i++)
+        if (ev->w[i].job && ev->w[i].job->room_ref == job->room_ref)
+            return false;
+    for (const relay_job *j = ev->jobs; j != job; j = j->next)
+        if (j->quota == job->quota && j->room_ref == job->room_ref)
+            return false;
+    return true;
+}
+
+/* The waiting job w serves next (its link), NULL if none may start. */
+static relay_job **next_job(relay_evaluator *ev, const relay_worker *w)
+{
+    relay_job **best = NULL;
+    for (relay_job **p = &ev->jobs; *p; p = &(*p)->next)
+        if ((!best || (*p)->round < (*best)->round) && may_start(ev, w, *p))
+            best = p;
+    return best;
+}
+
+static bool has_work(const relay_evaluator *ev, const relay_worker *w)
+{
+    for (const relay_job *j = ev->jobs; j; j = j->next)
+        if (j->heavy == w->heavy)
+            return true;
+    return false;
+}
+
 static void *worker(void *arg)
 {
-    relay_evaluator *ev = arg;
+    relay_worker *w = arg;
+    relay_evaluator *ev = w->ev;
+    if (w->heavy) /* this thread only (Linux): what it forks inherits it */
+        (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), HEAVY_NICE);
+    pthread_mutex_lock(&ev->lock);
     for (;;) {
-        pthread_mutex_lock(&ev->lock);
-        while (!ev->jobs && !ev->stopping)
+        relay_job **p = next_job(ev, w);
+        if (!p) {
+            if (ev->stopping && !has_work(ev, w))
+                break;
             pthread_cond_wait(&ev->cond, &ev->lock);
-        relay_job *job = ev->jobs;
-        if (job) {
-            ev->jobs = job->next;
-            if (!ev->jobs)
-                ev->jobs_tail = NULL;
+            continue;
         }
-        bool stop = ev->stopping && !job;
+        relay_job *job = *p;
+        *p = job->next;
+        if (ev->jobs_tail == &job->next)
+            ev->jobs_tail = p;
+        if (job->round > ev->round)
+            ev->round = job->round;
+        w->job = job;
         pthread_mutex_unlock(&ev->lock);
-        if (stop)
-            break;
-        relay_done *d = run_job(ev, job);
-        job_free(job);
+
+        uint64_t t0 = relay_mono_us();
+        relay_done *d = run_job(w, job);
+
         pthread_mutex_lock(&ev->lock);
+        w->job = NULL;
+        uint64_t took = relay_mono_us() - t0;
+        ev->job_us = ev->job_us ? (ev->job_us * 7 + took) / 8 : took;
         if (ev->done_tail)
             ev->done_tail->next = d;
         else
             ev->done = d;
         ev->done_tail = d;
+        job_free(job);
+        pthread_cond_broadcast(&ev->cond); /* its room is free again */
         pthread_mutex_unlock(&ev->lock);
         lws_cancel_service(ev->srv->ctx);
+        pthread_mutex_lock(&ev->lock);
     }
+    pthread_mutex_unlock(&ev->lock);
     return NULL;
 }
 
@@ -273,37 +380,79 @@ relay_evaluator *relay_evaluator_start(relay_server *srv, pb_errmsg *why)
         return NULL;
     }
     ev->srv = srv;
+    ev->jobs_tail = &ev->jobs;
     pthread_mutex_init(&ev->lock, NULL);
     pthread_cond_init(&ev->cond, NULL);
-    if (!(ev->history = relay_history_open_sqlite(srv->history_path, why)))
-        goto fail;
+    for (int i = 0; i < WORKERS; i++) {
+        relay_worker *w = &ev->w[i];
+        w->ev = ev;
+        w->heavy = i > 0;
+        if (!(w->history = relay_history_open_sqlite(srv->history_path, why)))
+            goto fail;
+    }
+    /* the first compile server starts now, so that a broken command is
+     * an error at start rather than at the first eval */
     cc_client_desc cd = {srv->cfg.compiler_argv, CC_BACKEND_AUTO,
                          srv->cfg.compile_timeout_ms};
-    if (!(ev->cc = cc_client_new(&cd, why)))
+    if (!(ev->w[0].cc = cc_client_new(&cd, why)))
         goto fail;
-    if (pthread_create(&ev->thread, NULL, worker, ev)) {
-        snprintf(why->text, sizeof why->text, "cannot start a thread");
-        goto fail;
+    for (int i = 0; i < WORKERS; i++) {
+        if (pthread_create(&ev->w[i].thread, NULL, worker, &ev->w[i])) {
+            snprintf(why->text, sizeof why->text, "cannot start a thread");
+            goto fail;
+        }
+        ev->w[i].running = true;
     }
     return ev;
 fail:
-    cc_client_free(ev->cc);
-    relay_history_close(ev->history);
-    free(ev);
+    relay_evaluator_free(ev);
     return NULL;
 }
 
-void relay_evaluator_submit(relay_evaluator *ev, relay_job *job)
+void relay_evaluator_submit(relay_evaluator *ev, relay_job *job,
+                            uint64_t *room_round)
 {
     pthread_mutex_lock(&ev->lock);
     job->next = NULL;
-    if (ev->jobs_tail)
-        ev->jobs_tail->next = job;
-    else
-        ev->jobs = job;
-    ev->jobs_tail = job;
-    pthread_cond_signal(&ev->cond);
+    job->round = *room_round > ev->round ? *room_round : ev->round;
+    *room_round = job->round + 1;
+    *ev->jobs_tail = job;
+    ev->jobs_tail = &job->next;
+    pthread_cond_broadcast(&ev->cond);
     pthread_mutex_unlock(&ev->lock);
+}
+
+uint32_t relay_evaluator_cancel(relay_evaluator *ev, relay_handle author)
+{
+    uint32_t n = 0;
+    pthread_mutex_lock(&ev->lock);
+    for (relay_job **p = &ev->jobs; *p;) {
+        relay_job *j = *p;
+        if (j->author.index == author.index && j->author.gen == author.gen) {
+            *p = j->next;
+            if (ev->jobs_tail == &j->next)
+                ev->jobs_tail = p;
+            job_free(j);
+            n++;
+        } else {
+            p = &j->next;
+        }
+    }
+    for (int i = 0; i < WORKERS; i++) {
+        relay_job *j = ev->w[i].job;
+        if (j && j->author.index == author.index && j->author.gen == author.gen)
+            j->cancelled = true;
+    }
+    pthread_mutex_unlock(&ev->lock);
+    return n;
+}
+
+uint64_t relay_evaluator_job_us(relay_evaluator *ev)
+{
+    pthread_mutex_lock(&ev->lock);
+    uint64_t us = ev->job_us;
+    pthread_mutex_unlock(&ev->lock);
+    return us;
 }
 
 relay_done *relay_evaluator_take_done(relay_evaluator *ev)
@@ -321,7 +470,7 @@ relay_done *relay_evaluator_take_done(relay_evaluator *ev)
 }
 
 /* Finishes the jobs already queued (so every eval is answered and every
- * accepted patch recorded), then ends the thread. Their results stay
+ * accepted patch recorded), then ends the threads. Their results stay
  * available to relay_evaluator_take_done. */
 void relay_evaluator_stop(relay_evaluator *ev)
 {
@@ -329,9 +478,11 @@ void relay_evaluator_stop(relay_evaluator *ev)
         return;
     pthread_mutex_lock(&ev->lock);
     ev->stopping = true;
-    pthread_cond_signal(&ev->cond);
+    pthread_cond_broadcast(&ev->cond);
     pthread_mutex_unlock(&ev->lock);
-    pthread_join(ev->thread, NULL);
+    for (int i = 0; i < WORKERS; i++)
+        if (ev->w[i].running)
+            pthread_join(ev->w[i].thread, NULL);
 }
 
 void relay_evaluator_free(relay_evaluator *ev)
@@ -342,8 +493,15 @@ void relay_evaluator_free(relay_evaluator *ev)
     relay_done *d;
     while ((d = relay_evaluator_take_done(ev)))
         relay_done_free(d);
-    cc_client_free(ev->cc);
-    relay_history_close(ev->history);
+    while (ev->jobs) { /* left by a worker that could not start */
+        relay_job *j = ev->jobs;
+        ev->jobs = j->next;
+        job_free(j);
+    }
+    for (int i = 0; i < WORKERS; i++) {
+        cc_client_free(ev->w[i].cc);
+        relay_history_close(ev->w[i].history);
+    }
     pthread_mutex_destroy(&ev->lock);
     pthread_cond_destroy(&ev->cond);
     free(ev);
@@ -355,7 +513,13 @@ void relay_evaluator_free(relay_evaluator *ev)
  * to the whole room. */
 static void deliver(relay_server *srv, relay_done *d)
 {
+    relay_eval_settled(srv, d->room_ref, d->quota, 1, d->struck);
     relay_session *author = relay_session_get(srv, d->author);
+    if (d->dropped) {
+        lwsl_user("eval %llu in room %s dropped: its author left\n",
+                  (unsigned long long)d->req, d->room);
+        return;
+    }
     if (d->err) {
         lwsl_user("eval %llu in room %s failed: %s\n",
                   (unsigned long long)d->req, d->room, d->errmsg);

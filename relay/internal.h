@@ -149,7 +149,7 @@ typedef struct relay_session {
     relay_catchup *catchup;           /* history streaming to it */
     bool buffers;                     /* gets the shared buffers (hello) */
     relay_aware *aware;               /* its presence, per buffer */
-    relay_bucket evals, bytes, bad;   /* limits.c */
+    relay_bucket bytes, bad;          /* limits.c */
     relay_bucket frames[PB_T_COUNT_]; /* per frame type (limits.c) */
     char close_reason[120];
     /* what the peers frame shows */
@@ -261,6 +261,9 @@ struct relay_room {
     relay_logring logs;               /* recent device output */
     relay_quota *quotas;              /* per token name (quota.c) */
     relay_room_buffers bufs;          /* shared buffers (buffers.c) */
+    relay_bucket evals;               /* evals its names may send (evalq.c) */
+    uint32_t jobs;                    /* its evals waiting or compiling */
+    uint64_t eval_round;              /* the evaluator's fair queue */
     struct relay_room *next;
 };
 
@@ -299,6 +302,12 @@ typedef struct relay_job {
     relay_done *done; /* its answer, allocated with it: answering an eval
                          never needs memory the worker might not get */
     relay_handle author;
+    /* the event loop's, carried for it (the workers compare, never read) */
+    relay_room *room_ref;
+    relay_quota *quota;
+    bool heavy;      /* its author's compiles hit the time limit lately */
+    uint64_t round;  /* fair queueing between rooms (evaluator.c) */
+    bool cancelled;  /* its author left: not signed (under the lock) */
     uint64_t req;
     char room[PB_MAX_NAME_BYTES + 1];
     char author_name[PB_MAX_NAME_BYTES + 1];
@@ -316,6 +325,11 @@ typedef struct relay_job {
 
 struct relay_done {
     relay_handle author;
+    relay_room *room_ref;
+    relay_quota *quota;
+    bool dropped;            /* its author left before it was signed */
+    bool struck;             /* the compile server died on it (time limit) */
+    uint64_t queued_us;      /* waited for a worker */
     uint64_t req;
     char room[PB_MAX_NAME_BYTES + 1];
     pb_err err;              /* the compiler or storage failed */
@@ -335,8 +349,15 @@ relay_evaluator *relay_evaluator_start(relay_server *srv, pb_errmsg *why);
 /* Allocates a job with room for source_len bytes of source and its
  * answer; NULL when out of memory. */
 relay_job *relay_job_new(size_t source_len);
-/* Takes ownership of job (and job->source). */
-void relay_evaluator_submit(relay_evaluator *ev, relay_job *job);
+/* Takes ownership of job (and job->source); *room_round is the room's
+ * place in the fair queue, kept by the caller. */
+void relay_evaluator_submit(relay_evaluator *ev, relay_job *job,
+                            uint64_t *room_round);
+/* Drops the waiting jobs of author (who left) and marks the one compiling
+ * so that it is not signed; returns how many were dropped while waiting. */
+uint32_t relay_evaluator_cancel(relay_evaluator *ev, relay_handle author);
+/* How long a job has taken lately (µs, a moving average). */
+uint64_t relay_evaluator_job_us(relay_evaluator *ev);
 /* Completed jobs, oldest first; the caller frees each with relay_done_free. */
 relay_done *relay_evaluator_take_done(relay_evaluator *ev);
 /* On the event loop: delivers every finished eval (diagnostics to the
@@ -376,6 +397,7 @@ struct relay_server {
     uint32_t n_catchups;
     relay_catchup *catchup_wait, **catchup_wait_tail;
     bool catchup_starting;
+    uint32_t n_jobs; /* evals waiting or compiling (evalq.c) */
     volatile sig_atomic_t stopping; /* relay_stop was called */
 };
 
@@ -397,6 +419,25 @@ void relay_guard_free(relay_server *srv);
 
 /* The relay a wsi belongs to. */
 relay_server *relay_of(struct lws *wsi);
+
+/* ---- admitting evals (evalq.c) ------------------------------------------ */
+
+/* A token name whose compile ran into the time limit (or killed the
+ * compile server) is penalised for RELAY_HEAVY_US times its strikes (at
+ * most RELAY_HEAVY_MAX_US): its evals go to a worker of their own and it
+ * may have one waiting or compiling. */
+#define RELAY_HEAVY_US     (30u * 1000000u)
+#define RELAY_HEAVY_MAX_US (600u * 1000000u)
+
+/* An eval from s: checked against its name's and room's rates and the
+ * bounded queues (PB_ERR_RATE_LIMITED, saying when to retry), then queued. */
+void relay_eval_admit(relay_session *s, const pb_eval *ev);
+/* A job the event loop admitted is over (delivered, dropped): its place in
+ * the queues is free. A strike penalises its author. */
+void relay_eval_settled(relay_server *srv, relay_room *room, relay_quota *q,
+                        uint32_t n, bool struck);
+/* s is closing: its evals are dropped (the one compiling is not signed). */
+void relay_eval_cancel(relay_session *s);
 
 /* ---- history to clients (catchup.c) -------------------------------------- */
 

@@ -225,7 +225,12 @@ typedef struct relay_config {
     const char *data_dir;     /* "patchbay-data" */
     const char *web_dir;      /* the build's web/ */
     uint32_t max_clients_per_room; /* 256 */
-    uint32_t evals_per_second;     /* per client, 10 */
+    uint32_t evals_per_second;     /* per token name in its room, 10 */
+    uint32_t room_evals_per_second; /* per room, 30 (burst: twice that) */
+    uint32_t max_evals_per_name;   /* waiting or compiling, per token name
+                                      in its room, 8 */
+    uint32_t max_evals_per_room;   /* waiting or compiling, per room, 32 */
+    uint32_t max_evals;            /* waiting or compiling, in all, 256 */
     uint32_t bytes_per_second;     /* per client, 4 MiB */
     uint32_t max_queue_bytes;      /* per client send queue, 32 MiB */
     uint32_t hello_timeout_ms;     /* 5000 */

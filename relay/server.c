@@ -39,6 +39,14 @@ static void defaults(relay_config *c)
         c->max_clients_per_room = 256;
     if (!c->evals_per_second)
         c->evals_per_second = 10;
+    if (!c->room_evals_per_second)
+        c->room_evals_per_second = 30;
+    if (!c->max_evals_per_name)
+        c->max_evals_per_name = 8;
+    if (!c->max_evals_per_room)
+        c->max_evals_per_room = 32;
+    if (!c->max_evals)
+        c->max_evals = 256;
     if (!c->bytes_per_second)
         c->bytes_per_second = 4u << 20;
     if (!c->max_queue_bytes)

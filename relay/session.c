@@ -247,58 +247,6 @@ static bool role_may_send(pb_role role, pb_type t)
     }
 }
 
-static void on_eval(relay_session *s, const pb_eval *ev)
-{
-    const relay_config *c = &s->srv->cfg;
-    if (!relay_bucket_take(&s->evals, c->evals_per_second, c->evals_per_second,
-                           1, relay_mono_us())) {
-        relay_session_send_error(s, PB_ERR_RATE_LIMITED, ev->req, false,
-                                 "eval %llu refused: more than %u evals per "
-                                 "second",
-                                 (unsigned long long)ev->req,
-                                 s->srv->cfg.evals_per_second);
-        return;
-    }
-    relay_job *job = relay_job_new(ev->source.len);
-    if (!job) {
-        relay_session_send_error(s, PB_ERR_NOMEM, ev->req, false,
-                                 "the relay is out of memory");
-        return;
-    }
-    job->author = (relay_handle){s->index, s->gen};
-    job->req = ev->req;
-    snprintf(job->room, sizeof job->room, "%s", s->room->name);
-    snprintf(job->author_name, sizeof job->author_name, "%s", s->name);
-    job->lang = ev->lang;
-    job->expr = ev->expr;
-    if (ev->buffer && ev->start.len <= PB_MAX_RELPOS_BYTES &&
-        ev->end.len <= PB_MAX_RELPOS_BYTES) {
-        relay_eval_range *er = &job->range;
-        er->buffer = ev->buffer;
-        er->peer = s->client_id;
-        snprintf(er->author, sizeof er->author, "%s", s->name);
-        if (ev->start.len)
-            memcpy(er->start, ev->start.ptr, ev->start.len);
-        if (ev->end.len)
-            memcpy(er->end, ev->end.ptr, ev->end.len);
-        er->start_len = ev->start.len;
-        er->end_len = ev->end.len;
-    }
-    if (pb_str_copy(job->file, sizeof job->file, ev->name) || !job->file[0])
-        snprintf(job->file, sizeof job->file, "%s",
-                 ev->lang == PB_LANG_LISP ? "patch.cljc" : "patch.c");
-    memcpy(job->source, ev->source.ptr, ev->source.len);
-    job->source[ev->source.len] = '\0';
-    job->source_len = ev->source.len;
-    /* a room's own lead is fixed; otherwise it adapts (lockstep.c) */
-    job->lead_us = s->room->settings.lead_us
-                       ? s->room->settings.lead_us
-                       : relay_lockstep_lead(&s->room->ls, s->srv->cfg.lead_us);
-    job->tempo_bpm = s->room->settings.tempo_bpm;
-    job->quantum = s->room->settings.quantum;
-    relay_evaluator_submit(s->srv->eval, job);
-}
-
 /* Forwards a runtime's ack/log/test_result to the room's editors, stamped
  * with the runtime's id. */
 static void forward_from_runtime(relay_session *s, pb_frame *f)
@@ -388,7 +336,7 @@ static void on_live_frame(relay_session *s, pb_frame *f)
         relay_session_send_frame(s, &p);
         break;
     }
-    case PB_T_EVAL: on_eval(s, &f->eval); break;
+    case PB_T_EVAL: relay_eval_admit(s, &f->eval); break;
     case PB_T_ACK:
     case PB_T_LOG:
     case PB_T_TEST_RESULT: forward_from_runtime(s, f); break;
@@ -634,6 +582,7 @@ int relay_session_callback(struct lws *wsi, enum lws_callback_reasons reason,
         if (s) {
             relay_room *room = s->room;
             relay_catchup_end(s);
+            relay_eval_cancel(s);
             if (s->quota) {
                 s->quota->sessions--;
                 s->quota->idle_us = relay_mono_us();

@@ -13,7 +13,10 @@
 
 PB_TEST_RUNNER
 
-static const char *const many_evals[] = {"--evals-per-second", "100000", NULL};
+static const char *const many_evals[] = {
+    "--evals-per-second",  "100000", "--room-evals-per-second", "100000",
+    "--max-evals-per-name", "1000",  "--max-evals-per-room",     "1000",
+    NULL};
 
 /* Sends n evals of var sources (k = first + i % 10) without waiting. */
 static void send_evals(pbc *ed, uint64_t first_req, unsigned n, unsigned v)

@@ -33,10 +33,11 @@ static char *big_source(unsigned k)
 static bool big_history(relay *r, const char *name, const char *const *opt,
                         unsigned n, unsigned n_vars)
 {
-    const char *opts[12] = {"--evals-per-second", "100000",
-                            "--bytes-per-second", "268435456"};
-    for (int i = 0; opt && opt[i] && i < 6; i++)
-        opts[4 + i] = opt[i];
+    const char *opts[12] = {"--evals-per-second",      "100000",
+                            "--room-evals-per-second", "100000",
+                            "--bytes-per-second",      "268435456"};
+    for (int i = 0; opt && opt[i] && i < 5; i++)
+        opts[6 + i] = opt[i];
     if (!serve_start(r, name, opts))
         return false;
     pbc *ed = join(r, "jam", PB_ROLE_EDITOR, "ed", NULL);
