@@ -7,7 +7,9 @@
  * loads it, even a module the relay signed: what the runtime does not
  * offer, no patch reaches. The small, bounds-checked reader of wasm
  * sections (pb_wasm_read) is the compiler's too, for its checks on a linked
- * module; every length is checked against the bytes before use. */
+ * module; every length is checked against the bytes before use. The relay
+ * checks more before it signs what its compile server made
+ * (pb_module_check): the exports and the vars the module defines. */
 #include "internal.h"
 
 #include <string.h>
@@ -208,4 +210,132 @@ pb_err pb_module_check_imports(const uint8_t *p, size_t len, pb_errmsg *why)
                    "not offer (protocol/abi/api.list)",
                    (int)(r.module.len > 64 ? 64 : r.module.len), r.module.ptr,
                    (int)(r.field.len > 64 ? 64 : r.field.len), r.field.ptr);
+}
+
+static bool same(pb_str a, pb_str b)
+{
+    return a.len == b.len && (!a.len || !memcmp(a.ptr, b.ptr, a.len));
+}
+
+/* One word of a pb_meta line from *at (up to a space or the line's end). */
+static pb_str meta_word(pb_str line, uint32_t *at)
+{
+    uint32_t i = *at;
+    while (i < line.len && line.ptr[i] != ' ')
+        i++;
+    pb_str w = {line.ptr + *at, i - *at};
+    *at = i < line.len ? i + 1 : i;
+    return w;
+}
+
+/* Checks that pb_meta's "def NAME SIG …" lines name exactly the n symbols
+ * (an expression: exactly pb_expr, and no symbols). */
+static pb_err check_defs(pb_str meta, pb_patch_kind kind, const pb_symbol *syms,
+                         uint32_t n, pb_errmsg *why)
+{
+    uint32_t defs = 0;
+    for (uint32_t i = 0; i < meta.len;) {
+        uint32_t e = i;
+        while (e < meta.len && meta.ptr[e] != '\n')
+            e++;
+        pb_str line = {meta.ptr + i, e - i};
+        i = e + 1;
+        uint32_t at = 0;
+        if (!pb_str_eq(meta_word(line, &at), "def"))
+            continue;
+        pb_str var = meta_word(line, &at), sig = meta_word(line, &at);
+        bool listed = false;
+        if (kind == PB_KIND_EXPR)
+            listed = pb_str_eq(var, "pb_expr") && !n;
+        for (uint32_t k = 0; k < n && !listed; k++)
+            listed = same(syms[k].name, var) && same(syms[k].type, sig);
+        if (!listed)
+            return pb_fail(why, PB_ERR_PREPARE,
+                           "the module defines %.*s (%.*s), which the patch "
+                           "does not name",
+                           (int)(var.len > 64 ? 64 : var.len), var.ptr,
+                           (int)(sig.len > 64 ? 64 : sig.len), sig.ptr);
+        defs++;
+    }
+    if (defs != (kind == PB_KIND_EXPR ? 1u : n))
+        return pb_fail(why, PB_ERR_PREPARE,
+                       "the module defines %u vars, the patch names %u", defs,
+                       kind == PB_KIND_EXPR ? 1u : n);
+    return PB_OK;
+}
+
+/* What pb_module_check finds in one pass: the first thing refused. */
+typedef struct module_scan {
+    bool dylink, two_metas;
+    pb_str meta;
+    bool has_meta;
+    refused import;
+    pb_str bad_export;
+    bool has_bad_export;
+} module_scan;
+
+static bool scan_custom(void *ctx, pb_str name, const uint8_t *data, size_t len,
+                        bool is_first)
+{
+    module_scan *m = ctx;
+    m->dylink |= is_first && pb_str_eq(name, "dylink.0");
+    if (pb_str_eq(name, "pb_meta")) {
+        m->two_metas = m->has_meta;
+        m->has_meta = true;
+        m->meta = (pb_str){(const char *)data, (uint32_t)len};
+    }
+    return !m->two_metas;
+}
+
+static bool scan_import(void *ctx, pb_str module, pb_str field, uint8_t kind)
+{
+    return check_import(&((module_scan *)ctx)->import, module, field, kind);
+}
+
+static bool scan_export(void *ctx, pb_str name, uint8_t kind)
+{
+    (void)kind;
+    module_scan *m = ctx;
+    if (pb_str_eq(name, "__wasm_call_ctors"))
+        return true;
+    m->bad_export = name;
+    m->has_bad_export = true;
+    return false;
+}
+
+pb_err pb_module_check(const uint8_t *p, size_t len, pb_patch_kind kind,
+                       const pb_symbol *syms, uint32_t n, pb_errmsg *why)
+{
+    if (len > PB_MAX_MODULE_BYTES)
+        return pb_fail(why, PB_ERR_TOO_BIG,
+                       "the module is %zu bytes, at most %u", len,
+                       PB_MAX_MODULE_BYTES);
+    module_scan m = {0};
+    pb_wasm_visitor v = {&m, scan_custom, scan_import, scan_export};
+    pb_err e = pb_wasm_read(p, len, &v, why);
+    if (e)
+        return e;
+    if (m.import.is_refused)
+        return pb_fail(
+            why, PB_ERR_PREPARE,
+            "the module imports %.*s.%.*s, which this runtime "
+            "does not offer (protocol/abi/api.list)",
+            (int)(m.import.module.len > 64 ? 64 : m.import.module.len),
+            m.import.module.ptr,
+            (int)(m.import.field.len > 64 ? 64 : m.import.field.len),
+            m.import.field.ptr);
+    if (m.has_bad_export)
+        return pb_fail(why, PB_ERR_PREPARE,
+                       "the module exports %.*s; a patch exports only "
+                       "__wasm_call_ctors (docs/PATCH_ABI.md)",
+                       (int)(m.bad_export.len > 64 ? 64 : m.bad_export.len),
+                       m.bad_export.ptr);
+    if (m.two_metas)
+        return pb_fail(why, PB_ERR_PREPARE,
+                       "the module has two pb_meta sections");
+    if (!m.dylink)
+        return pb_fail(why, PB_ERR_PREPARE,
+                       "the module does not begin with a dylink.0 section "
+                       "(not a side module)");
+    return check_defs(m.meta, kind, syms, n, why);
 }

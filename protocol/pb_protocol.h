@@ -889,6 +889,13 @@ pb_err pb_wasm_read(const uint8_t *wasm, size_t len, const pb_wasm_visitor *v,
  * module (every length is checked against len). */
 pb_err pb_module_check_imports(const uint8_t *wasm, size_t len,
                                pb_errmsg *why) PB_WUR;
+/* Everything the relay checks before it signs a module its compile server
+ * made: its size, that dylink.0 is its first section, its imports (as
+ * above), that it exports only __wasm_call_ctors, and that its pb_meta
+ * "def" lines name exactly the statement's symbols (kind PB_KIND_EXPR:
+ * exactly pb_expr, and no symbols). PB_ERR_PREPARE naming what is wrong. */
+pb_err pb_module_check(const uint8_t *wasm, size_t len, pb_patch_kind kind,
+                       const pb_symbol *syms, uint32_t n, pb_errmsg *why) PB_WUR;
 
 /* ---- Misc ------------------------------------------------------------------
  */

@@ -191,6 +191,16 @@ static pb_err accept_patch(relay_evaluator *ev, relay_history *history,
     memcpy(s.key, srv->keys.pk, PB_PUBLICKEY_BYTES);
     /* an expression defines no var (r->n_defs is 0): it runs once */
     s.kind = r->is_expr ? PB_KIND_EXPR : PB_KIND_DEFS;
+    /* The compile server runs what anyone sends it: the relay signs only
+     * a module it has read itself (docs/SECURITY.md § Hostile input). */
+    pb_errmsg bad;
+    if (pb_module_check(r->module, r->module_len, s.kind, syms, r->n_defs,
+                        &bad)) {
+        e = pb_fail(why, PB_ERR_COMPILER_DOWN,
+                    "refused to sign what the compile server made: %s",
+                    bad.text);
+        goto done;
+    }
     if ((e = pb_statement_encode(&s, &stmt, why)))
         goto done;
     uint8_t sig[PB_SIG_BYTES];

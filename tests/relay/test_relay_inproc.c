@@ -65,19 +65,27 @@ TEST(two_relays_in_one_process_share_nothing)
 /* A compile server that answers with 100 diagnostics (a real one keeps 32):
  * the author gets a diag frame with as many as the protocol allows, and
  * the relay keeps serving. */
-TEST(too_many_diagnostics_from_the_compile_server_are_cut_to_the_limit)
+/* A relay in this process whose compile server is fake_cc_server MODE
+ * (beside this test's binary). */
+static bool start_with_fake(relay *r, const char *mode)
 {
-    char fake[4096];
+    static char fake[4096];
     ssize_t n = readlink("/proc/self/exe", fake, sizeof fake - 1);
-    REQUIRE(n > 0);
+    if (n <= 0)
+        return false;
     fake[n] = '\0';
     snprintf(strrchr(fake, '/') + 1, sizeof fake - (size_t)n, "%s",
              "fake_cc_server");
-    const char *argv[] = {fake, "many-diags", NULL};
+    const char *argv[] = {fake, mode, NULL};
     relay_config cfg = {0};
     cfg.compiler_argv = argv;
+    return inproc_start(r, mode, &cfg);
+}
+
+TEST(too_many_diagnostics_from_the_compile_server_are_cut_to_the_limit)
+{
     relay r;
-    REQUIRE(inproc_start(&r, "many-diags", &cfg));
+    REQUIRE(start_with_fake(&r, "many-diags"));
     pbc *ed = join(&r, "jam", PB_ROLE_EDITOR, "ed", NULL);
     REQUIRE(ed);
     want w;
@@ -86,6 +94,50 @@ TEST(too_many_diagnostics_from_the_compile_server_are_cut_to_the_limit)
     CHECK_EQ_INT(w.n_errors, PB_MAX_DIAGS);
     CHECK(strcmp(w.text, "fake error 1") == 0);
     CHECK(ping_ok(ed));
+    pbc_close(ed);
+    CHECK_EQ_INT(serve_stop(&r), 0);
+}
+
+/* A compile server runs what anyone sends it; one that was taken over
+ * answers with a module that imports what the runtime does not offer,
+ * exports a name into the runtime's symbol table, or defines another var
+ * than it says. The relay reads the module itself and signs none of them
+ * (failed before: each was signed as patch 1); a well-formed one it signs.
+ * Issue 22, item 7. */
+TEST(the_relay_signs_no_hostile_module_from_its_compile_server)
+{
+    static const struct {
+        const char *mode, *says;
+    } cases[] = {
+        {"import-system", "imports env.system"},
+        {"export-evil", "exports evil"},
+        {"lying-defs", "defines pb_frame"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        relay r;
+        REQUIRE(start_with_fake(&r, cases[i].mode));
+        pbc *ed = join(&r, "jam", PB_ROLE_EDITOR, "ed", NULL);
+        pbc *rt = join(&r, "jam", PB_ROLE_RUNTIME, "rt", NULL);
+        REQUIRE(ed && rt);
+        CHECK(send_eval(ed, 1, "double f(double v) { return v; }\n"));
+        want w = {PB_T_ERROR, 1, false, false, 0, false, false, 0, 0, ""};
+        CHECK(wait_for(ed, &w, 30000));
+        printf("# %s: %s\n", cases[i].mode, w.text);
+        CHECK_EQ_INT(w.code, PB_ERR_COMPILER_DOWN);
+        CHECK(strstr(w.text, cases[i].says) != NULL);
+        patch_log l;
+        patch_log_init(&l, &r, "jam");
+        collect_until(rt, &l, 1, 300);
+        CHECK_EQ_INT(l.n_patches, 0);
+        pbc_close(ed);
+        pbc_close(rt);
+        CHECK_EQ_INT(serve_stop(&r), 0);
+    }
+    relay r;
+    REQUIRE(start_with_fake(&r, "plain"));
+    pbc *ed = join(&r, "jam", PB_ROLE_EDITOR, "ed", NULL);
+    REQUIRE(ed);
+    CHECK_EQ_INT(eval(ed, 1, "double f(double v) { return v; }\n", NULL), 1);
     pbc_close(ed);
     CHECK_EQ_INT(serve_stop(&r), 0);
 }
@@ -122,6 +174,7 @@ TEST(a_join_link_for_a_room_with_a_space_or_percent_joins_it)
 static const pb_test tests[] = {
     T(two_relays_in_one_process_share_nothing),
     T(too_many_diagnostics_from_the_compile_server_are_cut_to_the_limit),
+    T(the_relay_signs_no_hostile_module_from_its_compile_server),
     T(a_join_link_for_a_room_with_a_space_or_percent_joins_it),
 };
 
