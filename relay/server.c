@@ -142,6 +142,21 @@ relay_server *relay_new(const relay_config *config, relay_info *info,
     static const struct lws_protocol_vhost_options wasm_mime = {
         NULL, NULL, ".wasm", "application/wasm"};
     mount->extra_mimetypes = &wasm_mime;
+    /* What every response says to the browser (docs/SECURITY.md § Pages):
+     * scripts, styles, workers and sockets only from the relay itself
+     * (wasm compiled from what it sent), no framing by other sites, no
+     * MIME sniffing, no Referer. */
+    static const struct lws_protocol_vhost_options headers[] = {
+        {&headers[1], NULL, "content-security-policy:",
+         "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; "
+         "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
+         "connect-src 'self' ws: wss:; worker-src 'self' blob:; "
+         "object-src 'none'; base-uri 'none'; form-action 'none'; "
+         "frame-ancestors 'none'"},
+        {&headers[2], NULL, "x-content-type-options:", "nosniff"},
+        {&headers[3], NULL, "x-frame-options:", "DENY"},
+        {NULL, NULL, "referrer-policy:", "no-referrer"},
+    };
 
     struct lws_context_creation_info ci;
     memset(&ci, 0, sizeof ci);
@@ -149,6 +164,7 @@ relay_server *relay_new(const relay_config *config, relay_info *info,
     ci.iface = srv->cfg.bind;
     ci.protocols = protocols;
     ci.mounts = mount;
+    ci.headers = headers;
     ci.user = srv;
     ci.options = LWS_SERVER_OPTION_DISABLE_IPV6;
     if (strchr(srv->cfg.bind, ':'))

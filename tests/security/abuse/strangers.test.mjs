@@ -127,3 +127,19 @@ test('an address that opens connections too fast is refused for a while', async 
   assert.ok(refused > 0, 'some refused');
   assert.ok(refused < 160, 'not all refused');
 });
+
+// Issue 22, item 9: every page and file the relay serves (and its 404)
+// carries the security headers (failed before: none of them).
+test('every response carries the security headers: CSP with frame-ancestors, nosniff, no referrer', async () => {
+  for (const path of ['/', '/editor.html', '/runtime.html', '/editor.js', '/style.css', '/no-such-page']) {
+    const r = await fetch(`http://127.0.0.1:${relay.port}${path}`);
+    const csp = r.headers.get('content-security-policy') || '';
+    assert.match(csp, /frame-ancestors 'none'/, `${path}: ${csp}`);
+    assert.match(csp, /default-src 'self'/, path);
+    assert.match(csp, /object-src 'none'/, path);
+    assert.equal(r.headers.get('x-content-type-options'), 'nosniff', path);
+    assert.equal(r.headers.get('referrer-policy'), 'no-referrer', path);
+    assert.equal(r.headers.get('x-frame-options'), 'DENY', path);
+    await r.arrayBuffer();
+  }
+});
