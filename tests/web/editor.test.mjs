@@ -205,6 +205,10 @@ test('a newly opened editor shows the room\'s latest code until its person types
   await c.keyboard.press('Control+End');
   await c.keyboard.type('\n// mine\n');
   assert.match(await doc(), /\/\/ mine/);
+  // the token left the address bar and the history once read (issue 22,
+  // item 9; failed before: the fragment stayed), and a reload still joins
+  assert.equal(await c.evaluate(() => location.hash), '');
+  assert.doesNotMatch(c.url(), /token=/);
   await c.reload();
   // the catch-up, which fills a buffer nobody typed in, must not replace it
   await until(c, () => window.patchbay.catchups > 0, null, 'the catch-up after the reload');

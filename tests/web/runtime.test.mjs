@@ -207,6 +207,8 @@ test('a test that never returns: the worker restarts without that test, and pb_f
 });
 
 test('a reloaded runtime page catches up to the same picture', async () => {
+  // its join fragment was cleared from view once read (issue 22, item 9)
+  assert.equal(await rt2.evaluate(() => location.hash), '');
   await rt2.reload();
   await until(rt2, () => window.patchbay.conn === 'live', null, 'live after reload');
   await untilColour(rt2, rgb(40, 200, 90), 'green after reload');

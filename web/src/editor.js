@@ -6,6 +6,7 @@
 // room, the token and the relay's public key (patchbay token prints it).
 //
 // For tests, the page's state is readable as window.patchbay.
+import { takeJoinUrl } from './fragment.js';
 import { EditorView, basicSetup } from 'codemirror';
 import { EditorState, Compartment, Transaction } from '@codemirror/state';
 import { keymap, Decoration, WidgetType } from '@codemirror/view';
@@ -38,9 +39,10 @@ const STARTER = {
 
 // The join link (runtime/link.js); a page opened without a whole one says
 // what is missing instead of joining.
+const joinUrl = takeJoinUrl(); // the fragment, then cleared from view
 let link = null, linkError = '';
 try {
-  link = parseLink(location.href);
+  link = parseLink(joinUrl);
 } catch (e) {
   linkError = e.message;
 }

@@ -9,19 +9,21 @@
 // default; `&width=N` in the link's fragment changes it) and is scaled up
 // with crisp pixels. `&label=pixel-7` names the device in the room's test
 // matrices and snapshots. For tests, state is readable as window.patchbay.
+import { takeJoinUrl } from './fragment.js';
 import { BrowserRuntime } from './browser-runtime.js';
 import { parseLink } from '../../runtime/link.js';
 
 const $ = (id) => document.getElementById(id);
 // The join link (runtime/link.js); without a whole one the page says what
 // is missing instead of joining.
+const joinUrl = takeJoinUrl(); // the fragment, then cleared from view
 let link = null, linkError = '';
 try {
-  link = parseLink(location.href);
+  link = parseLink(joinUrl);
 } catch (e) {
   linkError = e.message;
 }
-const params = new URLSearchParams(location.hash.replace(/^#/, ''));
+const params = new URLSearchParams(new URL(joinUrl).hash.replace(/^#/, ''));
 const width = Math.max(16, Math.min(1920, Number(params.get('width')) || 480));
 const height = Math.max(16, Math.round((width * innerHeight) / Math.max(1, innerWidth)));
 
