@@ -116,8 +116,12 @@ typedef struct rt_session_state {
 
 extern rt_session_state rt_state;
 
-/* The JSON answer of the last call from the host (each call reuses it). */
-#define RT_ANSWER_BYTES 16384
+/* The JSON answer of the last call from the host (each call reuses it):
+ * room for the longest, a trap's list of every var of one patch (each
+ * name escaped at worst 6 bytes a byte), so that it is never cut to
+ * "null" (which made the host skip the takeback). */
+#define RT_ANSWER_BYTES                                                        \
+    (PB_MAX_SYMBOLS * (6u * PB_MAX_NAME_BYTES + 3u) + 4096u)
 extern char rt_answer[RT_ANSWER_BYTES];
 
 /* What a patch frame is (its module is required unless RT_ITEM_STATE). */

@@ -28,8 +28,39 @@
 
 rt_session_state rt_state;
 char rt_answer[RT_ANSWER_BYTES]; /* the JSON of the last call */
-static char commits_buf[16384];
-static rt_json commits; /* commits since the host last took them */
+/* The commits since the host last took them, as a JSON array, and the
+ * array the host took last (valid until it takes the next). Both grow as
+ * needed: one patch may define 256 vars of 64-byte names, and a catch-up
+ * commits many patches in one tick. */
+static rt_json commits;
+static char *taken_buf;
+static size_t taken_cap;
+
+/* Room in the commits array for one more commit of n_vars vars (each
+ * name escaped at worst 6 bytes a byte); false if memory ran out. */
+static bool commits_reserve(uint32_t n_vars)
+{
+    size_t need =
+        commits.len + 256 + (size_t)n_vars * (6u * PB_MAX_NAME_BYTES + 3u);
+    if (need <= commits.cap)
+        return true;
+    size_t cap = commits.cap ? commits.cap : 16384;
+    while (cap < need)
+        cap *= 2;
+    char *p = realloc(commits.buf, cap);
+    if (!p)
+        return false;
+    commits.buf = p;
+    commits.cap = cap;
+    return true;
+}
+
+/* Starts an empty commits array in buf (cap bytes, at least 16 KiB). */
+static void commits_start(char *buf, size_t cap)
+{
+    rt_json_init(&commits, buf, cap);
+    rt_json_raw(&commits, "[");
+}
 
 static uint64_t us_since(double t0_ms)
 {
@@ -43,7 +74,7 @@ static uint64_t us_since(double t0_ms)
  * Once per instance: the registry cannot be emptied. Returns JSON
  * {"ok":true} or {"ok":false,"code","error"}: PB_ERR_UNEXPECTED (already
  * open), PB_ERR_INTERNAL (libsodium did not start), PB_ERR_MALFORMED (the
- * key), PB_ERR_FIELD_RANGE (the room name). */
+ * key), PB_ERR_FIELD_RANGE (the room name), PB_ERR_NOMEM. */
 EMSCRIPTEN_KEEPALIVE
 const char *rt_session_open(const char *room, const char *key_hex,
                             uint32_t max_module_bytes)
@@ -64,6 +95,8 @@ const char *rt_session_open(const char *room, const char *key_hex,
         e = pb_fail(&why, PB_ERR_FIELD_RANGE,
                     "the room name has %zu bytes: 1 to %u are allowed",
                     room_len, PB_MAX_NAME_BYTES);
+    else if (!commits.buf && !(commits.buf = malloc(16384)))
+        e = pb_fail(&why, PB_ERR_NOMEM, "out of memory");
     rt_json j;
     rt_json_init(&j, rt_answer, sizeof rt_answer);
     rt_json_open(&j, NULL, '{');
@@ -79,8 +112,7 @@ const char *rt_session_open(const char *room, const char *key_hex,
             ? max_module_bytes
             : PB_MAX_MODULE_BYTES;
     mkdir("/patches", 0700);
-    rt_json_init(&commits, commits_buf, sizeof commits_buf);
-    rt_json_raw(&commits, "[");
+    commits_start(commits.buf, 16384);
     rt_state.is_open = true;
     rt_json_close(&j, '}');
     return rt_json_text(&j);
@@ -163,6 +195,8 @@ static void commit(rt_pending *p, uint64_t now_us)
     p->info.commit_at_us = now_us;
     p->info.late_us = (int64_t)(now_us - p->apply_us);
     bool needs_ack = !p->is_quiet || p->seq == rt_state.catchup_ack_seq;
+    /* cut short only if memory ran out: the host then sees "null" */
+    (void)commits_reserve(p->is_expr ? 0 : rt_staged_count(p->staged));
     rt_json_open(&commits, NULL, '{');
     rt_json_num(&commits, "seq", (double)p->seq);
     rt_json_num(&commits, "apply_us", (double)p->apply_us);
@@ -232,10 +266,21 @@ EMSCRIPTEN_KEEPALIVE
 const char *rt_session_take_commits(void)
 {
     rt_json_close(&commits, ']');
-    snprintf(rt_answer, sizeof rt_answer, "%s", rt_json_text(&commits));
-    rt_json_init(&commits, commits_buf, sizeof commits_buf);
-    rt_json_raw(&commits, "[");
-    return rt_answer;
+    /* the host gets this array; the next ones go to the other buffer */
+    char *buf = taken_buf;
+    size_t cap = taken_cap;
+    taken_buf = commits.buf;
+    taken_cap = commits.cap;
+    bool cut = commits.is_cut;
+    if (!buf && !(buf = malloc(cap = 16384))) {
+        buf = taken_buf; /* out of memory: keep using one buffer */
+        cap = taken_cap;
+        taken_buf = NULL;
+        commits_start(buf, cap);
+        return "[]";
+    }
+    commits_start(buf, cap);
+    return cut ? "null" : taken_buf;
 }
 
 /* ---- verify and prepare -------------------------------------------------- */

@@ -9,7 +9,9 @@ import { execFile } from 'node:child_process';
 import WebSocket from 'ws';
 import { Relay, spawnRuntimeCli, until, frame, decode } from './harness.mjs';
 
-const relay = await new Relay().start();
+// a patch of 256 vars takes more than the default 2 s to compile in the
+// sanitizer build on a busy machine
+const relay = await new Relay({ args: ['--compile-timeout-ms', '20000'] }).start();
 after(() => relay.stop());
 
 test('an endless pb_init: restarted without it, named, and the next patch commits', async () => {
@@ -29,6 +31,32 @@ test('an endless pb_init: restarted without it, named, and the next patch commit
     const { seq: next } = await relay.eval('loop', '#include <patchbay.h>\ndouble after(double v) { return v + 1; }\n');
     await until(() => new RegExp(`seq ${next} committed after`).test(text()), `the next patch committed:\n${text()}`);
     assert.equal(text().match(/restarting the runtime without it/g).length, 1, 'restarted once');
+  } finally {
+    cli.kill('SIGTERM');
+    await cli.exited;
+  }
+});
+
+// Issue 22, item 9: the commits of one tick went to the host as JSON in a
+// 16 KiB buffer; a patch of 256 vars with long names overflowed it, the
+// host got "null" and never took the endless pb_init back (failed before:
+// no "TRAPPED in pb_init").
+test('a patch of 256 vars with long names that never returns from pb_init is taken back', async () => {
+  const cli = spawnRuntimeCli([relay.link('wide', 'headless'), '--name', 'headless', '--watchdog-ms', '500']);
+  try {
+    const text = () => cli.lines.join('\n');
+    await until(() => /live/.test(text()), `the runtime live:\n${cli.stderrText}`);
+    const name = (i) => `v${String(i).padStart(3, '0')}_${'x'.repeat(58)}`; // 63 bytes
+    let src = '#include <patchbay.h>\nPB_STATE(int, spins, 0);\n';
+    for (let i = 0; i < 255; i++) src += `double ${name(i)}(double v) { return v + ${i}; }\n`;
+    src += 'void pb_init(void) {\n    for (;;) spins++;\n}\n';
+    const { seq: bad } = await relay.eval('wide', src);
+    await until(() => new RegExp(`seq ${bad} pb_init did not return within 500 ms`).test(text()),
+                `the watchdog names seq ${bad}:\n${text()}`);
+    await until(() => new RegExp(`seq ${bad} TRAPPED in pb_init: did not return`).test(text()),
+                `seq ${bad} taken back:\n${text()}`);
+    const { seq: next } = await relay.eval('wide', '#include <patchbay.h>\ndouble after(double v) { return v + 1; }\n');
+    await until(() => new RegExp(`seq ${next} committed after`).test(text()), `the next patch committed:\n${text()}`);
   } finally {
     cli.kill('SIGTERM');
     await cli.exited;
