@@ -16,9 +16,13 @@
  * PRAGMA user_version is the schema version (SCHEMA_VERSION). */
 #include "history_db.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define SCHEMA_VERSION 1
 
@@ -145,8 +149,37 @@ static pb_err end_stuck(relay_history *h, pb_errmsg *why)
     return PB_OK;
 }
 
-static relay_history *open_db(const char *path, bool readonly,
-                              pb_errmsg *why)
+/* The history holds every source anyone evaluated: only this user may
+ * read it. SQLite gives the -wal and -shm files the database's mode; files
+ * from before this rule are made private too. */
+static pb_err make_private(const char *path, pb_errmsg *why)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return pb_fail(why, PB_ERR_IO, "cannot open the history %s: %s", path,
+                       strerror(errno));
+    struct stat sb;
+    bool ok = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) &&
+              (!(sb.st_mode & 077) || fchmod(fd, 0600) == 0);
+    int err = errno;
+    close(fd);
+    if (!ok)
+        return pb_fail(
+            why, PB_ERR_IO,
+            "cannot make the history %s private "
+            "(mode 600): %s",
+            path, S_ISREG(sb.st_mode) ? strerror(err) : "not a regular file");
+    static const char *const sidecars[] = {"-wal", "-shm"};
+    for (size_t i = 0; i < 2; i++) {
+        char side[4300];
+        snprintf(side, sizeof side, "%s%s", path, sidecars[i]);
+        if (stat(side, &sb) == 0 && (sb.st_mode & 077))
+            (void)chmod(side, 0600);
+    }
+    return PB_OK;
+}
+
+static relay_history *open_db(const char *path, bool readonly, pb_errmsg *why)
 {
     relay_history *h = calloc(1, sizeof *h);
     if (!h) {
@@ -154,24 +187,26 @@ static relay_history *open_db(const char *path, bool readonly,
         return NULL;
     }
     snprintf(h->path, sizeof h->path, "%s", path);
+    if (!readonly && make_private(path, why))
+        goto fail;
     int flags = readonly ? SQLITE_OPEN_READONLY
                          : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
     flags |= SQLITE_OPEN_NOMUTEX; /* one handle per thread */
     if (sqlite3_open_v2(path, &h->db, flags, NULL) != SQLITE_OK) {
         pb_fail(why, PB_ERR_IO, "cannot open the history %s: %s", path,
-             h->db ? sqlite3_errmsg(h->db) : "out of memory");
+                h->db ? sqlite3_errmsg(h->db) : "out of memory");
         goto fail;
     }
     sqlite3_busy_timeout(h->db, 10000);
     sqlite3_extended_result_codes(h->db, 1);
     if (!readonly) {
         char *err = NULL;
-        if (sqlite3_exec(h->db,
-                         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;",
-                         NULL, NULL, &err) != SQLITE_OK ||
+        if (sqlite3_exec(
+                h->db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;",
+                NULL, NULL, &err) != SQLITE_OK ||
             sqlite3_exec(h->db, schema, NULL, NULL, &err) != SQLITE_OK) {
             pb_fail(why, PB_ERR_IO, "cannot set up the history %s: %s", path,
-                 err ? err : sqlite3_errmsg(h->db));
+                    err ? err : sqlite3_errmsg(h->db));
             sqlite3_free(err);
             goto fail;
         }
@@ -194,9 +229,9 @@ static relay_history *open_db(const char *path, bool readonly,
     }
     if (version != SCHEMA_VERSION) {
         pb_fail(why, PB_ERR_IO,
-             "%s: schema version %d, this patchbay reads version %d (or it "
-             "is not a patchbay history)",
-             path, version, SCHEMA_VERSION);
+                "%s: schema version %d, this patchbay reads version %d (or it "
+                "is not a patchbay history)",
+                path, version, SCHEMA_VERSION);
         goto fail;
     }
     for (int i = 0; i < Q_COUNT_; i++) {
@@ -259,8 +294,9 @@ pb_err relay_history_head(relay_history *h, const char *room, uint64_t *seq,
         if (sqlite3_column_bytes(s, 1) == PB_HASH_BYTES)
             memcpy(hash, sqlite3_column_blob(s, 1), PB_HASH_BYTES);
         else
-            e = pb_fail(why, PB_ERR_IO, "%s: room %s seq %llu has a damaged hash",
-                     h->path, room, (unsigned long long)*seq);
+            e = pb_fail(why, PB_ERR_IO,
+                        "%s: room %s seq %llu has a damaged hash", h->path,
+                        room, (unsigned long long)*seq);
     } else if (rc != SQLITE_DONE) {
         e = db_fail(h, why, "cannot read the chain head");
     }
@@ -328,9 +364,10 @@ pb_err relay_history_append(relay_history *h, const char *room,
     if (e)
         goto rollback;
     if (p->seq != head + 1) {
-        e = pb_fail(why, p->seq <= head ? PB_ERR_CHAIN_REPLAY : PB_ERR_CHAIN_GAP,
-                 "room %s: patch seq %llu does not follow the head %llu",
-                 room, (unsigned long long)p->seq, (unsigned long long)head);
+        e = pb_fail(why,
+                    p->seq <= head ? PB_ERR_CHAIN_REPLAY : PB_ERR_CHAIN_GAP,
+                    "room %s: patch seq %llu does not follow the head %llu",
+                    room, (unsigned long long)p->seq, (unsigned long long)head);
         goto rollback;
     }
     sqlite3_stmt *s = q_begin(h, Q_INSERT_PATCH, room);
@@ -407,8 +444,12 @@ pb_err relay_history_vars(relay_history *h, const char *room,
              t && n < sizeof list / sizeof list[0];
              t = strtok_r(NULL, " ", &save))
             list[n++] = t;
-        relay_var_row v = {col_text(s, 0), col_text(s, 1), col_text(s, 2),
-                           list, n, (uint64_t)sqlite3_column_int64(s, 4)};
+        relay_var_row v = {col_text(s, 0),
+                           col_text(s, 1),
+                           col_text(s, 2),
+                           list,
+                           n,
+                           (uint64_t)sqlite3_column_int64(s, 4)};
         fn(ctx, &v);
         free(deps);
     }
@@ -418,9 +459,9 @@ pb_err relay_history_vars(relay_history *h, const char *room,
     return e;
 }
 
-pb_err relay_history_patches(relay_history *h, const char *room,
-                             uint64_t from, uint64_t to, bool state_only,
-                             relay_patch_fn fn, void *ctx, pb_errmsg *why)
+pb_err relay_history_patches(relay_history *h, const char *room, uint64_t from,
+                             uint64_t to, bool state_only, relay_patch_fn fn,
+                             void *ctx, pb_errmsg *why)
 {
     TRY(end_stuck(h, why));
     sqlite3_stmt *s = q_begin(h, Q_PATCHES, room);
@@ -439,7 +480,7 @@ pb_err relay_history_patches(relay_history *h, const char *room,
         if (sqlite3_column_bytes(s, 1) != PB_HASH_BYTES ||
             sqlite3_column_bytes(s, 3) != PB_SIG_BYTES) {
             e = pb_fail(why, PB_ERR_IO, "%s: room %s seq %llu is damaged",
-                     h->path, room, (unsigned long long)p.seq);
+                        h->path, room, (unsigned long long)p.seq);
             break;
         }
         memcpy(p.hash, sqlite3_column_blob(s, 1), PB_HASH_BYTES);
@@ -547,7 +588,8 @@ static int verify_one(void *vctx, const relay_patch_row *p)
     }
     if (e) {
         c->e = e;
-        pb_fail(c->why, e, "seq %llu: %s", (unsigned long long)p->seq, why.text);
+        pb_fail(c->why, e, "seq %llu: %s", (unsigned long long)p->seq,
+                why.text);
         return 1;
     }
     c->n++;
@@ -659,8 +701,8 @@ pb_err relay_history_commit_stats(relay_history *h, const char *room,
         st.need_us = (uint64_t)sqlite3_column_int64(s, 5);
         fn(ctx, &st);
     }
-    pb_err e = rc == SQLITE_DONE ? PB_OK
-                                 : db_fail(h, why, "cannot read commit times");
+    pb_err e =
+        rc == SQLITE_DONE ? PB_OK : db_fail(h, why, "cannot read commit times");
     sqlite3_finalize(s);
     return e;
 }

@@ -3,7 +3,10 @@
  * written 0600 through a temporary file and rename, so a crash never
  * leaves half a key; a secret file that group or others may read is
  * refused rather than used, since anyone who can read it can sign patches
- * or mint tokens. */
+ * or mint tokens. The data directory itself must belong to this user and
+ * be writable by nobody else (who could swap the files in it), and keys
+ * are made under DIR/keys.lock, so that two processes starting on a new
+ * directory (a relay, `patchbay token`) never make two different keys. */
 #include "relay.h"
 
 #include <errno.h>
@@ -11,6 +14,7 @@
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -24,27 +28,28 @@ static pb_err read_secret(const char *path, uint8_t *out, size_t n,
     if (fd < 0) {
         *missing = errno == ENOENT;
         return pb_fail(why, PB_ERR_IO, "cannot open %s: %s", path,
-                    strerror(errno));
+                       strerror(errno));
     }
     struct stat sb;
     pb_err e = PB_OK;
     if (fstat(fd, &sb) != 0) {
-        e = pb_fail(why, PB_ERR_IO, "cannot stat %s: %s", path, strerror(errno));
+        e = pb_fail(why, PB_ERR_IO, "cannot stat %s: %s", path,
+                    strerror(errno));
     } else if (!S_ISREG(sb.st_mode)) {
         e = pb_fail(why, PB_ERR_IO, "%s is not a regular file", path);
     } else if (sb.st_mode & 077) {
         e = pb_fail(why, PB_ERR_IO,
-                 "%s is readable by others (mode %03o); refusing to use a "
-                 "secret key others can read: chmod 600 it, or replace it",
-                 path, (unsigned)(sb.st_mode & 0777));
+                    "%s is readable by others (mode %03o); refusing to use a "
+                    "secret key others can read: chmod 600 it, or replace it",
+                    path, (unsigned)(sb.st_mode & 0777));
     } else if ((size_t)sb.st_size != n) {
         e = pb_fail(why, PB_ERR_IO, "%s has %lld bytes, a key has %zu", path,
-                 (long long)sb.st_size, n);
+                    (long long)sb.st_size, n);
     } else {
         ssize_t got = read(fd, out, n);
         if (got != (ssize_t)n)
             e = pb_fail(why, PB_ERR_IO, "cannot read %s: %s", path,
-                     got < 0 ? strerror(errno) : "short read");
+                        got < 0 ? strerror(errno) : "short read");
     }
     close(fd);
     return e;
@@ -55,11 +60,11 @@ static pb_err write_file(const char *path, const void *data, size_t n,
 {
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-                  mode);
+    int fd =
+        open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
     if (fd < 0)
         return pb_fail(why, PB_ERR_IO, "cannot create %s: %s", tmp,
-                    strerror(errno));
+                       strerror(errno));
     bool ok = fchmod(fd, mode) == 0 && write(fd, data, n) == (ssize_t)n &&
               fsync(fd) == 0;
     int err = errno;
@@ -69,7 +74,7 @@ static pb_err write_file(const char *path, const void *data, size_t n,
             err = errno;
         unlink(tmp);
         return pb_fail(why, PB_ERR_IO, "cannot write %s: %s", path,
-                    strerror(err));
+                       strerror(err));
     }
     return PB_OK;
 }
@@ -83,6 +88,34 @@ static void sync_dir(const char *dir)
     }
 }
 
+/* The data directory: a directory of this user that no one else may
+ * write to. */
+static pb_err check_dir(const char *dir, pb_errmsg *why)
+{
+    struct stat sb;
+    if (stat(dir, &sb) != 0)
+        return pb_fail(why, PB_ERR_IO, "cannot stat the data directory %s: %s",
+                       dir, strerror(errno));
+    if (!S_ISDIR(sb.st_mode))
+        return pb_fail(why, PB_ERR_IO,
+                       "the data directory %s is not a directory", dir);
+    if (sb.st_uid != geteuid())
+        return pb_fail(why, PB_ERR_IO,
+                       "the data directory %s belongs to uid %u, not to this "
+                       "user (uid %u): run the relay as its owner",
+                       dir, (unsigned)sb.st_uid, (unsigned)geteuid());
+    if (sb.st_mode & 022)
+        return pb_fail(why, PB_ERR_IO,
+                       "the data directory %s can be written by group or "
+                       "others (mode %03o), who could replace its keys or "
+                       "history: chmod 700 %s",
+                       dir, (unsigned)(sb.st_mode & 0777), dir);
+    return PB_OK;
+}
+
+static pb_err open_keys(const char *dir, relay_keys *k, bool *created,
+                        pb_errmsg *why);
+
 pb_err relay_keys_open(const char *dir, relay_keys *k, bool *created,
                        pb_errmsg *why)
 {
@@ -92,8 +125,30 @@ pb_err relay_keys_open(const char *dir, relay_keys *k, bool *created,
     if (pb_init())
         return pb_fail(why, PB_ERR_INTERNAL, "libsodium does not initialise");
     if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-        return pb_fail(why, PB_ERR_IO, "cannot create the data directory %s: %s",
-                    dir, strerror(errno));
+        return pb_fail(why, PB_ERR_IO,
+                       "cannot create the data directory %s: %s", dir,
+                       strerror(errno));
+    pb_err e = check_dir(dir, why);
+    if (e)
+        return e;
+    char lock_path[4200];
+    snprintf(lock_path, sizeof lock_path, "%s/keys.lock", dir);
+    int lock = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (lock < 0)
+        return pb_fail(why, PB_ERR_IO, "cannot open %s: %s", lock_path,
+                       strerror(errno));
+    while (flock(lock, LOCK_EX) != 0 && errno == EINTR)
+        ;
+    e = open_keys(dir, k, created, why);
+    close(lock); /* and its lock */
+    return e;
+}
+
+/* Reads the keys of dir, or makes them if neither exists (under the
+ * lock). */
+static pb_err open_keys(const char *dir, relay_keys *k, bool *created,
+                        pb_errmsg *why)
+{
     char key_path[4200], tok_path[4200], pub_path[4200];
     snprintf(key_path, sizeof key_path, "%s/relay.key", dir);
     snprintf(tok_path, sizeof tok_path, "%s/token.key", dir);
@@ -115,11 +170,11 @@ pb_err relay_keys_open(const char *dir, relay_keys *k, bool *created,
     if (missing_key != missing_tok) {
         sodium_memzero(seed, sizeof seed);
         return pb_fail(why, PB_ERR_IO,
-                    "%s exists but %s does not; restore the missing file "
-                    "from a backup, or remove both to make new keys (old "
-                    "tokens and links stop working)",
-                    missing_key ? tok_path : key_path,
-                    missing_key ? key_path : tok_path);
+                       "%s exists but %s does not; restore the missing file "
+                       "from a backup, or remove both to make new keys (old "
+                       "tokens and links stop working)",
+                       missing_key ? tok_path : key_path,
+                       missing_key ? key_path : tok_path);
     }
     if (missing_key) {
         randombytes_buf(seed, sizeof seed);

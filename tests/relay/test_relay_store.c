@@ -10,6 +10,7 @@
 #include <sodium.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,7 +34,8 @@ static void subdir(char *out, size_t cap, const char *sub)
     snprintf(out, cap, "%s/%s", dir, sub);
 }
 
-/* ---- keys ------------------------------------------------------------------ */
+/* ---- keys ------------------------------------------------------------------
+ */
 
 TEST(keys_created_private_and_stable)
 {
@@ -107,7 +109,8 @@ TEST(keys_damaged_or_half_missing_refused)
     CHECK(strstr(why.text, "relay.key") != NULL);
 }
 
-/* ---- tokens ------------------------------------------------------------------ */
+/* ---- tokens
+ * ------------------------------------------------------------------ */
 
 static relay_keys tk;
 
@@ -156,8 +159,7 @@ TEST(token_round_trip)
     CHECK(make(big, PB_ROLE_VIEWER, big, UINT64_MAX, tok) == PB_OK);
     CHECK(verify(tok, 0, &t) == PB_OK);
     CHECK(make("", PB_ROLE_EDITOR, "ann", 2000, tok) == PB_ERR_FIELD_RANGE);
-    CHECK(make("a\nb", PB_ROLE_EDITOR, "ann", 2000, tok) ==
-          PB_ERR_FIELD_RANGE);
+    CHECK(make("a\nb", PB_ROLE_EDITOR, "ann", 2000, tok) == PB_ERR_FIELD_RANGE);
 }
 
 TEST(token_rejections_told_apart)
@@ -278,9 +280,9 @@ static pb_err append(relay_history *h, const char *room, const char *var,
         return e;
     uint8_t sig[PB_SIG_BYTES];
     pb_sign(b.data, b.len, hk.sk, sig);
-    relay_patch_row row = {s.seq, {0}, b.data, b.len, sig, module,
-                           sizeof module, source, strlen(source), "ann",
-                           s.created_us};
+    relay_patch_row row = {
+        s.seq,         {0},    b.data,         b.len, sig,         module,
+        sizeof module, source, strlen(source), "ann", s.created_us};
     pb_hash(b.data, b.len, row.hash);
     const char *deps[] = {"helper", "other"};
     relay_var_row v = {var, "d(d)", "double X(double);", deps, 2, 0};
@@ -374,8 +376,8 @@ TEST(history_refuses_gap_and_replay)
     pb_errmsg why = {{0}};
     REQUIRE(append(h, "jam", "f", "f1", &why) == PB_OK);
     uint8_t sig[PB_SIG_BYTES] = {0};
-    relay_patch_row row = {1, {0}, (const uint8_t *)"s", 1, sig, NULL, 0,
-                           "", 0, "ann", 1};
+    relay_patch_row row = {
+        1, {0}, (const uint8_t *)"s", 1, sig, NULL, 0, "", 0, "ann", 1};
     CHECK(relay_history_append(h, "jam", &row, NULL, 0, &why) ==
           PB_ERR_CHAIN_REPLAY);
     row.seq = 3;
@@ -474,8 +476,7 @@ TEST(history_verify_finds_tampering)
     crypto_sign_keypair(pk, sk);
     h = relay_history_open_readonly(p, &why);
     REQUIRE(h);
-    CHECK(relay_history_verify(h, "jam", pk, &n, &why) ==
-          PB_ERR_BAD_SIGNATURE);
+    CHECK(relay_history_verify(h, "jam", pk, &n, &why) == PB_ERR_BAD_SIGNATURE);
     relay_history_close(h);
 }
 
@@ -496,6 +497,122 @@ TEST(history_not_a_database)
     CHECK(relay_history_open_readonly(p, &why) == NULL);
 }
 
+/* ---- the data directory (issue 22, item 9) ---------------------------------
+ */
+
+/* A data directory that group or others may write to is refused: they
+ * could swap its keys (failed before: it was used). One others may only
+ * read is fine (the secrets in it are 0600). */
+TEST(a_data_directory_others_may_write_is_refused)
+{
+    char d[300];
+    subdir(d, sizeof d, "k4");
+    REQUIRE(mkdir(d, 0700) == 0);
+    REQUIRE(chmod(d, 0777) == 0);
+    relay_keys k;
+    pb_errmsg why = {{0}};
+    CHECK(relay_keys_open(d, &k, NULL, &why) == PB_ERR_IO);
+    CHECK(strstr(why.text, "chmod 700") != NULL);
+    REQUIRE(chmod(d, 0755) == 0);
+    CHECK(relay_keys_open(d, &k, NULL, &why) == PB_OK);
+    relay_keys_close(&k);
+}
+
+/* Eight processes open a new data directory at once (a relay and
+ * `patchbay token` started together): they all get the one key that is
+ * on disk. Before, each could make its own, and the relay then signed
+ * with a key that relay.pub did not name. */
+TEST(processes_starting_at_once_make_one_key)
+{
+    uint32_t differ = 0;
+    for (int round = 0; round < 10; round++) {
+        char d[300], name[32], p[400];
+        snprintf(name, sizeof name, "race%d", round);
+        subdir(d, sizeof d, name);
+        int go[2], out[2];
+        REQUIRE(pipe(go) == 0 && pipe(out) == 0);
+        enum { N = 8 };
+        pid_t kids[N];
+        for (int i = 0; i < N; i++) {
+            if ((kids[i] = fork()) == 0) {
+                char c;
+                close(go[1]);
+                if (read(go[0], &c, 1) < 0) /* until the parent lets go */
+                    _exit(2);
+                relay_keys k;
+                pb_errmsg why;
+                char line[70] = "error\n";
+                if (relay_keys_open(d, &k, NULL, &why) == PB_OK)
+                    snprintf(line, sizeof line, "%s\n", k.pk_hex);
+                _exit(write(out[1], line, strlen(line)) > 0 ? 0 : 1);
+            }
+        }
+        close(go[0]);
+        close(go[1]); /* all start */
+        close(out[1]);
+        char got[N * 70 + 1];
+        size_t n = 0;
+        ssize_t r;
+        while (n < sizeof got - 1 &&
+               (r = read(out[0], got + n, sizeof got - 1 - n)) > 0)
+            n += (size_t)r;
+        got[n] = '\0';
+        close(out[0]);
+        for (int i = 0; i < N; i++)
+            waitpid(kids[i], NULL, 0);
+        char pub[70] = "";
+        path_in(p, sizeof p, name, "relay.pub");
+        FILE *f = fopen(p, "r");
+        if (f) {
+            if (!fgets(pub, sizeof pub, f))
+                pub[0] = '\0';
+            fclose(f);
+        }
+        /* every line is the key relay.pub names */
+        uint32_t lines = 0;
+        for (char *save = NULL, *l = strtok_r(got, "\n", &save); l;
+             l = strtok_r(NULL, "\n", &save), lines++)
+            differ += strncmp(l, pub, 64) != 0;
+        CHECK_EQ_INT(lines, N);
+    }
+    printf("# 10 rounds of 8 processes: %u keys other than relay.pub's\n",
+           differ);
+    CHECK_EQ_INT(differ, 0);
+}
+
+/* The history holds every source: only its owner may read it, and its
+ * -wal too (failed before: 0644 under umask 022). An older, readable one
+ * is made private when opened. */
+TEST(the_history_is_private)
+{
+    mode_t old = umask(022);
+    char d[300], p[400], wal[420];
+    subdir(d, sizeof d, "priv");
+    REQUIRE(mkdir(d, 0700) == 0);
+    path_in(p, sizeof p, "priv", "history.db");
+    pb_errmsg why = {{0}};
+    relay_history *h = relay_history_open_sqlite(p, &why);
+    REQUIRE(h != NULL);
+    pb_room settings = {0};
+    settings.tempo_bpm = 120;
+    settings.quantum = 4;
+    CHECK(relay_history_set_settings(h, "jam", &settings, &why) == PB_OK);
+    struct stat sb;
+    REQUIRE(stat(p, &sb) == 0);
+    CHECK_EQ_INT(sb.st_mode & 0777, 0600);
+    snprintf(wal, sizeof wal, "%s-wal", p);
+    if (stat(wal, &sb) == 0)
+        CHECK_EQ_INT(sb.st_mode & 0777, 0600);
+    relay_history_close(h);
+    REQUIRE(chmod(p, 0644) == 0);
+    h = relay_history_open_sqlite(p, &why);
+    REQUIRE(h != NULL);
+    REQUIRE(stat(p, &sb) == 0);
+    CHECK_EQ_INT(sb.st_mode & 0777, 0600);
+    relay_history_close(h);
+    umask(old);
+}
+
 static const pb_test tests[] = {
     T(keys_created_private_and_stable),
     T(keys_readable_by_others_refused),
@@ -508,6 +625,9 @@ static const pb_test tests[] = {
     T(history_survives_reopen_and_settings),
     T(history_verify_finds_tampering),
     T(history_not_a_database),
+    T(a_data_directory_others_may_write_is_refused),
+    T(processes_starting_at_once_make_one_key),
+    T(the_history_is_private),
 };
 
 PB_TEST_RUNNER
