@@ -72,6 +72,7 @@ export class ServedRelay {
     if (!this.proc) return null;
     const p = this.proc;
     this.proc = null;
+    if (p.exitCode !== null || p.signalCode !== null) return p; // it exited by itself
     const gone = new Promise((r) => p.once('exit', r));
     p.kill('SIGKILL');
     await gone;

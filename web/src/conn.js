@@ -8,7 +8,8 @@ import { PB_MAX_CLIENT_BYTES } from '../../runtime/pb_protocol.js';
 import { frame, parseFrame, CLIENT } from './proto.js';
 
 export class EditorConnection {
-  // opts: {url, room, token, onFrame(f), onState(state, detail), sinceSeq()}
+  // opts: {url, room, token, onFrame(f), onState(state, detail), sinceSeq(),
+  // buffers (the room's shared buffers: docs/PROTOCOL.md § Shared buffers)}
   constructor(opts) {
     this.o = opts;
     this.conn = new Connection({
@@ -16,6 +17,7 @@ export class EditorConnection {
       onOpen: () => this.conn.send(frame('hello', {
         token: opts.token, client: `${CLIENT} ${navigator.userAgent}`.slice(0, PB_MAX_CLIENT_BYTES),
         since_seq: opts.sinceSeq?.() || undefined,
+        buffers: opts.buffers || undefined,
       })),
       onMessage: (bytes) => this.onMessage(bytes),
       onState: (s, detail) => opts.onState?.(s, detail),

@@ -5,6 +5,9 @@
 // strip, and the connection state. The join link's fragment carries the
 // room, the token and the relay's public key (patchbay token prints it).
 //
+// The text is the room's: shared buffers (tabs), everyone's cursors, and
+// each evaluation flashing on every page (buffers-ui.js, shared.js).
+//
 // For tests, the page's state is readable as window.patchbay.
 import { takeJoinUrl } from './fragment.js';
 import { EditorView, basicSetup } from 'codemirror';
@@ -23,6 +26,7 @@ import { formAt } from './forms.js';
 import { describeAnswers } from './values.js';
 import { BrowserRuntime } from './browser-runtime.js';
 import { TestRun, renderMatrix, describe, outputOf } from './tests.js';
+import { BufferTabs } from './buffers-ui.js';
 
 const $ = (id) => document.getElementById(id);
 const el = (tag, cls, text) => {
@@ -72,6 +76,14 @@ const state = {
   testRun: null,       // the last "Run tests" (web/src/tests.js)
 };
 window.patchbay = state;
+
+// The room's shared buffers; until the room has one, the page's own text.
+const tabs = new BufferTabs({
+  tabs: $('tabs'), user: { name: link?.name || '' },
+  onLang: (lang) => showLang(lang), onStatus: (text, kind) => status(text, kind), onPeople: () => renderPeers(),
+  firstName: () => (state.lang === 'lisp' ? 'main.cljc' : 'main.c'), lang: () => state.lang,
+});
+Object.defineProperty(state, 'shared', { value: tabs });
 
 // ---- the editor -----------------------------------------------------------------
 const langConf = new Compartment();
@@ -155,11 +167,12 @@ const view = new EditorView({
       langConf.of(language('c')),
       flashField,
       valueField,
+      tabs.extensions(),
       EditorView.updateListener.of((u) => {
         if (u.docChanged) for (const x of state.exprs.values()) x.at = u.changes.mapPos(x.at, 1);
         // only what the person typed is theirs to keep (and stops the
         // buffer from following the room, see adoptRoomSource)
-        if (u.docChanged && u.transactions.some((tr) => tr.annotation(Transaction.userEvent))) {
+        if (u.docChanged && !tabs.isShared && u.transactions.some((tr) => tr.annotation(Transaction.userEvent))) {
           localStorage.setItem(storeKey(), u.state.doc.toString());
           state.adopted = false;
         }
@@ -171,6 +184,7 @@ const view = new EditorView({
 // Tests drive the editor through this (not enumerable: the state stays
 // plain data for anyone who serialises it).
 Object.defineProperty(state, 'view', { value: view });
+tabs.attach(view, (t, f) => connection.send(t, f));
 
 // The source of the room's latest patch in a language, if the relay sent it.
 function roomSource(lang) {
@@ -185,12 +199,24 @@ function roomSource(lang) {
 // latest code in its language (the demo room opens on examples/demo.c),
 // else a starter; what they type is kept per room and language.
 function adoptRoomSource() {
-  const src = state.adopted && roomSource(state.lang);
+  const src = state.adopted && !tabs.isShared && roomSource(state.lang);
   if (src && src !== view.state.doc.toString())
     view.dispatch({ changes: { from: 0, to: view.state.doc.length, insert: src } });
 }
 
+// The language of what the editor shows (a shared buffer's, for everyone).
+function showLang(lang) {
+  state.lang = lang;
+  $('lang').value = lang;
+  view.dispatch({ effects: langConf.reconfigure(language(lang)) });
+}
+
 function setLang(lang) {
+  if (tabs.isShared) { // the buffer's language changes for everyone
+    showLang(lang);
+    tabs.setLang(lang);
+    return;
+  }
   state.lang = lang;
   $('lang').value = lang;
   const saved = localStorage.getItem(storeKey());
@@ -251,8 +277,9 @@ function evaluate(whole) {
   const pick = whole ? { source: text, from: 0, to: text.length } : formAt(text, pos, state.lang);
   if (!pick || !pick.source.trim()) return status('nothing to evaluate here');
   const req = ++state.req;
-  const name = `${state.link.name || 'editor'}.${state.lang === 'lisp' ? 'cljc' : 'c'}`;
-  if (!connection.send('eval', { req, lang: state.lang, name, source: pick.source, ...(pick.expr ? { expr: true } : {}) }))
+  const name = tabs.active?.name || `${state.link.name || 'editor'}.${state.lang === 'lisp' ? 'cljc' : 'c'}`;
+  if (!connection.send('eval', { req, lang: state.lang, name, source: pick.source, ...(pick.expr ? { expr: true } : {}),
+                                 ...tabs.evalFields(pick.from, pick.to) }))
     return status(`not connected (${state.conn}); nothing was sent`, 'error');
   state.pending.set(req, pick);
   view.dispatch({ effects: flash.of({ from: pick.from, to: pick.to }) });
@@ -267,9 +294,11 @@ function status(text, kind = '') {
 
 // ---- frames ---------------------------------------------------------------------
 function onFrame(f) {
+  if (tabs.onFrame(f)) return;
   switch (f.t) {
     case 'welcome':
       state.welcome = f;
+      tabs.welcome(f);
       state.headSeq = f.head_seq || 0;
       $('who').textContent = `${f.name} · ${f.role}`;
       $('room').textContent = f.room;
@@ -442,6 +471,8 @@ function renderPeers() {
     const li = el('li', `peer ${p.role}`);
     li.dataset.id = p.id;
     li.append(el('span', 'name', p.label || p.name), el('span', 'role', p.role));
+    const where = p.role === 'runtime' ? [] : tabs.whereIs(p.id);
+    if (where.length) li.append(el('span', 'where', `in ${where.join(', ')}`));
     if (p.role === 'runtime') {
       if (p.canvas_w) li.append(el('span', 'canvas', `${p.canvas_w}×${p.canvas_h}`));
       const a = state.acks.get(p.id);
@@ -478,6 +509,7 @@ function addLog(l) {
 }
 
 function onState(s, detail) {
+  if (s !== 'live') tabs.disconnected(); // edits wait, and merge on return
   state.conn = s;
   state.connDetail = detail;
   const c = $('conn');
@@ -579,7 +611,7 @@ if (!link) {
   onState('failed', `${linkError}: open the link that patchbay token prints`);
 } else {
   $('room').textContent = link.room;
-  connection = new EditorConnection({ url: link.url, room: link.room, token: link.token, onFrame, onState,
+  connection = new EditorConnection({ url: link.url, room: link.room, token: link.token, onFrame, onState, buffers: true,
                                       sinceSeq: () => state.headSeq }).start();
   if (typeof OffscreenCanvas === 'function' && typeof Worker === 'function') {
     $('screen-note').textContent = 'starting the runtime…';
