@@ -26,14 +26,6 @@
 
 #define SCHEMA_VERSION 1
 
-/* Returns from the calling function with e if e is an error. */
-#define TRY(e)                                                                 \
-    do {                                                                       \
-        pb_err try_ = (e);                                                     \
-        if (try_)                                                              \
-            return try_;                                                       \
-    } while (0)
-
 enum {
     Q_HEAD,
     Q_INSERT_PATCH,
@@ -285,7 +277,7 @@ pb_err relay_history_head(relay_history *h, const char *room, uint64_t *seq,
 {
     *seq = 0;
     memset(hash, 0, PB_HASH_BYTES);
-    TRY(end_stuck(h, why));
+    TRY_HISTORY(end_stuck(h, why));
     sqlite3_stmt *s = q_begin(h, Q_HEAD, room);
     int rc = sqlite3_step(s);
     pb_err e = PB_OK;
@@ -308,7 +300,7 @@ pb_err relay_history_epoch(relay_history *h, const char *room, uint64_t now_us,
                            uint64_t *epoch, pb_errmsg *why)
 {
     *epoch = 0;
-    TRY(end_stuck(h, why));
+    TRY_HISTORY(end_stuck(h, why));
     if (!h->q[Q_GET_EPOCH])
         return PB_OK; /* read-only, from before epochs: every room is 0 */
     sqlite3_stmt *s = q_begin(h, Q_GET_EPOCH, room);
@@ -357,7 +349,7 @@ pb_err relay_history_append(relay_history *h, const char *room,
                             const relay_patch_row *p, const relay_var_row *vars,
                             uint32_t n, pb_errmsg *why)
 {
-    TRY(relay_history_begin(h, why));
+    TRY_HISTORY(relay_history_begin(h, why));
     uint64_t head = 0;
     uint8_t head_hash[PB_HASH_BYTES];
     pb_err e = relay_history_head(h, room, &head, head_hash, why);
@@ -428,7 +420,7 @@ pb_err relay_history_vars(relay_history *h, const char *room,
                           void (*fn)(void *ctx, const relay_var_row *v),
                           void *ctx, pb_errmsg *why)
 {
-    TRY(end_stuck(h, why));
+    TRY_HISTORY(end_stuck(h, why));
     sqlite3_stmt *s = q_begin(h, Q_VARS, room);
     int rc;
     pb_err e = PB_OK;
@@ -463,7 +455,7 @@ pb_err relay_history_patches(relay_history *h, const char *room, uint64_t from,
                              uint64_t to, bool state_only, relay_patch_fn fn,
                              void *ctx, pb_errmsg *why)
 {
-    TRY(end_stuck(h, why));
+    TRY_HISTORY(end_stuck(h, why));
     sqlite3_stmt *s = q_begin(h, Q_PATCHES, room);
     sqlite3_bind_int64(s, 2, (sqlite3_int64)from);
     sqlite3_bind_int64(s, 3, to > INT64_MAX ? INT64_MAX : (sqlite3_int64)to);
@@ -511,7 +503,7 @@ pb_err relay_history_rooms(relay_history *h,
                                       uint64_t head_seq),
                            void *ctx, pb_errmsg *why)
 {
-    TRY(end_stuck(h, why));
+    TRY_HISTORY(end_stuck(h, why));
     sqlite3_stmt *s = q_begin(h, Q_ROOMS, NULL);
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW)
@@ -525,7 +517,7 @@ pb_err relay_history_get_settings(relay_history *h, const char *room,
                                   pb_room *out, pb_errmsg *why)
 {
     memset(out, 0, sizeof *out);
-    TRY(end_stuck(h, why));
+    TRY_HISTORY(end_stuck(h, why));
     sqlite3_stmt *s = q_begin(h, Q_GET_SETTINGS, room);
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
@@ -543,7 +535,7 @@ pb_err relay_history_get_settings(relay_history *h, const char *room,
 pb_err relay_history_set_settings(relay_history *h, const char *room,
                                   const pb_room *r, pb_errmsg *why)
 {
-    TRY(end_stuck(h, why));
+    TRY_HISTORY(end_stuck(h, why));
     sqlite3_stmt *s = q_begin(h, Q_SET_SETTINGS, room);
     sqlite3_bind_double(s, 2, r->tempo_bpm);
     sqlite3_bind_int64(s, 3, r->quantum);
@@ -601,7 +593,7 @@ pb_err relay_history_verify(relay_history *h, const char *room,
                             uint64_t *n_checked, pb_errmsg *why)
 {
     *n_checked = 0;
-    TRY(end_stuck(h, why));
+    TRY_HISTORY(end_stuck(h, why));
     verify_ctx c = {key, {{0}, 0, 0, {0}}, 0, PB_OK, why};
     uint64_t epoch = 0;
     pb_err e = relay_history_epoch(h, room, 0, &epoch, why);
@@ -635,7 +627,7 @@ pb_err relay_history_put_commit_stats(relay_history *h, const char *room,
                                       const relay_commit_stats *st, uint32_t n,
                                       pb_errmsg *why)
 {
-    TRY(end_stuck(h, why));
+    TRY_HISTORY(end_stuck(h, why));
     if (!n)
         return PB_OK;
     sqlite3_stmt *s = prepare(
@@ -678,7 +670,7 @@ pb_err relay_history_commit_stats(relay_history *h, const char *room,
                                              const relay_commit_stats *st),
                                   void *ctx, pb_errmsg *why)
 {
-    TRY(end_stuck(h, why));
+    TRY_HISTORY(end_stuck(h, why));
     sqlite3_stmt *s = prepare(
         h,
         "SELECT seq, runtimes, apply_us, spread_us, max_late_us, need_us "
@@ -721,7 +713,7 @@ pb_err relay_history_ready(relay_history *h, pb_errmsg *why)
 
 pb_err relay_history_begin(relay_history *h, pb_errmsg *why)
 {
-    TRY(end_stuck(h, why));
+    TRY_HISTORY(end_stuck(h, why));
     if (h->sync_normal) {
         if (sqlite3_exec(h->db, "PRAGMA synchronous = FULL", NULL, NULL,
                          NULL) != SQLITE_OK)

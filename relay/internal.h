@@ -5,7 +5,6 @@
 #define PB_RELAY_INTERNAL_H
 
 #include "cc.h"
-#include "history_db.h"
 #include "lockstep.h"
 #include "relay.h"
 
