@@ -302,11 +302,15 @@ static relay_buffer *open_buffer(relay_session *s, uint64_t id, uint64_t req,
                                  const char *what)
 {
     relay_buffer *b = find_buffer(s->room, id);
-    if (!b)
+    if (!b && req)
         relay_session_refuse(s, PB_ERR_FIELD_RANGE, req,
                              "%s %llu: room %s has no open buffer %llu", what,
                              (unsigned long long)req, s->room->name,
                              (unsigned long long)id);
+    else if (!b) /* presence has no request number */
+        relay_session_refuse(s, PB_ERR_FIELD_RANGE, 0,
+                             "%s: room %s has no open buffer %llu", what,
+                             s->room->name, (unsigned long long)id);
     return b;
 }
 

@@ -201,7 +201,10 @@ test('buffers are created, renamed and closed for everyone; bad names and unknow
   await a.peer.waitFor((f) => f.t === 'buffers' && f.req === 51 && (f.buffers || []).length === 1, 'closed');
   const late = await b.sendUpdate(one, Y.encodeStateAsUpdate(new Y.Doc()));
   assert.equal(late.code, E.FIELD_RANGE);
-  assert.match(late.message, /no open buffer/);
+  assert.match(late.message, /^buffer_update \d+: room tabs has no open buffer/);
+  b.peer.send({ t: 'buffer_aware', buffer: one, data: new Uint8Array([0]) });
+  const aw = await b.peer.waitFor((f) => f.t === 'error' && /^buffer_aware:/.test(f.message), 'presence in a closed buffer refused');
+  assert.equal(aw.message, `buffer_aware: room tabs has no open buffer ${one}`);
   a.close();
   b.close();
 });
