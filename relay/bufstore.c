@@ -85,20 +85,31 @@ pb_err relay_history_buffer_set(relay_history *h, const char *room,
     return relay_history_end(h, e, why);
 }
 
-static sqlite3_stmt *insert_update(relay_history *h, const char *room,
-                                   uint64_t buffer, uint64_t useq,
-                                   const uint8_t *data, size_t len)
+/* A statement for sql with ?1 the room, ?2 the buffer and ?3 a useq (every
+ * statement on one buffer's rows takes them); NULL on failure. */
+static sqlite3_stmt *on_buffer(relay_history *h, const char *sql,
+                               const char *room, uint64_t buffer, uint64_t useq)
 {
-    sqlite3_stmt *s = relay_history_prepare(
-        h, "INSERT INTO buffer_updates(room, buffer, useq, data) "
-           "VALUES (?1, ?2, ?3, ?4)");
+    sqlite3_stmt *s = relay_history_prepare(h, sql);
     if (s) {
         sqlite3_bind_text(s, 1, room, -1, SQLITE_STATIC);
         sqlite3_bind_int64(s, 2, (sqlite3_int64)buffer);
         sqlite3_bind_int64(s, 3, (sqlite3_int64)useq);
+    }
+    return s;
+}
+
+static sqlite3_stmt *insert_update(relay_history *h, const char *room,
+                                   uint64_t buffer, uint64_t useq,
+                                   const uint8_t *data, size_t len)
+{
+    sqlite3_stmt *s = on_buffer(h,
+                                "INSERT INTO buffer_updates(room, buffer, "
+                                "useq, data) VALUES (?1, ?2, ?3, ?4)",
+                                room, buffer, useq);
+    if (s)
         sqlite3_bind_blob(s, 4, len ? (const void *)data : "", (int)len,
                           SQLITE_STATIC);
-    }
     return s;
 }
 
@@ -119,28 +130,22 @@ pb_err relay_history_buffer_compact(relay_history *h, const char *room,
                                     pb_errmsg *why)
 {
     TRY_HISTORY(relay_history_begin(h, why));
-    sqlite3_stmt *s = relay_history_prepare(
-        h, "DELETE FROM buffer_updates WHERE room = ?1 AND buffer = ?2 "
-           "AND useq <= ?3");
-    if (s) {
-        sqlite3_bind_text(s, 1, room, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 2, (sqlite3_int64)buffer);
-        sqlite3_bind_int64(s, 3, (sqlite3_int64)useq);
-    }
-    pb_err e = step_write(h, s, why, "cannot compact a buffer");
+    pb_err e = step_write(h,
+                          on_buffer(h,
+                                    "DELETE FROM buffer_updates WHERE room = "
+                                    "?1 AND buffer = ?2 AND useq <= ?3",
+                                    room, buffer, useq),
+                          why, "cannot compact a buffer");
     if (!e)
         e = step_write(h, insert_update(h, room, buffer, useq, data, len), why,
                        "cannot store a buffer's snapshot");
-    if (!e) {
-        s = relay_history_prepare(h, "UPDATE buffers SET base_useq = ?3 "
-                                     "WHERE room = ?1 AND id = ?2");
-        if (s) {
-            sqlite3_bind_text(s, 1, room, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(s, 2, (sqlite3_int64)buffer);
-            sqlite3_bind_int64(s, 3, (sqlite3_int64)useq);
-        }
-        e = step_write(h, s, why, "cannot record a compaction");
-    }
+    if (!e)
+        e = step_write(h,
+                       on_buffer(h,
+                                 "UPDATE buffers SET base_useq = ?3 WHERE "
+                                 "room = ?1 AND id = ?2",
+                                 room, buffer, useq),
+                       why, "cannot record a compaction");
     return relay_history_end(h, e, why);
 }
 
