@@ -25,6 +25,10 @@ typedef struct pb_test {
 
 extern int pb_test_failures_;
 extern const char *pb_test_skipped_; /* why the running test skipped */
+/* Called after each test however it ended (NULL: nothing): an integration
+ * harness stops there what the test left running, so that a test cut
+ * short by a REQUIRE does not leave its processes to the next ones. */
+extern void (*pb_test_after_each)(void);
 
 #define PB_TEST_SKIPPED 77
 
@@ -77,6 +81,7 @@ int pb_test_run(const pb_test *tests, size_t n, int argc, char **argv);
 #define PB_TEST_RUNNER                                                         \
     int pb_test_failures_;                                                     \
     const char *pb_test_skipped_;                                              \
+    void (*pb_test_after_each)(void);                                          \
     int pb_test_run(const pb_test *tests, size_t n, int argc, char **argv)     \
     {                                                                          \
         int passed = 0, failed = 0, skipped = 0;                               \
@@ -89,6 +94,8 @@ int pb_test_run(const pb_test *tests, size_t n, int argc, char **argv);
             int before = pb_test_failures_;                                    \
             pb_test_skipped_ = NULL;                                           \
             tests[i].fn();                                                     \
+            if (pb_test_after_each)                                            \
+                pb_test_after_each();                                          \
             if (pb_test_failures_ != before) {                                 \
                 printf("FAIL %s\n", tests[i].name);                            \
                 failed++;                                                      \

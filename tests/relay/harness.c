@@ -59,9 +59,7 @@ void harness_cleanup(void)
     for (size_t i = 0; i < sizeof started / sizeof started[0]; i++) {
         struct started *s = &started[i];
         if (s->pid) {
-            fprintf(stderr,
-                    "# killing relay %d, left running by a failed "
-                    "test\n",
+            fprintf(stderr, "# killing relay %d, left running by the test\n",
                     (int)s->pid);
             kill(s->pid, SIGKILL);
             waitpid(s->pid, NULL, 0);
@@ -559,6 +557,7 @@ int harness_main(const pb_test *tests, size_t n, int argc, char **argv)
     }
     printf("# relay data and logs under %s\n", tmp_root);
     atexit(harness_cleanup);
+    pb_test_after_each = harness_cleanup;
     int rc = pb_test_run(tests, n, argc - 2, argv + 2);
     harness_cleanup();
     if (rc == 0) { /* keep the logs of a failed run */

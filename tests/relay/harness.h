@@ -2,8 +2,8 @@
  * free loopback ports (a `patchbay serve` child, or a relay in this very
  * process), real WebSocket clients (client/pbc.h) joined with
  * tokens minted from the relay's keys, and waits for frames that give up
- * after a deadline. Whatever a test started is stopped when the test binary
- * ends, even when a REQUIRE cut the test short or the binary aborts. */
+ * after a deadline. Whatever a test started is stopped when the test ends,
+ * even when a REQUIRE cut it short, and when the binary aborts. */
 #ifndef PB_TEST_RELAY_HARNESS_H
 #define PB_TEST_RELAY_HARNESS_H
 
@@ -21,7 +21,8 @@ extern char tmp_root[128];       /* data directories and logs */
 /* Parses PATCHBAY BACKEND [TEST...], makes tmp_root, runs the tests and
  * stops whatever they left running; removes tmp_root when all passed. */
 int harness_main(const pb_test *tests, size_t n, int argc, char **argv);
-/* Stops every relay still running (at exit, and by harness_main). */
+/* Stops every relay still running: after each test (pb_test_after_each),
+ * at exit, and by harness_main. */
 void harness_cleanup(void);
 
 uint64_t now_ms(void);

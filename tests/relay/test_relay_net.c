@@ -7,7 +7,9 @@
  * usage: test_relay_net PATCHBAY BACKEND [TEST...] */
 #include "harness.h"
 
+#include <errno.h>
 #include <msgpack.h>
+#include <signal.h>
 
 PB_TEST_RUNNER
 
@@ -441,6 +443,30 @@ TEST(a_message_over_the_frame_limit_closes_the_connection)
     fixture_end(&f);
 }
 
+/* ---- the harness -----------------------------------------------------------
+ */
+
+/* A test that ends early (as a failed REQUIRE returns) leaves its relay
+ * running; the harness stops it before the next test, which checks. */
+static pid_t left_behind;
+
+TEST(a_test_that_ends_early_leaves_its_relay_running)
+{
+    relay r;
+    REQUIRE(serve_start(&r, "left", NULL));
+    left_behind = r.pid;
+    CHECK(kill(r.pid, 0) == 0);
+    /* returns without serve_stop, as a failed REQUIRE would */
+}
+
+TEST(the_harness_stopped_it_before_this_test)
+{
+    if (!left_behind)
+        SKIP("runs after a_test_that_ends_early_leaves_its_relay_running");
+    /* killed and reaped: not even a zombie is left */
+    CHECK(kill(left_behind, 0) == -1 && errno == ESRCH);
+}
+
 static const pb_test tests[] = {
     T(no_hello_in_time_is_a_fatal_auth_timeout),
     T(bytes_that_are_not_msgpack_are_fatal_before_hello),
@@ -460,6 +486,8 @@ static const pb_test tests[] = {
     T(bytes_over_the_rate_close_the_connection),
     T(a_source_over_its_limit_is_refused_and_the_client_stays),
     T(a_message_over_the_frame_limit_closes_the_connection),
+    T(a_test_that_ends_early_leaves_its_relay_running),
+    T(the_harness_stopped_it_before_this_test),
 };
 
 int main(int argc, char **argv)
