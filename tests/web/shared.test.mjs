@@ -86,6 +86,14 @@ test('two editors type into the same buffer at once, converge, and see each othe
   await a.waitForSelector('.cm-ySelectionInfo >> text=bob', { timeout: 10000 });
   assert.deepEqual(await b.$$eval('.cm-ySelectionInfo', (els) => els.map((e) => e.textContent)), ['ada']);
   assert.deepEqual(await a.$$eval('.cm-ySelectionInfo', (els) => els.map((e) => e.textContent)), ['bob']);
+  // a page cannot pose as someone else: the name shown is the sender's token's
+  await b.evaluate(() => {
+    const aw = window.patchbay.shared.active.awareness;
+    aw.setLocalStateField('user', { name: 'ada', color: '#ff0000' });
+  });
+  await new Promise((r) => setTimeout(r, 500));
+  assert.deepEqual(await a.$$eval('.cm-ySelectionInfo', (els) => els.map((e) => e.textContent)), ['bob'],
+                   'bob\'s page said it was ada');
   // and the people list says who is in which buffer
   await until(a, () => [...document.querySelectorAll('#peers .peer')].some((li) => /bob/.test(li.textContent) && /in main\.c/.test(li.textContent)),
               null, 'ada\'s list shows bob in main.c');

@@ -56,7 +56,8 @@ const marksField = StateField.define({
 export class BufferTabs {
   // opts: {tabs: element, user: {name}, onLang(lang) (the active buffer's),
   // onStatus(text, kind), onPeople() (presence changed), firstName() and
-  // lang(): a new room's first buffer}
+  // lang(): a new room's first buffer, nameOf(client id): a person's token
+  // name}
   constructor(opts) {
     this.o = opts;
     this.view = null;
@@ -72,6 +73,7 @@ export class BufferTabs {
       onChange: () => this.peopleSoon(),
       onEval: (b, f) => this.onEval(b, f),
       onProblem: (text) => opts.onStatus(text, 'error'),
+      nameOf: opts.nameOf,
     });
   }
 

@@ -82,6 +82,7 @@ const tabs = new BufferTabs({
   tabs: $('tabs'), user: { name: link?.name || '' },
   onLang: (lang) => showLang(lang), onStatus: (text, kind) => status(text, kind), onPeople: () => renderPeers(),
   firstName: () => (state.lang === 'lisp' ? 'main.cljc' : 'main.c'), lang: () => state.lang,
+  nameOf: (id) => state.peers.get(id)?.name,
 });
 Object.defineProperty(state, 'shared', { value: tabs });
 

@@ -66,6 +66,16 @@ export class SharedBuffer {
       this.pending.push(update);
       this.flush();
     });
+    // before y-codemirror draws the carets (its listener comes later): the
+    // name shown is the one the relay knows for the sender (origin)
+    this.awareness.on('change', ({ added, updated }, origin) => {
+      const name = typeof origin === 'number' && hub.o.nameOf?.(origin);
+      if (!name) return;
+      for (const c of [...added, ...updated]) {
+        const st = this.awareness.getStates().get(c);
+        if (st && st.user?.name !== name) st.user = { ...st.user, name, color: colourOf(name) };
+      }
+    });
     this.awareness.on('update', ({ added, updated, removed }, origin) => {
       if (origin === 'local') this.sendAwarenessSoon();
       else if (typeof origin === 'number')
@@ -189,6 +199,7 @@ export class SharedBuffer {
       applyAwarenessUpdate(this.awareness, f.data, f.peer);
     } catch (e) {
       this.hub.problem(`unreadable presence from client ${f.peer}: ${e.message}`);
+      return;
     }
   }
 
