@@ -38,6 +38,7 @@ void cc_add_diag(cc_job_ctx *j, pb_severity sev, uint32_t line, uint32_t col,
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    msg[pb_utf8_prefix(msg, strlen(msg))] = '\0'; /* cut mid-character? */
     if (!r->diags && !(r->diags = calloc(CC_MAX_DIAGS, sizeof *r->diags))) {
         j->oom = true;
         return;

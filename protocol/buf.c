@@ -180,7 +180,7 @@ pb_err pb_unhex(const char *hex, uint8_t *bytes, size_t n)
     return PB_OK;
 }
 
-bool pb_is_utf8(const char *str, size_t len)
+size_t pb_utf8_prefix(const char *str, size_t len)
 {
     const uint8_t *s = (const uint8_t *)str;
     size_t i = 0;
@@ -201,19 +201,24 @@ bool pb_is_utf8(const char *str, size_t len)
             n = 3;
             cp = c & 0x07;
         } else {
-            return false;
+            return i;
         }
         if (len - i - 1 < n)
-            return false;
+            return i;
         for (size_t k = 1; k <= n; k++) {
             if ((s[i + k] & 0xc0) != 0x80)
-                return false;
+                return i;
             cp = cp << 6 | (s[i + k] & 0x3f);
         }
         static const uint32_t min_cp[4] = {0, 0x80, 0x800, 0x10000};
         if (cp < min_cp[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
+            return i;
         i += n + 1;
     }
-    return true;
+    return i;
+}
+
+bool pb_is_utf8(const char *str, size_t len)
+{
+    return pb_utf8_prefix(str, len) == len;
 }

@@ -900,6 +900,11 @@ pb_err pb_module_check(const uint8_t *wasm, size_t len, pb_patch_kind kind,
 /* ---- Misc ------------------------------------------------------------------
  */
 
+/* The length of the longest prefix of s[0..len) that is well-formed UTF-8:
+ * where to cut a message that a buffer truncated (mid-character) or that
+ * came from elsewhere, so that the frame carrying it still encodes. */
+size_t pb_utf8_prefix(const char *s, size_t len);
+
 /* Lowercase hex of n bytes into out (2n+1 bytes). Returns out. */
 char *pb_hex(const uint8_t *bytes, size_t n, char *out);
 /* Parses exactly 2n hex digits into bytes; PB_ERR_MALFORMED otherwise. */

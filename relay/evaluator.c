@@ -544,8 +544,15 @@ static void deliver(relay_server *srv, relay_done *d)
         uint32_t n = 0;
         for (uint32_t i = 0; i < d->res.n_diags && n < PB_MAX_DIAGS; i++) {
             const cc_diag *cd = &d->res.diags[i];
+            /* and its words too: at most the protocol's length, cut
+             * where they stop being UTF-8 */
+            size_t len = cd->message ? strlen(cd->message) : 0;
+            if (len > PB_MAX_MESSAGE_BYTES)
+                len = PB_MAX_MESSAGE_BYTES;
+            len = pb_utf8_prefix(cd->message, len);
             items[n++] = (pb_diag_item){
-                cd->line, cd->col, 0, 0, cd->severity, pb_cstr(cd->message)};
+                cd->line,     cd->col, 0, 0, cd->severity,
+                (pb_str){cd->message ? cd->message : "", (uint32_t)len}};
         }
         pb_frame f = {.type = PB_T_DIAG};
         f.diag.req = d->req;
@@ -554,7 +561,17 @@ static void deliver(relay_server *srv, relay_done *d)
         f.diag.expr = d->patch && d->res.is_expr;
         f.diag.items = items;
         f.diag.n_items = n;
-        relay_session_send_frame(author, &f);
+        /* whatever happens, the author is answered */
+        pb_errmsg why;
+        relay_msg *m = relay_msg_encode(&f, &why);
+        if (m)
+            relay_session_send(author, m);
+        else
+            relay_session_send_error(author, PB_ERR_INTERNAL, d->req, false,
+                                     "the diagnostics of eval %llu could not "
+                                     "be sent: %s",
+                                     (unsigned long long)d->req, why.text);
+        relay_msg_unref(m);
     }
     if (!d->patch)
         return;

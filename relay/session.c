@@ -160,6 +160,9 @@ void relay_session_send_error(relay_session *s, pb_err code, uint64_t req,
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    /* a name or a compiler's words cut mid-character would make the
+     * frame fail to encode, and the client wait for it */
+    msg[pb_utf8_prefix(msg, strlen(msg))] = '\0';
     pb_frame f = {.type = PB_T_ERROR};
     f.error.code = (uint32_t)code;
     f.error.message = pb_cstr(msg);

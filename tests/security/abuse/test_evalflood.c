@@ -412,6 +412,35 @@ TEST(a_bombers_evals_do_not_hold_up_other_rooms)
     CHECK_EQ_INT(serve_stop(&r), 0);
 }
 
+/* Issue 22, item 9: a diagnostic longer than its buffer was cut in the
+ * middle of a character, the diag frame did not encode, and the author
+ * waited for an answer forever (failed before: no diag). The undeclared
+ * name is echoed in the message; its 'é's (2 bytes each) put the cut
+ * inside one whatever the prefix's parity: one source with an odd, one
+ * with an even number of ASCII bytes before them. */
+TEST(a_diagnostic_cut_by_its_buffer_still_reaches_its_author)
+{
+    relay r;
+    REQUIRE(serve_start(&r, "cut-diag", NULL));
+    pbc *ed = join(&r, "jam", PB_ROLE_EDITOR, "ed", NULL);
+    REQUIRE(ed);
+    for (unsigned pad = 0; pad < 2; pad++) {
+        char src[8192];
+        int n = snprintf(src, sizeof src, "double f(double v) { return v + %s",
+                         pad ? "x" : "");
+        for (int i = 0; i < 1500; i++)
+            n += snprintf(src + n, sizeof src - (size_t)n, "\xc3\xa9");
+        snprintf(src + n, sizeof src - (size_t)n, "; }\n");
+        want w = {0};
+        CHECK_EQ_INT(eval(ed, 1 + pad, src, &w), 0);
+        CHECK(w.found && !w.ok && w.n_errors >= 1);
+        printf("# pad %u: %zu bytes of message\n", pad, strlen(w.text));
+    }
+    CHECK(ping_ok(ed));
+    pbc_close(ed);
+    CHECK_EQ_INT(serve_stop(&r), 0);
+}
+
 int main(int argc, char **argv)
 {
     static const pb_test tests[] = {
@@ -421,6 +450,7 @@ int main(int argc, char **argv)
         T(one_rooms_backlog_does_not_delay_another_rooms_eval),
         T(the_evals_of_an_author_who_left_are_dropped),
         T(a_bombers_evals_do_not_hold_up_other_rooms),
+        T(a_diagnostic_cut_by_its_buffer_still_reaches_its_author),
     };
     return harness_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }
