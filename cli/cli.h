@@ -58,7 +58,14 @@ typedef struct cli_conn_opts {
     "  --url URL         the relay (default $PATCHBAY_URL or "                 \
     "ws://127.0.0.1:7888)\n"                                                   \
     "  --token T         a token (default $PATCHBAY_TOKEN)\n"                  \
+    "  --token-file F    the token from file F, out of `ps` (default "         \
+    "$PATCHBAY_TOKEN_FILE)\n"                                                  \
     "  --room R          refuse unless the token is for room R\n"
+
+/* The token in file path (--token-file, $PATCHBAY_TOKEN_FILE: a token on
+ * the command line is in `ps` for every user of the machine), trailing
+ * white space removed; NULL after saying why on stderr. */
+const char *cli_token_file(const char *cmd, const char *path);
 
 /* If argv[*i] is one of those options, takes it and its value (moving *i)
  * and returns 1; 0 if it is not one; -1 (message printed as patchbay CMD)

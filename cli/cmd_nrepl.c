@@ -35,6 +35,7 @@ static void usage(FILE *out)
             "  --port-file PATH  where to write the port (default "
             ".nrepl-port; \"\" for none)\n"
             "  --url URL, --token T   the relay and token, without a link\n"
+            "  --token-file F    the token from file F, out of `ps`\n"
             "  --eval-timeout-ms N    how long an expression waits for the "
             "runtimes'\n"
             "                    values (default 10000)\n"
@@ -78,6 +79,9 @@ int cmd_nrepl(int argc, char **argv)
             conn.url = argv[++i];
         } else if (!strcmp(a, "--token") && has) {
             conn.token = argv[++i];
+        } else if (!strcmp(a, "--token-file") && has) {
+            if (!(conn.token = cli_token_file("nrepl", argv[++i])))
+                return 2;
         } else if (!strcmp(a, "--eval-timeout-ms") && has) {
             if (cli_parse_u32(a, argv[++i], 0, 3600000, &d.eval_timeout_ms,
                               &why))

@@ -13,6 +13,8 @@ static void usage(FILE *out)
     fprintf(
         out,
         "usage: patchbay token --room R --role ROLE --name N [options]\n"
+        "       patchbay token revoke (--id ID | --room R --name N) (see "
+        "--help there)\n"
         "\n"
         "Prints a token for user N to join room R as ROLE, then links to open\n"
         "that carry it (and the relay's public key, which runtimes pin) in "
@@ -39,8 +41,84 @@ static void usage(FILE *out)
         "  -h, --help      this help\n");
 }
 
+static void revoke_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: patchbay token revoke (--id ID | --room R --name N) "
+            "[--data DIR]\n"
+            "\n"
+            "Revokes one token (by the id `patchbay token` printed) or every "
+            "token\n"
+            "of user N in room R, in the relay's history: a running relay "
+            "closes\n"
+            "the sessions that use them within a second and refuses them from "
+            "then\n"
+            "on, also after a restart.\n"
+            "\n"
+            "options:\n"
+            "  --id ID         the token's id (16 hex digits)\n"
+            "  --room R, --name N  every token of user N in room R\n"
+            "  --data DIR      data directory of the relay (default "
+            "$PATCHBAY_DATA or\n"
+            "                  ./patchbay-data)\n"
+            "  -h, --help      this help\n");
+}
+
+static int cmd_token_revoke(int argc, char **argv)
+{
+    const char *id = NULL, *room = NULL, *name = NULL, *data = cli_data_dir();
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            revoke_usage(stdout);
+            return 0;
+        } else if (!v) {
+            return cli_bad_option("token revoke", a);
+        }
+        i++;
+        if (!strcmp(a, "--id"))
+            id = v;
+        else if (!strcmp(a, "--room"))
+            room = v;
+        else if (!strcmp(a, "--name"))
+            name = v;
+        else if (!strcmp(a, "--data"))
+            data = v;
+        else
+            return cli_bad_option("token revoke", a);
+    }
+    bool hex = id && strlen(id) == RELAY_TOKEN_ID_CHARS &&
+               strspn(id, "0123456789abcdef") == RELAY_TOKEN_ID_CHARS;
+    if (id ? (room || name || !hex) : (!room || !name)) {
+        fprintf(stderr, "patchbay token revoke: give --id ID (%u hex "
+                        "digits, as `patchbay token` printed it), or --room "
+                        "and --name\n\n",
+                RELAY_TOKEN_ID_CHARS);
+        revoke_usage(stderr);
+        return 2;
+    }
+    char path[4200];
+    snprintf(path, sizeof path, "%s/history.db", data);
+    pb_errmsg why = {{0}};
+    relay_history *h = relay_history_open_sqlite(path, &why);
+    if (!h || relay_history_revoke(h, room, name, id,
+                                   (uint64_t)time(NULL), &why)) {
+        fprintf(stderr, "patchbay token revoke: %s\n", why.text);
+        relay_history_close(h);
+        return 1;
+    }
+    relay_history_close(h);
+    if (id)
+        printf("revoked token %s\n", id);
+    else
+        printf("revoked every token of %s in room %s\n", name, room);
+    return 0;
+}
+
 int cmd_token(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "revoke"))
+        return cmd_token_revoke(argc - 1, argv + 1);
     relay_token t;
     memset(&t, 0, sizeof t);
     const char *room = NULL, *role = NULL, *name = NULL, *ttl = "12h";
@@ -129,7 +207,11 @@ int cmd_token(int argc, char **argv)
         char when[32];
         time_t exp = (time_t)t.expires_s;
         strftime(when, sizeof when, "%Y-%m-%d %H:%M UTC", gmtime(&exp));
-        printf("\n%s %s in room %s, valid until %s\n", role, name, room, when);
+        char id[RELAY_TOKEN_ID_CHARS + 1];
+        relay_token_id(tok, strlen(tok), id);
+        printf("\n%s %s in room %s, valid until %s (token id %s: `patchbay "
+               "token revoke --id %s` revokes it)\n",
+               role, name, room, when, id, id);
         printf("  editor page:  %.*s/editor.html#room=%s&token=%s&key=%s\n",
                (int)ul, url, room_enc, tok, k.pk_hex);
         printf("  runtime page: %.*s/runtime.html#room=%s&token=%s&key=%s\n",

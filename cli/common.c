@@ -142,10 +142,41 @@ relay_history *cli_open_history(const char *cmd, const char *data)
     return h;
 }
 
+const char *cli_token_file(const char *cmd, const char *path)
+{
+    static char tok[PB_MAX_TOKEN_BYTES + 2];
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "patchbay %s: cannot read the token file %s: %s\n",
+                cmd, path, strerror(errno));
+        return NULL;
+    }
+    size_t n = fread(tok, 1, sizeof tok - 1, f);
+    fclose(f);
+    while (n && (tok[n - 1] == '\n' || tok[n - 1] == '\r' ||
+                 tok[n - 1] == ' ' || tok[n - 1] == '\t'))
+        n--;
+    tok[n] = '\0';
+    if (!n || n > PB_MAX_TOKEN_BYTES) {
+        fprintf(stderr,
+                "patchbay %s: the token file %s holds %s, not one token\n",
+                cmd, path, n ? "more than a token's bytes" : "nothing");
+        return NULL;
+    }
+    return tok;
+}
+
 int cli_conn_option(const char *cmd, int argc, char **argv, int *i,
                     cli_conn_opts *o)
 {
     const char *a = argv[*i];
+    if (!strcmp(a, "--token-file")) {
+        if (*i + 1 >= argc) {
+            cli_usage_error(cmd, "%s needs a value", a);
+            return -1;
+        }
+        return (o->token = cli_token_file(cmd, argv[++*i])) ? 1 : -1;
+    }
     const char **slot = !strcmp(a, "--link")    ? &o->link
                         : !strcmp(a, "--url")   ? &o->url
                         : !strcmp(a, "--token") ? &o->token
@@ -166,6 +197,11 @@ pb_err cli_target(const cli_conn_opts *o, pbc_target *t, pb_errmsg *why)
     memset(t, 0, sizeof *t);
     const char *url = o->url ? o->url : getenv("PATCHBAY_URL");
     const char *token = o->token ? o->token : getenv("PATCHBAY_TOKEN");
+    const char *file = getenv("PATCHBAY_TOKEN_FILE");
+    if (!token && file && file[0] &&
+        !(token = cli_token_file("(PATCHBAY_TOKEN_FILE)", file)))
+        return pb_fail(why, PB_ERR_AUTH_MALFORMED,
+                       "no token in $PATCHBAY_TOKEN_FILE (%s)", file);
     /* a token in the link's fragment wins over this one (pbc_parse_url) */
     snprintf(t->token, sizeof t->token, "%s", token ? token : "");
     pb_err e = pbc_parse_url(o->link ? o->link

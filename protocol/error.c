@@ -34,6 +34,7 @@ const char *pb_strerror(pb_err code)
     case PB_ERR_AUTH_MALFORMED: return "malformed token";
     case PB_ERR_AUTH_BAD_MAC: return "token MAC does not verify";
     case PB_ERR_AUTH_EXPIRED: return "token expired";
+    case PB_ERR_AUTH_REVOKED: return "token revoked";
     case PB_ERR_AUTH_WRONG_ROOM: return "token is for another room";
     case PB_ERR_AUTH_UNKNOWN_ROLE: return "token has an unknown role";
     case PB_ERR_AUTH_TIMEOUT: return "no hello in time";

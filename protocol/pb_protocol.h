@@ -140,6 +140,7 @@ typedef enum pb_err {
     PB_ERR_SLOW_CONSUMER = 49, /* send queue over its bound */
     PB_ERR_UNEXPECTED = 50,    /* frame not valid in this state */
     PB_ERR_REPLACED = 51,      /* the same runtime said hello again */
+    PB_ERR_AUTH_REVOKED = 52,  /* token revoked (patchbay token revoke) */
     PB_ERR_COMPILE = 60,       /* source did not compile (see diag) */
     PB_ERR_COMPILER_DOWN = 61, /* compile server crashed or timed out */
     PB_ERR_PREPARE = 62,       /* runtime could not load a module */

@@ -99,7 +99,10 @@ static const char schema[] =
     " PRIMARY KEY (room, id));"
     "CREATE TABLE IF NOT EXISTS buffer_updates ("
     " room TEXT NOT NULL, buffer INTEGER NOT NULL, useq INTEGER NOT NULL,"
-    " data BLOB NOT NULL, PRIMARY KEY (room, buffer, useq));";
+    " data BLOB NOT NULL, PRIMARY KEY (room, buffer, useq));"
+    "CREATE TABLE IF NOT EXISTS revoked ("
+    " id INTEGER PRIMARY KEY, room TEXT, name TEXT, token_id TEXT,"
+    " at_s INTEGER NOT NULL);";
 
 struct relay_history {
     sqlite3 *db;
@@ -737,4 +740,47 @@ pb_err relay_history_end(relay_history *h, pb_err e, pb_errmsg *why)
 sqlite3_stmt *relay_history_prepare(relay_history *h, const char *sql)
 {
     return prepare(h, sql);
+}
+
+pb_err relay_history_revoke(relay_history *h, const char *room,
+                            const char *name, const char *token_id,
+                            uint64_t at_s, pb_errmsg *why)
+{
+    TRY_HISTORY(end_stuck(h, why));
+    sqlite3_stmt *s = prepare(h, "INSERT INTO revoked(room, name, token_id, "
+                                 "at_s) VALUES (?1, ?2, ?3, ?4)");
+    if (!s)
+        return db_fail(h, why, "cannot record the revocation");
+    sqlite3_bind_text(s, 1, room, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, token_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, (sqlite3_int64)at_s);
+    pb_err e = sqlite3_step(s) == SQLITE_DONE
+                   ? PB_OK
+                   : db_fail(h, why, "cannot record the revocation");
+    sqlite3_finalize(s);
+    return e;
+}
+
+pb_err relay_history_revocations(relay_history *h, uint64_t *after,
+                                 relay_revoked_fn fn, void *ctx,
+                                 pb_errmsg *why)
+{
+    sqlite3_stmt *s = prepare(h, "SELECT id, room, name, token_id FROM "
+                                 "revoked WHERE id > ?1 ORDER BY id");
+    if (!s)
+        return db_fail(h, why, "cannot read the revocations");
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)*after);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        *after = (uint64_t)sqlite3_column_int64(s, 0);
+        fn(ctx, (const char *)sqlite3_column_text(s, 1),
+           (const char *)sqlite3_column_text(s, 2),
+           (const char *)sqlite3_column_text(s, 3));
+    }
+    pb_err e = rc == SQLITE_DONE
+                   ? PB_OK
+                   : db_fail(h, why, "cannot read the revocations");
+    sqlite3_finalize(s);
+    return e;
 }

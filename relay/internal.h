@@ -145,6 +145,8 @@ typedef struct relay_session {
     bool rx_overflow;
     uint32_t prehello_bytes;          /* received before hello */
     relay_quota *quota;               /* its token name's share of the room */
+    uint64_t expires_s;               /* its token's expiry (Unix time) */
+    char token_id[RELAY_TOKEN_ID_CHARS + 1];
     relay_catchup *catchup;           /* history streaming to it */
     bool buffers;                     /* gets the shared buffers (hello) */
     relay_aware *aware;               /* its presence, per buffer */
@@ -397,6 +399,11 @@ struct relay_server {
     relay_catchup *catchup_wait, **catchup_wait_tail;
     bool catchup_starting;
     uint32_t n_jobs; /* evals waiting or compiling (evalq.c) */
+    /* revoked tokens (revoke.c), and the last revocation read */
+    struct relay_revoked *revoked;
+    uint64_t revoked_after;
+    relay_history *revoke_db; /* read-only, for the revocations */
+    lws_sorted_usec_list_t revoke_sul; /* every second (revoke.c) */
     volatile sig_atomic_t stopping; /* relay_stop was called */
 };
 
@@ -418,6 +425,19 @@ void relay_guard_free(relay_server *srv);
 
 /* The relay a wsi belongs to. */
 relay_server *relay_of(struct lws *wsi);
+
+/* ---- revoked and expired tokens (revoke.c) ------------------------------ */
+
+typedef struct relay_revoked relay_revoked;
+
+/* Why a token (its room, name and id) may not join, or NULL. */
+const char *relay_revoked_why(const relay_server *srv, const char *room,
+                              const char *name, const char *id);
+/* Reads the revocations recorded so far, then every second reads new ones
+ * (closing the live sessions they name) and closes the live sessions
+ * whose token has expired, on the event loop. */
+void relay_revocations_start(relay_server *srv);
+void relay_revocations_free(relay_server *srv);
 
 /* ---- admitting evals (evalq.c) ------------------------------------------ */
 

@@ -57,6 +57,13 @@ pb_err relay_token_verify(const relay_keys *k, const char *tok, size_t len,
                           uint64_t now_s, relay_token *out,
                           pb_errmsg *why) PB_WUR;
 
+/* A token's id: the first 8 bytes of the hash of its text, as 16 hex
+ * digits; `patchbay token` prints it, `patchbay token revoke --id` takes
+ * it. */
+#define RELAY_TOKEN_ID_CHARS 16
+void relay_token_id(const char *tok, size_t len,
+                    char out[RELAY_TOKEN_ID_CHARS + 1]);
+
 /* ---- history (history.c) ------------------------------------------------- */
 
 typedef struct relay_history relay_history;
@@ -212,6 +219,18 @@ typedef int (*relay_update_fn)(void *ctx, uint64_t useq, const uint8_t *data,
 pb_err relay_history_buffer_updates(relay_history *h, const char *room,
                                     uint64_t buffer, relay_update_fn fn,
                                     void *ctx, pb_errmsg *why) PB_WUR;
+/* Revocations (`patchbay token revoke`): every token of name in room, or
+ * the one token whose id is token_id (the others NULL). A running relay
+ * reads new ones every second and closes the sessions they name. */
+pb_err relay_history_revoke(relay_history *h, const char *room,
+                            const char *name, const char *token_id,
+                            uint64_t at_s, pb_errmsg *why) PB_WUR;
+typedef void (*relay_revoked_fn)(void *ctx, const char *room,
+                                 const char *name, const char *token_id);
+/* Calls fn for each revocation recorded after *after, which it moves on. */
+pb_err relay_history_revocations(relay_history *h, uint64_t *after,
+                                 relay_revoked_fn fn, void *ctx,
+                                 pb_errmsg *why) PB_WUR;
 
 /* ---- the server (server.c) ----------------------------------------------- */
 

@@ -181,6 +181,7 @@ relay_server *relay_new(const relay_config *config, relay_info *info,
         lws_get_vhost_listen_port(lws_get_vhost_by_name(srv->ctx, "default"));
     if (!(srv->eval = relay_evaluator_start(srv, why)))
         goto fail;
+    relay_revocations_start(srv); /* and the ones recorded before it */
     if (info) {
         info->port = srv->port;
         snprintf(info->key_hex, sizeof info->key_hex, "%s", srv->keys.pk_hex);
@@ -245,8 +246,10 @@ void relay_free(relay_server *srv)
 {
     if (!srv)
         return;
-    if (srv->ctx)
+    if (srv->ctx) {
+        lws_sul_cancel(&srv->revoke_sul);
         lws_context_destroy(srv->ctx);
+    }
     relay_evaluator_free(srv->eval);
     relay_history_close(srv->history);
     relay_keys_close(&srv->keys);
@@ -254,6 +257,7 @@ void relay_free(relay_server *srv)
     relay_sessions_free(srv);
     relay_rooms_free(srv);
     relay_guard_free(srv);
+    relay_revocations_free(srv);
     if (srv->lock_fd >= 0)
         close(srv->lock_fd);
     free(srv);

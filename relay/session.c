@@ -375,6 +375,14 @@ static void on_hello(relay_session *s, const pb_hello *h)
                                  tok.room, s->want_room);
         return;
     }
+    char id[RELAY_TOKEN_ID_CHARS + 1];
+    relay_token_id(h->token.ptr, h->token.len, id);
+    const char *revoked = relay_revoked_why(s->srv, tok.room, tok.name, id);
+    if (revoked) {
+        relay_session_send_error(s, PB_ERR_AUTH_REVOKED, 0, true, "%s",
+                                 revoked);
+        return;
+    }
     relay_room *room = relay_room_get(s->srv, tok.room);
     if (!room) {
         relay_session_send_error(s, PB_ERR_NOMEM, 0, true,
@@ -393,6 +401,8 @@ static void on_hello(relay_session *s, const pb_hello *h)
         return;
     }
     lws_set_timer_usecs(s->wsi, LWS_SET_TIMER_USEC_CANCEL);
+    s->expires_s = tok.expires_s;
+    memcpy(s->token_id, id, sizeof id);
     if (pb_str_copy(s->client, sizeof s->client, h->client))
         s->client[0] = '\0';
     s->state = RELAY_SESS_LIVE;

@@ -169,3 +169,11 @@ done:
     }
     return e;
 }
+
+void relay_token_id(const char *tok, size_t len,
+                    char out[RELAY_TOKEN_ID_CHARS + 1])
+{
+    uint8_t h[RELAY_TOKEN_ID_CHARS / 2];
+    crypto_generichash(h, sizeof h, (const uint8_t *)tok, len, NULL, 0);
+    pb_hex(h, sizeof h, out);
+}

@@ -14,14 +14,15 @@
 // fatal `error`.
 import {
   PB_ERR_AUTH_MALFORMED, PB_ERR_AUTH_BAD_MAC, PB_ERR_AUTH_EXPIRED, PB_ERR_AUTH_WRONG_ROOM,
-  PB_ERR_AUTH_UNKNOWN_ROLE, PB_ERR_REPLACED, PB_MAX_FRAME_BYTES, PB_SILENT_US,
+  PB_ERR_AUTH_UNKNOWN_ROLE, PB_ERR_REPLACED, PB_ERR_AUTH_REVOKED, PB_MAX_FRAME_BYTES, PB_SILENT_US,
 } from './pb_protocol.js';
 
 // Error codes after which reconnecting cannot help: the token itself, or
 // a newer connection of the same runtime took this one's place (coming
 // back would only push that one out in turn).
 const FINAL = new Set([PB_ERR_AUTH_MALFORMED, PB_ERR_AUTH_BAD_MAC, PB_ERR_AUTH_EXPIRED,
-                       PB_ERR_AUTH_WRONG_ROOM, PB_ERR_AUTH_UNKNOWN_ROLE, PB_ERR_REPLACED]);
+                       PB_ERR_AUTH_WRONG_ROOM, PB_ERR_AUTH_UNKNOWN_ROLE, PB_ERR_REPLACED,
+                       PB_ERR_AUTH_REVOKED]);
 
 // The close code a client uses to leave on purpose and come back at once
 // (a private-use code: RFC 6455 § 7.4.2).

@@ -83,6 +83,7 @@ export const PB_ERR_ROOM_FULL = 48; // room full
 export const PB_ERR_SLOW_CONSUMER = 49; // slow consumer
 export const PB_ERR_UNEXPECTED = 50; // unexpected frame
 export const PB_ERR_REPLACED = 51; // replaced by a new connection
+export const PB_ERR_AUTH_REVOKED = 52; // token revoked
 export const PB_ERR_COMPILE = 60; // compile error
 export const PB_ERR_COMPILER_DOWN = 61; // compiler unavailable
 export const PB_ERR_PREPARE = 62; // prepare failed

@@ -187,6 +187,7 @@ static const err_name err_names[] = {
     E(PB_ERR_SLOW_CONSUMER),
     E(PB_ERR_UNEXPECTED),
     E(PB_ERR_REPLACED),
+    E(PB_ERR_AUTH_REVOKED),
     E(PB_ERR_COMPILE),
     E(PB_ERR_COMPILER_DOWN),
     E(PB_ERR_PREPARE),
