@@ -156,6 +156,9 @@ void relay_eval_settled(relay_server *srv, relay_room *room, relay_quota *q,
     if (penalty > RELAY_HEAVY_MAX_US)
         penalty = RELAY_HEAVY_MAX_US;
     q->heavy_until_us = now + penalty;
+    /* what it queued before the strike goes to the second worker too */
+    if (srv->eval)
+        relay_evaluator_heavy(srv->eval, q);
     lwsl_user("room %s: a compile of %s ran into the time limit (%u lately); "
               "its evals go to the second worker, one at a time, for %.0f s\n",
               room->name, q->name, q->strikes, (double)penalty / 1e6);

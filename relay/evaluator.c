@@ -457,6 +457,16 @@ uint32_t relay_evaluator_cancel(relay_evaluator *ev, relay_handle author)
     return n;
 }
 
+void relay_evaluator_heavy(relay_evaluator *ev, const relay_quota *q)
+{
+    pthread_mutex_lock(&ev->lock);
+    for (relay_job *j = ev->jobs; j; j = j->next)
+        if (j->quota == q)
+            j->heavy = true;
+    pthread_cond_broadcast(&ev->cond);
+    pthread_mutex_unlock(&ev->lock);
+}
+
 uint64_t relay_evaluator_job_us(relay_evaluator *ev)
 {
     pthread_mutex_lock(&ev->lock);
@@ -551,7 +561,11 @@ static void deliver(relay_server *srv, relay_done *d)
                 len = PB_MAX_MESSAGE_BYTES;
             len = pb_utf8_prefix(cd->message, len);
             items[n++] = (pb_diag_item){
-                cd->line,     cd->col, 0, 0, cd->severity,
+                cd->line,
+                cd->col,
+                0,
+                0,
+                cd->severity,
                 (pb_str){cd->message ? cd->message : "", (uint32_t)len}};
         }
         pb_frame f = {.type = PB_T_DIAG};

@@ -357,6 +357,8 @@ void relay_evaluator_submit(relay_evaluator *ev, relay_job *job,
 /* Drops the waiting jobs of author (who left) and marks the one compiling
  * so that it is not signed; returns how many were dropped while waiting. */
 uint32_t relay_evaluator_cancel(relay_evaluator *ev, relay_handle author);
+/* The waiting jobs of q's name go to the heavy worker (a strike). */
+void relay_evaluator_heavy(relay_evaluator *ev, const relay_quota *q);
 /* How long a job has taken lately (µs, a moving average). */
 uint64_t relay_evaluator_job_us(relay_evaluator *ev);
 /* Completed jobs, oldest first; the caller frees each with relay_done_free. */
