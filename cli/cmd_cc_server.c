@@ -13,14 +13,17 @@ int cmd_cc_server(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             printf("usage: patchbay cc-server [--backend warm|process] "
-                   "[--timeout-ms N]\n\n"
+                   "[--timeout-ms N] [--unconfined]\n\n"
                    "The compile server: reads length-prefixed msgpack jobs on "
                    "stdin and writes\nresults on stdout, one at a time. "
                    "Without --backend it uses the warm backend,\nor the "
                    "process backend (with one line on stderr saying why) if "
                    "the warm one\ncannot load. "
                    "`patchbay serve` starts and supervises it;\nthere is no "
-                   "need to run it by hand.\n");
+                   "need to run it by hand.\n"
+                   "Once loaded it confines itself (docs/SECURITY.md § The "
+                   "compile server);\n--unconfined skips that, to measure "
+                   "what it costs or to debug.\n");
             return 0;
         } else if (!strcmp(argv[i], "--backend") && i + 1 < argc) {
             if (cc_backend_parse(argv[++i], &desc.backend, &why))
@@ -30,6 +33,8 @@ int cmd_cc_server(int argc, char **argv)
                               &why))
                 return cli_usage_error("cc-server", "%s", why.text);
             i++;
+        } else if (!strcmp(argv[i], "--unconfined")) {
+            desc.unconfined = true;
         } else {
             return cli_bad_option("cc-server", argv[i]);
         }

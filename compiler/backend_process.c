@@ -38,6 +38,7 @@ typedef struct proc_be {
     char abi_dir[512];
     char plugin[512];
     char resource_include[600]; /* clang's own headers (stddef.h, ...) */
+    char work_dir[64];          /* private, in /tmp: each job's directory */
     uint32_t timeout_ms;
 } proc_be;
 
@@ -77,10 +78,18 @@ typedef enum child_end {
     CHILD_NOT_RUN,   /* it could not start */
 } child_end;
 
-/* Runs argv with stdout to out_path and stderr to err_path, within
- * timeout_ms and CC_CHILD_MEMORY_BYTES of address space. */
+/* Each program run (the pre-pass, the compile, the link) gets the whole
+ * time limit; the compile server's watchdog bounds the job. */
+static uint64_t run_deadline_us(const proc_be *proc)
+{
+    return cc_now_us() + (uint64_t)proc->timeout_ms * 1000u;
+}
+
+/* Runs argv with stdout to out_path and stderr to err_path, until
+ * deadline_us (cc_now_us time) and within CC_CHILD_MEMORY_BYTES of address
+ * space. */
 static child_end run(char *const argv[], const char *out_path,
-                     const char *err_path, uint32_t timeout_ms, int *status)
+                     const char *err_path, uint64_t deadline_us, int *status)
 {
     *status = -1;
     pid_t pid = fork();
@@ -98,7 +107,6 @@ static child_end run(char *const argv[], const char *out_path,
         execve(argv[0], argv, environ);
         _exit(127);
     }
-    uint64_t deadline = cc_now_us() + (uint64_t)timeout_ms * 1000u;
     for (;;) {
         int st;
         pid_t r = waitpid(pid, &st, WNOHANG);
@@ -110,7 +118,7 @@ static child_end run(char *const argv[], const char *out_path,
         }
         if (r < 0 && errno != EINTR)
             return CHILD_NOT_RUN;
-        if (cc_now_us() > deadline) {
+        if (cc_now_us() > deadline_us) {
             kill(pid, SIGKILL);
             waitpid(pid, &st, 0);
             return CHILD_TIMED_OUT;
@@ -242,7 +250,7 @@ static cc_be_status proc_compile(cc_be *be, const char *const *args,
                                  size_t *obj_len, char *err, size_t err_len)
 {
     proc_be *proc = (proc_be *)be;
-    char dir[] = "/tmp/pbcc.XXXXXX";
+    char dir[128];
     char path[1024], out[1024], errf[1024], overlay[1024];
     char mapped[MAX_ARGS][1024];
     char *argv[MAX_ARGS + 16];
@@ -250,6 +258,7 @@ static cc_be_status proc_compile(cc_be *be, const char *const *args,
     size_t n = 0;
     char *text = NULL;
     *obj = NULL;
+    snprintf(dir, sizeof dir, "%s/job.XXXXXX", proc->work_dir);
     if (!mkdtemp(dir)) {
         snprintf(err, err_len, "cannot create a job directory: %s",
                  strerror(errno));
@@ -287,7 +296,7 @@ static cc_be_status proc_compile(cc_be *be, const char *const *args,
     argv[n++] = path;
     argv[n] = NULL;
     int st;
-    child_end end = run(argv, out, errf, proc->timeout_ms, &st);
+    child_end end = run(argv, out, errf, run_deadline_us(proc), &st);
     if (end != CHILD_EXITED) {
         rc = child_failure(end, "clang", proc->timeout_ms, on_diag, ctx, err,
                            err_len);
@@ -338,7 +347,7 @@ static cc_be_status proc_compile(cc_be *be, const char *const *args,
     snprintf(out, sizeof out, "%s/patch.o", dir);
     argv[n++] = out;
     argv[n] = NULL;
-    end = run(argv, "/dev/null", errf, proc->timeout_ms, &st);
+    end = run(argv, "/dev/null", errf, run_deadline_us(proc), &st);
     if (end != CHILD_EXITED) {
         rc = child_failure(end, "clang", proc->timeout_ms, on_diag, ctx, err,
                            err_len);
@@ -376,12 +385,13 @@ static cc_be_status proc_link(cc_be *be, const uint8_t *obj, size_t obj_len,
                               size_t err_len)
 {
     proc_be *proc = (proc_be *)be;
-    char dir[] = "/tmp/pbld.XXXXXX";
+    char dir[128];
     char in[1024], out[1024], errf[1024];
     char *argv[MAX_ARGS];
     size_t n = 0;
     cc_be_status rc = CC_BE_FAILED;
     *wasm = NULL;
+    snprintf(dir, sizeof dir, "%s/link.XXXXXX", proc->work_dir);
     if (!mkdtemp(dir)) {
         snprintf(err, err_len, "cannot create a job directory: %s",
                  strerror(errno));
@@ -402,7 +412,7 @@ static cc_be_status proc_link(cc_be *be, const uint8_t *obj, size_t obj_len,
     argv[n++] = in;
     argv[n] = NULL;
     int st;
-    child_end end = run(argv, "/dev/null", errf, proc->timeout_ms, &st);
+    child_end end = run(argv, "/dev/null", errf, run_deadline_us(proc), &st);
     if (end != CHILD_EXITED || st != 0) {
         size_t len;
         char *text = read_all(errf, &len);
@@ -433,7 +443,8 @@ done:
  * (real path) + "/include". */
 static pb_err find_resource_include(proc_be *proc, pb_errmsg *why)
 {
-    char dir[] = "/tmp/pbcc.XXXXXX", out[64], errf[64];
+    char dir[128], out[160], errf[160];
+    snprintf(dir, sizeof dir, "%s/probe.XXXXXX", proc->work_dir);
     if (!mkdtemp(dir))
         return pb_fail(why, PB_ERR_IO, "cannot create a directory in /tmp: %s",
                        strerror(errno));
@@ -441,7 +452,7 @@ static pb_err find_resource_include(proc_be *proc, pb_errmsg *why)
     snprintf(errf, sizeof errf, "%s/err", dir);
     char *argv[] = {CLANG, "-print-resource-dir", NULL};
     int st;
-    child_end end = run(argv, out, errf, 10000, &st);
+    child_end end = run(argv, out, errf, cc_now_us() + 10000000u, &st);
     size_t len = 0;
     char *text = end == CHILD_EXITED && st == 0 ? read_all(out, &len) : NULL;
     unlink(out);
@@ -461,9 +472,28 @@ static pb_err find_resource_include(proc_be *proc, pb_errmsg *why)
     return PB_OK;
 }
 
+/* clang-14 and wasm-ld-14 and what they load (beneath /usr on Debian
+ * 12, with /lib and /lib64 leading there), the ABI headers and the pass
+ * plugin, and the work directory. */
+static void proc_paths(const cc_be *be, cc_paths *out)
+{
+    const proc_be *proc = (const proc_be *)be;
+    static const char *const exec[] = {"/usr", "/lib", "/lib64", "/bin"};
+    for (size_t i = 0; i < sizeof exec / sizeof exec[0]; i++)
+        out->exec[i] = exec[i];
+    out->read[0] = proc->abi_dir;
+    out->read[1] = proc->plugin;
+    out->read[2] = "/etc/ld.so.cache";
+    out->write[0] = "/dev/null";
+    out->work_dir = proc->work_dir;
+}
+
 static void proc_free(cc_be *be)
 {
-    free(be);
+    proc_be *proc = (proc_be *)be;
+    if (proc->work_dir[0])
+        rmdir(proc->work_dir);
+    free(proc);
 }
 
 cc_be *cc_be_process_new(const cc_be_desc *d, pb_errmsg *why)
@@ -490,14 +520,23 @@ cc_be *cc_be_process_new(const cc_be_desc *d, pb_errmsg *why)
     proc->be.name = "process";
     proc->be.compile = proc_compile;
     proc->be.link = proc_link;
+    proc->be.paths = proc_paths;
     proc->be.free = proc_free;
     char real[4096];
     snprintf(proc->abi_dir, sizeof proc->abi_dir, "%s",
              realpath(d->abi_dir, real) ? real : d->abi_dir);
     snprintf(proc->plugin, sizeof proc->plugin, "%s", d->pass_plugin);
     proc->timeout_ms = d->timeout_ms;
+    snprintf(proc->work_dir, sizeof proc->work_dir, "/tmp/pbcc.XXXXXX");
+    if (!mkdtemp(proc->work_dir)) {
+        pb_fail(why, PB_ERR_IO, "cannot create a directory in /tmp: %s",
+                strerror(errno));
+        proc->work_dir[0] = '\0';
+        proc_free(&proc->be);
+        return NULL;
+    }
     if (find_resource_include(proc, why)) {
-        free(proc);
+        proc_free(&proc->be);
         return NULL;
     }
     return &proc->be;

@@ -68,6 +68,8 @@ typedef struct warm_api {
                     void *, char *, size_t);
     int (*link)(cc_llvm *, const uint8_t *const *, const size_t *, size_t,
                 uint8_t **, size_t *, char *, size_t);
+    const char *const *(*read_dirs)(const cc_llvm *);
+    const char *(*work_dir)(const cc_llvm *);
 } warm_api;
 
 typedef enum pch_state {
@@ -82,6 +84,7 @@ typedef struct warm_be {
     warm_api api;
     cc_llvm *llvm;
     uint32_t timeout_ms;
+    char plugin[512];
     pch_state pch;
     char *pch_args; /* the flags the PCH was built with, joined by '\n' */
 } warm_be;
@@ -159,6 +162,8 @@ static int load_api(void *h, warm_api *a, pb_errmsg *why)
         {"cc_llvm_compile", (void **)&a->compile},
         {"cc_llvm_make_pch", (void **)&a->make_pch},
         {"cc_llvm_link", (void **)&a->link},
+        {"cc_llvm_read_dirs", (void **)&a->read_dirs},
+        {"cc_llvm_work_dir", (void **)&a->work_dir},
     };
     for (size_t i = 0; i < sizeof syms / sizeof syms[0]; i++)
         if (!(*syms[i].slot = dlsym(h, syms[i].name))) {
@@ -353,6 +358,19 @@ static cc_be_status warm_link(cc_be *be, const uint8_t *obj, size_t obj_len,
                                 : CC_BE_FAILED;
 }
 
+/* The headers (the engine's sandbox), the pass plugin, and the engine's
+ * work directory. */
+static void warm_paths(const cc_be *be, cc_paths *out)
+{
+    const warm_be *w = (const warm_be *)be;
+    size_t n = 0;
+    for (const char *const *d = w->api.read_dirs(w->llvm);
+         *d && n < CC_MAX_PATHS - 1; d++)
+        out->read[n++] = *d;
+    out->read[n] = w->plugin;
+    out->work_dir = w->api.work_dir(w->llvm);
+}
+
 static void warm_free(cc_be *be)
 {
     warm_be *w = (warm_be *)be;
@@ -409,8 +427,10 @@ cc_be *cc_be_warm_new(const cc_be_desc *d, pb_errmsg *why)
     w->be.name = "warm";
     w->be.compile = warm_compile;
     w->be.link = warm_link;
+    w->be.paths = warm_paths;
     w->be.free = warm_free;
     w->timeout_ms = d->timeout_ms;
+    snprintf(w->plugin, sizeof w->plugin, "%s", d->pass_plugin);
     return &w->be;
 fail:
     warm_free(&w->be);

@@ -50,6 +50,8 @@ typedef struct cc_desc {
                                 cache_disabled */
     bool cache_disabled;
     uint32_t timeout_ms; /* 0: CC_DEFAULT_TIMEOUT_MS */
+    bool unconfined;     /* cc_server_run only: skip the confinement (to measure
+                            what it costs, or to debug); default false */
 } cc_desc;
 
 /* One of the room's current vars, as the relay knows it. */
@@ -145,6 +147,10 @@ const char *cc_backend_fallback(const cc_compiler *cc);
 /* Serves jobs read from in_fd, answering on out_fd, until in_fd closes.
  * A job running longer than desc->timeout_ms ends the process with exit
  * status CC_EXIT_TIMEOUT (the client reports it and starts a new one).
+ * Once the compiler is loaded, the process closes every other file but
+ * stderr, moves to "/" and confines itself to what jobs need (started as
+ * root it becomes nobody; Landlock; seccomp; docs/SECURITY.md § The
+ * compile server): call it in a process of its own.
  * Returns 0 on a clean end of input. */
 #define CC_EXIT_TIMEOUT 3
 int cc_server_run(int in_fd, int out_fd, const cc_desc *desc);
@@ -153,7 +159,10 @@ typedef struct cc_client_desc {
     /* The server command (required): a program that runs cc_server_run on
      * its stdin and stdout, such as {"/usr/bin/patchbay", "cc-server",
      * NULL}. "--backend warm|process" is appended unless CC_BACKEND_AUTO,
-     * then "--timeout-ms N". At most 12 words. */
+     * then "--timeout-ms N". At most 12 words. It runs with PATH, the
+     * PB_ABI_DIR, PB_PASS_PLUGIN and PB_CC_LLVM that configure the
+     * compiler and the sanitizers' options from this environment, nothing
+     * else of it. */
     const char *const *argv;
     cc_backend backend;
     uint32_t timeout_ms; /* per job; 0: CC_DEFAULT_TIMEOUT_MS */

@@ -43,8 +43,29 @@ static void stop(cc_client *c, bool kill_it, int *status)
     c->pid = 0;
 }
 
+/* The environment the server gets: what configures the compiler and the
+ * sanitizers, and PATH. Nothing else of the relay's (tokens, secrets,
+ * its paths) is the server's business. */
+static bool is_for_the_server(const char *kv)
+{
+    static const char *const names[] = {
+        "PATH=",         "PB_ABI_DIR=",   "PB_PASS_PLUGIN=", "PB_CC_LLVM=",
+        "ASAN_OPTIONS=", "LSAN_OPTIONS=", "UBSAN_OPTIONS=",
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strncmp(kv, names[i], strlen(names[i])))
+            return true;
+    return false;
+}
+
 static int start(cc_client *c, pb_errmsg *why)
 {
+    char *env[16];
+    size_t n_env = 0;
+    for (char **e = environ; *e && n_env + 1 < sizeof env / sizeof env[0]; e++)
+        if (is_for_the_server(*e))
+            env[n_env++] = *e;
+    env[n_env] = NULL;
     int in[2], out[2];
     if (pipe(in) || pipe(out)) {
         pb_fail(why, PB_ERR_COMPILER_DOWN, "cannot create pipes: %s",
@@ -62,7 +83,7 @@ static int start(cc_client *c, pb_errmsg *why)
         dup2(in[0], 0);
         dup2(out[1], 1);
         close(in[0]), close(in[1]), close(out[0]), close(out[1]);
-        execve(c->argv[0], c->argv, environ);
+        execve(c->argv[0], c->argv, env);
         _exit(127);
     }
     close(in[0]);

@@ -8,6 +8,7 @@
 #include "lisp/lisp.h"
 #include "llvm/cc_llvm.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,15 +34,26 @@ const char *cc_backend_name(const cc_compiler *cc)
     return cc->be->name;
 }
 
+void cc_backend_paths(const cc_compiler *cc, cc_paths *out)
+{
+    memset(out, 0, sizeof *out);
+    cc->be->paths(cc->be, out);
+}
+
 const char *cc_backend_fallback(const cc_compiler *cc)
 {
     return cc->fallback[0] ? cc->fallback : NULL;
 }
 
-static const char *pick(const char *given, const char *env, const char *dflt)
+/* The path given, else $env, else dflt; made absolute into buf when it
+ * exists, so that it still names the same file from another directory
+ * (the compile server leaves its start directory). */
+static const char *pick(const char *given, const char *env, const char *dflt,
+                        char buf[PATH_MAX])
 {
     const char *e = getenv(env);
-    return given && *given ? given : e && *e ? e : dflt;
+    const char *path = given && *given ? given : e && *e ? e : dflt;
+    return realpath(path, buf) ? buf : path;
 }
 
 cc_compiler *cc_new(const cc_desc *desc, pb_errmsg *why)
@@ -52,12 +64,14 @@ cc_compiler *cc_new(const cc_desc *desc, pb_errmsg *why)
         pb_fail(why, PB_ERR_NOMEM, "out of memory");
         return NULL;
     }
-    const char *abi = pick(d.abi_dir, "PB_ABI_DIR", PB_DEFAULT_ABI_DIR);
+    char abi_buf[PATH_MAX], plugin_buf[PATH_MAX];
+    const char *abi =
+        pick(d.abi_dir, "PB_ABI_DIR", PB_DEFAULT_ABI_DIR, abi_buf);
     snprintf(cc->abi_dir, sizeof cc->abi_dir, "%s", abi);
     cc_be_desc bd = {
         .abi_dir = abi,
-        .pass_plugin =
-            pick(d.pass_plugin, "PB_PASS_PLUGIN", PB_DEFAULT_PASS_PLUGIN),
+        .pass_plugin = pick(d.pass_plugin, "PB_PASS_PLUGIN",
+                            PB_DEFAULT_PASS_PLUGIN, plugin_buf),
         .timeout_ms = d.timeout_ms ? d.timeout_ms : CC_DEFAULT_TIMEOUT_MS,
     };
     pb_errmsg warm_why = {{0}};

@@ -34,6 +34,20 @@ typedef enum cc_be_status {
     CC_BE_FAILED,        /* the backend itself failed (message in err) */
 } cc_be_status;
 
+/* What a backend's jobs touch on the file system, for the compile server's
+ * confinement (confine.c): read, or read and run programs, beneath each
+ * path (a directory or a file), or also write (devices such as /dev/null);
+ * NULL-terminated lists. work_dir is the backend's private directory,
+ * which jobs read and write and which a server that gives up root hands
+ * to the user it becomes. */
+#define CC_MAX_PATHS 8
+typedef struct cc_paths {
+    const char *read[CC_MAX_PATHS + 1];
+    const char *exec[CC_MAX_PATHS + 1];
+    const char *write[CC_MAX_PATHS + 1];
+    const char *work_dir;
+} cc_paths;
+
 typedef struct cc_be cc_be;
 struct cc_be {
     const char *name;
@@ -50,6 +64,7 @@ struct cc_be {
     cc_be_status (*link)(cc_be *be, const uint8_t *obj, size_t obj_len,
                          uint8_t **wasm, size_t *wasm_len, char *err,
                          size_t err_len);
+    void (*paths)(const cc_be *be, cc_paths *out);
     void (*free)(cc_be *be);
 };
 
@@ -61,6 +76,24 @@ typedef struct cc_be_desc {
 
 cc_be *cc_be_process_new(const cc_be_desc *d, pb_errmsg *why);
 cc_be *cc_be_warm_new(const cc_be_desc *d, pb_errmsg *why);
+
+/* ---- confinement (confine.c) ---------------------------------------------
+ * The compile server gives up what its jobs do not need, in this order
+ * (docs/SECURITY.md § The compile server). Each returns PB_OK when done
+ * or when there is nothing to do, else says in why what it could not. */
+
+/* What cc's backend needs (compile.c). */
+void cc_backend_paths(const cc_compiler *cc, cc_paths *out);
+/* Started as root: becomes CC_SERVER_USER (hands work_dir to it first).
+ * Not done (PB_ERR_INTERNAL) when a path to read is not readable by
+ * everyone, since that user could not compile. */
+#define CC_SERVER_USER "nobody"
+pb_err cc_drop_root(const cc_paths *paths, pb_errmsg *why);
+/* Landlock: only the given paths, and on recent enough kernels no TCP and
+ * no signals or abstract sockets outside this process. For good. */
+pb_err cc_confine_files(const cc_paths *paths, pb_errmsg *why);
+/* seccomp: the system calls no job makes fail with EPERM. For good. */
+pb_err cc_confine_syscalls(pb_errmsg *why);
 
 /* ---- one job (compile.c, diag.c, checks.c) -------------------------------
  * The state of the job cc_compile is running: where its diagnostics go and

@@ -2,6 +2,7 @@
  * pipe, results out, one at a time, with a watchdog that ends the process
  * when a job overruns its time — the only safe way to stop clang midway.
  * Its supervisor is cc_client (client.c). */
+#define _GNU_SOURCE /* syscall, O_PATH, close_range */
 #include "internal.h"
 
 #include <poll.h>
@@ -67,6 +68,45 @@ static void warm_up(cc_compiler *cc)
     }
 }
 
+/* The relay's files that this process inherited (its database, its lock,
+ * whatever it did not open close-on-exec) and its working directory, the
+ * data directory perhaps: a job needs none of them. */
+static void leave_the_relays_files(int in_fd, int out_fd)
+{
+    int keep[3] = {2, in_fd < out_fd ? in_fd : out_fd,
+                   in_fd < out_fd ? out_fd : in_fd};
+    unsigned from = 3;
+    for (int i = 0; i < 3; i++) {
+        if (keep[i] < 0 || (unsigned)keep[i] < from)
+            continue;
+        if ((unsigned)keep[i] > from)
+            close_range(from, (unsigned)keep[i] - 1, 0);
+        from = (unsigned)keep[i] + 1;
+    }
+    close_range(from, ~0u, 0);
+    if (chdir("/") != 0) {
+        /* "/" always exists; nothing to do */
+    }
+}
+
+/* Each layer where the system has it; one line on stderr for each it has
+ * not (the server still serves: a relay without a compile server is of no
+ * use to anyone, and the line says what is missing). */
+static void confine(const cc_compiler *cc)
+{
+    cc_paths paths;
+    cc_backend_paths(cc, &paths);
+    pb_errmsg why = {{0}};
+    if (cc_drop_root(&paths, &why))
+        fprintf(stderr, "patchbay cc-server: %s\n", why.text);
+    if (cc_confine_files(&paths, &why))
+        fprintf(stderr, "patchbay cc-server: files not confined: %s\n",
+                why.text);
+    if (cc_confine_syscalls(&why))
+        fprintf(stderr, "patchbay cc-server: system calls not confined: %s\n",
+                why.text);
+}
+
 int cc_server_run(int in_fd, int out_fd, const cc_desc *desc)
 {
     cc_desc d = desc ? *desc : (cc_desc){0};
@@ -82,6 +122,12 @@ int cc_server_run(int in_fd, int out_fd, const cc_desc *desc)
     }
     if (cc_backend_fallback(cc))
         fprintf(stderr, "patchbay cc-server: %s\n", cc_backend_fallback(cc));
+    /* The compiler is loaded (with absolute paths): from here on this
+     * process needs the headers, the pass plugin and its work directory,
+     * nothing else. */
+    leave_the_relays_files(in_fd, out_fd);
+    if (!d.unconfined)
+        confine(cc);
     /* Both backends stop a job at the limit themselves where they can (the
      * process backend kills its children; the warm one stops macro
      * expansion and skips what is left of the optimiser); the watchdog, a

@@ -474,8 +474,22 @@ cc_llvm *cc_llvm_new(const cc_llvm_desc *desc, char *err, size_t err_len)
     }
     cc->link_dir = t.data();
     cc->altstack.resize(1u << 16);
+    cc->read_dirs = allowed;
+    for (const std::string &dir : cc->read_dirs)
+        cc->read_dirs_c.push_back(dir.c_str());
+    cc->read_dirs_c.push_back(nullptr);
     cc->sandbox = make_sandbox_fs(std::move(allowed));
     return cc.release();
+}
+
+const char *const *cc_llvm_read_dirs(const cc_llvm *cc)
+{
+    return cc->read_dirs_c.data();
+}
+
+const char *cc_llvm_work_dir(const cc_llvm *cc)
+{
+    return cc->link_dir.c_str();
 }
 
 void cc_llvm_free(cc_llvm *cc)

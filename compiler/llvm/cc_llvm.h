@@ -124,6 +124,13 @@ CC_LLVM_API const char *const *cc_llvm_base_link_args(void);
 CC_LLVM_API cc_llvm *cc_llvm_new(const cc_llvm_desc *desc, char *err,
                                  size_t err_len);
 
+/* The directories a job may read beneath (real paths: <sysroot>/include,
+ * clang's resource headers and cc_llvm_desc.allowed_dirs), NULL-terminated,
+ * and the private directory (in /dev/shm) where links and PCHs are written:
+ * what a process confining itself to its jobs must keep. Owned by cc. */
+CC_LLVM_API const char *const *cc_llvm_read_dirs(const cc_llvm *cc);
+CC_LLVM_API const char *cc_llvm_work_dir(const cc_llvm *cc);
+
 /* Frees cc and its PCHs and removes its /dev/shm directory. NULL is fine. */
 CC_LLVM_API void cc_llvm_free(cc_llvm *cc);
 

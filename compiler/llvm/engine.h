@@ -24,6 +24,8 @@
 
 struct cc_llvm {
     std::string sysroot;
+    std::vector<std::string> read_dirs;    // real paths a job may read beneath
+    std::vector<const char *> read_dirs_c; // the same, NULL-terminated
     std::string plugin;
     uint32_t timeout_ms = 0; // 0: none
     llvm::IntrusiveRefCntPtr<llvm::vfs::FileSystem> sandbox;

@@ -35,7 +35,14 @@
 #include "llvm/Passes/PassPlugin.h"
 #include "llvm/Transforms/Utils/ModuleUtils.h"
 
+#include <arpa/inet.h>
+#include <cerrno>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <map>
 #include <set>
 #include <string>
@@ -239,6 +246,47 @@ void inject_faults(Module &M)
         overflow(nullptr);
     if (M.getFunction("pb_fault_oom")) // what LLVM does when malloc fails
         report_bad_alloc_error("injected out of memory");
+    // Code running in the compiler, as a compiler bug exploited by a
+    // hostile patch would: it reads the file named by pb_fault_read_path,
+    // or connects to 127.0.0.1 at the port pb_fault_connect_port names,
+    // and says what it got, or why not, in an error.
+    GlobalVariable *path = M.getGlobalVariable("pb_fault_read_path", true);
+    auto *text = path && path->hasInitializer()
+                     ? dyn_cast<ConstantDataSequential>(path->getInitializer())
+                     : nullptr;
+    if (text && text->isCString()) {
+        std::string name = text->getAsCString().str();
+        char got[64];
+        FILE *f = fopen(name.c_str(), "rb");
+        size_t n = f ? fread(got, 1, sizeof got, f) : 0;
+        fail(M,
+             f ? "pb_fault_read: read " + std::to_string(n) + " bytes of " +
+                     name
+               : "pb_fault_read: cannot open " + name + ": " + strerror(errno));
+        if (f)
+            fclose(f);
+    }
+    GlobalVariable *port = M.getGlobalVariable("pb_fault_connect_port", true);
+    auto *number = port && port->hasInitializer()
+                       ? dyn_cast<ConstantInt>(port->getInitializer())
+                       : nullptr;
+    if (number) {
+        sockaddr_in to{};
+        to.sin_family = AF_INET;
+        to.sin_port = htons((uint16_t)number->getZExtValue());
+        to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        if (s < 0)
+            fail(M, std::string("pb_fault_connect: no socket: ") +
+                        strerror(errno));
+        else if (connect(s, (const sockaddr *)&to, sizeof to))
+            fail(M, std::string("pb_fault_connect: cannot connect: ") +
+                        strerror(errno));
+        else
+            fail(M, "pb_fault_connect: connected");
+        if (s >= 0)
+            close(s);
+    }
 }
 #endif
 

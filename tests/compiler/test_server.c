@@ -2,12 +2,23 @@
  * the real `patchbay cc-server` process; a server killed mid-job costs that
  * job only (PB_ERR_COMPILER_DOWN) and the next job gets a new server; a
  * runaway job comes back as a timeout diagnostic; a server that died while
- * idle is replaced without failing anyone.
- * usage: test_server PATCHBAY_BINARY [warm|process] */
+ * idle is replaced without failing anyone. And what the server gives up
+ * (docs/SECURITY.md § The compile server): the relay's environment, files
+ * and directory, root, and to code running inside clang (the faults
+ * plugin's reads and connections) the relay's files and the network.
+ * usage: test_server PATCHBAY_BINARY warm|process FAULTS_PLUGIN */
+#define _GNU_SOURCE /* memmem, syscall */
 #include "../check.h"
 #include "cc.h"
 
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <pthread.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -16,6 +27,7 @@
 #include <unistd.h>
 
 static const char *binary;
+static const char *faults_plugin; /* libpb_pass_faults.so */
 static cc_backend backend = CC_BACKEND_PROCESS;
 
 static const char seed[] =
@@ -141,17 +153,21 @@ TEST(test_a_server_that_died_idle_is_replaced_quietly)
     cc_client_free(c);
 }
 
+/* (3 s: the honest job after the runaway must fit in the same limit; on a
+ * loaded machine 1.5 s was once too short for the process backend's three
+ * programs) */
 TEST(test_a_runaway_job_is_a_timeout_diagnostic)
 {
-    cc_client *c = client(1500);
+    cc_client *c = client(3000);
     REQUIRE(c != NULL);
     cc_result r;
     CHECK(run(c, bomb, &r) == PB_OK);
     CHECK(!r.ok && !r.module);
-    CHECK(r.n_diags >= 1 && strstr(r.diags[0].message, "1500 ms limit"));
+    CHECK(r.n_diags >= 1 && strstr(r.diags[0].message, "3000 ms limit"));
     cc_result_free(&r);
     CHECK(run(c, seed, &r) == PB_OK);
-    CHECK(r.ok);
+    CHECK(r.ok || !fprintf(stderr, "  %s\n",
+                           r.n_diags ? r.diags[0].message : "no diagnostic"));
     cc_result_free(&r);
     cc_client_free(c);
 }
@@ -235,23 +251,282 @@ TEST(test_a_one_shot_compile_ends_a_bomb_as_the_server_does)
     cc_client_free(c);
 }
 
+/* A data directory as the relay has one (dir is filled in): its key
+ * (0600), a database left readable by everyone (0644, as SQLite creates
+ * files under umask 022), and a file it holds open without close-on-exec
+ * (returned). */
+static int make_data_dir(char dir[32])
+{
+    strcpy(dir, "/tmp/pb-data.XXXXXX");
+    if (!mkdtemp(dir) || chmod(dir, 0755))
+        return -1;
+    static const struct {
+        const char *name, *text;
+        mode_t mode;
+    } files[] = {{"relay.key", "the relay's secret key\n", 0600},
+                 {"history.db", "the room's history\n", 0644}};
+    for (size_t i = 0; i < 2; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "%s/%s", dir, files[i].name);
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, files[i].mode);
+        size_t len = strlen(files[i].text);
+        if (fd < 0 || write(fd, files[i].text, len) != (ssize_t)len ||
+            fchmod(fd, files[i].mode))
+            return -1;
+        close(fd);
+    }
+    char lock[64];
+    snprintf(lock, sizeof lock, "%s/relay.lock", dir);
+    return open(lock, O_RDWR | O_CREAT, 0600); /* inherited by children */
+}
+
+static void remove_data_dir(const char *dir, int lock_fd)
+{
+    static const char *const names[] = {"relay.key", "history.db",
+                                        "relay.lock"};
+    char path[64];
+    close(lock_fd);
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        unlink(path);
+    }
+    rmdir(dir);
+}
+
+static bool has_landlock(void)
+{
+    return syscall(SYS_landlock_create_ruleset, NULL, 0, 1 /* version */) >= 1;
+}
+
+/* A compile server of the faults plugin (test_faults.c's crashes, and the
+ * reads and connections below). */
+static cc_client *faulty_client(void)
+{
+    setenv("PB_PASS_PLUGIN", faults_plugin, 1);
+    cc_client *c = client(0);
+    unsetenv("PB_PASS_PLUGIN");
+    return c;
+}
+
+/* The first diagnostic of compiling src, into said. */
+static void compile_and_say(cc_client *c, const char *src, char *said,
+                            size_t cap)
+{
+    cc_result r;
+    CHECK(run(c, src, &r) == PB_OK);
+    snprintf(said, cap, "%s", r.n_diags ? r.diags[0].message : "");
+    cc_result_free(&r);
+}
+
+TEST(test_the_server_leaves_the_relays_files_and_environment)
+{
+    char dir[32], cwd[4096];
+    int lock_fd = make_data_dir(dir);
+    REQUIRE(lock_fd >= 0 && getcwd(cwd, sizeof cwd));
+    /* started from the data directory, with a secret in the environment */
+    REQUIRE(chdir(dir) == 0);
+    setenv("PATCHBAY_TOKEN", "a-secret-token", 1);
+    cc_client *c = client(0);
+    unsetenv("PATCHBAY_TOKEN");
+    REQUIRE(chdir(cwd) == 0);
+    REQUIRE(c != NULL);
+    cc_result r; /* a job: the server is past its start-up */
+    CHECK(run(c, seed, &r) == PB_OK && r.ok);
+    cc_result_free(&r);
+    int pid = cc_client_pid(c);
+    char path[64], buf[8192], link[4096];
+    snprintf(path, sizeof path, "/proc/%d/environ", pid);
+    FILE *f = fopen(path, "r");
+    REQUIRE(f != NULL);
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    CHECK(n > 0 && !memmem(buf, n, "a-secret-token", 14));
+    snprintf(path, sizeof path, "/proc/%d/cwd", pid);
+    ssize_t len = readlink(path, link, sizeof link - 1);
+    REQUIRE(len > 0);
+    link[len] = '\0';
+    CHECK(!strcmp(link, "/") || !fprintf(stderr, "  cwd %s\n", link));
+    snprintf(path, sizeof path, "/proc/%d/fd", pid);
+    DIR *fds = opendir(path);
+    REQUIRE(fds != NULL);
+    for (struct dirent *e; (e = readdir(fds));) {
+        char fd_path[300];
+        snprintf(fd_path, sizeof fd_path, "%s/%s", path, e->d_name);
+        len = readlink(fd_path, link, sizeof link - 1);
+        link[len > 0 ? len : 0] = '\0';
+        CHECK(!strstr(link, dir) || !fprintf(stderr, "  fd %s\n", link));
+    }
+    closedir(fds);
+    cc_client_free(c);
+    remove_data_dir(dir, lock_fd);
+}
+
+/* A relay run as root: its compile server is nobody, with no groups. */
+TEST(test_a_server_started_as_root_runs_as_nobody)
+{
+    if (getuid() != 0)
+        SKIP("not root: the server keeps this user");
+    cc_client *c = client(0);
+    REQUIRE(c != NULL);
+    cc_result r; /* a job: the server is past its start-up */
+    CHECK(run(c, seed, &r) == PB_OK && r.ok);
+    cc_result_free(&r);
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", cc_client_pid(c));
+    FILE *f = fopen(path, "r");
+    REQUIRE(f != NULL);
+    int seen = 0;
+    while (fgets(line, sizeof line, f)) {
+        unsigned ids[4];
+        if (sscanf(line, "Uid: %u %u %u %u", &ids[0], &ids[1], &ids[2],
+                   &ids[3]) == 4 ||
+            sscanf(line, "Gid: %u %u %u %u", &ids[0], &ids[1], &ids[2],
+                   &ids[3]) == 4) {
+            seen++;
+            for (int i = 0; i < 4; i++)
+                CHECK(ids[i] == 65534 || !fprintf(stderr, "  %s", line));
+        } else if (!strncmp(line, "Groups:", 7)) {
+            seen++;
+            CHECK(strspn(line + 7, " \t\n") == strlen(line + 7) ||
+                  !fprintf(stderr, "  %s", line));
+        }
+    }
+    fclose(f);
+    CHECK(seen == 3);
+    /* and it still compiles what needs the headers and the PCH */
+    CHECK(run(c, "#include <patchbay.h>\nint g(int x) { return x * 3; }\n",
+              &r) == PB_OK &&
+          r.ok);
+    cc_result_free(&r);
+    cc_client_free(c);
+}
+
+/* The source itself cannot name the relay's files: the include sandbox
+ * (this held before the server was confined, and must go on holding). */
+TEST(test_a_patch_cannot_include_the_relays_key)
+{
+    char dir[32];
+    int lock_fd = make_data_dir(dir);
+    REQUIRE(lock_fd >= 0);
+    cc_client *c = client(0);
+    REQUIRE(c != NULL);
+    char src[256];
+    snprintf(src, sizeof src,
+             "#include \"%s/relay.key\"\nint f(void) { return 1; }\n", dir);
+    cc_result r;
+    CHECK(run(c, src, &r) == PB_OK && !r.ok && r.n_diags >= 1);
+    for (uint32_t i = 0; i < r.n_diags; i++)
+        CHECK(!strstr(r.diags[i].message, "secret"));
+    cc_result_free(&r);
+    snprintf(src, sizeof src,
+             "#if __has_include(\"%s/relay.key\") || "
+             "__has_include(\"%s/history.db\")\n"
+             "#error seen\n#endif\nint f(void) { return 1; }\n",
+             dir, dir);
+    CHECK(run(c, src, &r) == PB_OK && r.ok);
+    cc_result_free(&r);
+    cc_client_free(c);
+    remove_data_dir(dir, lock_fd);
+}
+
+/* Should a bug in clang let a hostile patch run code in the compile
+ * server, the code finds nothing of the relay's: the fault-injection pass
+ * reads the file a patch names, as such code would. */
+TEST(test_code_in_the_compiler_cannot_read_the_relays_files)
+{
+    if (!has_landlock() && getuid() != 0)
+        SKIP("no Landlock and not root: nothing confines the server's reads");
+    char dir[32];
+    int lock_fd = make_data_dir(dir);
+    REQUIRE(lock_fd >= 0);
+    cc_client *c = faulty_client();
+    REQUIRE(c != NULL);
+    static const struct {
+        const char *path; /* in the data directory without a leading / */
+        bool is_readable;
+        bool needs_landlock; /* only Landlock keeps nobody out of it */
+    } cases[] = {
+        {"/usr/share/emscripten/cache/sysroot/include/stdio.h", true, false},
+        {"relay.key", false, false},
+        {"history.db", false, true},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        if (cases[i].needs_landlock && !has_landlock())
+            continue;
+        char path[128], src[256], said[1024];
+        if (cases[i].path[0] == '/')
+            snprintf(path, sizeof path, "%s", cases[i].path);
+        else
+            snprintf(path, sizeof path, "%s/%s", dir, cases[i].path);
+        snprintf(src, sizeof src,
+                 "const char pb_fault_read_path[] = \"%s\";\n"
+                 "int f(void) { return 1; }\n",
+                 path);
+        compile_and_say(c, src, said, sizeof said);
+        if (cases[i].is_readable)
+            CHECK(strstr(said, "pb_fault_read: read 64 bytes") ||
+                  !fprintf(stderr, "  %s\n", said));
+        else
+            CHECK((strstr(said, "pb_fault_read: cannot open") &&
+                   strstr(said, "Permission denied")) ||
+                  !fprintf(stderr, "  %s\n", said));
+    }
+    cc_client_free(c);
+    remove_data_dir(dir, lock_fd);
+}
+
+/* ... nor reach the network: no socket at all (seccomp), no TCP (Landlock
+ * ABI 4) on a kernel without the filter. */
+TEST(test_code_in_the_compiler_cannot_connect)
+{
+    int listener = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in at = {.sin_family = AF_INET,
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof at;
+    REQUIRE(listener >= 0 && !bind(listener, (struct sockaddr *)&at, len) &&
+            !listen(listener, 4) &&
+            !getsockname(listener, (struct sockaddr *)&at, &len));
+    cc_client *c = faulty_client();
+    REQUIRE(c != NULL);
+    char src[256], said[1024];
+    snprintf(src, sizeof src,
+             "const int pb_fault_connect_port = %u;\n"
+             "int f(void) { return 1; }\n",
+             ntohs(at.sin_port));
+    compile_and_say(c, src, said, sizeof said);
+    CHECK((strstr(said, "pb_fault_connect: ") &&
+           !strstr(said, "pb_fault_connect: connected")) ||
+          !fprintf(stderr, "  %s\n", said));
+    cc_client_free(c);
+    close(listener);
+}
+
 static const pb_test tests[] = {
     T(test_a_job_goes_through_the_server),
     T(test_a_server_killed_mid_job_costs_only_that_job),
     T(test_a_server_that_died_idle_is_replaced_quietly),
     T(test_a_runaway_job_is_a_timeout_diagnostic),
     T(test_a_one_shot_compile_ends_a_bomb_as_the_server_does),
+    T(test_the_server_leaves_the_relays_files_and_environment),
+    T(test_a_server_started_as_root_runs_as_nobody),
+    T(test_a_patch_cannot_include_the_relays_key),
+    T(test_code_in_the_compiler_cannot_read_the_relays_files),
+    T(test_code_in_the_compiler_cannot_connect),
 };
 
 PB_TEST_RUNNER
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        fprintf(stderr, "usage: test_server PATCHBAY [warm|process]\n");
+    if (argc < 4) {
+        fprintf(stderr,
+                "usage: test_server PATCHBAY warm|process FAULTS_PLUGIN\n");
         return 2;
     }
-    binary = argv[1];
+    /* absolute: a test starts a server from another directory */
+    static char binary_path[4096], plugin_path[4096];
+    binary = realpath(argv[1], binary_path) ? binary_path : argv[1];
+    faults_plugin = realpath(argv[3], plugin_path) ? plugin_path : argv[3];
     if (argc > 2 && !strcmp(argv[2], "warm"))
         backend = CC_BACKEND_WARM;
     if (pb_init() != PB_OK)
