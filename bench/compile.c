@@ -7,12 +7,14 @@
  * in the same run, and prints p50/p95 per backend, the ratios against the
  * warm backend and whether the issue's targets are met. Then the RSS of a
  * real compile server (`patchbay cc-server`, warm backend) over 1,000
- * compiles, each of a different source so that its cache never answers.
+ * compiles, each of a different source so that its cache never answers,
+ * and what the server's confinement costs (confined / --unconfined).
  * Times on shared machines are noisy; the ratios are the result.
  *
- * usage: bench_compile [--iterations N] [--rss-compiles N] [--no-emcc]
- *                      [--only warm|process|emcc] [--patchbay PATH]
- * (--only runs one backend, e.g. under a profiler) */
+ * usage: bench_compile [--iterations N] [--rss-compiles N]
+ *                      [--confine-compiles N] [--no-emcc]
+ *                      [--only warm|process|emcc|confine] [--patchbay PATH]
+ * (--only runs one part, e.g. under a profiler) */
 #include "cc.h"
 
 #include <stdio.h>
@@ -279,6 +281,99 @@ static void bench_server_rss(const char *patchbay, const char *src, int n)
     cc_client_free(c);
 }
 
+/* CPU time of process pid and its reaped children, in ms (clock ticks:
+ * meaningful summed over many compiles). */
+static double cpu_ms_of(int pid)
+{
+    char path[64], text[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
+    if (f)
+        fclose(f);
+    text[n] = '\0';
+    const char *p = strrchr(text, ')'); /* the name may hold spaces */
+    unsigned long long v[4] = {0, 0, 0, 0};
+    /* after ")": state, then fields 4..13, then utime stime cutime cstime */
+    if (!p || sscanf(p + 2,
+                     "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu "
+                     "%llu %llu",
+                     &v[0], &v[1], &v[2], &v[3]) != 4)
+        return 0;
+    return (double)(v[0] + v[1] + v[2] + v[3]) * 1000.0 /
+           (double)sysconf(_SC_CLK_TCK);
+}
+
+/* What the compile server's confinement costs (docs/SECURITY.md § The
+ * compile server): two real servers of one backend, one confined as the
+ * relay runs it and one started with --unconfined, compile the same
+ * sources in turn (case (b) with a counter, so that no cache answers);
+ * round trip through the pipe, p50/p95, and the servers' CPU time per
+ * compile (which waiting for a core does not inflate), each with the
+ * ratio confined / unconfined. */
+static void bench_confinement(const char *patchbay, cc_backend b,
+                              const char *src, int n)
+{
+    const char *confined[] = {patchbay, "cc-server", NULL};
+    const char *unconfined[] = {patchbay, "cc-server", "--unconfined", NULL};
+    const char *const *argvs[] = {confined, unconfined};
+    cc_client *c[2] = {NULL, NULL};
+    uint64_t *t[2] = {calloc((size_t)n, sizeof(uint64_t)),
+                      calloc((size_t)n, sizeof(uint64_t))};
+    size_t len = strlen(src);
+    char *buf = malloc(len + 64);
+    pb_errmsg why;
+    for (int k = 0; k < 2; k++) {
+        cc_client_desc d = {argvs[k], b, 0};
+        if (!(c[k] = cc_client_new(&d, &why))) {
+            printf("  compile server unavailable: %s\n", why.text);
+            goto done;
+        }
+    }
+    double cpu0[2] = {0, 0};
+    for (int i = -3; i < n; i++) /* three to warm up */
+        for (int k = 0; k < 2; k++) {
+            if (i == 0)
+                cpu0[k] = cpu_ms_of(cc_client_pid(c[k]));
+            int m = snprintf(buf, len + 64, "%s// %d %d\n", src, i, k);
+            cc_job job = {.lang = PB_LANG_C,
+                          .file = "confine.c",
+                          .source = buf,
+                          .source_len = (size_t)m};
+            cc_result r;
+            uint64_t t0 = now_us();
+            pb_err e = cc_client_compile(c[k], &job, &r, &why);
+            uint64_t dt = now_us() - t0;
+            bool ok = !e && r.ok;
+            cc_result_free(&r);
+            if (!ok) {
+                printf("  compile failed (%s)\n", e ? why.text : "diagnostics");
+                goto done;
+            }
+            if (i >= 0)
+                t[k][i] = dt;
+        }
+    stats s[2];
+    double cpu[2];
+    for (int k = 0; k < 2; k++) {
+        s[k] = summarise(t[k], t[k], n); /* (its cpu field is unused) */
+        cpu[k] = (cpu_ms_of(cc_client_pid(c[k])) - cpu0[k]) / n;
+    }
+    printf("  %-8s round trip: confined %7.2f / %7.2f ms, unconfined %7.2f / "
+           "%7.2f ms, ratio %.3f (p50)\n"
+           "  %-8s server CPU per compile: confined %.2f ms, unconfined %.2f "
+           "ms, ratio %.3f\n",
+           cc_backend_str(b), s[0].p50_ms, s[0].p95_ms, s[1].p50_ms,
+           s[1].p95_ms, s[0].p50_ms / s[1].p50_ms, "", cpu[0], cpu[1],
+           cpu[0] / cpu[1]);
+done:
+    for (int k = 0; k < 2; k++) {
+        cc_client_free(c[k]);
+        free(t[k]);
+    }
+    free(buf);
+}
+
 static void report_target(const char *what, double value, double limit,
                           bool below)
 {
@@ -289,14 +384,16 @@ static void report_target(const char *what, double value, double limit,
 
 int main(int argc, char **argv)
 {
-    int iters = 50, rss_compiles = 1000, emcc = 1;
-    bool want[3] = {true, true, true}; /* warm, process, emcc */
+    int iters = 50, rss_compiles = 1000, confine_compiles = 50, emcc = 1;
+    bool want[4] = {true, true, true, true}; /* warm, process, emcc, confine */
     const char *patchbay = PB_CLI;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--iterations") && i + 1 < argc)
             iters = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--rss-compiles") && i + 1 < argc)
             rss_compiles = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--confine-compiles") && i + 1 < argc)
+            confine_compiles = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--no-emcc"))
             emcc = 0;
         else if (!strcmp(argv[i], "--patchbay") && i + 1 < argc)
@@ -306,20 +403,21 @@ int main(int argc, char **argv)
             int k = !strcmp(b, "warm")      ? 0
                     : !strcmp(b, "process") ? 1
                     : !strcmp(b, "emcc")    ? 2
+                    : !strcmp(b, "confine") ? 3
                                             : -1;
             if (k < 0) {
                 fprintf(stderr,
                         "bench_compile: --only %s: expected warm, "
-                        "process or emcc\n",
+                        "process, emcc or confine\n",
                         b);
                 return 2;
             }
-            want[0] = want[1] = want[2] = false;
+            want[0] = want[1] = want[2] = want[3] = false;
             want[k] = true;
         } else {
             fprintf(stderr, "usage: bench_compile [--iterations N] "
-                            "[--rss-compiles N] [--no-emcc] "
-                            "[--only warm|process|emcc] "
+                            "[--rss-compiles N] [--confine-compiles N] "
+                            "[--no-emcc] [--only warm|process|emcc|confine] "
                             "[--patchbay PATH]\n");
             return 2;
         }
@@ -387,8 +485,16 @@ int main(int argc, char **argv)
                           false);
         }
     }
-    if (rss_compiles > 0)
+    if (rss_compiles > 0 && want[0])
         bench_server_rss(patchbay, case_b, rss_compiles);
+    if (confine_compiles > 0 && want[3]) {
+        printf("\nconfinement of the compile server, (b) 40-line visual, "
+               "%d compiles each:\n",
+               confine_compiles);
+        bench_confinement(patchbay, CC_BACKEND_WARM, case_b, confine_compiles);
+        bench_confinement(patchbay, CC_BACKEND_PROCESS, case_b,
+                          confine_compiles / 2 > 3 ? confine_compiles / 2 : 3);
+    }
     free(case_c);
     return 0;
 }
