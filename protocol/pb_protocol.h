@@ -792,6 +792,12 @@ pb_err pb_verify(const uint8_t *stmt, size_t len,
 pb_err pb_patch_verify(const pb_patch *p,
                        const uint8_t pinned_key[PB_PUBLICKEY_BYTES],
                        pb_statement *out, pb_errmsg *why) PB_WUR;
+/* pb_patch_verify without the signature, for bytes whose signature was
+ * verified already (a runtime's patch instance gets only what its verifier
+ * instance passed: runtime/verifier.c). */
+pb_err pb_patch_verify_signed(const pb_patch *p,
+                              const uint8_t pinned_key[PB_PUBLICKEY_BYTES],
+                              pb_statement *out, pb_errmsg *why) PB_WUR;
 
 /* ---- The chain (§ Chain) ---------------------------------------------------
  */

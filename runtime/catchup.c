@@ -173,6 +173,8 @@ void rt_catchup_receive(const pb_history *h, uint64_t now_us, rt_json *j)
     rt_json_num(j, "req", (double)h->req);
     rt_json_num(j, "head_seq", (double)h->head_seq);
     rt_json_bool(j, "more", h->more);
+    pb_chain at_frame = rt_state.chain;
+    bool *is_ok = calloc(h->n_items ? h->n_items : 1, sizeof *is_ok);
     rt_json_open(j, "items", '[');
     for (uint32_t i = 0; i < h->n_items; i++) {
         rt_json_open(j, NULL, '{');
@@ -182,6 +184,8 @@ void rt_catchup_receive(const pb_history *h, uint64_t now_us, rt_json *j)
             n_failed++;
         else
             n_ok++;
+        if (is_ok)
+            is_ok[i] = !e;
         if (is_delivery_fault(e)) {
             needs_resync = true;
             if (is_state && !C.failed)
@@ -189,13 +193,28 @@ void rt_catchup_receive(const pb_history *h, uint64_t now_us, rt_json *j)
         }
     }
     rt_json_close(j, ']');
-    if (is_state && !h->more && !finish(j))
+    bool is_whole = true; /* a state catch-up: every batch of it */
+    if (is_state && !h->more && !finish(j)) {
         needs_resync = true;
-    else if (!is_state && !h->more) {
+        is_whole = false;
+    } else if (!is_state && !h->more) {
         if (n_ok)
             rt_state.catchup_ack_seq = rt_state.chain.seq;
         rt_state.is_caught_up = true;
     }
+    /* A verifier hands on a state catch-up only once it is whole, all
+     * batches at once, so nothing of a refused one is ever loaded (its
+     * constructors would run); of other batches, the verified items. */
+    if (rt_state.is_verifier && is_state)
+        rt_passed = h->more    ? RT_PASS_HOLD
+                    : is_whole ? RT_PASS_END
+                               : RT_PASS_DROP;
+    else if (rt_state.is_verifier && !n_failed)
+        rt_passed = RT_PASS_FRAME;
+    else if (rt_state.is_verifier && n_ok &&
+             (!is_ok || !rt_pass_items(h, is_ok)))
+        rt_state.chain = at_frame; /* out of memory: as if none verified */
+    free(is_ok);
     rt_session_tick((double)now_us);
     rt_json_num(j, "verified", n_ok);
     rt_json_num(j, "failed", n_failed);

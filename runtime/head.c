@@ -104,7 +104,7 @@ pb_err rt_floor_check_end(pb_errmsg *why)
  * j: ok, epoch, seq, time_us and what to do — fresh (it says where the
  * room is now), resync (a patch was missed), reset (a later epoch: start
  * afresh) — or the refusal (code, error; and a failed ack). */
-void rt_head_receive(const pb_head_frame *f, rt_json *j)
+pb_err rt_head_receive(const pb_head_frame *f, rt_json *j)
 {
     pb_head h;
     pb_errmsg why = {{0}};
@@ -157,7 +157,7 @@ void rt_head_receive(const pb_head_frame *f, rt_json *j)
         rt_report_failed(0, e, NULL, "signed head refused: %s", why.text);
         rt_json_num(j, "code", e);
         rt_json_str(j, "error", why.text, strlen(why.text));
-        return;
+        return e;
     }
     rt_json_bool(j, "fresh", is_fresh);
     if (needs_reset)
@@ -166,4 +166,5 @@ void rt_head_receive(const pb_head_frame *f, rt_json *j)
         static const char ahead[] = "the signed head is ahead of this runtime";
         rt_json_str(j, "resync", ahead, sizeof ahead - 1);
     }
+    return PB_OK;
 }

@@ -8,10 +8,11 @@
 // timers are passed in. runtime/node/runtime.mjs wires it for node; a
 // worker wires it with the browser's own.
 //
-// The flow (runtime/README.md): socket bytes → rt_session_receive → JSON
-// answer → events; after every step, due patches commit (rt_session_tick),
+// The flow (runtime/README.md): socket bytes → the verifier instance's
+// rt_session_receive → what it passes → the patch instance's → JSON
+// answers → events; after every step, due patches commit (rt_session_tick),
 // pb_init of a new patch runs, patch output becomes log frames, and the
-// session's outbox is sent. A call into a var that throws (a trap) rolls
+// sessions' outboxes are sent. A call into a var that throws (a trap) rolls
 // back the patch that defined the var (rt_session_trap).
 import { RoomClock } from './clock.js';
 import { Connection } from './connection.js';
@@ -95,6 +96,26 @@ function commitTogether(first) {
   for (const g of group) g.h.afterTick();
 }
 
+// What the verifier lets through to the patch instance (rt_session_pass).
+const PASS = { NONE: 0, FRAME: 1, ITEMS: 2, HOLD: 3, END: 4, DROP: 5 };
+
+// The account of a frame: the verifier's, with the patch instance's (how
+// it prepared) for what it passed.
+function merged(v, m) {
+  // (verify_us: both instances' share of verifying)
+  if (v.t === 'patch') return m.ok ? { ...m, verify_us: m.verify_us + v.verify_us } : m;
+  if (v.t !== 'history') return v;
+  const mi = m.items || [];
+  let k = 0;
+  const items = (v.items || []).map((it) => (it.ok ? mi[k++] || it : it));
+  const r = { ...v, items, verified: items.filter((it) => it.ok).length,
+              failed: items.filter((it) => !it.ok).length };
+  if (m.refused) r.refused = m.refused;
+  r.resync = v.resync || m.resync;
+  if (!r.resync) delete r.resync;
+  return r;
+}
+
 export class RuntimeHost {
   // opts:
   //   createRuntime  the Emscripten factory (createPatchbayRuntime)
@@ -147,10 +168,11 @@ export class RuntimeHost {
     this.canvas = null;
     this.isReloading = false;
     this.generations = 0;
+    this.held = []; // frames the verifier passed, waiting for a state catch-up to end
     this.freshness = new Freshness({
       store: opts.store, key: this.link.key, room: this.link.room,
       onStale: (sinceUs) => {
-        this.M?._rt_session_set_stale(sinceUs); // every ack says so
+        for (const I of [this.V, this.M]) I?._rt_session_set_stale(sinceUs); // every ack says so
         this.emit('stale', { since_us: sinceUs });
       },
     });
@@ -186,8 +208,10 @@ export class RuntimeHost {
 
   // ---- start ---------------------------------------------------------------
 
-  // Instantiates the wasm runtime and opens the session; then connects.
+  // Instantiates the verifier and the patch instance (two instances of the
+  // wasm runtime, each with its own memory); then connects.
   async start() {
+    this.V = await this.instantiate(undefined, { isVerifier: true });
     this.M = await this.instantiate();
     if (this.o.canvas) this.attachCanvas(this.o.canvas.width, this.o.canvas.height);
     // hosts on the real clock commit together (a test's own clock does not)
@@ -199,8 +223,10 @@ export class RuntimeHost {
 
   // A new wasm instance with an open session (no patches yet), at floor
   // ({epoch, seq, hash}: what this runtime must not go below; default: the
-  // persisted one).
-  async instantiate(floor = this.freshness.floor) {
+  // persisted one); with isVerifier, a verifier instance (runtime/verifier.c):
+  // every frame goes to it first, it holds the key, the chain and the
+  // floor, and no patch code ever runs in its memory.
+  async instantiate(floor = this.freshness.floor, { isVerifier = false } = {}) {
     const print = (level) => (text) => this.lines.push({ level, text, ...this.context });
     const M = await this.o.createRuntime({ ...(this.o.moduleArgs || {}),
                                            print: print('info'), printErr: print('error') });
@@ -210,6 +236,8 @@ export class RuntimeHost {
     if (!r.ok)
       throw Object.assign(new Error(`cannot open the runtime session for room "${this.link.room}": ${r.error}`),
                           { code: r.code });
+    if (isVerifier ? M._rt_session_verify_only() : M._rt_session_behind_verifier())
+      throw new Error('cannot open the runtime session behind a verifier');
     M._rt_session_set_log_limits(l.logLinesPerSecond || 0, l.logBurst || 0, l.logMaxBytes || 0);
     if (floor) {
       const e = M.ccall('rt_session_floor', 'number', ['number', 'number', 'string'],
@@ -220,16 +248,18 @@ export class RuntimeHost {
     return M;
   }
 
-  // Keeps the session's verified head as the floor, if it moved on.
+  // Keeps the verifier's head as the floor, if it moved on (never the patch
+  // instance's: patch code can write there).
   persistHead() {
-    if (this.M._rt_session_head_seq() === this.savedSeq && this.savedM === this.M) return;
-    this.savedSeq = this.M._rt_session_head_seq();
-    this.savedM = this.M;
-    this.freshness.persist(JSON.parse(this.M.UTF8ToString(this.M._rt_session_head())));
+    const V = this.V;
+    if (V._rt_session_head_seq() === this.savedSeq && this.savedV === V) return;
+    this.savedSeq = V._rt_session_head_seq();
+    this.savedV = V;
+    this.freshness.persist(JSON.parse(V.UTF8ToString(V._rt_session_head())));
   }
 
   get modules() { return this.M._rt_session_modules(); }
-  get headSeq() { return this.M._rt_session_head_seq(); }
+  get headSeq() { return this.V._rt_session_head_seq(); }
   get committedSeq() { return this.M._rt_session_committed_seq(); }
   get pendingCount() { return this.M._rt_session_pending_count(); }
   roomNowUs() { return this.clock.roomNowUs(); }
@@ -245,7 +275,10 @@ export class RuntimeHost {
         // hello with since_seq = the verified head and the device (built in C)
         describeDevice(this);
         const client = `${CLIENT}${this.o.name ? ` ${this.o.name}` : ''}`.slice(0, PB_MAX_CLIENT_BYTES);
-        this.M.ccall('rt_session_hello', 'number', ['string', 'string'], [this.link.token, client]);
+        this.held = []; // a state catch-up of the last connection: dropped
+        this.V.ccall('rt_session_hello', 'number', ['string', 'string', 'number'], ['', '', 0]);
+        this.M.ccall('rt_session_hello', 'number', ['string', 'string', 'number'],
+                     [this.link.token, client, this.headSeq]);
         this.flush();
       },
       onMessage: (bytes) => {
@@ -278,33 +311,76 @@ export class RuntimeHost {
     this.conn.reconnect(`${why}: reconnecting to catch up`);
   }
 
-  // Sends everything in the session's outbox (frames are built in C).
+  // Sends everything in the sessions' outboxes (frames are built in C): the
+  // verifier's (failed acks of what it refused), then the patch instance's.
   flush() {
-    const M = this.M;
-    for (let n = M._rt_session_out_len(); n; n = M._rt_session_out_len()) {
-      const p = M._rt_session_out_data();
-      const bytes = M.HEAPU8.slice(p, p + n);
-      M._rt_session_out_pop();
-      this.conn?.send(bytes);
-      // while disconnected, acks and logs are dropped: the relay would not
-      // route them to anyone who asked, and catch-up re-establishes state
+    for (const I of [this.V, this.M]) {
+      for (let n = I._rt_session_out_len(); n; n = I._rt_session_out_len()) {
+        const p = I._rt_session_out_data();
+        const bytes = I.HEAPU8.slice(p, p + n);
+        I._rt_session_out_pop();
+        this.conn?.send(bytes);
+        // while disconnected, acks and logs are dropped: the relay would not
+        // route them to anyone who asked, and catch-up re-establishes state
+      }
     }
   }
 
   // ---- receiving -----------------------------------------------------------
 
   // Handles one frame from the relay (also usable without a socket, which
-  // is how the unit tests feed crafted frames). Returns the session's
-  // account of it.
+  // is how the unit tests feed crafted frames): first the verifier, then —
+  // only what it passes (runtime/README.md § The verifier instance) — the
+  // patch instance. Returns the account of it.
   receive(bytes) {
-    const M = this.M;
+    const V = this.V;
     if (bytes.length > PB_MAX_FRAME_BYTES) {
       // refused before anything reaches wasm memory, which never shrinks
-      const ev = JSON.parse(M.UTF8ToString(M._rt_session_refuse(bytes.length)));
+      const ev = JSON.parse(V.UTF8ToString(V._rt_session_refuse(bytes.length)));
       this.onFrame(ev);
       this.step();
       return ev;
     }
+    const now = this.clock.roomNowUs();
+    const p = V._malloc(bytes.length || 1);
+    V.HEAPU8.set(bytes, p);
+    const v = JSON.parse(V.UTF8ToString(V._rt_session_receive(p, bytes.length, now))) || { t: 'unknown' };
+    V._free(p);
+    const pass = V._rt_session_pass(); // runtime/verifier.c, rt_pass
+    const passed = pass === PASS.ITEMS
+      ? V.HEAPU8.slice(V._rt_session_passed_data(), V._rt_session_passed_data() + V._rt_session_passed_len())
+      : bytes;
+    // A state catch-up reaches the patch instance only once the verifier
+    // has it whole (nothing of a refused one is loaded), all at once: its
+    // batches, and what passed meanwhile behind them, wait here.
+    let ev = v;
+    if (pass === PASS.NONE) {
+      this.onFrame(v);
+    } else if (pass === PASS.DROP) {
+      for (const h of this.held) if (h.v.t !== 'head') this.onFrame(h.v);
+      this.held = [];
+      this.onFrame(v);
+    } else if (pass === PASS.HOLD || pass === PASS.END || this.held.length) {
+      this.held.push({ bytes: passed, v });
+      if (v.t === 'head') this.onFrame(v); // its freshness is now
+      if (pass !== PASS.END) return v;
+      const held = this.held;
+      this.held = [];
+      for (const h of held) {
+        const e = merged(h.v, this.deliver(h.bytes));
+        if (h.v.t !== 'head') this.onFrame(ev = e);
+      }
+    } else {
+      ev = merged(v, this.deliver(passed));
+      this.onFrame(ev);
+    }
+    this.step();
+    return ev;
+  }
+
+  // Hands a frame the verifier passed to the patch instance; its answer.
+  deliver(bytes) {
+    const M = this.M;
     const now = this.clock.roomNowUs();
     const p = M._malloc(bytes.length || 1);
     M.HEAPU8.set(bytes, p);
@@ -322,8 +398,6 @@ export class RuntimeHost {
     } finally {
       M._free(p);
     }
-    this.onFrame(ev);
-    this.step();
     return ev;
   }
 
@@ -465,8 +539,11 @@ export class RuntimeHost {
     this.resetQueue = [];
     const from = this.headSeq;
     this.freshness.newEpoch(head.epoch);
-    this.instantiate({ epoch: head.epoch, seq: 0 }).then((M2) => {
+    const floor = { epoch: head.epoch, seq: 0 };
+    Promise.all([this.instantiate(floor, { isVerifier: true }), this.instantiate(floor)]).then(([V2, M2]) => {
+      this.V = V2;
       this.M = M2;
+      this.held = [];
       if (this.canvas) this.attachCanvas(this.canvas.width, this.canvas.height);
       this.emit('reset', { from_seq: from, epoch: head.epoch, relay_head_seq: head.seq });
     }).catch((e) => {

@@ -97,6 +97,13 @@ typedef struct rt_floor {
 
 typedef struct rt_session_state {
     bool is_open;
+    /* A verifier instance (rt_session_verify_only): it verifies, chains and
+     * weighs heads, but loads, queues and runs nothing, so no patch code
+     * ever shares its memory (docs/SECURITY.md § Patch code). */
+    bool is_verifier;
+    /* A patch instance that gets only what a verifier passed: it checks
+     * everything but the signature again (rt_session_behind_verifier). */
+    bool is_behind_verifier;
     rt_kept *kept; /* newest first */
     uint32_t commits_since_prune;
     uint8_t key[PB_PUBLICKEY_BYTES];
@@ -142,6 +149,21 @@ pb_err rt_prepare_patch(const pb_patch *p, uint64_t seq, rt_staged **out,
 
 /* A history frame (catchup.c). */
 void rt_catchup_receive(const pb_history *h, uint64_t now_us, rt_json *j);
+/* In a verifier: what of the frame just received the host may hand the
+ * patch instance (verifier.c, runtime/README.md § The verifier instance);
+ * the numbers are rt_session_pass()'s answer. */
+typedef enum rt_pass {
+    RT_PASS_NONE = 0,  /* nothing: refused, or neither patch nor head */
+    RT_PASS_FRAME = 1, /* the frame as it came */
+    RT_PASS_ITEMS = 2, /* the batch of its verified items (rt_pass_items) */
+    RT_PASS_HOLD = 3,  /* a batch of a state catch-up: held until its end */
+    RT_PASS_END = 4,   /* its last batch, the catch-up whole: all of it */
+    RT_PASS_DROP = 5,  /* its last batch, the catch-up refused: none of it */
+} rt_pass;
+extern rt_pass rt_passed;
+/* Some items of a catch-up batch verified: encodes a batch of those for
+ * the patch instance (RT_PASS_ITEMS); false if out of memory. */
+bool rt_pass_items(const pb_history *h, const bool *is_ok);
 /* A verified item of a state catch-up defines st's vars, with or without
  * its module. */
 void rt_catchup_note(const pb_statement *st, bool has_module);
@@ -150,7 +172,7 @@ void rt_catchup_note(const pb_statement *st, bool has_module);
 void rt_catchup_abort(void);
 
 /* The signed head and the floor (head.c). */
-void rt_head_receive(const pb_head_frame *f, rt_json *j);
+pb_err rt_head_receive(const pb_head_frame *f, rt_json *j);
 /* A patch at the floor's seq must be the one verified before
  * (PB_ERR_CHAIN_FORK). */
 pb_err rt_floor_check(const pb_statement *st, pb_errmsg *why);

@@ -96,7 +96,14 @@ const char *rt_session_take_commits(void);
 const char *rt_session_trap(const char *var, const char *message,
                             double now_us);
 void rt_session_load_failed(const char *message);
-int rt_session_hello(const char *token, const char *client);
+int rt_session_hello(const char *token, const char *client, double since_seq);
+/* The verifier instance (verifier.c, runtime/README.md § The verifier
+ * instance). */
+int rt_session_verify_only(void);
+int rt_session_behind_verifier(void);
+int rt_session_pass(void);
+const uint8_t *rt_session_passed_data(void);
+uint32_t rt_session_passed_len(void);
 int rt_session_ping(double t0_us, double unc_us);
 /* What this runtime runs on, said in every hello from now on (device.c);
  * id: the hello's device_id. */

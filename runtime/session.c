@@ -158,10 +158,13 @@ double rt_session_next_apply_us(void)
 
 /* ---- frames the host sends ----------------------------------------------- */
 
-/* Queues hello; since_seq is the verified head, so a reconnect gets only
- * what it has not seen (docs/PROTOCOL.md § Catch-up). */
+/* A new connection: queues hello with since_seq, the verified head — the
+ * verifier's (verifier.c), so that a reconnect gets only what it has not
+ * seen (docs/PROTOCOL.md § Catch-up). A verifier (which then ignores
+ * since_seq and uses its own head) only begins the connection: the patch
+ * instance sends the hello. */
 EMSCRIPTEN_KEEPALIVE
-int rt_session_hello(const char *token, const char *client)
+int rt_session_hello(const char *token, const char *client, double since_seq)
 {
     pb_frame f = {.type = PB_T_HELLO};
     f.hello.token = pb_cstr(token);
@@ -169,9 +172,12 @@ int rt_session_hello(const char *token, const char *client)
     /* a catch-up that did not end is dropped, so since_seq is a head
      * that everything before it got to */
     rt_catchup_abort();
-    f.hello.since_seq = rt_state.chain.seq;
-    rt_state.hello_since_seq = rt_state.chain.seq;
+    f.hello.since_seq =
+        rt_state.is_verifier ? rt_state.chain.seq : (uint64_t)since_seq;
+    rt_state.hello_since_seq = f.hello.since_seq;
     rt_state.is_caught_up = false;
+    if (rt_state.is_verifier)
+        return PB_OK;
     rt_device_fill(&f.hello);
     return rt_out_frame(&f) ? PB_OK : PB_ERR_FIELD_RANGE;
 }
@@ -369,7 +375,9 @@ pb_err rt_accept_patch(const pb_patch *p, rt_item kind, uint64_t now_us,
                  kind == RT_LIVE ? "a live patch without its module"
                                  : "an item of a catch-up of whole patches "
                                    "came without its module");
-    } else if ((e = pb_patch_verify(p, rt_state.key, &st, &why))) {
+    } else if ((e = rt_state.is_behind_verifier
+                        ? pb_patch_verify_signed(p, rt_state.key, &st, &why)
+                        : pb_patch_verify(p, rt_state.key, &st, &why))) {
         seq = e == PB_ERR_BAD_SIGNATURE ? 0 : claimed_seq(p);
     } else {
         seq = st.seq;
@@ -411,6 +419,13 @@ pb_err rt_accept_patch(const pb_patch *p, rt_item kind, uint64_t now_us,
     uint64_t apply_us = st.apply_us;
     bool is_expr = st.kind == PB_KIND_EXPR;
     pb_statement_free(&st);
+    if (rt_state.is_verifier) { /* verified: the patch instance does the rest */
+        rt_json_bool(j, "ok", true);
+        rt_json_num(j, "apply_us", (double)apply_us);
+        rt_json_num(j, "verify_us", (double)us_since(t0));
+        rt_json_bool(j, "late", apply_us <= now_us);
+        return PB_OK;
+    }
     rt_pending *q = calloc(1, sizeof *q);
     if (!q) {
         rt_report_failed(seq, PB_ERR_NOMEM, NULL, "seq %llu: out of memory",
@@ -518,6 +533,7 @@ const char *rt_session_receive(const uint8_t *buf, uint32_t len, double now_us)
     rt_json j;
     rt_json_init(&j, rt_answer, sizeof rt_answer);
     rt_json_open(&j, NULL, '{');
+    rt_passed = RT_PASS_NONE;
     pb_frame f;
     pb_errmsg why = {{0}};
     pb_err e = rt_state.is_open ? pb_frame_decode(buf, len, &f, &why)
@@ -536,14 +552,19 @@ const char *rt_session_receive(const uint8_t *buf, uint32_t len, double now_us)
     }
     const char *t = pb_type_name(f.type);
     rt_json_str(&j, "t", t, strlen(t));
+    /* in a verifier, what may reach the patch instance: only verified
+     * patches and heads (verifier.c) */
+    bool is_passed = false;
     if (f.type == PB_T_PATCH)
-        rt_accept_patch(&f.patch, RT_LIVE, (uint64_t)now_us, &j);
+        is_passed = !rt_accept_patch(&f.patch, RT_LIVE, (uint64_t)now_us, &j);
     else if (f.type == PB_T_HISTORY)
         rt_catchup_receive(&f.history, (uint64_t)now_us, &j);
     else if (f.type == PB_T_HEAD)
-        rt_head_receive(&f.head, &j);
+        is_passed = rt_head_receive(&f.head, &j) == PB_OK;
     else
         describe(&f, &j);
+    if (rt_state.is_verifier && is_passed)
+        rt_passed = RT_PASS_FRAME;
     pb_frame_free(&f);
     rt_json_close(&j, '}');
     return rt_json_text(&j);
