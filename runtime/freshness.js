@@ -7,9 +7,12 @@
 //   localStorage) and handed to every new instance, so that no restart, and
 //   no unsigned claim, takes the runtime backwards;
 // - staleness: the relay signs the room's head at least every
-//   PB_HEAD_EVERY_US; when the freshest signed head is older than
-//   PB_HEAD_STALE_US on the room clock (counted from the moment the runtime
-//   joined, if none came), the runtime may be starved, and says since when.
+//   PB_HEAD_EVERY_US; a head is fresh when it names the runtime's own head
+//   (head.c). When no fresh head with a newer signed time was received for
+//   PB_HEAD_STALE_US on this runtime's own monotonic clock (counted from the
+//   first welcome, if none came; a later, unsigned, welcome changes
+//   nothing), the runtime may be starved, and says since when. The room
+//   clock is not used: pongs are not signed.
 import { PB_HEAD_STALE_US } from './pb_protocol.js';
 
 export class Freshness {
@@ -17,7 +20,9 @@ export class Freshness {
   // head)}, or null (nothing persists); onStale(sinceUs): called when the
   // runtime becomes stale (sinceUs: the signed time of its freshest head)
   // and when it is fresh again (0).
-  constructor({ store, key, room, onStale }) {
+  // nowMs: the local monotonic clock (default performance.now).
+  constructor({ store, key, room, onStale, nowMs = () => performance.now() }) {
+    this.nowMs = nowMs;
     this.store = store || null;
     this.key = key;
     this.room = room;
@@ -26,8 +31,10 @@ export class Freshness {
     try {
       this.saved = this.store?.load(key, room) || null;
     } catch { /* an unreadable store is an empty one */ }
-    this.freshUs = 0;      // signed time of the freshest head
-    this.joinedUs = 0;     // room time the current connection was welcomed
+    this.freshUs = 0;      // signed time of the freshest fresh head
+    this.freshAtMs = 0;    // when it was received (nowMs)
+    this.joinedUs = 0;     // room time of the first welcome
+    this.joinedAtMs = 0;   // when it was received (nowMs)
     this.staleSinceUs = 0; // 0: fresh
   }
 
@@ -54,17 +61,26 @@ export class Freshness {
     } catch { /* the floor lives on in memory */ }
   }
 
-  joined(nowUs) { this.joinedUs = nowUs; }
+  // The first welcome (nowUs: the room time): the base while no fresh head
+  // came. Only once: welcome is not signed.
+  joined(nowUs) {
+    if (this.joinedAtMs) return;
+    this.joinedUs = nowUs;
+    this.joinedAtMs = this.nowMs();
+  }
 
-  // A fresh signed head, signed at timeUs.
+  // A fresh signed head (it names the runtime's own head), signed at
+  // timeUs; one not newer than the freshest is a replay: it changes nothing.
   heard(timeUs) {
-    if (timeUs > this.freshUs) this.freshUs = timeUs;
+    if (timeUs <= this.freshUs) return;
+    this.freshUs = timeUs;
+    this.freshAtMs = this.nowMs();
   }
 
   // Called often (the host's housekeeping): stale or fresh again?
-  check(nowUs) {
-    const since = Math.max(this.freshUs, this.joinedUs);
-    const isStale = since > 0 && nowUs - since > PB_HEAD_STALE_US;
+  check() {
+    const at = this.freshAtMs || this.joinedAtMs;
+    const isStale = at > 0 && this.nowMs() - at > PB_HEAD_STALE_US / 1000;
     const sinceUs = isStale ? this.freshUs || this.joinedUs : 0;
     if (sinceUs !== this.staleSinceUs) {
       this.staleSinceUs = sinceUs;

@@ -11,9 +11,10 @@
  * - Only a signed head of a later epoch lets the runtime start afresh (the
  *   relay began the room again); one of an earlier epoch is refused.
  * - A signed head of this epoch ahead of the runtime, once its catch-up is
- *   done, means it missed a patch: it asks again. Its signed time says how
- *   fresh the runtime's view is; the host shows "stale since" when it is
- *   not (the acks carry it). */
+ *   done, means it missed a patch: it asks again (and the host asks again
+ *   while it stays behind). Only a head that names the runtime's own head
+ *   is fresh: the host shows "stale since" when none came for a while (the
+ *   acks carry it). */
 #include "internal.h"
 
 #include <emscripten.h>
@@ -110,7 +111,8 @@ pb_err rt_head_receive(const pb_head_frame *f, rt_json *j)
     pb_errmsg why = {{0}};
     pb_err e = pb_head_verify(f, rt_state.key, &h, &why);
     const pb_chain *c = &rt_state.chain;
-    bool is_fresh = false, needs_resync = false, needs_reset = false;
+    bool is_fresh = false, is_behind = false, needs_resync = false,
+         needs_reset = false;
     if (!e && !pb_str_eq(h.room, c->room))
         e = pb_fail(&why, PB_ERR_WRONG_ROOM,
                     "a signed head of room \"%.*s\", this is room \"%s\"",
@@ -145,9 +147,14 @@ pb_err rt_head_receive(const pb_head_frame *f, rt_json *j)
                         "the signed head says seq %llu is another patch than "
                         "the one this runtime has",
                         (unsigned long long)h.seq);
-        } else if (h.seq >= c->seq) {
-            is_fresh = true;
-            needs_resync = h.seq > c->seq && rt_state.is_caught_up;
+        } else if (h.seq == c->seq) {
+            is_fresh = true; /* it names this runtime's own head */
+        } else if (h.seq > c->seq) {
+            /* the room is ahead: not fresh; a patch was missed, or the
+             * catch-up has not come yet (the host asks again if it does
+             * not: host.js behind) */
+            is_behind = true;
+            needs_resync = rt_state.is_caught_up;
         }
         /* else: behind this runtime, so older than what it has: not fresh */
     }
@@ -160,6 +167,8 @@ pb_err rt_head_receive(const pb_head_frame *f, rt_json *j)
         return e;
     }
     rt_json_bool(j, "fresh", is_fresh);
+    if (is_behind)
+        rt_json_bool(j, "behind", true);
     if (needs_reset)
         rt_json_bool(j, "reset", true);
     if (needs_resync) {

@@ -423,7 +423,12 @@ export class RuntimeHost {
           this.emit('reject', { seq: 0, code: ev.code, error: ev.error });
           break;
         }
+        // signed before it arrived: the room time is past it (clock.js)
+        this.clock.atLeast(ev.time_us);
         if (ev.fresh) this.freshness.heard(ev.time_us);
+        if (!this.roomHead || ev.epoch > this.roomHead.epoch ||
+            (ev.epoch === this.roomHead.epoch && ev.seq > this.roomHead.seq))
+          this.roomHead = { epoch: ev.epoch, seq: ev.seq }; // where the room is (catchUpIfBehind)
         if (ev.reset) this.reset(ev);
         else if (ev.resync) this.resync(ev.resync);
         this.emit('head', ev);
@@ -651,9 +656,25 @@ export class RuntimeHost {
       const every = this.pingsSent < 5 ? 100 : (this.o.pingEveryMs || 500);
       if (!this.lastPing || Date.now() - this.lastPing >= every) this.ping();
     }
-    this.freshness.check(this.clock.roomNowUs());
+    this.freshness.check();
+    this.catchUpIfBehind();
     this.step();
     this.timers.house = this.setTimeout(() => this.housekeeping(), 100);
+  }
+
+  // Behind the room's signed head for RESYNC_MS (its catch-up was dropped,
+  // or never came): ask again, and again every RESYNC_MS while it lasts.
+  catchUpIfBehind() {
+    const h = this.roomHead;
+    if (!h || !this.V || this.headSeq >= h.seq) {
+      this.behindSinceMs = 0;
+      return;
+    }
+    const now = performance.now();
+    this.behindSinceMs ||= now;
+    if (now - this.behindSinceMs < RESYNC_MS) return;
+    this.behindSinceMs = now;
+    this.resync(`the room is at seq ${h.seq}, this runtime at ${this.headSeq}`);
   }
 
   ping() {

@@ -101,6 +101,58 @@ test('node runtime: a dropped live patch is noticed at the next signed head, not
   }
 });
 
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+test('node runtime: a signed head ahead is not fresh, and a dropped catch-up is asked again and leaves it stale', async () => {
+  await relay.eval('behind', `${H}double ggg(double v) { return v + 48; }\n`);
+  const rt = await joinRoom(mitm.link(relay.link('behind', 'node')), { name: 'node', backoffMs: 100 });
+  try {
+    const stale = [], heads = [], reconnects = [];
+    rt.on('stale', (s) => stale.push(s));
+    rt.on('head', (h) => heads.push(h));
+    rt.on('state', (s) => { if (s.state === 'reconnecting') reconnects.push(s); });
+    await until(() => rt.committedSeq === 1, 'seq 1');
+    // live patches and every catch-up dropped; the signed heads let through
+    mitm.toClient = (b) => (['patch', 'history'].includes(typeOf(b)) ? [] : [b]);
+    const { seq } = await relay.eval('behind', `${H}double ggg(double v) { return v + 49; }\n`);
+    assert.equal(seq, 2);
+    await sleep(3 * STALE_MS);
+    assert.equal(rt.headSeq, 1, 'still at seq 1 while the room is at seq 2');
+    assert.ok(stale.at(-1)?.since_us > 0, `behind for ${3 * STALE_MS / 1000} s: stale (${JSON.stringify(stale)})`);
+    assert.ok(reconnects.length >= 3, `asked again while behind (${reconnects.length} reconnects)`);
+    assert.ok(heads.some((h) => h.seq === 2 && h.behind && !h.fresh), 'a head of seq 2 says it is behind, not fresh');
+    mitm.toClient = honest;
+    await until(() => rt.committedSeq === 2, 'honest again: caught up', 15000);
+    await until(() => stale.at(-1).since_us === 0, 'fresh again', HEARTBEAT_MS + 5000);
+  } finally {
+    rt.close();
+    mitm.toClient = honest;
+  }
+});
+
+test('node runtime: an unsigned welcome does not make a starved runtime fresh', async () => {
+  await relay.eval('starved', `${H}double ggg(double v) { return v + 48; }\n`);
+  const rt = await joinRoom(mitm.link(relay.link('starved', 'node')), { name: 'node', backoffMs: 100 });
+  let timer = null;
+  try {
+    const stale = [];
+    rt.on('stale', (s) => stale.push(s));
+    await until(() => rt.committedSeq === 1, 'seq 1');
+    const welcome = [...mitm.seen].reverse().find((x) => x.dir === 'client' && x.t === 'welcome').bytes;
+    mitm.toClient = (b) => (['head', 'patch', 'history'].includes(typeOf(b)) ? [] : [b]);
+    await until(() => stale.some((s) => s.since_us > 0), 'stale', STALE_MS + 8000);
+    // a copy of its own welcome, every 5 s
+    mitm.inject(welcome);
+    timer = setInterval(() => mitm.inject(welcome), 5000);
+    await sleep(2 * STALE_MS);
+    assert.ok(stale.at(-1).since_us > 0, `no signed head for ${2 * STALE_MS / 1000} s, yet not stale: ${JSON.stringify(stale)}`);
+  } finally {
+    clearInterval(timer);
+    rt.close();
+    mitm.toClient = honest;
+  }
+});
+
 test('Chromium runtime page: withheld, the page shows "stale since …"; honest again, it clears', async () => {
   await relay.eval('page', `${H}double ggg(double v) { return v + 48; }\n`);
   browser = await launch();
