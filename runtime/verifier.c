@@ -20,12 +20,19 @@
 rt_pass rt_passed;
 static pb_buf passed; /* the batch of the verified items (RT_PASS_ITEMS) */
 
+/* Open, and nothing received yet: the only time a session takes a role. */
+static bool is_untouched(void)
+{
+    return rt_state.is_open && !rt_state.chain.seq && !rt_state.first &&
+           !rt_state.is_verifier && !rt_state.is_behind_verifier;
+}
+
 /* Makes this session a verifier: once, after rt_session_open and before
  * anything was received. Returns an error code. */
 EMSCRIPTEN_KEEPALIVE
 int rt_session_verify_only(void)
 {
-    if (!rt_state.is_open || rt_state.chain.seq || rt_state.first)
+    if (!is_untouched())
         return PB_ERR_UNEXPECTED;
     rt_state.is_verifier = true;
     return PB_OK;
@@ -39,7 +46,7 @@ int rt_session_verify_only(void)
 EMSCRIPTEN_KEEPALIVE
 int rt_session_behind_verifier(void)
 {
-    if (!rt_state.is_open || rt_state.chain.seq || rt_state.first)
+    if (!is_untouched())
         return PB_ERR_UNEXPECTED;
     rt_state.is_behind_verifier = true;
     return PB_OK;
