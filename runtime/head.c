@@ -72,9 +72,20 @@ int rt_session_floor(double epoch, double seq, const char *hash_hex)
     return PB_OK;
 }
 
-pb_err rt_floor_check(const pb_statement *st, pb_errmsg *why)
+pb_err rt_floor_check(const pb_statement *st, bool is_state_item,
+                      pb_errmsg *why)
 {
     const rt_floor *f = &rt_state.floor;
+    /* Below the floor, only a state catch-up may lead back up to it (its
+     * end is checked, rt_floor_check_end, and nothing of it commits before
+     * that): a live patch or a whole catch-up's item there is a replay. */
+    if (f->epoch == rt_state.chain.epoch && st->seq < f->seq && !is_state_item)
+        return pb_fail(why, PB_ERR_CHAIN_REPLAY,
+                       "seq %llu is below seq %llu, which this runtime "
+                       "verified before: a replay, refused (only a state "
+                       "catch-up that reaches seq %llu again is taken)",
+                       (unsigned long long)st->seq, (unsigned long long)f->seq,
+                       (unsigned long long)f->seq);
     if (!f->seq || f->epoch != rt_state.chain.epoch || st->seq != f->seq ||
         !memcmp(st->hash, f->hash, PB_HASH_BYTES))
         return PB_OK;

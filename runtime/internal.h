@@ -174,8 +174,10 @@ void rt_catchup_abort(void);
 /* The signed head and the floor (head.c). */
 pb_err rt_head_receive(const pb_head_frame *f, rt_json *j);
 /* A patch at the floor's seq must be the one verified before
- * (PB_ERR_CHAIN_FORK). */
-pb_err rt_floor_check(const pb_statement *st, pb_errmsg *why);
+ * (PB_ERR_CHAIN_FORK); one below it comes only in a state catch-up
+ * (PB_ERR_CHAIN_REPLAY). */
+pb_err rt_floor_check(const pb_statement *st, bool is_state_item,
+                      pb_errmsg *why);
 /* A state catch-up must not end below the floor (PB_ERR_CHAIN_REPLAY). */
 pb_err rt_floor_check_end(pb_errmsg *why);
 

@@ -389,7 +389,7 @@ pb_err rt_accept_patch(const pb_patch *p, rt_item kind, uint64_t now_us,
             now_us = st.created_us;
         e = pb_chain_check(&rt_state.chain, &st, &why);
         if (!e)
-            e = rt_floor_check(&st, &why);
+            e = rt_floor_check(&st, kind == RT_ITEM_STATE, &why);
         if (!e)
             pb_chain_advance(&rt_state.chain, &st);
         /* Authentic and chained, but due too far ahead: waiting for it

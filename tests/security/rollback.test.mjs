@@ -11,7 +11,10 @@
 // the attacker stops, it catches up honestly.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Relay, joinRoom, until, PB } from '../runtime/harness.mjs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Relay, Recorder, joinRoom, until, PB } from '../runtime/harness.mjs';
 import { launch } from '../web/harness.mjs';
 import { Mitm, typeOf } from './attacker.mjs';
 
@@ -135,4 +138,44 @@ test('Chromium runtime page: reloaded, it remembers its head (localStorage) and 
   mitm.toClient = honest;
   await wait(() => window.patchbay.stats.committedSeq === 3, null, 'the honest catch-up');
   assert.deepEqual(errors, []);
+});
+
+// The floor binds every path, not only a state catch-up's end: a restarted
+// runtime (its floor: seq 3) whose state catch-up is dropped is fed the
+// room's old, authentic live patch of seq 1 right after the signed head.
+test('node runtime restarted at its floor: a replayed old live patch is refused, nothing below the floor runs', async () => {
+  const rec = new Recorder(relay, 'floorlive');
+  await rec.ready;
+  for (const k of [48, 49, 50]) await relay.eval('floorlive', `${H}double ggg(double v) { return v + ${k}; }\n`);
+  const old1 = await rec.patch(1);
+  rec.close();
+  const stateDir = mkdtempSync(join(tmpdir(), 'pb-floor-'));
+  let rt = await joinRoom(mitm.link(relay.link('floorlive', 'node')), { name: 'node', backoffMs: 100, stateDir });
+  try {
+    await until(() => rt.committedSeq === 3, 'seq 3');
+    rt.close();
+    const files = readdirSync(stateDir).filter((f) => f.startsWith('head-'));
+    assert.equal(JSON.parse(readFileSync(join(stateDir, files[0]), 'utf8')).seq, 3, 'the persisted floor is seq 3');
+    let replayed = false;
+    mitm.toClient = (b) => {
+      const t = typeOf(b);
+      if (t === 'history' || t === 'patch') return [];
+      if (t === 'head' && !replayed) { replayed = true; return [b, old1]; }
+      return [b];
+    };
+    rt = await joinRoom(mitm.link(relay.link('floorlive', 'node')), { name: 'node', backoffMs: 100, stateDir });
+    const patches = [];
+    rt.on('patch', (p) => patches.push(p));
+    await until(() => patches.length, 'the replayed patch handled', 10000);
+    assert.equal(patches[0].ok, false, `below the floor after a restart: ${JSON.stringify(patches[0])}`);
+    assert.equal(patches[0].code, PB.PB_ERR_CHAIN_REPLAY);
+    assert.equal(rt.headSeq, 0);
+    assert.equal(rt.committedSeq, 0, 'nothing below the floor commits');
+    mitm.toClient = honest;
+    await until(() => rt.committedSeq === 3, 'honest again: the state catch-up takes it to seq 3', 20000);
+    assert.equal(rt.call('ggg', 10), 60);
+  } finally {
+    rt.close();
+    mitm.toClient = honest;
+  }
 });
