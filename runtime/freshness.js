@@ -8,7 +8,7 @@
 //   no unsigned claim, takes the runtime backwards;
 // - staleness: the relay signs the room's head at least every
 //   PB_HEAD_EVERY_US; a head is fresh when it names the runtime's own head
-//   (head.c). When no fresh head with a newer signed time was received for
+//   (head.c), or once the runtime has reached it. When no fresh head with a newer signed time was received for
 //   PB_HEAD_STALE_US on this runtime's own monotonic clock (counted from the
 //   first welcome, if none came; a later, unsigned, welcome changes
 //   nothing), the runtime may be starved, and says since when. The room
@@ -69,12 +69,13 @@ export class Freshness {
     this.joinedAtMs = this.nowMs();
   }
 
-  // A fresh signed head (it names the runtime's own head), signed at
-  // timeUs; one not newer than the freshest is a replay: it changes nothing.
-  heard(timeUs) {
+  // A fresh signed head (it names the runtime's own head, or one the
+  // runtime has since reached), signed at timeUs and received at atMs
+  // (nowMs); one not newer than the freshest is a replay: it changes nothing.
+  heard(timeUs, atMs = this.nowMs()) {
     if (timeUs <= this.freshUs) return;
     this.freshUs = timeUs;
-    this.freshAtMs = this.nowMs();
+    this.freshAtMs = atMs;
   }
 
   // Called often (the host's housekeeping): stale or fresh again?

@@ -426,9 +426,10 @@ export class RuntimeHost {
         // signed before it arrived: the room time is past it (clock.js)
         this.clock.atLeast(ev.time_us);
         if (ev.fresh) this.freshness.heard(ev.time_us);
-        if (!this.roomHead || ev.epoch > this.roomHead.epoch ||
-            (ev.epoch === this.roomHead.epoch && ev.seq > this.roomHead.seq))
-          this.roomHead = { epoch: ev.epoch, seq: ev.seq }; // where the room is (catchUpIfBehind)
+        // where the room is: a head ahead is fresh once reached (catchUpIfBehind)
+        if (ev.behind && (!this.roomHead || ev.epoch > this.roomHead.epoch ||
+                          (ev.epoch === this.roomHead.epoch && ev.time_us > this.roomHead.time_us)))
+          this.roomHead = { epoch: ev.epoch, seq: ev.seq, time_us: ev.time_us, atMs: performance.now() };
         if (ev.reset) this.reset(ev);
         else if (ev.resync) this.resync(ev.resync);
         this.emit('head', ev);
@@ -664,9 +665,14 @@ export class RuntimeHost {
 
   // Behind the room's signed head for RESYNC_MS (its catch-up was dropped,
   // or never came): ask again, and again every RESYNC_MS while it lasts.
+  // Once reached, that head says how fresh the runtime's view is.
   catchUpIfBehind() {
     const h = this.roomHead;
-    if (!h || !this.V || this.headSeq >= h.seq) {
+    if (h && this.V && this.headSeq >= h.seq) {
+      this.freshness.heard(h.time_us, h.atMs);
+      this.roomHead = null;
+    }
+    if (!this.roomHead) {
       this.behindSinceMs = 0;
       return;
     }
