@@ -164,7 +164,7 @@ void rt_catchup_receive(const pb_history *h, uint64_t now_us, rt_json *j)
 {
     bool is_state = h->req == 0 && rt_state.hello_since_seq == 0;
     rt_item kind = is_state ? RT_ITEM_STATE : RT_ITEM_WHOLE;
-    uint32_t n_ok = 0, n_failed = 0;
+    uint32_t n_ok = 0, n_failed = 0, n_chained = 0;
     bool needs_resync = false;
     if (is_state && !C.is_active) {
         C.is_active = true;
@@ -178,14 +178,16 @@ void rt_catchup_receive(const pb_history *h, uint64_t now_us, rt_json *j)
     rt_json_open(j, "items", '[');
     for (uint32_t i = 0; i < h->n_items; i++) {
         rt_json_open(j, NULL, '{');
-        pb_err e = rt_accept_patch(&h->items[i], kind, now_us, j);
+        bool is_chained = false;
+        pb_err e = rt_accept_patch(&h->items[i], kind, now_us, j, &is_chained);
         rt_json_close(j, '}');
         if (e)
             n_failed++;
         else
             n_ok++;
-        if (is_ok)
-            is_ok[i] = !e;
+        n_chained += is_chained;
+        if (is_ok) /* what the patch instance gets: what the chain took */
+            is_ok[i] = is_chained;
         if (is_delivery_fault(e)) {
             needs_resync = true;
             if (is_state && !C.failed)
@@ -209,9 +211,9 @@ void rt_catchup_receive(const pb_history *h, uint64_t now_us, rt_json *j)
         rt_passed = h->more    ? RT_PASS_HOLD
                     : is_whole ? RT_PASS_END
                                : RT_PASS_DROP;
-    else if (rt_state.is_verifier && !n_failed)
+    else if (rt_state.is_verifier && n_chained == h->n_items)
         rt_passed = RT_PASS_FRAME;
-    else if (rt_state.is_verifier && n_ok &&
+    else if (rt_state.is_verifier && n_chained &&
              (!is_ok || !rt_pass_items(h, is_ok)))
         rt_state.chain = at_frame; /* out of memory: as if none verified */
     free(is_ok);

@@ -139,9 +139,11 @@ typedef enum rt_item {
 } rt_item;
 
 /* Verifies p and, if it checks out and carries a module, prepares and
- * queues it (session.c). Describes the outcome into j. */
+ * queues it (session.c). Describes the outcome into j; *is_chained (may be
+ * NULL): the chain moved on to it (it can still be refused after that:
+ * due too far ahead). */
 pb_err rt_accept_patch(const pb_patch *p, rt_item kind, uint64_t now_us,
-                       rt_json *j);
+                       rt_json *j, bool *is_chained);
 /* Checks a verified module's imports, loads it and takes its staged vars;
  * an error is reported (failed ack) and said in why. */
 pb_err rt_prepare_patch(const pb_patch *p, uint64_t seq, rt_staged **out,

@@ -169,6 +169,7 @@ export async function bareRuntime(room, key, opts = {}) {
   const clock = new RoomClock({ now: () => now });
   let socket = null;
   const rt = await joinRoom(`http://127.0.0.1:1/runtime.html#room=${room}&token=t&key=${key}`, {
+    store: null, // a test's runtime starts with no floor of an earlier test's (opts.store to keep one)
     ...opts, clock,
     WebSocket: class extends LoopbackSocket { constructor() { super(); socket = this; } },
   });
