@@ -78,6 +78,8 @@ static const pb_field eval_f[] = {
     FIELD(pb_eval, buffer, PB_K_U64, OPT, 0),
     FIELD(pb_eval, start, PB_K_BIN, OPT, PB_MAX_RELPOS_BYTES),
     FIELD(pb_eval, end, PB_K_BIN, OPT, PB_MAX_RELPOS_BYTES),
+    FIELD(pb_eval, origin_room, PB_K_STR, OPT, PB_MAX_NAME_BYTES),
+    FIELD(pb_eval, origin_seq, PB_K_U64, OPT, 0),
 };
 static const pb_field diag_item_f[] = {
     FIELD(pb_diag_item, line, PB_K_U32, REQ, 0),

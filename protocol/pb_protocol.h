@@ -37,9 +37,12 @@ extern "C" {
 
 #define PB_PROTOCOL_VERSION 1u /* "v" of every frame */
 /* The first element of a statement: 1 for definitions (12 elements), 2 for
- * an expression (13: its kind comes last). */
-#define PB_STATEMENT_VERSION      1u
-#define PB_STATEMENT_VERSION_EXPR 2u
+ * an expression (13: its kind comes last), 3 for a patch that names the
+ * patch it was replayed or restored from (15: kind, origin room, origin
+ * seq; docs/PROTOCOL.md § Replay). */
+#define PB_STATEMENT_VERSION        1u
+#define PB_STATEMENT_VERSION_EXPR   2u
+#define PB_STATEMENT_VERSION_ORIGIN 3u
 #define PB_VERSION_STRING         "0.1.0" /* patchbay release */
 
 #define PB_MAX_FRAME_BYTES     (2u * 1024u * 1024u) /* whole encoded frame */
@@ -428,6 +431,9 @@ typedef struct pb_eval { /* editor -> relay */
     uint64_t buffer;     /* the shared buffer it was taken from (0: none) */
     pb_bytes start, end; /* where in it: Yjs relative positions, passed on
                             in buffer_eval when the patch is accepted */
+    pb_str origin_room;  /* a replay or a restore: the patch this one */
+    uint64_t origin_seq; /* repeats (both or neither), which the relay
+                            signs into the statement (§ Replay) */
 } pb_eval;
 
 typedef struct pb_diag_item {
@@ -748,6 +754,11 @@ typedef struct pb_statement {
     uint8_t key[PB_PUBLICKEY_BYTES]; /* the signing relay's key */
     pb_patch_kind kind;              /* PB_KIND_EXPR: element 12, version 2; an
                                         expression defines no symbols */
+    /* A replayed or restored patch names the patch it repeats (version 3,
+     * elements 13 and 14): both set or neither. Its runtimes seed rand()
+     * from the origin, so a replay draws what the original drew. */
+    pb_str origin_room;
+    uint64_t origin_seq;
     /* Filled in by decode: hash of the statement bytes. */
     uint8_t hash[PB_HASH_BYTES];
     void *priv_;

@@ -6,14 +6,16 @@
  * A statement of definitions is version 1 with 12 elements; an expression's
  * is version 2 with its kind as a 13th, so a verifier that predates
  * expressions refuses it (PB_ERR_VERSION) instead of taking it for
- * definitions. */
+ * definitions. A replayed or restored patch is version 3 with 15: the kind
+ * ("" for definitions), then the room and seq of the patch it repeats. */
 #include "internal.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#define N_ELEMS      12u /* version 1 */
-#define N_ELEMS_EXPR 13u /* version 2: + kind */
+#define N_ELEMS        12u /* version 1 */
+#define N_ELEMS_EXPR   13u /* version 2: + kind */
+#define N_ELEMS_ORIGIN 15u /* version 3: + kind, origin room, origin seq */
 
 static pb_err check_name(pb_str s, const char *what, uint32_t max,
                          bool empty_ok, pb_errmsg *why)
@@ -67,6 +69,14 @@ static pb_err check(const pb_statement *s, pb_errmsg *why)
                        "statement: an expression defines no symbols (it "
                        "names %u)",
                        s->n_symbols);
+    if (s->origin_room.len || s->origin_seq) {
+        if ((e = check_name(s->origin_room, "origin room", PB_MAX_NAME_BYTES,
+                            false, why)))
+            return e;
+        if (!s->origin_seq)
+            return pb_fail(why, PB_ERR_FIELD_RANGE,
+                           "statement: origin seq must be >= 1");
+    }
     return PB_OK;
 }
 
@@ -84,10 +94,14 @@ pb_err pb_statement_encode(const pb_statement *s, pb_buf *out, pb_errmsg *why)
     pb_writer w;
     pb_writer_start(&w, out, PB_MAX_STATEMENT_BYTES);
     msgpack_packer_init(&pk, &w, pb_writer_write);
-    bool is_expr = s->kind != PB_KIND_DEFS;
-    msgpack_pack_array(&pk, is_expr ? N_ELEMS_EXPR : N_ELEMS);
-    msgpack_pack_uint32(&pk, is_expr ? PB_STATEMENT_VERSION_EXPR
-                                     : PB_STATEMENT_VERSION);
+    bool has_origin = s->origin_seq != 0;
+    bool has_kind = has_origin || s->kind != PB_KIND_DEFS;
+    msgpack_pack_array(&pk, has_origin ? N_ELEMS_ORIGIN
+                            : has_kind ? N_ELEMS_EXPR
+                                       : N_ELEMS);
+    msgpack_pack_uint32(&pk, has_origin ? PB_STATEMENT_VERSION_ORIGIN
+                             : has_kind ? PB_STATEMENT_VERSION_EXPR
+                                        : PB_STATEMENT_VERSION);
     pack_str(&pk, s->room);
     msgpack_pack_uint64(&pk, s->seq);
     msgpack_pack_bin_with_body(&pk, s->prev_hash, PB_HASH_BYTES);
@@ -105,9 +119,13 @@ pb_err pb_statement_encode(const pb_statement *s, pb_buf *out, pb_errmsg *why)
     msgpack_pack_uint64(&pk, s->created_us);
     msgpack_pack_uint64(&pk, s->apply_us);
     msgpack_pack_bin_with_body(&pk, s->key, PB_PUBLICKEY_BYTES);
-    if (is_expr) {
+    if (has_kind) {
         const char *kind = pb_patch_kind_name(s->kind);
         msgpack_pack_str_with_body(&pk, kind, strlen(kind));
+    }
+    if (has_origin) {
+        pack_str(&pk, s->origin_room);
+        msgpack_pack_uint64(&pk, s->origin_seq);
     }
     if (w.err) {
         out->len = 0;
@@ -164,13 +182,15 @@ static pb_err decode_elems(const msgpack_object *a, pb_statement *s,
     pb_err e;
     if ((e = get_u64(&el[0], "version", &version, why)))
         return e;
-    if (version != PB_STATEMENT_VERSION && version != PB_STATEMENT_VERSION_EXPR)
+    if (version < PB_STATEMENT_VERSION || version > PB_STATEMENT_VERSION_ORIGIN)
         return pb_fail(why, PB_ERR_VERSION,
                        "statement: version %llu is not supported (this build "
-                       "reads %u and %u)",
+                       "reads %u to %u)",
                        (unsigned long long)version, PB_STATEMENT_VERSION,
-                       PB_STATEMENT_VERSION_EXPR);
-    uint32_t want = version == PB_STATEMENT_VERSION ? N_ELEMS : N_ELEMS_EXPR;
+                       PB_STATEMENT_VERSION_ORIGIN);
+    uint32_t want = version == PB_STATEMENT_VERSION        ? N_ELEMS
+                    : version == PB_STATEMENT_VERSION_EXPR ? N_ELEMS_EXPR
+                                                           : N_ELEMS_ORIGIN;
     if (a->via.array.size != want)
         return pb_fail(why, PB_ERR_FIELD_TYPE,
                        "statement: version %llu has %u elements, not %u",
@@ -220,15 +240,27 @@ static pb_err decode_elems(const msgpack_object *a, pb_statement *s,
         (e = get_u64(&el[10], "apply_us", &s->apply_us, why)) ||
         (e = get_hash(&el[11], "key", s->key, why)))
         return e;
-    if (want == N_ELEMS_EXPR) {
+    if (want != N_ELEMS) {
         pb_str kind;
         if ((e = get_str(&el[12], "kind", &kind, why)))
             return e;
         s->kind = pb_patch_kind_parse(kind);
-        if (s->kind == PB_KIND_DEFS)
+        /* version 2 exists for expressions; version 3 says "" for
+         * definitions */
+        bool is_defs = want == N_ELEMS_ORIGIN && kind.len == 0;
+        if (s->kind == PB_KIND_DEFS && !is_defs)
             return pb_fail(why, PB_ERR_FIELD_RANGE,
-                           "statement: kind \"%.*s\" is not one of expr",
-                           (int)(kind.len > 40 ? 40 : kind.len), kind.ptr);
+                           "statement: kind \"%.*s\" is not one of %s",
+                           (int)(kind.len > 40 ? 40 : kind.len), kind.ptr,
+                           want == N_ELEMS_EXPR ? "expr" : "\"\"|expr");
+    }
+    if (want == N_ELEMS_ORIGIN) {
+        if ((e = get_str(&el[13], "origin room", &s->origin_room, why)) ||
+            (e = get_u64(&el[14], "origin seq", &s->origin_seq, why)))
+            return e;
+        if (!s->origin_seq)
+            return pb_fail(why, PB_ERR_FIELD_RANGE,
+                           "statement: origin seq must be >= 1");
     }
     return check(s, why);
 }
@@ -251,11 +283,12 @@ pb_err pb_statement_decode(const uint8_t *buf, size_t len, pb_statement *out,
     if (e)
         goto fail;
     if (obj.type != MSGPACK_OBJECT_ARRAY ||
-        (obj.via.array.size != N_ELEMS && obj.via.array.size != N_ELEMS_EXPR)) {
+        (obj.via.array.size != N_ELEMS && obj.via.array.size != N_ELEMS_EXPR &&
+         obj.via.array.size != N_ELEMS_ORIGIN)) {
         e = pb_fail(why, PB_ERR_FIELD_TYPE,
-                    "statement: must be an array of %u (or, for an "
-                    "expression, %u) elements",
-                    N_ELEMS, N_ELEMS_EXPR);
+                    "statement: must be an array of %u elements (%u for an "
+                    "expression, %u for a replay)",
+                    N_ELEMS, N_ELEMS_EXPR, N_ELEMS_ORIGIN);
         goto fail;
     }
     if ((e = decode_elems(&obj, out, zone, why)))

@@ -82,6 +82,15 @@ void relay_eval_admit(relay_session *s, const pb_eval *ev)
     relay_quota *q = s->quota;
     uint64_t now = relay_mono_us();
     char why[300];
+    if (!ev->origin_room.len != !ev->origin_seq) {
+        relay_session_refuse(s, PB_ERR_FIELD_RANGE, ev->req,
+                             "eval %llu refused: origin_room and origin_seq "
+                             "name a patch together (got %s without %s)",
+                             (unsigned long long)ev->req,
+                             ev->origin_seq ? "origin_seq" : "origin_room",
+                             ev->origin_seq ? "origin_room" : "origin_seq");
+        return;
+    }
     if (!q) {
         relay_session_send_error(s, PB_ERR_NOMEM, ev->req, false,
                                  "the relay is out of memory");
@@ -111,6 +120,9 @@ void relay_eval_admit(relay_session *s, const pb_eval *ev)
     snprintf(job->author_name, sizeof job->author_name, "%s", s->name);
     job->lang = ev->lang;
     job->expr = ev->expr;
+    if (pb_str_copy(job->origin_room, sizeof job->origin_room, ev->origin_room))
+        job->origin_room[0] = '\0'; /* the decoder bounds it: cannot be */
+    job->origin_seq = job->origin_room[0] ? ev->origin_seq : 0;
     if (ev->buffer && ev->start.len <= PB_MAX_RELPOS_BYTES &&
         ev->end.len <= PB_MAX_RELPOS_BYTES) {
         relay_eval_range *er = &job->range;

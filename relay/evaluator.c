@@ -191,6 +191,9 @@ static pb_err accept_patch(relay_evaluator *ev, relay_history *history,
     memcpy(s.key, srv->keys.pk, PB_PUBLICKEY_BYTES);
     /* an expression defines no var (r->n_defs is 0): it runs once */
     s.kind = r->is_expr ? PB_KIND_EXPR : PB_KIND_DEFS;
+    /* a replay names its original: the author's claim, signed as made */
+    s.origin_room = pb_cstr(job->origin_seq ? job->origin_room : NULL);
+    s.origin_seq = job->origin_seq;
     /* The compile server runs what anyone sends it: the relay signs only
      * a module it has read itself (docs/SECURITY.md § Hostile input). */
     pb_errmsg bad;

@@ -318,6 +318,10 @@ typedef struct relay_job {
     size_t source_len;
     bool expr; /* the source is one expression (eval.expr) */
     relay_eval_range range; /* its shared buffer range, if any */
+    /* a replay or restore: the patch it repeats (docs/PROTOCOL.md
+     * § Replay), signed into the statement; "" and 0 otherwise */
+    char origin_room[PB_MAX_NAME_BYTES + 1];
+    uint64_t origin_seq;
     uint64_t lead_us;
     double tempo_bpm; /* with quantum: apply on the next quantum boundary */
     uint32_t quantum;

@@ -156,10 +156,12 @@ static bool finish(rt_json *j)
     return false;
 }
 
-/* A catch-up batch. Its apply times have passed, so it commits at once —
- * but behind anything queued before it, which keeps its own time: order
- * first. The last batch (more: false) acks the head once, when it
- * commits, instead of every item. */
+/* A catch-up batch. Its apply times have passed, so it commits at the
+ * host's next tick — right after this call — but behind anything queued
+ * before it, which keeps its own time: order first. The host's tick, not
+ * this call, commits them, so that it runs each pb_init and expression
+ * before the patches after it. The last batch (more: false) acks the head
+ * once, when it commits, instead of every item. */
 void rt_catchup_receive(const pb_history *h, uint64_t now_us, rt_json *j)
 {
     bool is_state = h->req == 0 && rt_state.hello_since_seq == 0;
@@ -217,7 +219,6 @@ void rt_catchup_receive(const pb_history *h, uint64_t now_us, rt_json *j)
              (!is_ok || !rt_pass_items(h, is_ok)))
         rt_state.chain = at_frame; /* out of memory: as if none verified */
     free(is_ok);
-    rt_session_tick((double)now_us);
     rt_json_num(j, "verified", n_ok);
     rt_json_num(j, "failed", n_failed);
     if (needs_resync)

@@ -37,6 +37,11 @@ const TEST_WAIT_MS = 5000;
 const SPIN_MS = 3;
 // The least time between two reconnects to catch up (ms).
 const RESYNC_MS = 5000;
+// What rand() is seeded for before a call into patch code (runtime/rand.c).
+const RAND_INIT = 1;
+const RAND_EXPR = 2;
+const RAND_FRAME = 3;
+const RAND_TEST = 4;
 
 // The last stretch before a commit: a precise sleep where the platform
 // allows one (node: Atomics.wait, which takes fractions of a millisecond
@@ -492,13 +497,15 @@ export class RuntimeHost {
   }
 
   afterTick() {
-    // A tick stops after an expression (it runs before the patches after
-    // it commit), so: take the commits, run what they ask for, tick again.
+    // A tick stops after an expression or a patch that defines pb_init
+    // (their code runs before the patches after them commit, so a catch-up
+    // runs each in order, as the room did): take the commits, run what
+    // they ask for, tick again.
     for (;;) {
       const M = this.M;
       const commits = JSON.parse(M.UTF8ToString(M._rt_session_take_commits()));
       let needsInit = false;
-      let ranExpr = false;
+      let ranCode = false;
       for (const c of commits) {
         this.emit('commit', c);
         // Commits come in batches (a catch-up commits many at once), so a
@@ -513,14 +520,14 @@ export class RuntimeHost {
         if (x && c.vars.includes(x.var) && this.varSeq(x.var) === c.seq) this.trap(x.var, why);
         if (c.vars.includes('pb_init')) needsInit = true;
         if (c.expr) {
-          if (needsInit) this.tryCall('pb_init', []); // the patches before it first
+          if (needsInit) this.runInit(); // the patches before it first
           needsInit = false;
           this.runExpr(c.seq);
-          ranExpr = true;
+          ranCode = true;
         }
       }
-      if (needsInit) this.tryCall('pb_init', []);
-      if (!ranExpr || !M._rt_session_tick(this.clock.roomNowUs())) break;
+      if (needsInit) this.runInit();
+      if (!(ranCode || needsInit) || !M._rt_session_tick(this.clock.roomNowUs())) break;
     }
     this.flushLogs();
     this.flush();
@@ -579,8 +586,8 @@ export class RuntimeHost {
       if (this.M !== old || this.resetQueue || old._rt_session_pending_count()) return false;
       const gen = JSON.parse(old.UTF8ToString(old._rt_session_generation()));
       if (!gen || gen.error || gen.epoch !== gen0.epoch) return false;
-      const e = M2.ccall('rt_session_adopt', 'number', ['number', 'string', 'number'],
-                         [gen.seq, gen.hash, gen.committed_seq]);
+      const e = M2.ccall('rt_session_adopt', 'number', ['number', 'string', 'number', 'string'],
+                         [gen.seq, gen.hash, gen.committed_seq, gen.rand_id]);
       if (e) throw new Error(`the new instance refused the head (error ${e})`);
       for (const st of gen.states) {
         const p = M2._malloc(st.size || 1);
@@ -698,6 +705,12 @@ export class RuntimeHost {
   varFn(name) { return this.M.ccall('rt_var_fn', 'number', ['string'], [name]); }
   varSeq(name) { return this.M.ccall('rt_session_var_seq', 'number', ['string'], [name]); }
 
+  // pb_init of the patch that just committed, with rand() seeded for it.
+  runInit() {
+    this.M._rt_seed_rand(RAND_INIT, 0);
+    return this.tryCall('pb_init', []);
+  }
+
   // Calls a var through the registry. Returns {ok, value} or, after a trap
   // (the var's patch then rolled back), {ok: false, trap}.
   tryCall(name, args) {
@@ -728,6 +741,7 @@ export class RuntimeHost {
     const M = this.M;
     const fn = M._rt_session_expr_begin();
     if (!fn) return null;
+    M._rt_seed_rand(RAND_EXPR, 0);
     const sp = M.stackSave();
     const first = this.lines.length;
     this.context = { var: 'pb_expr', seq };
@@ -829,6 +843,7 @@ export class RuntimeHost {
     const M = this.M;
     const fn = this.varFn(full);
     M.ccall('rt_check_take', 'string', [], []);
+    M._rt_seed_rand(RAND_TEST, 0);
     const sp = M.stackSave();
     const t0 = performance.now();
     let r;
@@ -888,6 +903,8 @@ export class RuntimeHost {
     if (!this.canvas) return { ok: false, undefined: true };
     const bpm = this.room.tempo_bpm || 0;
     this.M._rt_set_time(t, bpm ? t * bpm / 60 : 0);
+    // the same room time draws the same picture (a replay, another screen)
+    this.M._rt_seed_rand(RAND_FRAME, Math.floor(t * 1e6));
     return this.tryCall('pb_frame', [t, this.canvas.ptr]);
   }
 

@@ -70,9 +70,23 @@ uint32_t rt_expr_commit(uint64_t seq, rt_staged *staged, bool is_quiet,
 
 /* ---- The session (session.c, catchup.c, reload.c) ------------------------ */
 
+/* ---- rand() per patch (rand.c) -------------------------------------------
+ * A patch's identity for seeding: from its origin (room, seq) if it names
+ * one, else its own. The host seeds before each call into patch code
+ * (rt_seed_rand, with one of the call kinds). */
+#define RT_RAND_ID_BYTES 16u
+enum {
+    RT_RAND_INIT = 1,
+    RT_RAND_EXPR = 2,
+    RT_RAND_FRAME = 3,
+    RT_RAND_TEST = 4
+};
+void rt_rand_identity(const pb_statement *st, uint8_t out[RT_RAND_ID_BYTES]);
+
 typedef struct rt_pending { /* prepared, waiting for its apply time */
     uint64_t seq;
     uint64_t apply_us;
+    uint8_t rand_id[RT_RAND_ID_BYTES];
     rt_ack_info info;
     bool is_quiet; /* from a catch-up batch: no per-patch ack */
     bool is_expr;  /* an expression: runs once, defines no var (expr.c) */
@@ -109,6 +123,7 @@ typedef struct rt_session_state {
     uint8_t key[PB_PUBLICKEY_BYTES];
     pb_chain chain; /* verified head */
     uint64_t committed_seq;
+    uint8_t rand_id[RT_RAND_ID_BYTES]; /* of the last committed patch */
     uint64_t loading_seq; /* set while a module's constructors run */
     rt_pending *first, *last;
     uint32_t n_modules;

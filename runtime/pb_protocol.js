@@ -9,6 +9,7 @@
 export const PB_PROTOCOL_VERSION = 1; // value of "v" in every frame
 export const PB_STATEMENT_VERSION = 1; // first element of a statement of definitions
 export const PB_STATEMENT_VERSION_EXPR = 2; // first element of an expression's statement
+export const PB_STATEMENT_VERSION_ORIGIN = 3; // first element of a replayed or restored patch's statement
 export const PB_MAX_FRAME_BYTES = 2097152; // bytes in one encoded frame
 export const PB_MAX_FRAME_OBJECTS = 16384; // msgpack values in one frame
 export const PB_MAX_NESTING = 8; // depth of nested arrays/maps

@@ -135,6 +135,10 @@ const char *rt_session_generation(void)
     rt_json_str(&j, "hash", pb_hex(rt_state.chain.hash, PB_HASH_BYTES, hex),
                 2 * PB_HASH_BYTES);
     rt_json_num(&j, "committed_seq", (double)rt_state.committed_seq);
+    char rand_hex[2 * RT_RAND_ID_BYTES + 1];
+    rt_json_str(&j, "rand_id",
+                pb_hex(rt_state.rand_id, RT_RAND_ID_BYTES, rand_hex),
+                2 * RT_RAND_ID_BYTES);
     rt_json_open(&j, "patches", '[');
     uint32_t n = 0;
     for (rt_kept *k = rt_state.kept; k; k = k->next)
@@ -159,16 +163,21 @@ const char *rt_session_generation(void)
 }
 
 /* A fresh instance takes over the chain head of the one it replaces
- * (after rt_session_floor gave it the epoch); only before anything was
- * received or loaded. */
+ * (after rt_session_floor gave it the epoch), and the rand identity of its
+ * last committed patch (rand.c); only before anything was received or
+ * loaded. */
 EMSCRIPTEN_KEEPALIVE
-int rt_session_adopt(double seq, const char *hash_hex, double committed_seq)
+int rt_session_adopt(double seq, const char *hash_hex, double committed_seq,
+                     const char *rand_hex)
 {
     if (!rt_state.is_open || rt_state.chain.seq || rt_state.first ||
         rt_state.n_modules)
         return PB_ERR_UNEXPECTED;
-    if (pb_unhex(hash_hex, rt_state.chain.hash, PB_HASH_BYTES))
+    uint8_t rand_id[RT_RAND_ID_BYTES];
+    if (pb_unhex(hash_hex, rt_state.chain.hash, PB_HASH_BYTES) ||
+        pb_unhex(rand_hex, rand_id, RT_RAND_ID_BYTES))
         return PB_ERR_MALFORMED;
+    memcpy(rt_state.rand_id, rand_id, RT_RAND_ID_BYTES);
     rt_state.chain.seq = (uint64_t)seq;
     rt_state.committed_seq = (uint64_t)committed_seq;
     rt_state.hello_since_seq = rt_state.chain.seq; /* mid-connection */

@@ -145,11 +145,14 @@ void rt_session_expr_stopped(double seq, const char *message);
 /* Generation reload (runtime/README.md § Generation reload). */
 double rt_session_modules(void);
 const char *rt_session_generation(void);
-int rt_session_adopt(double seq, const char *hash_hex, double committed_seq);
+int rt_session_adopt(double seq, const char *hash_hex, double committed_seq,
+                     const char *rand_hex);
 /* Signed heads and the floor (head.c, runtime/README.md § Rollback). */
 const char *rt_session_head(void);
 int rt_session_floor(double epoch, double seq, const char *hash_hex);
 void rt_session_set_stale(double since_us);
+/* Seeds rand() before a call into patch code (rand.c). */
+void rt_seed_rand(int call, double t_us);
 const char *rt_session_reload_patch(const uint8_t *buf, uint32_t len,
                                     double seq);
 

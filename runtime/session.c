@@ -194,9 +194,12 @@ int rt_session_ping(double t0_us, double unc_us)
 /* ---- commit -------------------------------------------------------------- */
 
 /* Swaps p's vars in — or, for an expression with a module, hands its
- * pb_expr to the host to run (expr.c), which acks it after the run. */
-static void commit(rt_pending *p, uint64_t now_us)
+ * pb_expr to the host to run (expr.c), which acks it after the run.
+ * Returns whether it defined pb_init, which the host runs before the next
+ * patch commits. */
+static bool commit(rt_pending *p, uint64_t now_us)
 {
+    bool defines_init = false;
     bool is_expr = p->is_expr && p->staged;
     p->info.commit_at_us = now_us;
     p->info.late_us = (int64_t)(now_us - p->apply_us);
@@ -211,6 +214,7 @@ static void commit(rt_pending *p, uint64_t now_us)
     for (uint32_t i = 0; !p->is_expr && i < rt_staged_count(p->staged); i++) {
         const char *name = rt_staged_name(p->staged, i);
         rt_json_str(&commits, NULL, name, strlen(name));
+        defines_init = defines_init || !strcmp(name, "pb_init");
     }
     rt_json_close(&commits, ']');
     rt_json_bool(&commits, "catchup", p->is_quiet);
@@ -226,29 +230,36 @@ static void commit(rt_pending *p, uint64_t now_us)
     rt_json_close(&commits, '}');
 
     rt_state.committed_seq = p->seq;
+    memcpy(rt_state.rand_id, p->rand_id, RT_RAND_ID_BYTES);
     /* an expression's ack is its value (expr.c): never a bare commit */
     if (needs_ack && !p->is_expr)
         rt_report_ack(p->seq, PB_ACK_COMMITTED, &p->info);
     if (++rt_state.commits_since_prune >= 32)
         rt_prune_kept();
+    return defines_init;
 }
 
-/* Commits the first queued patch; the queue is in seq order. */
-static void commit_first(uint64_t now_us)
+/* Commits the first queued patch; the queue is in seq order. Returns
+ * whether it defined pb_init. */
+static bool commit_first(uint64_t now_us)
 {
     rt_pending *p = rt_state.first;
     rt_state.first = p->next;
     if (!rt_state.first)
         rt_state.last = NULL;
-    commit(p, now_us);
+    bool defines_init = commit(p, now_us);
     free(p);
+    return defines_init;
 }
 
 /* Commits every queued patch whose apply time has come, in seq order
  * (a later one never overtakes an earlier one that is not yet due), and
- * stops after an expression with a module: the host runs it before the
- * patches after it commit (rt_session_expr_begin/end), then ticks again.
- * Returns how many; the host reads them with rt_session_take_commits. */
+ * stops after an expression with a module or a patch that defines
+ * pb_init: the host runs that code before the patches after it commit
+ * (rt_session_expr_begin/end, pb_init), then ticks again — so a catch-up
+ * or a replay runs every pb_init and expression in order, as the room did
+ * (docs/ARCHITECTURE.md § Determinism). Returns how many; the host reads
+ * them with rt_session_take_commits. */
 EMSCRIPTEN_KEEPALIVE
 int rt_session_tick(double now_us)
 {
@@ -257,9 +268,9 @@ int rt_session_tick(double now_us)
     while (rt_state.first && !rt_state.first->is_held &&
            rt_state.first->apply_us <= now) {
         bool is_expr = rt_state.first->is_expr && rt_state.first->staged;
-        commit_first(now);
+        bool defines_init = commit_first(now);
         n++;
-        if (is_expr)
+        if (is_expr || defines_init)
             break;
     }
     rt_report_log_tick(now);
@@ -426,6 +437,8 @@ pb_err rt_accept_patch(const pb_patch *p, rt_item kind, uint64_t now_us,
     }
     uint64_t apply_us = st.apply_us;
     bool is_expr = st.kind == PB_KIND_EXPR;
+    uint8_t rand_id[RT_RAND_ID_BYTES];
+    rt_rand_identity(&st, rand_id);
     pb_statement_free(&st);
     if (rt_state.is_verifier) { /* verified: the patch instance does the rest */
         rt_json_bool(j, "ok", true);
@@ -443,6 +456,7 @@ pb_err rt_accept_patch(const pb_patch *p, rt_item kind, uint64_t now_us,
         return PB_ERR_NOMEM;
     }
     q->seq = seq;
+    memcpy(q->rand_id, rand_id, RT_RAND_ID_BYTES);
     q->apply_us = apply_us;
     q->is_quiet = kind != RT_LIVE;
     q->is_held = kind == RT_ITEM_STATE;

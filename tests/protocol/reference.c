@@ -219,6 +219,8 @@ static const limit limits[] = {
     L(PB_PROTOCOL_VERSION, "value of \"v\" in every frame"),
     L(PB_STATEMENT_VERSION, "first element of a statement of definitions"),
     L(PB_STATEMENT_VERSION_EXPR, "first element of an expression's statement"),
+    L(PB_STATEMENT_VERSION_ORIGIN,
+      "first element of a replayed or restored patch's statement"),
     L(PB_MAX_FRAME_BYTES, "bytes in one encoded frame"),
     L(PB_MAX_FRAME_OBJECTS, "msgpack values in one frame"),
     L(PB_MAX_NESTING, "depth of nested arrays/maps"),
@@ -407,6 +409,14 @@ static void gen_docs(text *t)
        "(`vectors/head_statement.msgpack`), %u bytes:\n\n",
        head->frame.head.stmt.len);
     hexdump(t, head->frame.head.stmt.ptr, head->frame.head.stmt.len);
+    pb_sample_replay_make(&p, "jam2", 1, NULL, "jam", 1);
+    tx(t,
+       "\nA replayed patch's statement (`vectors/statement_replay.msgpack`: "
+       "version 3, seq 1 of room jam2 repeating seq 1 of room jam; the kind "
+       "\"\" for definitions, then the origin room and seq), %zu bytes:\n\n",
+       p.stmt.len);
+    hexdump(t, p.stmt.data, p.stmt.len);
+    pb_sample_patch_free(&p);
     tx(t, "\n<!-- END GENERATED -->\n");
 }
 
@@ -505,6 +515,13 @@ static void build_vectors(void)
                             "the signed head of room jam at seq 2", PB_OK);
             raw_bytes(st, s[i].frame.head.stmt.ptr, s[i].frame.head.stmt.len);
         }
+    pb_sample_replay_make(&p, "jam2", 1, NULL, "jam", 1);
+    st = add_vector("statement_replay",
+                    "seq 1 of room jam2, replayed from seq 1 of room jam "
+                    "(version 3)",
+                    PB_OK);
+    raw_bytes(st, p.stmt.data, p.stmt.len);
+    pb_sample_patch_free(&p);
 
     /* Bad frames, each with the code decode must return. */
     uint64_t two = 2;

@@ -15,10 +15,12 @@ void pb_sample_keypair(uint8_t pk[PB_PUBLICKEY_BYTES],
 }
 
 /* Signs a statement of module and source for room/seq after prev_hash
- * into p (symbols: one var ggg for definitions, none for an expression). */
+ * into p (symbols: one var ggg for definitions, none for an expression;
+ * origin_room/origin_seq: a replay, else NULL/0). */
 static void sign_sample(pb_sample_patch *p, const char *room, uint64_t seq,
                         const uint8_t prev_hash[PB_HASH_BYTES],
-                        size_t module_len, pb_lang lang, pb_patch_kind kind)
+                        size_t module_len, pb_lang lang, pb_patch_kind kind,
+                        const char *origin_room, uint64_t origin_seq)
 {
     uint8_t pk[PB_PUBLICKEY_BYTES], sk[PB_SECRETKEY_BYTES];
     pb_sample_keypair(pk, sk);
@@ -38,6 +40,8 @@ static void sign_sample(pb_sample_patch *p, const char *room, uint64_t seq,
     s.apply_us = s.created_us + 50000;
     memcpy(s.key, pk, PB_PUBLICKEY_BYTES);
     s.kind = kind;
+    s.origin_room = pb_cstr(origin_room);
+    s.origin_seq = origin_seq;
 
     pb_buf_init(&p->stmt);
     if (pb_statement_encode(&s, &p->stmt, NULL) != PB_OK)
@@ -67,8 +71,20 @@ void pb_sample_patch_make(pb_sample_patch *p, const char *room, uint64_t seq,
     }
     snprintf(p->source, sizeof p->source,
              "double ggg(double v) { return v + %d; }", 48 + variant);
-    sign_sample(p, room, seq, prev_hash, module_len, PB_LANG_C,
-                PB_KIND_DEFS);
+    sign_sample(p, room, seq, prev_hash, module_len, PB_LANG_C, PB_KIND_DEFS,
+                NULL, 0);
+}
+
+void pb_sample_replay_make(pb_sample_patch *p, const char *room, uint64_t seq,
+                           const uint8_t prev_hash[PB_HASH_BYTES],
+                           const char *origin_room, uint64_t origin_seq)
+{
+    memset(p, 0, sizeof *p);
+    memcpy(p->module, wasm_header, 8);
+    snprintf(p->source, sizeof p->source,
+             "double ggg(double v) { return v + 48; }");
+    sign_sample(p, room, seq, prev_hash, 8, PB_LANG_C, PB_KIND_DEFS,
+                origin_room, origin_seq);
 }
 
 void pb_sample_expr_make(pb_sample_patch *p, const char *room, uint64_t seq,
@@ -81,7 +97,7 @@ void pb_sample_expr_make(pb_sample_patch *p, const char *room, uint64_t seq,
     memcpy(p->module + 8, extra, sizeof extra);
     snprintf(p->source, sizeof p->source, "(ggg 10)");
     sign_sample(p, room, seq, prev_hash, 8 + sizeof extra, PB_LANG_LISP,
-                PB_KIND_EXPR);
+                PB_KIND_EXPR, NULL, 0);
 }
 
 void pb_sample_patch_free(pb_sample_patch *p)
@@ -89,7 +105,7 @@ void pb_sample_patch_free(pb_sample_patch *p)
     pb_buf_free(&p->stmt);
 }
 
-#define N_SAMPLES 38
+#define N_SAMPLES 39
 static pb_sample samples[N_SAMPLES];
 static pb_sample_patch patch1, patch2, expr3;
 static pb_diag_item diag_items[2];
@@ -197,6 +213,16 @@ static void build(void)
     f.eval.expr = true;
     samples[i++] =
         (pb_sample){"eval_expr", "an editor evaluates an expression", f};
+
+    f = make(PB_T_EVAL);
+    f.eval.req = 45;
+    f.eval.lang = PB_LANG_C;
+    f.eval.name = pb_cstr("ggg.c");
+    f.eval.source = pb_cstr("double ggg(double v) { return v + 48; }");
+    f.eval.origin_room = pb_cstr("jam");
+    f.eval.origin_seq = 1;
+    samples[i++] = (pb_sample){"eval_replay",
+                               "patchbay replay re-sends seq 1 of room jam", f};
 
     diag_items[0] = (pb_diag_item){
         3,  12,           3,

@@ -34,6 +34,11 @@ void pb_sample_patch_make(pb_sample_patch *p, const char *room, uint64_t seq,
 /* An expression's patch (Lisp "(ggg 10)", no symbols) at seq. */
 void pb_sample_expr_make(pb_sample_patch *p, const char *room, uint64_t seq,
                          const uint8_t prev_hash[PB_HASH_BYTES]);
+/* A replayed patch: definitions that name origin_room/origin_seq as the
+ * patch they repeat (a version 3 statement). */
+void pb_sample_replay_make(pb_sample_patch *p, const char *room, uint64_t seq,
+                           const uint8_t prev_hash[PB_HASH_BYTES],
+                           const char *origin_room, uint64_t origin_seq);
 void pb_sample_patch_free(pb_sample_patch *p);
 
 /* The signed head of room "jam" at the sample chain's seq 2 (epoch 0),

@@ -84,6 +84,15 @@ TEST(test_decoded_fields_match_what_was_encoded)
     pb_buf_init(&a);
     for (size_t i = 0; i < n; i++) {
         pb_frame f;
+        if (s[i].frame.type == PB_T_EVAL && s[i].frame.eval.origin_seq) {
+            REQUIRE(encode(&s[i].frame, &a) == PB_OK);
+            REQUIRE(pb_frame_decode(a.data, a.len, &f, NULL) == PB_OK);
+            CHECK(f.eval.req == 45);
+            CHECK(pb_str_eq(f.eval.origin_room, "jam"));
+            CHECK(f.eval.origin_seq == 1);
+            pb_frame_free(&f);
+            continue;
+        }
         if (s[i].frame.type == PB_T_EVAL && s[i].frame.eval.buffer) {
             /* an eval from a shared buffer names it and the range */
             REQUIRE(encode(&s[i].frame, &a) == PB_OK);

@@ -116,13 +116,16 @@ TEST(test_statement_shape_errors)
     static const uint8_t short_array[] = {0x91, 0x01};
     CHECK(pb_statement_decode(short_array, 2, &s, NULL) == PB_ERR_FIELD_TYPE);
     CHECK(pb_statement_decode(NULL, 0, &s, NULL) == PB_ERR_TRUNCATED);
-    /* version 3; and version 2 (an expression's) with 12 elements */
+    /* version 4; and version 2 (an expression's) or 3 (a replay's) with
+     * 12 elements */
     pb_sample_patch p;
     pb_sample_patch_make(&p, "jam", 1, NULL, 0);
     uint8_t *b = malloc(p.stmt.len);
     memcpy(b, p.stmt.data, p.stmt.len);
-    b[1] = 0x03;
+    b[1] = 0x04;
     CHECK(pb_statement_decode(b, p.stmt.len, &s, NULL) == PB_ERR_VERSION);
+    b[1] = 0x03;
+    CHECK(pb_statement_decode(b, p.stmt.len, &s, NULL) == PB_ERR_FIELD_TYPE);
     b[1] = 0x02;
     CHECK(pb_statement_decode(b, p.stmt.len, &s, NULL) == PB_ERR_FIELD_TYPE);
     free(b);
@@ -194,6 +197,84 @@ TEST(test_expression_statement_is_version_2_with_its_kind_last)
     REQUIRE(pb_statement_decode(p.stmt.data, p.stmt.len, &s, &why) == PB_OK);
     CHECK(s.kind == PB_KIND_DEFS);
     pb_statement_free(&s);
+    pb_sample_patch_free(&p);
+}
+
+TEST(test_replayed_statement_is_version_3_naming_its_origin)
+{
+    pb_sample_patch p;
+    pb_sample_replay_make(&p, "jam2", 1, NULL, "jam", 7);
+    /* 0x9f: an array of 15; version 3; ... kind "", "jam", 7 */
+    REQUIRE(p.stmt.len > 8);
+    CHECK(p.stmt.data[0] == 0x9f && p.stmt.data[1] == 0x03);
+    CHECK(!memcmp(p.stmt.data + p.stmt.len - 6, "\xa0\xa3jam\x07", 6));
+    pb_statement s;
+    pb_errmsg why;
+    REQUIRE(pb_statement_decode(p.stmt.data, p.stmt.len, &s, &why) == PB_OK);
+    CHECK(s.kind == PB_KIND_DEFS);
+    CHECK(pb_str_eq(s.origin_room, "jam"));
+    CHECK(s.origin_seq == 7);
+    CHECK(pb_str_eq(s.room, "jam2") && s.seq == 1);
+    pb_buf again;
+    pb_buf_init(&again);
+    CHECK(pb_statement_encode(&s, &again, NULL) == PB_OK);
+    CHECK(again.len == p.stmt.len &&
+          !memcmp(again.data, p.stmt.data, again.len));
+    /* both or neither */
+    s.origin_seq = 0;
+    CHECK(pb_statement_encode(&s, &again, &why) == PB_ERR_FIELD_RANGE);
+    CHECK(strstr(why.text, "origin seq") != NULL);
+    s.origin_seq = 7;
+    s.origin_room = pb_cstr("");
+    CHECK(pb_statement_encode(&s, &again, &why) == PB_ERR_FIELD_RANGE);
+    CHECK(strstr(why.text, "origin room") != NULL);
+    /* an expression replayed keeps its kind */
+    s.origin_room = pb_cstr("jam");
+    s.kind = PB_KIND_EXPR;
+    s.n_symbols = 0;
+    CHECK(pb_statement_encode(&s, &again, NULL) == PB_OK);
+    CHECK(again.data[0] == 0x9f);
+    pb_buf_free(&again);
+    pb_statement_free(&s);
+
+    uint8_t *b = malloc(p.stmt.len + 1);
+    /* origin seq 0 */
+    memcpy(b, p.stmt.data, p.stmt.len);
+    b[p.stmt.len - 1] = 0x00;
+    CHECK(pb_statement_decode(b, p.stmt.len, &s, &why) == PB_ERR_FIELD_RANGE);
+    /* an empty origin room: "jam" -> "", the seq right after */
+    memcpy(b, p.stmt.data, p.stmt.len - 5);
+    b[p.stmt.len - 5] = 0xa0;
+    b[p.stmt.len - 4] = 0x07;
+    CHECK(pb_statement_decode(b, p.stmt.len - 3, &s, &why) ==
+          PB_ERR_FIELD_RANGE);
+    /* the origin seq as a str */
+    memcpy(b, p.stmt.data, p.stmt.len);
+    b[p.stmt.len - 1] = 0xa0;
+    CHECK(pb_statement_decode(b, p.stmt.len, &s, &why) == PB_ERR_FIELD_TYPE);
+    /* version 2 with 15 elements, version 3 with 13 */
+    memcpy(b, p.stmt.data, p.stmt.len);
+    b[1] = 0x02;
+    CHECK(pb_statement_decode(b, p.stmt.len, &s, &why) == PB_ERR_FIELD_TYPE);
+    /* version 4 is not known */
+    b[1] = 0x04;
+    CHECK(pb_statement_decode(b, p.stmt.len, &s, &why) == PB_ERR_VERSION);
+    /* an unknown kind in version 3 */
+    memcpy(b, p.stmt.data, p.stmt.len - 6);
+    memcpy(b + p.stmt.len - 6, "\xa1x\xa3jam\x07", 7);
+    CHECK(pb_statement_decode(b, p.stmt.len + 1, &s, &why) ==
+          PB_ERR_FIELD_RANGE);
+    free(b);
+    pb_sample_patch_free(&p);
+
+    /* and the empty kind is version 3's alone: version 2 refuses it */
+    pb_sample_expr_make(&p, "jam", 3, NULL);
+    b = malloc(p.stmt.len);
+    memcpy(b, p.stmt.data, p.stmt.len - 5);
+    b[p.stmt.len - 5] = 0xa0;
+    CHECK(pb_statement_decode(b, p.stmt.len - 4, &s, &why) ==
+          PB_ERR_FIELD_RANGE);
+    free(b);
     pb_sample_patch_free(&p);
 }
 
@@ -365,6 +446,7 @@ static const pb_test tests[] = {
     T(test_non_canonical_statement_is_rejected),
     T(test_statement_shape_errors),
     T(test_expression_statement_is_version_2_with_its_kind_last),
+    T(test_replayed_statement_is_version_3_naming_its_origin),
     T(test_statement_encode_checks_limits),
     T(test_patch_verify_accepts_a_good_patch),
     T(test_patch_verify_rejects_each_tampering_with_its_own_code),
