@@ -128,6 +128,8 @@ int cmd_token(int argc, char **argv);
 int cmd_keygen(int argc, char **argv);
 int cmd_log(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_import(int argc, char **argv);
 int cmd_room(int argc, char **argv);
 int cmd_runtime(int argc, char **argv);
 int cmd_devices(int argc, char **argv);

@@ -38,7 +38,12 @@ static const command commands[] = {
     {"nrepl", "an nREPL server in a room, for CIDER, Calva, Conjure",
      cmd_nrepl},
     {"log", "list a room's recorded history", cmd_log},
-    {"verify", "check a recorded history's signatures and chain", cmd_verify},
+    {"verify", "check a history's signatures and chain (a room or a file)",
+     cmd_verify},
+    {"export", "a room's history as one HTML page that plays it, or a bundle",
+     cmd_export},
+    {"import", "a bundle as a new room of this relay (verified first)",
+     cmd_import},
     {"keygen", "create the relay's keys (serve does it too)", cmd_keygen},
     {"compile",
      "compile a C or Lisp patch to a side module (FILE -> FILE.wasm)",
@@ -61,7 +66,7 @@ static void usage(FILE *out)
             PB_VERSION_STRING);
     for (size_t i = 0; i < N_COMMANDS; i++)
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
-    fprintf(out, "\nNot yet available: replay, export (see README.md).\n");
+    fprintf(out, "\nNot yet available: replay (see README.md).\n");
 }
 
 static int wants_help(int argc, char **argv)

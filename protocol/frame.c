@@ -228,6 +228,15 @@ static const pb_field log_end_f[] = {
     FIELD(pb_log_end, count, PB_K_U32, OPT, 0),
     FIELD(pb_log_end, dropped, PB_K_U64, OPT, 0),
 };
+static const pb_field bundle_f[] = {
+    FIELD(pb_bundle, room, PB_K_STR, REQ, PB_MAX_NAME_BYTES),
+    FIELD(pb_bundle, key, PB_K_HASH, REQ, 0),
+    FIELD(pb_bundle, count, PB_K_U64, REQ, 0),
+    FIELD(pb_bundle, head_hash, PB_K_HASH, REQ, 0),
+    FIELD(pb_bundle, exported_us, PB_K_U64, OPT, 0),
+    FIELD(pb_bundle, tempo_bpm, PB_K_F64, OPT, 0),
+    FIELD(pb_bundle, quantum, PB_K_U32, OPT, 64),
+};
 
 static const pb_field buffer_info_f[] = {
     FIELD(pb_buffer_info, id, PB_K_U64, REQ, 0),
@@ -332,6 +341,7 @@ static const pb_obj frames[PB_T_COUNT_] = {
         OBJ("buffer_aware frame", pb_buffer_aware, buffer_aware_f),
     [PB_T_BUFFER_EVAL] =
         OBJ("buffer_eval frame", pb_buffer_eval, buffer_eval_f),
+    [PB_T_BUNDLE] = OBJ("bundle frame", pb_bundle, bundle_f),
 };
 
 static const char *const type_names[PB_T_COUNT_] = {
@@ -365,6 +375,7 @@ static const char *const type_names[PB_T_COUNT_] = {
     "buffer_compact",
     "buffer_aware",
     "buffer_eval",
+    "bundle",
 };
 
 const pb_obj *pb_frame_obj(pb_type t)

@@ -364,7 +364,8 @@ typedef enum pb_type {
     PB_T_BUFFER_COMPACT,
     PB_T_BUFFER_AWARE,
     PB_T_BUFFER_EVAL,
-    PB_T_COUNT_ /* number of types + 1; not a type */
+    PB_T_BUNDLE, /* the first frame of a bundle file, never on a socket */
+    PB_T_COUNT_  /* number of types + 1; not a type */
 } pb_type;
 
 /* Wire name of a frame type ("history_req"); "" if out of range. */
@@ -684,6 +685,21 @@ typedef struct pb_buffer_eval { /* relay -> people: a range was evaluated */
     pb_bytes start, end;        /* the range, as eval gave it */
 } pb_buffer_eval;
 
+/* A bundle file (`patchbay export --format bundle`, docs/PROTOCOL.md
+ * § Bundle files): this frame, then count `patch` frames of room from seq
+ * 1 in order, each with its module and source. Nothing in it is signed but
+ * the patches: a reader checks them against a key it trusts. */
+typedef struct pb_bundle {
+    pb_str room;                      /* required */
+    uint8_t key[PB_PUBLICKEY_BYTES];  /* required: the relay that signed */
+    uint64_t count;                   /* required: patch frames that follow */
+    uint8_t head_hash[PB_HASH_BYTES]; /* required: hash of the last statement
+                                         (zero for an empty room) */
+    uint64_t exported_us;             /* when it was written */
+    double tempo_bpm;                 /* the room's settings then */
+    uint32_t quantum;
+} pb_bundle;
+
 typedef struct pb_frame {
     pb_type type;
     union {
@@ -716,6 +732,8 @@ typedef struct pb_frame {
         pb_buffer_compact buffer_compact;
         pb_buffer_aware buffer_aware;
         pb_buffer_eval buffer_eval;
+
+        pb_bundle bundle;
     };
     void *priv_; /* decode's memory; do not touch */
 } pb_frame;
@@ -727,6 +745,14 @@ typedef struct pb_frame {
 pb_err pb_frame_decode(const uint8_t *buf, size_t len, pb_frame *out,
                        pb_errmsg *why) PB_WUR;
 void pb_frame_free(pb_frame *f);
+
+/* The length of the msgpack value that starts at buf (len bytes
+ * available), for a reader of frames stored back to back (a bundle file):
+ * PB_ERR_TRUNCATED if it ends past len, PB_ERR_TOO_BIG past
+ * PB_MAX_FRAME_BYTES, or the scan's other errors naming the offset. Checks
+ * only the msgpack framing and its bounds; pb_frame_decode the bytes. */
+pb_err pb_frame_length(const uint8_t *buf, size_t len, size_t *frame_len,
+                       pb_errmsg *why) PB_WUR;
 
 /* Encodes a frame into out, replacing its contents. Checks the same limits
  * as decode, so nothing is sent that a peer would reject. */

@@ -16,8 +16,9 @@ static uint64_t be(const uint8_t *p, unsigned n)
     return v;
 }
 
-pb_err pb_scan(const uint8_t *buf, size_t len, uint32_t max_objects,
-               uint32_t max_depth, pb_errmsg *why)
+/* Scans the one msgpack value at the start of buf; *end is where it ends. */
+static pb_err scan_value(const uint8_t *buf, size_t len, uint32_t max_objects,
+                         uint32_t max_depth, size_t *end, pb_errmsg *why)
 {
     /* pending[d]: values still to read at depth d. */
     uint64_t pending[PB_MAX_NESTING + 2];
@@ -120,10 +121,35 @@ pb_err pb_scan(const uint8_t *buf, size_t len, uint32_t max_objects,
             pending[++depth] = children;
         }
     }
-    if (i != len)
-        return pb_fail(why, PB_ERR_MALFORMED,
-                       "%zu trailing bytes after the msgpack value", len - i);
+    *end = i;
     return PB_OK;
+}
+
+pb_err pb_scan(const uint8_t *buf, size_t len, uint32_t max_objects,
+               uint32_t max_depth, pb_errmsg *why)
+{
+    size_t end = 0;
+    pb_err e = scan_value(buf, len, max_objects, max_depth, &end, why);
+    if (!e && end != len)
+        e = pb_fail(why, PB_ERR_MALFORMED,
+                    "%zu trailing bytes after the msgpack value", len - end);
+    return e;
+}
+
+pb_err pb_frame_length(const uint8_t *buf, size_t len, size_t *frame_len,
+                       pb_errmsg *why)
+{
+    *frame_len = 0;
+    size_t end = 0;
+    size_t n = len > PB_MAX_FRAME_BYTES ? PB_MAX_FRAME_BYTES : len;
+    pb_err e =
+        scan_value(buf, n, PB_MAX_FRAME_OBJECTS, PB_MAX_NESTING, &end, why);
+    if (e == PB_ERR_TRUNCATED && n < len)
+        e = pb_fail(why, PB_ERR_TOO_BIG, "a frame longer than %u bytes",
+                    PB_MAX_FRAME_BYTES);
+    if (!e)
+        *frame_len = end;
+    return e;
 }
 
 pb_err pb_unpack(const uint8_t *buf, size_t len, uint32_t max_objects,

@@ -348,6 +348,46 @@ static char *join_deps(const relay_var_row *v)
     return out;
 }
 
+/* Inserts patch p and its vars, inside the caller's transaction. */
+static pb_err insert_patch(relay_history *h, const char *room,
+                           const relay_patch_row *p, const relay_var_row *vars,
+                           uint32_t n, pb_errmsg *why)
+{
+    sqlite3_stmt *s = q_begin(h, Q_INSERT_PATCH, room);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)p->seq);
+    sqlite3_bind_blob(s, 3, p->hash, PB_HASH_BYTES, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 4, p->stmt, (int)p->stmt_len, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 5, p->sig, PB_SIG_BYTES, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 6, p->module ? (const void *)p->module : "",
+                      (int)p->module_len, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 7, p->source ? p->source : "", (int)p->source_len,
+                      SQLITE_STATIC);
+    sqlite3_bind_text(s, 8, p->author ? p->author : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 9, (sqlite3_int64)p->created_us);
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE)
+        return db_fail(h, why, "cannot record the patch");
+    for (uint32_t i = 0; i < n; i++) {
+        char *deps = join_deps(&vars[i]);
+        if (!deps)
+            return pb_fail(why, PB_ERR_NOMEM, "out of memory");
+        s = q_begin(h, Q_UPSERT_VAR, room);
+        sqlite3_bind_text(s, 2, vars[i].name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 3, vars[i].sig, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 4, vars[i].decl ? vars[i].decl : "", -1,
+                          SQLITE_STATIC);
+        sqlite3_bind_text(s, 5, deps, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 6, (sqlite3_int64)p->seq);
+        rc = sqlite3_step(s);
+        sqlite3_reset(s);
+        free(deps);
+        if (rc != SQLITE_DONE)
+            return db_fail(h, why, "cannot record a var");
+    }
+    return PB_OK;
+}
+
 pb_err relay_history_append(relay_history *h, const char *room,
                             const relay_patch_row *p, const relay_var_row *vars,
                             uint32_t n, pb_errmsg *why)
@@ -365,44 +405,8 @@ pb_err relay_history_append(relay_history *h, const char *room,
                     room, (unsigned long long)p->seq, (unsigned long long)head);
         goto rollback;
     }
-    sqlite3_stmt *s = q_begin(h, Q_INSERT_PATCH, room);
-    sqlite3_bind_int64(s, 2, (sqlite3_int64)p->seq);
-    sqlite3_bind_blob(s, 3, p->hash, PB_HASH_BYTES, SQLITE_STATIC);
-    sqlite3_bind_blob(s, 4, p->stmt, (int)p->stmt_len, SQLITE_STATIC);
-    sqlite3_bind_blob(s, 5, p->sig, PB_SIG_BYTES, SQLITE_STATIC);
-    sqlite3_bind_blob(s, 6, p->module ? (const void *)p->module : "",
-                      (int)p->module_len, SQLITE_STATIC);
-    sqlite3_bind_blob(s, 7, p->source ? p->source : "", (int)p->source_len,
-                      SQLITE_STATIC);
-    sqlite3_bind_text(s, 8, p->author ? p->author : "", -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 9, (sqlite3_int64)p->created_us);
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    if (rc != SQLITE_DONE) {
-        e = db_fail(h, why, "cannot record the patch");
+    if ((e = insert_patch(h, room, p, vars, n, why)))
         goto rollback;
-    }
-    for (uint32_t i = 0; i < n; i++) {
-        char *deps = join_deps(&vars[i]);
-        if (!deps) {
-            e = pb_fail(why, PB_ERR_NOMEM, "out of memory");
-            goto rollback;
-        }
-        s = q_begin(h, Q_UPSERT_VAR, room);
-        sqlite3_bind_text(s, 2, vars[i].name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 3, vars[i].sig, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 4, vars[i].decl ? vars[i].decl : "", -1,
-                          SQLITE_STATIC);
-        sqlite3_bind_text(s, 5, deps, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 6, (sqlite3_int64)p->seq);
-        rc = sqlite3_step(s);
-        sqlite3_reset(s);
-        free(deps);
-        if (rc != SQLITE_DONE) {
-            e = db_fail(h, why, "cannot record a var");
-            goto rollback;
-        }
-    }
     if (sqlite3_exec(h->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
         e = db_fail(h, why, "cannot commit the patch");
         goto rollback;
@@ -411,6 +415,39 @@ pb_err relay_history_append(relay_history *h, const char *room,
 rollback:
     rollback(h);
     return e;
+}
+
+pb_err relay_history_import(relay_history *h, const char *room,
+                            relay_import_fn next, void *ctx, pb_errmsg *why)
+{
+    TRY_HISTORY(relay_history_begin(h, why));
+    uint64_t head = 0;
+    uint8_t head_hash[PB_HASH_BYTES];
+    pb_err e = relay_history_head(h, room, &head, head_hash, why);
+    if (!e && head)
+        e = pb_fail(why, PB_ERR_CHAIN_REPLAY,
+                    "room %s already has %llu patches: import into a new "
+                    "room",
+                    room, (unsigned long long)head);
+    for (uint64_t seq = 1; !e; seq++) {
+        relay_patch_row p;
+        const relay_var_row *vars = NULL;
+        uint32_t n = 0;
+        memset(&p, 0, sizeof p);
+        int more = next(ctx, &p, &vars, &n, why);
+        if (more < 0)
+            e = PB_ERR_INTERNAL; /* next said why */
+        if (more <= 0)
+            break;
+        if (p.seq != seq)
+            e = pb_fail(why, PB_ERR_CHAIN_GAP,
+                        "room %s: import gave seq %llu where %llu belongs",
+                        room, (unsigned long long)p.seq,
+                        (unsigned long long)seq);
+        else
+            e = insert_patch(h, room, &p, vars, n, why);
+    }
+    return relay_history_end(h, e, why);
 }
 
 static const char *col_text(sqlite3_stmt *s, int i)

@@ -208,3 +208,25 @@ void relay_keys_close(relay_keys *k)
 {
     sodium_memzero(k, sizeof *k);
 }
+
+/* One relay per data directory: a second would fork the chains. The lock
+ * goes away with the process, however it ends. */
+int relay_data_lock(const char *dir, pb_errmsg *why)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/relay.lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        pb_fail(why, PB_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        pb_fail(why, PB_ERR_IO,
+                "another relay is already using the data directory %s "
+                "(%s is locked)",
+                dir, path);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}

@@ -33,6 +33,13 @@ pb_err relay_keys_open(const char *dir, relay_keys *k, bool *created,
 /* Wipes the secrets from memory. */
 void relay_keys_close(relay_keys *k);
 
+/* One relay per data directory (two would fork the chains), and nothing
+ * that writes its history behind a running relay's back (`patchbay
+ * import`): takes DIR/relay.lock (flock), held until the returned fd is
+ * closed or the process ends. -1 with a message if another process holds
+ * it or it cannot be opened. */
+int relay_data_lock(const char *dir, pb_errmsg *why);
+
 /* ---- tokens (token.c) ---------------------------------------------------- */
 
 /* A token says who may join which room as what until when:
@@ -118,6 +125,18 @@ pb_err relay_history_epoch(relay_history *h, const char *room, uint64_t now_us,
 pb_err relay_history_append(relay_history *h, const char *room,
                             const relay_patch_row *p, const relay_var_row *vars,
                             uint32_t n, pb_errmsg *why) PB_WUR;
+/* Writes a whole history into an empty room in one transaction (`patchbay
+ * import`): next fills the patch of seq 1, 2, ... and its vars (borrowed
+ * until the next call) and returns 1, or 0 at the end, or -1 to give up
+ * (with a message in why). Nothing is written unless every patch is:
+ * PB_ERR_CHAIN_REPLAY if the room has patches, PB_ERR_CHAIN_GAP for a seq
+ * out of order, PB_ERR_INTERNAL when next gave up. */
+typedef int (*relay_import_fn)(void *ctx, relay_patch_row *p,
+                               const relay_var_row **vars, uint32_t *n,
+                               pb_errmsg *why);
+pb_err relay_history_import(relay_history *h, const char *room,
+                            relay_import_fn next, void *ctx,
+                            pb_errmsg *why) PB_WUR;
 /* Calls fn for every var of the room, by name. */
 pb_err relay_history_vars(relay_history *h, const char *room,
                           void (*fn)(void *ctx, const relay_var_row *v),

@@ -73,27 +73,6 @@ static void defaults(relay_config *c)
         c->compile_timeout_ms = CC_DEFAULT_TIMEOUT_MS;
 }
 
-/* One relay per data directory: a second would fork the chains. The lock
- * goes away with the process, however it ends. */
-static pb_err lock_data_dir(const char *dir, int *fd_out, pb_errmsg *why)
-{
-    char path[4200];
-    snprintf(path, sizeof path, "%s/relay.lock", dir);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return pb_fail(why, PB_ERR_IO, "cannot open %s: %s", path,
-                       strerror(errno));
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        close(fd);
-        return pb_fail(why, PB_ERR_IO,
-                       "another relay is already using the data directory %s "
-                       "(%s is locked)",
-                       dir, path);
-    }
-    *fd_out = fd;
-    return PB_OK;
-}
-
 /* Each client is a socket: allow as many as the hard limit permits. */
 static void raise_fd_limit(void)
 {
@@ -124,7 +103,7 @@ relay_server *relay_new(const relay_config *config, relay_info *info,
     bool created = false;
     if (relay_keys_open(srv->cfg.data_dir, &srv->keys, &created, why))
         goto fail;
-    if (lock_data_dir(srv->cfg.data_dir, &srv->lock_fd, why))
+    if ((srv->lock_fd = relay_data_lock(srv->cfg.data_dir, why)) < 0)
         goto fail;
     snprintf(srv->history_path, sizeof srv->history_path, "%s/history.db",
              srv->cfg.data_dir);

@@ -105,7 +105,7 @@ void pb_sample_patch_free(pb_sample_patch *p)
     pb_buf_free(&p->stmt);
 }
 
-#define N_SAMPLES 39
+#define N_SAMPLES 40
 static pb_sample samples[N_SAMPLES];
 static pb_sample_patch patch1, patch2, expr3;
 static pb_diag_item diag_items[2];
@@ -551,6 +551,19 @@ static void build(void)
     samples[i++] =
         (pb_sample){"buffer_eval", "ada's evaluated range became patch 2", f};
 #undef BYTES
+
+    f = make(PB_T_BUNDLE);
+    f.bundle.room = pb_cstr("jam");
+    memcpy(f.bundle.key, pk, sizeof pk);
+    f.bundle.count = 2;
+    memcpy(f.bundle.head_hash, patch2.hash, PB_HASH_BYTES);
+    f.bundle.exported_us = 1795000009000000ull;
+    f.bundle.tempo_bpm = 120;
+    f.bundle.quantum = 4;
+    samples[i++] = (pb_sample){"bundle",
+                               "the head of a bundle file of room jam: 2 "
+                               "patch frames follow",
+                               f};
 
     if (i != N_SAMPLES)
         abort();

@@ -186,3 +186,16 @@ export function decode(bytes) {
   if (r.p !== r.b.length) throw new Error('msgpack: bytes after the value');
   return v;
 }
+
+// Values stored back to back (a bundle file: docs/PROTOCOL.md § Bundle
+// files), each with where it starts and ends: [{value, at, end}].
+export function decodeSequence(bytes) {
+  const r = new Reader(bytes);
+  const out = [];
+  while (r.p < r.b.length) {
+    const at = r.p;
+    const value = r.value();
+    out.push({ value, at, end: r.p });
+  }
+  return out;
+}
