@@ -313,11 +313,7 @@ int cmd_export(int argc, char **argv)
             usage(stdout);
             return 0;
         } else if (!v) {
-            fprintf(stderr,
-                    "patchbay export: unknown option or missing value "
-                    "\"%s\" (see patchbay export --help)\n",
-                    a);
-            return 2;
+            return cli_bad_option("export", a);
         }
         i++;
         if (!strcmp(a, "--room"))
@@ -332,13 +328,8 @@ int cmd_export(int argc, char **argv)
             web = v;
         else if (!strcmp(a, "--title"))
             title = v;
-        else {
-            fprintf(stderr,
-                    "patchbay export: unknown option \"%s\" (see patchbay "
-                    "export --help)\n",
-                    a);
-            return 2;
-        }
+        else
+            return cli_bad_option("export", a);
     }
     if (!room || !path) {
         fprintf(stderr, "patchbay export: --room and -o are required\n\n");
@@ -351,19 +342,16 @@ int cmd_export(int argc, char **argv)
         is_html = true;
     else if (format && !strcmp(format, "bundle"))
         is_html = false;
-    else if (format) {
-        fprintf(stderr,
-                "patchbay export: --format is html or bundle, not \"%s\"\n",
-                format);
-        return 2;
-    } else if (strcmp(path, "-") && !is_html && !strchr(path, '.')) {
+    else if (format)
+        return cli_usage_error(
+            "export", "--format is html or bundle, not \"%s\"", format);
+    else if (strcmp(path, "-") && !is_html && !strchr(path, '.')) {
         is_html = true; /* a bare name: the page, as the help says */
     }
-    if (is_html && !strcmp(path, "-")) {
-        fprintf(stderr, "patchbay export: the HTML page is written to a "
-                        "file, not stdout (or --format bundle)\n");
-        return 2;
-    }
+    if (is_html && !strcmp(path, "-"))
+        return cli_usage_error("export", "the HTML page is written to a "
+                                         "file, not stdout (or --format "
+                                         "bundle)");
     if (pb_init()) {
         fprintf(stderr, "patchbay export: libsodium does not initialise\n");
         return 1;

@@ -154,11 +154,7 @@ int cmd_import(int argc, char **argv)
         } else if (a[0] != '-' && !file) {
             file = a;
         } else {
-            fprintf(stderr,
-                    "patchbay import: unknown option or missing value "
-                    "\"%s\" (see patchbay import --help)\n",
-                    a);
-            return 2;
+            return cli_bad_option("import", a);
         }
     }
     if (!file || !room) {
@@ -167,19 +163,15 @@ int cmd_import(int argc, char **argv)
         return 2;
     }
     pb_chain probe;
-    if (pb_chain_init(&probe, room)) {
-        fprintf(stderr,
-                "patchbay import: --room \"%s\" is not a room name (1 to %u "
-                "bytes)\n",
-                room, PB_MAX_NAME_BYTES);
-        return 2;
-    }
+    if (pb_chain_init(&probe, room))
+        return cli_usage_error("import",
+                               "--room \"%s\" is not a room name (1 to %u "
+                               "bytes)",
+                               room, PB_MAX_NAME_BYTES);
     pb_errmsg why = {{0}};
     uint8_t pinned[PB_PUBLICKEY_BYTES];
-    if (key_hex && cli_parse_key(key_hex, pinned, &why)) {
-        fprintf(stderr, "patchbay import: --key: %s\n", why.text);
-        return 2;
-    }
+    if (key_hex && cli_parse_key(key_hex, pinned, &why))
+        return cli_usage_error("import", "--key: %s", why.text);
     if (pb_init()) {
         fprintf(stderr, "patchbay import: libsodium does not initialise\n");
         return 3;

@@ -48,7 +48,7 @@ static void usage(FILE *out)
 
 typedef struct verify_opts {
     const uint8_t *key;
-    unsigned threads;
+    uint32_t threads;
     bool quiet;
 } verify_opts;
 
@@ -208,41 +208,27 @@ int cmd_verify(int argc, char **argv)
         } else if (!strcmp(a, "--key") && v) {
             key_hex = argv[++i];
         } else if (!strcmp(a, "--threads") && v) {
-            char *end;
-            unsigned long n = strtoul(argv[++i], &end, 10);
-            if (*end || !n || n > 16) {
-                fprintf(stderr,
-                        "patchbay verify: --threads wants 1 to 16, "
-                        "got \"%s\"\n",
-                        argv[i]);
-                return 2;
-            }
-            o.threads = (unsigned)n;
+            pb_errmsg why;
+            if (cli_parse_u32(a, argv[++i], 1, 16, &o.threads, &why))
+                return cli_usage_error("verify", "%s", why.text);
         } else if (a[0] != '-' && !file) {
             file = a;
         } else {
-            fprintf(stderr,
-                    "patchbay verify: unknown option or missing value "
-                    "\"%s\" (see patchbay verify --help)\n",
-                    a);
-            return 2;
+            return cli_bad_option("verify", a);
         }
     }
-    if (file && (room || has_data)) {
-        fprintf(stderr, "patchbay verify: FILE is checked on its own: "
-                        "--room and --data are for a data directory\n");
-        return 2;
-    }
+    if (file && (room || has_data))
+        return cli_usage_error("verify", "FILE is checked on its own: --room "
+                                         "and --data are for a data "
+                                         "directory");
     if (pb_init()) {
         fprintf(stderr, "patchbay verify: libsodium does not initialise\n");
         return 3;
     }
     uint8_t key[PB_PUBLICKEY_BYTES];
     pb_errmsg why = {{0}};
-    if (key_hex && cli_parse_key(key_hex, key, &why)) {
-        fprintf(stderr, "patchbay verify: --key: %s\n", why.text);
-        return 2;
-    }
+    if (key_hex && cli_parse_key(key_hex, key, &why))
+        return cli_usage_error("verify", "--key: %s", why.text);
     if (file)
         return verify_file(file, key_hex ? key : NULL, &o);
     if (!key_hex && cli_data_key(data, key, &why)) {
