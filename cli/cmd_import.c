@@ -19,6 +19,7 @@
 #include "history.h"
 #include "relay.h"
 
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -119,14 +120,23 @@ static int next_patch(void *vctx, relay_patch_row *row,
     row->module_len = p->module.len;
     row->source = p->source.ptr ? p->source.ptr : "";
     row->source_len = p->source.len;
-    (void)pb_str_copy(x->author, sizeof x->author, s.author);
+    /* a decoded statement's names are within these sizes already */
+    if (pb_str_copy(x->author, sizeof x->author, s.author)) {
+        pb_fail(why, PB_ERR_FIELD_RANGE, "seq %" PRIu64 ": author too long",
+                s.seq);
+        return -1;
+    }
     row->author = x->author;
     row->created_us = s.created_us;
     /* the vars it defines, as the compiler will see them; their C
      * prototypes are made from the signatures (decl empty) */
     for (uint32_t i = 0; i < s.n_symbols; i++) {
-        (void)pb_str_copy(x->names[i], sizeof x->names[i], s.symbols[i].name);
-        (void)pb_str_copy(x->types[i], sizeof x->types[i], s.symbols[i].type);
+        if (pb_str_copy(x->names[i], sizeof x->names[i], s.symbols[i].name) ||
+            pb_str_copy(x->types[i], sizeof x->types[i], s.symbols[i].type)) {
+            pb_fail(why, PB_ERR_FIELD_RANGE,
+                    "seq %" PRIu64 ": a var's name or type is too long", s.seq);
+            return -1;
+        }
         x->vars[i] =
             (relay_var_row){x->names[i], x->types[i], "", NULL, 0, s.seq};
     }
@@ -185,7 +195,8 @@ int cmd_import(int argc, char **argv)
     }
     const pb_bundle *head = &b.head.bundle;
     char from_room[PB_MAX_NAME_BYTES + 1] = "";
-    (void)pb_str_copy(from_room, sizeof from_room, head->room);
+    if (pb_str_copy(from_room, sizeof from_room, head->room))
+        from_room[0] = 0; /* cli_bundle_open checked it: cannot happen */
     const uint8_t *key = key_hex ? pinned : head->key;
     char hex[2 * PB_PUBLICKEY_BYTES + 1];
     pb_hex(key, PB_PUBLICKEY_BYTES, hex);
@@ -251,7 +262,11 @@ int cmd_import(int argc, char **argv)
     x->keys = &keys;
     x->room = room;
     pb_buf_init(&x->stmt);
-    (void)pb_chain_init(&x->head, room);
+    if (pb_chain_init(&x->head, room)) {
+        fprintf(stderr, "patchbay import: \"%s\" is not a room name\n", room);
+        rc = 2;
+        goto done;
+    }
     cli_bundle_rewind(&b);
     cli_progress_start(&x->bar, "importing", n_good);
     e = relay_history_import(h, room, next_patch, x, &why);

@@ -167,7 +167,8 @@ static int verify_file(const char *path, const uint8_t *pinned, verify_opts *o)
     }
     const pb_bundle *head = &b.head.bundle;
     char room[PB_MAX_NAME_BYTES + 1] = "";
-    (void)pb_str_copy(room, sizeof room, head->room);
+    if (pb_str_copy(room, sizeof room, head->room))
+        room[0] = 0; /* cli_bundle_open checked it: cannot happen */
     char what[PB_MAX_NAME_BYTES + 512];
     snprintf(what, sizeof what, "%s (room %s)", path, room);
     o->key = pinned ? pinned : head->key;
