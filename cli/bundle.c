@@ -222,7 +222,7 @@ pb_err cli_bundle_check(cli_bundle *b, const uint8_t key[PB_PUBLICKEY_BYTES],
     *n_good = *bad_seq = 0;
     if (pb_str_copy(room, sizeof room, head->room) || !room[0])
         return pb_fail(why, PB_ERR_FIELD_RANGE, "the bundle names no room");
-    cli_check *c = cli_check_new(room, key, threads, bar);
+    cli_check *c = cli_check_new(room, head->epoch, key, threads, bar);
     if (!c)
         return pb_fail(why, PB_ERR_NOMEM, "out of memory");
     cli_bundle_rewind(b);

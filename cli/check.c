@@ -102,12 +102,12 @@ static void *worker(void *arg)
     return NULL;
 }
 
-cli_check *cli_check_new(const char *room,
+cli_check *cli_check_new(const char *room, uint64_t epoch,
                          const uint8_t key[PB_PUBLICKEY_BYTES],
                          unsigned threads, cli_progress *progress)
 {
     cli_check *c = calloc(1, sizeof *c);
-    if (!c || pb_chain_init(&c->chain, room)) {
+    if (!c || pb_chain_init_epoch(&c->chain, room, epoch, key)) {
         free(c);
         return NULL;
     }
@@ -243,6 +243,12 @@ static void check_in_order(cli_check *c, entry *en, const pb_patch *p,
              "seq %llu comes again after seq %llu: a patch repeated, or out "
              "of order",
              (unsigned long long)st.seq, (unsigned long long)want - 1);
+    } else if (st.seq == 1) {
+        fail(c, e,
+             "seq 1 does not begin epoch %llu of room %s: it links to another "
+             "genesis (a patch of another history, or the epoch named for it "
+             "is not its room's)",
+             (unsigned long long)c->chain.epoch, c->room);
     } else {
         fail(c, e,
              "seq %llu does not link to seq %llu: it names another previous "

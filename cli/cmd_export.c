@@ -102,6 +102,7 @@ static int make_bundle(const char *data, const char *room, char **out,
     export_ctx x = {0};
     if (cli_data_key(data, key, &why) ||
         relay_history_head(h, room, &head.count, head.head_hash, &why) ||
+        relay_history_epoch(h, room, 0, &head.epoch, &why) ||
         relay_history_get_settings(h, room, &settings, &why)) {
         fprintf(stderr, "patchbay export: %s\n", why.text);
         rc = 3;
@@ -118,7 +119,7 @@ static int make_bundle(const char *data, const char *room, char **out,
     head.tempo_bpm = settings.tempo_bpm;
     head.quantum = settings.quantum;
     if (!(x.out = open_memstream(out, len)) ||
-        !(x.check = cli_check_new(room, key, 0, NULL))) {
+        !(x.check = cli_check_new(room, head.epoch, key, 0, NULL))) {
         fprintf(stderr, "patchbay export: out of memory\n");
         goto done;
     }

@@ -22,6 +22,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static void usage(FILE *out)
@@ -262,9 +263,15 @@ int cmd_import(int argc, char **argv)
     x->keys = &keys;
     x->room = room;
     pb_buf_init(&x->stmt);
-    if (pb_chain_init(&x->head, room)) {
-        fprintf(stderr, "patchbay import: \"%s\" is not a room name\n", room);
-        rc = 2;
+    /* the new room's history begins now: its own epoch, as a relay gives
+     * a room it meets (docs/PROTOCOL.md § The signed head) */
+    uint64_t epoch = 0;
+    if (relay_history_epoch(h, room, (uint64_t)time(NULL) * 1000000u, &epoch,
+                            &why) ||
+        pb_chain_init_epoch(&x->head, room, epoch, keys.pk)) {
+        fprintf(stderr, "patchbay import: room %s: %s\n", room,
+                why.text[0] ? why.text : "not a room name");
+        rc = 1;
         goto done;
     }
     cli_bundle_rewind(&b);

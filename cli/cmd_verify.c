@@ -81,10 +81,13 @@ static int verify_room(relay_history *h, const char *room, uint64_t head,
     cli_progress bar;
     cli_progress_start(&bar, what, head);
     double t0 = cli_now_s();
-    cli_check *c = cli_check_new(room, o->key, o->threads, &bar);
     pb_errmsg why = {{0}};
-    uint64_t n_good = 0, bad_seq = 0;
-    pb_err e = c ? cli_check_room(c, h, room, &why) : PB_ERR_NOMEM;
+    uint64_t n_good = 0, bad_seq = 0, epoch = 0;
+    pb_err e = relay_history_epoch(h, room, 0, &epoch, &why);
+    cli_check *c =
+        e ? NULL : cli_check_new(room, epoch, o->key, o->threads, &bar);
+    if (!e)
+        e = c ? cli_check_room(c, h, room, &why) : PB_ERR_NOMEM;
     if (!e)
         e = cli_check_end(c, &n_good, &bad_seq, &why);
     cli_check_free(c);

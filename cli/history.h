@@ -97,8 +97,10 @@ pb_err cli_bundle_write_patch(FILE *out, const pb_patch *p,
  * patch of another room or history. */
 /* Online cores (at most 16): the default number of workers. */
 unsigned cli_cores(void);
-/* threads: signature workers (0: one per core). progress may be NULL. */
-cli_check *cli_check_new(const char *room,
+/* The chain of room in epoch (its seq 1 links to that epoch's genesis),
+ * signed by key. threads: signature workers (0: one per core). progress
+ * may be NULL. */
+cli_check *cli_check_new(const char *room, uint64_t epoch,
                          const uint8_t key[PB_PUBLICKEY_BYTES],
                          unsigned threads, cli_progress *progress);
 /* Checks the next patch (the n-th fed is expected to be seq n);

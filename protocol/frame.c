@@ -233,6 +233,7 @@ static const pb_field bundle_f[] = {
     FIELD(pb_bundle, key, PB_K_HASH, REQ, 0),
     FIELD(pb_bundle, count, PB_K_U64, REQ, 0),
     FIELD(pb_bundle, head_hash, PB_K_HASH, REQ, 0),
+    FIELD(pb_bundle, epoch, PB_K_U64, OPT, 0),
     FIELD(pb_bundle, exported_us, PB_K_U64, OPT, 0),
     FIELD(pb_bundle, tempo_bpm, PB_K_F64, OPT, 0),
     FIELD(pb_bundle, quantum, PB_K_U32, OPT, 64),

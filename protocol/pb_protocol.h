@@ -695,6 +695,8 @@ typedef struct pb_bundle {
     uint64_t count;                   /* required: patch frames that follow */
     uint8_t head_hash[PB_HASH_BYTES]; /* required: hash of the last statement
                                          (zero for an empty room) */
+    uint64_t epoch; /* the room's epoch (§ The signed head): its seq 1
+                       links to that epoch's genesis; 0 from before epochs */
     uint64_t exported_us;             /* when it was written */
     double tempo_bpm;                 /* the room's settings then */
     uint32_t quantum;

@@ -11,8 +11,9 @@
  * frames in turn (real modules, say recorded from a relay, so that
  * runtimes can run them); without any, a small placeholder module that
  * only verification reads. Patch i is created GAP ms after patch i-1
- * (default 100) and applies 50 ms after its creation. Exit status 0, or 1
- * with a message. */
+ * (default 100) and applies 50 ms after its creation. The room's epoch is
+ * the first patch's creation time (its seq 1 links to that genesis). Exit
+ * status 0, or 1 with a message. */
 #include "pb_protocol.h"
 #include "relay.h"
 
@@ -145,7 +146,7 @@ int main(int argc, char **argv)
     g.base_us = (uint64_t)time(NULL) * 1000000u - g.count * g.gap_us;
     g.likes = calloc((size_t)argc, sizeof *g.likes);
     pb_errmsg why = {{0}};
-    if (pb_init() || !g.likes || pb_chain_init(&g.head, g.room))
+    if (pb_init() || !g.likes)
         return 1;
     for (int i = 4; i < argc; i++) {
         if (!strcmp(argv[i], "--gap-ms") && i + 1 < argc) {
@@ -176,7 +177,14 @@ int main(int argc, char **argv)
     char path[4200];
     snprintf(path, sizeof path, "%s/history.db", argv[1]);
     relay_history *h = relay_history_open_sqlite(path, &why);
-    pb_err e = h ? relay_history_import(h, g.room, next, &g, &why) : PB_ERR_IO;
+    /* the room's epoch, as a relay gives a room it meets */
+    uint64_t epoch = 0;
+    pb_err e =
+        h ? relay_history_epoch(h, g.room, g.base_us, &epoch, &why) : PB_ERR_IO;
+    if (!e && pb_chain_init_epoch(&g.head, g.room, epoch, keys.pk))
+        e = pb_fail(&why, PB_ERR_FIELD_RANGE, "bad room name %s", g.room);
+    if (!e)
+        e = relay_history_import(h, g.room, next, &g, &why);
     relay_history_close(h);
     relay_keys_close(&keys);
     pb_buf_free(&g.stmt);

@@ -287,7 +287,11 @@ static void resign(frames *fs, uint8_t **k)
     uint8_t pk[PB_PUBLICKEY_BYTES], sk[PB_SECRETKEY_BYTES];
     static uint8_t sigs[N_PATCHES + 1][PB_SIG_BYTES];
     crypto_sign_keypair(pk, sk);
-    uint8_t prev[PB_HASH_BYTES] = {0};
+    uint8_t prev[PB_HASH_BYTES];
+    char room[PB_MAX_NAME_BYTES + 1];
+    if (pb_str_copy(room, sizeof room, fs->f[0].bundle.room))
+        abort();
+    pb_epoch_genesis(room, fs->f[0].bundle.epoch, pk, prev);
     for (size_t i = 1; i < fs->n; i++) {
         pb_statement st;
         if (pb_statement_decode(fs->f[i].patch.stmt.ptr,
@@ -309,6 +313,15 @@ static void resign(frames *fs, uint8_t **k)
     memcpy(fs->f[0].bundle.head_hash, prev, sizeof prev);
 }
 
+/* The room's epoch, which the bundle frame carries unsigned: seq 1 links
+ * to the genesis of the epoch its relay gave the room, no other. */
+static void other_epoch(frames *fs, uint8_t **k)
+{
+    (void)k;
+    REQUIRE(fs->f[0].bundle.epoch != 0); /* generated as a relay records */
+    fs->f[0].bundle.epoch++;
+}
+
 TEST(test_each_damage_is_refused_with_its_own_message)
 {
     damaged("statement", flip_statement,
@@ -323,6 +336,7 @@ TEST(test_each_damage_is_refused_with_its_own_message)
             "seq 5 comes after seq 6: the two patches are out of order");
     damaged("removed", remove_one, "seq 5 is missing: seq 6 follows seq 4");
     damaged("resigned", resign, "seq 1 is signed by another key");
+    damaged("epoch", other_epoch, "seq 1 does not begin epoch ");
 }
 
 TEST(test_a_file_resigned_whole_verifies_only_under_its_own_key)
