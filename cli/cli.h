@@ -39,6 +39,11 @@ pb_err cli_parse_duration(const char *opt, const char *text, uint64_t min_ms,
 
 /* The relay's data directory: $PATCHBAY_DATA, else ./patchbay-data. */
 const char *cli_data_dir(void);
+/* DATA/relay.url: the address patchbay serve listens on (https://… with
+ * TLS), written at each start; patchbay token's default for its links.
+ * load: false if there is none. */
+pb_err cli_relay_url_save(const char *dir, const char *url, pb_errmsg *why);
+bool cli_relay_url_load(const char *dir, char *url, size_t cap);
 /* Opens DATA/history.db read-only, saying on stderr (as patchbay CMD) why
  * it cannot. */
 struct relay_history *cli_open_history(const char *cmd, const char *data);
@@ -50,6 +55,7 @@ struct relay_history *cli_open_history(const char *cmd, const char *data);
 typedef struct cli_conn_opts {
     const char *link, *url, *token;
     const char *room; /* refuse unless the token is for this room */
+    const char *ca;   /* PEM CA file to trust for wss (else $PATCHBAY_CA) */
 } cli_conn_opts;
 
 /* The help lines for those options. */
@@ -60,7 +66,10 @@ typedef struct cli_conn_opts {
     "  --token T         a token (default $PATCHBAY_TOKEN)\n"                  \
     "  --token-file F    the token from file F, out of `ps` (default "         \
     "$PATCHBAY_TOKEN_FILE)\n"                                                  \
-    "  --room R          refuse unless the token is for room R\n"
+    "  --room R          refuse unless the token is for room R\n"            \
+    "  --ca FILE         for wss:// and https://: trust this PEM CA "         \
+    "(default\n"                                                               \
+    "                    $PATCHBAY_CA, else the system's CAs)\n"
 
 /* The token in file path (--token-file, $PATCHBAY_TOKEN_FILE: a token on
  * the command line is in `ps` for every user of the machine), trailing
@@ -75,7 +84,8 @@ int cli_conn_option(const char *cmd, int argc, char **argv, int *i,
 
 /* Where a command that talks to a relay connects, and as whom: the link,
  * else url or $PATCHBAY_URL (default ws://127.0.0.1:7888); the link's
- * token, else token or $PATCHBAY_TOKEN. */
+ * token, else token or $PATCHBAY_TOKEN. With wss:// or https://, the CA
+ * to trust: ca, else $PATCHBAY_CA (a PEM file), else the system's. */
 pb_err cli_target(const cli_conn_opts *o, pbc_target *t, pb_errmsg *why) PB_WUR;
 
 /* Connects to t and waits up to timeout_ms for the welcome (*w); refuses a

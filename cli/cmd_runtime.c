@@ -17,7 +17,7 @@ static void usage(FILE *out)
     fprintf(
         out,
         "usage: patchbay runtime LINK [--label L] [--width W --height H] "
-        "[--name N] [-q]\n"
+        "[--name N] [--ca FILE] [-q]\n"
         "\n"
         "Joins the room of LINK (a runtime link printed by `patchbay "
         "token --role\nruntime`) as a headless runtime: verifies every "
@@ -42,6 +42,9 @@ static void usage(FILE *out)
         "               after N ms (default 2000)\n"
         "  --name N     a name for this runtime, shown to the room's "
         "editors\n"
+        "  --ca FILE    for an https:// link (wss): trust this PEM CA "
+        "(default\n"
+        "               $PATCHBAY_CA, else the system's CAs)\n"
         "  -q, --quiet  print only rejections, traps and connection "
         "failures\n"
         "  -h, --help   this help\n");

@@ -8,6 +8,7 @@
 
 #include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 static void usage(FILE *out)
 {
@@ -73,6 +74,10 @@ static void usage(FILE *out)
         "  --allow-origin ORIGIN  a web origin besides the relay's own pages whose\n"
         "                         pages may open sockets, e.g. https://jam.example.org\n"
         "                         behind a TLS proxy (repeatable)\n"
+        "  --tls-cert FILE        PEM certificate (chain): serve https and wss "
+        "on\n"
+        "                         the port instead of http and ws\n"
+        "  --tls-key FILE         its PEM private key (with --tls-cert)\n"
         "  -q, --quiet            no per-connection and per-patch log lines\n"
         "  -h, --help             this help\n",
         CC_DEFAULT_TIMEOUT_MS);
@@ -153,6 +158,10 @@ int cmd_serve(int argc, char **argv)
             c.data_dir = v;
         } else if (!strcmp(a, "--web")) {
             c.web_dir = v;
+        } else if (!strcmp(a, "--tls-cert")) {
+            c.tls_cert = v;
+        } else if (!strcmp(a, "--tls-key")) {
+            c.tls_key = v;
         } else if (!strcmp(a, "--backend")) {
             cc_backend b;
             if (cc_backend_parse(v, &b, &why))
@@ -190,9 +199,20 @@ int cmd_serve(int argc, char **argv)
     }
     if (info.made_keys)
         printf("patchbay serve: made new relay keys in %s\n", c.data_dir);
-    printf("patchbay serve: listening on http://%s:%d (data %s, relay key "
-           "%s)\n",
-           c.bind ? c.bind : "127.0.0.1", info.port, c.data_dir, info.key_hex);
+    /* on every interface, links name this machine */
+    char url[300], host[256] = "";
+    const char *bind = c.bind ? c.bind : "127.0.0.1";
+    if ((!strcmp(bind, "0.0.0.0") || !strcmp(bind, "::")) &&
+        gethostname(host, sizeof host - 1) == 0 && host[0])
+        bind = host;
+    bool is_v6 = strchr(bind, ':') != NULL;
+    snprintf(url, sizeof url, "%s://%s%s%s:%d", c.tls_cert ? "https" : "http",
+             is_v6 ? "[" : "", bind, is_v6 ? "]" : "", info.port);
+    printf("patchbay serve: listening on %s (data %s, relay key %s)\n", url,
+           c.data_dir, info.key_hex);
+    /* patchbay token's default address for links (https with TLS) */
+    if (cli_relay_url_save(c.data_dir, url, &why))
+        fprintf(stderr, "patchbay serve: %s\n", why.text);
     fflush(stdout);
     serving = r;
     signal(SIGINT, on_signal);

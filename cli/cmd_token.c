@@ -32,8 +32,10 @@ static void usage(FILE *out)
         "  --ttl D         valid for D: 90s, 30m, 12h, 7d (default 12h; 1s "
         "to\n"
         "                  366d)\n"
-        "  --url URL       the relay's address for the links (default\n"
-        "                  http://127.0.0.1:7888)\n"
+        "  --url URL       the relay's address for the links (default: where\n"
+        "                  patchbay serve last listened with this data\n"
+        "                  directory, https with TLS; else "
+        "http://127.0.0.1:7888)\n"
         "  --data DIR      data directory of the relay (default $PATCHBAY_DATA "
         "or\n"
         "                  ./patchbay-data); created with new keys if missing\n"
@@ -122,7 +124,7 @@ int cmd_token(int argc, char **argv)
     relay_token t;
     memset(&t, 0, sizeof t);
     const char *room = NULL, *role = NULL, *name = NULL, *ttl = "12h";
-    const char *url = "http://127.0.0.1:7888", *data = cli_data_dir();
+    const char *url = NULL, *data = cli_data_dir();
     bool quiet = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -181,6 +183,12 @@ int cmd_token(int argc, char **argv)
     snprintf(t.room, sizeof t.room, "%s", room);
     snprintf(t.name, sizeof t.name, "%s", name);
     t.expires_s = (uint64_t)time(NULL) + ttl_ms / 1000;
+
+    char saved_url[1024];
+    if (!url)
+        url = cli_relay_url_load(data, saved_url, sizeof saved_url)
+                  ? saved_url
+                  : "http://127.0.0.1:7888";
 
     relay_keys k;
     bool created = false;

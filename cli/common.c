@@ -181,6 +181,7 @@ int cli_conn_option(const char *cmd, int argc, char **argv, int *i,
                         : !strcmp(a, "--url")   ? &o->url
                         : !strcmp(a, "--token") ? &o->token
                         : !strcmp(a, "--room")  ? &o->room
+                        : !strcmp(a, "--ca")    ? &o->ca
                                                 : NULL;
     if (!slot)
         return 0;
@@ -214,6 +215,10 @@ pb_err cli_target(const cli_conn_opts *o, pbc_target *t, pb_errmsg *why)
         return pb_fail(why, PB_ERR_AUTH_MALFORMED,
                        "no token: pass --token, --link, or set "
                        "PATCHBAY_TOKEN (patchbay token prints one)");
+    const char *ca = o->ca ? o->ca : getenv("PATCHBAY_CA"); /* for wss */
+    if (ca && snprintf(t->ca, sizeof t->ca, "%s", ca) >= (int)sizeof t->ca)
+        return pb_fail(why, PB_ERR_FIELD_RANGE, "the CA path %s is too long",
+                       ca);
     return PB_OK;
 }
 
@@ -237,6 +242,43 @@ pbc *cli_join(const char *cmd, const pbc_target *t, const char *room,
         return NULL;
     }
     return c;
+}
+
+/* DATA/relay.url: where patchbay serve last listened (https with TLS). */
+static void relay_url_path(const char *dir, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/relay.url", dir);
+}
+
+pb_err cli_relay_url_save(const char *dir, const char *url, pb_errmsg *why)
+{
+    char path[4200], tmp[4300];
+    relay_url_path(dir, path, sizeof path);
+    snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid());
+    FILE *f = fopen(tmp, "w");
+    bool ok = f && fprintf(f, "%s\n", url) >= 0;
+    if (f && fclose(f) != 0)
+        ok = false;
+    if (!ok || rename(tmp, path) != 0) {
+        pb_err e = pb_fail(why, PB_ERR_IO, "cannot write %s: %s", path,
+                           strerror(errno));
+        unlink(tmp);
+        return e;
+    }
+    return PB_OK;
+}
+
+bool cli_relay_url_load(const char *dir, char *url, size_t cap)
+{
+    char path[4200];
+    relay_url_path(dir, path, sizeof path);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    bool ok = fgets(url, (int)cap, f) != NULL;
+    fclose(f);
+    url[ok ? strcspn(url, "\r\n") : 0] = '\0';
+    return ok && url[0];
 }
 
 pb_lang cli_lang_of(const char *file, pb_lang forced)

@@ -211,6 +211,11 @@ pbc *pbc_open(const pbc_target *t, uint32_t timeout_ms, pb_errmsg *why)
     info.protocols = protocols;
     info.user = c;
     info.options = 0;
+    if (t->tls) { /* lws with Debian's OpenSSL; the system's CAs, or t->ca */
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        if (t->ca[0])
+            info.client_ssl_ca_filepath = t->ca;
+    }
     if (!(c->ctx = lws_create_context(&info))) {
         pb_fail(why, PB_ERR_INTERNAL, "cannot create a lws context");
         free(c);
@@ -233,6 +238,8 @@ pbc *pbc_open(const pbc_target *t, uint32_t timeout_ms, pb_errmsg *why)
     ci.origin = t->host;
     ci.protocol = "patchbay";
     ci.pwsi = &c->wsi;
+    if (t->tls)
+        ci.ssl_connection = LCCSCF_USE_SSL;
     if (!lws_client_connect_via_info(&ci)) {
         pb_fail(why, PB_ERR_IO, "cannot connect to %s:%d", t->host, t->port);
         pbc_close(c);

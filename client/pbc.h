@@ -23,12 +23,15 @@ typedef struct pbc_target {
     char token[PB_MAX_TOKEN_BYTES + 1];
     char room[PB_MAX_NAME_BYTES + 1]; /* from the link, or "" */
     char key_hex[2 * PB_PUBLICKEY_BYTES + 1];
+    bool tls;      /* wss:// or https:// */
+    char ca[4096]; /* PEM file of the CA to trust for TLS ("": the system's) */
 } pbc_target;
 
 /* Parses "ws://host:port", "http://host:port/...#room=..&token=..&key=..",
- * or "host:port" into t (port PBC_DEFAULT_PORT if none). A token in the
- * link replaces t->token; otherwise t->token is kept. PB_ERR_FIELD_RANGE
- * naming the URL (no host, bad port, TLS). */
+ * or "host:port" into t (port PBC_DEFAULT_PORT if none; wss:// and
+ * https:// set t->tls). A token in the link replaces t->token; otherwise
+ * t->token is kept. PB_ERR_FIELD_RANGE naming the URL (no host, bad
+ * port). */
 pb_err pbc_parse_url(const char *url, pbc_target *t, pb_errmsg *why) PB_WUR;
 
 /* Percent-encodes s (all but A-Z a-z 0-9 - . _ ~) into out, cut short to

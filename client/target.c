@@ -82,11 +82,11 @@ pb_err pbc_parse_url(const char *url, pbc_target *t, pb_errmsg *why)
     static const char *const plain[] = {"ws://", "http://"};
     static const char *const tls[] = {"wss://", "https://"};
     for (size_t i = 0; i < 2; i++) {
-        if (!strncmp(p, tls[i], strlen(tls[i])))
-            return pb_fail(why, PB_ERR_FIELD_RANGE,
-                           "%s: TLS is not supported yet; use ws:// or "
-                           "http://",
-                           url);
+        if (!strncmp(p, tls[i], strlen(tls[i]))) {
+            p += strlen(tls[i]);
+            t->tls = true;
+            break;
+        }
         if (!strncmp(p, plain[i], strlen(plain[i]))) {
             p += strlen(plain[i]);
             break;

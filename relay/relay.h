@@ -296,6 +296,10 @@ typedef struct relay_config {
     const char *const *compiler_argv;
     uint32_t compile_timeout_ms; /* per eval, the compiler's default (2 s) */
     bool quiet;                  /* no per-connection/per-patch log lines */
+    /* PEM certificate (chain) and private key files: serve https and wss
+     * on the port instead of http and ws (both or neither; NULL: plain). */
+    const char *tls_cert;
+    const char *tls_key;
 } relay_config;
 
 /* One relay: its lws context, keys, history and evaluator thread. Nothing

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/resource.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -71,6 +72,39 @@ static void defaults(relay_config *c)
         c->lead_us = 50000;
     if (!c->compile_timeout_ms)
         c->compile_timeout_ms = CC_DEFAULT_TIMEOUT_MS;
+}
+
+/* One PEM file for TLS: readable, and holding what its option says
+ * (lws' own failure would read "cannot listen"). */
+static pb_err pem_check(const char *path, const char *option,
+                        const char *marker, pb_errmsg *why)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return pb_fail(why, PB_ERR_IO, "%s %s: %s", option, path,
+                       strerror(errno));
+    char head[16384];
+    size_t n = fread(head, 1, sizeof head - 1, f);
+    fclose(f);
+    head[n] = '\0';
+    if (!strstr(head, marker))
+        return pb_fail(why, PB_ERR_MALFORMED,
+                       "%s %s: no \"%s\" in it: not a PEM file of that kind",
+                       option, path, marker);
+    return PB_OK;
+}
+
+static pb_err tls_files_check(const relay_config *c, pb_errmsg *why)
+{
+    if (!c->tls_cert != !c->tls_key)
+        return pb_fail(why, PB_ERR_FIELD_RANGE,
+                       "TLS needs both a certificate and its private key "
+                       "(--tls-cert and --tls-key)");
+    if (!c->tls_cert)
+        return PB_OK;
+    pb_err e =
+        pem_check(c->tls_cert, "--tls-cert", "-----BEGIN CERTIFICATE", why);
+    return e ? e : pem_check(c->tls_key, "--tls-key", "PRIVATE KEY-----", why);
 }
 
 /* Each client is a socket: allow as many as the hard limit permits. */
@@ -148,6 +182,13 @@ relay_server *relay_new(const relay_config *config, relay_info *info,
     ci.options = LWS_SERVER_OPTION_DISABLE_IPV6;
     if (strchr(srv->cfg.bind, ':'))
         ci.options = 0;
+    if (tls_files_check(&srv->cfg, why))
+        goto fail;
+    if (srv->cfg.tls_cert) { /* lws with Debian's OpenSSL */
+        ci.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        ci.ssl_cert_filepath = srv->cfg.tls_cert;
+        ci.ssl_private_key_filepath = srv->cfg.tls_key;
+    }
     lws_set_log_level(LLL_ERR | LLL_WARN | (srv->cfg.quiet ? 0 : LLL_USER),
                       NULL);
     if (!(srv->ctx = lws_create_context(&ci))) {

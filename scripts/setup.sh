@@ -29,7 +29,9 @@ packages=(
 	emscripten nodejs dpkg-dev
 	libwebsockets-dev libsodium-dev libmsgpack-dev libsqlite3-dev sqlite3 libpng-dev
 	python3 python3-msgpack
+	openssl
 )
+# (openssl: tests/security/tls makes a throwaway CA and certificate with it)
 # The browser tests drive Debian's Chromium with playwright-core, and its
 # Firefox ESR over WebDriver BiDi (tests/firefox.mjs).
 # The nREPL test drives patchbay nrepl with nREPL's own client

@@ -30,6 +30,8 @@ room's test runs (patchbay test) and, with a canvas, its snapshots.
                snapshots and pb_screen() returns it (default: none), so CI
                can stand up devices of any size
   --name N     a name for this runtime, shown to the room's editors
+  --ca FILE    for an https:// link (wss): trust this PEM CA, e.g. a
+               private one (default $PATCHBAY_CA, else the system's CAs)
   -q, --quiet  print only rejections, traps and connection failures
   --watchdog-ms N  restart the runtime without a patch that has not
                returned after N ms (default 2000)
@@ -44,7 +46,10 @@ function parseArgs(argv) {
     const a = argv[i];
     if (a === '-h' || a === '--help') return { help: true };
     if (a === '-q' || a === '--quiet') o.quiet = true;
-    else if (a === '--name' || a === '--label') {
+    else if (a === '--ca') {
+      if (i + 1 >= argv.length) throw new Error('--ca needs a file');
+      o.ca = argv[++i];
+    } else if (a === '--name' || a === '--label') {
       if (i + 1 >= argv.length) throw new Error(`${a} needs a value`);
       o[a.slice(2)] = argv[++i];
       if (a === '--label' && Buffer.byteLength(o.label) > 64) throw new Error('--label is at most 64 bytes');
@@ -128,6 +133,7 @@ async function runWorker(opts) {
     rt = await joinRoom(opts.link, {
       name: opts.name,
       deviceId: workerData.deviceId,
+      ca: opts.ca,
       device: { label: opts.label || undefined },
       canvas: opts.width ? { width: opts.width, height: opts.height } : null,
       // patches that hung an earlier runtime thread are taken back as they commit

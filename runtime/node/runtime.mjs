@@ -49,6 +49,21 @@ function defaultWebSocket() {
   }
 }
 
+// For wss: a WebSocket (the ws package's) that trusts the PEM CA in file
+// ca (default $PATCHBAY_CA) besides the system's; unchanged without one.
+function withCa(WS, ca = process.env.PATCHBAY_CA) {
+  if (!ca) return WS;
+  let pem;
+  try {
+    pem = readFileSync(ca);
+  } catch (e) {
+    throw new Error(`--ca ${ca}: ${e.message}`);
+  }
+  return class extends WS {
+    constructor(url, protocols, options) { super(url, protocols, { ...options, ca: pem }); }
+  };
+}
+
 // What a node runtime says about the machine it runs on (hello).
 export function nodeDevice() {
   return { platform: `node ${process.versions.node} ${process.platform} ${process.arch}`,
@@ -62,15 +77,16 @@ export function nodeDevice() {
 // filled in), deviceId (hello's device_id: give every runtime that takes
 // this one's place the same), store (where the highest verified head per
 // (key, room) is kept; default: files in opts.stateDir or store.mjs's
-// default folder; null: nowhere). Resolves once the wasm is running (not
-// once connected: listen for 'welcome' or use handle.waitFor). The handle is the
+// default folder; null: nowhere), ca (a PEM file of a CA to trust for wss;
+// default $PATCHBAY_CA). Resolves once the wasm is running (not once
+// connected: listen for 'welcome' or use handle.waitFor). The handle is the
 // RuntimeHost plus waitFor().
 export async function joinRoom(link, opts = {}) {
   const { createRuntime, moduleArgs } = loadRuntime(opts);
   const host = new RuntimeHost({
     ...opts, link, createRuntime, moduleArgs, device: { ...nodeDevice(), ...opts.device },
     store: opts.store === undefined ? fileStore(stateDir(opts.stateDir)) : opts.store,
-    WebSocket: opts.connect === false ? null : (opts.WebSocket || defaultWebSocket()),
+    WebSocket: opts.connect === false ? null : withCa(opts.WebSocket || defaultWebSocket(), opts.ca),
   });
   await host.start();
   // Resolves with the first event of type for which pred holds; rejects

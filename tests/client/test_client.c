@@ -1,7 +1,7 @@
 /* test_client.c — client/'s URLs: what `patchbay eval --url/--link` and
  * the tests connect to. Join links carry percent-encoded values (as
  * `patchbay token` prints them); a value that does not decode or fit is
- * refused with the URL named, and TLS is refused until it exists. */
+ * refused with the URL named; wss:// and https:// ask for TLS. */
 #include "../check.h"
 #include "pbc.h"
 
@@ -49,12 +49,26 @@ TEST(a_token_given_apart_is_kept_unless_the_link_has_one)
     CHECK(!strcmp(t.token, "from-link"));
 }
 
+TEST(wss_and_https_ask_for_tls)
+{
+    pbc_target t = {0};
+    pb_errmsg why = {{0}};
+    REQUIRE(pbc_parse_url("wss://h:1", &t, &why) == PB_OK);
+    CHECK(t.tls && !strcmp(t.host, "h") && t.port == 1);
+    memset(&t, 0, sizeof t);
+    REQUIRE(pbc_parse_url("https://h:2/runtime.html#room=a", &t, &why) == PB_OK);
+    CHECK(t.tls && !strcmp(t.room, "a") && t.port == 2);
+    memset(&t, 0, sizeof t);
+    REQUIRE(pbc_parse_url("ws://h:1", &t, &why) == PB_OK);
+    CHECK(!t.tls);
+}
+
 TEST(bad_urls_are_refused_naming_the_url)
 {
     static const char *const bad[] = {
-        "wss://h:1",        "https://h/#room=a", "ws://:7888",
-        "ws://h:0",         "ws://h:65536",      "ws://h:x",
-        "ws://h/#room=a%2", "ws://h/#room=%zz",
+        "ws://:7888",       "wss://:7888",      "ws://h:0",
+        "ws://h:65536",     "ws://h:x",         "ws://h/#room=a%2",
+        "ws://h/#room=%zz",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         pbc_target t = {0};
@@ -83,6 +97,7 @@ static const pb_test tests[] = {
     T(a_ws_url_gives_host_and_port),
     T(a_join_link_gives_room_token_and_key_decoded),
     T(a_token_given_apart_is_kept_unless_the_link_has_one),
+    T(wss_and_https_ask_for_tls),
     T(bad_urls_are_refused_naming_the_url),
     T(a_room_too_long_for_the_target_is_refused),
 };

@@ -1,0 +1,119 @@
+// tls.test.mjs — TLS end to end (issue 15). The test makes a throwaway CA
+// and a certificate for 127.0.0.1 with openssl; `patchbay serve
+// --tls-cert --tls-key` serves https and wss on its one port; `patchbay
+// token` then prints https links by itself; `patchbay eval --ca` and a node
+// runtime with `ca` (the CLI's --ca) trust the private CA, and refuse the
+// relay without it; a Chromium runtime page loads over https and runs
+// the patch over wss.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Relay, joinRoom, until, CLI } from '../runtime/harness.mjs';
+import { launch } from '../web/harness.mjs';
+
+const H = '#include <patchbay.h>\n';
+let relay, browser, pki;
+
+// A CA and a server certificate it signed, for 127.0.0.1 and localhost.
+function makePki(dir) {
+  const f = (n) => join(dir, n);
+  const ssl = (...a) => execFileSync('openssl', a, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  ssl('req', '-x509', ...ec, '-keyout', f('ca.key'), '-out', f('ca.pem'), '-days', '2',
+      '-subj', '/CN=patchbay test CA');
+  ssl('req', ...ec, '-keyout', f('relay.key'), '-out', f('relay.csr'), '-subj', '/CN=127.0.0.1');
+  writeFileSync(f('san.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+  ssl('x509', '-req', '-in', f('relay.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'),
+      '-CAcreateserial', '-out', f('relay.pem'), '-days', '2', '-extfile', f('san.ext'));
+  return { ca: f('ca.pem'), cert: f('relay.pem'), key: f('relay.key') };
+}
+
+before(async () => {
+  relay = new Relay();
+  pki = makePki(relay.dir);
+  relay.args.push('--tls-cert', pki.cert, '--tls-key', pki.key);
+  await relay.start();
+});
+
+after(async () => {
+  await browser?.close();
+  await relay?.stop();
+});
+
+// `patchbay token` with no --url: the address serve last listened on.
+function link(room, role, name) {
+  const out = execFileSync(CLI, ['token', '--data', relay.data, '--room', room, '--role', role, '--name', name],
+                           { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+  return out.match(/runtime page: +(\S+)/)[1];
+}
+
+// `patchbay eval` over wss, trusting the test's CA with --ca (not blocking
+// this process: the node runtime under test lives in it).
+async function evalTls(room, source, runtimes) {
+  const f = join(relay.dir, `e${Date.now()}.c`);
+  writeFileSync(f, source);
+  const token = execFileSync(CLI, ['token', '--data', relay.data, '--room', room, '--role', 'editor',
+                                   '--name', 'ed', '-q']).toString().trim();
+  const { stdout: out } = await promisify(execFile)(CLI, ['eval', '--url', `wss://127.0.0.1:${relay.port}`, '--ca',
+                                                          pki.ca, '--room', room, '--token', token, '--runtimes',
+                                                          String(runtimes), '--wait-ms', '20000', f]);
+  const m = /accepted as seq (\d+)/.exec(out);
+  assert.ok(m, out);
+  return Number(m[1]);
+}
+
+test('serve --tls-cert: token prints https links, and the relay log says https', () => {
+  assert.match(relay.log, /listening on https:\/\/127\.0\.0\.1:\d+/);
+  assert.match(link('tls', 'runtime', 'x'), new RegExp(`^https://127\\.0\\.0\\.1:${relay.port}/runtime\\.html#`));
+});
+
+test('eval without the private CA is refused by the TLS handshake, naming the relay', () => {
+  const f = join(relay.dir, 'plain.c');
+  writeFileSync(f, `${H}double ggg(double v) { return v; }\n`);
+  const token = execFileSync(CLI, ['token', '--data', relay.data, '--room', 'tls', '--role', 'editor',
+                                   '--name', 'ed', '-q']).toString().trim();
+  let err = null;
+  try {
+    execFileSync(CLI, ['eval', '--url', `wss://127.0.0.1:${relay.port}`, '--token', token, f],
+                 { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PATCHBAY_CA: '' } });
+  } catch (e) { err = e; }
+  assert.ok(err, 'refused');
+  assert.match(String(err.stderr), /127\.0\.0\.1/);
+});
+
+test('node runtime over wss with the private CA commits a patch; without it, it does not connect', async () => {
+  const l = link('tls', 'runtime', 'node');
+  const untrusting = await joinRoom(l, { name: 'untrusting', backoffMs: 100, ca: '' });
+  const rt = await joinRoom(l, { name: 'node', backoffMs: 100, ca: pki.ca });
+  try {
+    const details = [];
+    untrusting.on('state', (s) => details.push(s.detail || ''));
+    await until(() => rt.state === 'live', 'the node runtime joined over wss');
+    const seq = await evalTls('tls', `${H}double ggg(double v) { return v + 49; }\n`, 1);
+    await until(() => rt.committedSeq === seq, 'committed');
+    assert.equal(rt.call('ggg', 10), 59);
+    assert.notEqual(untrusting.state, 'live');
+    assert.equal(untrusting.committedSeq, 0);
+  } finally {
+    rt.close();
+    untrusting.close();
+  }
+});
+
+test('Chromium runtime page over https and wss runs the patch', async () => {
+  browser = await launch();
+  // the browser is told to accept the test's certificate, as a user would
+  // install the private CA
+  const page = await (await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 480, height: 320 } }))
+    .newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  await page.goto(link('page', 'runtime', 'page'));
+  await page.waitForFunction(() => window.patchbay.conn === 'live', null, { timeout: 30000 });
+  const seq = await evalTls('page', `${H}double ggg(double v) { return v + 50; }\n`, 1);
+  await page.waitForFunction((s) => window.patchbay.stats.committedSeq === s, seq, { timeout: 30000, polling: 50 });
+  assert.deepEqual(errors, []);
+});
