@@ -28,10 +28,13 @@ packages=(
 	libclang-cpp14-dev libclang-14-dev liblld-14-dev
 	emscripten nodejs dpkg-dev
 	libwebsockets-dev libsodium-dev libmsgpack-dev libsqlite3-dev sqlite3 libpng-dev
+	libhiredis-dev redis-server
 	python3 python3-msgpack
 	openssl
 )
 # (openssl: tests/security/tls makes a throwaway CA and certificate with it)
+# (libhiredis-dev, redis-server: edge relays over Redis, `serve --redis`;
+# the edge fault tests start their own redis-server on a free port)
 # The browser tests drive Debian's Chromium with playwright-core, and its
 # Firefox ESR over WebDriver BiDi (tests/firefox.mjs).
 # The nREPL test drives patchbay nrepl with nREPL's own client
