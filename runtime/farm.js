@@ -1,10 +1,17 @@
 // farm.js — a runtime's side of the device farm (docs/PROTOCOL.md § Device
 // testing), shared by the node runtime and the browser worker like host.js:
-// what the device says about itself in hello, and the picture it draws
-// for a snapshot_req. host.js calls these; the frames are built in C
-// (runtime/device.c) like every frame the runtime sends.
+// what the device says about itself in hello, the picture it draws for a
+// snapshot_req, and the test run it answers a test_req with. host.js
+// calls these; the frames are built in C (runtime/device.c, report.c)
+// like every frame the runtime sends.
+import { messageOf, RAND_TEST, trappedVar, varFn, varSeq } from './calls.js';
 import { encodePNG } from './png.js';
-import { PB_MAX_NAME_BYTES } from './pb_protocol.js';
+import { PB_MAX_NAME_BYTES, PB_TEST_FAIL, PB_TEST_PASS, PB_TEST_TIMEOUT, PB_TEST_TRAP } from './pb_protocol.js';
+
+const TEST_PREFIX = 'pb_test__';
+// How long a test request waits for the patches queued before it to
+// commit (they wait for their apply time) before running on what is there.
+const TEST_WAIT_MS = 5000;
 
 // Tiny modules that only validate where the feature is there (one
 // instruction of it each: v128.const; memory.copy; a shared memory with
@@ -104,4 +111,88 @@ export async function answerSnapshot(host, ev) {
     return;
   }
   if (!host.isClosed) send(png, '', c);
+}
+
+// test_req {req, filter, seq}: the run is for seq, so it waits while
+// patches up to seq are queued for their apply time (at most
+// TEST_WAIT_MS; then it runs on what is committed, and the answer's seq
+// says so). timedOut {var, message}: a test an earlier instance hung in,
+// answered as timed out without running it. The host calls
+// runWaitingTests again after every commit.
+export function requestTests(host, ev, timedOut = null) {
+  if (host.waitingTests) runWaitingTests(host); // one run at a time
+  host.waitingTests = { ev, timedOut };
+  if (host.committedSeq >= (ev.seq || 0) || !host.pendingCount) {
+    runWaitingTests(host);
+    return;
+  }
+  host.timers.tests = host.setTimeout(() => runWaitingTests(host), TEST_WAIT_MS);
+}
+
+export function runWaitingTests(host) {
+  const w = host.waitingTests;
+  host.waitingTests = null;
+  if (host.timers.tests) host.clearTimeout(host.timers.tests);
+  host.timers.tests = null;
+  if (w && !host.isClosed) runTests(host, w.ev.req, w.ev.filter, w.ev.seq || 0, w.timedOut);
+}
+
+// Runs every test var (PB_TEST, deftest) whose name starts with filter,
+// in name order, and answers one test_result: pass; fail with the
+// check's file, line and expression; trap with the innermost var and its
+// patch (nothing rolls back); timeout for timedOut's var. Each test is
+// entered with a call event naming the run, so a watchdog that restarts
+// this instance can have the next one answer it.
+export function runTests(host, req, filter = '', seq = 0, timedOut = null) {
+  const M = host.M;
+  const names = JSON.parse(M.ccall('rt_session_tests', 'string', ['string'], [filter]));
+  if (timedOut && timedOut.var.startsWith(TEST_PREFIX) && !names.includes(timedOut.var))
+    names.push(timedOut.var);
+  names.sort();
+  M._rt_session_test_begin(req);
+  const run = { req, filter, seq };
+  const results = [];
+  for (const full of names) {
+    const r = timedOut && full === timedOut.var
+      ? { status: PB_TEST_TIMEOUT, message: timedOut.message, us: 0 }
+      : runTest(host, full, run);
+    r.name = full.slice(TEST_PREFIX.length);
+    r.ok = r.status === PB_TEST_PASS;
+    results.push(r);
+    M.ccall('rt_session_test_case', 'number',
+            ['string', 'number', 'string', 'number', 'string', 'number', 'string', 'number'],
+            [r.name, r.status, r.message || '', r.us, r.file || '', r.line || 0, r.var || '', r.var_seq || 0]);
+  }
+  M._rt_session_test_end(host.committedSeq);
+  host.flushLogs();
+  host.flush();
+  host.emit('tests', { req, results });
+  return results;
+}
+
+// One test: {status, message, us, file, line} or {status, var, var_seq}.
+function runTest(host, full, run) {
+  const M = host.M;
+  const fn = varFn(host, full);
+  M.ccall('rt_check_take', 'string', [], []);
+  M._rt_seed_rand(RAND_TEST, 0);
+  const sp = M.stackSave();
+  const t0 = performance.now();
+  let r;
+  host.context = { var: full, seq: varSeq(host, full) };
+  host.emit('call', { ...host.context, run });
+  try {
+    M.wasmTable.get(fn)();
+    const expr = M.ccall('rt_check_take', 'string', [], []);
+    r = expr ? { status: PB_TEST_FAIL, message: expr, file: M.ccall('rt_check_file', 'string', [], []),
+                 line: M._rt_check_line() }
+             : { status: PB_TEST_PASS };
+  } catch (e) {
+    M.stackRestore(sp);
+    const v = trappedVar(e, full);
+    r = { status: PB_TEST_TRAP, message: messageOf(e), var: v, var_seq: varSeq(host, v) };
+  }
+  host.context = { var: '', seq: 0 };
+  r.us = Math.round((performance.now() - t0) * 1000);
+  return r;
 }
