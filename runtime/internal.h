@@ -128,7 +128,6 @@ typedef struct rt_session_state {
     rt_pending *first, *last;
     uint32_t n_modules;
     uint32_t max_module_bytes; /* 0: PB_MAX_MODULE_BYTES */
-    uint64_t n_files;
     uint64_t catchup_ack_seq; /* the end of a catch-up, acked on commit */
     uint64_t hello_since_seq; /* of the last hello: 0 asks a state catch-up */
     bool is_caught_up;        /* this connection's catch-up has ended */

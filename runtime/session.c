@@ -23,8 +23,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 rt_session_state rt_state;
 char rt_answer[RT_ANSWER_BYTES]; /* the JSON of the last call */
@@ -111,7 +109,6 @@ const char *rt_session_open(const char *room, const char *key_hex,
         max_module_bytes && max_module_bytes < PB_MAX_MODULE_BYTES
             ? max_module_bytes
             : PB_MAX_MODULE_BYTES;
-    mkdir("/patches", 0700);
     commits_start(commits.buf, 16384);
     rt_state.is_open = true;
     rt_json_close(&j, '}');
@@ -324,30 +321,21 @@ pb_err rt_prepare_patch(const pb_patch *p, uint64_t seq, rt_staged **out,
                         pb_errmsg *why)
 {
     pb_err e;
-    char path[80];
     /* Even a module the relay signed reaches only the runtime's API: a
      * missing import would load and fail only when called. */
     if ((e = pb_module_check_imports(p->module.ptr, p->module.len, why)))
         goto fail;
-    snprintf(path, sizeof path, "/patches/%llu-%llu.wasm",
-             (unsigned long long)seq, (unsigned long long)++rt_state.n_files);
-    FILE *f = fopen(path, "wb");
-    bool is_written =
-        f && fwrite(p->module.ptr, 1, p->module.len, f) == p->module.len;
-    if (f && fclose(f))
-        is_written = false;
-    if (!is_written) {
-        unlink(path);
-        e = pb_fail(why, PB_ERR_IO, "cannot write %s", path);
-        goto fail;
-    }
     rt_prepare_begin();
     rt_state.loading_seq = seq;
-    rt_load(path); /* errors are collected by rt_prepare_end */
+    /* load errors are collected by rt_prepare_end */
+    e = rt_load(p->module.ptr, p->module.len, seq, why);
     rt_state.loading_seq = 0;
+    if (e) {
+        rt_prepare_abort();
+        goto fail;
+    }
     rt_state.n_modules++;
     rt_report_set_modules(rt_state.n_modules);
-    unlink(path); /* the loader has its own copy; the name is never reused */
     if (rt_prepare_end()) {
         e = pb_fail(why, PB_ERR_PREPARE, "%s", rt_prepare_errors());
         goto fail;
