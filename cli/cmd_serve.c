@@ -78,6 +78,11 @@ static void usage(FILE *out)
         "on\n"
         "                         the port instead of http and ws\n"
         "  --tls-key FILE         its PEM private key (with --tls-cert)\n"
+        "  --redis URL            redis://HOST:PORT: more than one relay. This\n"
+        "                         relay signs and publishes its rooms there;\n"
+        "                         with --edge, it serves them from there\n"
+        "  --edge                 an edge: no signing key, no compiler; --data\n"
+        "                         holds a copy of the signer's token.key\n"
         "  -q, --quiet            no per-connection and per-patch log lines\n"
         "  -h, --help             this help\n",
         CC_DEFAULT_TIMEOUT_MS);
@@ -140,6 +145,9 @@ int cmd_serve(int argc, char **argv)
         } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
             c.quiet = true;
             continue;
+        } else if (!strcmp(a, "--edge")) {
+            c.edge = true;
+            continue;
         } else if (!v) {
             return cli_bad_option("serve", a);
         }
@@ -162,6 +170,8 @@ int cmd_serve(int argc, char **argv)
             c.tls_cert = v;
         } else if (!strcmp(a, "--tls-key")) {
             c.tls_key = v;
+        } else if (!strcmp(a, "--redis")) {
+            c.redis_url = v;
         } else if (!strcmp(a, "--backend")) {
             cc_backend b;
             if (cc_backend_parse(v, &b, &why))

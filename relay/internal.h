@@ -58,6 +58,7 @@ typedef enum relay_sess_state {
 
 typedef struct relay_room relay_room;
 typedef struct relay_catchup relay_catchup;
+struct relay_redis_event;
 
 /* What a runtime said it runs on (its hello); d's strings point at the
  * arrays beside it. id: the hello's device_id (never shown to others). */
@@ -161,12 +162,39 @@ typedef struct relay_session {
     uint64_t unc_us; /* its clock uncertainty, from its last ping */
     relay_device device;
     relay_ls_runtime ls; /* joined (welcome sent), acks counted */
+    /* An edge: the room a session waits for (its hello checked) until the
+     * edge holds the room, and the hello's since_seq (edge.c). */
+    relay_room *pending_room;
+    uint64_t since_seq;
+    bool want_buffers; /* its hello asked for the shared buffers */
+    /* A signer: a session that stands for a client of an edge; what it is
+     * sent goes to that edge through Redis (publish.c). */
+    bool is_proxy;
+    char proxy_edge[24];
+    relay_handle proxy_of; /* the client's handle on its edge */
+    uint64_t proxy_used_us;
 } relay_session;
 
 /* Takes one frame of type t from s's rate for that type (limits.c); false
  * if over it, with the rate in *per_s. */
 bool relay_frame_rate_take(relay_session *s, pb_type t, uint64_t now_us,
                            double *per_s);
+
+/* A signer's proxy session (publish.c): made live in room r with the role
+ * and name the edge vouches for; NULL when out of memory. Freed with
+ * relay_session_free_proxy. */
+relay_session *relay_session_new_proxy(relay_server *srv, relay_room *r,
+                                       pb_role role, const char *name);
+void relay_session_free_proxy(relay_session *s);
+/* A frame from a live session (its role and rate checked here); data and
+ * len are its bytes as received. */
+void relay_session_on_frame(relay_session *s, pb_frame *f, const uint8_t *data,
+                            size_t len);
+/* An edge: the room s waited for is there (or is not: fail names why). */
+void relay_session_join_pending(relay_session *s, const char *fail);
+/* Closes s after what is queued, with reason (a fatal error already
+ * sent). */
+void relay_session_close(relay_session *s, const char *reason);
 
 int relay_session_callback(struct lws *wsi, enum lws_callback_reasons reason,
                            void *user, void *in, size_t len);
@@ -251,6 +279,7 @@ void relay_buffers_free(relay_room *r);
 /* ---- rooms (room.c) ------------------------------------------------------ */
 
 struct relay_room {
+    relay_server *srv;
     char name[PB_MAX_NAME_BYTES + 1];
     uint64_t epoch;                   /* relay_history_epoch */
     uint64_t head_seq;                /* highest seq broadcast */
@@ -265,6 +294,7 @@ struct relay_room {
     relay_bucket evals;               /* evals its names may send (evalq.c) */
     uint32_t jobs;                    /* its evals waiting or compiling */
     uint64_t eval_round;              /* the evaluator's fair queue */
+    struct relay_edge_room *edge;     /* an edge's view of it (edge.c) */
     struct relay_room *next;
 };
 
@@ -410,8 +440,58 @@ struct relay_server {
     uint64_t revoked_after;
     relay_history *revoke_db; /* read-only, for the revocations */
     lws_sorted_usec_list_t revoke_sul; /* every second (revoke.c) */
+    /* More than one relay (docs/ARCHITECTURE.md): the Redis connection of
+     * a signer (publish.c) or an edge (edge.c), NULL without --redis */
+    struct relay_redis *redis;
+    struct relay_signer *signer;
+    struct relay_edge *edge;
+    lws_sorted_usec_list_t cluster_sul; /* every second: sweeps, timeouts */
     volatile sig_atomic_t stopping; /* relay_stop was called */
 };
+
+/* ---- a signer's half of Redis (publish.c) -------------------------------- */
+
+/* Connects to cfg.redis_url, publishes the rooms it has and serves the
+ * edges' requests from then on. */
+pb_err relay_signer_start(relay_server *srv, pb_errmsg *why) PB_WUR;
+/* An accepted patch (committed): to the room's stream and channel. */
+void relay_signer_patch(relay_server *srv, relay_room *r, relay_msg *patch,
+                        uint64_t seq);
+/* A frame the room's members get (only: a role filter as in
+ * relay_room_broadcast): to every edge. */
+void relay_signer_broadcast(relay_server *srv, relay_room *r, relay_msg *m,
+                            pb_role only);
+/* What a proxy session is sent, to its edge (close: then close it). */
+void relay_signer_to_edge(relay_session *s, relay_msg *m, bool close);
+void relay_signer_free(relay_server *srv);
+
+/* ---- an edge (edge.c) ------------------------------------------------------
+ */
+
+pb_err relay_edge_start(relay_server *srv, pb_errmsg *why) PB_WUR;
+/* A room met for the first time on an edge: what its cache holds. */
+void relay_edge_room_init(relay_room *r);
+/* Whether the edge holds r (its epoch known and its cache caught up with
+ * what Redis had when it looked): then joins go ahead at once. */
+bool relay_edge_room_ready(const relay_room *r);
+/* s (hello checked) waits for r; relay_session_join_pending follows. */
+void relay_edge_wait_room(relay_session *s, relay_room *r);
+/* Frames an edge does not handle itself go to the signer: true if f was
+ * one of them (answered either way). */
+bool relay_edge_forward(relay_session *s, const pb_frame *f,
+                        const uint8_t *data, size_t len);
+/* The signer's last signed head of r, if it names what the edge holds. */
+void relay_edge_send_head(relay_room *r, relay_session *to);
+/* s is closing: the signer forgets its proxy, r its wait. */
+void relay_edge_session_closed(relay_session *s);
+/* What Redis sent an edge (relay_cluster_deliver hands it over). */
+void relay_edge_event(relay_server *srv, struct relay_redis_event *e);
+void relay_edge_room_free(relay_room *r);
+void relay_edge_free(relay_server *srv);
+
+/* Both: what Redis sent, on the event loop (LWS_CALLBACK_EVENT_WAIT_CANCELLED).
+ */
+void relay_cluster_deliver(relay_server *srv);
 
 /* ---- strangers (guard.c) ------------------------------------------------- */
 

@@ -204,6 +204,30 @@ static pb_err open_keys(const char *dir, relay_keys *k, bool *created,
     return PB_OK;
 }
 
+pb_err relay_keys_open_edge(const char *dir, relay_keys *k, pb_errmsg *why)
+{
+    memset(k, 0, sizeof *k);
+    if (pb_init())
+        return pb_fail(why, PB_ERR_INTERNAL, "libsodium does not initialise");
+    pb_errmsg dir_why;
+    pb_err e = check_dir(dir, &dir_why);
+    if (e)
+        return pb_fail(why, e,
+                       "%s (an edge's data directory: make it, mode "
+                       "0700, with the signer's token.key in it)",
+                       dir_why.text);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/token.key", dir);
+    bool missing;
+    e = read_secret(path, k->token_key, sizeof k->token_key, &missing, why);
+    if (missing)
+        return pb_fail(why, e,
+                       "%s does not exist: an edge checks tokens with the "
+                       "signer's token.key; copy it there (mode 0600)",
+                       path);
+    return e;
+}
+
 void relay_keys_close(relay_keys *k)
 {
     sodium_memzero(k, sizeof *k);

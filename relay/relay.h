@@ -30,6 +30,11 @@ typedef struct relay_keys {
  * file that others can read or that has the wrong size, naming the file. */
 pb_err relay_keys_open(const char *dir, relay_keys *k, bool *created,
                        pb_errmsg *why) PB_WUR;
+/* An edge's keys: only dir/token.key (the signer's, copied there, mode
+ * 0600); no signing key. pk stays zero until the edge reads the signer's
+ * from Redis. */
+pb_err relay_keys_open_edge(const char *dir, relay_keys *k,
+                            pb_errmsg *why) PB_WUR;
 /* Wipes the secrets from memory. */
 void relay_keys_close(relay_keys *k);
 
@@ -300,6 +305,12 @@ typedef struct relay_config {
      * on the port instead of http and ws (both or neither; NULL: plain). */
     const char *tls_cert;
     const char *tls_key;
+    /* More than one relay (docs/ARCHITECTURE.md § More than one relay):
+     * redis://HOST:PORT to publish to (a signer), or with edge, to serve
+     * from (an edge: no signing key, no compile server; its data directory
+     * holds the signer's token.key and its cache). NULL: one relay. */
+    const char *redis_url;
+    bool edge;
 } relay_config;
 
 /* One relay: its lws context, keys, history and evaluator thread. Nothing

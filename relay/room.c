@@ -18,15 +18,19 @@ relay_room *relay_room_get(relay_server *srv, const char *name)
         return NULL;
     }
     strcpy(r->name, name);
+    r->srv = srv;
+    pb_errmsg why;
+    /* An edge's rooms are the signer's: its epoch, from Redis (edge.c). */
+    if (srv->edge)
+        relay_edge_room_init(r);
     /* A room that existed before a restart resumes from the history; a
      * new one begins its epoch now. */
-    pb_errmsg why;
-    if (relay_history_head(srv->history, name, &r->head_seq, r->head_hash,
-                           &why) ||
-        relay_history_epoch(srv->history, name, relay_now_us(), &r->epoch,
-                            &why))
+    else if (relay_history_head(srv->history, name, &r->head_seq, r->head_hash,
+                                &why) ||
+             relay_history_epoch(srv->history, name, relay_now_us(), &r->epoch,
+                                 &why))
         lwsl_err("room %s: cannot read its head: %s\n", name, why.text);
-    if (!r->head_seq)
+    if (!r->head_seq && !srv->edge)
         pb_epoch_genesis(name, r->epoch, srv->keys.pk, r->head_hash);
     if (relay_history_get_settings(srv->history, name, &r->settings, &why))
         lwsl_err("room %s: cannot read its settings: %s\n", name, why.text);
@@ -75,6 +79,8 @@ void relay_room_broadcast(relay_room *r, relay_msg *m, pb_role only)
             continue;
         relay_session_send(s, m);
     }
+    if (r->srv->signer) /* and the members of every edge */
+        relay_signer_broadcast(r->srv, r, m, only);
 }
 
 /* A signed head of r, encoded once (docs/PROTOCOL.md § The signed head);
@@ -107,6 +113,10 @@ static relay_msg *head_msg(relay_server *srv, const relay_room *r)
 
 void relay_room_send_head(relay_server *srv, relay_room *r, relay_session *to)
 {
+    if (srv->edge) { /* it cannot sign: it passes the signer's on */
+        relay_edge_send_head(r, to);
+        return;
+    }
     relay_msg *m = head_msg(srv, r);
     if (!m)
         return;
@@ -119,8 +129,11 @@ void relay_room_send_head(relay_server *srv, relay_room *r, relay_session *to)
 
 void relay_rooms_send_heads(relay_server *srv)
 {
+    if (srv->edge)
+        return;
+    /* a signer's rooms have members on edges it does not see */
     for (relay_room *r = srv->rooms; r; r = r->next)
-        if (r->n_members)
+        if (r->n_members || srv->signer)
             relay_room_send_head(srv, r, NULL);
 }
 
@@ -196,6 +209,10 @@ void relay_room_publish(relay_room *r, relay_msg *patch, uint64_t seq,
         if (s->state == RELAY_SESS_LIVE && !relay_session_catching_up(s))
             relay_session_send(s, patch);
     relay_lockstep_patch(&r->ls, seq, created_us, apply_us, now_us);
+    if (r->srv->signer) {
+        relay_signer_patch(r->srv, r, patch, seq);
+        relay_room_send_head(r->srv, r, NULL); /* edges show heads they hold */
+    }
 }
 
 void relay_rooms_record_stats(relay_server *srv, bool all)
@@ -232,6 +249,7 @@ void relay_rooms_free(relay_server *srv)
         relay_logring_free(&r->logs);
         relay_quotas_free(r);
         relay_buffers_free(r);
+        relay_edge_room_free(r);
         free(r);
     }
     srv->rooms = NULL;

@@ -5,6 +5,7 @@
  * (keys, lock, history) and the evaluator thread; a clean shutdown answers
  * the evals in flight, flushes what is queued and closes the database. */
 #include "internal.h"
+#include "redis.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -135,12 +136,21 @@ relay_server *relay_new(const relay_config *config, relay_info *info,
     srv->cfg = *config;
     defaults(&srv->cfg);
     bool created = false;
-    if (relay_keys_open(srv->cfg.data_dir, &srv->keys, &created, why))
+    bool edge = srv->cfg.edge;
+    if (edge && !srv->cfg.redis_url) {
+        pb_fail(why, PB_ERR_FIELD_RANGE,
+                "an edge serves a signer's rooms from Redis: --edge needs "
+                "--redis redis://HOST:PORT");
+        goto fail;
+    }
+    /* an edge holds no signing key, and its history is a cache */
+    if (edge ? relay_keys_open_edge(srv->cfg.data_dir, &srv->keys, why)
+             : relay_keys_open(srv->cfg.data_dir, &srv->keys, &created, why))
         goto fail;
     if ((srv->lock_fd = relay_data_lock(srv->cfg.data_dir, why)) < 0)
         goto fail;
-    snprintf(srv->history_path, sizeof srv->history_path, "%s/history.db",
-             srv->cfg.data_dir);
+    snprintf(srv->history_path, sizeof srv->history_path, "%s/%s",
+             srv->cfg.data_dir, edge ? "edge-cache.db" : "history.db");
     if (!(srv->history = relay_history_open_sqlite(srv->history_path, why)))
         goto fail;
 
@@ -199,12 +209,16 @@ relay_server *relay_new(const relay_config *config, relay_info *info,
     }
     srv->port =
         lws_get_vhost_listen_port(lws_get_vhost_by_name(srv->ctx, "default"));
-    if (!(srv->eval = relay_evaluator_start(srv, why)))
+    if (!edge && !(srv->eval = relay_evaluator_start(srv, why)))
+        goto fail;
+    if (srv->cfg.redis_url &&
+        (edge ? relay_edge_start(srv, why) : relay_signer_start(srv, why)))
         goto fail;
     relay_revocations_start(srv); /* and the ones recorded before it */
     if (info) {
         info->port = srv->port;
-        snprintf(info->key_hex, sizeof info->key_hex, "%s", srv->keys.pk_hex);
+        snprintf(info->key_hex, sizeof info->key_hex, "%s",
+                 edge ? "(the signer's, from Redis)" : srv->keys.pk_hex);
         info->made_keys = created;
     }
     return srv;
@@ -266,8 +280,11 @@ void relay_free(relay_server *srv)
 {
     if (!srv)
         return;
+    relay_redis_free(srv->redis); /* its thread wakes the context */
+    srv->redis = NULL;
     if (srv->ctx) {
         lws_sul_cancel(&srv->revoke_sul);
+        lws_sul_cancel(&srv->cluster_sul);
         lws_context_destroy(srv->ctx);
     }
     relay_evaluator_free(srv->eval);
@@ -276,6 +293,8 @@ void relay_free(relay_server *srv)
     relay_catchups_free(srv);
     relay_sessions_free(srv);
     relay_rooms_free(srv);
+    relay_signer_free(srv);
+    relay_edge_free(srv);
     relay_guard_free(srv);
     relay_revocations_free(srv);
     if (srv->lock_fd >= 0)

@@ -42,7 +42,8 @@ static relay_session *session_new(relay_server *g, struct lws *wsi)
     s->wsi = wsi;
     s->state = RELAY_SESS_AWAIT_HELLO;
     s->client_id = ++g->next_client_id;
-    lws_get_peer_simple(wsi, s->peer, sizeof s->peer);
+    if (wsi)
+        lws_get_peer_simple(wsi, s->peer, sizeof s->peer);
     return s;
 }
 
@@ -95,6 +96,10 @@ static void begin_close(relay_session *s, const char *reason)
         return;
     snprintf(s->close_reason, sizeof s->close_reason, "%s", reason);
     s->state = RELAY_SESS_CLOSING;
+    if (s->is_proxy) { /* its edge closes the client; publish.c frees it */
+        relay_signer_to_edge(s, NULL, true);
+        return;
+    }
     lws_callback_on_writable(s->wsi);
     /* A peer that does not read cannot be sent the close either: drop it
      * after a grace period. */
@@ -120,10 +125,19 @@ static void drop_and_close(relay_session *s, pb_err code, const char *msg)
     begin_close(s, pb_strerror(code));
 }
 
+void relay_session_close(relay_session *s, const char *reason)
+{
+    begin_close(s, reason);
+}
+
 void relay_session_send(relay_session *s, relay_msg *m)
 {
     if (!m || s->state == RELAY_SESS_FREE || s->state == RELAY_SESS_CLOSING)
         return;
+    if (s->is_proxy) {
+        relay_signer_to_edge(s, m, false);
+        return;
+    }
     pb_err e = relay_outq_push(&s->q, m, s->srv->cfg.max_queue_bytes);
     if (e == PB_ERR_SLOW_CONSUMER) {
         /* A slow consumer must not slow anyone else. */
@@ -311,7 +325,8 @@ static uint64_t req_of(const pb_frame *f)
     }
 }
 
-static void on_live_frame(relay_session *s, pb_frame *f)
+void relay_session_on_frame(relay_session *s, pb_frame *f, const uint8_t *data,
+                            size_t len)
 {
     if (!role_may_send(s->role, f->type)) {
         relay_session_refuse(s, PB_ERR_FORBIDDEN, req_of(f),
@@ -328,6 +343,8 @@ static void on_live_frame(relay_session *s, pb_frame *f)
                              pb_type_name(f->type), per_s);
         return;
     }
+    if (s->srv->edge && relay_edge_forward(s, f, data, len))
+        return; /* the signer's business */
     switch (f->type) {
     case PB_T_PING: {
         if (f->ping.unc_us)
@@ -358,6 +375,8 @@ static void on_live_frame(relay_session *s, pb_frame *f)
 }
 
 /* ---- the handshake ---------------------------------------------------------------- */
+
+static void join_room(relay_session *s, relay_room *room);
 
 static void on_hello(relay_session *s, const pb_hello *h)
 {
@@ -392,19 +411,33 @@ static void on_hello(relay_session *s, const pb_hello *h)
     s->role = tok.role;
     snprintf(s->name, sizeof s->name, "%s", tok.name);
     relay_device_set(s, h);
-    /* before the room's limit: a runtime back takes its own place */
-    relay_device_replace(room, s);
-    if (room->n_members >= s->srv->cfg.max_clients_per_room) {
-        relay_session_send_error(s, PB_ERR_ROOM_FULL, 0, true,
-                                 "room \"%s\" is full (%u clients)", tok.room,
-                                 s->srv->cfg.max_clients_per_room);
-        return;
-    }
-    lws_set_timer_usecs(s->wsi, LWS_SET_TIMER_USEC_CANCEL);
     s->expires_s = tok.expires_s;
     memcpy(s->token_id, id, sizeof id);
     if (pb_str_copy(s->client, sizeof s->client, h->client))
         s->client[0] = '\0';
+    s->since_seq = h->since_seq;
+    s->want_buffers = h->buffers && !s->srv->edge; /* edges serve none */
+    if (s->srv->edge && !relay_edge_room_ready(room)) {
+        relay_edge_wait_room(s, room); /* the hello deadline still runs */
+        return;
+    }
+    join_room(s, room);
+}
+
+/* After hello (and, on an edge, once it holds the room): into the room,
+ * then welcome, the signed head, settings, catch-up, presence. */
+static void join_room(relay_session *s, relay_room *room)
+{
+    s->pending_room = NULL;
+    /* before the room's limit: a runtime back takes its own place */
+    relay_device_replace(room, s);
+    if (room->n_members >= s->srv->cfg.max_clients_per_room) {
+        relay_session_send_error(s, PB_ERR_ROOM_FULL, 0, true,
+                                 "room \"%s\" is full (%u clients)", room->name,
+                                 s->srv->cfg.max_clients_per_room);
+        return;
+    }
+    lws_set_timer_usecs(s->wsi, LWS_SET_TIMER_USEC_CANCEL);
     s->state = RELAY_SESS_LIVE;
     relay_room_join(room, s);
     if ((s->quota = relay_quota_get(room, s->name)))
@@ -433,11 +466,54 @@ static void on_hello(relay_session *s, const pb_hello *h)
     relay_session_send_frame(s, &r);
     /* The room's current state, up to what has been broadcast; later
      * patches reach this session live, so nothing is missed or doubled. */
-    relay_send_catchup(s, h->since_seq);
+    relay_send_catchup(s, s->since_seq);
     relay_room_send_peers_to(room, s);
-    if (h->buffers)
+    if (s->want_buffers)
         relay_buffers_join(s);
     relay_room_announce(room, s, PB_PEERS_JOIN);
+}
+
+void relay_session_join_pending(relay_session *s, const char *fail)
+{
+    relay_room *room = s->pending_room;
+    s->pending_room = NULL;
+    if (s->state != RELAY_SESS_AWAIT_HELLO || !room)
+        return;
+    if (fail)
+        relay_session_send_error(s, PB_ERR_COMPILER_DOWN, 0, true, "%s", fail);
+    else
+        join_room(s, room);
+}
+
+/* ---- proxy sessions (a signer's stand-ins for edges' clients) ------------ */
+
+relay_session *relay_session_new_proxy(relay_server *srv, relay_room *r,
+                                       pb_role role, const char *name)
+{
+    relay_session *s = session_new(srv, NULL);
+    if (!s)
+        return NULL;
+    s->is_proxy = true;
+    s->state = RELAY_SESS_LIVE;
+    s->room = r; /* not a member: what the room is sent reaches the edges */
+    s->role = role;
+    snprintf(s->name, sizeof s->name, "%s", name);
+    snprintf(s->peer, sizeof s->peer, "edge");
+    s->ls.joined_us = relay_now_us();
+    if ((s->quota = relay_quota_get(r, s->name)))
+        s->quota->sessions++;
+    return s;
+}
+
+void relay_session_free_proxy(relay_session *s)
+{
+    relay_catchup_end(s);
+    relay_eval_cancel(s);
+    if (s->quota) {
+        s->quota->sessions--;
+        s->quota->idle_us = relay_mono_us();
+    }
+    session_free(s);
 }
 
 static void on_message(relay_session *s, const uint8_t *data, size_t len)
@@ -460,7 +536,7 @@ static void on_message(relay_session *s, const uint8_t *data, size_t len)
                                      "the first frame must be hello, got %s",
                                      pb_type_name(f.type));
     } else if (s->state == RELAY_SESS_LIVE) {
-        on_live_frame(s, &f);
+        relay_session_on_frame(s, &f, data, len);
     }
     pb_frame_free(&f);
 }
@@ -578,7 +654,13 @@ int relay_session_callback(struct lws *wsi, enum lws_callback_reasons reason,
     case LWS_CALLBACK_TIMER:
         if (s && s->state == RELAY_SESS_CLOSING)
             return -1;
-        if (s && s->state == RELAY_SESS_AWAIT_HELLO)
+        if (s && s->pending_room)
+            relay_session_send_error(
+                s, PB_ERR_COMPILER_DOWN, 0, true,
+                "room \"%s\" did not become available on this edge within "
+                "%u ms (Redis or the room's signer is unavailable); retry",
+                s->pending_room->name, s->srv->cfg.hello_timeout_ms);
+        else if (s && s->state == RELAY_SESS_AWAIT_HELLO)
             relay_session_send_error(s, PB_ERR_AUTH_TIMEOUT, 0, true,
                                      "no hello within %u ms",
                                      s->srv->cfg.hello_timeout_ms);
@@ -594,6 +676,7 @@ int relay_session_callback(struct lws *wsi, enum lws_callback_reasons reason,
     case LWS_CALLBACK_CLOSED:
         if (s) {
             relay_room *room = s->room;
+            relay_edge_session_closed(s);
             relay_catchup_end(s);
             relay_eval_cancel(s);
             if (s->quota) {
@@ -612,8 +695,10 @@ int relay_session_callback(struct lws *wsi, enum lws_callback_reasons reason,
         }
         break;
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED: /* the evaluator has results */
-        if (srv)
+        if (srv) {
             relay_deliver_finished(srv);
+            relay_cluster_deliver(srv);
+        }
         break;
     default:
         break;

@@ -2,7 +2,10 @@
 #include "harness.h"
 
 #include <errno.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -59,7 +62,7 @@ void harness_cleanup(void)
     for (size_t i = 0; i < sizeof started / sizeof started[0]; i++) {
         struct started *s = &started[i];
         if (s->pid) {
-            fprintf(stderr, "# killing relay %d, left running by the test\n",
+            fprintf(stderr, "# killing process %d, left running by the test\n",
                     (int)s->pid);
             kill(s->pid, SIGKILL);
             waitpid(s->pid, NULL, 0);
@@ -73,6 +76,8 @@ void harness_cleanup(void)
     }
 }
 
+static bool spawn(relay *r, const char *const *extra);
+
 /* Starts the relay with data directory tmp_root/name (kept if it exists,
  * for restarts) and extra options; reads the port from its first line. */
 bool serve_start(relay *r, const char *name, const char *const *extra)
@@ -85,6 +90,36 @@ bool serve_start(relay *r, const char *name, const char *const *extra)
         fprintf(stderr, "  keys: %s\n", why.text);
         return false;
     }
+    return spawn(r, extra);
+}
+
+bool edge_start(relay *r, const char *name, const relay *signer,
+                const char *redis_url)
+{
+    *r = (relay){0};
+    snprintf(r->dir, sizeof r->dir, "%s/%s", tmp_root, name);
+    snprintf(r->log, sizeof r->log, "%s/%s.log", tmp_root, name);
+    r->keys = signer->keys; /* it checks the signer's tokens */
+    char path[300];
+    snprintf(path, sizeof path, "%s/token.key", r->dir);
+    int fd = -1;
+    if ((mkdir(r->dir, 0700) && errno != EEXIST) ||
+        (fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600)) < 0 ||
+        write(fd, signer->keys.token_key, RELAY_TOKEN_KEY_BYTES) !=
+            RELAY_TOKEN_KEY_BYTES) {
+        fprintf(stderr, "  cannot write %s\n", path);
+        if (fd >= 0)
+            close(fd);
+        return false;
+    }
+    close(fd);
+    const char *extra[] = {"--edge", "--redis", redis_url, NULL};
+    return spawn(r, extra);
+}
+
+/* Forks `patchbay serve --port 0 --data r->dir --backend B` and extra. */
+static bool spawn(relay *r, const char *const *extra)
+{
     int out[2];
     if (pipe(out))
         return false;
@@ -215,6 +250,78 @@ int serve_stop(relay *r)
     r->pid = 0;
     relay_keys_close(&r->keys);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* ---- Redis ----------------------------------------------------------------
+ */
+
+/* A free loopback port: bound, read, closed (the redis-server started on
+ * it next may race another process; the tests are the only users). */
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    int port = -1;
+    if (fd >= 0 && !bind(fd, (struct sockaddr *)&a, sizeof a) &&
+        !getsockname(fd, (struct sockaddr *)&a, &len))
+        port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+bool redis_start(redis_srv *rs, int port)
+{
+    rs->pid = 0;
+    rs->port = port > 0 ? port : free_port();
+    snprintf(rs->url, sizeof rs->url, "redis://127.0.0.1:%d", rs->port);
+    char log[300], ports[16];
+    snprintf(log, sizeof log, "%s/redis.log", tmp_root);
+    snprintf(ports, sizeof ports, "%d", rs->port);
+    rs->pid = fork();
+    if (rs->pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        execlp("redis-server", "redis-server", "--port", ports, "--bind",
+               "127.0.0.1", "--save", "", "--appendonly", "no", "--dir",
+               tmp_root, (char *)NULL);
+        _exit(127);
+    }
+    if (rs->pid < 0)
+        return false;
+    remember(rs->pid, NULL, 0);
+    /* ready when it accepts a connection */
+    for (uint64_t until = now_ms() + 10000; now_ms() < until; sleep_ms(20)) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_port = htons((uint16_t)rs->port)};
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        bool ok = fd >= 0 && !connect(fd, (struct sockaddr *)&a, sizeof a);
+        if (fd >= 0)
+            close(fd);
+        if (ok)
+            return true;
+    }
+    fprintf(stderr, "  redis-server did not start on port %d (log %s)\n",
+            rs->port, log);
+    redis_kill9(rs);
+    return false;
+}
+
+void redis_kill9(redis_srv *rs)
+{
+    if (rs->pid <= 0)
+        return;
+    kill(rs->pid, SIGKILL);
+    waitpid(rs->pid, NULL, 0);
+    forget(rs->pid, NULL);
+    rs->pid = 0;
 }
 
 void serve_kill9(relay *r)

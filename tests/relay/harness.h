@@ -52,6 +52,26 @@ bool inproc_start(relay *r, const char *name, const relay_config *cfg);
  * child's exit status). */
 int serve_stop(relay *r);
 void serve_kill9(relay *r);
+/* Starts an edge (`serve --edge --redis URL`) with data directory
+ * tmp_root/name holding signer's token.key; r->keys are the signer's (for
+ * tokens and checking patches). */
+bool edge_start(relay *r, const char *name, const relay *signer,
+                const char *redis_url);
+
+/* ---- Redis ------------------------------------------------------------------
+ */
+
+typedef struct redis_srv {
+    pid_t pid;
+    int port;
+    char url[64]; /* redis://127.0.0.1:PORT */
+} redis_srv;
+
+/* Starts redis-server on port (0: a free loopback one), nothing saved,
+ * and waits until it accepts connections; killed with whatever the test
+ * started, however it ends. */
+bool redis_start(redis_srv *rs, int port);
+void redis_kill9(redis_srv *rs);
 
 /* ---- clients ------------------------------------------------------------- */
 

@@ -1,0 +1,776 @@
+/* edge.c — an edge relay (`patchbay serve --edge --redis URL`,
+ * docs/ARCHITECTURE.md § More than one relay): no signing key, no compile
+ * server. It keeps each room it serves in a cache (the history tables, in
+ * its own SQLite file, so catch-up and history_req are catchup.c's), takes
+ * the signer's patches from Redis strictly as head + 1 (a gap is filled
+ * from the room's stream, or by asking the signer), passes the signer's
+ * signed heads on only when it holds what they name, and forwards what it
+ * does not handle (evals, acks, logs, settings) to the signer. Nothing here
+ * is trusted with integrity: runtimes verify every patch and head
+ * (docs/SECURITY.md § Edges). */
+#include "history_db.h"
+#include "internal.h"
+#include "redis.h"
+
+#include <hiredis/read.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* XRANGE page; an eval the signer took but did not answer for this long
+ * is answered here; a room not yet held is asked for again this often. */
+#define PAGE         "100"
+#define PAGE_N       100u
+#define EVAL_WAIT_US (30u * 1000000u)
+#define RESYNC_US    (1000000u)
+
+typedef struct pending_eval {
+    relay_handle h;
+    uint64_t req;
+    uint64_t until_us;
+    uint64_t id; /* its PUBLISH's tag */
+    struct pending_eval *next;
+} pending_eval;
+
+struct relay_edge {
+    char id[24];
+    bool key_known;
+    pending_eval *evals;
+    uint64_t next_id;
+};
+
+typedef struct relay_edge_room {
+    bool ready;            /* caught up with what Redis had when it looked */
+    bool syncing;          /* a GET/XRANGE is on its way */
+    uint64_t asked_us;     /* when it last started a sync */
+    relay_msg *head;       /* the signer's last signed head */
+    uint64_t head_seq;     /* the seq it names */
+    relay_handle *waiting; /* sessions waiting for the room */
+    uint32_t n_waiting, cap_waiting;
+} relay_edge_room;
+
+static void sync_room(relay_server *srv, relay_room *r);
+
+static void command(relay_server *srv, relay_redis_fn fn, void *ctx,
+                    uint64_t tag, int argc, const char *const *argv,
+                    const size_t *lens)
+{
+    relay_redis_command(srv->redis, fn, ctx, tag, argc, argv, lens);
+}
+
+static void to_signer(relay_server *srv, relay_env *e, relay_redis_fn fn,
+                      uint64_t tag)
+{
+    if (e->failed) {
+        if (fn)
+            fn(srv, tag, NULL);
+        return;
+    }
+    const char *argv[] = {"PUBLISH", "pb:signer", (const char *)e->data};
+    size_t lens[] = {7, 9, e->len};
+    command(srv, fn, srv, tag, 3, argv, lens);
+}
+
+/* A room's name as a command's context: rooms live as long as the relay,
+ * but a reply names the room, found again by pointer. */
+static relay_room *room_of(relay_server *srv, uint64_t tag)
+{
+    for (relay_room *r = srv->rooms; r; r = r->next)
+        if ((uint64_t)(uintptr_t)r == tag)
+            return r;
+    return NULL;
+}
+
+static relay_room *room_named(relay_server *srv, const char *name)
+{
+    for (relay_room *r = srv->rooms; r; r = r->next)
+        if (!strcmp(r->name, name))
+            return r;
+    return NULL;
+}
+
+/* ---- the cache ------------------------------------------------------------
+ */
+
+static void cache_epoch(relay_server *srv, relay_room *r, bool *known)
+{
+    *known = false;
+    sqlite3_stmt *st = relay_history_prepare(
+        srv->history, "SELECT epoch_us FROM epochs WHERE room = ?1");
+    if (!st)
+        return;
+    sqlite3_bind_text(st, 1, r->name, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        r->epoch = (uint64_t)sqlite3_column_int64(st, 0);
+        *known = true;
+    }
+    sqlite3_finalize(st);
+}
+
+/* Empties the room's cache and starts it again in epoch. */
+static pb_err cache_reset(relay_server *srv, relay_room *r, uint64_t epoch,
+                          pb_errmsg *why)
+{
+    static const char *const sql[] = {
+        "DELETE FROM patches WHERE room = ?1",
+        "DELETE FROM vars WHERE room = ?1",
+        "DELETE FROM epochs WHERE room = ?1",
+        "INSERT INTO epochs(room, epoch_us) VALUES (?1, ?2)",
+    };
+    TRY_HISTORY(relay_history_begin(srv->history, why));
+    pb_err e = PB_OK;
+    for (size_t i = 0; i < sizeof sql / sizeof sql[0] && !e; i++) {
+        sqlite3_stmt *st = relay_history_prepare(srv->history, sql[i]);
+        if (st) {
+            sqlite3_bind_text(st, 1, r->name, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 2, (sqlite3_int64)epoch);
+        }
+        if (!st || sqlite3_step(st) != SQLITE_DONE)
+            e = relay_history_fail(srv->history, why,
+                                   "cannot empty the room's cache");
+        sqlite3_finalize(st);
+    }
+    return relay_history_end(srv->history, e, why);
+}
+
+/* A new epoch (the signer's history began again, or this cache is another
+ * signer's): the cache starts over and the room's sessions are closed, to
+ * rejoin and catch up in it. */
+static void new_epoch(relay_server *srv, relay_room *r, uint64_t epoch)
+{
+    pb_errmsg why = {{0}};
+    if (cache_reset(srv, r, epoch, &why)) {
+        lwsl_err("room %s: %s\n", r->name, why.text);
+        return;
+    }
+    lwsl_user("room %s: epoch %llu (was %llu): cache emptied\n", r->name,
+              (unsigned long long)epoch, (unsigned long long)r->epoch);
+    r->epoch = epoch;
+    r->head_seq = 0;
+    pb_epoch_genesis(r->name, epoch, srv->keys.pk, r->head_hash);
+    relay_msg_unref(r->edge->head);
+    r->edge->head = NULL;
+    for (relay_session *s = r->members; s; s = s->room_next)
+        relay_session_send_error(s, PB_ERR_CHAIN_FORK, 0, true,
+                                 "room \"%s\" began a new epoch; reconnect",
+                                 r->name);
+}
+
+/* Takes patch seq into the cache and to the room, if it is head + 1 and
+ * follows the head; false otherwise (a gap, a duplicate, a fork). */
+static bool apply_patch(relay_server *srv, relay_room *r, uint64_t seq,
+                        const uint8_t *frame, size_t len)
+{
+    if (seq != r->head_seq + 1)
+        return false;
+    pb_frame f;
+    pb_statement st;
+    pb_errmsg why = {{0}};
+    if (pb_frame_decode(frame, len, &f, &why))
+        return false;
+    bool ok = false;
+    if (f.type != PB_T_PATCH ||
+        pb_statement_decode(f.patch.stmt.ptr, f.patch.stmt.len, &st, &why)) {
+        pb_frame_free(&f);
+        return false;
+    }
+    relay_var_row vars[PB_MAX_SYMBOLS];
+    char names[PB_MAX_SYMBOLS][PB_MAX_NAME_BYTES + 1];
+    char types[PB_MAX_SYMBOLS][PB_MAX_NAME_BYTES + 1];
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < st.n_symbols && n < PB_MAX_SYMBOLS; i++) {
+        if (pb_str_copy(names[n], sizeof names[n], st.symbols[i].name) ||
+            pb_str_copy(types[n], sizeof types[n], st.symbols[i].type))
+            continue;
+        vars[n] = (relay_var_row){names[n], types[n], "", NULL, 0, seq};
+        n++;
+    }
+    char author[PB_MAX_NAME_BYTES + 1] = "";
+    if (pb_str_copy(author, sizeof author, st.author))
+        author[0] = '\0';
+    relay_patch_row row = {
+        .seq = seq,
+        .stmt = f.patch.stmt.ptr,
+        .stmt_len = f.patch.stmt.len,
+        .sig = f.patch.sig.ptr,
+        .module = f.patch.module.ptr,
+        .module_len = f.patch.module.len,
+        .source = f.patch.source.ptr ? f.patch.source.ptr : "",
+        .source_len = f.patch.source.len,
+        .author = author,
+        .created_us = st.created_us,
+    };
+    memcpy(row.hash, st.hash, PB_HASH_BYTES);
+    if (st.seq == seq && f.patch.sig.len == PB_SIG_BYTES &&
+        !memcmp(st.prev_hash, r->head_hash, PB_HASH_BYTES) &&
+        !relay_history_append(srv->history, r->name, &row, vars, n, &why)) {
+        relay_msg *m = relay_msg_new(frame, len);
+        if (m) {
+            relay_room_publish(r, m, seq, st.hash, st.created_us, st.apply_us,
+                               relay_now_us());
+            relay_msg_unref(m);
+            ok = true;
+        }
+    } else if (why.text[0]) {
+        lwsl_err("room %s#%llu: not cached: %s\n", r->name,
+                 (unsigned long long)seq, why.text);
+    }
+    pb_statement_free(&st);
+    pb_frame_free(&f);
+    return ok;
+}
+
+/* ---- holding a room -------------------------------------------------------
+ */
+
+static void set_ready(relay_room *r)
+{
+    relay_edge_room *er = r->edge;
+    er->ready = true;
+    er->syncing = false;
+    relay_server *srv = r->srv;
+    for (uint32_t i = 0; i < er->n_waiting; i++) {
+        relay_session *s = NULL;
+        relay_handle h = er->waiting[i];
+        if (h.index < srv->n_slots && srv->sessions[h.index]->gen == h.gen)
+            s = srv->sessions[h.index];
+        if (s && s->pending_room == r)
+            relay_session_join_pending(s, NULL);
+    }
+    er->n_waiting = 0;
+}
+
+static void ask_fill(relay_server *srv, relay_room *r)
+{
+    relay_env e = {0};
+    relay_env_u8(&e, RELAY_ENV_FILL);
+    relay_env_str(&e, srv->edge->id);
+    relay_env_str(&e, r->name);
+    relay_env_u64(&e, r->epoch);
+    relay_env_u64(&e, r->head_seq + 1);
+    to_signer(srv, &e, NULL, 0);
+    relay_env_free(&e);
+}
+
+static void read_stream(relay_server *srv, relay_room *r);
+
+/* XRANGE's entries: [[id, [field, value]], ...] */
+static void on_range(void *ctx, uint64_t tag, const relay_rval *v)
+{
+    relay_server *srv = ctx;
+    relay_room *r = room_of(srv, tag);
+    if (!r)
+        return;
+    if (!v || v->type != REDIS_REPLY_ARRAY) {
+        r->edge->syncing = false; /* Redis went away: the tick retries */
+        return;
+    }
+    bool gap = false;
+    for (size_t i = 0; i < v->n && !gap; i++) {
+        const relay_rval *it = v->elem[i];
+        if (it->type != REDIS_REPLY_ARRAY || it->n < 2 || !it->elem[0]->str ||
+            it->elem[1]->type != REDIS_REPLY_ARRAY || it->elem[1]->n < 2 ||
+            !it->elem[1]->elem[1]->str)
+            continue;
+        uint64_t seq = strtoull(it->elem[0]->str, NULL, 10);
+        if (seq <= r->head_seq)
+            continue;
+        const relay_rval *val = it->elem[1]->elem[1];
+        if (!apply_patch(srv, r, seq, (const uint8_t *)val->str, val->len))
+            gap = true;
+    }
+    if (gap) {
+        /* the stream no longer has head + 1 (trimmed, or Redis restarted
+         * empty): the signer has it; it answers on this edge's channel */
+        ask_fill(srv, r);
+        set_ready(r); /* serve what is held; the rest arrives in order */
+    } else if (v->n == PAGE_N) {
+        read_stream(srv, r);
+    } else {
+        set_ready(r);
+    }
+}
+
+static void read_stream(relay_server *srv, relay_room *r)
+{
+    char key[PB_MAX_NAME_BYTES + 48], from[32];
+    snprintf(key, sizeof key, "pb:s:%s:%llu", r->name,
+             (unsigned long long)r->epoch);
+    snprintf(from, sizeof from, "%llu-0", (unsigned long long)r->head_seq + 1);
+    const char *argv[] = {"XRANGE", key, from, "+", "COUNT", PAGE};
+    size_t lens[] = {6, strlen(key), strlen(from), 1, 5, strlen(PAGE)};
+    command(srv, on_range, srv, (uint64_t)(uintptr_t)r, 6, argv, lens);
+}
+
+static void on_epoch(void *ctx, uint64_t tag, const relay_rval *v)
+{
+    relay_server *srv = ctx;
+    relay_room *r = room_of(srv, tag);
+    if (!r)
+        return;
+    if (!v || (v->type != REDIS_REPLY_STRING && v->type != REDIS_REPLY_NIL)) {
+        r->edge->syncing = false;
+        return;
+    }
+    if (v->type == REDIS_REPLY_NIL) {
+        /* a room the signer has not published: ask it to; the tick asks
+         * again until pb:epoch:ROOM is there */
+        relay_env e = {0};
+        relay_env_u8(&e, RELAY_ENV_OPEN);
+        relay_env_str(&e, srv->edge->id);
+        relay_env_str(&e, r->name);
+        relay_env_u64(&e, 0);
+        relay_env_u64(&e, 0);
+        to_signer(srv, &e, NULL, 0);
+        relay_env_free(&e);
+        r->edge->syncing = false;
+        return;
+    }
+    uint64_t epoch = strtoull(v->str, NULL, 10);
+    bool known;
+    cache_epoch(srv, r, &known);
+    if (!known || epoch != r->epoch)
+        new_epoch(srv, r, epoch);
+    read_stream(srv, r);
+}
+
+/* Where the room is in Redis: its epoch, then the stream after the head. */
+static void sync_room(relay_server *srv, relay_room *r)
+{
+    if (!srv->edge->key_known || !relay_redis_is_up(srv->redis) ||
+        r->edge->syncing)
+        return;
+    r->edge->syncing = true;
+    r->edge->asked_us = relay_mono_us();
+    char key[PB_MAX_NAME_BYTES + 16];
+    snprintf(key, sizeof key, "pb:epoch:%s", r->name);
+    const char *argv[] = {"GET", key};
+    size_t lens[] = {3, strlen(key)};
+    command(srv, on_epoch, srv, (uint64_t)(uintptr_t)r, 2, argv, lens);
+}
+
+void relay_edge_room_init(relay_room *r)
+{
+    relay_server *srv = r->srv;
+    if (!(r->edge = calloc(1, sizeof *r->edge)))
+        return;
+    bool known;
+    cache_epoch(srv, r, &known);
+    pb_errmsg why;
+    if (known && relay_history_head(srv->history, r->name, &r->head_seq,
+                                    r->head_hash, &why))
+        lwsl_err("room %s: cannot read its cache: %s\n", r->name, why.text);
+    if (!r->head_seq)
+        pb_epoch_genesis(r->name, r->epoch, srv->keys.pk, r->head_hash);
+    sync_room(srv, r);
+}
+
+bool relay_edge_room_ready(const relay_room *r)
+{
+    return r->edge && r->edge->ready;
+}
+
+void relay_edge_wait_room(relay_session *s, relay_room *r)
+{
+    relay_edge_room *er = r->edge;
+    if (!er) {
+        relay_session_send_error(s, PB_ERR_NOMEM, 0, true,
+                                 "the relay is out of memory");
+        return;
+    }
+    if (er->n_waiting == er->cap_waiting) {
+        uint32_t cap = er->cap_waiting ? 2 * er->cap_waiting : 16;
+        relay_handle *w = realloc(er->waiting, cap * sizeof *w);
+        if (!w) {
+            relay_session_send_error(s, PB_ERR_NOMEM, 0, true,
+                                     "the relay is out of memory");
+            return;
+        }
+        er->waiting = w;
+        er->cap_waiting = cap;
+    }
+    er->waiting[er->n_waiting++] = (relay_handle){s->index, s->gen};
+    s->pending_room = r;
+    sync_room(s->srv, r);
+}
+
+void relay_edge_send_head(relay_room *r, relay_session *to)
+{
+    relay_edge_room *er = r->edge;
+    if (!er || !er->head || er->head_seq != r->head_seq)
+        return; /* a runtime must never be shown a head it cannot reach */
+    if (to)
+        relay_session_send(to, er->head);
+    else
+        relay_room_broadcast(r, er->head, PB_ROLE_NONE);
+}
+
+/* ---- forwarding to the signer ---------------------------------------------
+ */
+
+static void answer_eval(relay_server *srv, relay_handle h, uint64_t req,
+                        const char *fmt, const char *detail)
+{
+    for (pending_eval **p = &srv->edge->evals; *p; p = &(*p)->next)
+        if ((*p)->h.index == h.index && (*p)->h.gen == h.gen &&
+            (*p)->req == req) {
+            pending_eval *gone = *p;
+            *p = gone->next;
+            free(gone);
+            relay_session *s = relay_session_get(srv, h);
+            if (s && fmt)
+                relay_session_send_error(s, PB_ERR_COMPILER_DOWN, req, false,
+                                         fmt, (unsigned long long)req, detail);
+            return;
+        }
+}
+
+/* PUBLISH answers how many subscribers got it: none means no signer. An
+ * error means it went nowhere. No answer (Redis went away after it was
+ * sent) leaves the eval waiting: the signer may have it, and answers, or
+ * the tick does after EVAL_WAIT_US. */
+static void on_forwarded(void *ctx, uint64_t tag, const relay_rval *v)
+{
+    relay_server *srv = ctx;
+    pending_eval *p = srv->edge->evals;
+    while (p && p->id != tag)
+        p = p->next;
+    if (!v || !p)
+        return; /* answered already */
+    relay_handle h = p->h;
+    uint64_t req = p->req;
+    if (v->type == REDIS_REPLY_INTEGER && v->integer == 0)
+        answer_eval(srv, h, req,
+                    "eval %llu refused: the room's signer is unavailable "
+                    "(%s); retry when it is back",
+                    "no signer listens on Redis");
+    else if (v->type == REDIS_REPLY_ERROR)
+        answer_eval(srv, h, req,
+                    "eval %llu not sent to the room's signer: %s; retry",
+                    v->str ? v->str : "Redis refused it");
+}
+
+bool relay_edge_forward(relay_session *s, const pb_frame *f,
+                        const uint8_t *data, size_t len)
+{
+    relay_server *srv = s->srv;
+    switch (f->type) {
+    case PB_T_EVAL:
+    case PB_T_ROOM:
+    case PB_T_ACK:
+    case PB_T_LOG:
+    case PB_T_TEST_RESULT: break;
+    case PB_T_BUFFER_OP:
+    case PB_T_BUFFER_UPDATE:
+    case PB_T_BUFFER_COMPACT:
+    case PB_T_BUFFER_AWARE:
+        relay_session_refuse(s, PB_ERR_FORBIDDEN, 0,
+                             "shared buffers are served by the room's signer, "
+                             "not by edges: connect to the signer to edit "
+                             "them");
+        return true;
+    default: return false;
+    }
+    uint64_t req = f->type == PB_T_EVAL ? f->eval.req : 0;
+    if (!relay_redis_is_up(srv->redis)) {
+        if (f->type == PB_T_EVAL || f->type == PB_T_ROOM)
+            relay_session_send_error(s, PB_ERR_COMPILER_DOWN, req, false,
+                                     "%s %llu not sent: Redis (%s) is "
+                                     "unreachable from this edge; retry",
+                                     pb_type_name(f->type),
+                                     (unsigned long long)req,
+                                     relay_redis_url(srv->redis));
+        return true; /* acks and logs of that time are lost: reports */
+    }
+    if (f->type == PB_T_EVAL) {
+        pending_eval *p = calloc(1, sizeof *p);
+        if (!p) {
+            relay_session_send_error(s, PB_ERR_NOMEM, req, false,
+                                     "the relay is out of memory");
+            return true;
+        }
+        *p = (pending_eval){{s->index, s->gen},
+                            req,
+                            relay_mono_us() + EVAL_WAIT_US,
+                            ++srv->edge->next_id,
+                            srv->edge->evals};
+        srv->edge->evals = p;
+    }
+    relay_env e = {0};
+    relay_env_u8(&e, RELAY_ENV_FORWARD);
+    relay_env_str(&e, srv->edge->id);
+    relay_env_u32(&e, s->index);
+    relay_env_u32(&e, s->gen);
+    relay_env_u8(&e, (uint8_t)s->role);
+    relay_env_str(&e, s->name);
+    relay_env_str(&e, s->room->name);
+    relay_env_bytes(&e, data, len);
+    to_signer(srv, &e, f->type == PB_T_EVAL ? on_forwarded : NULL,
+              srv->edge->next_id);
+    relay_env_free(&e);
+    return true;
+}
+
+void relay_edge_session_closed(relay_session *s)
+{
+    relay_server *srv = s->srv;
+    if (!srv->edge || !srv->redis) /* or the relay is going away */
+        return;
+    if (s->state == RELAY_SESS_LIVE || s->state == RELAY_SESS_CLOSING) {
+        relay_env e = {0};
+        relay_env_u8(&e, RELAY_ENV_CLOSED);
+        relay_env_str(&e, srv->edge->id);
+        relay_env_u32(&e, s->index);
+        relay_env_u32(&e, s->gen);
+        if (relay_redis_is_up(srv->redis))
+            to_signer(srv, &e, NULL, 0);
+        relay_env_free(&e);
+    }
+    s->pending_room = NULL; /* its handle in the wait list goes stale */
+}
+
+/* ---- what Redis sends -----------------------------------------------------
+ */
+
+/* The signer's frame to one client of this edge (or its close). */
+static void on_client(relay_server *srv, relay_env_reader *rd)
+{
+    relay_handle h;
+    h.index = relay_env_get_u32(rd);
+    h.gen = relay_env_get_u32(rd);
+    bool close = relay_env_get_u8(rd);
+    if (rd->bad)
+        return;
+    relay_session *s = relay_session_get(srv, h);
+    if (rd->left) {
+        pb_frame f;
+        pb_errmsg why;
+        if (!pb_frame_decode(rd->p, rd->left, &f, &why)) {
+            if (f.type == PB_T_DIAG)
+                answer_eval(srv, h, f.diag.req, NULL, NULL);
+            else if (f.type == PB_T_ERROR && f.error.req)
+                answer_eval(srv, h, f.error.req, NULL, NULL);
+            pb_frame_free(&f);
+        }
+        relay_msg *m = s ? relay_msg_new(rd->p, rd->left) : NULL;
+        if (m)
+            relay_session_send(s, m);
+        relay_msg_unref(m);
+    }
+    if (s && close)
+        relay_session_close(s, "closed by the room's signer");
+}
+
+/* A frame the signer broadcast to room r. */
+static void on_broadcast(relay_server *srv, relay_room *r, pb_role only,
+                         const uint8_t *data, size_t len)
+{
+    pb_frame f;
+    pb_errmsg why;
+    if (pb_frame_decode(data, len, &f, &why))
+        return;
+    relay_msg *m = relay_msg_new(data, len);
+    if (!m) {
+        pb_frame_free(&f);
+        return;
+    }
+    if (f.type == PB_T_HEAD) {
+        pb_head h;
+        if (!pb_head_decode(f.head.stmt.ptr, f.head.stmt.len, &h, &why)) {
+            if (h.epoch == r->epoch) {
+                relay_msg_unref(r->edge->head);
+                r->edge->head = m;
+                m->refs++;
+                r->edge->head_seq = h.seq;
+                if (h.seq == r->head_seq)
+                    relay_room_broadcast(r, m, PB_ROLE_NONE);
+                else if (h.seq > r->head_seq)
+                    sync_room(srv, r); /* it missed the patch: a gap */
+            } else {
+                sync_room(srv, r); /* a new epoch? */
+            }
+            pb_head_free(&h);
+        }
+    } else {
+        if (f.type == PB_T_ROOM) {
+            r->settings = f.room;
+            if (relay_history_set_settings(srv->history, r->name, &f.room,
+                                           &why))
+                lwsl_err("room %s: %s\n", r->name, why.text);
+        } else if (f.type == PB_T_ACK) {
+            relay_logring_push(r, m, f.ack.runtime_id);
+        } else if (f.type == PB_T_LOG) {
+            relay_logring_push(r, m, f.log.runtime_id);
+        }
+        relay_room_broadcast(r, m, only);
+    }
+    relay_msg_unref(m);
+    pb_frame_free(&f);
+}
+
+static void on_message(relay_server *srv, const uint8_t *data, size_t len)
+{
+    relay_env_reader rd = {data, len, false};
+    uint8_t kind = relay_env_get_u8(&rd);
+    if (kind == RELAY_ENV_CLIENT) {
+        on_client(srv, &rd);
+        return;
+    }
+    char name[PB_MAX_NAME_BYTES + 1];
+    relay_env_get_str(&rd, name, sizeof name);
+    uint64_t epoch = relay_env_get_u64(&rd);
+    relay_room *r = rd.bad ? NULL : room_named(srv, name);
+    if (!r || !r->edge) /* a room nobody here asked for */
+        return;
+    if (epoch != r->epoch) {
+        sync_room(srv, r);
+        return;
+    }
+    if (kind == RELAY_ENV_PATCH) {
+        uint64_t seq = relay_env_get_u64(&rd);
+        if (!rd.bad && seq > r->head_seq &&
+            !apply_patch(srv, r, seq, rd.p, rd.left))
+            sync_room(srv, r); /* a gap: the stream has it */
+    } else if (kind == RELAY_ENV_BROADCAST) {
+        uint8_t only = relay_env_get_u8(&rd);
+        if (!rd.bad)
+            on_broadcast(srv, r, (pb_role)only, rd.p, rd.left);
+    }
+}
+
+static void on_key(void *ctx, uint64_t tag, const relay_rval *v)
+{
+    relay_server *srv = ctx;
+    (void)tag;
+    uint8_t pk[PB_PUBLICKEY_BYTES];
+    if (!v || v->type != REDIS_REPLY_STRING ||
+        v->len != 2 * PB_PUBLICKEY_BYTES || pb_unhex(v->str, pk, sizeof pk)) {
+        lwsl_warn("edge: no signer key in Redis (pb:key) yet\n");
+        return;
+    }
+    if (srv->edge->key_known && !memcmp(pk, srv->keys.pk, sizeof pk))
+        return;
+    if (srv->edge->key_known)
+        lwsl_warn("edge: the signer's key changed to %.*s\n", (int)v->len,
+                  v->str);
+    memcpy(srv->keys.pk, pk, sizeof pk);
+    memcpy(srv->keys.pk_hex, v->str, v->len);
+    srv->keys.pk_hex[v->len] = '\0';
+    srv->edge->key_known = true;
+    for (relay_room *r = srv->rooms; r; r = r->next) {
+        if (!r->head_seq)
+            pb_epoch_genesis(r->name, r->epoch, srv->keys.pk, r->head_hash);
+        r->edge->syncing = false;
+        sync_room(srv, r);
+    }
+}
+
+static void ask_key(relay_server *srv)
+{
+    const char *argv[] = {"GET", "pb:key"};
+    size_t lens[] = {3, 6};
+    command(srv, on_key, srv, 0, 2, argv, lens);
+}
+
+void relay_edge_event(relay_server *srv, relay_redis_event *e)
+{
+    switch (e->kind) {
+    case RELAY_REDIS_UP:
+        lwsl_user("edge %s: connected to %s\n", srv->edge->id,
+                  relay_redis_url(srv->redis));
+        ask_key(srv); /* a first, or a changed, key resyncs every room */
+        for (relay_room *r = srv->rooms; r; r = r->next)
+            if (r->edge) { /* what it missed while away */
+                r->edge->syncing = false;
+                sync_room(srv, r);
+            }
+        break;
+    case RELAY_REDIS_DOWN:
+        lwsl_warn("edge %s: lost Redis (%s); serving what it holds\n",
+                  srv->edge->id, relay_redis_url(srv->redis));
+        for (relay_room *r = srv->rooms; r; r = r->next)
+            if (r->edge)
+                r->edge->syncing = false;
+        /* their answers would come through Redis: they are lost with it */
+        while (srv->edge->evals)
+            answer_eval(srv, srv->edge->evals->h, srv->edge->evals->req,
+                        "eval %llu: Redis went away after it was sent to the "
+                        "room's signer (%s); it may or may not have been "
+                        "accepted: look for it in the room's history before "
+                        "sending it again",
+                        "its answer was lost with Redis");
+        break;
+    case RELAY_REDIS_MESSAGE: on_message(srv, e->data, e->len); break;
+    case RELAY_REDIS_REPLY:
+        if (e->fn)
+            e->fn(e->ctx, e->tag, e->reply);
+        break;
+    }
+}
+
+/* Every second: rooms not yet held are asked for again, and evals the
+ * signer took but never answered are answered. */
+static void tick(lws_sorted_usec_list_t *sul)
+{
+    relay_server *srv = lws_container_of(sul, relay_server, cluster_sul);
+    uint64_t now = relay_mono_us();
+    if (!srv->edge->key_known && relay_redis_is_up(srv->redis))
+        ask_key(srv);
+    for (relay_room *r = srv->rooms; r; r = r->next)
+        if (r->edge && (!r->edge->ready || r->edge->head_seq > r->head_seq) &&
+            now - r->edge->asked_us > RESYNC_US) {
+            r->edge->syncing = false;
+            sync_room(srv, r);
+        }
+    for (pending_eval *p = srv->edge->evals, *next; p; p = next) {
+        next = p->next;
+        if (now > p->until_us)
+            answer_eval(srv, p->h, p->req,
+                        "eval %llu: no answer from the room's signer within "
+                        "30 s (%s); it may or may not have been accepted: "
+                        "look for it in the room's history before sending it "
+                        "again",
+                        "the signer is unavailable");
+    }
+    lws_sul_schedule(srv->ctx, 0, &srv->cluster_sul, tick, LWS_US_PER_SEC);
+}
+
+pb_err relay_edge_start(relay_server *srv, pb_errmsg *why)
+{
+    if (!(srv->edge = calloc(1, sizeof *srv->edge)))
+        return pb_fail(why, PB_ERR_NOMEM, "out of memory");
+    uint8_t id[8];
+    randombytes_buf(id, sizeof id);
+    pb_hex(id, sizeof id, srv->edge->id);
+    char mine[48];
+    snprintf(mine, sizeof mine, "pb:e:%s", srv->edge->id);
+    const char *subs[] = {"p:pb:r:*", mine, NULL};
+    if (!(srv->redis =
+              relay_redis_start(srv->cfg.redis_url, subs, srv->ctx, why)))
+        return PB_ERR_FIELD_RANGE;
+    lws_sul_schedule(srv->ctx, 0, &srv->cluster_sul, tick, LWS_US_PER_SEC);
+    return PB_OK;
+}
+
+void relay_edge_room_free(relay_room *r)
+{
+    if (!r->edge)
+        return;
+    relay_msg_unref(r->edge->head);
+    free(r->edge->waiting);
+    free(r->edge);
+    r->edge = NULL;
+}
+
+void relay_edge_free(relay_server *srv)
+{
+    if (!srv->edge)
+        return;
+    while (srv->edge->evals) {
+        pending_eval *p = srv->edge->evals;
+        srv->edge->evals = p->next;
+        free(p);
+    }
+    free(srv->edge);
+    srv->edge = NULL;
+}

@@ -1,0 +1,123 @@
+/* redis.h — private to relay/: a Redis connection for a signer or an edge
+ * (docs/ARCHITECTURE.md § More than one relay), and the envelopes they
+ * exchange through it.
+ *
+ * Threads: hiredis runs in a thread of its own (redis.c). Every function
+ * here is called on the relay's event loop; what Redis sends comes back as
+ * events taken with relay_redis_take, after the thread has woken the loop
+ * with lws_cancel_service. */
+#ifndef PB_RELAY_REDIS_H
+#define PB_RELAY_REDIS_H
+
+#include "pb_protocol.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct lws_context;
+
+/* A value Redis answered, copied off hiredis' reply (which hiredis frees
+ * when its callback returns). type is hiredis' REDIS_REPLY_*. */
+typedef struct relay_rval {
+    int type;
+    long long integer;
+    char *str; /* STRING, STATUS, ERROR: len bytes, NUL after them */
+    size_t len;
+    struct relay_rval **elem; /* ARRAY */
+    size_t n;
+} relay_rval;
+
+typedef enum relay_redis_kind {
+    RELAY_REDIS_UP,      /* (re)connected and subscribed */
+    RELAY_REDIS_DOWN,    /* the connection was lost; retrying */
+    RELAY_REDIS_MESSAGE, /* on a subscribed channel */
+    RELAY_REDIS_REPLY,   /* to a command; reply NULL: Redis went away */
+} relay_redis_kind;
+
+typedef struct relay_redis_event relay_redis_event;
+/* Called on the event loop with a command's reply: NULL if the connection
+ * was lost after the command was written (it may or may not have run); an
+ * error reply RELAY_REDIS_UNSENT if it was never written (Redis was
+ * unreachable). */
+#define RELAY_REDIS_UNSENT "not sent: Redis is unreachable"
+typedef void (*relay_redis_fn)(void *ctx, uint64_t tag, const relay_rval *r);
+
+struct relay_redis_event {
+    relay_redis_kind kind;
+    char channel[160]; /* MESSAGE */
+    uint8_t *data;     /* MESSAGE: the payload */
+    size_t len;
+    relay_rval *reply; /* REPLY */
+    relay_redis_fn fn; /* REPLY */
+    void *ctx;
+    uint64_t tag;
+    relay_redis_event *next;
+};
+
+typedef struct relay_redis relay_redis;
+
+/* Parses url (redis://HOST[:PORT]) and starts the thread, which connects
+ * (and reconnects, 200 ms to 2 s apart) and subscribes to channels and
+ * patterns ("p:" before a pattern), NULL-terminated, copied. NULL with a
+ * message naming the URL if it is not one. */
+relay_redis *relay_redis_start(const char *url, const char *const *subs,
+                               struct lws_context *ctx, pb_errmsg *why);
+/* Sends a command (argv of argc strings of lens bytes, copied); fn (may be
+ * NULL) gets its reply as an event. */
+void relay_redis_command(relay_redis *r, relay_redis_fn fn, void *ctx,
+                         uint64_t tag, int argc, const char *const *argv,
+                         const size_t *lens);
+/* Takes the events that arrived, oldest first (NULL: none); free each
+ * with relay_redis_event_free. */
+relay_redis_event *relay_redis_take(relay_redis *r);
+void relay_redis_event_free(relay_redis_event *e);
+/* Whether the connection is up (as of the last event taken). */
+bool relay_redis_is_up(const relay_redis *r);
+/* The URL, for messages. */
+const char *relay_redis_url(const relay_redis *r);
+/* Stops the thread and frees everything; NULL is allowed. */
+void relay_redis_free(relay_redis *r);
+
+/* ---- envelopes ------------------------------------------------------------
+ * What signer and edges put in Redis messages: a kind byte, then fields in
+ * order: u8, u32 and u64 big-endian, str (u16 length + bytes), and the
+ * frame's bytes to the end. Read with bounds checks: Redis is shared, and
+ * a bad message is dropped, never trusted past its bytes. */
+
+enum {
+    RELAY_ENV_PATCH = 'P',     /* signer -> edges: room, epoch, seq, frame */
+    RELAY_ENV_BROADCAST = 'B', /* signer -> edges: room, epoch, role, frame */
+    RELAY_ENV_FORWARD = 'F',   /* edge -> signer: a client's frame */
+    RELAY_ENV_CLOSED = 'X',    /* edge -> signer: that client left */
+    RELAY_ENV_OPEN = 'O',      /* edge -> signer: open room (epoch, head) */
+    RELAY_ENV_FILL = 'L',      /* edge -> signer: room's patches from seq */
+    RELAY_ENV_CLIENT = 'C',    /* signer -> edge: frame (or close) to one */
+};
+
+typedef struct relay_env {
+    uint8_t *data;
+    size_t len, cap;
+    bool failed; /* out of memory */
+} relay_env;
+
+void relay_env_u8(relay_env *e, uint8_t v);
+void relay_env_u32(relay_env *e, uint32_t v);
+void relay_env_u64(relay_env *e, uint64_t v);
+void relay_env_str(relay_env *e, const char *s);
+void relay_env_bytes(relay_env *e, const uint8_t *p, size_t n);
+void relay_env_free(relay_env *e);
+
+typedef struct relay_env_reader {
+    const uint8_t *p;
+    size_t left;
+    bool bad; /* read past the end, or a string too long */
+} relay_env_reader;
+
+uint8_t relay_env_get_u8(relay_env_reader *r);
+uint32_t relay_env_get_u32(relay_env_reader *r);
+uint64_t relay_env_get_u64(relay_env_reader *r);
+/* Copies a str field into out (cap bytes with the NUL). */
+void relay_env_get_str(relay_env_reader *r, char *out, size_t cap);
+
+#endif

@@ -1,0 +1,633 @@
+/* test_relay_edges.c — more than one relay (docs/ARCHITECTURE.md § More
+ * than one relay): a real redis-server on a free loopback port, a signer
+ * (`patchbay serve --redis`) and edges (`serve --edge --redis`), driven by
+ * real WebSocket clients. The runtimes here are the harness's: they verify
+ * every patch's signature, hashes and chain link with the protocol library
+ * (pb_patch_verify, pb_chain_check: the code the wasm runtime runs), so a
+ * patch missed, doubled or modified on the way is an error they count.
+ *
+ * Until a join link can name several relays (scale-load's part of issue
+ * 19), a runtime whose edge died reconnects to the other edge explicitly,
+ * with hello's since_seq: what a runtime does by itself then. */
+#define _GNU_SOURCE 1 /* memmem */
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+PB_TEST_RUNNER
+
+/* Runtimes on the edge killed in kill9_an_edge...: 100 (each a WebSocket
+ * with a libwebsockets context of its own in this process). */
+#define N_RUNTIMES 100
+
+typedef struct runtime {
+    pbc *c;
+    patch_log l;
+    char name[32];
+} runtime;
+
+static bool rt_join(runtime *rt, relay *edge, relay *signer, const char *name)
+{
+    snprintf(rt->name, sizeof rt->name, "%s", name);
+    rt->c = join(edge, "jam", PB_ROLE_RUNTIME, name, NULL);
+    /* after welcome: the edge welcomes once the signer has begun the room's
+     * epoch, which the log reads from the signer's history */
+    patch_log_init(&rt->l, signer, "jam");
+    return rt->c != NULL;
+}
+
+/* Connects again (to edge), saying what it holds: it gets what follows. */
+static bool rt_rejoin(runtime *rt, relay *edge)
+{
+    pbc_close(rt->c);
+    rt->c = NULL;
+    char tok[PB_MAX_TOKEN_BYTES + 1];
+    make_token(edge, "jam", PB_ROLE_RUNTIME, rt->name, 3600, tok);
+    pbc_target t;
+    target(edge, "jam", tok, &t);
+    pb_errmsg why = {{0}};
+    if (!(rt->c = pbc_open(&t, 10000, &why))) {
+        fprintf(stderr, "  %s: %s\n", rt->name, why.text);
+        return false;
+    }
+    pb_frame f = {.type = PB_T_HELLO};
+    f.hello.token = pb_cstr(tok);
+    f.hello.client = pb_cstr("test");
+    f.hello.since_seq = rt->l.last_seq;
+    rt->l.caught_up = false;
+    return send_now(rt->c, &f, &why) == 0;
+}
+
+/* Services every runtime until each holds seq, caught up (or ms pass). */
+static bool all_reach(runtime *rts, int n, uint64_t seq, uint32_t ms)
+{
+    uint64_t deadline = now_ms() + ms;
+    pb_errmsg why;
+    for (;;) {
+        int behind = 0;
+        for (int i = 0; i < n; i++) {
+            runtime *rt = &rts[i];
+            if (rt->l.last_seq >= seq && rt->l.caught_up)
+                continue;
+            behind++;
+            if (rt->c)
+                pbc_wait(rt->c, 2, collect, &rt->l, &why);
+        }
+        if (!behind)
+            return true;
+        if (now_ms() > deadline) {
+            for (int i = 0; i < n; i++)
+                if (rts[i].l.last_seq < seq || !rts[i].l.caught_up) {
+                    fprintf(stderr,
+                            "  %s holds %llu of %llu (caught up: %d), %d "
+                            "behind\n",
+                            rts[i].name, (unsigned long long)rts[i].l.last_seq,
+                            (unsigned long long)seq, rts[i].l.caught_up,
+                            behind);
+                    break;
+                }
+            return false;
+        }
+    }
+}
+
+/* Every patch 1..seq once, in order, all verified. */
+static void check_exact(const runtime *rt, uint64_t seq)
+{
+    CHECK_EQ_INT(rt->l.errors, 0);
+    if (rt->l.errors)
+        fprintf(stderr, "  %s: %s\n", rt->name, rt->l.first_error);
+    CHECK_EQ_INT(rt->l.n_patches, seq);
+    for (uint32_t i = 0; i < rt->l.n_patches && i < 512; i++)
+        if (rt->l.seqs[i] != i + 1) {
+            fprintf(stderr, "  %s: item %u is seq %llu\n", rt->name, i,
+                    (unsigned long long)rt->l.seqs[i]);
+            CHECK(false);
+            break;
+        }
+}
+
+static void rts_close(runtime *rts, int n)
+{
+    for (int i = 0; i < n; i++) {
+        pbc_close(rts[i].c);
+        rts[i].c = NULL;
+    }
+}
+
+/* A signer and two edges on one Redis. */
+typedef struct cluster {
+    redis_srv redis;
+    relay signer, a, b;
+} cluster;
+
+static bool cluster_start(cluster *cl, const char *name)
+{
+    char dir[64];
+    if (!redis_start(&cl->redis, 0))
+        return false;
+    const char *extra[] = {"--redis", cl->redis.url, NULL};
+    snprintf(dir, sizeof dir, "%s-signer", name);
+    if (!serve_start(&cl->signer, dir, extra))
+        return false;
+    snprintf(dir, sizeof dir, "%s-edge-a", name);
+    if (!edge_start(&cl->a, dir, &cl->signer, cl->redis.url))
+        return false;
+    snprintf(dir, sizeof dir, "%s-edge-b", name);
+    return edge_start(&cl->b, dir, &cl->signer, cl->redis.url);
+}
+
+/* Stops what still runs cleanly: a relay that leaks or trips a sanitizer
+ * on the way out does not exit 0. */
+static void cluster_stop(cluster *cl)
+{
+    relay *rs[] = {&cl->a, &cl->b, &cl->signer};
+    for (int i = 0; i < 3; i++)
+        if (rs[i]->pid) {
+            int st = serve_stop(rs[i]);
+            if (st)
+                fprintf(stderr, "  relay %s exited with %d (log %s)\n",
+                        rs[i]->dir, st, rs[i]->log);
+            CHECK_EQ_INT(st, 0);
+        }
+    redis_kill9(&cl->redis);
+}
+
+static uint64_t eval_n(pbc *ed, uint64_t req, unsigned k)
+{
+    char src[256];
+    var_source(src, sizeof src, k % 7, k);
+    want w;
+    return eval(ed, req, src, &w);
+}
+
+/* ---- the live path ----------------------------------------------------------
+ */
+
+/* An eval sent to one edge is signed by the signer and reaches the
+ * runtimes of both edges, verified, with the signer's signed heads; a
+ * runtime joining an edge later catches up from the edge's cache. */
+TEST(an_eval_through_one_edge_reaches_every_edge_signed)
+{
+    cluster cl;
+    REQUIRE(cluster_start(&cl, "live"));
+    runtime rts[3] = {0};
+    REQUIRE(rt_join(&rts[0], &cl.a, &cl.signer, "rt-a"));
+    REQUIRE(rt_join(&rts[1], &cl.b, &cl.signer, "rt-b"));
+    pbc_welcome w;
+    pbc *ed = join(&cl.a, "jam", PB_ROLE_EDITOR, "ed", &w);
+    REQUIRE(ed);
+    for (unsigned k = 1; k <= 3; k++)
+        CHECK_EQ_INT(eval_n(ed, k, k), k);
+    CHECK(all_reach(rts, 2, 3, 30000));
+    /* a late joiner: the catch-up comes from edge b's cache */
+    REQUIRE(rt_join(&rts[2], &cl.b, &cl.signer, "rt-late"));
+    CHECK(all_reach(&rts[2], 1, 3, 30000));
+    for (int i = 0; i < 3; i++)
+        check_exact(&rts[i], 3);
+    /* the signer's signed heads reach edges' runtimes (one right after
+     * welcome, once the edge holds what it names) */
+    uint64_t until = now_ms() + 8000;
+    pb_errmsg why;
+    while (rts[0].l.n_heads == 0 && now_ms() < until)
+        pbc_wait(rts[0].c, 100, collect, &rts[0].l, &why);
+    CHECK(rts[0].l.n_heads > 0);
+    CHECK_EQ_INT(rts[0].l.errors, 0);
+    pbc_close(ed);
+    rts_close(rts, 3);
+    cluster_stop(&cl);
+}
+
+/* ---- faults -----------------------------------------------------------------
+ */
+
+/* kill -9 an edge with N_RUNTIMES runtimes: each reconnects to the other
+ * edge and catches up; no patch is missed or applied twice, including
+ * those accepted while they were away. */
+TEST(kill9_an_edge_its_runtimes_move_and_miss_nothing)
+{
+    cluster cl;
+    REQUIRE(cluster_start(&cl, "kill-edge"));
+    static runtime rts[N_RUNTIMES];
+    memset(rts, 0, sizeof rts);
+    char name[32];
+    for (int i = 0; i < N_RUNTIMES; i++) {
+        snprintf(name, sizeof name, "rt%d", i);
+        REQUIRE(rt_join(&rts[i], &cl.a, &cl.signer, name));
+    }
+    pbc *ed = join(&cl.b, "jam", PB_ROLE_EDITOR, "ed", NULL);
+    REQUIRE(ed);
+    unsigned k = 1;
+    for (; k <= 3; k++)
+        CHECK_EQ_INT(eval_n(ed, k, k), k);
+    CHECK(all_reach(rts, N_RUNTIMES, 3, 60000));
+    serve_kill9(&cl.a);
+    /* accepted while they are away */
+    for (; k <= 5; k++)
+        CHECK_EQ_INT(eval_n(ed, k, k), k);
+    uint64_t t0 = now_ms();
+    for (int i = 0; i < N_RUNTIMES; i++)
+        CHECK(rt_rejoin(&rts[i], &cl.b));
+    CHECK(all_reach(rts, N_RUNTIMES, 5, 120000));
+    printf("# %d runtimes moved to the other edge and caught up in %llu ms\n",
+           N_RUNTIMES, (unsigned long long)(now_ms() - t0));
+    for (; k <= 6; k++)
+        CHECK_EQ_INT(eval_n(ed, k, k), k);
+    CHECK(all_reach(rts, N_RUNTIMES, 6, 60000));
+    for (int i = 0; i < N_RUNTIMES; i++)
+        check_exact(&rts[i], 6);
+    pbc_close(ed);
+    rts_close(rts, N_RUNTIMES);
+    cluster_stop(&cl);
+}
+
+/* The answer to eval req: a diag (accepted: *seq) or an error (*code,
+ * text); false if none came within ms. */
+typedef struct answer {
+    uint64_t req;
+    bool found, ok;
+    uint64_t seq;
+    uint32_t code;
+    char text[512];
+} answer;
+
+static int on_answer(void *ctx, const pb_frame *f)
+{
+    answer *a = ctx;
+    if (f->type == PB_T_DIAG && f->diag.req == a->req) {
+        a->ok = f->diag.ok;
+        a->seq = f->diag.seq;
+    } else if (f->type == PB_T_ERROR && f->error.req == a->req) {
+        a->code = f->error.code;
+        snprintf(a->text, sizeof a->text, "%.*s", (int)f->error.message.len,
+                 f->error.message.ptr);
+    } else {
+        return 0;
+    }
+    a->found = true;
+    return 1;
+}
+
+static bool await_answer(pbc *c, answer *a, uint32_t ms)
+{
+    pb_errmsg why;
+    uint64_t deadline = now_ms() + ms;
+    while (!a->found && now_ms() < deadline)
+        if (pbc_wait(c, 100, on_answer, a, &why) == PBC_WAIT_CLOSED)
+            return false;
+    return a->found;
+}
+
+/* Sends eval req (source k) until one is accepted, each refusal being
+ * error code (a relay coming back); its seq, 0 if none within ms. */
+static uint64_t eval_until_accepted(pbc *ed, uint64_t *req, unsigned k,
+                                    pb_err code, uint32_t ms)
+{
+    uint64_t deadline = now_ms() + ms;
+    char src[256];
+    var_source(src, sizeof src, k % 7, k);
+    while (now_ms() < deadline) {
+        answer a = {.req = ++*req};
+        if (!send_eval(ed, a.req, src) || !await_answer(ed, &a, 40000))
+            return 0;
+        if (a.ok)
+            return a.seq;
+        if (a.code != (uint32_t)code) {
+            fprintf(stderr, "  eval %llu: error %u: %s\n",
+                    (unsigned long long)a.req, a.code, a.text);
+            return 0;
+        }
+        sleep_ms(200);
+    }
+    return 0;
+}
+
+/* Redis restarted (empty: nothing saved) while evals go on: an eval sent
+ * as it dies is answered, accepted or refused with a clear error; evals
+ * through an edge while it is down are refused saying so; what the signer
+ * accepted meanwhile (from a client of its own) reaches every edge's
+ * runtimes once Redis is back, and nothing accepted is missing. */
+TEST(redis_restarted_during_evals_nothing_accepted_is_lost)
+{
+    cluster cl;
+    REQUIRE(cluster_start(&cl, "redis-restart"));
+    runtime rts[2] = {0};
+    REQUIRE(rt_join(&rts[0], &cl.a, &cl.signer, "rt-a"));
+    REQUIRE(rt_join(&rts[1], &cl.b, &cl.signer, "rt-b"));
+    pbc *ed = join(&cl.a, "jam", PB_ROLE_EDITOR, "ed", NULL);
+    pbc *direct = join(&cl.signer, "jam", PB_ROLE_EDITOR, "ed2", NULL);
+    REQUIRE(ed && direct);
+    uint64_t req = 0, head = 0;
+    for (unsigned k = 1; k <= 2; k++)
+        CHECK_EQ_INT(head = eval_n(ed, ++req, k), k);
+    CHECK(all_reach(rts, 2, 2, 30000));
+
+    /* an eval in flight as Redis dies */
+    char src[256];
+    var_source(src, sizeof src, 3, 3);
+    answer inflight = {.req = ++req};
+    REQUIRE(send_eval(ed, inflight.req, src));
+    int port = cl.redis.port;
+    redis_kill9(&cl.redis);
+    CHECK(await_answer(ed, &inflight, 40000));
+    if (inflight.ok)
+        head = inflight.seq;
+    else
+        CHECK_EQ_INT(inflight.code, PB_ERR_COMPILER_DOWN);
+    printf("# the eval in flight as Redis died: %s%s\n",
+           inflight.ok ? "accepted" : "refused: ", inflight.text);
+
+    /* through an edge while Redis is down: refused, saying why */
+    sleep_ms(300);
+    answer down = {.req = ++req};
+    REQUIRE(send_eval(ed, down.req, src));
+    CHECK(await_answer(ed, &down, 40000));
+    CHECK(!down.ok);
+    CHECK_EQ_INT(down.code, PB_ERR_COMPILER_DOWN);
+    CHECK(strstr(down.text, "Redis") != NULL);
+    printf("# through an edge while Redis is down: %s\n", down.text);
+    /* the signer's own client: accepted, kept in SQLite */
+    var_source(src, sizeof src, 4, 4);
+    want w;
+    uint64_t seq = eval(direct, ++req, src, &w);
+    /* refused without knowing (Redis died between the eval and its
+     * answer, and the edge said so): the signer may have accepted it */
+    if (seq == head + 2 && !inflight.ok && strstr(inflight.text, "may or may"))
+        head++;
+    CHECK_EQ_INT(seq, head + 1);
+    head = seq;
+
+    REQUIRE(redis_start(&cl.redis, port));
+    seq = eval_until_accepted(ed, &req, 5, PB_ERR_COMPILER_DOWN, 30000);
+    CHECK_EQ_INT(seq, head + 1);
+    head = seq;
+    CHECK(all_reach(rts, 2, head, 60000));
+    for (int i = 0; i < 2; i++)
+        check_exact(&rts[i], head);
+    pbc_close(ed);
+    pbc_close(direct);
+    rts_close(rts, 2);
+    cluster_stop(&cl);
+}
+
+/* kill -9 the signer: edges keep serving the room (a runtime joining an
+ * edge that never had the room catches up from Redis), evals are refused
+ * with "the room's signer is unavailable", and all resumes when the signer
+ * is back on its data directory. */
+TEST(kill9_the_signer_edges_serve_and_refuse_evals_until_it_returns)
+{
+    cluster cl;
+    REQUIRE(cluster_start(&cl, "kill-signer"));
+    runtime rts[2] = {0};
+    REQUIRE(rt_join(&rts[0], &cl.a, &cl.signer, "rt-a"));
+    pbc *ed = join(&cl.a, "jam", PB_ROLE_EDITOR, "ed", NULL);
+    REQUIRE(ed);
+    uint64_t req = 0;
+    for (unsigned k = 1; k <= 2; k++)
+        CHECK_EQ_INT(eval_n(ed, ++req, k), k);
+    CHECK(all_reach(rts, 1, 2, 30000));
+    serve_kill9(&cl.signer);
+
+    char src[256];
+    var_source(src, sizeof src, 3, 3);
+    answer a = {.req = ++req};
+    REQUIRE(send_eval(ed, a.req, src));
+    CHECK(await_answer(ed, &a, 10000));
+    CHECK(!a.ok);
+    CHECK_EQ_INT(a.code, PB_ERR_COMPILER_DOWN);
+    CHECK(strstr(a.text, "the room's signer is unavailable") != NULL);
+    printf("# with the signer dead: %s\n", a.text);
+    /* edge b never had the room: it serves it from Redis */
+    REQUIRE(rt_join(&rts[1], &cl.b, &cl.signer, "rt-b"));
+    CHECK(all_reach(&rts[1], 1, 2, 30000));
+
+    const char *extra[] = {"--redis", cl.redis.url, NULL};
+    REQUIRE(serve_start(&cl.signer, "kill-signer-signer", extra));
+    uint64_t seq =
+        eval_until_accepted(ed, &req, 3, PB_ERR_COMPILER_DOWN, 30000);
+    CHECK_EQ_INT(seq, 3);
+    CHECK(all_reach(rts, 2, 3, 30000));
+    for (int i = 0; i < 2; i++)
+        check_exact(&rts[i], 3);
+    pbc_close(ed);
+    rts_close(rts, 2);
+    cluster_stop(&cl);
+}
+
+/* ---- a tampering edge -------------------------------------------------------
+ */
+
+/* A fake edge: a TCP proxy in front of a real edge that, once armed,
+ * modifies the next patch it passes to its client (server-to-client
+ * WebSocket frames are not masked, so it can edit them in place): a byte
+ * of the module (TAMPER_MODULE) or of the signed statement
+ * (TAMPER_STATEMENT). Whatever an edge could do to a patch is one of
+ * these. */
+enum { TAMPER_MODULE = 1, TAMPER_STATEMENT };
+
+typedef struct fake_edge {
+    int listen_fd, port, upstream_port, mode;
+    volatile int armed, tampered, stop;
+    pthread_t thread;
+} fake_edge;
+
+static bool write_all(int fd, const uint8_t *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w <= 0)
+            return false;
+        p += w;
+        n -= (size_t)w;
+    }
+    return true;
+}
+
+static void tamper(fake_edge *fe, uint8_t *payload, size_t n)
+{
+    uint8_t *wasm = memmem(payload, n, "\0asm", 4);
+    if (!wasm || !fe->armed)
+        return;
+    if (fe->mode == TAMPER_MODULE && wasm + 12 < payload + n) {
+        wasm[12] ^= 0x01;
+    } else if (fe->mode == TAMPER_STATEMENT) {
+        uint8_t *key = memmem(payload, n, "\xa4stmt", 5);
+        if (!key || key + 20 >= payload + n)
+            return;
+        key[5 + 3 + 8] ^= 0x01; /* past the bin header, in the statement */
+    } else {
+        return;
+    }
+    fe->armed = 0;
+    fe->tampered++;
+}
+
+static void *fake_edge_main(void *arg)
+{
+    fake_edge *fe = arg;
+    int client = -1, up = -1;
+    struct pollfd lp = {fe->listen_fd, POLLIN, 0};
+    while (!fe->stop && client < 0)
+        if (poll(&lp, 1, 100) > 0)
+            client = accept(fe->listen_fd, NULL, NULL);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)fe->upstream_port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (client < 0 || (up = socket(AF_INET, SOCK_STREAM, 0)) < 0 ||
+        connect(up, (struct sockaddr *)&a, sizeof a))
+        goto done;
+    static __thread uint8_t buf[1 << 20];
+    size_t have = 0;
+    bool upgraded = false;
+    while (!fe->stop) {
+        struct pollfd p[2] = {{client, POLLIN, 0}, {up, POLLIN, 0}};
+        if (poll(p, 2, 100) <= 0)
+            continue;
+        if (p[0].revents) {
+            uint8_t tmp[65536];
+            ssize_t n = read(client, tmp, sizeof tmp);
+            if (n <= 0 || !write_all(up, tmp, (size_t)n))
+                break;
+        }
+        if (p[1].revents) {
+            ssize_t n = read(up, buf + have, sizeof buf - have);
+            if (n <= 0)
+                break;
+            have += (size_t)n;
+        }
+        /* the upgrade response as it is, then frame by frame */
+        if (!upgraded) {
+            uint8_t *end = memmem(buf, have, "\r\n\r\n", 4);
+            if (!end)
+                continue;
+            size_t len = (size_t)(end + 4 - buf);
+            if (!write_all(client, buf, len))
+                break;
+            memmove(buf, buf + len, have - len);
+            have -= len;
+            upgraded = true;
+        }
+        for (;;) {
+            if (have < 2)
+                break;
+            size_t hdr = 2, len = buf[1] & 0x7f;
+            if (len == 126) {
+                hdr = 4;
+                len = have < 4 ? 0 : (size_t)buf[2] << 8 | buf[3];
+            } else if (len == 127) {
+                hdr = 10;
+                len = 0;
+                for (int i = 0; i < 8 && have >= 10; i++)
+                    len = len << 8 | buf[2 + i];
+            }
+            if (buf[1] & 0x80)
+                hdr += 4;
+            if (have < hdr || have < hdr + len)
+                break;
+            tamper(fe, buf + hdr, len);
+            if (!write_all(client, buf, hdr + len))
+                goto done;
+            memmove(buf, buf + hdr + len, have - hdr - len);
+            have -= hdr + len;
+        }
+    }
+done:
+    if (client >= 0)
+        close(client);
+    if (up >= 0)
+        close(up);
+    return NULL;
+}
+
+static bool fake_edge_start(fake_edge *fe, int upstream_port, int mode)
+{
+    memset(fe, 0, sizeof *fe);
+    fe->upstream_port = upstream_port;
+    fe->mode = mode;
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    fe->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fe->listen_fd < 0 ||
+        bind(fe->listen_fd, (struct sockaddr *)&a, sizeof a) ||
+        listen(fe->listen_fd, 4) ||
+        getsockname(fe->listen_fd, (struct sockaddr *)&a, &len) ||
+        pthread_create(&fe->thread, NULL, fake_edge_main, fe))
+        return false;
+    fe->port = ntohs(a.sin_port);
+    return true;
+}
+
+static void fake_edge_stop(fake_edge *fe)
+{
+    fe->stop = 1;
+    pthread_join(fe->thread, NULL);
+    close(fe->listen_fd);
+}
+
+/* An edge that modifies a patch (its module, or its signed statement)
+ * cannot make a runtime accept it: the runtime refuses it and stays where
+ * it was, while a runtime on an honest edge takes the real patch. */
+TEST(a_tampering_edge_cannot_make_a_runtime_accept_a_modified_patch)
+{
+    cluster cl;
+    REQUIRE(cluster_start(&cl, "tamper"));
+    fake_edge fe[2];
+    REQUIRE(fake_edge_start(&fe[0], cl.a.port, TAMPER_MODULE));
+    REQUIRE(fake_edge_start(&fe[1], cl.a.port, TAMPER_STATEMENT));
+    runtime rts[3] = {0};
+    for (int i = 0; i < 2; i++) {
+        relay via = cl.a; /* the edge's keys, the fake edge's port */
+        via.port = fe[i].port;
+        REQUIRE(rt_join(&rts[i], &via, &cl.signer,
+                        i ? "rt-statement" : "rt-module"));
+    }
+    REQUIRE(rt_join(&rts[2], &cl.b, &cl.signer, "rt-honest"));
+    pbc *ed = join(&cl.b, "jam", PB_ROLE_EDITOR, "ed", NULL);
+    REQUIRE(ed);
+    CHECK_EQ_INT(eval_n(ed, 1, 1), 1);
+    CHECK(all_reach(rts, 3, 1, 30000));
+    fe[0].armed = fe[1].armed = 1;
+    CHECK_EQ_INT(eval_n(ed, 2, 2), 2);
+    CHECK(all_reach(&rts[2], 1, 2, 30000));
+    check_exact(&rts[2], 2);
+    pb_errmsg why;
+    for (uint64_t until = now_ms() + 20000;
+         now_ms() < until && (!rts[0].l.errors || !rts[1].l.errors);)
+        for (int i = 0; i < 2; i++)
+            pbc_wait(rts[i].c, 20, collect, &rts[i].l, &why);
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ_INT(fe[i].tampered, 1);
+        CHECK(rts[i].l.errors > 0);
+        CHECK_EQ_INT(rts[i].l.last_seq, 1); /* it kept the previous code */
+        CHECK_EQ_INT(rts[i].l.n_patches, 1);
+        printf("# %s refused the modified patch: %s\n", rts[i].name,
+               rts[i].l.first_error);
+    }
+    CHECK(strstr(rts[0].l.first_error, "hash") != NULL);
+    pbc_close(ed);
+    rts_close(rts, 3);
+    for (int i = 0; i < 2; i++)
+        fake_edge_stop(&fe[i]);
+    cluster_stop(&cl);
+}
+
+int main(int argc, char **argv)
+{
+    static const pb_test tests[] = {
+        T(an_eval_through_one_edge_reaches_every_edge_signed),
+        T(kill9_an_edge_its_runtimes_move_and_miss_nothing),
+        T(redis_restarted_during_evals_nothing_accepted_is_lost),
+        T(kill9_the_signer_edges_serve_and_refuse_evals_until_it_returns),
+        T(a_tampering_edge_cannot_make_a_runtime_accept_a_modified_patch),
+    };
+    return harness_main(tests, sizeof tests / sizeof tests[0], argc, argv);
+}
