@@ -1,0 +1,193 @@
+// bench/fanout.mjs — one relay's fan-out, measured with the C load
+// generator (build/release/bench/loadgen) so that the clients cost little:
+// for each client count, N runtimes in one room of a patchbay relay and an
+// editor sending evals one at a time (each once the last one reached
+// everyone), then the same N clients on a broadcast server written with
+// node's `ws` package (and with uWebSockets.js when it loads), relaying a
+// message of the patch frame's size from one sender to all others. It
+// prints eval -> last delivery p50/p99 and each server's CPU time
+// (utime+stime from /proc/PID/stat, over the measured rounds only) per
+// 1,000 delivered frames, and the ratios to ws, all from one run.
+//
+// The patchbay figure includes what the baselines do not do: a compile-cache
+// hit, signing, and an fsync'd SQLite commit before the broadcast, plus its
+// signed head heartbeat to every client. Deliveries are counted per client:
+// a missing or repeated one is printed, never hidden.
+//
+// usage: node bench/fanout.mjs [--patchbay PATH] [--loadgen PATH]
+//        [--clients 1000,10000] [--evals 20] [--gap-ms 50]
+//        [--only patchbay|ws|uws]
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir, loadavg } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { arg } from './common.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const self = fileURLToPath(import.meta.url);
+
+// ---- the baselines, each in a process of its own ----------------------------
+async function serveWs() {
+  const { WebSocketServer } = await import('ws');
+  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate: false,
+                                    backlog: 4096 });
+  wss.on('connection', (ws) => {
+    ws.on('message', (data) => {
+      for (const c of wss.clients) if (c !== ws && c.readyState === 1) c.send(data);
+    });
+  });
+  wss.on('listening', () => console.log(`listening on 127.0.0.1:${wss.address().port}`));
+}
+
+async function serveUws() {
+  const uws = (await import('@btc-vision/uwebsockets.js')).default;
+  // the way uWS broadcasts: every socket subscribes to one topic, and the
+  // sender publishes to it (it is not sent back to the publisher)
+  const app = uws.App().ws('/*', {
+    compression: uws.DISABLED, maxPayloadLength: 1 << 20, maxBackpressure: 64 << 20,
+    open: (ws) => ws.subscribe('room'),
+    message: (ws, msg, isBinary) => ws.publish('room', msg, isBinary),
+  });
+  app.listen('127.0.0.1', 0, (sock) => {
+    if (!sock) { console.error('uWS: cannot listen'); process.exit(1); }
+    console.log(`listening on 127.0.0.1:${uws.us_socket_local_port(sock)}`);
+  });
+}
+
+// ---- the driver ---------------------------------------------------------------
+function startServer(cmd, args) {
+  const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = new Promise((resolve, reject) => {
+    let out = '';
+    p.stdout.on('data', (d) => {
+      out += d;
+      const m = /127\.0\.0\.1:(\d+)/.exec(out);
+      if (m) resolve(Number(m[1]));
+    });
+    p.on('exit', (c) => reject(new Error(`${cmd} exited with ${c} before listening`)));
+  });
+  return { p, port };
+}
+
+async function stop(p) {
+  if (p.exitCode !== null || p.signalCode !== null) return;
+  const gone = new Promise((r) => p.on('exit', r));
+  p.kill('SIGTERM');
+  const t = setTimeout(() => p.kill('SIGKILL'), 10000);
+  await gone;
+  clearTimeout(t);
+}
+
+function loadgen(bin, args) {
+  return new Promise((resolve, reject) => {
+    const p = spawn(bin, [...args, '--json'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    p.stdout.on('data', (d) => { out += d; });
+    p.on('exit', (code) => {
+      const line = out.trim().split('\n').pop();
+      try { resolve(JSON.parse(line)); } catch { reject(new Error(`loadgen failed (exit ${code})`)); }
+    });
+  });
+}
+
+const common = (n, evals, gap) => ['--clients', String(n), '--evals', String(evals),
+  '--gap-ms', String(gap), '--source-addrs', n > 20000 ? '8' : '1'];
+
+async function runPatchbay(pb, lg, n, evals, gap) {
+  const dir = mkdtempSync(join(tmpdir(), 'pb-fanout-'));
+  const lim = String(Math.max(n * 2, 1000));
+  const { p, port } = startServer(pb, ['serve', '--port', '0', '--data', dir, '--quiet',
+    '--backend', 'process', '--max-clients', lim, '--max-connections', lim,
+    '--max-per-ip', lim, '--max-evals', '100000', '--max-evals-per-name', '100000',
+    '--max-evals-per-room', '100000', '--evals-per-second', '100000',
+    '--room-evals-per-second', '100000', '--max-catchups', '256']);
+  try {
+    const pt = await port;
+    const tok = (role) => execFileSync(pb, ['token', '--data', dir, '--room', 'fan',
+      '--role', role, '--name', 'bench', '-q']).toString().trim();
+    return await loadgen(lg, ['--url', `ws://127.0.0.1:${pt}`, '--room', 'fan',
+      '--token', tok('runtime'), '--editor-token', tok('editor'), '--cpu-pid', String(p.pid),
+      ...common(n, evals, gap)]);
+  } finally {
+    await stop(p);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function runBaseline(mode, lg, n, evals, gap, bytes) {
+  const { p, port } = startServer(process.execPath, [self, mode]);
+  try {
+    const pt = await port;
+    return await loadgen(lg, ['--raw', '--url', `ws://127.0.0.1:${pt}`, '--cpu-pid',
+      String(p.pid), '--payload-bytes', String(bytes), ...common(n, evals, gap)]);
+  } finally {
+    await stop(p);
+  }
+}
+
+// uWebSockets.js is published on GitHub, not npm; npm has forks. The one
+// tried, @btc-vision/uwebsockets.js 20.57.0, installs from npm with its
+// binaries but they need glibc 2.38 (Debian 12 has 2.36), so it is not in
+// package.json; where it is installed and loads, it is measured too.
+async function uwsLoads() {
+  try {
+    await import('@btc-vision/uwebsockets.js');
+    return '';
+  } catch (e) {
+    const why = String(e.message).split('\n').filter(Boolean).pop();
+    return `@btc-vision/uwebsockets.js does not load here (${why.slice(0, 160)})`;
+  }
+}
+
+const f2 = (x) => x.toFixed(2);
+function row(name, r, ws) {
+  const lost = r.expected - r.delivered;
+  const ratio = ws ? `  ${f2(ws.cpu_ms_per_1000 / r.cpu_ms_per_1000)}x less CPU than ws` +
+    `, p50 ${f2(r.last_p50_ms / ws.last_p50_ms)}x ws's` : '';
+  console.log(`  ${name.padEnd(9)} last p50 ${f2(r.last_p50_ms).padStart(8)} ms  p99 ` +
+    `${f2(r.last_p99_ms).padStart(8)} ms  CPU ${r.cpu_ms_per_1000.toFixed(3).padStart(7)} ms ` +
+    `per 1,000 deliveries  (${r.delivered}/${r.expected}` +
+    `${lost ? `, ${lost} MISSING` : ''}${r.repeats ? `, ${r.repeats} repeated` : ''})${ratio}`);
+}
+
+async function main() {
+  if (process.argv.includes('--help')) {
+    console.log(readFileSync(self, 'utf8').split('\n').filter((l) => l.startsWith('//'))
+      .map((l) => l.slice(3)).join('\n'));
+    return;
+  }
+  let pb = arg('patchbay', join(here, '../build/release/cli/patchbay'));
+  const lg = arg('loadgen', join(here, '../build/release/bench/loadgen'));
+  for (const [what, path] of [['--patchbay', pb], ['--loadgen', lg]])
+    if (!existsSync(path))
+      throw new Error(`${what} ${path} does not exist: build it with scripts/setup.sh release`);
+  const sizes = arg('clients', '1000,10000').split(',').map(Number);
+  const evals = Number(arg('evals', 20)), gap = Number(arg('gap-ms', 50));
+  const only = arg('only', '');
+  const hard = Number(execFileSync('sh', ['-c', 'ulimit -Hn']).toString().trim());
+  const need = Math.max(...sizes) + 64;
+  if (hard < need)
+    throw new Error(`${need} file descriptors per process are needed; the hard limit is ${hard} ` +
+                    '(raise it, e.g. ulimit -Hn, or in /etc/security/limits.conf)');
+  const uwsWhy = await uwsLoads();
+  console.log(`# fan-out: ${pb}; load average ${loadavg().map(f2).join(' ')}`);
+  if (uwsWhy) console.log(`# uWebSockets.js skipped: ${uwsWhy}`);
+  for (const n of sizes) {
+    console.log(`${n} clients, ${evals} evals:`);
+    const r = {};
+    if (!only || only === 'patchbay') r.pb = await runPatchbay(pb, lg, n, evals, gap);
+    const bytes = r.pb ? r.pb.frame_bytes : 1200;
+    if (!only || only === 'ws') r.ws = await runBaseline('--serve-ws', lg, n, evals, gap, bytes);
+    if ((!only || only === 'uws') && !uwsWhy)
+      r.uws = await runBaseline('--serve-uws', lg, n, evals, gap, bytes);
+    if (r.pb) row('patchbay', r.pb, r.ws);
+    if (r.ws) row('ws', r.ws);
+    if (r.uws) row('uWS.js', r.uws, r.ws);
+    console.log(`  (${bytes}-byte frames; load average now ${loadavg().map(f2).join(' ')})`);
+  }
+}
+
+if (process.argv.includes('--serve-ws')) serveWs();
+else if (process.argv.includes('--serve-uws')) serveUws();
+else main().catch((e) => { console.error(`fanout: ${e.message}`); process.exit(1); });
