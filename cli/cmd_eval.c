@@ -320,12 +320,14 @@ static int eval_one(pbc *c, const eval_opts *o, const char *file,
     return status;
 }
 
-static pbc *connect_to(const eval_opts *o, const char *cmd)
+/* Joins the room; o->target.first becomes the relay that answered. */
+static pbc *connect_to(eval_opts *o, const char *cmd)
 {
     pbc_welcome w;
     pbc *c = cli_join(cmd, &o->target, o->conn.room, 5000, &w);
     if (!c)
         return NULL;
+    o->target.first = w.relay;
     if (w.role != PB_ROLE_EDITOR && w.role != PB_ROLE_OWNER) {
         fprintf(stderr,
                 "patchbay %s: the token's role is %s; evaluating needs an "
@@ -365,6 +367,7 @@ int cmd_watch(int argc, char **argv)
     printf("watching %d file%s; Ctrl-C stops\n", o.n_files,
            o.n_files == 1 ? "" : "s");
     fflush(stdout);
+    unsigned relays = pbc_target_relays(&o.target);
     for (;;) {
         if (!c) {
             c = connect_to(&o, "watch");
@@ -388,6 +391,7 @@ int cmd_watch(int argc, char **argv)
             if (eval_one(c, &o, o.files[i], ++req) == 3) {
                 pbc_close(c);
                 c = NULL;
+                o.target.first = (o.target.first + 1) % relays;
                 memset(&seen[i], 0, sizeof seen[i]); /* retry after reconnect */
                 break;
             }
@@ -398,6 +402,7 @@ int cmd_watch(int argc, char **argv)
             fprintf(stderr, "patchbay watch: %s; reconnecting\n", why.text);
             pbc_close(c);
             c = NULL;
+            o.target.first = (o.target.first + 1) % relays; /* the next */
         }
     }
     return 0;

@@ -35,7 +35,10 @@ static void usage(FILE *out)
         "  --url URL       the relay's address for the links (default: where\n"
         "                  patchbay serve last listened with this data\n"
         "                  directory, https with TLS; else "
-        "http://127.0.0.1:7888)\n"
+        "http://127.0.0.1:7888);\n"
+        "                  URL,URL2,... names more relays of the room to "
+        "fail\n"
+        "                  over to (&relays= in the links)\n"
         "  --data DIR      data directory of the relay (default $PATCHBAY_DATA "
         "or\n"
         "                  ./patchbay-data); created with new keys if missing\n"
@@ -190,6 +193,19 @@ int cmd_token(int argc, char **argv)
                   ? saved_url
                   : "http://127.0.0.1:7888";
 
+    /* URL,URL2,...: the pages come from the first, the others are the
+     * links' relays=, which clients try in turn (docs/PROTOCOL.md) */
+    pbc_target check = {0};
+    if (pbc_parse_url(url, &check, &why)) {
+        fprintf(stderr, "patchbay token: --url %s\n", why.text);
+        return 2;
+    }
+    const char *comma = strchr(url, ',');
+    size_t ul = comma ? (size_t)(comma - url) : strlen(url);
+    char more[1100] = "";
+    if (comma)
+        snprintf(more, sizeof more, "&relays=%s", comma + 1);
+
     relay_keys k;
     bool created = false;
     if (relay_keys_open(data, &k, &created, &why)) {
@@ -209,7 +225,6 @@ int cmd_token(int argc, char **argv)
     if (!quiet) {
         char room_enc[3 * PB_MAX_NAME_BYTES + 1];
         pbc_url_encode(room, room_enc, sizeof room_enc);
-        size_t ul = strlen(url);
         while (ul && url[ul - 1] == '/')
             ul--;
         char when[32];
@@ -220,12 +235,12 @@ int cmd_token(int argc, char **argv)
         printf("\n%s %s in room %s, valid until %s (token id %s: `patchbay "
                "token revoke --id %s` revokes it)\n",
                role, name, room, when, id, id);
-        printf("  editor page:  %.*s/editor.html#room=%s&token=%s&key=%s\n",
-               (int)ul, url, room_enc, tok, k.pk_hex);
-        printf("  runtime page: %.*s/runtime.html#room=%s&token=%s&key=%s\n",
-               (int)ul, url, room_enc, tok, k.pk_hex);
-        printf("  command line: export PATCHBAY_URL=%.*s PATCHBAY_TOKEN=%s\n",
-               (int)ul, url, tok);
+        printf("  editor page:  %.*s/editor.html#room=%s&token=%s&key=%s%s\n",
+               (int)ul, url, room_enc, tok, k.pk_hex, more);
+        printf("  runtime page: %.*s/runtime.html#room=%s&token=%s&key=%s%s\n",
+               (int)ul, url, room_enc, tok, k.pk_hex, more);
+        printf("  command line: export PATCHBAY_URL=%.*s%s PATCHBAY_TOKEN=%s\n",
+               (int)ul, url, comma ? comma : "", tok);
     }
     relay_keys_close(&k);
     return 0;

@@ -286,8 +286,11 @@ static int on_welcome(void *ctx, const pb_frame *f)
     return 0;
 }
 
-pbc *pbc_connect(const pbc_target *t, const char *client_name,
-                 uint32_t timeout_ms, pbc_welcome *welcome_out, pb_errmsg *why)
+/* One relay: *refused says the relay answered with an error (a token
+ * the others would refuse too), not that it could not be reached. */
+static pbc *connect_one(const pbc_target *t, const char *client_name,
+                        uint32_t timeout_ms, pbc_welcome *welcome_out,
+                        pb_errmsg *why, pb_err *refused)
 {
     pbc *c = pbc_open(t, timeout_ms, why);
     if (!c)
@@ -309,11 +312,57 @@ pbc *pbc_connect(const pbc_target *t, const char *client_name,
         else if (w.refused)
             pb_fail(why, w.refused, "the relay refused: %s (%s)", w.error,
                     pb_strerror(w.refused));
+        *refused = w.refused;
         pbc_close(c);
         return NULL;
     }
     if (welcome_out)
         *welcome_out = w.welcome;
+    return c;
+}
+
+pbc *pbc_connect(const pbc_target *t, const char *client_name,
+                 uint32_t timeout_ms, pbc_welcome *welcome_out, pb_errmsg *why)
+{
+    unsigned n = pbc_target_relays(t);
+    pb_err refused = PB_OK;
+    if (n == 1)
+        return connect_one(t, client_name, timeout_ms, welcome_out, why,
+                           &refused);
+    pbc_target *one = malloc(sizeof *one); /* t with another relay */
+    char tried[PB_MAX_MESSAGE_BYTES] = "";
+    pbc *c = NULL;
+    if (!one) {
+        pb_fail(why, PB_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    for (unsigned k = 0; k < n && !c; k++) {
+        unsigned i = (t->first + k) % n;
+        pbc_relay r = pbc_target_relay(t, i);
+        *one = *t;
+        memcpy(one->host, r.host, sizeof one->host);
+        one->port = r.port;
+        one->tls = r.tls;
+        pb_errmsg e = {{0}};
+        pbc_welcome w;
+        c = connect_one(one, client_name, timeout_ms, &w, &e, &refused);
+        if (c) {
+            w.relay = i;
+            if (welcome_out)
+                *welcome_out = w;
+        } else if (refused) { /* so would the others */
+            pb_fail(why, refused, "%s", e.text);
+            break;
+        } else {
+            size_t l = strlen(tried);
+            snprintf(tried + l, sizeof tried - l, "%s%s", l ? "; " : "",
+                     e.text);
+            if (k + 1 == n)
+                pb_fail(why, PB_ERR_IO, "no relay of the %u answered: %s", n,
+                        tried);
+        }
+    }
+    free(one);
     return c;
 }
 

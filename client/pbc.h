@@ -15,6 +15,16 @@ typedef struct pbc pbc;
 
 #define PBC_DEFAULT_PORT 7888
 
+/* Relays one link may name: its own and PBC_MAX_RELAYS - 1 more. */
+#define PBC_MAX_RELAYS 8
+
+/* A relay's address. */
+typedef struct pbc_relay {
+    char host[256];
+    int port;
+    bool tls; /* wss:// or https:// */
+} pbc_relay;
+
 /* Where to connect and as whom; parsed from --url/--token or a join link
  * (http://host:port/#room=R&token=T&key=K). */
 typedef struct pbc_target {
@@ -25,14 +35,31 @@ typedef struct pbc_target {
     char key_hex[2 * PB_PUBLICKEY_BYTES + 1];
     bool tls;      /* wss:// or https:// */
     char ca[4096]; /* PEM file of the CA to trust for TLS ("": the system's) */
+    /* More relays of the same room and key (a link's &relays=, or --url
+     * A,B; docs/PROTOCOL.md § Transport), tried in turn by pbc_connect
+     * when one cannot be reached. */
+    pbc_relay more[PBC_MAX_RELAYS - 1];
+    unsigned n_more;
+    /* The relay pbc_connect tries first: 0 is host:port, k is more[k-1]
+     * (0 by default). A caller that lost its connection sets it to the
+     * one after pbc_welcome.relay, so it moves on from a relay that died. */
+    unsigned first;
 } pbc_target;
 
 /* Parses "ws://host:port", "http://host:port/...#room=..&token=..&key=..",
  * or "host:port" into t (port PBC_DEFAULT_PORT if none; wss:// and
  * https:// set t->tls). A token in the link replaces t->token; otherwise
- * t->token is kept. PB_ERR_FIELD_RANGE naming the URL (no host, bad
- * port). */
+ * t->token is kept. More relays come from the fragment's
+ * relays=HOST:PORT,... (an entry without a scheme takes the link's), or
+ * from more addresses after commas ("ws://a:7888,ws://b:7888").
+ * PB_ERR_FIELD_RANGE naming the URL (no host, bad port, too many
+ * relays). */
 pb_err pbc_parse_url(const char *url, pbc_target *t, pb_errmsg *why) PB_WUR;
+
+/* The relays of t in the order pbc_connect tries them, from t->first. */
+unsigned pbc_target_relays(const pbc_target *t);
+/* Relay i (0: t's own host:port, else more[i-1]). */
+pbc_relay pbc_target_relay(const pbc_target *t, unsigned i);
 
 /* Percent-encodes s (all but A-Z a-z 0-9 - . _ ~) into out, cut short to
  * fit cap: for a room in a path (/r/ROOM) or a link's fragment. */
@@ -45,11 +72,15 @@ typedef struct pbc_welcome {
     pb_role role;
     uint64_t client_id, head_seq;
     uint64_t now_us; /* the relay's clock when it said welcome */
+    unsigned relay;  /* which of the target's relays it came from */
 } pbc_welcome;
 
 /* Connects, sends hello and waits up to timeout_ms for welcome (copied to
  * *welcome_out, which may be NULL) or the relay's error (its message in
- * why). NULL on failure; close with pbc_close. */
+ * why). With several relays, one that cannot be reached (or says nothing
+ * within timeout_ms) gives way to the next, from t->first; a refusal
+ * (a bad token) is final. NULL on failure, why then naming every relay
+ * tried; close with pbc_close. */
 pbc *pbc_connect(const pbc_target *t, const char *client_name,
                  uint32_t timeout_ms, pbc_welcome *welcome_out, pb_errmsg *why);
 

@@ -76,45 +76,116 @@ static bool fragment_value(const char *frag, const char *key, char *out,
     return true;
 }
 
-pb_err pbc_parse_url(const char *url, pbc_target *t, pb_errmsg *why)
+unsigned pbc_target_relays(const pbc_target *t)
 {
-    const char *p = url;
+    return 1 + t->n_more;
+}
+
+pbc_relay pbc_target_relay(const pbc_target *t, unsigned i)
+{
+    pbc_relay r = {.port = t->port, .tls = t->tls};
+    if (i == 0 || i > t->n_more)
+        memcpy(r.host, t->host, sizeof r.host);
+    else
+        r = t->more[i - 1];
+    return r;
+}
+
+/* Parses one address "[scheme://]host[:port]" up to the first of stop
+ * into r; a missing scheme keeps r->tls. Returns where it stopped, NULL
+ * (why set) if the host or port is bad. */
+static const char *parse_relay(const char *url, const char *p, const char *stop,
+                               pbc_relay *r, pb_errmsg *why)
+{
     static const char *const plain[] = {"ws://", "http://"};
     static const char *const tls[] = {"wss://", "https://"};
     for (size_t i = 0; i < 2; i++) {
         if (!strncmp(p, tls[i], strlen(tls[i]))) {
             p += strlen(tls[i]);
-            t->tls = true;
+            r->tls = true;
             break;
         }
         if (!strncmp(p, plain[i], strlen(plain[i]))) {
             p += strlen(plain[i]);
+            r->tls = false;
             break;
         }
     }
-    size_t hl = strcspn(p, ":/#");
-    if (hl == 0 || hl >= sizeof t->host)
-        return pb_fail(why, PB_ERR_FIELD_RANGE, "%s: no host name", url);
-    snprintf(t->host, sizeof t->host, "%.*s", (int)hl, p);
+    char delims[16];
+    snprintf(delims, sizeof delims, ":%s", stop);
+    size_t hl = strcspn(p, delims);
+    if (hl == 0 || hl >= sizeof r->host) {
+        pb_fail(why, PB_ERR_FIELD_RANGE, "%s: no host name", url);
+        return NULL;
+    }
+    snprintf(r->host, sizeof r->host, "%.*s", (int)hl, p);
     p += hl;
-    t->port = PBC_DEFAULT_PORT;
+    r->port = PBC_DEFAULT_PORT;
     if (*p == ':') {
         char *end;
         long port = strtol(p + 1, &end, 10);
-        if (end == p + 1 || port < 1 || port > 65535)
-            return pb_fail(why, PB_ERR_FIELD_RANGE, "%s: bad port", url);
-        t->port = (int)port;
+        if (end == p + 1 || port < 1 || port > 65535 ||
+            (*end && !strchr(stop, *end))) {
+            pb_fail(why, PB_ERR_FIELD_RANGE, "%s: bad port", url);
+            return NULL;
+        }
+        r->port = (int)port;
         p = end;
     }
+    return p;
+}
+
+/* Adds the comma-separated addresses of list (at least one; each taking
+ * tls by default) to t->more, skipping ones already there. */
+static pb_err add_relays(const char *url, const char *list, bool tls,
+                         pbc_target *t, pb_errmsg *why)
+{
+    for (const char *p = list;;) {
+        pbc_relay r = {.tls = tls};
+        if (!(p = parse_relay(url, p, ",/#&", &r, why)))
+            return PB_ERR_FIELD_RANGE;
+        p += strcspn(p, ",#&");
+        bool seen = false;
+        for (unsigned i = 0; i < pbc_target_relays(t); i++) {
+            pbc_relay o = pbc_target_relay(t, i);
+            seen |=
+                o.port == r.port && o.tls == r.tls && !strcmp(o.host, r.host);
+        }
+        if (!seen && t->n_more == PBC_MAX_RELAYS - 1)
+            return pb_fail(why, PB_ERR_FIELD_RANGE, "%s: more than %d relays",
+                           url, PBC_MAX_RELAYS);
+        if (!seen)
+            t->more[t->n_more++] = r;
+        if (*p != ',')
+            break;
+        p++;
+    }
+    return PB_OK;
+}
+
+pb_err pbc_parse_url(const char *url, pbc_target *t, pb_errmsg *why)
+{
+    pbc_relay own = {.tls = false};
+    const char *p = parse_relay(url, url, "/#,", &own, why);
+    if (!p)
+        return PB_ERR_FIELD_RANGE;
+    memcpy(t->host, own.host, sizeof t->host);
+    t->port = own.port;
+    t->tls = own.tls;
+    t->n_more = 0;
+    if (*p == ',') /* --url A,B: more relays */
+        return add_relays(url, p + 1, own.tls, t, why);
     const char *frag = strchr(p, '#');
     if (!frag)
         return PB_OK;
+    char relays[PBC_MAX_RELAYS * 300] = "";
     if (!fragment_value(frag + 1, "room", t->room, sizeof t->room) ||
         !fragment_value(frag + 1, "token", t->token, sizeof t->token) ||
-        !fragment_value(frag + 1, "key", t->key_hex, sizeof t->key_hex))
+        !fragment_value(frag + 1, "key", t->key_hex, sizeof t->key_hex) ||
+        !fragment_value(frag + 1, "relays", relays, sizeof relays))
         return pb_fail(why, PB_ERR_FIELD_RANGE,
                        "%s: a value in the link's fragment is too long or "
                        "badly %%-encoded",
                        url);
-    return PB_OK;
+    return relays[0] ? add_relays(url, relays, own.tls, t, why) : PB_OK;
 }

@@ -94,6 +94,7 @@ static void *room_main(void *arg)
 {
     nrepl_room *r = arg;
     uint32_t backoff_ms = 250;
+    unsigned at = 0; /* the relay of the link joined last */
     for (;;) {
         pthread_mutex_lock(&r->lock);
         bool stop = r->stopping;
@@ -123,6 +124,7 @@ static void *room_main(void *arg)
                 continue;
             }
             backoff_ms = 250;
+            at = w.relay;
             pthread_mutex_lock(&r->lock);
             r->c = c;
             pthread_mutex_unlock(&r->lock);
@@ -134,6 +136,8 @@ static void *room_main(void *arg)
         pb_errmsg why = {{0}};
         if (pbc_wait(c, 1000, on_frame, r, &why) == PBC_WAIT_CLOSED) {
             post(r, ROOM_DOWN, NULL, 0, why.text);
+            /* that relay may be gone: the link's next one first */
+            r->target.first = (at + 1) % pbc_target_relays(&r->target);
             pthread_mutex_lock(&r->lock);
             r->c = NULL;
             pbc_close(c);

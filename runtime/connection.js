@@ -6,6 +6,11 @@
 // relay refuses the token itself (or says a newer connection of this
 // runtime replaced this one).
 //
+// A room reachable through several relays (a join link's &relays=, edges
+// of one signer) is tried relay after relay: a lost or refused socket
+// moves on to the next, and the backoff grows once per round of them all,
+// so a dead relay costs one short wait, not the doubling.
+//
 // Catch-up after a reconnect is the caller's hello, sent from onOpen: it
 // carries since_seq = the last seq the caller has, so the relay sends only
 // what it missed (docs/PROTOCOL.md § Catch-up and replay). Frames stay
@@ -40,6 +45,7 @@ const TOO_BIG_WHY = `the relay sent a message over the ${PB_MAX_FRAME_BYTES}-byt
 export class Connection {
   // opts:
   //   url            the relay's WebSocket base, ws[s]://HOST:PORT (no path)
+  //   urls           or several, tried in turn from the first (parseLink's)
   //   room           joins /r/ROOM
   //   WebSocket      the constructor (the browser's, or node's ws package)
   //   onOpen()       the socket is open: send hello (with since_seq)
@@ -54,6 +60,8 @@ export class Connection {
   //   setTimeout, clearTimeout   default: the globals
   constructor(opts) {
     this.o = opts;
+    this.urls = opts.urls?.length ? opts.urls : [opts.url];
+    this.at = 0; // the relay tried now: this.urls[this.at]
     this.ws = null;
     this.state = 'new';
     this.hasBeenLive = false;
@@ -81,7 +89,7 @@ export class Connection {
     this.setState(this.hasBeenLive ? 'reconnecting' : 'connecting');
     let ws;
     try {
-      ws = new this.o.WebSocket(`${this.o.url}/r/${encodeURIComponent(this.o.room)}`, 'patchbay',
+      ws = new this.o.WebSocket(`${this.url}/r/${encodeURIComponent(this.o.room)}`, 'patchbay',
                                 SOCKET_OPTIONS);
     } catch (e) {
       this.isClosed = true;
@@ -123,10 +131,13 @@ export class Connection {
       return;
     }
     const wait = Math.round(this.backoff * (0.75 + Math.random() * 0.5));
-    this.backoff = Math.min(this.backoff * 2, this.o.maxBackoffMs || 10000);
+    const from = this.url;
+    this.at = (this.at + 1) % this.urls.length;
+    if (this.at === 0) this.backoff = Math.min(this.backoff * 2, this.o.maxBackoffMs || 10000);
     const why = this.why || reason;
     this.why = '';
-    this.setState('waiting', `${why}; retrying in ${(wait / 1000).toFixed(1)} s`);
+    const next = this.urls.length > 1 ? ` at ${this.url}` : '';
+    this.setState('waiting', `${why}${next ? ` (${from})` : ''}; retrying${next} in ${(wait / 1000).toFixed(1)} s`);
     this.timer = this.setTimeout(() => this.open(), wait);
   }
 
@@ -166,6 +177,9 @@ export class Connection {
       this.setState('failed', message);
     }
   }
+
+  // The relay this connection uses (or tries) now.
+  get url() { return this.urls[this.at]; }
 
   get isOpen() { return !!this.ws && this.ws.readyState === this.ws.OPEN; }
 

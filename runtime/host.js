@@ -166,7 +166,7 @@ export class RuntimeHost {
 
   connect() {
     this.conn = new Connection({
-      url: this.link.url, room: this.link.room, WebSocket: this.o.WebSocket,
+      url: this.link.url, urls: this.link.urls, room: this.link.room, WebSocket: this.o.WebSocket,
       backoffMs: this.o.backoffMs, maxBackoffMs: this.o.maxBackoffMs,
       setTimeout: this.setTimeout, clearTimeout: this.clearTimeout,
       onOpen: () => {

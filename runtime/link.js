@@ -5,14 +5,18 @@
 // (browsers never send a fragment to the server), the part before it says
 // where the relay is. The key is the relay's ed25519 public key: runtimes
 // pin it from here and never take one from the socket (docs/SECURITY.md).
+// A link may name more relays of the same room and key to fail over to
+// (&relays=HOST:PORT,wss://HOST:PORT; docs/PROTOCOL.md § Transport): a
+// client tries them in turn, the link's own first.
 import { PB_PUBLICKEY_BYTES } from './pb_protocol.js';
 
+const MAX_RELAYS = 8; // as client/pbc.h's PBC_MAX_RELAYS
 const KEY_HEX = new RegExp(`^[0-9a-f]{${2 * PB_PUBLICKEY_BYTES}}$`);
 
-// Returns {url, room, token, key, name, label}; url is the relay's
-// WebSocket base (ws:// or wss://, no path); label names the device in the
-// room's test matrices (&label=pixel-7). Throws an Error naming what is
-// wrong.
+// Returns {url, urls, room, token, key, name, label}; url is the relay's
+// WebSocket base (ws:// or wss://, no path), urls that one and then the
+// link's other relays; label names the device in the room's test matrices
+// (&label=pixel-7). Throws an Error naming what is wrong.
 export function parseLink(link) {
   let u;
   try {
@@ -31,6 +35,29 @@ export function parseLink(link) {
                    !KEY_HEX.test(key) && `key (${2 * PB_PUBLICKEY_BYTES} hex digits)`].filter(Boolean);
   if (missing.length)
     throw new Error(`join link lacks ${missing.join(', ')} in its #fragment`);
-  return { url: `${scheme}//${u.host}`, room, token, key, name: p.get('name') || '',
-           label: p.get('label') || '' };
+  const url = `${scheme}//${u.host}`;
+  const urls = [url];
+  for (const r of (p.get('relays') || '').split(',').filter(Boolean)) {
+    const other = relayUrl(r, scheme);
+    if (!urls.includes(other)) urls.push(other);
+  }
+  if (urls.length > MAX_RELAYS)
+    throw new Error(`join link names ${urls.length} relays; at most ${MAX_RELAYS} (its own and &relays=)`);
+  return { url, urls, room, token, key, name: p.get('name') || '', label: p.get('label') || '' };
+}
+
+// One entry of &relays=: HOST:PORT (the link's own scheme), or
+// http(s)://HOST:PORT, ws(s)://HOST:PORT; its WebSocket base.
+function relayUrl(entry, scheme) {
+  const withScheme = /^[a-z]+:\/\//i.test(entry) ? entry : `${scheme}//${entry}`;
+  let u;
+  try {
+    u = new URL(withScheme);
+  } catch {
+    throw new Error(`join link: relays entry "${entry.slice(0, 80)}" is not HOST:PORT or a ws(s)/http(s) address`);
+  }
+  const s = { 'http:': 'ws:', 'https:': 'wss:', 'ws:': 'ws:', 'wss:': 'wss:' }[u.protocol];
+  if (!s || !u.host || (u.pathname !== '/' && u.pathname !== ''))
+    throw new Error(`join link: relays entry "${entry.slice(0, 80)}" is not HOST:PORT or a ws(s)/http(s) address`);
+  return `${s}//${u.host}`;
 }

@@ -25,9 +25,11 @@ export async function startServe(cli, args, relay) {
   relay.proc = p;
   relay.port = await new Promise((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`relay did not start:\n${relay.log}`)), 15000);
+    let out = ''; // this start's: a restart on another port prints another
     p.stdout.on('data', (d) => {
       relay.log += d;
-      const m = /127\.0\.0\.1:(\d+)/.exec(relay.log);
+      out += d;
+      const m = /127\.0\.0\.1:(\d+)/.exec(out);
       if (m) { clearTimeout(t); resolve(Number(m[1])); }
     });
     p.stderr.on('data', (d) => { relay.log += d; });

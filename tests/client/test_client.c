@@ -93,6 +93,58 @@ TEST(a_room_too_long_for_the_target_is_refused)
     CHECK_EQ_INT(strlen(t.room), 64);
 }
 
+TEST(a_link_names_more_relays_in_order_without_repeats)
+{
+    pbc_target t = {0};
+    pb_errmsg why = {{0}};
+    REQUIRE(pbc_parse_url("http://a:1/runtime.html#room=r&token=t"
+                          "&relays=b%3A2%2Cwss%3A%2F%2Fc%3A3,a:1,https://d",
+                          &t, &why) == PB_OK);
+    REQUIRE(pbc_target_relays(&t) == 4);
+    pbc_relay r = pbc_target_relay(&t, 0);
+    CHECK(!strcmp(r.host, "a") && r.port == 1 && !r.tls);
+    r = pbc_target_relay(&t, 1);
+    CHECK(!strcmp(r.host, "b") && r.port == 2 && !r.tls);
+    r = pbc_target_relay(&t, 2);
+    CHECK(!strcmp(r.host, "c") && r.port == 3 && r.tls);
+    r = pbc_target_relay(&t, 3);
+    CHECK(!strcmp(r.host, "d") && r.port == PBC_DEFAULT_PORT && r.tls);
+    CHECK(!strcmp(t.room, "r") && !strcmp(t.token, "t"));
+    /* --url A,B: an entry without a scheme takes the first one's */
+    REQUIRE(pbc_parse_url("wss://a:1,b:2", &t, &why) == PB_OK);
+    REQUIRE(pbc_target_relays(&t) == 2);
+    r = pbc_target_relay(&t, 1);
+    CHECK(!strcmp(r.host, "b") && r.port == 2 && r.tls);
+    /* parsing again starts afresh */
+    REQUIRE(pbc_parse_url("ws://a:1", &t, &why) == PB_OK);
+    CHECK_EQ_INT(pbc_target_relays(&t), 1);
+}
+
+TEST(bad_or_too_many_relays_are_refused_naming_the_link)
+{
+    static const char *const bad[] = {
+        "ws://h:1/#relays=b:x",
+        "ws://h:1/#relays=:2",
+        "ws://h:1,",
+        "ws://h:1,b:0",
+        "ws://h:1/#relays=b:2,:3",
+        "ws://a:1/#relays=b:1,c:1,d:1,e:1,f:1,g:1,h:1,i:1",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        pbc_target t = {0};
+        pb_errmsg why = {{0}};
+        CHECK(pbc_parse_url(bad[i], &t, &why) == PB_ERR_FIELD_RANGE);
+        if (!strstr(why.text, bad[i]))
+            fprintf(stderr, "  %s: \"%s\"\n", bad[i], why.text);
+        CHECK(strstr(why.text, bad[i]) != NULL);
+    }
+    pbc_target t = {0};
+    pb_errmsg why = {{0}};
+    CHECK(pbc_parse_url("ws://a:1/#relays=b:1,c:1,d:1,e:1,f:1,g:1,h:1", &t,
+                        &why) == PB_OK); /* 8 in all */
+    CHECK_EQ_INT(pbc_target_relays(&t), PBC_MAX_RELAYS);
+}
+
 static const pb_test tests[] = {
     T(a_ws_url_gives_host_and_port),
     T(a_join_link_gives_room_token_and_key_decoded),
@@ -100,6 +152,8 @@ static const pb_test tests[] = {
     T(wss_and_https_ask_for_tls),
     T(bad_urls_are_refused_naming_the_url),
     T(a_room_too_long_for_the_target_is_refused),
+    T(a_link_names_more_relays_in_order_without_repeats),
+    T(bad_or_too_many_relays_are_refused_naming_the_link),
 };
 
 PB_TEST_MAIN(tests, NULL)

@@ -5,6 +5,9 @@
  * usage: test_relay_inproc PATCHBAY BACKEND [TEST...] */
 #include "harness.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 PB_TEST_RUNNER
@@ -171,11 +174,73 @@ TEST(a_join_link_for_a_room_with_a_space_or_percent_joins_it)
     CHECK_EQ_INT(serve_stop(&r), 0);
 }
 
+/* A port where nothing listens: bound, never listening, so a connection
+ * to it is refused at once (and no one else gets the port meanwhile). */
+static int dead_port(int *fd)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t l = sizeof a;
+    *fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (*fd < 0 || bind(*fd, (struct sockaddr *)&a, sizeof a) < 0 ||
+        getsockname(*fd, (struct sockaddr *)&a, &l) < 0)
+        return -1;
+    return ntohs(a.sin_port);
+}
+
+/* Failover (docs/PROTOCOL.md § Transport): a link whose first relay is
+ * gone joins through the next one it names; a relay that refuses the
+ * token ends the attempt (the others would refuse it too). */
+TEST(a_link_whose_first_relay_is_dead_joins_through_the_next)
+{
+    relay r;
+    REQUIRE(inproc_start(&r, "failover", NULL));
+    int fd = -1, dead = dead_port(&fd);
+    REQUIRE(dead > 0);
+    char tok[PB_MAX_TOKEN_BYTES + 1], link[1024];
+    make_token(&r, "jam", PB_ROLE_VIEWER, "v", 3600, tok);
+    snprintf(link, sizeof link,
+             "http://127.0.0.1:%d/runtime.html#room=jam&token=%s&key=%s"
+             "&relays=127.0.0.1:%d",
+             dead, tok, r.keys.pk_hex, r.port);
+    pbc_target t = {0};
+    pb_errmsg why = {{0}};
+    REQUIRE(pbc_parse_url(link, &t, &why) == PB_OK);
+    CHECK_EQ_INT(pbc_target_relays(&t), 2);
+    pbc_welcome w = {0};
+    pbc *c = pbc_connect(&t, "test", 10000, &w, &why);
+    if (!c)
+        fprintf(stderr, "  %s\n", why.text);
+    CHECK(c != NULL);
+    CHECK_EQ_INT(w.relay, 1);
+    pbc_close(c);
+
+    /* the live relay first, and a token it refuses: no second try */
+    snprintf(link, sizeof link, "ws://127.0.0.1:%d,ws://127.0.0.1:%d", r.port,
+             dead);
+    memset(&t, 0, sizeof t);
+    strcpy(t.token, "pb1.not-a-token");
+    REQUIRE(pbc_parse_url(link, &t, &why) == PB_OK);
+    CHECK(pbc_connect(&t, "test", 10000, &w, &why) == NULL);
+    CHECK(strstr(why.text, "refused") != NULL);
+    CHECK(strstr(why.text, "no relay") == NULL);
+
+    /* none answers: every one is named */
+    snprintf(link, sizeof link, "ws://127.0.0.1:%d,ws://localhost:%d", dead,
+             dead);
+    REQUIRE(pbc_parse_url(link, &t, &why) == PB_OK);
+    CHECK(pbc_connect(&t, "test", 10000, &w, &why) == NULL);
+    CHECK(strstr(why.text, "no relay of the 2 answered") != NULL);
+    close(fd);
+    CHECK_EQ_INT(serve_stop(&r), 0);
+}
+
 static const pb_test tests[] = {
     T(two_relays_in_one_process_share_nothing),
     T(too_many_diagnostics_from_the_compile_server_are_cut_to_the_limit),
     T(the_relay_signs_no_hostile_module_from_its_compile_server),
     T(a_join_link_for_a_room_with_a_space_or_percent_joins_it),
+    T(a_link_whose_first_relay_is_dead_joins_through_the_next),
 };
 
 int main(int argc, char **argv)

@@ -8,12 +8,12 @@ import { PB_MAX_CLIENT_BYTES } from '../../runtime/pb_protocol.js';
 import { frame, parseFrame, CLIENT } from './proto.js';
 
 export class EditorConnection {
-  // opts: {url, room, token, onFrame(f), onState(state, detail), sinceSeq(),
+  // opts: {url, urls (the link's relays, tried in turn), room, token, onFrame(f), onState(state, detail), sinceSeq(),
   // buffers (the room's shared buffers: docs/PROTOCOL.md § Shared buffers)}
   constructor(opts) {
     this.o = opts;
     this.conn = new Connection({
-      url: opts.url, room: opts.room, WebSocket,
+      url: opts.url, urls: opts.urls, room: opts.room, WebSocket,
       onOpen: () => this.conn.send(frame('hello', {
         token: opts.token, client: `${CLIENT} ${navigator.userAgent}`.slice(0, PB_MAX_CLIENT_BYTES),
         since_seq: opts.sinceSeq?.() || undefined,

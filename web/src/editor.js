@@ -612,7 +612,7 @@ if (!link) {
   onState('failed', `${linkError}: open the link that patchbay token prints`);
 } else {
   $('room').textContent = link.room;
-  connection = new EditorConnection({ url: link.url, room: link.room, token: link.token, onFrame, onState, buffers: true,
+  connection = new EditorConnection({ url: link.url, urls: link.urls, room: link.room, token: link.token, onFrame, onState, buffers: true,
                                       sinceSeq: () => state.headSeq }).start();
   if (typeof OffscreenCanvas === 'function' && typeof Worker === 'function') {
     $('screen-note').textContent = 'starting the runtime…';
