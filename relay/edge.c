@@ -50,6 +50,7 @@ typedef struct relay_edge_room {
 } relay_edge_room;
 
 static void sync_room(relay_server *srv, relay_room *r);
+static void release_waiting(relay_room *r);
 
 static void command(relay_server *srv, relay_redis_fn fn, void *ctx,
                     uint64_t tag, int argc, const char *const *argv,
@@ -210,6 +211,8 @@ static bool apply_patch(relay_server *srv, relay_room *r, uint64_t seq,
                                relay_now_us());
             relay_msg_unref(m);
             ok = true;
+            if (r->edge->n_waiting)
+                release_waiting(r); /* those that hold this much */
         }
     } else if (why.text[0]) {
         lwsl_err("room %s#%llu: not cached: %s\n", r->name,
@@ -223,21 +226,33 @@ static bool apply_patch(relay_server *srv, relay_room *r, uint64_t seq,
 /* ---- holding a room -------------------------------------------------------
  */
 
-static void set_ready(relay_room *r)
+/* Lets in the sessions waiting for r that may join now (the room held,
+ * and as far as their since_seq); the others keep waiting. */
+static void release_waiting(relay_room *r)
 {
     relay_edge_room *er = r->edge;
-    er->ready = true;
-    er->syncing = false;
     relay_server *srv = r->srv;
+    uint32_t kept = 0;
     for (uint32_t i = 0; i < er->n_waiting; i++) {
         relay_session *s = NULL;
         relay_handle h = er->waiting[i];
         if (h.index < srv->n_slots && srv->sessions[h.index]->gen == h.gen)
             s = srv->sessions[h.index];
-        if (s && s->pending_room == r)
-            relay_session_join_pending(s, NULL);
+        if (!s || s->pending_room != r)
+            continue; /* it left */
+        if (relay_edge_room_ready(r, s->since_seq))
+            relay_session_join_pending(s);
+        else
+            er->waiting[kept++] = h;
     }
-    er->n_waiting = 0;
+    er->n_waiting = kept;
+}
+
+static void set_ready(relay_room *r)
+{
+    r->edge->ready = true;
+    r->edge->syncing = false;
+    release_waiting(r);
 }
 
 static void ask_fill(relay_server *srv, relay_room *r)
@@ -365,9 +380,9 @@ void relay_edge_room_init(relay_room *r)
     sync_room(srv, r);
 }
 
-bool relay_edge_room_ready(const relay_room *r)
+bool relay_edge_room_ready(const relay_room *r, uint64_t since_seq)
 {
-    return r->edge && r->edge->ready;
+    return r->edge && r->edge->ready && since_seq <= r->head_seq;
 }
 
 void relay_edge_wait_room(relay_session *s, relay_room *r)
@@ -638,6 +653,37 @@ static void on_message(relay_server *srv, const uint8_t *data, size_t len)
     }
 }
 
+/* A revocation the signer read ('V' envelope): refused here too. */
+static void on_revoked(relay_server *srv, const uint8_t *data, size_t len)
+{
+    relay_env_reader rd = {data, len, false};
+    char room[PB_MAX_NAME_BYTES + 1], name[PB_MAX_NAME_BYTES + 1],
+        id[RELAY_TOKEN_ID_CHARS + 1];
+    if (relay_env_get_u8(&rd) != RELAY_ENV_REVOKED)
+        return;
+    relay_env_get_str(&rd, room, sizeof room);
+    relay_env_get_str(&rd, name, sizeof name);
+    relay_env_get_str(&rd, id, sizeof id);
+    if (!rd.bad && (id[0] || (room[0] && name[0])))
+        relay_revoked_add(srv, room, name, id);
+}
+
+static void on_revocations(void *ctx, uint64_t tag, const relay_rval *v)
+{
+    (void)tag;
+    for (size_t i = 0; v && v->type == REDIS_REPLY_ARRAY && i < v->n; i++)
+        if (v->elem[i]->type == REDIS_REPLY_STRING)
+            on_revoked(ctx, (const uint8_t *)v->elem[i]->str, v->elem[i]->len);
+}
+
+/* Every revocation the signer has read, kept in Redis. */
+static void ask_revocations(relay_server *srv)
+{
+    const char *argv[] = {"SMEMBERS", "pb:revoked"};
+    size_t lens[] = {8, 10};
+    command(srv, on_revocations, srv, 0, 2, argv, lens);
+}
+
 static void on_key(void *ctx, uint64_t tag, const relay_rval *v)
 {
     relay_server *srv = ctx;
@@ -679,6 +725,7 @@ void relay_edge_event(relay_server *srv, relay_redis_event *e)
         lwsl_user("edge %s: connected to %s\n", srv->edge->id,
                   relay_redis_url(srv->redis));
         ask_key(srv); /* a first, or a changed, key resyncs every room */
+        ask_revocations(srv);
         for (relay_room *r = srv->rooms; r; r = r->next)
             if (r->edge) { /* what it missed while away */
                 r->edge->syncing = false;
@@ -700,7 +747,12 @@ void relay_edge_event(relay_server *srv, relay_redis_event *e)
                         "sending it again",
                         "its answer was lost with Redis");
         break;
-    case RELAY_REDIS_MESSAGE: on_message(srv, e->data, e->len); break;
+    case RELAY_REDIS_MESSAGE:
+        if (!strcmp(e->channel, "pb:revoked"))
+            on_revoked(srv, e->data, e->len);
+        else
+            on_message(srv, e->data, e->len);
+        break;
     case RELAY_REDIS_REPLY:
         if (e->fn)
             e->fn(e->ctx, e->tag, e->reply);
@@ -744,7 +796,7 @@ pb_err relay_edge_start(relay_server *srv, pb_errmsg *why)
     pb_hex(id, sizeof id, srv->edge->id);
     char mine[48];
     snprintf(mine, sizeof mine, "pb:e:%s", srv->edge->id);
-    const char *subs[] = {"p:pb:r:*", mine, NULL};
+    const char *subs[] = {"p:pb:r:*", mine, "pb:revoked", NULL};
     if (!(srv->redis =
               relay_redis_start(srv->cfg.redis_url, subs, srv->ctx, why)))
         return PB_ERR_FIELD_RANGE;

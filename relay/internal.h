@@ -190,8 +190,8 @@ void relay_session_free_proxy(relay_session *s);
  * len are its bytes as received. */
 void relay_session_on_frame(relay_session *s, pb_frame *f, const uint8_t *data,
                             size_t len);
-/* An edge: the room s waited for is there (or is not: fail names why). */
-void relay_session_join_pending(relay_session *s, const char *fail);
+/* An edge: the room s waited for is there. */
+void relay_session_join_pending(relay_session *s);
 /* Closes s after what is queued, with reason (a fatal error already
  * sent). */
 void relay_session_close(relay_session *s, const char *reason);
@@ -461,6 +461,9 @@ void relay_signer_patch(relay_server *srv, relay_room *r, relay_msg *patch,
  * relay_room_broadcast): to every edge. */
 void relay_signer_broadcast(relay_server *srv, relay_room *r, relay_msg *m,
                             pb_role only);
+/* A revocation, to every edge (a set in Redis, and a message). */
+void relay_signer_revoked(relay_server *srv, const char *room, const char *name,
+                          const char *id);
 /* What a proxy session is sent, to its edge (close: then close it). */
 void relay_signer_to_edge(relay_session *s, relay_msg *m, bool close);
 void relay_signer_free(relay_server *srv);
@@ -472,8 +475,10 @@ pb_err relay_edge_start(relay_server *srv, pb_errmsg *why) PB_WUR;
 /* A room met for the first time on an edge: what its cache holds. */
 void relay_edge_room_init(relay_room *r);
 /* Whether the edge holds r (its epoch known and its cache caught up with
- * what Redis had when it looked): then joins go ahead at once. */
-bool relay_edge_room_ready(const relay_room *r);
+ * what Redis had when it looked) as far as since_seq (a client that held
+ * more, from another edge, waits until this one does): then a join goes
+ * ahead at once. */
+bool relay_edge_room_ready(const relay_room *r, uint64_t since_seq);
 /* s (hello checked) waits for r; relay_session_join_pending follows. */
 void relay_edge_wait_room(relay_session *s, relay_room *r);
 /* Frames an edge does not handle itself go to the signer: true if f was
@@ -523,6 +528,14 @@ const char *relay_revoked_why(const relay_server *srv, const char *room,
  * (closing the live sessions they name) and closes the live sessions
  * whose token has expired, on the event loop. */
 void relay_revocations_start(relay_server *srv);
+/* Records a revocation (room and name, or id; a repeat is ignored) and
+ * closes the live sessions it names; a signer tells its edges. */
+void relay_revoked_add(relay_server *srv, const char *room, const char *name,
+                       const char *id);
+/* Calls fn for every revocation known. */
+void relay_revoked_each(relay_server *srv,
+                        void (*fn)(relay_server *srv, const char *room,
+                                   const char *name, const char *id));
 void relay_revocations_free(relay_server *srv);
 
 /* ---- admitting evals (evalq.c) ------------------------------------------ */

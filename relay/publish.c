@@ -162,7 +162,6 @@ static void send_rows(relay_server *srv, relay_room *r, uint64_t from,
 static void on_stream_tail(void *ctx, uint64_t tag, const relay_rval *v)
 {
     relay_server *srv = ctx;
-    (void)tag;
     relay_room *r = NULL;
     for (relay_room *x = srv->rooms; x; x = x->next)
         if ((uint64_t)(uintptr_t)x == tag)
@@ -197,6 +196,25 @@ static void publish_room(relay_server *srv, relay_room *r)
             tail_lens);
 }
 
+/* Revocations are kept in a set, for edges that start or reconnect later,
+ * and published, for those listening now. */
+void relay_signer_revoked(relay_server *srv, const char *room, const char *name,
+                          const char *id)
+{
+    relay_env e = {0};
+    relay_env_u8(&e, RELAY_ENV_REVOKED);
+    relay_env_str(&e, room);
+    relay_env_str(&e, name);
+    relay_env_str(&e, id);
+    if (!e.failed) {
+        const char *argv[] = {"SADD", "pb:revoked", (const char *)e.data};
+        size_t lens[] = {4, 10, e.len};
+        command(srv, NULL, NULL, 0, 3, argv, lens);
+    }
+    publish(srv, "pb:revoked", &e);
+    relay_env_free(&e);
+}
+
 static void add_room(void *ctx, const char *room, uint64_t head_seq)
 {
     (void)head_seq;
@@ -213,6 +231,7 @@ static void on_up(relay_server *srv)
         lwsl_err("cannot list the rooms for Redis: %s\n", why.text);
     for (relay_room *r = srv->rooms; r; r = r->next)
         publish_room(srv, r);
+    relay_revoked_each(srv, relay_signer_revoked);
     lwsl_user("signer: publishing to %s\n", relay_redis_url(srv->redis));
 }
 

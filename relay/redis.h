@@ -93,6 +93,7 @@ enum {
     RELAY_ENV_OPEN = 'O',      /* edge -> signer: open room (epoch, head) */
     RELAY_ENV_FILL = 'L',      /* edge -> signer: room's patches from seq */
     RELAY_ENV_CLIENT = 'C',    /* signer -> edge: frame (or close) to one */
+    RELAY_ENV_REVOKED = 'V',   /* signer -> edges: room, name, token id */
 };
 
 typedef struct relay_env {

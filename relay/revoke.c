@@ -46,22 +46,44 @@ static void close_if(relay_server *srv, const relay_revoked *r)
     }
 }
 
-static void on_revoked(void *ctx, const char *room, const char *name,
+void relay_revoked_add(relay_server *srv, const char *room, const char *name,
                        const char *id)
 {
-    relay_server *srv = ctx;
+    room = room ? room : "";
+    name = name ? name : "";
+    id = id ? id : "";
+    for (const relay_revoked *r = srv->revoked; r; r = r->next)
+        if (!strcmp(r->room, room) && !strcmp(r->name, name) &&
+            !strcmp(r->id, id))
+            return; /* an edge hears of one again after Redis restarts */
     relay_revoked *r = calloc(1, sizeof *r);
     if (!r)
         return;
-    snprintf(r->room, sizeof r->room, "%s", room ? room : "");
-    snprintf(r->name, sizeof r->name, "%s", name ? name : "");
-    snprintf(r->id, sizeof r->id, "%s", id ? id : "");
+    snprintf(r->room, sizeof r->room, "%s", room);
+    snprintf(r->name, sizeof r->name, "%s", name);
+    snprintf(r->id, sizeof r->id, "%s", id);
+    if (srv->signer) /* and every edge */
+        relay_signer_revoked(srv, r->room, r->name, r->id);
     r->next = srv->revoked;
     srv->revoked = r;
     lwsl_user("revoked: %s%s%s%s\n", r->id[0] ? "token " : "name ",
               r->id[0] ? r->id : r->name, r->id[0] ? "" : " in room ",
               r->id[0] ? "" : r->room);
     close_if(srv, r);
+}
+
+static void relay_revoked_add_fn(void *ctx, const char *room, const char *name,
+                                 const char *id)
+{
+    relay_revoked_add(ctx, room, name, id);
+}
+
+void relay_revoked_each(relay_server *srv,
+                        void (*fn)(relay_server *srv, const char *room,
+                                   const char *name, const char *id))
+{
+    for (const relay_revoked *r = srv->revoked; r; r = r->next)
+        fn(srv, r->room, r->name, r->id);
 }
 
 static void poll_revocations(relay_server *srv)
@@ -75,7 +97,7 @@ static void poll_revocations(relay_server *srv)
         lwsl_err("%s\n", why.text);
     if (srv->revoke_db &&
         relay_history_revocations(srv->revoke_db, &srv->revoked_after,
-                                  on_revoked, srv, &why))
+                                  relay_revoked_add_fn, srv, &why))
         lwsl_err("%s\n", why.text);
 }
 

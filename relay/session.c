@@ -417,7 +417,7 @@ static void on_hello(relay_session *s, const pb_hello *h)
         s->client[0] = '\0';
     s->since_seq = h->since_seq;
     s->want_buffers = h->buffers && !s->srv->edge; /* edges serve none */
-    if (s->srv->edge && !relay_edge_room_ready(room)) {
+    if (s->srv->edge && !relay_edge_room_ready(room, s->since_seq)) {
         relay_edge_wait_room(s, room); /* the hello deadline still runs */
         return;
     }
@@ -473,15 +473,11 @@ static void join_room(relay_session *s, relay_room *room)
     relay_room_announce(room, s, PB_PEERS_JOIN);
 }
 
-void relay_session_join_pending(relay_session *s, const char *fail)
+void relay_session_join_pending(relay_session *s)
 {
     relay_room *room = s->pending_room;
     s->pending_room = NULL;
-    if (s->state != RELAY_SESS_AWAIT_HELLO || !room)
-        return;
-    if (fail)
-        relay_session_send_error(s, PB_ERR_COMPILER_DOWN, 0, true, "%s", fail);
-    else
+    if (s->state == RELAY_SESS_AWAIT_HELLO && room)
         join_room(s, room);
 }
 
@@ -658,8 +654,11 @@ int relay_session_callback(struct lws *wsi, enum lws_callback_reasons reason,
             relay_session_send_error(
                 s, PB_ERR_COMPILER_DOWN, 0, true,
                 "room \"%s\" did not become available on this edge within "
-                "%u ms (Redis or the room's signer is unavailable); retry",
-                s->pending_room->name, s->srv->cfg.hello_timeout_ms);
+                "%u ms (as far as seq %llu; it holds %llu): Redis or the "
+                "room's signer is unavailable; retry",
+                s->pending_room->name, s->srv->cfg.hello_timeout_ms,
+                (unsigned long long)s->since_seq,
+                (unsigned long long)s->pending_room->head_seq);
         else if (s && s->state == RELAY_SESS_AWAIT_HELLO)
             relay_session_send_error(s, PB_ERR_AUTH_TIMEOUT, 0, true,
                                      "no hello within %u ms",

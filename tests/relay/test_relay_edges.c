@@ -422,6 +422,41 @@ TEST(kill9_the_signer_edges_serve_and_refuse_evals_until_it_returns)
     cluster_stop(&cl);
 }
 
+/* `patchbay token revoke` on the signer's data directory: the signer reads
+ * it and tells the edges, which close the sessions it names and refuse
+ * the token from then on. */
+TEST(a_token_revoked_on_the_signer_is_refused_by_every_edge)
+{
+    cluster cl;
+    REQUIRE(cluster_start(&cl, "revoke"));
+    pbc *on_a = join(&cl.a, "jam", PB_ROLE_RUNTIME, "gone", NULL);
+    pbc *on_b = join(&cl.b, "jam", PB_ROLE_RUNTIME, "gone", NULL);
+    pbc *kept = join(&cl.b, "jam", PB_ROLE_RUNTIME, "kept", NULL);
+    REQUIRE(on_a && on_b && kept);
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd,
+             "'%s' token revoke --data '%s' --room jam --name gone "
+             ">/dev/null",
+             patchbay_bin, cl.signer.dir);
+    CHECK_EQ_INT(system(cmd), 0);
+    CHECK(expect_fatal(on_a, PB_ERR_AUTH_REVOKED));
+    CHECK(expect_fatal(on_b, PB_ERR_AUTH_REVOKED));
+    CHECK(ping_ok(kept));
+    char tok[PB_MAX_TOKEN_BYTES + 1];
+    make_token(&cl.a, "jam", PB_ROLE_RUNTIME, "gone", 3600, tok);
+    pbc_target t;
+    target(&cl.a, "jam", tok, &t);
+    pb_errmsg why = {{0}};
+    pbc *again = pbc_connect(&t, "test", 10000, NULL, &why);
+    CHECK(again == NULL);
+    CHECK(strstr(why.text, "revoked") != NULL);
+    pbc_close(again);
+    pbc_close(on_a);
+    pbc_close(on_b);
+    pbc_close(kept);
+    cluster_stop(&cl);
+}
+
 /* ---- a tampering edge -------------------------------------------------------
  */
 
@@ -628,6 +663,7 @@ int main(int argc, char **argv)
         T(redis_restarted_during_evals_nothing_accepted_is_lost),
         T(kill9_the_signer_edges_serve_and_refuse_evals_until_it_returns),
         T(a_tampering_edge_cannot_make_a_runtime_accept_a_modified_patch),
+        T(a_token_revoked_on_the_signer_is_refused_by_every_edge),
     };
     return harness_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }
