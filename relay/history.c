@@ -146,24 +146,39 @@ static pb_err end_stuck(relay_history *h, pb_errmsg *why)
 
 /* The history holds every source anyone evaluated: only this user may
  * read it. SQLite gives the -wal and -shm files the database's mode; files
- * from before this rule are made private too. */
+ * from before this rule are made private too.
+ *
+ * An existing file is looked at by its path, never opened: closing any
+ * descriptor of history.db drops every POSIX lock this process holds on
+ * it, including those of SQLite handles already open (a relay opens one
+ * per worker). Another process would then take itself for the last user,
+ * checkpoint and delete the -wal, and later commits of this process would
+ * go to the deleted file. Only a file that does not exist yet is created
+ * here, and nothing in this process can have that one open. */
 static pb_err make_private(const char *path, pb_errmsg *why)
 {
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0)
+    struct stat sb;
+    if (lstat(path, &sb) != 0 && errno == ENOENT) {
+        int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+                      0600);
+        if (fd >= 0)
+            close(fd);
+        else if (errno != EEXIST) /* EEXIST: another process made it */
+            return pb_fail(why, PB_ERR_IO, "cannot create the history %s: %s",
+                           path, strerror(errno));
+    }
+    if (lstat(path, &sb) != 0)
         return pb_fail(why, PB_ERR_IO, "cannot open the history %s: %s", path,
                        strerror(errno));
-    struct stat sb;
-    bool ok = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) &&
-              (!(sb.st_mode & 077) || fchmod(fd, 0600) == 0);
-    int err = errno;
-    close(fd);
-    if (!ok)
-        return pb_fail(
-            why, PB_ERR_IO,
-            "cannot make the history %s private "
-            "(mode 600): %s",
-            path, S_ISREG(sb.st_mode) ? strerror(err) : "not a regular file");
+    if (!S_ISREG(sb.st_mode))
+        return pb_fail(why, PB_ERR_IO,
+                       "cannot make the history %s private (mode 600): not "
+                       "a regular file",
+                       path);
+    if ((sb.st_mode & 077) && chmod(path, 0600) != 0)
+        return pb_fail(why, PB_ERR_IO,
+                       "cannot make the history %s private (mode 600): %s",
+                       path, strerror(errno));
     static const char *const sidecars[] = {"-wal", "-shm"};
     for (size_t i = 0; i < 2; i++) {
         char side[4300];

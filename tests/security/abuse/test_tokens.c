@@ -112,6 +112,36 @@ TEST(revoking_a_name_closes_its_sessions_and_outlives_a_restart)
     CHECK_EQ_INT(serve_stop(&r), 0);
 }
 
+/* Before: the relay opened and closed history.db itself for every SQLite
+ * handle it made (to check its mode), which dropped the POSIX locks its
+ * first handle held; the revoking process then took itself for the last
+ * user, checkpointed and deleted the relay's -wal, and every patch after
+ * it went to the deleted file: `patchbay verify` did not see it, and a
+ * relay killed then lost it ("2 patches verify" was "1"). */
+TEST(patches_after_a_revocation_are_on_disk)
+{
+    relay r;
+    REQUIRE(serve_start(&r, "revoke-wal", NULL));
+    pbc *ed = join(&r, "jam", PB_ROLE_EDITOR, "ed", NULL);
+    REQUIRE(ed);
+    char src[256], out[2048];
+    var_source(src, sizeof src, 1, 1);
+    CHECK_EQ_INT((int)eval(ed, 1, src, NULL), 1);
+    const char *args[] = {"token", "revoke", "--data", r.dir, "--room",
+                          "jam",   "--name", "gone",   NULL};
+    CHECK_EQ_INT(run(out, sizeof out, args), 0);
+    var_source(src, sizeof src, 2, 2);
+    CHECK_EQ_INT((int)eval(ed, 2, src, NULL), 2);
+    const char *verify[] = {"verify", "--data", r.dir, "--room", "jam", NULL};
+    CHECK_EQ_INT(run(out, sizeof out, verify), 0);
+    printf("# %s", out);
+    CHECK(strstr(out, "room jam: 2 patches verify") != NULL);
+    pbc_close(ed);
+    serve_kill9(&r); /* a relay that dies keeps what it acknowledged */
+    CHECK_EQ_INT(run(out, sizeof out, verify), 0);
+    CHECK(strstr(out, "room jam: 2 patches verify") != NULL);
+}
+
 TEST(revoking_a_token_by_its_id_leaves_the_names_other_tokens)
 {
     relay r;
@@ -170,6 +200,7 @@ int main(int argc, char **argv)
     static const pb_test tests[] = {
         T(a_live_session_ends_when_its_token_expires),
         T(revoking_a_name_closes_its_sessions_and_outlives_a_restart),
+        T(patches_after_a_revocation_are_on_disk),
         T(revoking_a_token_by_its_id_leaves_the_names_other_tokens),
         T(a_token_file_keeps_the_token_off_the_command_line),
     };
