@@ -140,6 +140,7 @@ int cmd_log(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_import(int argc, char **argv);
+int cmd_replay(int argc, char **argv);
 int cmd_room(int argc, char **argv);
 int cmd_runtime(int argc, char **argv);
 int cmd_devices(int argc, char **argv);

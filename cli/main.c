@@ -44,6 +44,8 @@ static const command commands[] = {
      cmd_export},
     {"import", "a bundle as a new room of this relay (verified first)",
      cmd_import},
+    {"replay", "send a recorded session again, at any speed, into a room",
+     cmd_replay},
     {"keygen", "create the relay's keys (serve does it too)", cmd_keygen},
     {"compile",
      "compile a C or Lisp patch to a side module (FILE -> FILE.wasm)",
@@ -66,7 +68,6 @@ static void usage(FILE *out)
             PB_VERSION_STRING);
     for (size_t i = 0; i < N_COMMANDS; i++)
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
-    fprintf(out, "\nNot yet available: replay (see README.md).\n");
 }
 
 static int wants_help(int argc, char **argv)

@@ -26,7 +26,7 @@ import { armTick, hosts } from './commit.js';
 import { Connection } from './connection.js';
 import { answerSnapshot, describeDevice, newDeviceId, requestTests, runTests, runWaitingTests } from './farm.js';
 import { Freshness } from './freshness.js';
-import { reload, reset } from './generation.js';
+import { generationOf, reload, reset } from './generation.js';
 import { instantiate, receive } from './handover.js';
 import { parseLink } from './link.js';
 import {
@@ -369,6 +369,10 @@ export class RuntimeHost {
 
   // A generation reload now (generation.js): resolves true if it switched.
   reload() { return reload(this); }
+
+  // What a fresh instance needs to carry on from here (generation.js,
+  // generationOf): the chain head, every PB_STATE cell, the patches in use.
+  generation(opts) { return generationOf(this.M, opts); }
 
   nextApplyUs() { return this.isClosed ? 0 : this.M._rt_session_next_apply_us(); }
 
