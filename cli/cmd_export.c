@@ -170,33 +170,19 @@ done:
     return rc;
 }
 
-/* The contents of DIR/name (NUL-terminated), or NULL after saying why. */
-static char *read_asset(const char *dir, const char *name, size_t *len)
+/* Reads DIR/name into out (NUL-terminated), or says why and is false. */
+static bool read_asset(const char *dir, const char *name, pb_buf *out)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    if (f && !fseek(f, 0, SEEK_END)) {
-        long n = ftell(f);
-        if (n >= 0 && !fseek(f, 0, SEEK_SET) && (buf = malloc((size_t)n + 1))) {
-            if (fread(buf, 1, (size_t)n, f) == (size_t)n) {
-                buf[n] = '\0';
-                *len = (size_t)n;
-            } else {
-                free(buf);
-                buf = NULL;
-            }
-        }
-    }
-    if (!buf)
-        fprintf(stderr,
-                "patchbay export: cannot read %s (%s): the player is built "
-                "with the pages (--web names their folder)\n",
-                path, f ? "read error" : strerror(errno));
-    if (f)
-        fclose(f);
-    return buf;
+    pb_errmsg why = {{0}};
+    if (!cli_read_file(path, out, &why))
+        return true;
+    fprintf(stderr,
+            "patchbay export: %s: the player is built with the pages (--web "
+            "names their folder)\n",
+            why.text);
+    return false;
 }
 
 static bool put(FILE *out, const void *p, size_t n)
@@ -248,20 +234,21 @@ static void html_escape(FILE *out, const char *s)
 static int write_html(FILE *out, const char *web, const char *title,
                       const char *bundle, size_t bundle_len)
 {
-    size_t n_page = 0, n_css = 0, n_js = 0, n_glue = 0, n_wasm = 0;
-    char *page = read_asset(web, "player.html", &n_page);
-    char *css = page ? read_asset(web, "style.css", &n_css) : NULL;
-    char *js = css ? read_asset(web, "player.js", &n_js) : NULL;
-    char *glue = js ? read_asset(web, "runtime/pb_runtime.js", &n_glue) : NULL;
-    char *wasm =
-        glue ? read_asset(web, "runtime/pb_runtime.wasm", &n_wasm) : NULL;
+    pb_buf page, css, js, glue, wasm;
+    pb_buf *all[] = {&page, &css, &js, &glue, &wasm};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        pb_buf_init(all[i]);
     int rc = 1;
-    if (!wasm)
+    if (!read_asset(web, "player.html", &page) ||
+        !read_asset(web, "style.css", &css) ||
+        !read_asset(web, "player-page.js", &js) ||
+        !read_asset(web, "runtime/pb_runtime.js", &glue) ||
+        !read_asset(web, "runtime/pb_runtime.wasm", &wasm))
         goto done;
     /* the template: ...<!--pb:title-->...<!--pb:style-->...<!--pb:body-->... */
     static const char *const marks[] = {"<!--pb:title-->", "<!--pb:style-->",
                                         "<!--pb:scripts-->"};
-    const char *at = page;
+    const char *at = (const char *)page.data;
     bool ok = true;
     for (size_t i = 0; ok && i < 3; i++) {
         const char *m = strstr(at, marks[i]);
@@ -275,7 +262,7 @@ static int write_html(FILE *out, const char *web, const char *title,
         if (i == 0)
             html_escape(out, title);
         else if (i == 1)
-            ok = ok && put(out, css, n_css);
+            ok = ok && put(out, (const char *)css.data, css.len);
         else
             ok = ok &&
                  fputs("<script type=\"application/x-patchbay-bundle\">\n",
@@ -284,11 +271,12 @@ static int write_html(FILE *out, const char *web, const char *title,
                  fputs("</script>\n<script "
                        "type=\"application/x-patchbay-wasm\">\n",
                        out) >= 0 &&
-                 put_base64(out, wasm, n_wasm) &&
+                 put_base64(out, wasm.data, wasm.len) &&
                  fputs("</script>\n<script>\n", out) >= 0 &&
-                 put_script(out, glue, n_glue) &&
+                 put_script(out, (const char *)glue.data, glue.len) &&
                  fputs("\n</script>\n<script>\n", out) >= 0 &&
-                 put_script(out, js, n_js) && fputs("\n</script>\n", out) >= 0;
+                 put_script(out, (const char *)js.data, js.len) &&
+                 fputs("\n</script>\n", out) >= 0;
         at = m + strlen(marks[i]);
     }
     ok = ok && fputs(at, out) >= 0;
@@ -296,11 +284,8 @@ static int write_html(FILE *out, const char *web, const char *title,
     if (!ok)
         fprintf(stderr, "patchbay export: cannot write: %s\n", strerror(errno));
 done:
-    free(page);
-    free(css);
-    free(js);
-    free(glue);
-    free(wasm);
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        pb_buf_free(all[i]);
     return rc;
 }
 

@@ -6,7 +6,7 @@ import { messageOf } from './calls.js';
 import { PB_ERR_PREPARE, PB_MAX_FRAME_BYTES } from './pb_protocol.js';
 
 // What the verifier lets through to the patch instance (rt_session_pass).
-const PASS = { NONE: 0, FRAME: 1, ITEMS: 2, HOLD: 3, END: 4, DROP: 5 };
+export const PASS = { NONE: 0, FRAME: 1, ITEMS: 2, HOLD: 3, END: 4, DROP: 5 };
 
 // A new wasm instance with an open session (no patches yet), at floor
 // ({epoch, seq, hash}: what this runtime must not go below; default: the

@@ -20,4 +20,6 @@ export default [
   page('runtime-page.js'),
   // a classic worker script: it loads the Emscripten runtime with importScripts
   page('runtime-worker.js', 'iife'),
+  // inlined by `patchbay export` into one page that also plays from file://
+  page('player-page.js', 'iife'),
 ];

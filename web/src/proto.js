@@ -19,16 +19,18 @@ export function parseFrame(bytes) {
   return f;
 }
 
-// A statement (msgpack array of 12) as an object; see docs/PROTOCOL.md.
+// A statement (msgpack array) as an object; see docs/PROTOCOL.md
+// § Statement: 12 elements (definitions), 13 with an expression's kind
+// last, 15 with the origin (room, seq) of a replayed patch (version 3).
 export function readStatement(stmt) {
   const a = decode(stmt);
-  // 12 elements (definitions), or 13 with an expression's kind last
-  if (!Array.isArray(a) || (a.length !== 12 && a.length !== 13)) throw new Error('not a statement');
+  if (!Array.isArray(a) || ![12, 13, 15].includes(a.length)) throw new Error('not a statement');
   return {
     room: a[1], seq: a[2], prevHash: a[3], moduleHash: a[4],
     symbols: (a[5] || []).map(([name, sig]) => ({ name, sig })),
     author: a[6], lang: a[7], sourceHash: a[8],
     createdUs: a[9], applyUs: a[10], key: a[11], kind: a[12] || 'defs',
+    origin: a.length === 15 ? { room: a[13], seq: a[14] } : null,
   };
 }
 
