@@ -14,11 +14,19 @@
 // signed head heartbeat to every client. Deliveries are counted per client:
 // a missing or repeated one is printed, never hidden.
 //
+// With --edges E (issue 19's "more than one relay"): one relay alone, then
+// a signer and E edges on one redis-server (started here on a free
+// loopback port), the clients spread evenly over the edges and the editor
+// on the signer: eval -> last delivery, and the CPU time of the signer,
+// the edges (in all) and Redis per 1,000 deliveries, and the ratios to the
+// one relay.
+//
 // usage: node bench/fanout.mjs [--patchbay PATH] [--loadgen PATH]
 //        [--clients 1000,10000] [--evals 20] [--gap-ms 50]
-//        [--only patchbay|ws|uws]
+//        [--only patchbay|ws|uws] [--edges E]
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, copyFileSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir, loadavg } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -94,14 +102,18 @@ function loadgen(bin, args) {
 const common = (n, evals, gap) => ['--clients', String(n), '--evals', String(evals),
   '--gap-ms', String(gap), '--source-addrs', n > 20000 ? '8' : '1'];
 
+// What a relay needs to take n clients in one room and many evals.
+const limits = (n) => {
+  const lim = String(Math.max(n * 2, 1000));
+  return ['--quiet', '--max-clients', lim, '--max-connections', lim, '--max-per-ip', lim,
+    '--max-evals', '100000', '--max-evals-per-name', '100000', '--max-evals-per-room', '100000',
+    '--evals-per-second', '100000', '--room-evals-per-second', '100000', '--max-catchups', '256'];
+};
+
 async function runPatchbay(pb, lg, n, evals, gap) {
   const dir = mkdtempSync(join(tmpdir(), 'pb-fanout-'));
-  const lim = String(Math.max(n * 2, 1000));
-  const { p, port } = startServer(pb, ['serve', '--port', '0', '--data', dir, '--quiet',
-    '--backend', 'process', '--max-clients', lim, '--max-connections', lim,
-    '--max-per-ip', lim, '--max-evals', '100000', '--max-evals-per-name', '100000',
-    '--max-evals-per-room', '100000', '--evals-per-second', '100000',
-    '--room-evals-per-second', '100000', '--max-catchups', '256']);
+  const { p, port } = startServer(pb, ['serve', '--port', '0', '--data', dir,
+    '--backend', 'process', ...limits(n)]);
   try {
     const pt = await port;
     const tok = (role) => execFileSync(pb, ['token', '--data', dir, '--room', 'fan',
@@ -111,6 +123,65 @@ async function runPatchbay(pb, lg, n, evals, gap) {
       ...common(n, evals, gap)]);
   } finally {
     await stop(p);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function freePort() {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+// A signer and e edges on a redis-server of their own; the runtimes
+// spread over the edges, the editor on the signer.
+async function runEdges(pb, lg, n, evals, gap, e) {
+  const dir = mkdtempSync(join(tmpdir(), 'pb-edges-'));
+  const procs = [];
+  try {
+    const rport = await freePort();
+    const redis = spawn('redis-server', ['--port', String(rport), '--bind', '127.0.0.1',
+      '--save', '', '--appendonly', 'no', '--maxclients', '10000'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    procs.push(redis);
+    await new Promise((resolve, reject) => {
+      let out = '';
+      redis.stdout.on('data', (d) => { out += d; if (/Ready to accept/.test(out)) resolve(); });
+      redis.on('exit', (c) => reject(new Error(`redis-server exited with ${c}:\n${out}`)));
+    });
+    const url = `redis://127.0.0.1:${rport}`;
+    const signerDir = join(dir, 'signer');
+    const tok = (role) => execFileSync(pb, ['token', '--data', signerDir, '--room', 'fan',
+      '--role', role, '--name', 'bench', '-q'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    const rt = tok('runtime'), ed = tok('editor'); // the first makes the signer's keys
+    const signer = startServer(pb, ['serve', '--port', '0', '--data', signerDir, '--redis', url,
+      '--backend', 'process', ...limits(n)]);
+    procs.push(signer.p);
+    const sport = await signer.port;
+    const edges = [];
+    for (let k = 0; k < e; k++) {
+      const d = join(dir, `edge${k}`);
+      mkdirSync(d, { mode: 0o700 });
+      copyFileSync(join(signerDir, 'token.key'), join(d, 'token.key'));
+      const edge = startServer(pb, ['serve', '--edge', '--port', '0', '--data', d, '--redis', url,
+        ...limits(n)]);
+      procs.push(edge.p);
+      edges.push({ p: edge.p, port: await edge.port });
+    }
+    const r = await loadgen(lg, ['--url', edges.map((x) => `ws://127.0.0.1:${x.port}`).join(','),
+      '--editor-url', `ws://127.0.0.1:${sport}`, '--room', 'fan', '--token', rt, '--editor-token', ed,
+      '--cpu-pid', [signer.p.pid, ...edges.map((x) => x.p.pid), redis.pid].join(','),
+      ...common(n, evals, gap)]);
+    const each = r.cpu_ms_each, per = (ms) => (r.delivered ? (ms * 1000) / r.delivered : 0);
+    r.signer_per_1000 = per(each[0]);
+    r.edges_per_1000 = per(each.slice(1, 1 + e).reduce((a, b) => a + b, 0));
+    r.redis_per_1000 = per(each[1 + e]);
+    r.redis_ms = each[1 + e];
+    return r;
+  } finally {
+    for (const p of procs.reverse()) await stop(p);
     rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -173,7 +244,21 @@ async function main() {
   const uwsWhy = await uwsLoads();
   console.log(`# fan-out: ${pb}; load average ${loadavg().map(f2).join(' ')}`);
   if (uwsWhy) console.log(`# uWebSockets.js skipped: ${uwsWhy}`);
+  const edges = Number(arg('edges', 0));
   for (const n of sizes) {
+    if (edges) {
+      console.log(`${n} clients, ${evals} evals: one relay, then a signer and ${edges} edges on Redis`);
+      const one = await runPatchbay(pb, lg, n, evals, gap);
+      const many = await runEdges(pb, lg, n, evals, gap, edges);
+      row('1 relay', one);
+      row(`${edges} edges`, many);
+      console.log(`  ${edges} edges: CPU per 1,000 deliveries: signer ${many.signer_per_1000.toFixed(3)} ms, ` +
+        `edges ${many.edges_per_1000.toFixed(3)} ms in all, Redis ${many.redis_per_1000.toFixed(3)} ms ` +
+        `(${many.redis_ms.toFixed(0)} ms over the run); last p50 ${f2(many.last_p50_ms / one.last_p50_ms)}x ` +
+        `and p99 ${f2(many.last_p99_ms / one.last_p99_ms)}x one relay's`);
+      console.log(`  (load average now ${loadavg().map(f2).join(' ')})`);
+      continue;
+    }
     console.log(`${n} clients, ${evals} evals:`);
     const r = {};
     if (!only || only === 'patchbay') r.pb = await runPatchbay(pb, lg, n, evals, gap);

@@ -236,7 +236,19 @@ static double pct_ms(uint64_t *v, uint32_t n, double p)
     return v[k < n ? k : n - 1] / 1000.0;
 }
 
-static void report(lg *g, uint64_t cpu_ticks_used, uint64_t join_us)
+/* The utime+stime of every --cpu-pid, in clock ticks. */
+static int cpu_all(lg *g, uint64_t *ticks)
+{
+    for (unsigned k = 0; k < g->o.n_cpu_pids; k++)
+        if (cpu_ticks(g->o.cpu_pids[k], &ticks[k]) < 0) {
+            lg_fail(g, "cannot read /proc/%d/stat", g->o.cpu_pids[k]);
+            return -1;
+        }
+    return 0;
+}
+
+static void report(lg *g, const uint64_t *cpu0, const uint64_t *cpu1,
+                   uint64_t join_us)
 {
     uint32_t n = g->o.evals;
     uint64_t *last = calloc(n ? n : 1, sizeof *last),
@@ -254,7 +266,14 @@ static void report(lg *g, uint64_t cpu_ticks_used, uint64_t join_us)
     for (uint32_t i = 0; i < g->o.clients; i++)
         repeats += g->conns[i].repeats;
     uint64_t expected = (uint64_t)g->o.clients * n;
-    double cpu_ms = cpu_ticks_used * 1000.0 / (double)sysconf(_SC_CLK_TCK);
+    double tick_ms = 1000.0 / (double)sysconf(_SC_CLK_TCK), cpu_ms = 0;
+    char each[LG_MAX_PIDS * 24] = "";
+    for (unsigned k = 0; k < g->o.n_cpu_pids; k++) {
+        double ms = (double)(cpu1[k] - cpu0[k]) * tick_ms;
+        cpu_ms += ms;
+        size_t l = strlen(each);
+        snprintf(each + l, sizeof each - l, "%s%.1f", k ? "," : "", ms);
+    }
     double per_k = delivered ? cpu_ms * 1000.0 / (double)delivered : 0;
     double l50 = pct_ms(last, complete, 50), l99 = pct_ms(last, complete, 99);
     double f50 = pct_ms(first, complete, 50);
@@ -263,11 +282,12 @@ static void report(lg *g, uint64_t cpu_ticks_used, uint64_t join_us)
                "\"expected\":%llu,\"repeats\":%llu,\"closed\":%u,"
                "\"first_p50_ms\":%.3f,\"last_p50_ms\":%.3f,"
                "\"last_p99_ms\":%.3f,\"frame_bytes\":%u,\"join_ms\":%.0f,"
-               "\"cpu_ms\":%.1f,\"cpu_ms_per_1000\":%.4f}\n",
+               "\"cpu_ms\":%.1f,\"cpu_ms_each\":[%s],"
+               "\"cpu_ms_per_1000\":%.4f}\n",
                g->o.clients, n, (unsigned long long)delivered,
                (unsigned long long)expected, (unsigned long long)repeats,
                g->closed, f50, l50, l99, g->patch_bytes, join_us / 1000.0,
-               cpu_ms, per_k);
+               cpu_ms, each, per_k);
     } else {
         printf("%u clients joined in %.0f ms; %u evals of a %u-byte frame\n",
                g->o.clients, join_us / 1000.0, n, g->patch_bytes);
@@ -279,10 +299,10 @@ static void report(lg *g, uint64_t cpu_ticks_used, uint64_t join_us)
                (unsigned long long)delivered, (unsigned long long)expected,
                (unsigned long long)(expected - delivered),
                (unsigned long long)repeats, g->closed);
-        if (g->o.cpu_pid)
-            printf("server CPU %.1f ms (utime+stime of pid %d): %.3f ms per "
-                   "1,000 deliveries\n",
-                   cpu_ms, g->o.cpu_pid, per_k);
+        if (g->o.n_cpu_pids)
+            printf("server CPU %.1f ms (utime+stime; per pid: %s ms): %.3f "
+                   "ms per 1,000 deliveries\n",
+                   cpu_ms, each, per_k);
     }
     free(last);
     free(first);
@@ -309,9 +329,9 @@ static int run(lg *g)
     uint64_t t0 = lg_now_us();
     if (!g->fail[0])
         join_clients(g);
-    uint64_t join_us = lg_now_us() - t0, cpu0 = 0, cpu1 = 0;
-    if (g->o.cpu_pid && cpu_ticks(g->o.cpu_pid, &cpu0) < 0)
-        lg_fail(g, "cannot read /proc/%d/stat", g->o.cpu_pid);
+    uint64_t join_us = lg_now_us() - t0, cpu0[LG_MAX_PIDS] = {0},
+             cpu1[LG_MAX_PIDS] = {0};
+    cpu_all(g, cpu0);
     for (uint32_t r = 0; r < g->o.evals && !g->fail[0]; r++) {
         g_round = r;
         g->rounds[r].sent_us = lg_now_us();
@@ -328,13 +348,12 @@ static int run(lg *g)
                     r, g->rounds[r].count, g->ready, g->o.timeout_ms);
         lg_serve(g, g->o.gap_ms, never); /* repeats and stragglers */
     }
-    if (g->o.cpu_pid && cpu_ticks(g->o.cpu_pid, &cpu1) < 0)
-        lg_fail(g, "cannot read /proc/%d/stat", g->o.cpu_pid);
+    cpu_all(g, cpu1);
     if (g->fail[0]) {
         fprintf(stderr, "loadgen: %s\n", g->fail);
         return 1;
     }
-    report(g, cpu1 - cpu0, join_us);
+    report(g, cpu0, cpu1, join_us);
     uint64_t got = 0;
     for (uint32_t r = 0; r < g->o.evals; r++)
         got += g->rounds[r].count;
@@ -351,7 +370,10 @@ static void usage(FILE *to)
             "and how many deliveries arrived.\n"
             "  --url URL            the relay (ws://HOST:PORT) or a runtime "
             "join link (room and token\n"
-            "                       come from its #fragment)\n"
+            "                       come from its #fragment); ws://A,ws://B "
+            "or a link's &relays=\n"
+            "                       spreads the runtimes over several "
+            "relays\n"
             "  --room R             the room (default: the link's, else the "
             "token's)\n"
             "  --token T            a runtime token for the clients\n"
@@ -365,8 +387,10 @@ static void usage(FILE *to)
             "60000)\n"
             "  --source-addrs N     spread clients over 127.0.0.1..N (more "
             "ephemeral ports)\n"
-            "  --cpu-pid PID        report PID's CPU time over the measured "
-            "rounds\n"
+            "  --cpu-pid PID[,PID]  report these processes' CPU time over the "
+            "measured rounds\n"
+            "  --editor-url URL     where the editor connects (default: "
+            "--url's first relay)\n"
             "  --raw                a plain broadcast server: no hello; the "
             "sender's message goes to all\n"
             "  --payload-bytes N    --raw: the size of each message (default "
@@ -391,10 +415,29 @@ static int parse_u32(const char *opt, const char *v, uint32_t min, uint32_t max,
     return 0;
 }
 
+/* --cpu-pid P[,P...] */
+static int parse_pids(lg_opts *o, const char *v)
+{
+    for (const char *p = v;; p++) {
+        char *end;
+        long pid = strtol(p, &end, 10);
+        if (end == p || pid < 1 || (*end && *end != ',') ||
+            o->n_cpu_pids == LG_MAX_PIDS) {
+            fprintf(stderr,
+                    "loadgen: --cpu-pid %s: expected up to %d process ids, "
+                    "comma-separated\n",
+                    v, LG_MAX_PIDS);
+            return -1;
+        }
+        o->cpu_pids[o->n_cpu_pids++] = (int)pid;
+        if (!*(p = end))
+            return 0;
+    }
+}
+
 static int parse_args(lg_opts *o, int argc, char **argv)
 {
     const char *url = NULL, *room = NULL, *token = NULL, *ed = NULL;
-    uint32_t pid = 0;
     o->clients = 1000, o->evals = 20, o->gap_ms = 50, o->timeout_ms = 60000;
     o->src_addrs = 1, o->payload_bytes = 1200;
     for (int i = 1; i < argc; i++) {
@@ -443,7 +486,9 @@ static int parse_args(lg_opts *o, int argc, char **argv)
         else if (!strcmp(a, "--payload-bytes"))
             rc = parse_u32(a, v, 4, PB_MAX_FRAME_BYTES, &o->payload_bytes);
         else if (!strcmp(a, "--cpu-pid"))
-            rc = parse_u32(a, v, 1, INT32_MAX, &pid);
+            rc = parse_pids(o, v);
+        else if (!strcmp(a, "--editor-url"))
+            o->editor_url = v;
         else {
             fprintf(stderr, "loadgen: %s: unknown option (see --help)\n", a);
             return -1;
@@ -451,7 +496,6 @@ static int parse_args(lg_opts *o, int argc, char **argv)
         if (rc < 0)
             return -1;
     }
-    o->cpu_pid = (int)pid;
     pb_errmsg why;
     if (!url) {
         fprintf(stderr, "loadgen: --url is required (see --help)\n");
@@ -507,22 +551,41 @@ static char *read_source(const char *path)
     return s;
 }
 
+static int resolve(const pbc_relay *r, struct sockaddr_in *out)
+{
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM},
+                    *ai = NULL;
+    int gai = getaddrinfo(r->host, NULL, &hints, &ai);
+    if (gai) {
+        fprintf(stderr, "loadgen: %s: %s\n", r->host, gai_strerror(gai));
+        return -1;
+    }
+    *out = *(struct sockaddr_in *)ai->ai_addr;
+    out->sin_port = htons((uint16_t)r->port);
+    freeaddrinfo(ai);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     lg g = {.ep = -1};
     if (parse_args(&g.o, argc, argv) < 0)
         return 2;
-    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM},
-                    *ai = NULL;
-    int gai = getaddrinfo(g.o.target.host, NULL, &hints, &ai);
-    if (gai) {
-        fprintf(stderr, "loadgen: %s: %s\n", g.o.target.host,
-                gai_strerror(gai));
-        return 2;
+    g.n_dst = pbc_target_relays(&g.o.target);
+    for (unsigned k = 0; k <= g.n_dst; k++) {
+        pbc_relay r = pbc_target_relay(&g.o.target, k < g.n_dst ? k : 0);
+        if (k == g.n_dst && g.o.editor_url) {
+            pbc_target e = {0};
+            pb_errmsg why;
+            if (pbc_parse_url(g.o.editor_url, &e, &why)) {
+                fprintf(stderr, "loadgen: --editor-url %s\n", why.text);
+                return 2;
+            }
+            r = pbc_target_relay(&e, 0);
+        }
+        if (resolve(&r, &g.dst[k]) < 0)
+            return 2;
     }
-    g.dst = *(struct sockaddr_in *)ai->ai_addr;
-    g.dst.sin_port = htons((uint16_t)g.o.target.port);
-    freeaddrinfo(ai);
     /* one descriptor per client, and some to spare */
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {

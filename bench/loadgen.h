@@ -13,6 +13,7 @@
 #include <stdio.h>
 
 enum {
+    LG_MAX_PIDS = 16,                     /* --cpu-pid P,P,... */
     LG_MAX_HANDSHAKES = 256,              /* connections opening at once */
     LG_MAX_MSG = PB_MAX_FRAME_BYTES + 16, /* largest message we accept */
     LG_WS_OPCODE_CONT = 0,
@@ -54,14 +55,19 @@ typedef struct lg_opts {
     char editor_token[PB_MAX_TOKEN_BYTES + 1];
     const char *source_file;
     uint32_t clients, evals, gap_ms, timeout_ms, src_addrs, payload_bytes;
-    int cpu_pid;
+    const char *editor_url; /* where the editor connects ("": --url's) */
+    int cpu_pids[LG_MAX_PIDS];
+    unsigned n_cpu_pids;
     bool raw, json, quiet;
 } lg_opts;
 
 typedef struct lg {
     lg_opts o;
     int ep;
-    struct sockaddr_in dst;
+    /* the relays of --url (runtime i uses dst[i % n_dst]); then the
+     * editor's */
+    struct sockaddr_in dst[PBC_MAX_RELAYS + 1];
+    unsigned n_dst;
     lg_conn *conns; /* o.clients runtimes, then the editor */
     lg_round *rounds;
     char *source;

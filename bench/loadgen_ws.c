@@ -135,6 +135,13 @@ int lg_send_frame(lg *g, lg_conn *c, const pb_frame *f)
     return rc;
 }
 
+/* The relay a connection uses: runtimes spread over --url's relays. */
+static const struct sockaddr_in *conn_dst(const lg *g, const lg_conn *c)
+{
+    size_t i = (size_t)(c - g->conns);
+    return &g->dst[c->is_editor ? g->n_dst : i % g->n_dst];
+}
+
 void lg_conn_open(lg *g, lg_conn *c, uint32_t i)
 {
     c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -164,10 +171,11 @@ void lg_conn_open(lg *g, lg_conn *c, uint32_t i)
     }
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.u32 = i};
     epoll_ctl(g->ep, EPOLL_CTL_ADD, c->fd, &ev);
-    if (connect(c->fd, (struct sockaddr *)&g->dst, sizeof g->dst) < 0 &&
+    const struct sockaddr_in *dst = conn_dst(g, c);
+    if (connect(c->fd, (const struct sockaddr *)dst, sizeof *dst) < 0 &&
         errno != EINPROGRESS) {
-        lg_fail(g, "cannot connect to %s:%d: %s", g->o.target.host,
-                g->o.target.port, strerror(errno));
+        lg_fail(g, "cannot connect to %s:%d: %s", inet_ntoa(dst->sin_addr),
+                ntohs(dst->sin_port), strerror(errno));
         conn_close(g, c);
     }
 }
@@ -302,8 +310,9 @@ static void on_event(lg *g, uint32_t i, uint32_t events)
         socklen_t l = sizeof err;
         getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &l);
         if (err) {
-            lg_fail(g, "cannot connect to %s:%d: %s", g->o.target.host,
-                    g->o.target.port, strerror(err));
+            const struct sockaddr_in *dst = conn_dst(g, c);
+            lg_fail(g, "cannot connect to %s:%d: %s", inet_ntoa(dst->sin_addr),
+                    ntohs(dst->sin_port), strerror(err));
             rc = -1;
         } else {
             conn_watch(g, c, false);

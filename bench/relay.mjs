@@ -13,6 +13,11 @@
 //             same bytes from the baseline relay.
 // Not a test: prints numbers, asserts nothing. Needs `npm ci` (ws).
 //
+// Its fan-out figure holds the clients in node processes on the same two
+// cores, so it mostly measures them (issue 19): bench/fanout.mjs measures
+// one relay's fan-out with the C load generator (bench/loadgen.c) and the
+// relay's own CPU time per delivery; use that one for fan-out.
+//
 // usage: node bench/relay.mjs [--patchbay PATH] [--clients 1000]
 //        [--procs 4] [--rounds 20] [--rooms 100] [--patches 1000]
 //        [--backend process|warm]   (default: process; the compiler is not
