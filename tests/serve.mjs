@@ -4,6 +4,7 @@
 // and runtime harnesses each extend it with what their tests need.
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -20,6 +21,16 @@ if (!process.env.PATCHBAY_STATE_DIR) {
 // free loopback port and prints it) and resolves once it listens. Sets
 // relay.proc and relay.port and appends everything the relay prints to
 // relay.log.
+// A loopback port nothing listens on now (for a relay started later).
+export function freePort() {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
 export async function startServe(cli, args, relay) {
   const p = spawn(cli, ['serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   relay.proc = p;

@@ -10,9 +10,7 @@ import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { join as joinPath } from 'node:path';
-import { createServer } from 'node:net';
-import WebSocket from 'ws';
-import { CLI, Relay, joinRoom, parseLink, until } from './harness.mjs';
+import { CLI, Relay, freePort, gatedWebSocket, joinRoom, parseLink, until } from './harness.mjs';
 
 const H = '#include <patchbay.h>\n';
 const ROOM = 'stage';
@@ -20,14 +18,7 @@ const N = 4;
 let relay;
 const runtimes = [];
 const gate = { open: true }; // closed: no runtime reaches any relay
-
-// A WebSocket that is refused while the gate is closed, so the test
-// decides when the runtimes come back (after the eval they must catch up).
-class GatedWebSocket extends WebSocket {
-  constructor(url, protocols, options) {
-    super(gate.open ? url : 'ws://127.0.0.1:9/', protocols, options);
-  }
-}
+const GatedWebSocket = gatedWebSocket(gate);
 
 const cleanups = [];
 after(async () => {
@@ -35,16 +26,6 @@ after(async () => {
   await relay?.stop();
   for (const c of cleanups.reverse()) await c();
 });
-
-// A loopback port nothing listens on now (for the relay started later).
-function freePort() {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 test('parseLink reads the relays a link names, in order, each once', () => {
   const base = 'http://a:1/runtime.html#room=r&token=t&key=' + '0'.repeat(64);

@@ -13,9 +13,20 @@ import { promisify } from 'node:util';
 import WebSocket from 'ws';
 import { encode, decode } from '../../web/src/msgpack.js';
 import { frame } from '../../web/src/proto.js';
-import { ServedRelay } from '../serve.mjs';
+import { ServedRelay, freePort } from '../serve.mjs';
 
-export { encode, decode, frame };
+export { encode, decode, frame, freePort };
+
+// A WebSocket class that goes nowhere while gate.open is false (the
+// connection is refused, the runtime backs off and retries), so a test
+// decides exactly when runtimes come back.
+export function gatedWebSocket(gate) {
+  return class GatedWebSocket extends WebSocket {
+    constructor(url, protocols, options) {
+      super(gate.open ? url : 'ws://127.0.0.1:9/', protocols, options);
+    }
+  };
+}
 export const CLI = process.env.PB_CLI;
 export const RUNTIME_DIR = process.env.PB_RUNTIME_DIR;
 if (!CLI || !RUNTIME_DIR) throw new Error('set PB_CLI and PB_RUNTIME_DIR (ctest does)');

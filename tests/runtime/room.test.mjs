@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { join as joinPath } from 'node:path';
 import WebSocket from 'ws';
-import { Relay, joinRoom, until, spawnRuntimeCli, encode, decode, frame, PB } from './harness.mjs';
+import { Relay, joinRoom, until, spawnRuntimeCli, encode, decode, frame, PB, gatedWebSocket } from './harness.mjs';
 
 const H = '#include <patchbay.h>\n';
 const N = 10;
@@ -17,15 +17,7 @@ const ROOM = 'stage';
 let relay;
 const runtimes = [];
 const gate = { open: true }; // closed: runtimes cannot reach the relay
-
-// A WebSocket that goes nowhere while the gate is closed (the connection
-// is refused, the host backs off and retries), so a test decides exactly
-// when the runtimes come back.
-class GatedWebSocket extends WebSocket {
-  constructor(url, protocols, options) {
-    super(gate.open ? url : 'ws://127.0.0.1:9/', protocols, options);
-  }
-}
+const GatedWebSocket = gatedWebSocket(gate);
 
 async function join(name) {
   const rt = await joinRoom(relay.link(ROOM, name), {

@@ -7,7 +7,7 @@
 // the editor page, now sent through the second relay, reaches it.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
+import { freePort } from '../serve.mjs';
 import { Relay, WEB, launch, setCode } from './harness.mjs';
 
 const ROOM = 'moving';
@@ -17,15 +17,6 @@ after(async () => {
   await browser?.close();
   await relay?.stop();
 });
-
-function freePort() {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 const waitFor = (page, fn, arg, what) =>
   page.waitForFunction(fn, arg, { timeout: 30000, polling: 50 }).catch(async () => {
