@@ -9,6 +9,7 @@
 //
 //   const rt = new BrowserRuntime({ canvas, link, name, label, preview, onEvent });
 //   rt.start();  rt.state  rt.stats  rt.inject(bytes)  rt.stop()
+//   rt.history(frames)  rt.scrub(seq)  rt.live()   the editor's timeline
 //
 // onEvent(type, ev): the host's events (runtime/host.js: state, welcome,
 // commit, trap, reject, log, clock, relay_error, tests, head, stale,
@@ -45,6 +46,7 @@ export class BrowserRuntime {
     // that takes a hung one's place replaces its connection at once (the
     // browser closes a terminated worker's socket only later)
     this.deviceId = newDeviceId();
+    this.historyFrames = []; // the timeline's, handed again to a new worker
   }
 
   // What the runtime says about this device in hello (docs/PROTOCOL.md
@@ -69,6 +71,7 @@ export class BrowserRuntime {
                     device: this.device(), deviceId: this.deviceId, resumeTests: this.resumeTests,
                     floor: loadFloor(this.link) },
                   [off]);
+    if (this.historyFrames.length) w.postMessage({ t: 'history', frames: this.historyFrames });
     clearInterval(this.watch);
     this.watch = setInterval(() => this.check(), 200);
     return this;
@@ -102,6 +105,10 @@ export class BrowserRuntime {
         break;
       case 'floor':
         try { localStorage.setItem(floorKey(this.link), JSON.stringify(m.head)); } catch { /* disabled or full */ }
+        break;
+      case 'scrubbed':
+      case 'indexed':
+        this.emit(m.t, m);
         break;
       case 'fatal':
         this.state = 'failed';
@@ -140,6 +147,18 @@ export class BrowserRuntime {
   }
 
   inject(bytes) { this.worker?.postMessage({ t: 'inject', bytes }); }
+
+  // The timeline (src/scrub.js): the room's patch frames, from seq 1 and
+  // in order, appended; the room as it was at patch seq (in a player of
+  // the worker's own: the live runtime keeps running); back to live.
+  history(frames) {
+    this.historyFrames.push(...frames);
+    this.worker?.postMessage({ t: 'history', frames });
+  }
+
+  scrub(seq) { this.worker?.postMessage({ t: 'scrub', seq }); }
+
+  live() { this.worker?.postMessage({ t: 'live' }); }
 
   // The last frame's pixels at points [[x, y]...], packed as pb_rgba does.
   probe(points) {

@@ -27,6 +27,7 @@ import { describeAnswers } from './values.js';
 import { BrowserRuntime } from './browser-runtime.js';
 import { TestRun, renderMatrix, describe, outputOf } from './tests.js';
 import { BufferTabs } from './buffers-ui.js';
+import { EditorScrub } from './scrub.js';
 
 const $ = (id) => document.getElementById(id);
 const el = (tag, cls, text) => {
@@ -296,6 +297,7 @@ function status(text, kind = '') {
 // ---- frames ---------------------------------------------------------------------
 function onFrame(f) {
   if (tabs.onFrame(f)) return;
+  if (scrub?.onFrame(f)) return;
   switch (f.t) {
     case 'welcome':
       state.welcome = f;
@@ -319,9 +321,13 @@ function onFrame(f) {
     }
     case 'patch':
       addHistory(f);
+      scrub?.add(f);
       break;
     case 'history':
-      for (const it of f.items || []) addHistory(it);
+      for (const it of f.items || []) {
+        addHistory(it);
+        scrub?.add(it);
+      }
       if (!f.more) {
         adoptRoomSource();
         state.catchups++;
@@ -550,6 +556,7 @@ function onPreview(type, ev) {
       addLog({ ...me, level: 'error', seq: ev.seq, text: `refused a patch: ${ev.error}` });
       break;
     case 'log': addLog({ ...me, level: ev.level, seq: ev.seq, var: ev.var, text: ev.text }); break;
+    case 'scrubbed': scrub?.scrubbed(ev); break;
     case 'expr':
       expressionAnswered(ev.seq, 'preview', ev.ok, ev.ok ? ev.value : `trap in '${ev.var}': ${ev.error}`);
       break;
@@ -602,6 +609,7 @@ function showCell(i, test) {
 
 // ---- start ------------------------------------------------------------------------
 let connection = { send: () => false };
+let scrub = null; // the timeline (src/scrub.js), with the preview runtime
 $('lang').onchange = (e) => setLang(e.target.value);
 $('run').onclick = () => evaluate(false);
 $('run-all').onclick = () => evaluate(true);
@@ -619,6 +627,14 @@ if (!link) {
     state.previewRuntime = new BrowserRuntime({
       canvas: $('screen'), name: `${link.name || 'editor'} (preview)`, preview: true, onEvent: onPreview, link,
     }).start();
+    // the timeline shows the past in this runtime only (src/scrub.js)
+    scrub = new EditorScrub({
+      els: { timeline: $('timeline'), at: $('timeline-at'), source: $('timeline-source'), live: $('live'),
+             restore: $('restore') },
+      runtime: state.previewRuntime, send: (t, fields) => connection.send(t, fields), nextReq: () => ++state.req,
+      spreadOf: (seq) => state.commitTimes.get(seq), onStatus: status,
+    });
+    state.scrub = scrub;
   } else {
     $('screen-note').textContent = 'This browser cannot run the room here (no OffscreenCanvas); open the runtime page.';
   }

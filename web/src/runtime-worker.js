@@ -17,6 +17,13 @@
 //                                    (tests: tampered frames must be refused)
 //               {t:'resize', width, height}
 //               {t:'probe', id, points: [[x, y]...]}  the last frame's pixels
+//               {t:'history', frames}  the room's patch frames from seq 1,
+//                                    more of them later (appended), for
+//                                    the timeline (src/worker-scrub.js)
+//               {t:'scrub', seq}     show the room as it was at patch seq,
+//                                    in a player of its own: the live
+//                                    runtime keeps running, undrawn
+//               {t:'live'}           back to drawing the live runtime
 // Messages out: {t:'beat', frames, fps, committedSeq, headSeq, memBytes
 //                (the wasm memory), offsetUs, uncertaintyUs, synced, tempo,
 //                quantum} every 250 ms while
@@ -30,10 +37,14 @@
 //               {t:'injected', ev} the session's account of an inject,
 //               {t:'probe', id, rgba: [0xAABBGGRR...]} (pixels as pb_rgba
 //                packs them; 0 outside the canvas or before a frame),
+//               {t:'scrubbed', seq, ms, error} a scrub is drawn (ms: from
+//                the request to the drawn frame),
+//               {t:'indexed', done, total} the timeline's checkpoints,
 //               {t:'fatal', message} if the runtime cannot start.
 import { RuntimeHost } from '../../runtime/host.js';
 import { reportTo } from '../../runtime/watchdog.js';
 import { decode } from './msgpack.js';
+import { WorkerScrub } from './worker-scrub.js';
 
 /* global importScripts, createPatchbayRuntime */
 let host = null;
@@ -45,6 +56,7 @@ let fpsFrames = 0;
 let fpsAt = 0;
 let fps = 0;
 const post = (m) => self.postMessage(m);
+let scrub = null; // the timeline's player (src/worker-scrub.js)
 
 // The editor page's own runtime joins with the editor's token: it draws the
 // room's program for its author but speaks for no device, so it sends the
@@ -60,12 +72,19 @@ function previewSocket(Base) {
   };
 }
 
+// The canvas shows the live runtime, or, while the timeline shows a past
+// patch, that (drawn once per seek). Frames count either way: they are
+// the watchdog's heartbeat.
 function draw() {
   if (!host) return;
-  const r = host.frame();
-  if (r.ok && host.canvas) {
-    const c = host.canvas;
-    ctx2d.putImageData(new ImageData(c.pixels(), c.width, c.height), 0, 0);
+  if (scrub.isActive) {
+    scrub.draw(ctx2d);
+  } else {
+    const r = host.frame();
+    if (r.ok && host.canvas) {
+      const c = host.canvas;
+      ctx2d.putImageData(new ImageData(c.pixels(), c.width, c.height), 0, 0);
+    }
   }
   frames++;
   fpsFrames++;
@@ -110,6 +129,10 @@ async function start(m) {
                       'relay_error', 'tests', 'head', 'stale', 'reset'])
     host.on(type, (ev) => post({ t: 'event', type, ev: plain(ev) }));
   report = reportTo(host, post);
+  scrub = new WorkerScrub({
+    post, link: host.link, size: { width: m.width, height: m.height }, tempo: () => host.room,
+    epoch: () => JSON.parse(host.V.UTF8ToString(host.V._rt_session_head())).epoch,
+  });
   ctx2d = m.canvas.getContext('2d');
   await host.start();
   fpsAt = performance.now();
@@ -128,8 +151,14 @@ self.onmessage = (e) => {
   } else if (m.t === 'inject' && host) {
     const ev = host.receive(new Uint8Array(m.bytes));
     post({ t: 'injected', ev: plain(ev) });
+  } else if (m.t === 'history' && scrub) {
+    scrub.history(m.frames);
+  } else if (m.t === 'scrub' && scrub) {
+    scrub.scrub(m.seq);
+  } else if (m.t === 'live' && scrub) {
+    scrub.live();
   } else if (m.t === 'probe') {
-    const c = host && host.canvas;
+    const c = scrub?.canvas || (host && host.canvas);
     const px = c ? new Uint32Array(c.pixels().buffer, c.pixels().byteOffset, c.width * c.height) : null;
     const rgba = (m.points || []).map(([x, y]) =>
       (px && x >= 0 && y >= 0 && x < c.width && y < c.height ? px[y * c.width + x] : 0));
