@@ -74,11 +74,8 @@ typedef struct export_ctx {
 static int add_patch(void *vctx, const relay_patch_row *row)
 {
     export_ctx *x = vctx;
-    pb_patch p = {{row->stmt, (uint32_t)row->stmt_len},
-                  {row->sig, PB_SIG_BYTES},
-                  {row->module, (uint32_t)row->module_len},
-                  {row->source, (uint32_t)row->source_len}};
-    if (!cli_check_add(x->check, &p, row->hash))
+    pb_patch p;
+    if (!cli_check_row(x->check, row, &p))
         return 1;
     if ((x->e = cli_bundle_write_patch(x->out, &p, &x->why)))
         return 1;

@@ -162,11 +162,8 @@ typedef struct row_ctx {
 static int keep_row(void *ctx, const relay_patch_row *row)
 {
     row_ctx *x = ctx;
-    pb_patch p = {{row->stmt, (uint32_t)row->stmt_len},
-                  {row->sig, PB_SIG_BYTES},
-                  {row->module, (uint32_t)row->module_len},
-                  {row->source, (uint32_t)row->source_len}};
-    if (!cli_check_add(x->check, &p, row->hash))
+    pb_patch p;
+    if (!cli_check_row(x->check, row, &p))
         return 1;
     return keep(x->r, &p, row->seq) ? 0 : 1;
 }
@@ -194,12 +191,11 @@ static int load_data(replay *r, const char *data, const char *key_hex)
     pb_err e = relay_history_epoch(h, r->src, 0, &epoch, &why);
     row_ctx x = {r, e ? NULL : cli_check_new(r->src, epoch, key, 0, NULL)};
     if (!e)
-        e = x.check ? relay_history_patches(h, r->src, 1, head, false,
-                                            keep_row, &x, &why)
+        e = x.check ? relay_history_patches(h, r->src, 1, head, false, keep_row,
+                                            &x, &why)
                     : PB_ERR_NOMEM;
     pb_errmsg why_check = {{0}};
-    if (!e && !r->e &&
-        cli_check_end(x.check, &n_good, &bad_seq, &why_check)) {
+    if (!e && !r->e && cli_check_end(x.check, &n_good, &bad_seq, &why_check)) {
         fprintf(stderr,
                 "patchbay replay: room %s does not verify, nothing sent: %s\n",
                 r->src, why_check.text);
@@ -242,8 +238,9 @@ static int load_file(replay *r, const char *path, const char *key_hex,
     uint64_t n_good = 0, bad_seq = 0;
     if (cli_bundle_check(&b, key_hex ? pinned : b.head.bundle.key, 0, NULL,
                          &n_good, &bad_seq, &why)) {
-        fprintf(stderr, "patchbay replay: %s does not verify, nothing sent: "
-                        "%s\n",
+        fprintf(stderr,
+                "patchbay replay: %s does not verify, nothing sent: "
+                "%s\n",
                 path, why.text);
         cli_bundle_close(&b);
         return 1;
@@ -288,8 +285,8 @@ static int on_frame(void *ctx, const pb_frame *f)
     if (f->type == PB_T_ERROR && (f->error.req == r->req || f->error.fatal)) {
         r->is_answered = true;
         r->is_accepted = false;
-        r->is_rate_limited = f->error.code == PB_ERR_RATE_LIMITED &&
-                             !f->error.fatal;
+        r->is_rate_limited =
+            f->error.code == PB_ERR_RATE_LIMITED && !f->error.fatal;
         snprintf(r->refusal, sizeof r->refusal, "%.*s (%s)",
                  (int)f->error.message.len, f->error.message.ptr,
                  pb_strerror((pb_err)f->error.code));
@@ -392,8 +389,8 @@ static int run(replay *r, const pbc_target *target)
         while (!is_stopping && cli_now_s() < due) {
             double left = due - cli_now_s();
             /* keep the socket serviced while waiting */
-            pbc_wait(r->c, left > 0.1 ? 100 : (uint32_t)(left * 1000) + 1,
-                     NULL, NULL, &why);
+            pbc_wait(r->c, left > 0.1 ? 100 : (uint32_t)(left * 1000) + 1, NULL,
+                     NULL, &why);
         }
         if (is_stopping)
             break;
@@ -428,10 +425,11 @@ static int run(replay *r, const pbc_target *target)
     }
     cli_progress_end(&bar);
     double took = cli_now_s() - start;
-    double original = r->n ? (double)(r->items[r->n - 1].created_us -
-                                      r->items[0].created_us) /
-                                 1e6
-                           : 0;
+    double original =
+        r->n
+            ? (double)(r->items[r->n - 1].created_us - r->items[0].created_us) /
+                  1e6
+            : 0;
     if (sent)
         printf("replayed %zu patch%s of room %s (seq %llu-%llu) into room %s "
                "as seq %llu-%llu in %.1f s (the original took %.1f s; at "

@@ -54,14 +54,19 @@ pb_err cli_data_key(const char *data, uint8_t key[PB_PUBLICKEY_BYTES],
     return PB_OK;
 }
 
+bool cli_check_row(cli_check *c, const relay_patch_row *row, pb_patch *p)
+{
+    *p = (pb_patch){{row->stmt, (uint32_t)row->stmt_len},
+                    {row->sig, PB_SIG_BYTES},
+                    {row->module, (uint32_t)row->module_len},
+                    {row->source, (uint32_t)row->source_len}};
+    return cli_check_add(c, p, row->hash);
+}
+
 static int feed(void *ctx, const relay_patch_row *row)
 {
-    cli_check *c = ctx;
-    pb_patch p = {{row->stmt, (uint32_t)row->stmt_len},
-                  {row->sig, PB_SIG_BYTES},
-                  {row->module, (uint32_t)row->module_len},
-                  {row->source, (uint32_t)row->source_len}};
-    return cli_check_add(c, &p, row->hash) ? 0 : 1;
+    pb_patch p;
+    return cli_check_row(ctx, row, &p) ? 0 : 1;
 }
 
 pb_err cli_check_room(cli_check *c, relay_history *h, const char *room,

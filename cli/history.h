@@ -15,6 +15,7 @@
 #include <stdio.h>
 
 struct relay_history;
+struct relay_patch_row;
 
 /* ---- progress (progress.c) ------------------------------------------------
  * A bar on stderr when it is a terminal, redrawn at most 10 times a
@@ -108,6 +109,10 @@ cli_check *cli_check_new(const char *room, uint64_t epoch,
  * which must be its statement's. Returns false once a broken link is known
  * and feeding more cannot change the verdict (the caller may stop). */
 bool cli_check_add(cli_check *c, const pb_patch *p, const uint8_t *stored_hash);
+/* cli_check_add of a row of a relay's history, which *p views (valid as
+ * long as the row) for a caller that uses the patch too. */
+bool cli_check_row(cli_check *c, const struct relay_patch_row *row,
+                   pb_patch *p);
 /* Waits for the signature checks: PB_OK and the number checked, or the
  * first broken link (its seq in *bad_seq, the message in why, *n_good the
  * patches before it). */
