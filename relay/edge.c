@@ -211,8 +211,11 @@ static bool apply_patch(relay_server *srv, relay_room *r, uint64_t seq,
                                relay_now_us());
             relay_msg_unref(m);
             ok = true;
-            if (r->edge->n_waiting)
-                release_waiting(r); /* those that hold this much */
+            /* the signer's head of it came first (a gap): pass it on */
+            if (r->edge->head && r->edge->head_seq == seq) {
+                relay_room_broadcast(r, r->edge->head, PB_ROLE_NONE);
+                release_waiting(r);
+            }
         }
     } else if (why.text[0]) {
         lwsl_err("room %s#%llu: not cached: %s\n", r->name,
@@ -317,6 +320,17 @@ static void read_stream(relay_server *srv, relay_room *r)
     command(srv, on_range, srv, (uint64_t)(uintptr_t)r, 6, argv, lens);
 }
 
+static void on_broadcast(relay_server *srv, relay_room *r, pb_role only,
+                         const uint8_t *data, size_t len);
+
+static void on_head(void *ctx, uint64_t tag, const relay_rval *v)
+{
+    relay_server *srv = ctx;
+    relay_room *r = room_of(srv, tag);
+    if (r && v && v->type == REDIS_REPLY_STRING)
+        on_broadcast(srv, r, PB_ROLE_NONE, (const uint8_t *)v->str, v->len);
+}
+
 static void on_epoch(void *ctx, uint64_t tag, const relay_rval *v)
 {
     relay_server *srv = ctx;
@@ -346,6 +360,13 @@ static void on_epoch(void *ctx, uint64_t tag, const relay_rval *v)
     cache_epoch(srv, r, &known);
     if (!known || epoch != r->epoch)
         new_epoch(srv, r, epoch);
+    /* the signer's last head (it may be gone: joiners need one), then
+     * the patches after the cache's head */
+    char key[PB_MAX_NAME_BYTES + 16];
+    snprintf(key, sizeof key, "pb:head:%s", r->name);
+    const char *argv[] = {"GET", key};
+    size_t lens[] = {3, strlen(key)};
+    command(srv, on_head, srv, tag, 2, argv, lens);
     read_stream(srv, r);
 }
 
@@ -382,7 +403,11 @@ void relay_edge_room_init(relay_room *r)
 
 bool relay_edge_room_ready(const relay_room *r, uint64_t since_seq)
 {
-    return r->edge && r->edge->ready && since_seq <= r->head_seq;
+    /* and a signed head of what it holds: a joiner is sent one before its
+     * catch-up (a runtime learns the room's epoch from it) */
+    const relay_edge_room *er = r->edge;
+    return er && er->ready && er->head && er->head_seq == r->head_seq &&
+           since_seq <= r->head_seq;
 }
 
 void relay_edge_wait_room(relay_session *s, relay_room *r)
@@ -597,9 +622,10 @@ static void on_broadcast(relay_server *srv, relay_room *r, pb_role only,
                 r->edge->head = m;
                 m->refs++;
                 r->edge->head_seq = h.seq;
-                if (h.seq == r->head_seq)
+                if (h.seq == r->head_seq) {
                     relay_room_broadcast(r, m, PB_ROLE_NONE);
-                else if (h.seq > r->head_seq)
+                    release_waiting(r);
+                } else if (h.seq > r->head_seq)
                     sync_room(srv, r); /* it missed the patch: a gap */
             } else {
                 sync_room(srv, r); /* a new epoch? */

@@ -461,6 +461,9 @@ void relay_signer_patch(relay_server *srv, relay_room *r, relay_msg *patch,
  * relay_room_broadcast): to every edge. */
 void relay_signer_broadcast(relay_server *srv, relay_room *r, relay_msg *m,
                             pb_role only);
+/* The room's latest signed head, kept in Redis for edges that (re)join
+ * while the signer is away. */
+void relay_signer_keep_head(relay_server *srv, relay_room *r, relay_msg *m);
 /* A revocation, to every edge (a set in Redis, and a message). */
 void relay_signer_revoked(relay_server *srv, const char *room, const char *name,
                           const char *id);

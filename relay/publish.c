@@ -102,6 +102,15 @@ void relay_signer_broadcast(relay_server *srv, relay_room *r, relay_msg *m,
     relay_env_free(&e);
 }
 
+void relay_signer_keep_head(relay_server *srv, relay_room *r, relay_msg *m)
+{
+    char key[PB_MAX_NAME_BYTES + 16];
+    snprintf(key, sizeof key, "pb:head:%s", r->name);
+    const char *argv[] = {"SET", key, (const char *)(m->bytes + LWS_PRE)};
+    size_t lens[] = {3, strlen(key), m->len};
+    command(srv, NULL, NULL, 0, 3, argv, lens);
+}
+
 /* ---- patches from the history ------------------------------------------- */
 
 typedef struct reader {

@@ -120,10 +120,13 @@ void relay_room_send_head(relay_server *srv, relay_room *r, relay_session *to)
     relay_msg *m = head_msg(srv, r);
     if (!m)
         return;
-    if (to)
+    if (to) {
         relay_session_send(to, m);
-    else
+    } else {
         relay_room_broadcast(r, m, PB_ROLE_NONE);
+        if (srv->signer)
+            relay_signer_keep_head(srv, r, m);
+    }
     relay_msg_unref(m);
 }
 

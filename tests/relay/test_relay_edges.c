@@ -6,9 +6,10 @@
  * (pb_patch_verify, pb_chain_check: the code the wasm runtime runs), so a
  * patch missed, doubled or modified on the way is an error they count.
  *
- * Until a join link can name several relays (scale-load's part of issue
- * 19), a runtime whose edge died reconnects to the other edge explicitly,
- * with hello's since_seq: what a runtime does by itself then. */
+ * A runtime here whose edge died reconnects to the other edge explicitly,
+ * with hello's since_seq (the harness's client has no since_seq to fail
+ * over with); tests/runtime/edges.test.mjs has real node runtimes whose
+ * link names both edges move by themselves. */
 #define _GNU_SOURCE 1 /* memmem */
 #include "harness.h"
 
