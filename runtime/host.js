@@ -41,6 +41,37 @@ const LOG = { info: PB_LOG_INFO, warn: PB_LOG_WARN, error: PB_LOG_ERROR, trap: P
 // The least time between two reconnects to catch up (ms).
 const RESYNC_MS = 5000;
 
+// Writes token over the stand-in C encoded in its place (as many '*' as
+// the token has bytes) in an encoded hello: a map whose first keys are
+// "v", "t": "hello" and "token" (protocol/frame.c hello_f). False, and
+// bytes untouched, if bytes is not exactly that.
+function putToken(bytes, token) {
+  const head = [0xa1, 0x76, 0x01, 0xa1, 0x74, 0xa5, 0x68, 0x65, 0x6c, 0x6c, 0x6f,
+    0xa5, 0x74, 0x6f, 0x6b, 0x65, 0x6e];
+  const m = bytes[0];
+  const at0 = m >= 0x80 && m <= 0x8f ? 1 : m === 0xde ? 3 : -1;
+  if (at0 < 0 || head.some((b, i) => bytes[at0 + i] !== b)) return false;
+  const h = at0 + head.length, b = bytes[h];
+  const [len, at] = b >= 0xa0 && b <= 0xbf ? [b & 0x1f, h + 1]
+    : b === 0xd9 ? [bytes[h + 1], h + 2]
+      : b === 0xda ? [(bytes[h + 1] << 8) | bytes[h + 2], h + 3] : [-1, 0];
+  if (len !== token.length || at + len > bytes.length) return false;
+  for (let i = at; i < at + len; i++) if (bytes[i] !== 0x2a) return false;
+  bytes.set(token, at);
+  return true;
+}
+
+// Takes the first frame out of instance I's outbox (a copy, in JS memory);
+// null if it is empty.
+function takeFrame(I) {
+  const n = I._rt_session_out_len();
+  if (!n) return null;
+  const p = I._rt_session_out_data();
+  const bytes = I.HEAPU8.slice(p, p + n);
+  I._rt_session_out_pop();
+  return bytes;
+}
+
 export class RuntimeHost {
   // opts:
   //   createRuntime  the Emscripten factory (createPatchbayRuntime)
@@ -175,8 +206,7 @@ export class RuntimeHost {
         const client = `${CLIENT}${this.o.name ? ` ${this.o.name}` : ''}`.slice(0, PB_MAX_CLIENT_BYTES);
         this.held = []; // a state catch-up of the last connection: dropped
         this.V.ccall('rt_session_hello', 'number', ['string', 'string', 'number'], ['', '', 0]);
-        this.M.ccall('rt_session_hello', 'number', ['string', 'string', 'number'],
-                     [this.link.token, client, this.headSeq]);
+        this.sayHello(client);
         this.flush();
       },
       onMessage: (bytes) => {
@@ -213,15 +243,30 @@ export class RuntimeHost {
   // verifier's (failed acks of what it refused), then the patch instance's.
   flush() {
     for (const I of [this.V, this.M]) {
-      for (let n = I._rt_session_out_len(); n; n = I._rt_session_out_len()) {
-        const p = I._rt_session_out_data();
-        const bytes = I.HEAPU8.slice(p, p + n);
-        I._rt_session_out_pop();
+      for (let bytes = takeFrame(I); bytes; bytes = takeFrame(I)) {
         this.conn?.send(bytes);
         // while disconnected, acks and logs are dropped: the relay would not
         // route them to anyone who asked, and catch-up re-establishes state
       }
     }
+  }
+
+  // hello with since_seq = the verified head and the device, built in C by
+  // the patch instance — but the join token never enters wasm memory, where
+  // patch code could read it (docs/SECURITY.md § Patch code): C encodes a
+  // stand-in of the token's length, and the token is written into the
+  // copy of the frame that leaves. The outbox is emptied first, so the
+  // frame taken right after the call is that hello; nothing else gets it.
+  sayHello(client) {
+    this.flush();
+    const token = new TextEncoder().encode(this.link.token);
+    this.M.ccall('rt_session_hello', 'number', ['string', 'string', 'number'],
+                 ['*'.repeat(token.length), client, this.headSeq]);
+    const bytes = takeFrame(this.M);
+    if (bytes && putToken(bytes, token)) this.conn?.send(bytes);
+    // (only a patch instance whose memory a patch corrupted gets here; the
+    // relay's hello timeout then closes, and this is the reason given)
+    else if (bytes) this.conn?.fatal(PB_ERR_INTERNAL, 'the patch instance encoded a hello without the token\'s stand-in: not sent');
   }
 
   // ---- receiving -----------------------------------------------------------
