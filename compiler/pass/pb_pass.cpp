@@ -317,6 +317,42 @@ class PatchAbi
                                  &F);
     }
 
+    // A patch is loaded (dlopen runs its constructors) when it arrives, up
+    // to PB_MAX_APPLY_AHEAD_US before its apply time, at a different moment
+    // on every runtime, and also when it is part of a catch-up that is then
+    // refused: nothing of it may run before it commits (docs/PATCH_ABI.md
+    // § What the compiler produces). The only constructor is the binder.
+    void refuse_constructors()
+    {
+        static const struct {
+            const char *list, *what;
+        } lists[] = {{"llvm.global_ctors", "constructor"},
+                     {"llvm.global_dtors", "destructor"}};
+        for (const auto &l : lists) {
+            GlobalVariable *g = M.getGlobalVariable(l.list, true);
+            auto *list = g && g->hasInitializer()
+                             ? dyn_cast<ConstantArray>(g->getInitializer())
+                             : nullptr;
+            if (!list)
+                continue;
+            for (const Use &entry : list->operands()) {
+                auto *e = dyn_cast<ConstantStruct>(entry.get());
+                auto *fn = e && e->getNumOperands() > 1
+                               ? dyn_cast<Function>(
+                                     e->getOperand(1)->stripPointerCasts())
+                               : nullptr;
+                std::string name = fn ? fn->getName().str() : "?";
+                fail(M,
+                     "\"" + name + "\" is a " + l.what +
+                         ": patch code may not run before the patch commits "
+                         "(a patch is loaded ahead of its apply time); put "
+                         "one-time set-up in pb_init, which runs right after "
+                         "the patch commits",
+                     fn);
+            }
+        }
+    }
+
     // PB_STATE marks its global `used` so the front end keeps it; the
     // binder (emit_binder) keeps it from here on.
     void drop_used_lists()
@@ -623,6 +659,7 @@ struct PatchAbiPass : PassInfoMixin<PatchAbiPass> {
     {
         PatchAbi abi(M);
         abi.refuse_inline_asm();
+        abi.refuse_constructors();
         abi.drop_used_lists();
         abi.find_vars();
         abi.refuse_reserved_definitions();

@@ -353,6 +353,38 @@ TEST(test_reserved_names_are_refused)
     check_still_works();
 }
 
+/* A patch is loaded ahead of its apply time (and in catch-ups that may be
+ * refused whole), and loading runs constructors: a patch may have none but
+ * the binder, so nothing of it runs before it commits. */
+TEST(test_constructors_and_destructors_are_refused)
+{
+    static const struct {
+        const char *src, *want;
+        uint32_t line;
+    } cases[] = {
+        {"#include <patchbay.h>\nint n;\n"
+         "__attribute__((constructor)) static void early(void) { n = 1; }\n",
+         "\"early\" is a constructor: patch code may not run before", 3},
+        {"int n;\n__attribute__((constructor(101))) void soon(void) { n = 2; "
+         "}\n",
+         "\"soon\" is a constructor", 2},
+        {"int n;\n\n__attribute__((destructor)) static void late(void) { n = "
+         "3; }\n",
+         "\"late\" is a destructor", 3},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cc_result r;
+        compile(cases[i].src, &r);
+        CHECK(!r.ok && !r.module);
+        const cc_diag *d = find_error(&r, cases[i].want);
+        CHECK(d != NULL);
+        if (d)
+            CHECK_EQ_INT(d->line, cases[i].line);
+        cc_result_free(&r);
+    }
+    check_still_works();
+}
+
 TEST(test_the_cache_returns_the_same_module)
 {
     const char *src =
@@ -411,6 +443,7 @@ static const pb_test tests[] = {
     T(test_unknown_functions_and_imports_are_named),
     T(test_variadic_vars_are_refused_with_the_name),
     T(test_reserved_names_are_refused),
+    T(test_constructors_and_destructors_are_refused),
     T(test_the_cache_returns_the_same_module),
     T(test_prelude_declares_only_mentioned_room_vars),
 };
