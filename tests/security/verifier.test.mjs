@@ -17,18 +17,23 @@ import { readFileSync, writeFileSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Relay, Recorder, joinRoom, until, PB } from '../runtime/harness.mjs';
+import { launch } from '../web/harness.mjs';
+import { Mitm } from './attacker.mjs';
 
 const FORGE = process.env.PB_FORGE;
 if (!FORGE) throw new Error('set PB_FORGE (ctest does)');
 const H = '#include <patchbay.h>\n';
-let relay, evil;
+let relay, evil, mitm, browser;
 
 before(async () => {
   relay = await new Relay().start();
   evil = await new Relay().start(); // only for its key (and to compile the payload)
+  mitm = await new Mitm(relay.port).start(); // to hand the page its forgeries
 });
 
 after(async () => {
+  await browser?.close();
+  await mitm?.close();
   await relay?.stop();
   await evil?.stop();
 });
@@ -38,32 +43,25 @@ after(async () => {
 const hexBytes = (hex, xor = 0) => hex.match(/../g).map((h) => `0x${(parseInt(h, 16) ^ xor).toString(16)}`).join(', ');
 const pubKey = (r) => readFileSync(join(r.data, 'relay.pub'), 'utf8').trim();
 
-test('a patch that overwrites the pinned key in its memory does not make a forged patch verify', async () => {
-  const roomKey = pubKey(relay);
-  const evilKey = pubKey(evil);
-  assert.notEqual(roomKey, evilKey);
-  const rec = new Recorder(relay, 'mem');
-  await rec.ready;
-  await relay.eval('mem', `${H}double ggg(double v) { return v + 48; }\n`);
-  const rt = await joinRoom(relay.link('mem', 'node'),
-                            { name: 'node', stateDir: mkdtempSync(join(tmpdir(), 'pb-verifier-')) });
-  try {
-    await until(() => rt.committedSeq === 1, 'seq 1');
-    // the payload, compiled by the attacker's own relay, forged onto the
-    // real chain with the attacker's key
-    const erec = new Recorder(evil, 'mem');
-    await erec.ready;
-    await evil.eval('mem', `${H}double ggg(double v) { return v + 1000; }\n`);
-    const payload = await erec.patch(1);
-    erec.close();
-    const forge = (prev) => {
-      const f = (name, bytes) => { const p = join(evil.dir, name); writeFileSync(p, bytes); return p; };
-      return new Uint8Array(execFileSync(FORGE, [evil.data, f('prev', prev), f('like', payload)]));
-    };
-    const first = rt.receive(forge(await rec.patch(1)));
-    assert.equal(first.code, PB.PB_ERR_BAD_SIGNATURE, 'the forgery is refused before the attack');
+// A patch signed with the attacker's key that continues the real chain
+// after prev (a recorded patch frame), carrying payload's module (ggg + 1000,
+// compiled by the attacker's own relay).
+async function forger(room) {
+  const erec = new Recorder(evil, room);
+  await erec.ready;
+  await evil.eval(room, `${H}double ggg(double v) { return v + 1000; }\n`);
+  const payload = await erec.patch(1);
+  erec.close();
+  return (prev) => {
+    const f = (name, bytes) => { const p = join(evil.dir, name); writeFileSync(p, bytes); return p; };
+    return new Uint8Array(execFileSync(FORGE, [evil.data, f('prev', prev), f('like', payload)]));
+  };
+}
 
-    const { seq } = await relay.eval('mem', `${H}
+// An ordinary editor's patch whose pb_init overwrites every copy of the
+// room's key in the memory it runs in with the attacker's key; hhh(0) and
+// its output say how many it overwrote.
+const keySwap = (roomKey, evilKey) => `${H}#include <stdio.h>
 static const unsigned char from_x[32] = { ${hexBytes(roomKey, 0x5a)} };
 static const unsigned char to[32] = { ${hexBytes(evilKey)} };
 static int hits;
@@ -80,9 +78,27 @@ void pb_init(void) {
         for (k = 0; k < 32; k++) p[k] = to[k];
         hits++;
     }
+    printf("key copies overwritten: %d\\n", hits);
 }
 double hhh(double v) { return v + hits; }
-`);
+`;
+
+test('a patch that overwrites the pinned key in its memory does not make a forged patch verify', async () => {
+  const roomKey = pubKey(relay);
+  const evilKey = pubKey(evil);
+  assert.notEqual(roomKey, evilKey);
+  const rec = new Recorder(relay, 'mem');
+  await rec.ready;
+  await relay.eval('mem', `${H}double ggg(double v) { return v + 48; }\n`);
+  const rt = await joinRoom(relay.link('mem', 'node'),
+                            { name: 'node', stateDir: mkdtempSync(join(tmpdir(), 'pb-verifier-')) });
+  try {
+    await until(() => rt.committedSeq === 1, 'seq 1');
+    const forge = await forger('mem');
+    const first = rt.receive(forge(await rec.patch(1)));
+    assert.equal(first.code, PB.PB_ERR_BAD_SIGNATURE, 'the forgery is refused before the attack');
+
+    const { seq } = await relay.eval('mem', keySwap(roomKey, evilKey));
     await until(() => rt.committedSeq === seq, `the editor's patch, seq ${seq}`);
     const hits = rt.call('hhh', 0);
     assert.ok(hits >= 1, 'the patch found and overwrote the key in the memory it runs in');
@@ -149,5 +165,48 @@ double hhh(double v) { return v + done; }
     assert.equal(rt.call('ggg', 10), 58);
   } finally {
     rt.close();
+  }
+});
+
+test('Chromium runtime page: a patch that overwrites the pinned key in its memory does not make a forged patch verify', async () => {
+  const room = 'mem-page';
+  const rec = new Recorder(relay, room);
+  await rec.ready;
+  await relay.eval(room, `${H}double ggg(double v) { return v + 48; }\n`);
+  const forge = await forger(room);
+  browser = await launch();
+  const page = await (await browser.newContext({ viewport: { width: 480, height: 320 } })).newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  try {
+    await page.goto(mitm.link(relay.link(room, 'page')));
+    const wait = (fn, arg, what) => page.waitForFunction(fn, arg, { timeout: 30000, polling: 50 })
+      .catch(() => { throw new Error(`${what}: not reached`); });
+    const rejects = () => page.evaluate(() => window.patchbay.rejects.map((r) => r.code));
+    await wait(() => window.patchbay.stats.committedSeq === 1, null, 'seq 1 committed');
+    mitm.inject(forge(await rec.patch(1)));
+    await wait(() => window.patchbay.rejects.length === 1, null, 'the forgery refused before the attack');
+    assert.deepEqual(await rejects(), [PB.PB_ERR_BAD_SIGNATURE]);
+
+    const { seq } = await relay.eval(room, keySwap(pubKey(relay), pubKey(evil)));
+    await wait((s) => window.patchbay.stats.committedSeq === s, seq, `the editor's patch, seq ${seq}`);
+    await wait(() => window.patchbay.logs.some((l) => /key copies overwritten/.test(l.text)), null, 'its report');
+    const said = await page.evaluate(() => window.patchbay.logs.find((l) => /key copies overwritten/.test(l.text)).text);
+    assert.ok(Number(said.match(/overwritten: (\d+)/)[1]) >= 1, `the patch reached the key in the page's memory: ${said}`);
+
+    mitm.inject(forge(await rec.patch(seq)));
+    await wait((s) => window.patchbay.rejects.length > 1 || window.patchbay.stats.committedSeq > s, seq,
+               'the forgery after the attack handled');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(await page.evaluate(() => window.patchbay.stats.committedSeq), seq,
+                 'the forged patch committed: nothing after the editor\'s patch may');
+    assert.deepEqual(await rejects(), [PB.PB_ERR_BAD_SIGNATURE, PB.PB_ERR_BAD_SIGNATURE],
+                     'the forged patch is refused after the attack too');
+    // (the patch instance itself, whose copy of the key the patch
+    // overwrote, now refuses the room's patches until it restarts:
+    // docs/SECURITY.md § Patch code)
+    assert.deepEqual(errors, []);
+  } finally {
+    rec.close();
   }
 });
