@@ -299,7 +299,8 @@ export class RuntimeHost {
           this.emit('reject', { seq: 0, code: ev.code, error: ev.error });
           break;
         }
-        // signed before it arrived: the room time is past it (clock.js)
+        // signed before it arrived: the room time is past it, and not much
+        // more (clock.js)
         this.clock.atLeast(ev.time_us);
         if (ev.fresh) this.freshness.heard(ev.time_us);
         // where the room is: a head ahead is fresh once reached (catchUpIfBehind)

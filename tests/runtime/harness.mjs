@@ -35,7 +35,7 @@ if (!existsSync(join(RUNTIME_DIR, 'pb_runtime.cjs')))
 export const RUNTIME_CLI = resolve(RUNTIME_DIR, 'node', 'patchbay-runtime.mjs');
 const installed = (f) => pathToFileURL(resolve(RUNTIME_DIR, f)).href;
 export const { joinRoom, parseLink } = await import(installed('node/runtime.mjs'));
-export const { RoomClock } = await import(installed('clock.js'));
+export const { RoomClock, MAX_AHEAD_US } = await import(installed('clock.js'));
 // the wire numbers by their C names (runtime/pb_protocol.js, generated)
 export const PB = await import(installed('pb_protocol.js'));
 
@@ -172,12 +172,13 @@ class LoopbackSocket {
 
 // A runtime on a LoopbackSocket: frames are fed with receive(); what it
 // sends is decoded into rt.sent (the hello first). The clock is the
-// test's: rt.setNow(us). opts.head: a signed head (raw, from a Recorder)
+// test's: rt.setNow(us), which may be far past the signed times it feeds
+// (no ceiling: docs/SECURITY.md § The room clock). opts.head: a signed head (raw, from a Recorder)
 // fed first, as the relay sends it right after welcome: it names the
 // room's epoch, whose genesis the chain starts from.
 export async function bareRuntime(room, key, opts = {}) {
   let now = opts.now || Date.now() * 1000;
-  const clock = new RoomClock({ now: () => now });
+  const clock = new RoomClock({ now: () => now, maxAheadUs: Infinity });
   let socket = null;
   const rt = await joinRoom(`http://127.0.0.1:1/runtime.html#room=${room}&token=t&key=${key}`, {
     store: null, // a test's runtime starts with no floor of an earlier test's (opts.store to keep one)
