@@ -52,42 +52,10 @@ typedef struct relay_edge_room {
 static void sync_room(relay_server *srv, relay_room *r);
 static void release_waiting(relay_room *r);
 
-static void command(relay_server *srv, relay_redis_fn fn, void *ctx,
-                    uint64_t tag, int argc, const char *const *argv,
-                    const size_t *lens)
-{
-    relay_redis_command(srv->redis, fn, ctx, tag, argc, argv, lens);
-}
-
 static void to_signer(relay_server *srv, relay_env *e, relay_redis_fn fn,
                       uint64_t tag)
 {
-    if (e->failed) {
-        if (fn)
-            fn(srv, tag, NULL);
-        return;
-    }
-    const char *argv[] = {"PUBLISH", "pb:signer", (const char *)e->data};
-    size_t lens[] = {7, 9, e->len};
-    command(srv, fn, srv, tag, 3, argv, lens);
-}
-
-/* A room's name as a command's context: rooms live as long as the relay,
- * but a reply names the room, found again by pointer. */
-static relay_room *room_of(relay_server *srv, uint64_t tag)
-{
-    for (relay_room *r = srv->rooms; r; r = r->next)
-        if ((uint64_t)(uintptr_t)r == tag)
-            return r;
-    return NULL;
-}
-
-static relay_room *room_named(relay_server *srv, const char *name)
-{
-    for (relay_room *r = srv->rooms; r; r = r->next)
-        if (!strcmp(r->name, name))
-            return r;
-    return NULL;
+    relay_redis_publish(srv->redis, "pb:signer", e, fn, srv, tag);
 }
 
 /* ---- the cache ------------------------------------------------------------
@@ -276,7 +244,7 @@ static void read_stream(relay_server *srv, relay_room *r);
 static void on_range(void *ctx, uint64_t tag, const relay_rval *v)
 {
     relay_server *srv = ctx;
-    relay_room *r = room_of(srv, tag);
+    relay_room *r = relay_room_of_tag(srv, tag);
     if (!r)
         return;
     if (!v || v->type != REDIS_REPLY_ARRAY) {
@@ -317,7 +285,8 @@ static void read_stream(relay_server *srv, relay_room *r)
     snprintf(from, sizeof from, "%llu-0", (unsigned long long)r->head_seq + 1);
     const char *argv[] = {"XRANGE", key, from, "+", "COUNT", PAGE};
     size_t lens[] = {6, strlen(key), strlen(from), 1, 5, strlen(PAGE)};
-    command(srv, on_range, srv, (uint64_t)(uintptr_t)r, 6, argv, lens);
+    relay_redis_command(srv->redis, on_range, srv, (uint64_t)(uintptr_t)r, 6,
+                        argv, lens);
 }
 
 static void on_broadcast(relay_server *srv, relay_room *r, pb_role only,
@@ -326,7 +295,7 @@ static void on_broadcast(relay_server *srv, relay_room *r, pb_role only,
 static void on_head(void *ctx, uint64_t tag, const relay_rval *v)
 {
     relay_server *srv = ctx;
-    relay_room *r = room_of(srv, tag);
+    relay_room *r = relay_room_of_tag(srv, tag);
     if (r && v && v->type == REDIS_REPLY_STRING)
         on_broadcast(srv, r, PB_ROLE_NONE, (const uint8_t *)v->str, v->len);
 }
@@ -334,7 +303,7 @@ static void on_head(void *ctx, uint64_t tag, const relay_rval *v)
 static void on_epoch(void *ctx, uint64_t tag, const relay_rval *v)
 {
     relay_server *srv = ctx;
-    relay_room *r = room_of(srv, tag);
+    relay_room *r = relay_room_of_tag(srv, tag);
     if (!r)
         return;
     if (!v || (v->type != REDIS_REPLY_STRING && v->type != REDIS_REPLY_NIL)) {
@@ -366,7 +335,7 @@ static void on_epoch(void *ctx, uint64_t tag, const relay_rval *v)
     snprintf(key, sizeof key, "pb:head:%s", r->name);
     const char *argv[] = {"GET", key};
     size_t lens[] = {3, strlen(key)};
-    command(srv, on_head, srv, tag, 2, argv, lens);
+    relay_redis_command(srv->redis, on_head, srv, tag, 2, argv, lens);
     read_stream(srv, r);
 }
 
@@ -382,7 +351,8 @@ static void sync_room(relay_server *srv, relay_room *r)
     snprintf(key, sizeof key, "pb:epoch:%s", r->name);
     const char *argv[] = {"GET", key};
     size_t lens[] = {3, strlen(key)};
-    command(srv, on_epoch, srv, (uint64_t)(uintptr_t)r, 2, argv, lens);
+    relay_redis_command(srv->redis, on_epoch, srv, (uint64_t)(uintptr_t)r, 2,
+                        argv, lens);
 }
 
 void relay_edge_room_init(relay_room *r)
@@ -660,7 +630,7 @@ static void on_message(relay_server *srv, const uint8_t *data, size_t len)
     char name[PB_MAX_NAME_BYTES + 1];
     relay_env_get_str(&rd, name, sizeof name);
     uint64_t epoch = relay_env_get_u64(&rd);
-    relay_room *r = rd.bad ? NULL : room_named(srv, name);
+    relay_room *r = rd.bad ? NULL : relay_room_find(srv, name);
     if (!r || !r->edge) /* a room nobody here asked for */
         return;
     if (epoch != r->epoch) {
@@ -707,7 +677,7 @@ static void ask_revocations(relay_server *srv)
 {
     const char *argv[] = {"SMEMBERS", "pb:revoked"};
     size_t lens[] = {8, 10};
-    command(srv, on_revocations, srv, 0, 2, argv, lens);
+    relay_redis_command(srv->redis, on_revocations, srv, 0, 2, argv, lens);
 }
 
 static void on_key(void *ctx, uint64_t tag, const relay_rval *v)
@@ -741,7 +711,7 @@ static void ask_key(relay_server *srv)
 {
     const char *argv[] = {"GET", "pb:key"};
     size_t lens[] = {3, 6};
-    command(srv, on_key, srv, 0, 2, argv, lens);
+    relay_redis_command(srv->redis, on_key, srv, 0, 2, argv, lens);
 }
 
 void relay_edge_event(relay_server *srv, relay_redis_event *e)

@@ -299,6 +299,12 @@ struct relay_room {
 };
 
 relay_room *relay_room_get(relay_server *srv, const char *name);
+/* The room named name if it is open, NULL otherwise (nothing made). */
+relay_room *relay_room_find(relay_server *srv, const char *name);
+/* A room given as a Redis command's tag (its address): rooms live as long
+ * as the relay, but the answer comes later, so it is looked up again;
+ * NULL if there is none. */
+relay_room *relay_room_of_tag(relay_server *srv, uint64_t tag);
 /* Signs where r is (epoch, head, the relay's time) and sends it to one
  * session, or to every member if to is NULL (docs/PROTOCOL.md § The signed
  * head). */

@@ -31,20 +31,11 @@ struct relay_signer {
     proxy_bucket proxies[PROXY_BUCKETS];
 };
 
-static void command(relay_server *srv, relay_redis_fn fn, void *ctx,
-                    uint64_t tag, int argc, const char *const *argv,
-                    const size_t *lens)
-{
-    relay_redis_command(srv->redis, fn, ctx, tag, argc, argv, lens);
-}
-
+/* Out of memory (the envelope failed): not sent; an edge fills the gap by
+ * seq, a client's eval times out on its edge. */
 static void publish(relay_server *srv, const char *channel, const relay_env *e)
 {
-    if (e->failed)
-        return; /* out of memory: an edge fills the gap by seq */
-    const char *argv[] = {"PUBLISH", channel, (const char *)e->data};
-    size_t lens[] = {7, strlen(channel), e->len};
-    command(srv, NULL, NULL, 0, 3, argv, lens);
+    relay_redis_publish(srv->redis, channel, e, NULL, NULL, 0);
 }
 
 /* ---- what every edge gets ------------------------------------------------ */
@@ -70,7 +61,7 @@ static void stream_add(relay_server *srv, const relay_room *r, uint64_t seq,
                           STREAM_MAX, id,  "p",      (const char *)frame};
     size_t lens[] = {4,          strlen(key), 6,  1, strlen(STREAM_MAX),
                      strlen(id), 1,           len};
-    command(srv, NULL, NULL, 0, 8, argv, lens);
+    relay_redis_command(srv->redis, NULL, NULL, 0, 8, argv, lens);
 }
 
 void relay_signer_patch(relay_server *srv, relay_room *r, relay_msg *patch,
@@ -108,7 +99,7 @@ void relay_signer_keep_head(relay_server *srv, relay_room *r, relay_msg *m)
     snprintf(key, sizeof key, "pb:head:%s", r->name);
     const char *argv[] = {"SET", key, (const char *)(m->bytes + LWS_PRE)};
     size_t lens[] = {3, strlen(key), m->len};
-    command(srv, NULL, NULL, 0, 3, argv, lens);
+    relay_redis_command(srv->redis, NULL, NULL, 0, 3, argv, lens);
 }
 
 /* ---- patches from the history ------------------------------------------- */
@@ -171,10 +162,7 @@ static void send_rows(relay_server *srv, relay_room *r, uint64_t from,
 static void on_stream_tail(void *ctx, uint64_t tag, const relay_rval *v)
 {
     relay_server *srv = ctx;
-    relay_room *r = NULL;
-    for (relay_room *x = srv->rooms; x; x = x->next)
-        if ((uint64_t)(uintptr_t)x == tag)
-            r = x;
+    relay_room *r = relay_room_of_tag(srv, tag);
     if (!r || !v || v->type != REDIS_REPLY_ARRAY)
         return;
     uint64_t last = 0;
@@ -196,13 +184,13 @@ static void publish_room(relay_server *srv, relay_room *r)
     snprintf(val, sizeof val, "%llu", (unsigned long long)r->epoch);
     const char *set[] = {"SET", key, val};
     size_t set_lens[] = {3, strlen(key), strlen(val)};
-    command(srv, NULL, NULL, 0, 3, set, set_lens);
+    relay_redis_command(srv->redis, NULL, NULL, 0, 3, set, set_lens);
     snprintf(stream, sizeof stream, "pb:s:%s:%llu", r->name,
              (unsigned long long)r->epoch);
     const char *tail[] = {"XREVRANGE", stream, "+", "-", "COUNT", "1"};
     size_t tail_lens[] = {9, strlen(stream), 1, 1, 5, 1};
-    command(srv, on_stream_tail, srv, (uint64_t)(uintptr_t)r, 6, tail,
-            tail_lens);
+    relay_redis_command(srv->redis, on_stream_tail, srv, (uint64_t)(uintptr_t)r,
+                        6, tail, tail_lens);
 }
 
 /* Revocations are kept in a set, for edges that start or reconnect later,
@@ -218,7 +206,7 @@ void relay_signer_revoked(relay_server *srv, const char *room, const char *name,
     if (!e.failed) {
         const char *argv[] = {"SADD", "pb:revoked", (const char *)e.data};
         size_t lens[] = {4, 10, e.len};
-        command(srv, NULL, NULL, 0, 3, argv, lens);
+        relay_redis_command(srv->redis, NULL, NULL, 0, 3, argv, lens);
     }
     publish(srv, "pb:revoked", &e);
     relay_env_free(&e);
@@ -234,7 +222,7 @@ static void on_up(relay_server *srv)
 {
     const char *argv[] = {"SET", "pb:key", srv->keys.pk_hex};
     size_t lens[] = {3, 6, strlen(srv->keys.pk_hex)};
-    command(srv, NULL, NULL, 0, 3, argv, lens);
+    relay_redis_command(srv->redis, NULL, NULL, 0, 3, argv, lens);
     pb_errmsg why;
     if (relay_history_rooms(srv->history, add_room, srv, &why))
         lwsl_err("cannot list the rooms for Redis: %s\n", why.text);

@@ -533,6 +533,20 @@ void relay_redis_command(relay_redis *r, relay_redis_fn fn, void *ctx,
     (void)w;
 }
 
+void relay_redis_publish(relay_redis *r, const char *channel,
+                         const relay_env *e, relay_redis_fn fn, void *ctx,
+                         uint64_t tag)
+{
+    if (e->failed) {
+        if (fn)
+            fn(ctx, tag, NULL);
+        return;
+    }
+    const char *argv[] = {"PUBLISH", channel, (const char *)e->data};
+    size_t lens[] = {7, strlen(channel), e->len};
+    relay_redis_command(r, fn, ctx, tag, 3, argv, lens);
+}
+
 relay_redis_event *relay_redis_take(relay_redis *r)
 {
     pthread_mutex_lock(&r->lock);

@@ -68,6 +68,13 @@ relay_redis *relay_redis_start(const char *url, const char *const *subs,
 void relay_redis_command(relay_redis *r, relay_redis_fn fn, void *ctx,
                          uint64_t tag, int argc, const char *const *argv,
                          const size_t *lens);
+/* PUBLISH channel e (an envelope, below); fn as for relay_redis_command
+ * (its reply is how many subscribers got it). An envelope that ran out of
+ * memory is not sent: fn gets NULL at once. */
+struct relay_env;
+void relay_redis_publish(relay_redis *r, const char *channel,
+                         const struct relay_env *e, relay_redis_fn fn,
+                         void *ctx, uint64_t tag);
 /* Takes the events that arrived, oldest first (NULL: none); free each
  * with relay_redis_event_free. */
 relay_redis_event *relay_redis_take(relay_redis *r);

@@ -7,12 +7,28 @@
 #include <stdlib.h>
 #include <string.h>
 
-relay_room *relay_room_get(relay_server *srv, const char *name)
+relay_room *relay_room_find(relay_server *srv, const char *name)
 {
     for (relay_room *r = srv->rooms; r; r = r->next)
         if (!strcmp(r->name, name))
             return r;
-    relay_room *r = calloc(1, sizeof *r);
+    return NULL;
+}
+
+relay_room *relay_room_of_tag(relay_server *srv, uint64_t tag)
+{
+    for (relay_room *r = srv->rooms; r; r = r->next)
+        if ((uint64_t)(uintptr_t)r == tag)
+            return r;
+    return NULL;
+}
+
+relay_room *relay_room_get(relay_server *srv, const char *name)
+{
+    relay_room *r = relay_room_find(srv, name);
+    if (r)
+        return r;
+    r = calloc(1, sizeof *r);
     if (!r || strlen(name) > PB_MAX_NAME_BYTES) {
         free(r);
         return NULL;
