@@ -315,25 +315,16 @@ TEST(test_variadic_vars_are_refused_with_the_name)
     cc_result_free(&r);
 }
 
-/* The runtime's dynamic linker has one global symbol table in which the
- * first definition of a name wins: a patch may define no name that is the
- * compiler's, the linker's or the runtime's, and its module exports only
- * what the linker makes. */
-TEST(test_reserved_names_are_refused)
+/* A source the compiler refuses: no module, and an error containing want
+ * at line. */
+typedef struct {
+    const char *src, *want;
+    uint32_t line;
+} refusal;
+
+static void check_refusals(const refusal *cases, size_t n)
 {
-    static const struct {
-        const char *src, *want;
-        uint32_t line;
-    } cases[] = {
-        {"#include <patchbay.h>\nint __evil(void) { return 1; }\n",
-         "\"__evil\": names that begin with __ or pb__ are reserved", 2},
-        {"int ok(void) { return 2; }\nint __counter = 3;\n",
-         "\"__counter\": names that begin with __", 2},
-        {"int pb__mine(int x) { return x; }\n",
-         "\"pb__mine\": names that begin with __ or pb__", 1},
-        {"void __wasm_call_ctors(void) {}\n", "\"__wasm_call_ctors\"", 1},
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    for (size_t i = 0; i < n; i++) {
         cc_result r;
         compile(cases[i].src, &r);
         CHECK(!r.ok && !r.module);
@@ -343,6 +334,24 @@ TEST(test_reserved_names_are_refused)
             CHECK_EQ_INT(d->line, cases[i].line);
         cc_result_free(&r);
     }
+}
+
+/* The runtime's dynamic linker has one global symbol table in which the
+ * first definition of a name wins: a patch may define no name that is the
+ * compiler's, the linker's or the runtime's, and its module exports only
+ * what the linker makes. */
+TEST(test_reserved_names_are_refused)
+{
+    static const refusal cases[] = {
+        {"#include <patchbay.h>\nint __evil(void) { return 1; }\n",
+         "\"__evil\": names that begin with __ or pb__ are reserved", 2},
+        {"int ok(void) { return 2; }\nint __counter = 3;\n",
+         "\"__counter\": names that begin with __", 2},
+        {"int pb__mine(int x) { return x; }\n",
+         "\"pb__mine\": names that begin with __ or pb__", 1},
+        {"void __wasm_call_ctors(void) {}\n", "\"__wasm_call_ctors\"", 1},
+    };
+    check_refusals(cases, sizeof cases / sizeof cases[0]);
     /* private to the patch, a reserved name leaves nothing behind */
     cc_result r;
     compile("static int __helper(void) { return 4; }\n"
@@ -358,10 +367,7 @@ TEST(test_reserved_names_are_refused)
  * the binder, so nothing of it runs before it commits. */
 TEST(test_constructors_and_destructors_are_refused)
 {
-    static const struct {
-        const char *src, *want;
-        uint32_t line;
-    } cases[] = {
+    static const refusal cases[] = {
         {"#include <patchbay.h>\nint n;\n"
          "__attribute__((constructor)) static void early(void) { n = 1; }\n",
          "\"early\" is a constructor: patch code may not run before", 3},
@@ -372,16 +378,7 @@ TEST(test_constructors_and_destructors_are_refused)
          "3; }\n",
          "\"late\" is a destructor", 3},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        cc_result r;
-        compile(cases[i].src, &r);
-        CHECK(!r.ok && !r.module);
-        const cc_diag *d = find_error(&r, cases[i].want);
-        CHECK(d != NULL);
-        if (d)
-            CHECK_EQ_INT(d->line, cases[i].line);
-        cc_result_free(&r);
-    }
+    check_refusals(cases, sizeof cases / sizeof cases[0]);
     check_still_works();
 }
 
