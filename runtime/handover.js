@@ -38,12 +38,15 @@ export async function instantiate(h, floor = h.freshness.floor, { isVerifier = f
 // The account of a frame: the verifier's, with the patch instance's (how
 // it prepared) for what it passed.
 function merged(v, m) {
-  // (verify_us: both instances' share of verifying)
-  if (v.t === 'patch') return m.ok ? { ...m, verify_us: m.verify_us + v.verify_us } : m;
+  // (verify_us: both instances' share of verifying; created_us, which
+  // bounds the room clock, as the verifier read it: the patch instance's
+  // memory is patch code's)
+  const signed = (x, from) => (from.created_us === undefined ? x : { ...x, created_us: from.created_us });
+  if (v.t === 'patch') return signed(m.ok ? { ...m, verify_us: m.verify_us + v.verify_us } : m, v);
   if (v.t !== 'history') return v;
   const mi = m.items || [];
   let k = 0;
-  const items = (v.items || []).map((it) => (it.ok ? mi[k++] || it : it));
+  const items = (v.items || []).map((it) => (it.ok ? signed(mi[k++] || it, it) : it));
   const r = { ...v, items, verified: items.filter((it) => it.ok).length,
               failed: items.filter((it) => !it.ok).length };
   if (m.refused) r.refused = m.refused;
