@@ -142,9 +142,15 @@ static pb_err add_relays(const char *url, const char *list, bool tls,
 {
     for (const char *p = list;;) {
         pbc_relay r = {.tls = tls};
-        if (!(p = parse_relay(url, p, ",/#&", &r, why)))
+        if (!(p = parse_relay(url, p, ",/", &r, why)))
             return PB_ERR_FIELD_RANGE;
-        p += strcspn(p, ",#&");
+        if (*p == '/') /* an address, no path (as runtime/link.js) */
+            p++;
+        if (*p && *p != ',')
+            return pb_fail(why, PB_ERR_FIELD_RANGE,
+                           "%s: a relay is HOST:PORT or ws(s)://HOST:PORT, "
+                           "without a path",
+                           url);
         bool seen = false;
         for (unsigned i = 0; i < pbc_target_relays(t); i++) {
             pbc_relay o = pbc_target_relay(t, i);

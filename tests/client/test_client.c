@@ -129,6 +129,8 @@ TEST(bad_or_too_many_relays_are_refused_naming_the_link)
         "ws://h:1,b:0",
         "ws://h:1/#relays=b:2,:3",
         "ws://a:1/#relays=b:1,c:1,d:1,e:1,f:1,g:1,h:1,i:1",
+        "ws://h:1/#relays=b:2/x",
+        "ws://h:1,b:2/x",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         pbc_target t = {0};
