@@ -54,10 +54,11 @@ export class HistoryPlayer {
   // arguments, as for RuntimeHost), room, key (hex: the relay key the
   // patches are checked against), epoch (the room's: its seq 1 links to
   // that epoch's genesis; 0 from before epochs), tempo {tempo_bpm, quantum}, canvas
-  // {width, height}, every (patches between checkpoints, default 24).
+  // {width, height}, every (patches between checkpoints, default 8: a seek
+  // walks at most 7 patches from one).
   constructor(opts) {
     this.o = opts;
-    this.every = opts.every || 24;
+    this.every = opts.every || 8;
     this.frames = [null];     // by seq: patch frame bytes
     this.info = [null];       // by seq: describePatch
     this.checkpoints = [{ seq: 0 }]; // seq 0: the empty room
