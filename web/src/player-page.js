@@ -115,7 +115,10 @@ async function main() {
     show(n);
     draw();
   };
-  const timeline = new Timeline($('timeline'), { onSeek: (n) => { seek(n).catch(fail); } });
+  // one seek at a time, in the order asked (a drag or held arrow key asks
+  // many): each starts from where the last one left the player
+  let seeking = Promise.resolve();
+  const timeline = new Timeline($('timeline'), { onSeek: (n) => { seeking = seeking.then(() => seek(n)).catch(fail); } });
   timeline.setPatches(info);
   status.state = 'indexing';
   await player.index((n, total) => { $('patch-meta').textContent = `indexing ${n}/${total}…`; });
