@@ -4,7 +4,8 @@
 // files) and the wasm runtime, both in base64, and this script.
 //
 // Before anything runs, every patch is verified in a runtime instance of
-// its own — signature, statement, hashes, chain (runtime/verify.c) — with
+// its own — signature, statement, hashes, chain: a verifier instance
+// (runtime/verifier.c), where no patch code is ever loaded — with
 // the relay key the bundle names, shown on the page. A file someone
 // edited is played up to the patch before the first one that does not
 // verify, and the page says which one and why. Then the player
