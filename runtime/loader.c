@@ -9,8 +9,21 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-pb_err rt_load(const uint8_t *module, uint32_t len, uint64_t seq,
-               pb_errmsg *why)
+EMSCRIPTEN_KEEPALIVE
+int rt_load(const char *path)
+{
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        const char *e = dlerror();
+        rt_prepare_error("loading %s failed: %s", path,
+                         e ? e : "dlopen failed");
+        return -1;
+    }
+    return 0;
+}
+
+pb_err rt_load_module(const uint8_t *module, uint32_t len, uint64_t seq,
+                      pb_errmsg *why)
 {
     static uint64_t n_files;
     char path[80];
@@ -26,12 +39,7 @@ pb_err rt_load(const uint8_t *module, uint32_t len, uint64_t seq,
         unlink(path);
         return pb_fail(why, PB_ERR_IO, "cannot write %s", path);
     }
-    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (!h) {
-        const char *e = dlerror();
-        rt_prepare_error("loading %s failed: %s", path,
-                         e ? e : "dlopen failed");
-    }
-    unlink(path); /* the loader has its own copy; the name is never reused */
+    rt_load(path); /* errors are collected by rt_prepare_end */
+    unlink(path);  /* the loader has its own copy; the name is never reused */
     return PB_OK;
 }

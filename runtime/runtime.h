@@ -65,13 +65,15 @@ int rt_states_each(void (*each)(const char *name, uint32_t size, uint32_t align,
 void *rt_var_fn(const char *name);
 const char *rt_var_sig(const char *name);
 
-/* Loads a verified side module (len bytes) inside a prepare, which
- * collects what went wrong loading it (rt_prepare_errors()). PB_ERR_IO, said
- * in why, if it could not even be handed to the dynamic linker. loader.c in
- * the runtime; a native build (tests/runtime/native/) has one that loads
- * nothing. */
-pb_err rt_load(const uint8_t *module, uint32_t len, uint64_t seq,
-               pb_errmsg *why);
+/* Loads a side module from the in-memory file system inside a prepare:
+ * returns 0, or -1 with the loader's message in rt_prepare_errors(). */
+int rt_load(const char *path);
+/* Loads a verified side module (len bytes) inside a prepare: writes it
+ * under a new file name and rt_load()s it. PB_ERR_IO, said in why, if it
+ * could not be written. A native build (tests/runtime/native/) has one
+ * that loads nothing. */
+pb_err rt_load_module(const uint8_t *module, uint32_t len, uint64_t seq,
+                      pb_errmsg *why);
 
 /* Room time and beat for pb_time()/pb_beat(). */
 void rt_set_time(double t, double beat);

@@ -328,7 +328,7 @@ pb_err rt_prepare_patch(const pb_patch *p, uint64_t seq, rt_staged **out,
     rt_prepare_begin();
     rt_state.loading_seq = seq;
     /* load errors are collected by rt_prepare_end */
-    e = rt_load(p->module.ptr, p->module.len, seq, why);
+    e = rt_load_module(p->module.ptr, p->module.len, seq, why);
     rt_state.loading_seq = 0;
     if (e) {
         rt_prepare_abort();

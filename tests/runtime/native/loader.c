@@ -8,8 +8,8 @@
 
 #include <stdint.h>
 
-pb_err rt_load(const uint8_t *module, uint32_t len, uint64_t seq,
-               pb_errmsg *why)
+pb_err rt_load_module(const uint8_t *module, uint32_t len, uint64_t seq,
+                      pb_errmsg *why)
 {
     uint8_t name = len > 11 ? module[11] : 0;
     uint8_t variant = len > 12 ? module[12] : 0;
