@@ -35,6 +35,11 @@ export function parseLink(link) {
                    !KEY_HEX.test(key) && `key (${2 * PB_PUBLICKEY_BYTES} hex digits)`].filter(Boolean);
   if (missing.length)
     throw new Error(`join link lacks ${missing.join(', ')} in its #fragment`);
+  // as relay/token.c: C (rt_session_open) would read a room only up to a
+  // NUL, and the floor would be kept under another name than the one
+  // verified (docs/SECURITY.md § Rollback and freeze)
+  if (/[\u0000-\u001f\u007f]/.test(room))
+    throw new Error(`join link room ${JSON.stringify(room)} has a control character; room names have none`);
   const url = `${scheme}//${u.host}`;
   const urls = [url];
   for (const r of (p.get('relays') || '').split(',').filter(Boolean)) {

@@ -113,6 +113,9 @@ test('a session that cannot open says which input is wrong, with a code for each
                        (e) => e.code === PB.PB_ERR_FIELD_RANGE && /room name has 65 bytes: 1 to 64/.test(e.message));
   await assert.rejects(joinRoom({ url: 'ws://127.0.0.1:1', room: 'jam', token: 't', key: 'zz' }, { connect: false }),
                        (e) => e.code === PB.PB_ERR_MALFORMED && /relay key "zz" is not 64 hex digits/.test(e.message));
+  // a NUL would end the room for C but not for the floor's file name
+  await assert.rejects(joinRoom(`http://127.0.0.1:1/runtime.html#room=jam%00x&token=t&key=${key}`, { connect: false }),
+                       /join link room "jam\\u0000x" has a control character/);
 });
 
 test('the seed demo: a real patch commits and ggg(10) is 58, then 59', async () => {
