@@ -1,12 +1,36 @@
-/* history_db.h — what history.c lends the other files that keep tables in
- * the history database (bufstore.c): its handle, and one way to write
- * durably and to fail. Private to relay/. */
+/* history_db.h — what history.c lends the files that keep tables in the
+ * history database (patchstore.c, roomstore.c, tokenstore.c, bufstore.c):
+ * its handle, its kept statements, and one way to write durably and to
+ * fail. Private to relay/. */
 #ifndef PB_RELAY_HISTORY_DB_H
 #define PB_RELAY_HISTORY_DB_H
 
 #include "relay.h"
 
 #include <sqlite3.h>
+
+/* The statements every handle keeps prepared (their SQL: history.c). */
+enum {
+    Q_HEAD,
+    Q_INSERT_PATCH,
+    Q_UPSERT_VAR,
+    Q_VARS,
+    Q_PATCHES,
+    Q_ROOMS,
+    Q_GET_SETTINGS,
+    Q_SET_SETTINGS,
+    Q_GET_EPOCH, /* NULL in a read-only history from before epochs */
+    Q_SET_EPOCH, /* likewise */
+    Q_COUNT_
+};
+
+struct relay_history {
+    sqlite3 *db;
+    bool sync_normal; /* synchronous=NORMAL could not be set back to FULL */
+    bool stuck;       /* a write transaction whose ROLLBACK failed */
+    sqlite3_stmt *q[Q_COUNT_];
+    char path[4096];
+};
 
 /* Returns from the calling function with e if e is an error. */
 #define TRY_HISTORY(e)                                                         \
@@ -31,5 +55,19 @@ pb_err relay_history_end(relay_history *h, pb_err e, pb_errmsg *why);
  * older relay may lack); NULL on failure, the error kept on the handle.
  * The caller finalizes it. */
 sqlite3_stmt *relay_history_prepare(relay_history *h, const char *sql);
+/* The kept statement which (Q_*), reset, its bindings cleared, and room
+ * bound to ?1 unless NULL. */
+sqlite3_stmt *relay_history_query(relay_history *h, int which,
+                                  const char *room);
+/* Ends a failed write transaction. If even ROLLBACK fails, the handle is
+ * marked and relay_history_ready ends it before the next use. */
+void relay_history_rollback(relay_history *h);
+
+/* A text column, "" for NULL. */
+static inline const char *relay_history_text(sqlite3_stmt *s, int i)
+{
+    const unsigned char *t = sqlite3_column_text(s, i);
+    return t ? (const char *)t : "";
+}
 
 #endif

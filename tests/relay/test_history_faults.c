@@ -1,11 +1,12 @@
 /* test_history_faults.c — SQLite-style fault injection for the history's
  * append (relay_history_append, which persists a patch before anyone sees
- * it): SQLite's allocator and history.c's own allocations fail at the N-th
+ * it): SQLite's allocator and the history's own allocations fail at the N-th
  * call, for every N until an append goes through, once (that call only)
  * and persistently (that call and every later one, as when memory runs
  * out). Each failure must be clean: an error comes back, the database is
  * unchanged (head, vars, the chain verifies), and the next append works.
- * history.c is compiled into this test so its allocations can be counted. */
+ * history.c and patchstore.c are compiled into this test so their
+ * allocations can be counted. */
 #include "../check.h"
 
 #include <sodium.h>
@@ -40,6 +41,7 @@ static char *t_strdup(const char *s)
 #define malloc t_malloc
 #define strdup t_strdup
 #include "../../relay/history.c"
+#include "../../relay/patchstore.c"
 #undef malloc
 #undef strdup
 
