@@ -95,6 +95,41 @@ static bool is_bin32(const msgpack_object *o, uint8_t out[32])
     return true;
 }
 
+/* The head's elements into out (pb_canonical_decode's take). */
+static pb_err take_head(const msgpack_object *o, msgpack_zone *zone, void *vout,
+                        pb_errmsg *why)
+{
+    (void)zone; /* the room points into the zone through o */
+    pb_head *out = vout;
+    bool is_array = o->type == MSGPACK_OBJECT_ARRAY;
+    const msgpack_object *el = is_array ? o->via.array.ptr : NULL;
+    if (!is_array || o->via.array.size != N_ELEMS ||
+        el[0].type != MSGPACK_OBJECT_STR ||
+        el[0].via.str.size != strlen(HEAD_TAG) ||
+        memcmp(el[0].via.str.ptr, HEAD_TAG, strlen(HEAD_TAG)))
+        return pb_fail(why, PB_ERR_FIELD_TYPE,
+                       "head: must be an array of %u beginning \"%s\"", N_ELEMS,
+                       HEAD_TAG);
+    uint64_t version = 0;
+    if (!is_uint(&el[1], &version) || version != PB_HEAD_VERSION)
+        return pb_fail(why, PB_ERR_VERSION, "head: version must be %u",
+                       PB_HEAD_VERSION);
+    if (el[2].type != MSGPACK_OBJECT_STR || !is_uint(&el[3], &out->epoch) ||
+        !is_uint(&el[4], &out->seq) || !is_bin32(&el[5], out->hash) ||
+        !is_uint(&el[6], &out->time_us) || !is_bin32(&el[7], out->key))
+        return pb_fail(why, PB_ERR_FIELD_TYPE,
+                       "head: [tag, version, room str, epoch uint, seq uint, "
+                       "hash bin 32, time_us uint, key bin 32] expected");
+    out->room = (pb_str){el[2].via.str.ptr ? el[2].via.str.ptr : "",
+                         el[2].via.str.size};
+    return PB_OK;
+}
+
+static pb_err encode_head(const void *h, pb_buf *out, pb_errmsg *why)
+{
+    return pb_head_encode(h, out, why);
+}
+
 pb_err pb_head_decode(const uint8_t *buf, size_t len, pb_head *out,
                       pb_errmsg *why)
 {
@@ -102,54 +137,15 @@ pb_err pb_head_decode(const uint8_t *buf, size_t len, pb_head *out,
     if (len > PB_MAX_HEAD_BYTES)
         return pb_fail(why, PB_ERR_TOO_BIG, "head: %zu bytes, at most %u", len,
                        PB_MAX_HEAD_BYTES);
-    msgpack_object o;
     msgpack_zone *zone = NULL;
-    pb_buf again;
-    pb_buf_init(&again);
-    pb_err e = pb_unpack(buf, len, HEAD_OBJS, &o, &zone, "head", why);
-    if (e)
-        goto fail;
-    const msgpack_object *el = o.via.array.ptr;
-    uint64_t version = 0;
-    if (o.type != MSGPACK_OBJECT_ARRAY || o.via.array.size != N_ELEMS ||
-        el[0].type != MSGPACK_OBJECT_STR ||
-        el[0].via.str.size != strlen(HEAD_TAG) ||
-        memcmp(el[0].via.str.ptr, HEAD_TAG, strlen(HEAD_TAG))) {
-        e = pb_fail(why, PB_ERR_FIELD_TYPE,
-                    "head: must be an array of %u beginning \"%s\"", N_ELEMS,
-                    HEAD_TAG);
-        goto fail;
+    pb_err e = pb_canonical_decode(buf, len, HEAD_OBJS, "head", take_head,
+                                   encode_head, out, &zone, why);
+    if (e) {
+        memset(out, 0, sizeof *out);
+        return e;
     }
-    if (!is_uint(&el[1], &version) || version != PB_HEAD_VERSION) {
-        e = pb_fail(why, PB_ERR_VERSION, "head: version must be %u",
-                    PB_HEAD_VERSION);
-        goto fail;
-    }
-    if (el[2].type != MSGPACK_OBJECT_STR || !is_uint(&el[3], &out->epoch) ||
-        !is_uint(&el[4], &out->seq) || !is_bin32(&el[5], out->hash) ||
-        !is_uint(&el[6], &out->time_us) || !is_bin32(&el[7], out->key)) {
-        e = pb_fail(why, PB_ERR_FIELD_TYPE,
-                    "head: [tag, version, room str, epoch uint, seq uint, "
-                    "hash bin 32, time_us uint, key bin 32] expected");
-        goto fail;
-    }
-    out->room = (pb_str){el[2].via.str.ptr ? el[2].via.str.ptr : "",
-                         el[2].via.str.size};
-    if ((e = pb_head_encode(out, &again, why)))
-        goto fail;
-    if (again.len != len || memcmp(again.data, buf, len) != 0) {
-        e = pb_fail(why, PB_ERR_NOT_CANONICAL,
-                    "head: bytes are not the canonical encoding");
-        goto fail;
-    }
-    pb_buf_free(&again);
     out->priv_ = zone;
     return PB_OK;
-fail:
-    pb_buf_free(&again);
-    msgpack_zone_free(zone);
-    memset(out, 0, sizeof *out);
-    return e;
 }
 
 void pb_head_free(pb_head *h)

@@ -21,6 +21,20 @@ pb_err pb_unpack(const uint8_t *buf, size_t len, uint32_t max_objects,
                  msgpack_object *obj, msgpack_zone **zone, const char *what,
                  pb_errmsg *why) PB_WUR;
 
+/* Decodes bytes that must be the canonical encoding of a value (a
+ * statement, a head): unpacks buf into a zone (as pb_unpack), has take()
+ * fill *out from the msgpack object, then encode() *out again and
+ * requires the very same bytes (PB_ERR_NOT_CANONICAL otherwise). On
+ * success *zone holds the memory *out points into; on failure nothing is
+ * left allocated (the caller clears *out). */
+typedef pb_err (*pb_take_fn)(const msgpack_object *o, msgpack_zone *zone,
+                             void *out, pb_errmsg *why);
+typedef pb_err (*pb_encode_fn)(const void *out, pb_buf *b, pb_errmsg *why);
+pb_err pb_canonical_decode(const uint8_t *buf, size_t len, uint32_t max_objects,
+                           const char *what, pb_take_fn take,
+                           pb_encode_fn encode, void *out, msgpack_zone **zone,
+                           pb_errmsg *why) PB_WUR;
+
 /* True if s[0..len) is well-formed UTF-8 (no overlongs, no surrogates). */
 bool pb_is_utf8(const char *s, size_t len);
 

@@ -7,6 +7,7 @@
 #include "internal.h"
 
 #include <msgpack.h>
+#include <string.h>
 
 static uint64_t be(const uint8_t *p, unsigned n)
 {
@@ -187,6 +188,32 @@ pb_err pb_unpack(const uint8_t *buf, size_t len, uint32_t max_objects,
     if (!*zone)
         return pb_fail(why, PB_ERR_NOMEM, "%s: out of memory", what);
     return PB_OK;
+}
+
+pb_err pb_canonical_decode(const uint8_t *buf, size_t len, uint32_t max_objects,
+                           const char *what, pb_take_fn take,
+                           pb_encode_fn encode, void *out, msgpack_zone **zone,
+                           pb_errmsg *why)
+{
+    msgpack_object o;
+    pb_buf again;
+    pb_buf_init(&again);
+    pb_err e = pb_unpack(buf, len, max_objects, &o, zone, what, why);
+    if (!e)
+        e = take(&o, *zone, out, why);
+    if (!e)
+        e = encode(out, &again, why);
+    if (!e && (again.len != len || memcmp(again.data, buf, len) != 0))
+        e = pb_fail(why, PB_ERR_NOT_CANONICAL,
+                    "%s: bytes are not the canonical encoding (%zu bytes, "
+                    "canonical form is %zu)",
+                    what, len, again.len);
+    pb_buf_free(&again);
+    if (e) {
+        msgpack_zone_free(*zone);
+        *zone = NULL;
+    }
+    return e;
 }
 
 const char *pb_msgpack_type_name(msgpack_object_type t)

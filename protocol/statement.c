@@ -265,6 +265,25 @@ static pb_err decode_elems(const msgpack_object *a, pb_statement *s,
     return check(s, why);
 }
 
+/* The statement's elements into out (pb_canonical_decode's take). */
+static pb_err take_statement(const msgpack_object *o, msgpack_zone *zone,
+                             void *out, pb_errmsg *why)
+{
+    if (o->type != MSGPACK_OBJECT_ARRAY ||
+        (o->via.array.size != N_ELEMS && o->via.array.size != N_ELEMS_EXPR &&
+         o->via.array.size != N_ELEMS_ORIGIN))
+        return pb_fail(why, PB_ERR_FIELD_TYPE,
+                       "statement: must be an array of %u elements (%u for an "
+                       "expression, %u for a replay)",
+                       N_ELEMS, N_ELEMS_EXPR, N_ELEMS_ORIGIN);
+    return decode_elems(o, out, zone, why);
+}
+
+static pb_err encode_statement(const void *s, pb_buf *out, pb_errmsg *why)
+{
+    return pb_statement_encode(s, out, why);
+}
+
 pb_err pb_statement_decode(const uint8_t *buf, size_t len, pb_statement *out,
                            pb_errmsg *why)
 {
@@ -274,43 +293,17 @@ pb_err pb_statement_decode(const uint8_t *buf, size_t len, pb_statement *out,
                        len, PB_MAX_STATEMENT_BYTES);
     if (len == 0)
         return pb_fail(why, PB_ERR_TRUNCATED, "statement: empty input");
-    msgpack_object obj;
     msgpack_zone *zone = NULL;
-    pb_buf again;
-    pb_buf_init(&again);
-    pb_err e = pb_unpack(buf, len, 4 * PB_MAX_SYMBOLS + 32, &obj, &zone,
-                         "statement", why);
-    if (e)
-        goto fail;
-    if (obj.type != MSGPACK_OBJECT_ARRAY ||
-        (obj.via.array.size != N_ELEMS && obj.via.array.size != N_ELEMS_EXPR &&
-         obj.via.array.size != N_ELEMS_ORIGIN)) {
-        e = pb_fail(why, PB_ERR_FIELD_TYPE,
-                    "statement: must be an array of %u elements (%u for an "
-                    "expression, %u for a replay)",
-                    N_ELEMS, N_ELEMS_EXPR, N_ELEMS_ORIGIN);
-        goto fail;
+    pb_err e =
+        pb_canonical_decode(buf, len, 4 * PB_MAX_SYMBOLS + 32, "statement",
+                            take_statement, encode_statement, out, &zone, why);
+    if (e) {
+        memset(out, 0, sizeof *out);
+        return e;
     }
-    if ((e = decode_elems(&obj, out, zone, why)))
-        goto fail;
-    if ((e = pb_statement_encode(out, &again, why)))
-        goto fail;
-    if (again.len != len || memcmp(again.data, buf, len) != 0) {
-        e = pb_fail(why, PB_ERR_NOT_CANONICAL,
-                    "statement: bytes are not the canonical encoding (%zu "
-                    "bytes, canonical form is %zu)",
-                    len, again.len);
-        goto fail;
-    }
-    pb_buf_free(&again);
     pb_hash(buf, len, out->hash);
     out->priv_ = zone;
     return PB_OK;
-fail:
-    pb_buf_free(&again);
-    msgpack_zone_free(zone);
-    memset(out, 0, sizeof *out);
-    return e;
 }
 
 void pb_statement_free(pb_statement *s)
