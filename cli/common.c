@@ -144,25 +144,30 @@ relay_history *cli_open_history(const char *cmd, const char *data)
 
 const char *cli_token_file(const char *cmd, const char *path)
 {
-    static char tok[PB_MAX_TOKEN_BYTES + 2];
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        fprintf(stderr, "patchbay %s: cannot read the token file %s: %s\n",
-                cmd, path, strerror(errno));
+    static char tok[PB_MAX_TOKEN_BYTES + 1];
+    pb_buf b;
+    pb_buf_init(&b);
+    pb_errmsg why = {{0}};
+    /* a token and its line end; a longer file holds more than one */
+    pb_err e = pb_buf_read_path(&b, path, PB_MAX_TOKEN_BYTES + 64, &why);
+    size_t n = e ? 0 : b.len;
+    while (n && (b.data[n - 1] == '\n' || b.data[n - 1] == '\r' ||
+                 b.data[n - 1] == ' ' || b.data[n - 1] == '\t'))
+        n--;
+    if (n && n <= PB_MAX_TOKEN_BYTES)
+        memcpy(tok, b.data, n);
+    pb_buf_free(&b);
+    if (e && e != PB_ERR_TOO_BIG) {
+        fprintf(stderr, "patchbay %s: the token file: %s\n", cmd, why.text);
         return NULL;
     }
-    size_t n = fread(tok, 1, sizeof tok - 1, f);
-    fclose(f);
-    while (n && (tok[n - 1] == '\n' || tok[n - 1] == '\r' ||
-                 tok[n - 1] == ' ' || tok[n - 1] == '\t'))
-        n--;
-    tok[n] = '\0';
     if (!n || n > PB_MAX_TOKEN_BYTES) {
         fprintf(stderr,
-                "patchbay %s: the token file %s holds %s, not one token\n",
-                cmd, path, n ? "more than a token's bytes" : "nothing");
+                "patchbay %s: the token file %s holds %s, not one token\n", cmd,
+                path, n || e ? "more than a token's bytes" : "nothing");
         return NULL;
     }
+    tok[n] = '\0';
     return tok;
 }
 
@@ -294,16 +299,9 @@ pb_lang cli_lang_of(const char *file, pb_lang forced)
 
 pb_err cli_read_file(const char *path, pb_buf *out, pb_errmsg *why)
 {
-    bool from_stdin = !strcmp(path, "-");
-    FILE *f = from_stdin ? stdin : fopen(path, "rb");
-    if (!f)
-        return pb_fail(why, PB_ERR_IO, "cannot read %s: %s", path,
-                       strerror(errno));
-    pb_err e = pb_buf_read_file(out, f, from_stdin ? "<stdin>" : path,
-                                CLI_MAX_FILE_BYTES, why);
-    if (!from_stdin)
-        fclose(f);
-    return e;
+    if (!strcmp(path, "-"))
+        return pb_buf_read_file(out, stdin, "<stdin>", CLI_MAX_FILE_BYTES, why);
+    return pb_buf_read_path(out, path, CLI_MAX_FILE_BYTES, why);
 }
 
 bool cli_self_exe(char *out, size_t cap)

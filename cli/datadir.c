@@ -3,7 +3,6 @@
 #include "history.h"
 #include "relay.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -28,12 +27,7 @@ pb_err cli_data_key(const char *data, uint8_t key[PB_PUBLICKEY_BYTES],
     pb_buf pub;
     pb_buf_init(&pub);
     pb_errmsg read_why = {{0}};
-    FILE *f = fopen(path, "rb");
-    pb_err e = f ? pb_buf_read_file(&pub, f, path, 4096, &read_why)
-                 : pb_fail(&read_why, PB_ERR_IO, "cannot read %s: %s", path,
-                           strerror(errno));
-    if (f)
-        fclose(f);
+    pb_err e = pb_buf_read_path(&pub, path, 4096, &read_why);
     if (e || !pub.len) {
         pb_buf_free(&pub);
         return e ? pb_fail(why, PB_ERR_IO, "%s (or pass --key)", read_why.text)

@@ -65,16 +65,11 @@ pb_err farm_png_decode(const uint8_t *bytes, size_t len, farm_image *img,
 pb_err farm_png_load(const char *path, farm_image *img, pb_errmsg *why)
 {
     memset(img, 0, sizeof *img);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return pb_fail(why, PB_ERR_IO, "cannot read %s: %s", path,
-                       strerror(errno));
     /* a PNG of the largest allowed size compresses far below this */
     enum { MAX_FILE = 64 << 20 };
     pb_buf bytes;
     pb_buf_init(&bytes);
-    pb_err e = pb_buf_read_file(&bytes, f, path, MAX_FILE, why);
-    fclose(f);
+    pb_err e = pb_buf_read_path(&bytes, path, MAX_FILE, why);
     if (!e) {
         pb_errmsg inner = {{0}};
         e = farm_png_decode(bytes.data, bytes.len, img, &inner);

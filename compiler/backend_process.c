@@ -46,14 +46,9 @@ typedef struct proc_be {
  * if it cannot be read whole. */
 static char *read_all(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
     pb_buf b;
     pb_buf_init(&b);
-    pb_err e = pb_buf_read_file(&b, f, path, 0, NULL);
-    fclose(f);
-    if (e) {
+    if (pb_buf_read_path(&b, path, 0, NULL)) {
         pb_buf_free(&b);
         return NULL;
     }

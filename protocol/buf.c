@@ -125,6 +125,20 @@ pb_err pb_buf_read_file(pb_buf *b, FILE *f, const char *name, size_t max_bytes,
     return PB_OK;
 }
 
+pb_err pb_buf_read_path(pb_buf *b, const char *path, size_t max_bytes,
+                        pb_errmsg *why)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        b->len = 0;
+        return pb_fail(why, PB_ERR_IO, "cannot read %s: %s", path,
+                       strerror(errno));
+    }
+    pb_err e = pb_buf_read_file(b, f, path, max_bytes, why);
+    fclose(f);
+    return e;
+}
+
 void pb_writer_start(pb_writer *w, pb_buf *out, size_t limit)
 {
     w->out = out;

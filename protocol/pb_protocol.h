@@ -220,6 +220,10 @@ pb_err pb_buf_append(pb_buf *b, const void *bytes, size_t n) PB_WUR;
  * and the compiler. */
 pb_err pb_buf_read_file(pb_buf *b, FILE *f, const char *name, size_t max_bytes,
                         pb_errmsg *why) PB_WUR;
+/* pb_buf_read_file of the file at path, opened and closed here
+ * (PB_ERR_IO naming path if it cannot be opened). */
+pb_err pb_buf_read_path(pb_buf *b, const char *path, size_t max_bytes,
+                        pb_errmsg *why) PB_WUR;
 
 /* A byte sink for msgpack-c's packer that appends to a pb_buf, at most
  * limit bytes in all:

@@ -6,6 +6,8 @@
  * usage: test_cli_args PATCHBAY */
 #include "../check.h"
 
+#include "pb_protocol.h"
+
 #include <fcntl.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -189,6 +191,30 @@ TEST(an_unknown_option_is_named)
     }
 }
 
+/* --token-file is read like every other file (failed before: a
+ * directory "held nothing", the read error unsaid); what it holds is one
+ * token, its line end and spaces around it aside. */
+TEST(a_token_file_that_cannot_be_read_is_named)
+{
+    ran r = run((const char *const[]){"room", "--token-file", "/", NULL});
+    CHECK(says(&r, 2, "the token file: cannot read /: Is a directory"));
+    r = run((const char *const[]){"room", "--token-file", "/no/such", NULL});
+    CHECK(says(&r, 2, "cannot read /no/such: No such file or directory"));
+    char path[] = "/tmp/pb-cli-token-XXXXXX";
+    int fd = mkstemp(path);
+    REQUIRE(fd >= 0);
+    REQUIRE(write(fd, " \n", 2) == 2);
+    r = run((const char *const[]){"room", "--token-file", path, NULL});
+    CHECK(says(&r, 2, "holds nothing, not one token"));
+    char big[PB_MAX_TOKEN_BYTES + 100];
+    memset(big, 'a', sizeof big);
+    REQUIRE(write(fd, big, sizeof big) == (ssize_t)sizeof big);
+    close(fd);
+    r = run((const char *const[]){"room", "--token-file", path, NULL});
+    CHECK(says(&r, 2, "holds more than a token's bytes, not one token"));
+    unlink(path);
+}
+
 static const pb_test tests[] = {
     T(compile_refuses_a_file_it_cannot_read),
     T(verify_names_a_relay_pub_it_cannot_read),
@@ -197,6 +223,7 @@ static const pb_test tests[] = {
     T(durations_are_one_syntax_for_every_option),
     T(an_unknown_backend_is_named),
     T(an_unknown_option_is_named),
+    T(a_token_file_that_cannot_be_read_is_named),
 };
 
 PB_TEST_RUNNER
