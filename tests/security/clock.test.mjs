@@ -8,15 +8,12 @@
 // head's time_us), nor more than MAX_AHEAD_US ahead of a signed head's time
 // as received: forged pongs move the clock's estimate, and the room time a
 // runtime uses stays within those bounds (docs/SECURITY.md § The room clock).
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Relay, joinRoom, until, encode, decode, RoomClock, MAX_AHEAD_US } from '../runtime/harness.mjs';
-import { launch } from '../web/harness.mjs';
-import { Mitm } from './attacker.mjs';
+import { joinRoom, until, encode, decode, RoomClock, MAX_AHEAD_US } from '../runtime/harness.mjs';
+import { H, mitm, relay, relayBehindMitm, runtimePage } from './scene.mjs';
 
-const H = '#include <patchbay.h>\n';
 const HOUR = 3600e6;
-let relay, mitm, browser;
 
 // Rewrites every pong: the relay's times moved by shift µs, and spread
 // apart by 2 × widen µs (widen > the round trip makes it negative).
@@ -28,16 +25,7 @@ const forgePongs = (shift, widen = 0) => (bytes) => {
   return [encode(f)];
 };
 
-before(async () => {
-  relay = await new Relay().start();
-  mitm = await new Mitm(relay.port).start();
-});
-
-after(async () => {
-  await browser?.close();
-  await mitm?.close();
-  await relay?.stop();
-});
+relayBehindMitm();
 
 // Evaluates a patch and waits for rt to commit it; returns how late it was
 // (µs after its apply time) on rt's room clock, and how long it took.
@@ -101,14 +89,8 @@ test('node runtime: pongs forged from the first are overruled by the signed time
 
 test('Chromium runtime page: an hour-off clock from forged pongs does not hold a patch back', async () => {
   mitm.toClient = forgePongs(-HOUR);
-  browser = await launch();
-  const page = await (await browser.newContext({ viewport: { width: 480, height: 320 } })).newPage();
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(String(e)));
   try {
-    await page.goto(mitm.link(relay.link('page', 'page')));
-    const wait = (fn, arg, what, timeout = 30000) => page.waitForFunction(fn, arg, { timeout, polling: 50 })
-      .catch(() => { throw new Error(`${what}: not reached`); });
+    const { page, errors, wait } = await runtimePage(mitm.link(relay.link('page', 'page')));
     // synced: it took forged pongs (there were no others); the room time
     // it uses stays at the signed head's
     await wait(() => window.patchbay.stats.synced, null, 'the page synced to the forged pongs');

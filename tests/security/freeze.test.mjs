@@ -8,28 +8,17 @@
 // reconnects, and a signed head ahead of the runtime makes it catch up —
 // a dropped live patch is noticed at the next heartbeat, not at the next
 // patch.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Relay, joinRoom, until, encode, decode, PB } from '../runtime/harness.mjs';
-import { launch } from '../web/harness.mjs';
-import { Mitm, typeOf } from './attacker.mjs';
+import { joinRoom, until, encode, decode, PB } from '../runtime/harness.mjs';
+import { typeOf } from './attacker.mjs';
+import { H, mitm, relay, relayBehindMitm, runtimePage } from './scene.mjs';
 
-const H = '#include <patchbay.h>\n';
 const HEARTBEAT_MS = PB.PB_HEAD_EVERY_US / 1000;
 const STALE_MS = PB.PB_HEAD_STALE_US / 1000;
 const SILENT_MS = PB.PB_SILENT_US / 1000;
-let relay, mitm, browser;
 
-before(async () => {
-  relay = await new Relay().start();
-  mitm = await new Mitm(relay.port).start();
-});
-
-after(async () => {
-  await browser?.close();
-  await mitm?.close();
-  await relay?.stop();
-});
+relayBehindMitm();
 
 const honest = (b) => [b];
 const withhold = () => [];
@@ -155,18 +144,8 @@ test('node runtime: an unsigned welcome does not make a starved runtime fresh', 
 
 test('Chromium runtime page: withheld, the page shows "stale since …"; honest again, it clears', async () => {
   await relay.eval('page', `${H}double ggg(double v) { return v + 48; }\n`);
-  browser = await launch();
-  const page = await (await browser.newContext({ viewport: { width: 480, height: 320 } })).newPage();
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(String(e)));
-  const wait = (fn, arg, what, timeout = 30000) => page.waitForFunction(fn, arg, { timeout, polling: 100 })
-    .catch(async () => {
-      const st = await page.evaluate(() => JSON.stringify({ conn: window.patchbay.conn, stats: window.patchbay.stats,
-                                                            stale: window.patchbay.staleSinceUs }));
-      throw new Error(`${what}: not reached (${st})`);
-    });
   try {
-    await page.goto(mitm.link(relay.link('page', 'page')));
+    const { page, errors, wait } = await runtimePage(mitm.link(relay.link('page', 'page')), { polling: 100 });
     await wait(() => window.patchbay.stats.committedSeq === 1, null, 'seq 1');
     mitm.toClient = withhold;
     mitm.toRelay = withhold;

@@ -6,19 +6,16 @@
 // (a failed ack, PB_ERR_PREPARE, naming the import): nothing is loaded, the
 // chain moves on (the patch is authentic), and the next patch of that chain
 // commits. Node runtime and Chromium runtime page.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Relay, Recorder, joinRoom, until, PB } from '../runtime/harness.mjs';
-import { launch } from '../web/harness.mjs';
-import { Mitm } from './attacker.mjs';
+import { Recorder, joinRoom, until, PB } from '../runtime/harness.mjs';
+import { H, mitm, relay, relayBehindMitm, runtimePage } from './scene.mjs';
 
 const FORGE = process.env.PB_FORGE;
 if (!FORGE) throw new Error('set PB_FORGE (ctest does)');
-const H = '#include <patchbay.h>\n';
-let relay, mitm, browser;
 
 // A side module (dylink.0, as the runtime's loader wants it) that imports
 // env.system, a function no runtime offers, and defines nothing.
@@ -41,16 +38,7 @@ function forge(prev, like, module) {
   return new Uint8Array(execFileSync(FORGE, args));
 }
 
-before(async () => {
-  relay = await new Relay().start();
-  mitm = await new Mitm(relay.port).start();
-});
-
-after(async () => {
-  await browser?.close();
-  await mitm?.close();
-  await relay?.stop();
-});
+relayBehindMitm();
 
 // Room room's seq 1 (honest, from the real relay), then the forged seq 2
 // (imports env.system) and seq 3 (seq 1's module again, signed anew).
@@ -92,13 +80,7 @@ test('node runtime: a signed module importing env.system is refused before it lo
 test('Chromium runtime page: the same module is refused, and the next patch of the chain commits', async () => {
   const room = 'imports-page';
   const { p2, p3 } = await chain(room);
-  browser = await launch();
-  const page = await (await browser.newContext({ viewport: { width: 480, height: 320 } })).newPage();
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(String(e)));
-  await page.goto(mitm.link(relay.link(room, 'page')));
-  const wait = (fn, arg, what) => page.waitForFunction(fn, arg, { timeout: 30000, polling: 50 })
-    .catch(() => { throw new Error(`${what}: not reached`); });
+  const { page, errors, wait } = await runtimePage(mitm.link(relay.link(room, 'page')));
   await wait(() => window.patchbay.stats.committedSeq === 1, null, 'seq 1 committed');
   mitm.inject(p2);
   await wait(() => window.patchbay.rejects.length > 0, null, 'seq 2 refused');

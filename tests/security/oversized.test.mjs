@@ -4,27 +4,15 @@
 // host refuses it before a byte of it reaches wasm memory (which never
 // shrinks). Either way the memory stays as it was, the runtime keeps
 // serving, and it takes the next honest patch.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Relay, joinRoom, until, PB } from '../runtime/harness.mjs';
-import { launch } from '../web/harness.mjs';
-import { Mitm } from './attacker.mjs';
+import { joinRoom, until, PB } from '../runtime/harness.mjs';
+import { H, mitm, relay, relayBehindMitm, runtimePage } from './scene.mjs';
 
-const H = '#include <patchbay.h>\n';
 const ROOM = 'flood';
 const HUGE = 48 * 1024 * 1024;
-let relay, mitm, browser;
 
-before(async () => {
-  relay = await new Relay().start();
-  mitm = await new Mitm(relay.port).start();
-});
-
-after(async () => {
-  await browser?.close();
-  await mitm?.close();
-  await relay?.stop();
-});
+relayBehindMitm();
 
 test('node runtime: a 48 MiB frame is refused by its socket; memory stays, the next patch commits', async () => {
   const rt = await joinRoom(mitm.link(relay.link(ROOM, 'node')), { name: 'node', backoffMs: 100 });
@@ -50,17 +38,7 @@ test('node runtime: a 48 MiB frame is refused by its socket; memory stays, the n
 });
 
 test('Chromium runtime page: a 48 MiB frame is refused before it reaches wasm; memory stays, the next patch draws', async () => {
-  browser = await launch();
-  const page = await (await browser.newContext({ viewport: { width: 480, height: 320 } })).newPage();
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(String(e)));
-  await page.goto(mitm.link(relay.link(ROOM, 'page')));
-  const wait = (fn, arg, what) => page.waitForFunction(fn, arg, { timeout: 30000, polling: 50 })
-    .catch(async () => {
-      const st = await page.evaluate(() => JSON.stringify({ conn: window.patchbay.conn, detail: window.patchbay.detail,
-                                                            stats: window.patchbay.stats, rejects: window.patchbay.rejects }));
-      throw new Error(`${what}: not reached (${st})`);
-    });
+  const { page, errors, wait } = await runtimePage(mitm.link(relay.link(ROOM, 'page')));
   await wait(() => window.patchbay.conn === 'live' && window.patchbay.stats.memBytes > 0, null, 'the page live');
   const { seq: s1 } = await relay.eval(ROOM, `${H}double ggg(double v) { return v + 50; }\n`, { runtimes: 1 });
   await wait((s) => window.patchbay.stats.committedSeq >= s, s1, `seq ${s1} committed`);

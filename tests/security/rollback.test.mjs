@@ -9,28 +9,17 @@
 // head it verified per (relay key, room) — a file for the node runtime,
 // localStorage for a page — so a restarted runtime refuses them too. When
 // the attacker stops, it catches up honestly.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Relay, Recorder, joinRoom, until, PB } from '../runtime/harness.mjs';
-import { launch } from '../web/harness.mjs';
-import { Mitm, typeOf } from './attacker.mjs';
+import { Recorder, joinRoom, until, PB } from '../runtime/harness.mjs';
+import { typeOf } from './attacker.mjs';
+import { H, mitm, relay, relayBehindMitm, runtimePage } from './scene.mjs';
 
-const H = '#include <patchbay.h>\n';
-let relay, mitm, browser;
 
-before(async () => {
-  relay = await new Relay().start();
-  mitm = await new Mitm(relay.port).start();
-});
-
-after(async () => {
-  await browser?.close();
-  await mitm?.close();
-  await relay?.stop();
-});
+relayBehindMitm();
 
 const honest = (b) => [b];
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -117,18 +106,7 @@ test('node runtime: restarted, it remembers its highest verified head and refuse
 
 test('Chromium runtime page: reloaded, it remembers its head (localStorage) and refuses the old history', async () => {
   const old = await recordedRoom('page');
-  browser = await launch();
-  const page = await (await browser.newContext({ viewport: { width: 480, height: 320 } })).newPage();
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(String(e)));
-  const wait = (fn, arg, what) => page.waitForFunction(fn, arg, { timeout: 30000, polling: 50 })
-    .catch(async () => {
-      const st = await page.evaluate(() => JSON.stringify({ conn: window.patchbay.conn, stats: window.patchbay.stats,
-                                                            rejects: window.patchbay.rejects }));
-      throw new Error(`${what}: not reached (${st})`);
-    });
-  const link = mitm.link(relay.link('page', 'page'));
-  await page.goto(link);
+  const { page, errors, wait } = await runtimePage(mitm.link(relay.link('page', 'page')));
   await wait(() => window.patchbay.stats.committedSeq === 3, null, 'caught up to seq 3');
   mitm.toClient = replay(old);
   await page.reload();

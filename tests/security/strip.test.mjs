@@ -8,14 +8,11 @@
 // which patches still define a current var, and requires their modules —
 // if one is missing, nothing of that catch-up is applied. It says so, asks
 // again, and catches up honestly once the attacker stops.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Relay, joinRoom, until, encode, decode, PB } from '../runtime/harness.mjs';
-import { launch } from '../web/harness.mjs';
-import { Mitm } from './attacker.mjs';
+import { joinRoom, until, encode, decode, PB } from '../runtime/harness.mjs';
+import { H, mitm, relay, relayBehindMitm, runtimePage } from './scene.mjs';
 
-const H = '#include <patchbay.h>\n';
-let relay, mitm, browser;
 
 // Removes the module and source of every item of a history frame.
 function stripHistory(bytes) {
@@ -25,16 +22,7 @@ function stripHistory(bytes) {
   return [encode(f)];
 }
 
-before(async () => {
-  relay = await new Relay().start();
-  mitm = await new Mitm(relay.port).start();
-});
-
-after(async () => {
-  await browser?.close();
-  await mitm?.close();
-  await relay?.stop();
-});
+relayBehindMitm();
 
 // A room with ggg defined twice and hhh once: a state catch-up carries
 // the modules of seq 2 and 3 (seq 1's ggg was redefined).
@@ -96,17 +84,7 @@ test('node runtime: a catch-up of whole patches with a module stripped is refuse
 test('Chromium runtime page: a stripped state catch-up is refused, the honest one taken', async () => {
   await room('page');
   mitm.toClient = stripHistory;
-  browser = await launch();
-  const page = await (await browser.newContext({ viewport: { width: 480, height: 320 } })).newPage();
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(String(e)));
-  await page.goto(mitm.link(relay.link('page', 'page')));
-  const wait = (fn, arg, what) => page.waitForFunction(fn, arg, { timeout: 30000, polling: 50 })
-    .catch(async () => {
-      const st = await page.evaluate(() => JSON.stringify({ conn: window.patchbay.conn, stats: window.patchbay.stats,
-                                                            rejects: window.patchbay.rejects }));
-      throw new Error(`${what}: not reached (${st})`);
-    });
+  const { page, errors, wait } = await runtimePage(mitm.link(relay.link('page', 'page')));
   await wait((c) => window.patchbay.rejects.some((r) => r.code === c), PB.PB_ERR_MISSING_FIELD,
              'the stripped catch-up refused');
   await wait(() => window.patchbay.stats.frames > 0, null, 'the page draws');
