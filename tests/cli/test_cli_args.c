@@ -5,6 +5,7 @@
  *
  * usage: test_cli_args PATCHBAY */
 #include "../check.h"
+#include "../run_cmd.h"
 
 #include "pb_protocol.h"
 
@@ -13,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 static const char *patchbay;
@@ -23,37 +23,14 @@ typedef struct ran {
     char err[4096];
 } ran;
 
-/* Runs patchbay with args (NULL-terminated), stdin from /dev/null. */
+/* Runs patchbay with args (NULL-terminated); its stderr in err. */
 static ran run(const char *const *args)
 {
-    ran r = {-1, ""};
-    int pipe_err[2];
-    if (pipe(pipe_err))
-        return r;
+    ran r;
     const char *argv[16] = {patchbay};
     for (int i = 0; args[i] && i < 14; i++)
         argv[i + 1] = args[i];
-    pid_t pid = fork();
-    if (pid == 0) {
-        int null = open("/dev/null", O_RDWR);
-        dup2(null, 0);
-        dup2(null, 1);
-        dup2(pipe_err[1], 2);
-        close(pipe_err[0]);
-        execv(patchbay, (char **)argv);
-        _exit(127);
-    }
-    close(pipe_err[1]);
-    size_t n = 0;
-    ssize_t got;
-    while (n < sizeof r.err - 1 &&
-           (got = read(pipe_err[0], r.err + n, sizeof r.err - 1 - n)) > 0)
-        n += (size_t)got;
-    r.err[n] = '\0';
-    close(pipe_err[0]);
-    int st;
-    if (pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st))
-        r.status = WEXITSTATUS(st);
+    r.status = run_cmd(argv, false, r.err, sizeof r.err);
     return r;
 }
 

@@ -7,8 +7,8 @@
  *
  * usage: test_abuse_tokens PATCHBAY BACKEND [TEST...] */
 #include "../../relay/harness.h"
+#include "../../run_cmd.h"
 
-#include <sys/wait.h>
 #include <unistd.h>
 
 PB_TEST_RUNNER
@@ -17,31 +17,10 @@ PB_TEST_RUNNER
  * bytes); returns its exit status, or -1. */
 static int run(char *out, size_t cap, const char *const *args)
 {
-    int p[2];
-    if (pipe(p))
-        return -1;
-    pid_t pid = fork();
-    if (pid == 0) {
-        const char *argv[16] = {patchbay_bin};
-        for (int i = 0; args[i] && i < 14; i++)
-            argv[i + 1] = args[i];
-        dup2(p[1], 1);
-        dup2(p[1], 2);
-        close(p[0]);
-        close(p[1]);
-        execv(patchbay_bin, (char **)argv);
-        _exit(127);
-    }
-    close(p[1]);
-    size_t n = 0;
-    ssize_t r;
-    while (n + 1 < cap && (r = read(p[0], out + n, cap - 1 - n)) > 0)
-        n += (size_t)r;
-    out[n] = '\0';
-    close(p[0]);
-    int st = 0;
-    waitpid(pid, &st, 0);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    const char *argv[16] = {patchbay_bin};
+    for (int i = 0; args[i] && i < 14; i++)
+        argv[i + 1] = args[i];
+    return run_cmd(argv, true, out, cap);
 }
 
 /* Joins with an explicit token; NULL (with the reason in why) if refused. */
