@@ -342,8 +342,8 @@ static void on_epoch(void *ctx, uint64_t tag, const relay_rval *v)
 /* Where the room is in Redis: its epoch, then the stream after the head. */
 static void sync_room(relay_server *srv, relay_room *r)
 {
-    if (!srv->edge->key_known || !relay_redis_is_up(srv->redis) ||
-        r->edge->syncing)
+    if (!r->edge || !srv->edge->key_known || !relay_redis_is_up(srv->redis) ||
+        r->edge->syncing) /* (no r->edge: out of memory when it opened) */
         return;
     r->edge->syncing = true;
     r->edge->asked_us = relay_mono_us();
