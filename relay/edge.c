@@ -125,8 +125,11 @@ static void new_epoch(relay_server *srv, relay_room *r, uint64_t epoch)
                                  r->name);
 }
 
-/* Takes patch seq into the cache and to the room, if it is head + 1 and
- * follows the head; false otherwise (a gap, a duplicate, a fork). */
+/* Takes patch seq into the cache and to the room, if it is head + 1,
+ * follows the head and is signed by the signer's key (as Redis gives it:
+ * this keeps a forged entry in Redis from breaking the cache; runtimes do
+ * not rely on it, they check with the key of their link); false otherwise
+ * (a gap, a duplicate, a fork, a forgery). */
 static bool apply_patch(relay_server *srv, relay_room *r, uint64_t seq,
                         const uint8_t *frame, size_t len)
 {
@@ -139,7 +142,10 @@ static bool apply_patch(relay_server *srv, relay_room *r, uint64_t seq,
         return false;
     bool ok = false;
     if (f.type != PB_T_PATCH ||
-        pb_statement_decode(f.patch.stmt.ptr, f.patch.stmt.len, &st, &why)) {
+        pb_patch_verify(&f.patch, srv->keys.pk, &st, &why)) {
+        if (why.text[0])
+            lwsl_warn("room %s#%llu: not cached: %s\n", r->name,
+                      (unsigned long long)seq, why.text);
         pb_frame_free(&f);
         return false;
     }

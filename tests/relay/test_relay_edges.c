@@ -11,7 +11,9 @@
  * over with); tests/runtime/edges.test.mjs has real node runtimes whose
  * link names both edges move by themselves. */
 #define _GNU_SOURCE 1 /* memmem */
+#include "../protocol/samples.h"
 #include "harness.h"
+#include "redis.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -423,6 +425,57 @@ TEST(kill9_the_signer_edges_serve_and_refuse_evals_until_it_returns)
     cluster_stop(&cl);
 }
 
+/* A patch forged in Redis (a valid patch signed by another key, at the
+ * next seq, after the right hash, published on the room's channel) is not
+ * taken into an edge's cache: the runtimes never see it, and the real next
+ * patch reaches them. */
+TEST(a_patch_forged_in_redis_is_not_cached_by_an_edge)
+{
+    cluster cl;
+    REQUIRE(cluster_start(&cl, "forged"));
+    runtime rt = {0};
+    REQUIRE(rt_join(&rt, &cl.a, &cl.signer, "rt"));
+    pbc *ed = join(&cl.a, "jam", PB_ROLE_EDITOR, "ed", NULL);
+    REQUIRE(ed);
+    CHECK_EQ_INT(eval_n(ed, 1, 1), 1);
+    REQUIRE(all_reach(&rt, 1, 1, 30000));
+
+    pb_sample_patch forged;
+    pb_sample_patch_make(&forged, "jam", 2, rt.l.hashes[0], 1);
+    pb_frame f = {.type = PB_T_PATCH};
+    f.patch = forged.patch;
+    pb_buf frame;
+    pb_buf_init(&frame);
+    pb_errmsg why;
+    REQUIRE(pb_frame_encode(&f, &frame, &why) == PB_OK);
+    relay_env e = {0};
+    relay_env_u8(&e, RELAY_ENV_PATCH);
+    relay_env_str(&e, "jam");
+    relay_env_u64(&e, rt.l.chain.epoch);
+    relay_env_u64(&e, 2);
+    relay_env_bytes(&e, frame.data, frame.len);
+    char path[300], cmd[700];
+    snprintf(path, sizeof path, "%s/forged.bin", tmp_root);
+    FILE *out = fopen(path, "wb");
+    REQUIRE(out && fwrite(e.data, 1, e.len, out) == e.len);
+    fclose(out);
+    snprintf(cmd, sizeof cmd,
+             "redis-cli -p %d -x PUBLISH pb:r:jam < '%s' > /dev/null",
+             cl.redis.port, path);
+    CHECK_EQ_INT(system(cmd), 0);
+    relay_env_free(&e);
+    pb_buf_free(&frame);
+    pb_buf_free(&forged.stmt);
+
+    CHECK_EQ_INT(eval_n(ed, 2, 2), 2);
+    CHECK(all_reach(&rt, 1, 2, 30000));
+    check_exact(&rt, 2);
+    CHECK(log_has(&cl.a, "not cached"));
+    pbc_close(ed);
+    rts_close(&rt, 1);
+    cluster_stop(&cl);
+}
+
 /* `patchbay token revoke` on the signer's data directory: the signer reads
  * it and tells the edges, which close the sessions it names and refuse
  * the token from then on. */
@@ -665,6 +718,7 @@ int main(int argc, char **argv)
         T(kill9_the_signer_edges_serve_and_refuse_evals_until_it_returns),
         T(a_tampering_edge_cannot_make_a_runtime_accept_a_modified_patch),
         T(a_token_revoked_on_the_signer_is_refused_by_every_edge),
+        T(a_patch_forged_in_redis_is_not_cached_by_an_edge),
     };
     return harness_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }
