@@ -7,7 +7,6 @@
 #include "internal.h"
 #include "redis.h"
 
-#include <errno.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/resource.h>
@@ -80,19 +79,19 @@ static void defaults(relay_config *c)
 static pb_err pem_check(const char *path, const char *option,
                         const char *marker, pb_errmsg *why)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return pb_fail(why, PB_ERR_IO, "%s %s: %s", option, path,
-                       strerror(errno));
-    char head[16384];
-    size_t n = fread(head, 1, sizeof head - 1, f);
-    fclose(f);
-    head[n] = '\0';
-    if (!strstr(head, marker))
-        return pb_fail(why, PB_ERR_MALFORMED,
-                       "%s %s: no \"%s\" in it: not a PEM file of that kind",
-                       option, path, marker);
-    return PB_OK;
+    pb_buf pem;
+    pb_buf_init(&pem);
+    pb_errmsg inner = {{0}};
+    /* a certificate chain is a few KiB: a file past 1 MiB is not one */
+    pb_err e = pb_buf_read_path(&pem, path, 1u << 20, &inner);
+    if (e)
+        pb_fail(why, e, "%s: %s", option, inner.text);
+    else if (!strstr((const char *)pem.data, marker))
+        e = pb_fail(why, PB_ERR_MALFORMED,
+                    "%s %s: no \"%s\" in it: not a PEM file of that kind",
+                    option, path, marker);
+    pb_buf_free(&pem);
+    return e;
 }
 
 static pb_err tls_files_check(const relay_config *c, pb_errmsg *why)

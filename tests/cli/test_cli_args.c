@@ -192,6 +192,26 @@ TEST(a_token_file_that_cannot_be_read_is_named)
     unlink(path);
 }
 
+/* A TLS file that cannot be read is named with why (failed before: a
+ * directory read as empty and was "not a PEM file of that kind"). */
+TEST(a_tls_file_that_cannot_be_read_is_named)
+{
+    char dir[] = "/tmp/pb-cli-tls-XXXXXX";
+    REQUIRE(mkdtemp(dir));
+    ran r =
+        run((const char *const[]){"serve", "--data", dir, "--port", "0",
+                                  "--tls-cert", "/", "--tls-key", "/", NULL});
+    CHECK(r.status != 0);
+    CHECK(says(&r, r.status, "--tls-cert: cannot read /: Is a directory"));
+    r = run((const char *const[]){"serve", "--data", dir, "--port", "0",
+                                  "--tls-cert", "/no/such", "--tls-key", "/",
+                                  NULL});
+    CHECK(says(&r, r.status, "cannot read /no/such: No such file"));
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+}
+
 static const pb_test tests[] = {
     T(compile_refuses_a_file_it_cannot_read),
     T(verify_names_a_relay_pub_it_cannot_read),
@@ -201,6 +221,7 @@ static const pb_test tests[] = {
     T(an_unknown_backend_is_named),
     T(an_unknown_option_is_named),
     T(a_token_file_that_cannot_be_read_is_named),
+    T(a_tls_file_that_cannot_be_read_is_named),
 };
 
 PB_TEST_RUNNER
