@@ -24,6 +24,11 @@ struct cc_client {
     uint32_t starts;
 };
 
+/* Ends the server — killed, or (kill_it false) once it has exited, as a
+ * closed pipe tells it to — and every process it started: they are in its
+ * process group, which they cannot leave (setsid and setpgid are denied to
+ * the server, confine.c), and the group is killed while the server's pid,
+ * not yet reaped, still holds its number. Then reaps the server. */
 static void stop(cc_client *c, bool kill_it, int *status)
 {
     if (c->to_server >= 0)
@@ -32,8 +37,14 @@ static void stop(cc_client *c, bool kill_it, int *status)
         close(c->from_server);
     c->to_server = c->from_server = -1;
     if (c->pid > 0) {
+        siginfo_t info;
         if (kill_it)
-            kill(c->pid, SIGKILL);
+            kill(c->pid, SIGKILL); /* (if its group could not be made) */
+        else
+            while (waitid(P_PID, (id_t)c->pid, &info, WEXITED | WNOWAIT) < 0 &&
+                   errno == EINTR)
+                ;
+        kill(-c->pid, SIGKILL);
         int st = 0;
         while (waitpid(c->pid, &st, 0) < 0 && errno == EINTR)
             ;
@@ -80,12 +91,14 @@ static int start(cc_client *c, pb_errmsg *why)
         return -1;
     }
     if (pid == 0) {
+        setpgid(0, 0); /* a group of its own: stop() ends it whole */
         dup2(in[0], 0);
         dup2(out[1], 1);
         close(in[0]), close(in[1]), close(out[0]), close(out[1]);
         execve(c->argv[0], c->argv, env);
         _exit(127);
     }
+    setpgid(pid, pid); /* (whichever of the two runs first) */
     close(in[0]);
     close(out[1]);
     fcntl(in[1], F_SETFD, FD_CLOEXEC);
@@ -180,11 +193,11 @@ pb_err cc_client_compile(cc_client *c, const cc_job *job, cc_result *out,
     memset(out, 0, sizeof *out);
     signal(SIGPIPE, SIG_IGN);
     /* A server that died while idle is replaced without failing this job. */
-    int st;
-    if (c->pid > 0 && waitpid(c->pid, &st, WNOHANG) == c->pid) {
-        c->pid = 0;
+    siginfo_t info = {0};
+    if (c->pid > 0 &&
+        !waitid(P_PID, (id_t)c->pid, &info, WEXITED | WNOHANG | WNOWAIT) &&
+        info.si_pid == c->pid)
         stop(c, false, NULL);
-    }
     if (c->pid <= 0 && start(c, why))
         return PB_ERR_COMPILER_DOWN;
     uint64_t id = ++c->next_id;

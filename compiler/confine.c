@@ -19,6 +19,7 @@
 #define _GNU_SOURCE /* syscall, O_PATH, close_range */
 #include "internal.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -33,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -130,19 +132,27 @@ static pb_err allow(int ruleset, const char *path, uint64_t access,
               : PB_OK;
 }
 
+/* The first number after key (e.g. "Threads:") in a /proc status file, or
+ * -1. */
+static long status_field(const char *path, const char *key)
+{
+    FILE *f = fopen(path, "r");
+    char line[128];
+    long n = -1;
+    size_t len = strlen(key);
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, key, len))
+            n = strtol(line + len, NULL, 10);
+    if (f)
+        fclose(f);
+    return n;
+}
+
 /* Landlock confines the calling thread and those it starts later: a
  * thread already running would stay free. */
 static long thread_count(void)
 {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[128];
-    long n = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "Threads:", 8))
-            n = strtol(line + 8, NULL, 10);
-    if (f)
-        fclose(f);
-    return n;
+    return status_field("/proc/self/status", "Threads:");
 }
 
 pb_err cc_confine_files(const cc_paths *paths, pb_errmsg *why)
@@ -263,12 +273,67 @@ pb_err cc_drop_root(const cc_paths *paths, pb_errmsg *why)
     return PB_OK;
 }
 
+/* ---- processes -----------------------------------------------------------
+ * RLIMIT_NPROC bounds the tasks (processes and threads) of the real uid,
+ * counted over the whole system, when one more is made; it does not hold
+ * for root. So the server, once it is not root, may make CC_SERVER_TASKS
+ * more than its uid has when it confines itself: a job that forks without
+ * end (code in the compiler, a runaway program of the process backend)
+ * stops there. Other processes of the same uid share that headroom (other
+ * relays' servers, all nobody); a pid namespace or a cgroup would count
+ * the server's alone. */
+
+/* The tasks of uid now, from /proc; -1 if /proc cannot be read. */
+static long tasks_of(uid_t uid)
+{
+    DIR *d = opendir("/proc");
+    if (!d)
+        return -1;
+    long n = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        char path[64];
+        if (e->d_name[0] < '1' || e->d_name[0] > '9' ||
+            snprintf(path, sizeof path, "/proc/%s/status", e->d_name) >=
+                (int)sizeof path)
+            continue;
+        long threads = status_field(path, "Threads:");
+        if (status_field(path, "Uid:") == (long)uid && threads > 0)
+            n += threads;
+    }
+    closedir(d);
+    return n;
+}
+
+pb_err cc_limit_tasks(pb_errmsg *why)
+{
+    uid_t uid = getuid();
+    if (uid == 0)
+        return pb_fail(why, PB_ERR_INTERNAL,
+                       "no limit on processes: RLIMIT_NPROC does not hold "
+                       "for root");
+    long n = tasks_of(uid);
+    if (n < 0)
+        return pb_fail(why, PB_ERR_IO, "no limit on processes: %s",
+                       strerror(errno));
+    struct rlimit r = {(rlim_t)n + CC_SERVER_TASKS,
+                       (rlim_t)n + CC_SERVER_TASKS};
+    struct rlimit now;
+    if (!getrlimit(RLIMIT_NPROC, &now) && now.rlim_max < r.rlim_max)
+        r = now; /* already lower: kept */
+    if (setrlimit(RLIMIT_NPROC, &r))
+        return pb_fail(why, PB_ERR_INTERNAL, "no limit on processes: %s",
+                       strerror(errno));
+    return PB_OK;
+}
+
 /* ---- seccomp ------------------------------------------------------------
  * System calls a compile job never makes and that would widen what code
  * running in it could reach: the network and every other socket (pathname
  * Unix sockets are beyond Landlock on today's kernels), other processes'
  * memory, the kernel's rarer interfaces (BPF, io_uring, perf, keys,
- * namespaces, mounts, modules). They fail with EPERM. The sanitizers'
+ * namespaces, mounts, modules), and leaving its process group (by which
+ * the relay ends it and all it started, compiler/client.c). They fail
+ * with EPERM. The sanitizers'
  * leak check ptraces its own threads at exit, so ptrace stays allowed in
  * a sanitizer build (Landlock still confines it to the server). */
 #if defined(__x86_64__)
@@ -296,6 +361,8 @@ pb_err cc_confine_syscalls(pb_errmsg *why)
         __NR_request_key,
         __NR_unshare,
         __NR_setns,
+        __NR_setsid, /* its process group is how the relay ends it whole */
+        __NR_setpgid,
         __NR_mount,
         __NR_umount2,
         __NR_pivot_root,

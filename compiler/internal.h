@@ -92,6 +92,10 @@ pb_err cc_drop_root(const cc_paths *paths, pb_errmsg *why);
 /* Landlock: only the given paths, and on recent enough kernels no TCP and
  * no signals or abstract sockets outside this process. For good. */
 pb_err cc_confine_files(const cc_paths *paths, pb_errmsg *why);
+/* RLIMIT_NPROC: CC_SERVER_TASKS tasks more than the server's uid has now
+ * (confine.c says why relative). Not for root, where it does not hold. */
+#define CC_SERVER_TASKS 64
+pb_err cc_limit_tasks(pb_errmsg *why);
 /* seccomp: the system calls no job makes fail with EPERM. For good. */
 pb_err cc_confine_syscalls(pb_errmsg *why);
 

@@ -99,6 +99,8 @@ static void confine(const cc_compiler *cc)
     pb_errmsg why = {{0}};
     if (cc_drop_root(&paths, &why))
         fprintf(stderr, "patchbay cc-server: %s\n", why.text);
+    if (cc_limit_tasks(&why)) /* before Landlock hides /proc */
+        fprintf(stderr, "patchbay cc-server: %s\n", why.text);
     if (cc_confine_files(&paths, &why))
         fprintf(stderr, "patchbay cc-server: files not confined: %s\n",
                 why.text);

@@ -41,7 +41,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <netinet/in.h>
+#include <csignal>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <map>
 #include <set>
@@ -265,6 +268,51 @@ void inject_faults(Module &M)
                : "pb_fault_read: cannot open " + name + ": " + strerror(errno));
         if (f)
             fclose(f);
+    }
+    // ... or starts as many processes as pb_fault_fork_count (or
+    // pb_fault_fork_and_hang) says, each waiting until it is killed (and
+    // called pb_fault_fork_name if the patch says), says how many it could
+    // and ends them (or leaves them and never returns).
+    GlobalVariable *forks = M.getGlobalVariable("pb_fault_fork_count", true);
+    GlobalVariable *hang = M.getGlobalVariable("pb_fault_fork_and_hang", true);
+    if (!forks)
+        forks = hang;
+    auto *count = forks && forks->hasInitializer()
+                      ? dyn_cast<ConstantInt>(forks->getInitializer())
+                      : nullptr;
+    if (count) {
+        std::vector<pid_t> kids;
+        std::string why = "none refused";
+        GlobalVariable *named = M.getGlobalVariable("pb_fault_fork_name", true);
+        auto *name =
+            named && named->hasInitializer()
+                ? dyn_cast<ConstantDataSequential>(named->getInitializer())
+                : nullptr;
+        std::string kid_name =
+            name && name->isCString() ? name->getAsCString().str() : "";
+        for (uint64_t i = 0; i < count->getZExtValue(); i++) {
+            pid_t pid = fork();
+            if (pid == 0) {
+                if (!kid_name.empty())
+                    prctl(PR_SET_NAME, kid_name.c_str());
+                pause();
+                _exit(0);
+            }
+            if (pid < 0) {
+                why = strerror(errno);
+                break;
+            }
+            kids.push_back(pid);
+        }
+        while (hang)
+            pause();
+        for (pid_t pid : kids) {
+            kill(pid, SIGKILL);
+            waitpid(pid, nullptr, 0);
+        }
+        fail(M, "pb_fault_fork: uid " + std::to_string(getuid()) + " started " +
+                    std::to_string(kids.size()) + " of " +
+                    std::to_string(count->getZExtValue()) + " (" + why + ")");
     }
     GlobalVariable *port = M.getGlobalVariable("pb_fault_connect_port", true);
     auto *number = port && port->hasInitializer()

@@ -10,6 +10,7 @@
 #define _GNU_SOURCE /* memmem, syscall */
 #include "../check.h"
 #include "cc.h"
+#include "internal.h" /* CC_SERVER_TASKS */
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -501,6 +502,93 @@ TEST(test_code_in_the_compiler_cannot_connect)
     close(listener);
 }
 
+/* ... nor start processes without end: past its uid's tasks when it
+ * started plus CC_SERVER_TASKS, fork fails (RLIMIT_NPROC, which does not
+ * hold for root: skipped where the server stays root). In the warm backend
+ * the code runs in the server, in the process backend in its clang. */
+TEST(test_code_in_the_compiler_cannot_start_processes_without_end)
+{
+    /* forking a server of the test build is slow: room to reach the limit */
+    setenv("PB_PASS_PLUGIN", faults_plugin, 1);
+    cc_client *c = client(60000);
+    unsetenv("PB_PASS_PLUGIN");
+    REQUIRE(c != NULL);
+    enum { TRIES = 4 * CC_SERVER_TASKS };
+    char src[256], said[1024];
+    snprintf(src, sizeof src,
+             "const int pb_fault_fork_count = %d;\n"
+             "int f(void) { return 1; }\n",
+             TRIES);
+    compile_and_say(c, src, said, sizeof said);
+    cc_client_free(c);
+    unsigned uid = 0, started = 0, tries = 0;
+    const char *at = strstr(said, "pb_fault_fork: uid ");
+    REQUIRE(at && sscanf(at, "pb_fault_fork: uid %u started %u of %u", &uid,
+                         &started, &tries) == 3);
+    if (uid == 0)
+        SKIP("the server stays root, where RLIMIT_NPROC does not hold");
+    /* the headroom grows when other processes of its uid end (the other
+     * backend's test, other relays' servers): not exactly CC_SERVER_TASKS */
+    CHECK(tries == TRIES);
+    CHECK(started < TRIES || !fprintf(stderr, "  %s\n", said));
+    CHECK(strstr(said, "Resource temporarily unavailable") ||
+          !fprintf(stderr, "  %s\n", said));
+}
+
+/* The live processes called name (their comm), from /proc. */
+static int processes_called(const char *name)
+{
+    DIR *d = opendir("/proc");
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));) {
+        char path[64], stat[512];
+        snprintf(path, sizeof path, "/proc/%.20s/stat", e->d_name);
+        FILE *f = e->d_name[0] >= '1' && e->d_name[0] <= '9' ? fopen(path, "r")
+                                                             : NULL;
+        size_t len = f ? fread(stat, 1, sizeof stat - 1, f) : 0;
+        if (f)
+            fclose(f);
+        stat[len] = '\0';
+        /* pid (comm) state ...; a zombie is dead already (killed, not yet
+         * reaped by init) */
+        const char *open = strchr(stat, '('), *close = strrchr(stat, ')');
+        if (open && close && close[1] == ' ' && close[2] != 'Z' &&
+            (size_t)(close - open - 1) == strlen(name) &&
+            !strncmp(open + 1, name, strlen(name)))
+            n++;
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* A job that starts processes and overruns its time: when its server is
+ * ended, so is every process it started (they outlived it before). In
+ * the process backend they are the grandchildren of the server, left
+ * when it killed its clang: they live until the server ends. */
+TEST(test_what_the_compiler_started_ends_with_its_server)
+{
+    cc_client *c = faulty_client();
+    REQUIRE(c != NULL);
+    char name[16], src[256], said[1024];
+    snprintf(name, sizeof name, "pbkid%d", (int)getpid() % 1000000);
+    snprintf(src, sizeof src,
+             "const int pb_fault_fork_and_hang = 8;\n"
+             "const char pb_fault_fork_name[] = \"%s\";\n"
+             "int f(void) { return 1; }\n",
+             name);
+    compile_and_say(c, src, said, sizeof said);
+    CHECK(strstr(said, "limit") || !fprintf(stderr, "  %s\n", said));
+    /* (the warm server was ended by its watchdog; the process backend's
+     * ends with its client) */
+    cc_client_free(c);
+    /* SIGKILL is sent; a loaded machine may take a moment to deliver it */
+    int left = processes_called(name);
+    for (int i = 0; i < 100 && left; i++, left = processes_called(name))
+        usleep(50000);
+    CHECK(left == 0 || !fprintf(stderr, "  %d processes outlived it\n", left));
+}
+
 static const pb_test tests[] = {
     T(test_a_job_goes_through_the_server),
     T(test_a_server_killed_mid_job_costs_only_that_job),
@@ -512,6 +600,8 @@ static const pb_test tests[] = {
     T(test_a_patch_cannot_include_the_relays_key),
     T(test_code_in_the_compiler_cannot_read_the_relays_files),
     T(test_code_in_the_compiler_cannot_connect),
+    T(test_code_in_the_compiler_cannot_start_processes_without_end),
+    T(test_what_the_compiler_started_ends_with_its_server),
 };
 
 PB_TEST_RUNNER
@@ -519,8 +609,8 @@ PB_TEST_RUNNER
 int main(int argc, char **argv)
 {
     if (argc < 4) {
-        fprintf(stderr,
-                "usage: test_server PATCHBAY warm|process FAULTS_PLUGIN\n");
+        fprintf(stderr, "usage: test_server PATCHBAY warm|process "
+                        "FAULTS_PLUGIN [TEST...]\n");
         return 2;
     }
     /* absolute: a test starts a server from another directory */
@@ -532,5 +622,7 @@ int main(int argc, char **argv)
     if (pb_init() != PB_OK)
         return 1;
     make_bomb();
-    return pb_test_run(tests, sizeof tests / sizeof tests[0], 1, argv);
+    /* test names after the three arguments run those alone */
+    return pb_test_run(tests, sizeof tests / sizeof tests[0], argc - 3,
+                       argv + 3);
 }
