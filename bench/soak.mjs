@@ -11,7 +11,8 @@
 //
 // usage: node bench/soak.mjs [--patchbay PATH] [--clients 1000] [--rooms 100]
 //        [--minutes 10] [--hostile 0.05] [--backend process|warm]
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn, execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -48,15 +49,29 @@ const port = await new Promise((resolve, reject) => {
   });
   relay.on('exit', (c) => reject(new Error('relay exited ' + c)));
 });
+// Every token is made before the clients start, a few `patchbay token`
+// at a time. A room's honest viewers share one (a join link on a
+// projector screen is one token for the whole class).
 const tokens = new Map();
-function token(room, role, name) {
-  const k = `${room}/${role}/${name}`;
-  if (!tokens.has(k))
-    tokens.set(k, execFileSync(bin, ['token', '--data', data, '--room', room, '--role', role, '--name', name, '-q']).toString().trim());
-  return tokens.get(k);
+const token = (room, role, name) => tokens.get(`${room}/${role}/${name}`);
+async function makeTokens(list) {
+  const run = promisify(execFile);
+  for (let i = 0; i < list.length; i += 6)
+    await Promise.all(list.slice(i, i + 6).map(async ([room, role, name]) => {
+      const { stdout } = await run(bin, ['token', '--data', data, '--room', room, '--role', role, '--name', name, '-q']);
+      tokens.set(`${room}/${role}/${name}`, stdout.trim());
+    }));
 }
+const t00 = Date.now();
+const say = (what) => process.stderr.write(`soak ${((Date.now() - t00) / 1000).toFixed(0)} s: ${what}\n`);
 
-const stats = { lost: 0, doubled: 0, closed: 0, latencies: [], evals: 0, refused: 0 };
+const stats = { lost: 0, doubled: 0, closed: 0, closeCodes: new Map(), failed: 0, latencies: [], evals: 0, refused: 0 };
+const unexpectedClose = (ws) => (code, reason) => {
+  if (ws.leaving) return;
+  stats.closed++;
+  const k = `${code} ${reason}`;
+  stats.closeCodes.set(k, (stats.closeCodes.get(k) || 0) + 1);
+};
 
 function open(room, role, name, onFrame) {
   return new Promise((resolve) => {
@@ -65,26 +80,28 @@ function open(room, role, name, onFrame) {
     ws.on('open', () => ws.send(frame('hello', { token: token(room, role, name) })));
     ws.on('message', (d) => {
       const f = decode(new Uint8Array(d));
-      if (f.t === 'welcome') resolve(ws);
+      if (f.t === 'welcome') { ws.welcomed = true; resolve(ws); }
       onFrame?.(f, ws);
     });
-    ws.on('error', () => resolve(ws));
+    ws.on('error', () => { ws.failed = true; resolve(ws); });
+    // refused (a limit) or closed before welcome: not connected
+    ws.on('close', () => { ws.failed ||= !ws.welcomed; resolve(ws); });
   });
 }
 
 // Honest viewers: every patch of the room once, in order.
-function viewer(room, i) {
+function viewer(room) {
   let last = -1;
   const seen = (seq) => {
     if (last >= 0 && seq > last + 1) stats.lost += seq - last - 1;
     if (seq <= last) stats.doubled++;
     last = Math.max(last, seq);
   };
-  return open(room, 'viewer', `v${i}`, (f) => {
+  return open(room, 'viewer', 'viewers', (f) => {
     if (f.t === 'welcome') last = f.head_seq;
     if (f.t === 'patch') seen(decode(f.stmt)[2]);
     if (f.t === 'history') for (const it of f.items || []) last = Math.max(last, decode(it.stmt)[2]);
-  }).then((ws) => { ws.on('close', () => { if (!ws.leaving) stats.closed++; }); return ws; });
+  }).then((ws) => { if (ws.failed) stats.failed++; ws.on('close', unexpectedClose(ws)); return ws; });
 }
 
 let serial = 0;
@@ -97,7 +114,9 @@ async function honestEditor(room) {
       pending.delete(f.req);
     }
   });
-  ws.on('close', () => { if (!ws.leaving) stats.closed++; });
+  if (ws.failed) stats.failed++;
+  ws.on('close', unexpectedClose(ws));
+  ws.pending = pending;
   ws.evalOnce = () => {
     const req = ++serial;
     pending.set(req, performance.now());
@@ -142,31 +161,54 @@ async function hostile(room, kind, stop) {
 const nHostile = Math.round(clients * hostileShare);
 const perRoom = Math.max(2, Math.floor((clients - nHostile) / rooms));
 process.stderr.write(`soak: ${clients} clients (${nHostile} hostile) in ${rooms} rooms for ${minutes} min\n`);
+const hostileKinds = [['editor', 'flood'], ['runtime', 'noisy'], ['viewer', 'reader']];
+const needed = [];
+for (let r = 0; r < rooms; r++)
+  needed.push([`room${r}`, 'editor', 'ed'], [`room${r}`, 'viewer', 'viewers']);
+for (let h = 0; h < nHostile; h++)
+  if (h % 4 < 3) needed.push([`room${h % rooms}`, ...hostileKinds[h % 4]]);
+await makeTokens(needed);
+say(`${tokens.size} tokens made`);
 const editors = [], viewers = [];
 for (let r = 0; r < rooms; r++) {
   editors.push(await honestEditor(`room${r}`));
-  for (let i = 1; i < perRoom; i++) viewers.push(await viewer(`room${r}`, i));
+  for (let i = 1; i < perRoom; i++) viewers.push(await viewer(`room${r}`));
 }
+say(`${editors.length + viewers.length} honest clients connected`);
 const stop = { now: false };
 const hostiles = [];
 for (let h = 0; h < nHostile; h++) hostiles.push(hostile(`room${h % rooms}`, h % 4, stop));
 await sleep(5000);
 const rssStart = rssKb(relay.pid);
+say(`hostile clients running; ${minutes} min of evals begin`);
+const rssSamples = [rssStart];
 const t0 = Date.now();
+let nextSample = t0 + 30000;
 while (Date.now() - t0 < minutes * 60000) {
   for (const ed of editors) if (Math.random() < 0.2) ed.evalOnce();
   await sleep(1000);
+  if (Date.now() >= nextSample) {
+    rssSamples.push(rssKb(relay.pid));
+    nextSample += 30000;
+  }
 }
 stop.now = true;
-await Promise.allSettled(hostiles);
+say('evals done; hostile clients stopping');
+await Promise.race([Promise.allSettled(hostiles), sleep(15000)]);
 await sleep(3000);
 const rssEnd = rssKb(relay.pid);
+rssSamples.push(rssEnd);
+// an eval still unanswered 3 s after the last one was sent: a lost diag
+const unanswered = editors.reduce((n, ed) => n + (ed.pending?.size || 0), 0);
 for (const ws of [...editors, ...viewers]) { ws.leaving = true; ws.close(); }
 relay.kill('SIGTERM');
 await new Promise((r) => relay.on('exit', r));
 rmSync(dir, { recursive: true, force: true });
 const lat = stats.latencies;
 console.log(`soak: ${clients} clients (${nHostile} hostile) in ${rooms} rooms, ${minutes} min`);
-console.log(`  relay RSS ${(rssStart / 1024).toFixed(1)} MiB -> ${(rssEnd / 1024).toFixed(1)} MiB (${(100 * (rssEnd - rssStart) / rssStart).toFixed(1)} %)`);
-console.log(`  honest patches lost ${stats.lost}, doubled ${stats.doubled}; honest connections closed by the relay ${stats.closed}`);
-console.log(`  honest evals ${stats.evals}: refused ${stats.refused}; eval -> diag p50 ${pct(lat, 50).toFixed(1)} ms, p99 ${pct(lat, 99).toFixed(1)} ms`);
+const mib = (kb) => (kb / 1024).toFixed(1);
+console.log(`  honest clients ${editors.length + viewers.length} (${editors.length} editors, ${viewers.length} viewers), ${stats.failed} failed to connect`);
+console.log(`  relay RSS ${mib(rssStart)} MiB -> ${mib(rssEnd)} MiB (${(100 * (rssEnd - rssStart) / rssStart).toFixed(1)} %); every 30 s: ${rssSamples.map(mib).join(' ')}`);
+console.log(`  honest patches lost ${stats.lost}, doubled ${stats.doubled}; honest evals unanswered ${unanswered}; honest connections closed by the relay ${stats.closed}`);
+for (const [k, n] of stats.closeCodes) console.log(`    closed ${n}x: ${k}`);
+console.log(`  honest evals ${stats.evals}: refused ${stats.refused}; eval -> diag p50 ${pct(lat, 50).toFixed(1)} ms, p99 ${pct(lat, 99).toFixed(1)} ms (${lat.length} answered)`);
