@@ -75,6 +75,11 @@ typedef struct cli_conn_opts {
  * the command line is in `ps` for every user of the machine), trailing
  * white space removed; NULL after saying why on stderr. */
 const char *cli_token_file(const char *cmd, const char *path);
+/* The one secret (a token, a password) in file path into out (cap bytes
+ * with its NUL), trailing white space removed; false after saying why on
+ * stderr, naming what it is. */
+bool cli_secret_file(const char *cmd, const char *what, const char *path,
+                     char *out, size_t cap);
 
 /* If argv[*i] is one of those options, takes it and its value (moving *i)
  * and returns 1; 0 if it is not one; -1 (message printed as patchbay CMD)

@@ -81,6 +81,8 @@ static void usage(FILE *out)
         "  --redis URL            redis://HOST:PORT: more than one relay. This\n"
         "                         relay signs and publishes its rooms there;\n"
         "                         with --edge, it serves them from there\n"
+        "  --redis-password-file FILE  Redis's password (requirepass, or an ACL\n"
+        "                         user's: redis://USER@HOST:PORT), out of `ps`\n"
         "  --edge                 an edge: no signing key, no compiler; --data\n"
         "                         holds a copy of the signer's token.key\n"
         "  -q, --quiet            no per-connection and per-patch log lines\n"
@@ -102,6 +104,7 @@ static void on_signal(int sig)
 int cmd_serve(int argc, char **argv)
 {
     relay_config c;
+    static char redis_password[512];
     memset(&c, 0, sizeof c);
     c.data_dir = cli_data_dir();
     const char *backend = NULL;
@@ -172,6 +175,11 @@ int cmd_serve(int argc, char **argv)
             c.tls_key = v;
         } else if (!strcmp(a, "--redis")) {
             c.redis_url = v;
+        } else if (!strcmp(a, "--redis-password-file")) {
+            if (!cli_secret_file("serve", "Redis password", v, redis_password,
+                                 sizeof redis_password))
+                return 2;
+            c.redis_password = redis_password;
         } else if (!strcmp(a, "--backend")) {
             cc_backend b;
             if (cc_backend_parse(v, &b, &why))

@@ -6,6 +6,8 @@
 #include "cli.h"
 #include "relay.h"
 
+#include <sodium.h>
+
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -142,33 +144,48 @@ relay_history *cli_open_history(const char *cmd, const char *data)
     return h;
 }
 
-const char *cli_token_file(const char *cmd, const char *path)
+bool cli_secret_file(const char *cmd, const char *what, const char *path,
+                     char *out, size_t cap)
 {
-    static char tok[PB_MAX_TOKEN_BYTES + 1];
     pb_buf b;
     pb_buf_init(&b);
     pb_errmsg why = {{0}};
-    /* a token and its line end; a longer file holds more than one */
-    pb_err e = pb_buf_read_path(&b, path, PB_MAX_TOKEN_BYTES + 64, &why);
+    /* the secret and its line end; a longer file holds more than one */
+    pb_err e = pb_buf_read_path(&b, path, cap + 64, &why);
     size_t n = e ? 0 : b.len;
     while (n && (b.data[n - 1] == '\n' || b.data[n - 1] == '\r' ||
                  b.data[n - 1] == ' ' || b.data[n - 1] == '\t'))
         n--;
-    if (n && n <= PB_MAX_TOKEN_BYTES)
-        memcpy(tok, b.data, n);
+    bool has_nul = n && memchr(b.data, '\0', n);
+    bool fits = n && n < cap && !has_nul && !e;
+    if (fits) {
+        memcpy(out, b.data, n);
+        out[n] = '\0';
+    }
+    if (b.data)
+        sodium_memzero(b.data, b.len);
     pb_buf_free(&b);
     if (e && e != PB_ERR_TOO_BIG) {
-        fprintf(stderr, "patchbay %s: the token file: %s\n", cmd, why.text);
-        return NULL;
+        fprintf(stderr, "patchbay %s: the %s file: %s\n", cmd, what, why.text);
+        return false;
     }
-    if (!n || n > PB_MAX_TOKEN_BYTES) {
-        fprintf(stderr,
-                "patchbay %s: the token file %s holds %s, not one token\n", cmd,
-                path, n || e ? "more than a token's bytes" : "nothing");
-        return NULL;
+    if (!fits) {
+        char holds[80] = "nothing";
+        if (has_nul)
+            snprintf(holds, sizeof holds, "a NUL byte");
+        else if (n || e)
+            snprintf(holds, sizeof holds, "more than a %s's bytes", what);
+        fprintf(stderr, "patchbay %s: the %s file %s holds %s, not one %s\n",
+                cmd, what, path, holds, what);
+        return false;
     }
-    tok[n] = '\0';
-    return tok;
+    return true;
+}
+
+const char *cli_token_file(const char *cmd, const char *path)
+{
+    static char tok[PB_MAX_TOKEN_BYTES + 1];
+    return cli_secret_file(cmd, "token", path, tok, sizeof tok) ? tok : NULL;
 }
 
 int cli_conn_option(const char *cmd, int argc, char **argv, int *i,

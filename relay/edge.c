@@ -749,6 +749,10 @@ void relay_edge_event(relay_server *srv, relay_redis_event *e)
                         "sending it again",
                         "its answer was lost with Redis");
         break;
+    case RELAY_REDIS_REFUSED:
+        lwsl_err("edge %s: %s (%s); retrying\n", srv->edge->id,
+                 (const char *)e->data, relay_redis_url(srv->redis));
+        break;
     case RELAY_REDIS_MESSAGE:
         if (!strcmp(e->channel, "pb:revoked"))
             on_revoked(srv, e->data, e->len);
@@ -800,7 +804,8 @@ pb_err relay_edge_start(relay_server *srv, pb_errmsg *why)
     snprintf(mine, sizeof mine, "pb:e:%s", srv->edge->id);
     const char *subs[] = {"p:pb:r:*", mine, "pb:revoked", NULL};
     if (!(srv->redis =
-              relay_redis_start(srv->cfg.redis_url, subs, srv->ctx, why)))
+              relay_redis_start(srv->cfg.redis_url, srv->cfg.redis_password,
+                                subs, srv->ctx, why)))
         return PB_ERR_FIELD_RANGE;
     lws_sul_schedule(srv->ctx, 0, &srv->cluster_sul, tick, LWS_US_PER_SEC);
     return PB_OK;

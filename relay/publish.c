@@ -395,7 +395,8 @@ pb_err relay_signer_start(relay_server *srv, pb_errmsg *why)
         return pb_fail(why, PB_ERR_NOMEM, "out of memory");
     const char *subs[] = {"pb:signer", NULL};
     if (!(srv->redis =
-              relay_redis_start(srv->cfg.redis_url, subs, srv->ctx, why)))
+              relay_redis_start(srv->cfg.redis_url, srv->cfg.redis_password,
+                                subs, srv->ctx, why)))
         return PB_ERR_FIELD_RANGE;
     lws_sul_schedule(srv->ctx, 0, &srv->cluster_sul, tick, LWS_US_PER_SEC);
     return PB_OK;
@@ -416,6 +417,9 @@ void relay_cluster_deliver(relay_server *srv)
         } else if (e->kind == RELAY_REDIS_DOWN) {
             lwsl_warn("signer: lost Redis (%s); reconnecting\n",
                       relay_redis_url(srv->redis));
+        } else if (e->kind == RELAY_REDIS_REFUSED) {
+            lwsl_err("signer: %s (%s); retrying\n", (const char *)e->data,
+                     relay_redis_url(srv->redis));
         } else if (e->kind == RELAY_REDIS_MESSAGE) {
             on_signer_message(srv, e->data, e->len);
         } else if (e->kind == RELAY_REDIS_REPLY && e->fn) {

@@ -12,7 +12,9 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <libwebsockets.h>
+#include <sodium.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -48,9 +50,10 @@ typedef struct conn {
 } conn;
 
 struct relay_redis {
-    char url[256];
+    char url[400]; /* for messages: the password is never in it */
     char host[200];
     int port;
+    char user[128], pass[512]; /* AUTH [user] pass when pass[0] */
     char **subs;
     struct lws_context *ctx;
     pthread_t thread;
@@ -66,6 +69,8 @@ struct relay_redis {
     /* the thread's */
     conn cmd, sub;
     bool up;
+    char why[256];   /* the last reason posted as RELAY_REDIS_REFUSED */
+    bool is_refused; /* this pair was refused: its closing says no more */
     uint32_t retry_ms;
     uint64_t retry_at_ms;
     /* the event loop's */
@@ -206,12 +211,67 @@ static void set_up(relay_redis *r)
         post(r, e);
 }
 
+/* Tells the loop why Redis is not usable (once per different reason: a
+ * retry every 2 s for the same cause says nothing new). */
+static void tell_why(relay_redis *r, const char *fmt, const char *text)
+{
+    char why[sizeof r->why];
+    snprintf(why, sizeof why, fmt, text);
+    if (!strcmp(why, r->why))
+        return;
+    snprintf(r->why, sizeof r->why, "%s", why);
+    relay_redis_event *e = event_new(RELAY_REDIS_REFUSED);
+    if (e && (e->data = (uint8_t *)strdup(why))) {
+        e->len = strlen(why);
+        post(r, e);
+    } else {
+        relay_redis_event_free(e);
+    }
+}
+
+/* Redis answered a command of a fresh connection with an error (a wrong
+ * password, a password missing): said once, and the pair is closed, to be
+ * tried again after the back-off (the operator may fix Redis meanwhile).
+ * One text per cause, whichever command or connection meets it first
+ * (hiredis itself closes a subscribed connection on an error reply). */
+static void say_refused(relay_redis *r, const char *err, size_t len)
+{
+    char text[200];
+    snprintf(text, sizeof text, "%.*s%s", (int)(len < 150 ? len : 150), err,
+             r->pass[0] ? " (the password given with --redis-password-file "
+                          "or in the URL)"
+                        : " (it wants a password: --redis-password-file "
+                          "FILE, or redis://:PASSWORD@HOST:PORT)");
+    r->is_refused = true;
+    tell_why(r, "Redis refused this relay: %s", text);
+}
+
+static void refused(redisAsyncContext *ac, const redisReply *rep)
+{
+    conn *c = ac->ev.data;
+    if (ac->c.flags & REDIS_DISCONNECTING)
+        return; /* said already: this is a later command's answer */
+    say_refused(c->r, rep->str ? rep->str : "", rep->len);
+    redisAsyncDisconnect(ac);
+}
+
+static void on_auth(redisAsyncContext *ac, void *reply, void *priv)
+{
+    (void)priv;
+    redisReply *rep = reply;
+    if (rep && rep->type == REDIS_REPLY_ERROR)
+        refused(ac, rep);
+}
+
 static void on_ping(redisAsyncContext *ac, void *reply, void *priv)
 {
-    (void)ac;
     relay_redis *r = priv;
-    if (reply && ((redisReply *)reply)->type != REDIS_REPLY_ERROR) {
+    redisReply *rep = reply;
+    if (rep && rep->type == REDIS_REPLY_ERROR) {
+        refused(ac, rep);
+    } else if (rep) {
         r->cmd.ready = true;
+        r->why[0] = '\0';
         set_up(r);
     }
 }
@@ -281,13 +341,25 @@ static void on_connect(const redisAsyncContext *ac, int status)
         on_disconnect(ac, status); /* hiredis frees it */
 }
 
+/* Why a connection went (hiredis' text): an error reply Redis gave (a
+ * subscribe refused) is a refusal; a socket's error is said as it is. */
+static void say_lost(relay_redis *r, const redisAsyncContext *ac, int status)
+{
+    if (status == REDIS_OK || !ac->errstr[0] || r->is_refused)
+        return;
+    if (ac->err == REDIS_ERR_OTHER)
+        say_refused(r, ac->errstr, strlen(ac->errstr));
+    else
+        tell_why(r, "Redis: %s", ac->errstr);
+}
+
 /* Either connection lost: both go (a pair is simpler to reason about than
  * half a connection), the loop is told, and connect() retries later. */
 static void on_disconnect(const redisAsyncContext *ac, int status)
 {
-    (void)status;
     conn *c = ac->ev.data;
     relay_redis *r = c->r;
+    say_lost(r, ac, status);
     c->ac = NULL;
     c->ready = false;
     conn *other = c == &r->cmd ? &r->sub : &r->cmd;
@@ -346,6 +418,15 @@ static void connect_both(relay_redis *r)
         r->retry_at_ms = mono_ms() + r->retry_ms;
         return;
     }
+    r->is_refused = false;
+    if (r->pass[0]) /* first on each: answered before anything after it */
+        for (conn *c = &r->cmd; c; c = c == &r->cmd ? &r->sub : NULL) {
+            if (r->user[0])
+                redisAsyncCommand(c->ac, on_auth, r, "AUTH %s %s", r->user,
+                                  r->pass);
+            else
+                redisAsyncCommand(c->ac, on_auth, r, "AUTH %s", r->pass);
+        }
     redisAsyncCommand(r->cmd.ac, on_ping, r, "PING");
     for (char **s = r->subs; *s; s++) {
         bool pattern = !strncmp(*s, "p:", 2);
@@ -424,20 +505,61 @@ static void *thread_main(void *arg)
 
 /* ---- the event loop's side ----------------------------------------------- */
 
-static pb_err parse_url(relay_redis *r, const char *url, pb_errmsg *why)
+/* Copies n bytes of a URL part into out (cap bytes), %XX decoded. */
+static bool url_part(char *out, size_t cap, const char *p, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned v = (unsigned char)p[i];
+        if (v == '%') {
+            if (i + 2 >= n || !isxdigit((unsigned char)p[i + 1]) ||
+                !isxdigit((unsigned char)p[i + 2]) ||
+                sscanf(p + i + 1, "%2x", &v) != 1)
+                return false;
+            i += 2;
+        }
+        if (k + 1 >= cap || v == 0)
+            return false;
+        out[k++] = (char)v;
+    }
+    out[k] = '\0';
+    return true;
+}
+
+/* redis://[[USER]:PASSWORD@]HOST[:PORT]; password (NULL: none) wins over
+ * the URL's. */
+static pb_err parse_url(relay_redis *r, const char *url, const char *password,
+                        pb_errmsg *why)
 {
     const char *p = url;
     if (strncmp(p, "redis://", 8))
         return pb_fail(why, PB_ERR_FIELD_RANGE,
                        "--redis %s: not a redis://HOST:PORT address", url);
     p += 8;
+    const char *at = strrchr(p, '@');
+    if (at) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        size_t ulen = colon ? (size_t)(colon - p) : (size_t)(at - p);
+        if (!url_part(r->user, sizeof r->user, p, ulen) ||
+            (colon && !url_part(r->pass, sizeof r->pass, colon + 1,
+                                (size_t)(at - colon - 1))))
+            return pb_fail(why, PB_ERR_FIELD_RANGE,
+                           "--redis: the part before @ must be USER, "
+                           "USER:PASSWORD or :PASSWORD (%%XX for special "
+                           "characters)");
+        if (!r->pass[0] && !password)
+            return pb_fail(why, PB_ERR_FIELD_RANGE,
+                           "--redis: a user or an empty password before @ "
+                           "wants a password: --redis-password-file FILE");
+        p = at + 1;
+    }
     const char *colon = strrchr(p, ':');
     size_t hlen = colon ? (size_t)(colon - p) : strlen(p);
-    if (!hlen || hlen >= sizeof r->host || strchr(p, '/') || strchr(p, '@'))
+    if (!hlen || hlen >= sizeof r->host || strchr(p, '/'))
         return pb_fail(why, PB_ERR_FIELD_RANGE,
-                       "--redis %s: not a redis://HOST:PORT address (no "
-                       "path, user or password)",
-                       url);
+                       "--redis redis://%.*s: not a redis://HOST:PORT address "
+                       "(no path)",
+                       (int)strnlen(p, 200), p);
     memcpy(r->host, p, hlen);
     r->host[hlen] = '\0';
     r->port = 6379;
@@ -446,15 +568,27 @@ static pb_err parse_url(relay_redis *r, const char *url, pb_errmsg *why)
         long port = strtol(colon + 1, &end, 10);
         if (*end || port < 1 || port > 65535)
             return pb_fail(why, PB_ERR_FIELD_RANGE,
-                           "--redis %s: the port must be 1 to 65535", url);
+                           "--redis redis://%s: the port must be 1 to 65535",
+                           p);
         r->port = (int)port;
     }
-    snprintf(r->url, sizeof r->url, "%s", url);
+    if (password) {
+        size_t n = strlen(password);
+        if (!n || n >= sizeof r->pass)
+            return pb_fail(why, PB_ERR_FIELD_RANGE,
+                           "the Redis password must be 1 to %zu bytes",
+                           sizeof r->pass - 1);
+        memcpy(r->pass, password, n + 1);
+    }
+    /* for messages: never the password */
+    snprintf(r->url, sizeof r->url, "redis://%s%s%s:%d", r->user,
+             r->user[0] ? "@" : "", r->host, r->port);
     return PB_OK;
 }
 
-relay_redis *relay_redis_start(const char *url, const char *const *subs,
-                               struct lws_context *ctx, pb_errmsg *why)
+relay_redis *relay_redis_start(const char *url, const char *password,
+                               const char *const *subs, struct lws_context *ctx,
+                               pb_errmsg *why)
 {
     relay_redis *r = calloc(1, sizeof *r);
     if (!r) {
@@ -467,7 +601,7 @@ relay_redis *relay_redis_start(const char *url, const char *const *subs,
     r->inbox_tail = &r->inbox;
     r->ctx = ctx;
     r->retry_ms = RETRY_MIN_MS;
-    if (parse_url(r, url, why))
+    if (parse_url(r, url, password, why))
         goto fail;
     size_t n = 0;
     while (subs[n])
@@ -599,6 +733,7 @@ void relay_redis_free(relay_redis *r)
     if (r->wake[1] >= 0)
         close(r->wake[1]);
     pthread_mutex_destroy(&r->lock);
+    sodium_memzero(r->pass, sizeof r->pass);
     free(r);
 }
 

@@ -31,6 +31,9 @@ typedef struct relay_rval {
 typedef enum relay_redis_kind {
     RELAY_REDIS_UP,      /* (re)connected and subscribed */
     RELAY_REDIS_DOWN,    /* the connection was lost; retrying */
+    RELAY_REDIS_REFUSED, /* why it is not up (data: text), said once per
+                          * reason: a wrong or missing password, a refused
+                          * or lost connection; it keeps retrying */
     RELAY_REDIS_MESSAGE, /* on a subscribed channel */
     RELAY_REDIS_REPLY,   /* to a command; reply NULL: Redis went away */
 } relay_redis_kind;
@@ -46,7 +49,7 @@ typedef void (*relay_redis_fn)(void *ctx, uint64_t tag, const relay_rval *r);
 struct relay_redis_event {
     relay_redis_kind kind;
     char channel[160]; /* MESSAGE */
-    uint8_t *data;     /* MESSAGE: the payload */
+    uint8_t *data;     /* MESSAGE: the payload; REFUSED: text, NUL after */
     size_t len;
     relay_rval *reply; /* REPLY */
     relay_redis_fn fn; /* REPLY */
@@ -57,11 +60,14 @@ struct relay_redis_event {
 
 typedef struct relay_redis relay_redis;
 
-/* Parses url (redis://HOST[:PORT]) and starts the thread, which connects
- * (and reconnects, 200 ms to 2 s apart) and subscribes to channels and
- * patterns ("p:" before a pattern), NULL-terminated, copied. NULL with a
- * message naming the URL if it is not one. */
-relay_redis *relay_redis_start(const char *url, const char *const *subs,
+/* Parses url (redis://[[USER]:PASSWORD@]HOST[:PORT], %XX-decoded) and
+ * starts the thread, which connects (and reconnects, 200 ms to 2 s apart),
+ * sends AUTH first on each connection when there is a password (password,
+ * NULL: the URL's, if any), and subscribes to channels and patterns ("p:"
+ * before a pattern), NULL-terminated, copied. NULL with a message naming
+ * the URL if it is not one. */
+relay_redis *relay_redis_start(const char *url, const char *password,
+                               const char *const *subs,
                                struct lws_context *ctx, pb_errmsg *why);
 /* Sends a command (argv of argc strings of lens bytes, copied); fn (may be
  * NULL) gets its reply as an event. */
@@ -81,7 +87,7 @@ relay_redis_event *relay_redis_take(relay_redis *r);
 void relay_redis_event_free(relay_redis_event *e);
 /* Whether the connection is up (as of the last event taken). */
 bool relay_redis_is_up(const relay_redis *r);
-/* The URL, for messages. */
+/* The URL, for messages: redis://[USER@]HOST:PORT, never the password. */
 const char *relay_redis_url(const relay_redis *r);
 /* Stops the thread and frees everything; NULL is allowed. */
 void relay_redis_free(relay_redis *r);

@@ -310,6 +310,9 @@ typedef struct relay_config {
      * from (an edge: no signing key, no compile server; its data directory
      * holds the signer's token.key and its cache). NULL: one relay. */
     const char *redis_url;
+    /* Redis's password (AUTH), instead of one in the URL; NULL: none or
+     * the URL's. */
+    const char *redis_password;
     bool edge;
 } relay_config;
 

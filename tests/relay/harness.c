@@ -274,6 +274,11 @@ static int free_port(void)
 
 bool redis_start(redis_srv *rs, int port)
 {
+    return redis_start_auth(rs, port, NULL);
+}
+
+bool redis_start_auth(redis_srv *rs, int port, const char *password)
+{
     rs->pid = 0;
     rs->port = port > 0 ? port : free_port();
     snprintf(rs->url, sizeof rs->url, "redis://127.0.0.1:%d", rs->port);
@@ -288,9 +293,15 @@ bool redis_start(redis_srv *rs, int port)
             dup2(fd, 1);
             dup2(fd, 2);
         }
-        execlp("redis-server", "redis-server", "--port", ports, "--bind",
-               "127.0.0.1", "--save", "", "--appendonly", "no", "--dir",
-               tmp_root, (char *)NULL);
+        const char *argv[] = {
+            "redis-server", "--port", ports,          "--bind", "127.0.0.1",
+            "--save",       "",       "--appendonly", "no",     "--dir",
+            tmp_root,       NULL,     NULL,           NULL};
+        if (password) {
+            argv[11] = "--requirepass";
+            argv[12] = password;
+        }
+        execvp("redis-server", (char *const *)argv);
         _exit(127);
     }
     if (rs->pid < 0)

@@ -71,6 +71,8 @@ typedef struct redis_srv {
  * and waits until it accepts connections; killed with whatever the test
  * started, however it ends. */
 bool redis_start(redis_srv *rs, int port);
+/* The same, asking clients for password (requirepass). */
+bool redis_start_auth(redis_srv *rs, int port, const char *password);
 void redis_kill9(redis_srv *rs);
 
 /* ---- clients ------------------------------------------------------------- */

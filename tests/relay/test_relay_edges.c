@@ -425,6 +425,58 @@ TEST(kill9_the_signer_edges_serve_and_refuse_evals_until_it_returns)
     cluster_stop(&cl);
 }
 
+/* A Redis with a password (requirepass): the signer reads it from a file
+ * (--redis-password-file), an edge from the URL, and evals go through. An
+ * edge with a wrong password and one with none say so in their logs (and
+ * retry), and no log holds a password. */
+TEST(a_redis_with_a_password_is_used_and_a_wrong_or_missing_one_is_said)
+{
+    static const char pw[] = "pw-of-the-test-3f9c";
+    static const char wrong[] = "not-the-password-77a1";
+    cluster cl;
+    REQUIRE(redis_start_auth(&cl.redis, 0, pw));
+    char file[300], url[160], bad[160];
+    snprintf(file, sizeof file, "%s/redis.pw", tmp_root);
+    FILE *f = fopen(file, "w");
+    REQUIRE(f);
+    fprintf(f, "%s\n", pw);
+    fclose(f);
+    const char *extra[] = {"--redis", cl.redis.url, "--redis-password-file",
+                           file, NULL};
+    REQUIRE(serve_start(&cl.signer, "auth-signer", extra));
+    snprintf(url, sizeof url, "redis://:%s@127.0.0.1:%d", pw, cl.redis.port);
+    snprintf(bad, sizeof bad, "redis://:%s@127.0.0.1:%d", wrong, cl.redis.port);
+    REQUIRE(edge_start(&cl.a, "auth-edge-a", &cl.signer, url));
+    REQUIRE(edge_start(&cl.b, "auth-edge-b", &cl.signer, bad));
+    relay none;
+    REQUIRE(edge_start(&none, "auth-edge-none", &cl.signer, cl.redis.url));
+
+    runtime rt = {0};
+    REQUIRE(rt_join(&rt, &cl.a, &cl.signer, "rt-a"));
+    pbc *ed = join(&cl.a, "jam", PB_ROLE_EDITOR, "ed", NULL);
+    REQUIRE(ed);
+    CHECK_EQ_INT(eval_n(ed, 1, 1), 1);
+    CHECK(all_reach(&rt, 1, 1, 30000));
+    check_exact(&rt, 1);
+
+    uint64_t until = now_ms() + 15000;
+    while (now_ms() < until &&
+           !(log_has(&cl.b, "WRONGPASS") && log_has(&none, "NOAUTH")))
+        sleep_ms(100);
+    CHECK(log_has(&cl.b, "Redis refused this relay: WRONGPASS"));
+    CHECK(log_has(&none, "Redis refused this relay: NOAUTH"));
+    CHECK(log_has(&none, "--redis-password-file"));
+    relay *all[] = {&cl.signer, &cl.a, &cl.b, &none};
+    for (int i = 0; i < 4; i++) {
+        CHECK(!log_has(all[i], pw));
+        CHECK(!log_has(all[i], wrong));
+    }
+    pbc_close(ed);
+    pbc_close(rt.c);
+    CHECK_EQ_INT(serve_stop(&none), 0);
+    cluster_stop(&cl);
+}
+
 /* A patch forged in Redis (a valid patch signed by another key, at the
  * next seq, after the right hash, published on the room's channel) is not
  * taken into an edge's cache: the runtimes never see it, and the real next
@@ -716,6 +768,7 @@ int main(int argc, char **argv)
         T(kill9_an_edge_its_runtimes_move_and_miss_nothing),
         T(redis_restarted_during_evals_nothing_accepted_is_lost),
         T(kill9_the_signer_edges_serve_and_refuse_evals_until_it_returns),
+        T(a_redis_with_a_password_is_used_and_a_wrong_or_missing_one_is_said),
         T(a_tampering_edge_cannot_make_a_runtime_accept_a_modified_patch),
         T(a_token_revoked_on_the_signer_is_refused_by_every_edge),
         T(a_patch_forged_in_redis_is_not_cached_by_an_edge),
