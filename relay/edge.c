@@ -8,36 +8,18 @@
  * does not handle (evals, acks, logs, settings) to the signer. Nothing here
  * is trusted with integrity: runtimes verify every patch and head
  * (docs/SECURITY.md § Edges). */
+#include "edge.h"
 #include "history_db.h"
-#include "internal.h"
-#include "redis.h"
 
 #include <hiredis/read.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* XRANGE page; an eval the signer took but did not answer for this long
- * is answered here; a room not yet held is asked for again this often. */
-#define PAGE         "100"
-#define PAGE_N       100u
-#define EVAL_WAIT_US (30u * 1000000u)
-#define RESYNC_US    (1000000u)
-
-typedef struct pending_eval {
-    relay_handle h;
-    uint64_t req;
-    uint64_t until_us;
-    uint64_t id; /* its PUBLISH's tag */
-    struct pending_eval *next;
-} pending_eval;
-
-struct relay_edge {
-    char id[24];
-    bool key_known;
-    pending_eval *evals;
-    uint64_t next_id;
-};
+/* XRANGE page; a room not yet held is asked for again this often. */
+#define PAGE      "100"
+#define PAGE_N    100u
+#define RESYNC_US (1000000u)
 
 typedef struct relay_edge_room {
     bool ready;            /* caught up with what Redis had when it looked */
@@ -52,8 +34,8 @@ typedef struct relay_edge_room {
 static void sync_room(relay_server *srv, relay_room *r);
 static void release_waiting(relay_room *r);
 
-static void to_signer(relay_server *srv, relay_env *e, relay_redis_fn fn,
-                      uint64_t tag)
+void relay_edge_to_signer(relay_server *srv, relay_env *e, relay_redis_fn fn,
+                          uint64_t tag)
 {
     relay_redis_publish(srv->redis, "pb:signer", e, fn, srv, tag);
 }
@@ -240,7 +222,7 @@ static void ask_fill(relay_server *srv, relay_room *r)
     relay_env_str(&e, r->name);
     relay_env_u64(&e, r->epoch);
     relay_env_u64(&e, r->head_seq + 1);
-    to_signer(srv, &e, NULL, 0);
+    relay_edge_to_signer(srv, &e, NULL, 0);
     relay_env_free(&e);
 }
 
@@ -325,7 +307,7 @@ static void on_epoch(void *ctx, uint64_t tag, const relay_rval *v)
         relay_env_str(&e, r->name);
         relay_env_u64(&e, 0);
         relay_env_u64(&e, 0);
-        to_signer(srv, &e, NULL, 0);
+        relay_edge_to_signer(srv, &e, NULL, 0);
         relay_env_free(&e);
         r->edge->syncing = false;
         return;
@@ -421,130 +403,6 @@ void relay_edge_send_head(relay_room *r, relay_session *to)
         relay_room_broadcast(r, er->head, PB_ROLE_NONE);
 }
 
-/* ---- forwarding to the signer ---------------------------------------------
- */
-
-static void answer_eval(relay_server *srv, relay_handle h, uint64_t req,
-                        const char *fmt, const char *detail)
-{
-    for (pending_eval **p = &srv->edge->evals; *p; p = &(*p)->next)
-        if ((*p)->h.index == h.index && (*p)->h.gen == h.gen &&
-            (*p)->req == req) {
-            pending_eval *gone = *p;
-            *p = gone->next;
-            free(gone);
-            relay_session *s = relay_session_get(srv, h);
-            if (s && fmt)
-                relay_session_send_error(s, PB_ERR_COMPILER_DOWN, req, false,
-                                         fmt, (unsigned long long)req, detail);
-            return;
-        }
-}
-
-/* PUBLISH answers how many subscribers got it: none means no signer. An
- * error means it went nowhere. No answer (Redis went away after it was
- * sent) leaves the eval waiting: the signer may have it, and answers, or
- * the tick does after EVAL_WAIT_US. */
-static void on_forwarded(void *ctx, uint64_t tag, const relay_rval *v)
-{
-    relay_server *srv = ctx;
-    pending_eval *p = srv->edge->evals;
-    while (p && p->id != tag)
-        p = p->next;
-    if (!v || !p)
-        return; /* answered already */
-    relay_handle h = p->h;
-    uint64_t req = p->req;
-    if (v->type == REDIS_REPLY_INTEGER && v->integer == 0)
-        answer_eval(srv, h, req,
-                    "eval %llu refused: the room's signer is unavailable "
-                    "(%s); retry when it is back",
-                    "no signer listens on Redis");
-    else if (v->type == REDIS_REPLY_ERROR)
-        answer_eval(srv, h, req,
-                    "eval %llu not sent to the room's signer: %s; retry",
-                    v->str ? v->str : "Redis refused it");
-}
-
-bool relay_edge_forward(relay_session *s, const pb_frame *f,
-                        const uint8_t *data, size_t len)
-{
-    relay_server *srv = s->srv;
-    switch (f->type) {
-    case PB_T_EVAL:
-    case PB_T_ROOM:
-    case PB_T_ACK:
-    case PB_T_LOG:
-    case PB_T_TEST_RESULT: break;
-    case PB_T_BUFFER_OP:
-    case PB_T_BUFFER_UPDATE:
-    case PB_T_BUFFER_COMPACT:
-    case PB_T_BUFFER_AWARE:
-        relay_session_refuse(s, PB_ERR_FORBIDDEN, 0,
-                             "shared buffers are served by the room's signer, "
-                             "not by edges: connect to the signer to edit "
-                             "them");
-        return true;
-    default: return false;
-    }
-    uint64_t req = f->type == PB_T_EVAL ? f->eval.req : 0;
-    if (!relay_redis_is_up(srv->redis)) {
-        if (f->type == PB_T_EVAL || f->type == PB_T_ROOM)
-            relay_session_send_error(s, PB_ERR_COMPILER_DOWN, req, false,
-                                     "%s %llu not sent: Redis (%s) is "
-                                     "unreachable from this edge; retry",
-                                     pb_type_name(f->type),
-                                     (unsigned long long)req,
-                                     relay_redis_url(srv->redis));
-        return true; /* acks and logs of that time are lost: reports */
-    }
-    if (f->type == PB_T_EVAL) {
-        pending_eval *p = calloc(1, sizeof *p);
-        if (!p) {
-            relay_session_send_error(s, PB_ERR_NOMEM, req, false,
-                                     "the relay is out of memory");
-            return true;
-        }
-        *p = (pending_eval){{s->index, s->gen},
-                            req,
-                            relay_mono_us() + EVAL_WAIT_US,
-                            ++srv->edge->next_id,
-                            srv->edge->evals};
-        srv->edge->evals = p;
-    }
-    relay_env e = {0};
-    relay_env_u8(&e, RELAY_ENV_FORWARD);
-    relay_env_str(&e, srv->edge->id);
-    relay_env_u32(&e, s->index);
-    relay_env_u32(&e, s->gen);
-    relay_env_u8(&e, (uint8_t)s->role);
-    relay_env_str(&e, s->name);
-    relay_env_str(&e, s->room->name);
-    relay_env_bytes(&e, data, len);
-    to_signer(srv, &e, f->type == PB_T_EVAL ? on_forwarded : NULL,
-              srv->edge->next_id);
-    relay_env_free(&e);
-    return true;
-}
-
-void relay_edge_session_closed(relay_session *s)
-{
-    relay_server *srv = s->srv;
-    if (!srv->edge || !srv->redis) /* or the relay is going away */
-        return;
-    if (s->state == RELAY_SESS_LIVE || s->state == RELAY_SESS_CLOSING) {
-        relay_env e = {0};
-        relay_env_u8(&e, RELAY_ENV_CLOSED);
-        relay_env_str(&e, srv->edge->id);
-        relay_env_u32(&e, s->index);
-        relay_env_u32(&e, s->gen);
-        if (relay_redis_is_up(srv->redis))
-            to_signer(srv, &e, NULL, 0);
-        relay_env_free(&e);
-    }
-    s->pending_room = NULL; /* its handle in the wait list goes stale */
-}
-
 /* ---- what Redis sends -----------------------------------------------------
  */
 
@@ -563,9 +421,9 @@ static void on_client(relay_server *srv, relay_env_reader *rd)
         pb_errmsg why;
         if (!pb_frame_decode(rd->p, rd->left, &f, &why)) {
             if (f.type == PB_T_DIAG)
-                answer_eval(srv, h, f.diag.req, NULL, NULL);
+                relay_edge_answer_eval(srv, h, f.diag.req, NULL, NULL);
             else if (f.type == PB_T_ERROR && f.error.req)
-                answer_eval(srv, h, f.error.req, NULL, NULL);
+                relay_edge_answer_eval(srv, h, f.error.req, NULL, NULL);
             pb_frame_free(&f);
         }
         relay_msg *m = s ? relay_msg_new(rd->p, rd->left) : NULL;
@@ -742,12 +600,13 @@ void relay_edge_event(relay_server *srv, relay_redis_event *e)
                 r->edge->syncing = false;
         /* their answers would come through Redis: they are lost with it */
         while (srv->edge->evals)
-            answer_eval(srv, srv->edge->evals->h, srv->edge->evals->req,
-                        "eval %llu: Redis went away after it was sent to the "
-                        "room's signer (%s); it may or may not have been "
-                        "accepted: look for it in the room's history before "
-                        "sending it again",
-                        "its answer was lost with Redis");
+            relay_edge_answer_eval(
+                srv, srv->edge->evals->h, srv->edge->evals->req,
+                "eval %llu: Redis went away after it was sent to the "
+                "room's signer (%s); it may or may not have been "
+                "accepted: look for it in the room's history before "
+                "sending it again",
+                "its answer was lost with Redis");
         break;
     case RELAY_REDIS_REFUSED:
         lwsl_err("edge %s: %s (%s); retrying\n", srv->edge->id,
@@ -783,12 +642,13 @@ static void tick(lws_sorted_usec_list_t *sul)
     for (pending_eval *p = srv->edge->evals, *next; p; p = next) {
         next = p->next;
         if (now > p->until_us)
-            answer_eval(srv, p->h, p->req,
-                        "eval %llu: no answer from the room's signer within "
-                        "30 s (%s); it may or may not have been accepted: "
-                        "look for it in the room's history before sending it "
-                        "again",
-                        "the signer is unavailable");
+            relay_edge_answer_eval(
+                srv, p->h, p->req,
+                "eval %llu: no answer from the room's signer within "
+                "30 s (%s); it may or may not have been accepted: "
+                "look for it in the room's history before sending it "
+                "again",
+                "the signer is unavailable");
     }
     lws_sul_schedule(srv->ctx, 0, &srv->cluster_sul, tick, LWS_US_PER_SEC);
 }

@@ -1,0 +1,36 @@
+/* edge.h — private to an edge's files (edge.c: the room cache and what
+ * Redis sends; edge_forward.c: what goes to the signer). */
+#ifndef PB_RELAY_EDGE_H
+#define PB_RELAY_EDGE_H
+
+#include "internal.h"
+#include "redis.h"
+
+/* An eval the signer took but did not answer for this long is answered
+ * by the edge ("the room's signer is unavailable"). */
+#define EVAL_WAIT_US (30u * 1000000u)
+
+typedef struct pending_eval {
+    relay_handle h;
+    uint64_t req;
+    uint64_t until_us;
+    uint64_t id; /* its PUBLISH's tag */
+    struct pending_eval *next;
+} pending_eval;
+
+struct relay_edge {
+    char id[24];
+    bool key_known;
+    pending_eval *evals;
+    uint64_t next_id;
+};
+
+/* Publishes e to the signer (pb:signer); fn as for relay_redis_publish. */
+void relay_edge_to_signer(relay_server *srv, relay_env *e, relay_redis_fn fn,
+                          uint64_t tag);
+/* Forgets the eval req of h; with fmt (one %llu for req, one %s for
+ * detail) it is answered with PB_ERR_COMPILER_DOWN first. */
+void relay_edge_answer_eval(relay_server *srv, relay_handle h, uint64_t req,
+                            const char *fmt, const char *detail);
+
+#endif

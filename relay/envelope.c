@@ -1,0 +1,116 @@
+/* envelope.c — what signer and edges put in Redis messages (redis.h § the
+ * envelopes): a kind byte, then fields in order, written growing a buffer
+ * and read with bounds checks. */
+#include "redis.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void put(relay_env *e, const void *p, size_t n)
+{
+    if (e->failed)
+        return;
+    if (e->len + n > e->cap) {
+        size_t cap = e->cap ? e->cap : 256;
+        while (cap < e->len + n)
+            cap *= 2;
+        uint8_t *d = realloc(e->data, cap);
+        if (!d) {
+            e->failed = true;
+            return;
+        }
+        e->data = d;
+        e->cap = cap;
+    }
+    memcpy(e->data + e->len, p, n);
+    e->len += n;
+}
+
+void relay_env_u8(relay_env *e, uint8_t v)
+{
+    put(e, &v, 1);
+}
+
+void relay_env_u32(relay_env *e, uint32_t v)
+{
+    uint8_t b[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8),
+                    (uint8_t)v};
+    put(e, b, 4);
+}
+
+void relay_env_u64(relay_env *e, uint64_t v)
+{
+    relay_env_u32(e, (uint32_t)(v >> 32));
+    relay_env_u32(e, (uint32_t)v);
+}
+
+void relay_env_str(relay_env *e, const char *s)
+{
+    size_t n = strlen(s);
+    if (n > UINT16_MAX) {
+        e->failed = true;
+        return;
+    }
+    uint8_t b[2] = {(uint8_t)(n >> 8), (uint8_t)n};
+    put(e, b, 2);
+    put(e, s, n);
+}
+
+void relay_env_bytes(relay_env *e, const uint8_t *p, size_t n)
+{
+    put(e, p, n);
+}
+
+void relay_env_free(relay_env *e)
+{
+    free(e->data);
+    memset(e, 0, sizeof *e);
+}
+
+static const uint8_t *take(relay_env_reader *r, size_t n)
+{
+    if (r->bad || r->left < n) {
+        r->bad = true;
+        return NULL;
+    }
+    const uint8_t *p = r->p;
+    r->p += n;
+    r->left -= n;
+    return p;
+}
+
+uint8_t relay_env_get_u8(relay_env_reader *r)
+{
+    const uint8_t *p = take(r, 1);
+    return p ? p[0] : 0;
+}
+
+uint32_t relay_env_get_u32(relay_env_reader *r)
+{
+    const uint8_t *p = take(r, 4);
+    return p ? (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+                   (uint32_t)p[2] << 8 | p[3]
+             : 0;
+}
+
+uint64_t relay_env_get_u64(relay_env_reader *r)
+{
+    uint64_t hi = relay_env_get_u32(r);
+    return hi << 32 | relay_env_get_u32(r);
+}
+
+void relay_env_get_str(relay_env_reader *r, char *out, size_t cap)
+{
+    out[0] = '\0';
+    const uint8_t *b = take(r, 2);
+    size_t n = b ? (size_t)b[0] << 8 | b[1] : 0;
+    const uint8_t *s = take(r, n);
+    if (!s)
+        return;
+    if (n >= cap || memchr(s, 0, n)) {
+        r->bad = true;
+        return;
+    }
+    memcpy(out, s, n);
+    out[n] = '\0';
+}
