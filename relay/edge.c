@@ -449,8 +449,19 @@ static void on_broadcast(relay_server *srv, relay_room *r, pb_role only,
         return;
     }
     if (f.type == PB_T_HEAD) {
+        /* only a head the signer signed, of this room: one forged in Redis
+         * would reach every runtime, or hold joiners back (it names a seq
+         * the edge never gets) */
         pb_head h;
-        if (!pb_head_decode(f.head.stmt.ptr, f.head.stmt.len, &h, &why)) {
+        if (!srv->edge->key_known) {
+            /* the key comes first (ask_key); the next head will do */
+        } else if (pb_head_verify(&f.head, srv->keys.pk, &h, &why)) {
+            lwsl_warn("room %s: a head not passed on: %s\n", r->name, why.text);
+        } else if (!pb_str_eq(h.room, r->name)) {
+            lwsl_warn("room %s: a head of another room not passed on\n",
+                      r->name);
+            pb_head_free(&h);
+        } else {
             if (h.epoch == r->epoch) {
                 relay_msg_unref(r->edge->head);
                 r->edge->head = m;

@@ -534,7 +534,9 @@ static pb_err parse_url(relay_redis *r, const char *url, const char *password,
     const char *p = url;
     if (strncmp(p, "redis://", 8))
         return pb_fail(why, PB_ERR_FIELD_RANGE,
-                       "--redis %s: not a redis://HOST:PORT address", url);
+                       "--redis %.*s…: not a redis://HOST:PORT address "
+                       "(rediss:// and unix sockets are not supported)",
+                       (int)strcspn(url, ":/@"), url);
     p += 8;
     const char *at = strrchr(p, '@');
     if (at) {
