@@ -136,7 +136,9 @@ static const char *parse_relay(const char *url, const char *p, const char *stop,
 }
 
 /* Adds the comma-separated addresses of list (at least one; each taking
- * tls by default) to t->more, skipping ones already there. */
+ * tls by default) to t->more, skipping ones already there. A TLS link
+ * names TLS relays only: failing over to plain text would send the token
+ * in clear to whoever made the first unreachable. */
 static pb_err add_relays(const char *url, const char *list, bool tls,
                          pbc_target *t, pb_errmsg *why)
 {
@@ -151,6 +153,13 @@ static pb_err add_relays(const char *url, const char *list, bool tls,
                            "%s: a relay is HOST:PORT or ws(s)://HOST:PORT, "
                            "without a path",
                            url);
+        if (tls && !r.tls) /* whoever blocks the first would get the token */
+            return pb_fail(why, PB_ERR_FIELD_RANGE,
+                           "a link to a TLS relay names a plain-text one "
+                           "(ws://%s:%d), which would get its token in clear "
+                           "when the first cannot be reached: name wss:// "
+                           "relays only",
+                           r.host, r.port);
         bool seen = false;
         for (unsigned i = 0; i < pbc_target_relays(t); i++) {
             pbc_relay o = pbc_target_relay(t, i);

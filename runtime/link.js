@@ -44,6 +44,10 @@ export function parseLink(link) {
   const urls = [url];
   for (const r of (p.get('relays') || '').split(',').filter(Boolean)) {
     const other = relayUrl(r, scheme);
+    // a TLS link names TLS relays only: failing over to plain text would
+    // send the token in clear to whoever made the first unreachable
+    if (url.startsWith('wss:') && !other.startsWith('wss:'))
+      throw new Error(`join link to a TLS relay names a plain-text one (${other}), which would get its token in clear: name wss:// relays only`);
     if (!urls.includes(other)) urls.push(other);
   }
   if (urls.length > MAX_RELAYS)

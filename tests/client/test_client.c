@@ -56,7 +56,8 @@ TEST(wss_and_https_ask_for_tls)
     REQUIRE(pbc_parse_url("wss://h:1", &t, &why) == PB_OK);
     CHECK(t.tls && !strcmp(t.host, "h") && t.port == 1);
     memset(&t, 0, sizeof t);
-    REQUIRE(pbc_parse_url("https://h:2/runtime.html#room=a", &t, &why) == PB_OK);
+    REQUIRE(pbc_parse_url("https://h:2/runtime.html#room=a", &t, &why) ==
+            PB_OK);
     CHECK(t.tls && !strcmp(t.room, "a") && t.port == 2);
     memset(&t, 0, sizeof t);
     REQUIRE(pbc_parse_url("ws://h:1", &t, &why) == PB_OK);
@@ -66,9 +67,8 @@ TEST(wss_and_https_ask_for_tls)
 TEST(bad_urls_are_refused_naming_the_url)
 {
     static const char *const bad[] = {
-        "ws://:7888",       "wss://:7888",      "ws://h:0",
-        "ws://h:65536",     "ws://h:x",         "ws://h/#room=a%2",
-        "ws://h/#room=%zz",
+        "ws://:7888", "wss://:7888",      "ws://h:0",         "ws://h:65536",
+        "ws://h:x",   "ws://h/#room=a%2", "ws://h/#room=%zz",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         pbc_target t = {0};
@@ -120,6 +120,33 @@ TEST(a_link_names_more_relays_in_order_without_repeats)
     CHECK_EQ_INT(pbc_target_relays(&t), 1);
 }
 
+/* A link to a wss:// relay whose &relays= (or --url A,B) names a plain
+ * ws:// one is refused, saying why: failing over to it would send the
+ * token in clear to whoever made the first unreachable. TLS relays are
+ * fine. Failed before (the plain relay was tried). */
+TEST(a_tls_link_names_tls_relays_only)
+{
+    static const char *const links[] = {
+        "wss://a:1/runtime.html#room=r&token=t&relays=ws://b:2",
+        "https://a:1/runtime.html#room=r&token=t&relays=http%3A%2F%2Fb%3A2",
+        "wss://a:1,ws://b:2",
+    };
+    for (size_t i = 0; i < sizeof links / sizeof links[0]; i++) {
+        pbc_target t = {0};
+        pb_errmsg why = {{0}};
+        CHECK_EQ_INT(pbc_parse_url(links[i], &t, &why), PB_ERR_FIELD_RANGE);
+        CHECK(strstr(why.text, "plain-text") != NULL);
+        CHECK(strstr(why.text, "token=t") == NULL);
+    }
+    pbc_target t = {0};
+    pb_errmsg why = {{0}};
+    CHECK_EQ_INT(pbc_parse_url("wss://a:1,b:2,wss://c:3", &t, &why), PB_OK);
+    CHECK_EQ_INT(pbc_target_relays(&t), 3);
+    CHECK(pbc_target_relay(&t, 1).tls && pbc_target_relay(&t, 2).tls);
+    /* a plain link may name TLS relays (no secret gets less protected) */
+    CHECK_EQ_INT(pbc_parse_url("ws://a:1,wss://b:2", &t, &why), PB_OK);
+}
+
 TEST(bad_or_too_many_relays_are_refused_naming_the_link)
 {
     static const char *const bad[] = {
@@ -156,6 +183,7 @@ static const pb_test tests[] = {
     T(a_room_too_long_for_the_target_is_refused),
     T(a_link_names_more_relays_in_order_without_repeats),
     T(bad_or_too_many_relays_are_refused_naming_the_link),
+    T(a_tls_link_names_tls_relays_only),
 };
 
 PB_TEST_MAIN(tests, NULL)

@@ -36,6 +36,10 @@ test('parseLink reads the relays a link names, in order, each once', () => {
                    ['wss://a:1', 'wss://b:2']);
   assert.throws(() => parseLink(`${base}&relays=ftp://b:2`), /relays entry "ftp:\/\/b:2"/);
   assert.throws(() => parseLink(`${base}&relays=b:2/x`), /relays entry "b:2\/x"/);
+  // a TLS link names TLS relays only (a plain one would get the token in clear)
+  const tls = base.replace('http:', 'https:');
+  assert.throws(() => parseLink(`${tls}&relays=ws://b:2`), /plain-text one \(ws:\/\/b:2\)/);
+  assert.throws(() => parseLink(`${tls}&relays=wss://c:3,http://b:2`), /plain-text/);
   const nine = Array.from({ length: 8 }, (_, i) => `h${i}:1`).join(',');
   assert.throws(() => parseLink(`${base}&relays=${nine}`), /names 9 relays; at most 8/);
 });
