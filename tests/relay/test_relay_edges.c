@@ -891,35 +891,11 @@ TEST(a_head_forged_in_redis_is_not_passed_on_by_an_edge)
     rt_listen(&rt, 300);
     REQUIRE(rt.l.errors == 0);
 
-    uint8_t pk[PB_PUBLICKEY_BYTES], sk[PB_SECRETKEY_BYTES];
-    pb_sample_keypair(pk, sk);
-    pb_head h = {.room = pb_cstr("jam"),
-                 .epoch = rt.l.chain.epoch,
-                 .seq = 1,
-                 .time_us = (uint64_t)now_ms() * 1000u};
-    memcpy(h.hash, rt.l.hashes[0], PB_HASH_BYTES);
-    memcpy(h.key, pk, PB_PUBLICKEY_BYTES);
-    pb_buf stmt, frame;
-    pb_buf_init(&stmt);
-    pb_buf_init(&frame);
-    pb_errmsg why;
-    REQUIRE(pb_head_encode(&h, &stmt, &why) == PB_OK);
-    uint8_t sig[PB_SIG_BYTES];
-    pb_sign(stmt.data, stmt.len, sk, sig);
-    pb_frame f = {.type = PB_T_HEAD};
-    f.head.stmt = (pb_bytes){stmt.data, (uint32_t)stmt.len};
-    f.head.sig = (pb_bytes){sig, PB_SIG_BYTES};
-    REQUIRE(pb_frame_encode(&f, &frame, &why) == PB_OK);
     relay_env e = {0};
-    relay_env_u8(&e, RELAY_ENV_BROADCAST);
-    relay_env_str(&e, "jam");
-    relay_env_u64(&e, rt.l.chain.epoch);
-    relay_env_u8(&e, PB_ROLE_NONE);
-    relay_env_bytes(&e, frame.data, frame.len);
+    forged_head_env(&e, rt.l.chain.epoch, 1, rt.l.hashes[0]);
+    REQUIRE(e.len);
     CHECK(redis_publish_env(&cl, "pb:r:jam", &e, "fhead.bin"));
     relay_env_free(&e);
-    pb_buf_free(&stmt);
-    pb_buf_free(&frame);
 
     rt_listen(&rt, 1500);
     if (rt.l.errors)
