@@ -172,6 +172,19 @@ static uint64_t eval_n(pbc *ed, uint64_t req, unsigned k)
     return eval(ed, req, src, &w);
 }
 
+/* A cluster (cluster_start) whose runtime rt, on edge a, holds seq 1,
+ * evaluated through a by *ed (left open). */
+static bool cluster_with_one_patch(cluster *cl, const char *name, runtime *rt,
+                                   pbc **ed)
+{
+    *ed = NULL;
+    if (!cluster_start(cl, name) || !rt_join(rt, &cl->a, &cl->signer, "rt") ||
+        !(*ed = join(&cl->a, "jam", PB_ROLE_EDITOR, "ed", NULL)) ||
+        eval_n(*ed, 1, 1) != 1)
+        return false;
+    return all_reach(rt, 1, 1, 30000);
+}
+
 /* ---- the live path ----------------------------------------------------------
  */
 
@@ -484,13 +497,9 @@ TEST(a_redis_with_a_password_is_used_and_a_wrong_or_missing_one_is_said)
 TEST(a_patch_forged_in_redis_is_not_cached_by_an_edge)
 {
     cluster cl;
-    REQUIRE(cluster_start(&cl, "forged"));
     runtime rt = {0};
-    REQUIRE(rt_join(&rt, &cl.a, &cl.signer, "rt"));
-    pbc *ed = join(&cl.a, "jam", PB_ROLE_EDITOR, "ed", NULL);
-    REQUIRE(ed);
-    CHECK_EQ_INT(eval_n(ed, 1, 1), 1);
-    REQUIRE(all_reach(&rt, 1, 1, 30000));
+    pbc *ed;
+    REQUIRE(cluster_with_one_patch(&cl, "forged", &rt, &ed));
 
     pb_sample_patch forged;
     pb_sample_patch_make(&forged, "jam", 2, rt.l.hashes[0], 1);
@@ -835,13 +844,9 @@ static void forged_head_env(relay_env *e, uint64_t epoch, uint64_t seq,
 TEST(a_forged_head_does_not_lock_joiners_out_of_an_edge)
 {
     cluster cl;
-    REQUIRE(cluster_start(&cl, "fhead2"));
     runtime rt = {0};
-    REQUIRE(rt_join(&rt, &cl.a, &cl.signer, "rt"));
-    pbc *ed = join(&cl.a, "jam", PB_ROLE_EDITOR, "ed", NULL);
-    REQUIRE(ed);
-    CHECK_EQ_INT(eval_n(ed, 1, 1), 1);
-    REQUIRE(all_reach(&rt, 1, 1, 30000));
+    pbc *ed;
+    REQUIRE(cluster_with_one_patch(&cl, "fhead2", &rt, &ed));
     pbc_close(ed);
     serve_kill9(&cl.signer);
     relay_env e = {0};
@@ -881,13 +886,9 @@ TEST(a_forged_head_does_not_lock_joiners_out_of_an_edge)
 TEST(a_head_forged_in_redis_is_not_passed_on_by_an_edge)
 {
     cluster cl;
-    REQUIRE(cluster_start(&cl, "fhead"));
     runtime rt = {0};
-    REQUIRE(rt_join(&rt, &cl.a, &cl.signer, "rt"));
-    pbc *ed = join(&cl.a, "jam", PB_ROLE_EDITOR, "ed", NULL);
-    REQUIRE(ed);
-    CHECK_EQ_INT(eval_n(ed, 1, 1), 1);
-    REQUIRE(all_reach(&rt, 1, 1, 30000));
+    pbc *ed;
+    REQUIRE(cluster_with_one_patch(&cl, "fhead", &rt, &ed));
     rt_listen(&rt, 300);
     REQUIRE(rt.l.errors == 0);
 
