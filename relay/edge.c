@@ -23,6 +23,7 @@
 
 typedef struct relay_edge_room {
     bool ready;            /* caught up with what Redis had when it looked */
+    bool epoch_known;      /* the cache holds an epoch of the room */
     bool syncing;          /* a GET/XRANGE is on its way */
     uint64_t asked_us;     /* when it last started a sync */
     relay_msg *head;       /* the signer's last signed head */
@@ -84,9 +85,10 @@ static pb_err cache_reset(relay_server *srv, relay_room *r, uint64_t epoch,
     return relay_history_end(srv->history, e, why);
 }
 
-/* A new epoch (the signer's history began again, or this cache is another
- * signer's): the cache starts over and the room's sessions are closed, to
- * rejoin and catch up in it. */
+/* A new epoch (the signer's history began again, or the edge meets the
+ * room for the first time): the cache starts over and the room's sessions
+ * are closed, to rejoin and catch up in it. Only a head signed by the
+ * signer's key says so (take_head): pb:epoch:ROOM is not signed. */
 static void new_epoch(relay_server *srv, relay_room *r, uint64_t epoch)
 {
     pb_errmsg why = {{0}};
@@ -94,13 +96,16 @@ static void new_epoch(relay_server *srv, relay_room *r, uint64_t epoch)
         lwsl_err("room %s: %s\n", r->name, why.text);
         return;
     }
-    lwsl_user("room %s: epoch %llu (was %llu): cache emptied\n", r->name,
-              (unsigned long long)epoch, (unsigned long long)r->epoch);
+    if (r->edge->epoch_known)
+        lwsl_user("room %s: epoch %llu (was %llu): cache emptied\n", r->name,
+                  (unsigned long long)epoch, (unsigned long long)r->epoch);
     r->epoch = epoch;
     r->head_seq = 0;
     pb_epoch_genesis(r->name, epoch, srv->keys.pk, r->head_hash);
+    r->edge->epoch_known = true;
     relay_msg_unref(r->edge->head);
     r->edge->head = NULL;
+    r->edge->head_seq = 0;
     for (relay_session *s = r->members; s; s = s->room_next)
         relay_session_send_error(s, PB_ERR_CHAIN_FORK, 0, true,
                                  "room \"%s\" began a new epoch; reconnect",
@@ -277,57 +282,106 @@ static void read_stream(relay_server *srv, relay_room *r)
                         argv, lens);
 }
 
-static void on_broadcast(relay_server *srv, relay_room *r, pb_role only,
-                         const uint8_t *data, size_t len);
+/* Asks the signer to publish r (its epoch, the stream's tail, a head):
+ * a room it has not published, or whose head in Redis is not its own. */
+static void ask_open(relay_server *srv, relay_room *r)
+{
+    relay_env e = {0};
+    relay_env_u8(&e, RELAY_ENV_OPEN);
+    relay_env_str(&e, srv->edge->id);
+    relay_env_str(&e, r->name);
+    relay_env_u64(&e, 0);
+    relay_env_u64(&e, 0);
+    relay_edge_to_signer(srv, &e, NULL, 0);
+    relay_env_free(&e);
+}
 
+/* A head from Redis (the room's channel, or pb:head:ROOM), m its frame f.
+ * Kept only if it verifies against the signer's key, names the room and
+ * is not behind what the edge has: a forged one would reach every runtime,
+ * and a replayed older one (a lower seq, an earlier epoch) would hold
+ * joiners back, since a joiner is let in only with a head of what the edge
+ * holds. A later epoch, so signed, is the only thing that makes the edge
+ * empty its cache (pb:epoch:ROOM, unsigned, is never read). Returns
+ * whether it was kept; *behind: the cache lacks the seq it names. */
+static bool take_head(relay_server *srv, relay_room *r, const pb_frame *f,
+                      relay_msg *m, bool *behind)
+{
+    relay_edge_room *er = r->edge;
+    *behind = false;
+    pb_head h;
+    pb_errmsg why;
+    if (pb_head_verify(&f->head, srv->keys.pk, &h, &why)) {
+        lwsl_warn("room %s: a head not taken: %s\n", r->name, why.text);
+        return false;
+    }
+    bool ok = false;
+    if (!pb_str_eq(h.room, r->name)) {
+        lwsl_warn("room %s: a head of another room not taken\n", r->name);
+    } else if (er->epoch_known &&
+               (h.epoch < r->epoch ||
+                (h.epoch == r->epoch && er->head && h.seq < er->head_seq))) {
+        lwsl_warn("room %s: an older head not taken (epoch %llu seq %llu; "
+                  "it has epoch %llu seq %llu)\n",
+                  r->name, (unsigned long long)h.epoch,
+                  (unsigned long long)h.seq, (unsigned long long)r->epoch,
+                  (unsigned long long)er->head_seq);
+    } else {
+        if (!er->epoch_known || h.epoch != r->epoch)
+            new_epoch(srv, r, h.epoch);
+        ok = er->epoch_known && h.epoch == r->epoch; /* (the reset failed) */
+    }
+    if (ok) {
+        relay_msg_unref(er->head);
+        er->head = m;
+        m->refs++;
+        er->head_seq = h.seq;
+        if (h.seq == r->head_seq) {
+            relay_room_broadcast(r, m, PB_ROLE_NONE);
+            release_waiting(r);
+        }
+        *behind = h.seq > r->head_seq;
+    }
+    pb_head_free(&h);
+    return ok;
+}
+
+/* pb:head:ROOM: the signer's last head, which says the room's epoch (and
+ * lets joiners in while the signer is away); then the patches after the
+ * cache's head. */
 static void on_head(void *ctx, uint64_t tag, const relay_rval *v)
 {
     relay_server *srv = ctx;
     relay_room *r = relay_room_of_tag(srv, tag);
-    if (r && v && v->type == REDIS_REPLY_STRING)
-        on_broadcast(srv, r, PB_ROLE_NONE, (const uint8_t *)v->str, v->len);
-}
-
-static void on_epoch(void *ctx, uint64_t tag, const relay_rval *v)
-{
-    relay_server *srv = ctx;
-    relay_room *r = relay_room_of_tag(srv, tag);
-    if (!r)
+    if (!r || !r->edge)
         return;
     if (!v || (v->type != REDIS_REPLY_STRING && v->type != REDIS_REPLY_NIL)) {
-        r->edge->syncing = false;
+        r->edge->syncing = false; /* Redis went away: the tick retries */
         return;
     }
-    if (v->type == REDIS_REPLY_NIL) {
-        /* a room the signer has not published: ask it to; the tick asks
-         * again until pb:epoch:ROOM is there */
-        relay_env e = {0};
-        relay_env_u8(&e, RELAY_ENV_OPEN);
-        relay_env_str(&e, srv->edge->id);
-        relay_env_str(&e, r->name);
-        relay_env_u64(&e, 0);
-        relay_env_u64(&e, 0);
-        relay_edge_to_signer(srv, &e, NULL, 0);
-        relay_env_free(&e);
-        r->edge->syncing = false;
-        return;
+    bool taken = false, behind;
+    pb_frame f;
+    pb_errmsg why;
+    relay_msg *m = NULL;
+    if (v->type == REDIS_REPLY_STRING &&
+        !pb_frame_decode((const uint8_t *)v->str, v->len, &f, &why)) {
+        if (f.type == PB_T_HEAD &&
+            (m = relay_msg_new((const uint8_t *)v->str, v->len)))
+            taken = take_head(srv, r, &f, m, &behind);
+        pb_frame_free(&f);
     }
-    uint64_t epoch = strtoull(v->str, NULL, 10);
-    bool known;
-    cache_epoch(srv, r, &known);
-    if (!known || epoch != r->epoch)
-        new_epoch(srv, r, epoch);
-    /* the signer's last head (it may be gone: joiners need one), then
-     * the patches after the cache's head */
-    char key[PB_MAX_NAME_BYTES + 16];
-    snprintf(key, sizeof key, "pb:head:%s", r->name);
-    const char *argv[] = {"GET", key};
-    size_t lens[] = {3, strlen(key)};
-    relay_redis_command(srv->redis, on_head, srv, tag, 2, argv, lens);
-    read_stream(srv, r);
+    relay_msg_unref(m);
+    if (!taken) /* none yet, or not the signer's: it publishes one; the
+                 * tick asks again while the room is not held */
+        ask_open(srv, r);
+    if (r->edge->epoch_known)
+        read_stream(srv, r); /* what it holds is served meanwhile */
+    else
+        r->edge->syncing = false;
 }
 
-/* Where the room is in Redis: its epoch, then the stream after the head. */
+/* Where the room is in Redis: its head, then the stream after the cache's
+ * head. */
 static void sync_room(relay_server *srv, relay_room *r)
 {
     if (!r->edge || !srv->edge->key_known || !relay_redis_is_up(srv->redis) ||
@@ -336,10 +390,10 @@ static void sync_room(relay_server *srv, relay_room *r)
     r->edge->syncing = true;
     r->edge->asked_us = relay_mono_us();
     char key[PB_MAX_NAME_BYTES + 16];
-    snprintf(key, sizeof key, "pb:epoch:%s", r->name);
+    snprintf(key, sizeof key, "pb:head:%s", r->name);
     const char *argv[] = {"GET", key};
     size_t lens[] = {3, strlen(key)};
-    relay_redis_command(srv->redis, on_epoch, srv, (uint64_t)(uintptr_t)r, 2,
+    relay_redis_command(srv->redis, on_head, srv, (uint64_t)(uintptr_t)r, 2,
                         argv, lens);
 }
 
@@ -348,11 +402,11 @@ void relay_edge_room_init(relay_room *r)
     relay_server *srv = r->srv;
     if (!(r->edge = calloc(1, sizeof *r->edge)))
         return;
-    bool known;
-    cache_epoch(srv, r, &known);
+    cache_epoch(srv, r, &r->edge->epoch_known);
     pb_errmsg why;
-    if (known && relay_history_head(srv->history, r->name, &r->head_seq,
-                                    r->head_hash, &why))
+    if (r->edge->epoch_known &&
+        relay_history_head(srv->history, r->name, &r->head_seq, r->head_hash,
+                           &why))
         lwsl_err("room %s: cannot read its cache: %s\n", r->name, why.text);
     if (!r->head_seq)
         pb_epoch_genesis(r->name, r->epoch, srv->keys.pk, r->head_hash);
@@ -449,34 +503,9 @@ static void on_broadcast(relay_server *srv, relay_room *r, pb_role only,
         return;
     }
     if (f.type == PB_T_HEAD) {
-        /* only a head the signer signed, of this room: one forged in Redis
-         * would reach every runtime, or hold joiners back (it names a seq
-         * the edge never gets) */
-        pb_head h;
-        if (!srv->edge->key_known) {
-            /* the key comes first (ask_key); the next head will do */
-        } else if (pb_head_verify(&f.head, srv->keys.pk, &h, &why)) {
-            lwsl_warn("room %s: a head not passed on: %s\n", r->name, why.text);
-        } else if (!pb_str_eq(h.room, r->name)) {
-            lwsl_warn("room %s: a head of another room not passed on\n",
-                      r->name);
-            pb_head_free(&h);
-        } else {
-            if (h.epoch == r->epoch) {
-                relay_msg_unref(r->edge->head);
-                r->edge->head = m;
-                m->refs++;
-                r->edge->head_seq = h.seq;
-                if (h.seq == r->head_seq) {
-                    relay_room_broadcast(r, m, PB_ROLE_NONE);
-                    release_waiting(r);
-                } else if (h.seq > r->head_seq)
-                    sync_room(srv, r); /* it missed the patch: a gap */
-            } else {
-                sync_room(srv, r); /* a new epoch? */
-            }
-            pb_head_free(&h);
-        }
+        bool behind;
+        if (srv->edge->key_known && take_head(srv, r, &f, m, &behind) && behind)
+            sync_room(srv, r); /* it missed the patch: a gap */
     } else {
         if (f.type == PB_T_ROOM) {
             r->settings = f.room;

@@ -16,10 +16,12 @@
 #include "redis.h"
 
 #include <arpa/inet.h>
+#include <hiredis/hiredis.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
@@ -791,6 +793,22 @@ static bool redis_publish_env(const cluster *cl, const char *channel,
     return ok && system(cmd) == 0;
 }
 
+/* One command on the cluster's Redis (hiredis' format: %b for bytes and
+ * their length); its reply (freeReplyObject), NULL if there was none. */
+static redisReply *redis_do(const cluster *cl, const char *fmt, ...)
+{
+    redisContext *c = redisConnect("127.0.0.1", cl->redis.port);
+    redisReply *rep = NULL;
+    if (c && !c->err) {
+        va_list ap;
+        va_start(ap, fmt);
+        rep = redisvCommand(c, fmt, ap);
+        va_end(ap);
+    }
+    redisFree(c);
+    return rep;
+}
+
 static void rt_listen(runtime *rt, uint32_t ms)
 {
     uint64_t until = now_ms() + ms;
@@ -907,6 +925,82 @@ TEST(a_head_forged_in_redis_is_not_passed_on_by_an_edge)
     cluster_stop(&cl);
 }
 
+/* pb:epoch:ROOM is not signed: one SET and one message on the room's
+ * channel naming another epoch (which makes an edge look at the room
+ * again) do not make the edge empty the room's cache or close its
+ * sessions; a runtime joining it afterwards gets the room. Only a head
+ * signed by the signer's key starts a new epoch. Failed before: the edge
+ * emptied the cache and later joins were refused after 5 s (second
+ * reader's finding 2, test review2_an_epoch_forged_in_redis_...). */
+TEST(an_epoch_forged_in_redis_does_not_empty_an_edge)
+{
+    cluster cl;
+    runtime rt = {0};
+    pbc *ed;
+    REQUIRE(cluster_with_one_patch(&cl, "fepoch", &rt, &ed));
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "redis-cli -p %d SET pb:epoch:jam 42 > /dev/null",
+             cl.redis.port);
+    CHECK_EQ_INT(system(cmd), 0);
+    relay_env e = {0};
+    relay_env_u8(&e, RELAY_ENV_BROADCAST);
+    relay_env_str(&e, "jam");
+    relay_env_u64(&e, 42);
+    CHECK(redis_publish_env(&cl, "pb:r:jam", &e, "fepoch.bin"));
+    relay_env_free(&e);
+    rt_listen(&rt, 1500);
+    CHECK(!log_has(&cl.a, "cache emptied"));
+    CHECK_EQ_INT(rt.l.errors, 0);
+    CHECK(rt.c != NULL);
+    runtime late = {0};
+    CHECK(rt_join(&late, &cl.a, &cl.signer, "rt-late"));
+    if (late.c)
+        CHECK(all_reach(&late, 1, 1, 8000));
+    pbc_close(ed);
+    rts_close(&rt, 1);
+    rts_close(&late, 1);
+    cluster_stop(&cl);
+}
+
+/* A head the signer really signed, but of an earlier seq (taken from
+ * pb:head:jam before the next eval), put back as pb:head:jam and on the
+ * room's channel while the signer is down, does not keep runtimes from
+ * joining an edge that holds the later seq: an edge takes no head behind
+ * the one it has. Failed before: the edge took it as its head, and a
+ * joiner was refused after 5 s ("did not become available"). */
+TEST(a_replayed_older_head_does_not_lock_joiners_out_of_an_edge)
+{
+    cluster cl;
+    runtime rt = {0};
+    pbc *ed;
+    REQUIRE(cluster_with_one_patch(&cl, "oldhead", &rt, &ed));
+    redisReply *old = redis_do(&cl, "GET pb:head:jam");
+    REQUIRE(old && old->type == REDIS_REPLY_STRING);
+    CHECK_EQ_INT(eval_n(ed, 2, 2), 2);
+    CHECK(all_reach(&rt, 1, 2, 30000));
+    pbc_close(ed);
+    serve_kill9(&cl.signer);
+    relay_env e = {0};
+    relay_env_u8(&e, RELAY_ENV_BROADCAST);
+    relay_env_str(&e, "jam");
+    relay_env_u64(&e, rt.l.chain.epoch);
+    relay_env_u8(&e, PB_ROLE_NONE);
+    relay_env_bytes(&e, (const uint8_t *)old->str, old->len);
+    freeReplyObject(redis_do(&cl, "SET pb:head:jam %b", old->str, old->len));
+    freeReplyObject(redis_do(&cl, "PUBLISH pb:r:jam %b", e.data, e.len));
+    relay_env_free(&e);
+    freeReplyObject(old);
+    rt_listen(&rt, 500);
+    runtime late = {0};
+    CHECK(rt_join(&late, &cl.a, &cl.signer, "rt-late"));
+    if (late.c)
+        CHECK(all_reach(&late, 1, 2, 8000));
+    CHECK(log_has(&cl.a, "an older head not taken"));
+    rts_close(&rt, 1);
+    rts_close(&late, 1);
+    cluster_stop(&cl);
+}
+
 /* A --redis URL that is not redis:// is refused without naming its
  * password (SECURITY.md § Edges: messages name the URL without it).
  * Failed before: the error quoted the whole URL. */
@@ -943,6 +1037,8 @@ int main(int argc, char **argv)
         T(a_head_forged_in_redis_is_not_passed_on_by_an_edge),
         T(a_bad_redis_url_is_not_said_with_its_password),
         T(a_forged_head_does_not_lock_joiners_out_of_an_edge),
+        T(an_epoch_forged_in_redis_does_not_empty_an_edge),
+        T(a_replayed_older_head_does_not_lock_joiners_out_of_an_edge),
     };
     return harness_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }
