@@ -164,7 +164,7 @@ async function runEdges(pb, lg, n, evals, gap, e) {
     for (let k = 0; k < e; k++) {
       const d = join(dir, `edge${k}`);
       mkdirSync(d, { mode: 0o700 });
-      copyFileSync(join(signerDir, 'token.key'), join(d, 'token.key'));
+      for (const f of ['token.key', 'relay.pub']) copyFileSync(join(signerDir, f), join(d, f));
       const edge = startServer(pb, ['serve', '--edge', '--port', '0', '--data', d, '--redis', url,
         ...limits(n)]);
       procs.push(edge.p);

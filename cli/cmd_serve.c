@@ -84,7 +84,8 @@ static void usage(FILE *out)
         "  --redis-password-file FILE  Redis's password (requirepass, or an ACL\n"
         "                         user's: redis://USER@HOST:PORT), out of `ps`\n"
         "  --edge                 an edge: no signing key, no compiler; --data\n"
-        "                         holds a copy of the signer's token.key\n"
+        "                         holds copies of the signer's token.key and\n"
+        "                         relay.pub (the key it checks patches with)\n"
         "  -q, --quiet            no per-connection and per-patch log lines\n"
         "  -h, --help             this help\n",
         CC_DEFAULT_TIMEOUT_MS);

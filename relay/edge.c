@@ -26,6 +26,7 @@ typedef struct relay_edge_room {
     bool epoch_known;      /* the cache holds an epoch of the room */
     bool syncing;          /* a GET/XRANGE is on its way */
     uint64_t asked_us;     /* when it last started a sync */
+    uint64_t opened_us;    /* when it last asked the signer to open it */
     relay_msg *head;       /* the signer's last signed head */
     uint64_t head_seq;     /* the seq it names */
     relay_handle *waiting; /* sessions waiting for the room */
@@ -283,9 +284,16 @@ static void read_stream(relay_server *srv, relay_room *r)
 }
 
 /* Asks the signer to publish r (its epoch, the stream's tail, a head):
- * a room it has not published, or whose head in Redis is not its own. */
+ * a room it has not published, or whose head in Redis is not its own. At
+ * most once per RESYNC_US: its answer makes the edge look again, and a
+ * head that never verifies (a forgery kept in Redis) must not make the
+ * two ask and answer in a loop. */
 static void ask_open(relay_server *srv, relay_room *r)
 {
+    uint64_t now = relay_mono_us();
+    if (r->edge->opened_us && now - r->edge->opened_us < RESYNC_US)
+        return;
+    r->edge->opened_us = now;
     relay_env e = {0};
     relay_env_u8(&e, RELAY_ENV_OPEN);
     relay_env_str(&e, srv->edge->id);
@@ -384,7 +392,7 @@ static void on_head(void *ctx, uint64_t tag, const relay_rval *v)
  * head. */
 static void sync_room(relay_server *srv, relay_room *r)
 {
-    if (!r->edge || !srv->edge->key_known || !relay_redis_is_up(srv->redis) ||
+    if (!r->edge || !relay_redis_is_up(srv->redis) ||
         r->edge->syncing) /* (no r->edge: out of memory when it opened) */
         return;
     r->edge->syncing = true;
@@ -504,7 +512,7 @@ static void on_broadcast(relay_server *srv, relay_room *r, pb_role only,
     }
     if (f.type == PB_T_HEAD) {
         bool behind;
-        if (srv->edge->key_known && take_head(srv, r, &f, m, &behind) && behind)
+        if (take_head(srv, r, &f, m, &behind) && behind)
             sync_room(srv, r); /* it missed the patch: a gap */
     } else {
         if (f.type == PB_T_ROOM) {
@@ -584,31 +592,33 @@ static void ask_revocations(relay_server *srv)
     relay_redis_command(srv->redis, on_revocations, srv, 0, 2, argv, lens);
 }
 
+/* pb:key, the key the signer says it signs with: only compared with the
+ * one this edge was given (its relay.pub), never used, since whoever can
+ * write to Redis can set it. A difference is said loudly, once per value:
+ * the edge is on another signer's Redis, or someone wrote there. */
 static void on_key(void *ctx, uint64_t tag, const relay_rval *v)
 {
     relay_server *srv = ctx;
     (void)tag;
+    if (!v || v->type != REDIS_REPLY_STRING)
+        return; /* the signer has not been here yet: the tick asks again */
+    srv->edge->key_checked = true;
     uint8_t pk[PB_PUBLICKEY_BYTES];
-    if (!v || v->type != REDIS_REPLY_STRING ||
-        v->len != 2 * PB_PUBLICKEY_BYTES || pb_unhex(v->str, pk, sizeof pk)) {
-        lwsl_warn("edge: no signer key in Redis (pb:key) yet\n");
+    bool is_key =
+        v->len == 2 * PB_PUBLICKEY_BYTES && !pb_unhex(v->str, pk, sizeof pk);
+    if (is_key && !memcmp(pk, srv->keys.pk, sizeof pk))
         return;
-    }
-    if (srv->edge->key_known && !memcmp(pk, srv->keys.pk, sizeof pk))
+    char said[2 * PB_PUBLICKEY_BYTES + 1] = "(not a key)";
+    if (is_key)
+        pb_hex(pk, sizeof pk, said);
+    if (!strcmp(said, srv->edge->other_key))
         return;
-    if (srv->edge->key_known)
-        lwsl_warn("edge: the signer's key changed to %.*s\n", (int)v->len,
-                  v->str);
-    memcpy(srv->keys.pk, pk, sizeof pk);
-    memcpy(srv->keys.pk_hex, v->str, v->len);
-    srv->keys.pk_hex[v->len] = '\0';
-    srv->edge->key_known = true;
-    for (relay_room *r = srv->rooms; r; r = r->next) {
-        if (!r->head_seq)
-            pb_epoch_genesis(r->name, r->epoch, srv->keys.pk, r->head_hash);
-        r->edge->syncing = false;
-        sync_room(srv, r);
-    }
+    memcpy(srv->edge->other_key, said, sizeof said);
+    lwsl_err("edge %s: Redis's pb:key is %s, not the signer key this edge "
+             "was given (%s, its relay.pub): patches and heads signed by "
+             "another key are refused; is this edge on its signer's "
+             "Redis?\n",
+             srv->edge->id, said, srv->keys.pk_hex);
 }
 
 static void ask_key(relay_server *srv)
@@ -624,7 +634,7 @@ void relay_edge_event(relay_server *srv, relay_redis_event *e)
     case RELAY_REDIS_UP:
         lwsl_user("edge %s: connected to %s\n", srv->edge->id,
                   relay_redis_url(srv->redis));
-        ask_key(srv); /* a first, or a changed, key resyncs every room */
+        ask_key(srv);
         ask_revocations(srv);
         for (relay_room *r = srv->rooms; r; r = r->next)
             if (r->edge) { /* what it missed while away */
@@ -671,7 +681,7 @@ static void tick(lws_sorted_usec_list_t *sul)
 {
     relay_server *srv = lws_container_of(sul, relay_server, cluster_sul);
     uint64_t now = relay_mono_us();
-    if (!srv->edge->key_known && relay_redis_is_up(srv->redis))
+    if (!srv->edge->key_checked && relay_redis_is_up(srv->redis))
         ask_key(srv);
     for (relay_room *r = srv->rooms; r; r = r->next)
         if (r->edge && (!r->edge->ready || r->edge->head_seq > r->head_seq) &&

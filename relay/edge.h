@@ -20,7 +20,8 @@ typedef struct pending_eval {
 
 struct relay_edge {
     char id[24];
-    bool key_known;
+    bool key_checked;                           /* pb:key read (on_key) */
+    char other_key[2 * PB_PUBLICKEY_BYTES + 1]; /* the last one said */
     pending_eval *evals;
     uint64_t next_id;
 };

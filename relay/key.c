@@ -204,6 +204,37 @@ static pb_err open_keys(const char *dir, relay_keys *k, bool *created,
     return PB_OK;
 }
 
+/* dir/relay.pub, the signer's public key as it wrote it (hex, a newline):
+ * public, so any mode, but a regular file of this data directory. */
+static pb_err read_signer_key(const char *dir, relay_keys *k, pb_errmsg *why)
+{
+    char path[4200], text[2 * PB_PUBLICKEY_BYTES + 4];
+    snprintf(path, sizeof path, "%s/relay.pub", dir);
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT)
+        return pb_fail(why, PB_ERR_IO,
+                       "%s does not exist: an edge checks patches and heads "
+                       "with the signer's public key, never with one Redis "
+                       "gives; copy the signer's relay.pub there",
+                       path);
+    if (fd < 0)
+        return pb_fail(why, PB_ERR_IO, "cannot open %s: %s", path,
+                       strerror(errno));
+    ssize_t n = read(fd, text, sizeof text - 1);
+    close(fd);
+    text[n > 0 ? n : 0] = '\0';
+    text[strcspn(text, "\r\n")] = '\0';
+    if (strlen(text) != 2 * PB_PUBLICKEY_BYTES ||
+        pb_unhex(text, k->pk, sizeof k->pk))
+        return pb_fail(why, PB_ERR_IO,
+                       "%s is not a public key (%d hex digits on one line, "
+                       "as the signer writes it): copy the signer's "
+                       "relay.pub again",
+                       path, 2 * PB_PUBLICKEY_BYTES);
+    memcpy(k->pk_hex, text, sizeof k->pk_hex);
+    return PB_OK;
+}
+
 pb_err relay_keys_open_edge(const char *dir, relay_keys *k, pb_errmsg *why)
 {
     memset(k, 0, sizeof *k);
@@ -225,6 +256,10 @@ pb_err relay_keys_open_edge(const char *dir, relay_keys *k, pb_errmsg *why)
                        "%s does not exist: an edge checks tokens with the "
                        "signer's token.key; copy it there (mode 0600)",
                        path);
+    if (!e)
+        e = read_signer_key(dir, k, why);
+    if (e)
+        relay_keys_close(k);
     return e;
 }
 

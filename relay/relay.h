@@ -30,9 +30,10 @@ typedef struct relay_keys {
  * file that others can read or that has the wrong size, naming the file. */
 pb_err relay_keys_open(const char *dir, relay_keys *k, bool *created,
                        pb_errmsg *why) PB_WUR;
-/* An edge's keys: only dir/token.key (the signer's, copied there, mode
- * 0600); no signing key. pk stays zero until the edge reads the signer's
- * from Redis. */
+/* An edge's keys: the signer's dir/token.key (mode 0600) and
+ * dir/relay.pub (its public key, pinned: the edge checks patches and heads
+ * with it, never with a key Redis gives), both copied there; no signing
+ * key. A message naming the missing or bad file otherwise. */
 pb_err relay_keys_open_edge(const char *dir, relay_keys *k,
                             pb_errmsg *why) PB_WUR;
 /* Wipes the secrets from memory. */

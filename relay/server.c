@@ -216,8 +216,7 @@ relay_server *relay_new(const relay_config *config, relay_info *info,
     relay_revocations_start(srv); /* and the ones recorded before it */
     if (info) {
         info->port = srv->port;
-        snprintf(info->key_hex, sizeof info->key_hex, "%s",
-                 edge ? "(the signer's, from Redis)" : srv->keys.pk_hex);
+        snprintf(info->key_hex, sizeof info->key_hex, "%s", srv->keys.pk_hex);
         info->made_keys = created;
     }
     return srv;

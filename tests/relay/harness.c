@@ -99,20 +99,32 @@ bool edge_start(relay *r, const char *name, const relay *signer,
     *r = (relay){0};
     snprintf(r->dir, sizeof r->dir, "%s/%s", tmp_root, name);
     snprintf(r->log, sizeof r->log, "%s/%s.log", tmp_root, name);
-    r->keys = signer->keys; /* it checks the signer's tokens */
-    char path[300];
-    snprintf(path, sizeof path, "%s/token.key", r->dir);
-    int fd = -1;
-    if ((mkdir(r->dir, 0700) && errno != EEXIST) ||
-        (fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600)) < 0 ||
-        write(fd, signer->keys.token_key, RELAY_TOKEN_KEY_BYTES) !=
-            RELAY_TOKEN_KEY_BYTES) {
-        fprintf(stderr, "  cannot write %s\n", path);
+    r->keys = signer->keys; /* it checks the signer's tokens and patches */
+    char pub[2 * PB_PUBLICKEY_BYTES + 2];
+    snprintf(pub, sizeof pub, "%s\n", signer->keys.pk_hex);
+    const struct {
+        const char *name;
+        const void *data;
+        size_t len;
+    } files[] = {
+        {"token.key", signer->keys.token_key, RELAY_TOKEN_KEY_BYTES},
+        {"relay.pub", pub, strlen(pub)},
+    };
+    if (mkdir(r->dir, 0700) && errno != EEXIST)
+        return false;
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char path[300];
+        snprintf(path, sizeof path, "%s/%s", r->dir, files[i].name);
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        bool ok = fd >= 0 && write(fd, files[i].data, files[i].len) ==
+                                 (ssize_t)files[i].len;
         if (fd >= 0)
             close(fd);
-        return false;
+        if (!ok) {
+            fprintf(stderr, "  cannot write %s\n", path);
+            return false;
+        }
     }
-    close(fd);
     const char *extra[] = {"--edge", "--redis", redis_url, NULL};
     return spawn(r, extra);
 }

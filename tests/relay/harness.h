@@ -53,8 +53,8 @@ bool inproc_start(relay *r, const char *name, const relay_config *cfg);
 int serve_stop(relay *r);
 void serve_kill9(relay *r);
 /* Starts an edge (`serve --edge --redis URL`) with data directory
- * tmp_root/name holding signer's token.key; r->keys are the signer's (for
- * tokens and checking patches). */
+ * tmp_root/name holding signer's token.key and relay.pub; r->keys are the
+ * signer's (for tokens and checking patches). */
 bool edge_start(relay *r, const char *name, const relay *signer,
                 const char *redis_url);
 

@@ -12,6 +12,7 @@
  * link names both edges move by themselves. */
 #define _GNU_SOURCE 1 /* memmem */
 #include "../protocol/samples.h"
+#include "../run_cmd.h"
 #include "harness.h"
 #include "redis.h"
 
@@ -1001,6 +1002,60 @@ TEST(a_replayed_older_head_does_not_lock_joiners_out_of_an_edge)
     cluster_stop(&cl);
 }
 
+/* An edge checks patches and heads with the signer's key it was given
+ * (relay.pub in its data directory), not with pb:key in Redis: an edge
+ * started after someone SET pb:key to another key still takes the
+ * signer's heads and serves the room, and says loudly that Redis names
+ * another key. Without relay.pub an edge does not start, and says which
+ * file it wants. Failed before: the edge took Redis's key, refused every
+ * head of the signer, and the join was refused after 5 s. */
+TEST(an_edge_checks_with_the_signer_key_it_was_given_not_redis_key)
+{
+    cluster cl;
+    runtime rt = {0};
+    pbc *ed;
+    REQUIRE(cluster_with_one_patch(&cl, "pinkey", &rt, &ed));
+    uint8_t pk[PB_PUBLICKEY_BYTES], sk[PB_SECRETKEY_BYTES];
+    pb_sample_keypair(pk, sk);
+    char other[2 * PB_PUBLICKEY_BYTES + 1];
+    pb_hex(pk, sizeof pk, other);
+    freeReplyObject(redis_do(&cl, "SET pb:key %s", other));
+    relay c;
+    REQUIRE(edge_start(&c, "pinkey-edge-c", &cl.signer, cl.redis.url));
+    runtime late = {0};
+    CHECK(rt_join(&late, &c, &cl.signer, "rt-c"));
+    if (late.c)
+        CHECK(all_reach(&late, 1, 1, 8000));
+    check_exact(&late, 1);
+    CHECK(log_has(&c, "not the signer key this edge was given"));
+    rts_close(&late, 1);
+    CHECK_EQ_INT(serve_stop(&c), 0);
+
+    char pub[300], out[2048];
+    snprintf(pub, sizeof pub, "%s/relay.pub", c.dir);
+    CHECK_EQ_INT(unlink(pub), 0);
+    /* (before: it started, and served until the timeout) */
+    const char *argv[] = {"/usr/bin/timeout",
+                          "20",
+                          patchbay_bin,
+                          "serve",
+                          "--edge",
+                          "--redis",
+                          cl.redis.url,
+                          "--data",
+                          c.dir,
+                          "--port",
+                          "0",
+                          NULL};
+    CHECK(run_cmd(argv, true, out, sizeof out) != 0);
+    if (!strstr(out, "relay.pub"))
+        fprintf(stderr, "  it said: %s\n", out);
+    CHECK(strstr(out, "relay.pub does not exist") != NULL);
+    pbc_close(ed);
+    rts_close(&rt, 1);
+    cluster_stop(&cl);
+}
+
 /* A --redis URL that is not redis:// is refused without naming its
  * password (SECURITY.md § Edges: messages name the URL without it).
  * Failed before: the error quoted the whole URL. */
@@ -1039,6 +1094,7 @@ int main(int argc, char **argv)
         T(a_forged_head_does_not_lock_joiners_out_of_an_edge),
         T(an_epoch_forged_in_redis_does_not_empty_an_edge),
         T(a_replayed_older_head_does_not_lock_joiners_out_of_an_edge),
+        T(an_edge_checks_with_the_signer_key_it_was_given_not_redis_key),
     };
     return harness_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }

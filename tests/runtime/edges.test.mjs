@@ -50,11 +50,11 @@ async function startRedis() {
   return { proc: p, url: `redis://127.0.0.1:${port}` };
 }
 
-// An edge: its data folder holds the signer's token.key, nothing else.
+// An edge: its data folder holds the signer's token.key and relay.pub.
 function edge(signer, url) {
   const e = new Relay({ args: ['--edge', '--redis', url] });
   mkdirSync(e.data, { mode: 0o700 });
-  copyFileSync(join(signer.data, 'token.key'), join(e.data, 'token.key'));
+  for (const f of ['token.key', 'relay.pub']) copyFileSync(join(signer.data, f), join(e.data, f));
   return e;
 }
 

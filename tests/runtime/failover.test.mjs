@@ -121,7 +121,7 @@ test('kill -9 an edge: runtimes with a link naming two edges move to the other b
   for (let k = 0; k < 2; k++) {
     const e = new Relay({ args: ['--edge', '--redis', redis] });
     mkdirSync(e.data, { mode: 0o700 });
-    copyFileSync(joinPath(signer.data, 'token.key'), joinPath(e.data, 'token.key'));
+    for (const f of ['token.key', 'relay.pub']) copyFileSync(joinPath(signer.data, f), joinPath(e.data, f));
     await e.start();
     cleanups.push(() => e.stop());
     edges.push(e);
