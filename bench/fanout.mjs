@@ -7,7 +7,13 @@
 // message of the patch frame's size from one sender to all others. It
 // prints eval -> last delivery p50/p99 and each server's CPU time
 // (utime+stime from /proc/PID/stat, over the measured rounds only) per
-// 1,000 delivered frames, and the ratios to ws, all from one run.
+// 1,000 delivered frames, split into user and system time, and the ratios
+// to ws, all from one run. With --syscalls, perf stat also counts each
+// server's system calls over the measured rounds (poll, send, writev...)
+// per delivery; its tracepoints cost a little CPU of their own, the same
+// for every server. --other-patchbay PATH measures a second relay binary
+// (e.g. a build from before a change) after the first, in the same run,
+// with its ratios to the first.
 //
 // The patchbay figure includes what the baselines do not do: a compile-cache
 // hit, signing, and an fsync'd SQLite commit before the broadcast, plus its
@@ -23,7 +29,8 @@
 //
 // usage: node bench/fanout.mjs [--patchbay PATH] [--loadgen PATH]
 //        [--clients 1000,10000] [--evals 20] [--gap-ms 50]
-//        [--only patchbay|ws|uws] [--edges E]
+//        [--only patchbay|ws|uws] [--edges E] [--syscalls]
+//        [--other-patchbay PATH]
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, copyFileSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -87,14 +94,46 @@ async function stop(p) {
   clearTimeout(t);
 }
 
-function loadgen(bin, args) {
+// The system calls --syscalls counts (perf stat on the kernel's
+// tracepoints, attached to the server over the measured rounds only).
+const SYSCALLS = ['poll', 'ppoll', 'epoll_wait', 'epoll_pwait', 'epoll_ctl', 'sendto', 'sendmsg',
+  'write', 'writev', 'recvfrom', 'read', 'futex'];
+
+// Runs loadgen; with tracePids, perf stat counts those processes' system
+// calls between loadgen's "joined" (once perf is attached) and "rounds done".
+function loadgen(bin, args, tracePids) {
   return new Promise((resolve, reject) => {
-    const p = spawn(bin, [...args, '--json'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    p.stdout.on('data', (d) => { out += d; });
-    p.on('exit', (code) => {
+    const p = spawn(bin, [...args, '--json', ...(tracePids ? ['--wait-go'] : [])],
+                    { stdio: ['pipe', 'pipe', 'inherit'] });
+    let out = '', perf = null, perfOut = '', perfDone = Promise.resolve();
+    p.stdout.on('data', (d) => {
+      out += d;
+      if (tracePids && !perf && /^joined$/m.test(out)) {
+        perf = spawn('perf', ['stat', '-x', ',', '-p', tracePids.join(','), '-e',
+          ['raw_syscalls:sys_enter', ...SYSCALLS.map((c) => `syscalls:sys_enter_${c}`)].join(',')],
+        { stdio: ['ignore', 'ignore', 'pipe'] });
+        perf.stderr.on('data', (e) => { perfOut += e; });
+        perfDone = new Promise((r) => perf.on('exit', r));
+        setTimeout(() => p.stdin.write('go\n'), 500); // perf attaches meanwhile
+      }
+      if (perf && /^rounds done$/m.test(out)) perf.kill('SIGINT');
+    });
+    p.on('exit', async (code) => {
+      if (perf) perf.kill('SIGINT');
+      await perfDone;
       const line = out.trim().split('\n').pop();
-      try { resolve(JSON.parse(line)); } catch { reject(new Error(`loadgen failed (exit ${code})`)); }
+      let r;
+      try { r = JSON.parse(line); } catch { return reject(new Error(`loadgen failed (exit ${code})`)); }
+      if (tracePids) {
+        r.syscalls = {};
+        for (const l of perfOut.split('\n')) {
+          const [n, , ev] = l.split(',');
+          const m = /^(?:raw_)?syscalls:sys_enter(?:_(\w+))?$/.exec(ev || '');
+          if (m && /^\d+$/.test(n)) r.syscalls[m[1] || 'all'] = Number(n);
+        }
+        if (!('all' in r.syscalls)) r.syscalls_error = `perf stat gave nothing: ${perfOut.trim().slice(0, 200)}`;
+      }
+      resolve(r);
     });
   });
 }
@@ -110,7 +149,7 @@ const limits = (n) => {
     '--evals-per-second', '100000', '--room-evals-per-second', '100000', '--max-catchups', '256'];
 };
 
-async function runPatchbay(pb, lg, n, evals, gap) {
+async function runPatchbay(pb, lg, n, evals, gap, trace) {
   const dir = mkdtempSync(join(tmpdir(), 'pb-fanout-'));
   const { p, port } = startServer(pb, ['serve', '--port', '0', '--data', dir,
     '--backend', 'process', ...limits(n)]);
@@ -120,7 +159,7 @@ async function runPatchbay(pb, lg, n, evals, gap) {
       '--role', role, '--name', 'bench', '-q']).toString().trim();
     return await loadgen(lg, ['--url', `ws://127.0.0.1:${pt}`, '--room', 'fan',
       '--token', tok('runtime'), '--editor-token', tok('editor'), '--cpu-pid', String(p.pid),
-      ...common(n, evals, gap)]);
+      ...common(n, evals, gap)], trace && [p.pid]);
   } finally {
     await stop(p);
     rmSync(dir, { recursive: true, force: true });
@@ -186,12 +225,12 @@ async function runEdges(pb, lg, n, evals, gap, e) {
   }
 }
 
-async function runBaseline(mode, lg, n, evals, gap, bytes) {
+async function runBaseline(mode, lg, n, evals, gap, bytes, trace) {
   const { p, port } = startServer(process.execPath, [self, mode]);
   try {
     const pt = await port;
     return await loadgen(lg, ['--raw', '--url', `ws://127.0.0.1:${pt}`, '--cpu-pid',
-      String(p.pid), '--payload-bytes', String(bytes), ...common(n, evals, gap)]);
+      String(p.pid), '--payload-bytes', String(bytes), ...common(n, evals, gap)], trace && [p.pid]);
   } finally {
     await stop(p);
   }
@@ -211,15 +250,23 @@ async function uwsLoads() {
   }
 }
 
-const f2 = (x) => x.toFixed(2);
+const f2 = (x) => x.toFixed(2), f3 = (x) => x.toFixed(3);
 function row(name, r, ws) {
   const lost = r.expected - r.delivered;
   const ratio = ws ? `  ${f2(ws.cpu_ms_per_1000 / r.cpu_ms_per_1000)}x less CPU than ws` +
-    `, p50 ${f2(r.last_p50_ms / ws.last_p50_ms)}x ws's` : '';
+    ` (user ${f2(ws.user_ms_per_1000 / r.user_ms_per_1000)}x, system ` +
+    `${f2(ws.sys_ms_per_1000 / r.sys_ms_per_1000)}x), p50 ${f2(r.last_p50_ms / ws.last_p50_ms)}x ws's` : '';
   console.log(`  ${name.padEnd(9)} last p50 ${f2(r.last_p50_ms).padStart(8)} ms  p99 ` +
-    `${f2(r.last_p99_ms).padStart(8)} ms  CPU ${r.cpu_ms_per_1000.toFixed(3).padStart(7)} ms ` +
-    `per 1,000 deliveries  (${r.delivered}/${r.expected}` +
+    `${f2(r.last_p99_ms).padStart(8)} ms  CPU ${f3(r.cpu_ms_per_1000).padStart(7)} ms ` +
+    `per 1,000 deliveries (user ${f3(r.user_ms_per_1000)}, system ${f3(r.sys_ms_per_1000)})  ` +
+    `(${r.delivered}/${r.expected}` +
     `${lost ? `, ${lost} MISSING` : ''}${r.repeats ? `, ${r.repeats} repeated` : ''})${ratio}`);
+  if (r.syscalls_error) console.log(`    system calls: ${r.syscalls_error}`);
+  else if (r.syscalls) {
+    const per = (c) => (r.delivered ? r.syscalls[c] / r.delivered : 0);
+    const named = SYSCALLS.filter((c) => r.syscalls[c]).map((c) => `${c} ${f3(per(c))}`);
+    console.log(`    system calls per delivery: ${f3(per('all'))} in all; ${named.join(', ')}`);
+  }
 }
 
 async function main() {
@@ -236,6 +283,9 @@ async function main() {
   const sizes = arg('clients', '1000,10000').split(',').map(Number);
   const evals = Number(arg('evals', 20)), gap = Number(arg('gap-ms', 50));
   const only = arg('only', '');
+  const trace = process.argv.includes('--syscalls');
+  const other = arg('other-patchbay', '');
+  if (other && !existsSync(other)) throw new Error(`--other-patchbay ${other} does not exist`);
   const hard = Number(execFileSync('sh', ['-c', 'ulimit -Hn']).toString().trim());
   const need = Math.max(...sizes) + 64;
   if (hard < need)
@@ -261,12 +311,21 @@ async function main() {
     }
     console.log(`${n} clients, ${evals} evals:`);
     const r = {};
-    if (!only || only === 'patchbay') r.pb = await runPatchbay(pb, lg, n, evals, gap);
+    if (!only || only === 'patchbay') r.pb = await runPatchbay(pb, lg, n, evals, gap, trace);
+    if (other && (!only || only === 'patchbay'))
+      r.other = await runPatchbay(other, lg, n, evals, gap, trace);
     const bytes = r.pb ? r.pb.frame_bytes : 1200;
-    if (!only || only === 'ws') r.ws = await runBaseline('--serve-ws', lg, n, evals, gap, bytes);
+    if (!only || only === 'ws') r.ws = await runBaseline('--serve-ws', lg, n, evals, gap, bytes, trace);
     if ((!only || only === 'uws') && !uwsWhy)
-      r.uws = await runBaseline('--serve-uws', lg, n, evals, gap, bytes);
+      r.uws = await runBaseline('--serve-uws', lg, n, evals, gap, bytes, trace);
     if (r.pb) row('patchbay', r.pb, r.ws);
+    if (r.other) {
+      row('other', r.other, r.ws);
+      console.log(`    other / patchbay: CPU ${f2(r.other.cpu_ms_per_1000 / r.pb.cpu_ms_per_1000)}x ` +
+        `(user ${f2(r.other.user_ms_per_1000 / r.pb.user_ms_per_1000)}x, system ` +
+        `${f2(r.other.sys_ms_per_1000 / r.pb.sys_ms_per_1000)}x), last p50 ` +
+        `${f2(r.other.last_p50_ms / r.pb.last_p50_ms)}x`);
+    }
     if (r.ws) row('ws', r.ws);
     if (r.uws) row('uWS.js', r.uws, r.ws);
     console.log(`  (${bytes}-byte frames; load average now ${loadavg().map(f2).join(' ')})`);

@@ -15,7 +15,10 @@
  * instead (bench/fanout.mjs's ws and uWebSockets.js baselines): no hello,
  * the "editor" sends a payload whose first 4 bytes number the round, and
  * the server sends it to everyone else. --cpu-pid reads the server's
- * utime+stime (/proc/PID/stat) across the measured rounds.
+ * utime and stime (/proc/PID/stat) across the measured rounds; --wait-go
+ * lets a driver attach a tracer (bench/fanout.mjs --syscalls) to exactly
+ * those rounds: "joined" on stdout, a line on stdin, then the rounds,
+ * then "rounds done" before the report.
  *
  * docs/PROTOCOL.md § Transport is the protocol spoken here. */
 #include "loadgen.h"
@@ -202,7 +205,12 @@ static bool round_done(lg *g)
     return refused || g->rounds[g_round].count >= g->ready;
 }
 
-static int cpu_ticks(int pid, uint64_t *ticks)
+/* A process's CPU time, in clock ticks. */
+typedef struct lg_cpu {
+    uint64_t user, sys;
+} lg_cpu;
+
+static int cpu_ticks(int pid, lg_cpu *t)
 {
     char path[64], buf[1024];
     snprintf(path, sizeof path, "/proc/%d/stat", pid);
@@ -218,7 +226,8 @@ static int cpu_ticks(int pid, uint64_t *ticks)
         sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
                &ut, &st) != 2)
         return -1;
-    *ticks = ut + st;
+    t->user = ut;
+    t->sys = st;
     return 0;
 }
 
@@ -236,8 +245,8 @@ static double pct_ms(uint64_t *v, uint32_t n, double p)
     return v[k < n ? k : n - 1] / 1000.0;
 }
 
-/* The utime+stime of every --cpu-pid, in clock ticks. */
-static int cpu_all(lg *g, uint64_t *ticks)
+/* The utime and stime of every --cpu-pid. */
+static int cpu_all(lg *g, lg_cpu *ticks)
 {
     for (unsigned k = 0; k < g->o.n_cpu_pids; k++)
         if (cpu_ticks(g->o.cpu_pids[k], &ticks[k]) < 0) {
@@ -247,7 +256,7 @@ static int cpu_all(lg *g, uint64_t *ticks)
     return 0;
 }
 
-static void report(lg *g, const uint64_t *cpu0, const uint64_t *cpu1,
+static void report(lg *g, const lg_cpu *cpu0, const lg_cpu *cpu1,
                    uint64_t join_us)
 {
     uint32_t n = g->o.evals;
@@ -266,15 +275,19 @@ static void report(lg *g, const uint64_t *cpu0, const uint64_t *cpu1,
     for (uint32_t i = 0; i < g->o.clients; i++)
         repeats += g->conns[i].repeats;
     uint64_t expected = (uint64_t)g->o.clients * n;
-    double tick_ms = 1000.0 / (double)sysconf(_SC_CLK_TCK), cpu_ms = 0;
+    double tick_ms = 1000.0 / (double)sysconf(_SC_CLK_TCK), user_ms = 0,
+           sys_ms = 0;
     char each[LG_MAX_PIDS * 24] = "";
     for (unsigned k = 0; k < g->o.n_cpu_pids; k++) {
-        double ms = (double)(cpu1[k] - cpu0[k]) * tick_ms;
-        cpu_ms += ms;
+        double u = (double)(cpu1[k].user - cpu0[k].user) * tick_ms,
+               y = (double)(cpu1[k].sys - cpu0[k].sys) * tick_ms;
+        user_ms += u;
+        sys_ms += y;
         size_t l = strlen(each);
-        snprintf(each + l, sizeof each - l, "%s%.1f", k ? "," : "", ms);
+        snprintf(each + l, sizeof each - l, "%s%.1f", k ? "," : "", u + y);
     }
-    double per_k = delivered ? cpu_ms * 1000.0 / (double)delivered : 0;
+    double cpu_ms = user_ms + sys_ms,
+           per_k = delivered ? 1000.0 / (double)delivered : 0;
     double l50 = pct_ms(last, complete, 50), l99 = pct_ms(last, complete, 99);
     double f50 = pct_ms(first, complete, 50);
     if (g->o.json) {
@@ -283,11 +296,12 @@ static void report(lg *g, const uint64_t *cpu0, const uint64_t *cpu1,
                "\"first_p50_ms\":%.3f,\"last_p50_ms\":%.3f,"
                "\"last_p99_ms\":%.3f,\"frame_bytes\":%u,\"join_ms\":%.0f,"
                "\"cpu_ms\":%.1f,\"cpu_ms_each\":[%s],"
-               "\"cpu_ms_per_1000\":%.4f}\n",
+               "\"cpu_ms_per_1000\":%.4f,\"user_ms_per_1000\":%.4f,"
+               "\"sys_ms_per_1000\":%.4f}\n",
                g->o.clients, n, (unsigned long long)delivered,
                (unsigned long long)expected, (unsigned long long)repeats,
                g->closed, f50, l50, l99, g->patch_bytes, join_us / 1000.0,
-               cpu_ms, each, per_k);
+               cpu_ms, each, cpu_ms * per_k, user_ms * per_k, sys_ms * per_k);
     } else {
         printf("%u clients joined in %.0f ms; %u evals of a %u-byte frame\n",
                g->o.clients, join_us / 1000.0, n, g->patch_bytes);
@@ -301,8 +315,9 @@ static void report(lg *g, const uint64_t *cpu0, const uint64_t *cpu1,
                (unsigned long long)repeats, g->closed);
         if (g->o.n_cpu_pids)
             printf("server CPU %.1f ms (utime+stime; per pid: %s ms): %.3f "
-                   "ms per 1,000 deliveries\n",
-                   cpu_ms, each, per_k);
+                   "ms per 1,000 deliveries (user %.3f, system %.3f)\n",
+                   cpu_ms, each, cpu_ms * per_k, user_ms * per_k,
+                   sys_ms * per_k);
     }
     free(last);
     free(first);
@@ -329,8 +344,15 @@ static int run(lg *g)
     uint64_t t0 = lg_now_us();
     if (!g->fail[0])
         join_clients(g);
-    uint64_t join_us = lg_now_us() - t0, cpu0[LG_MAX_PIDS] = {0},
-             cpu1[LG_MAX_PIDS] = {0};
+    uint64_t join_us = lg_now_us() - t0;
+    lg_cpu cpu0[LG_MAX_PIDS] = {0}, cpu1[LG_MAX_PIDS] = {0};
+    if (g->o.wait_go && !g->fail[0]) {
+        char line[64];
+        printf("joined\n");
+        fflush(stdout);
+        if (!fgets(line, sizeof line, stdin))
+            lg_fail(g, "--wait-go: stdin closed before the go");
+    }
     cpu_all(g, cpu0);
     for (uint32_t r = 0; r < g->o.evals && !g->fail[0]; r++) {
         g_round = r;
@@ -349,6 +371,10 @@ static int run(lg *g)
         lg_serve(g, g->o.gap_ms, never); /* repeats and stragglers */
     }
     cpu_all(g, cpu1);
+    if (g->o.wait_go) {
+        printf("rounds done\n");
+        fflush(stdout);
+    }
     if (g->fail[0]) {
         fprintf(stderr, "loadgen: %s\n", g->fail);
         return 1;
@@ -395,6 +421,10 @@ static void usage(FILE *to)
             "sender's message goes to all\n"
             "  --payload-bytes N    --raw: the size of each message (default "
             "1200)\n"
+            "  --wait-go            print \"joined\", wait for a line on "
+            "stdin, then the rounds, then\n"
+            "                       \"rounds done\" (to trace just the "
+            "rounds)\n"
             "  --json               one line of JSON instead of text\n"
             "  -q, --quiet          no progress on stderr\n"
             "Exit status: 0 every delivery arrived, 1 some did not or the run "
@@ -451,6 +481,9 @@ static int parse_args(lg_opts *o, int argc, char **argv)
             continue;
         } else if (!strcmp(a, "--json")) {
             o->json = true;
+            continue;
+        } else if (!strcmp(a, "--wait-go")) {
+            o->wait_go = true;
             continue;
         } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
             o->quiet = true;

@@ -59,6 +59,7 @@ typedef struct lg_opts {
     int cpu_pids[LG_MAX_PIDS];
     unsigned n_cpu_pids;
     bool raw, json, quiet;
+    bool wait_go; /* --wait-go: a line on stdin before the rounds */
 } lg_opts;
 
 typedef struct lg {

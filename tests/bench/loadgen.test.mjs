@@ -15,13 +15,17 @@ let relay;
 
 after(async () => { await relay?.stop(); });
 
-const run = (args) => new Promise((resolve) => {
-  execFile(LOADGEN, args, (e, stdout, stderr) => resolve({ code: e ? e.code : 0, stdout, stderr }));
+const run = (args, input) => new Promise((resolve) => {
+  const p = execFile(LOADGEN, args, (e, stdout, stderr) => resolve({ code: e ? e.code : 0, stdout, stderr }));
+  if (input) p.stdin.end(input);
 });
 
 test('20 runtimes and 3 evals: every delivery counted, none missing or repeated', async () => {
   relay = new ServedRelay(CLI, 'pb-loadgen-');
-  await relay.serve(['-q', '--backend', 'process']);
+  // (three runs of 4 evals each within a second or so: above the default
+  // rate of 10 evals a second per token name)
+  await relay.serve(['-q', '--backend', 'process', '--evals-per-second', '1000',
+                     '--room-evals-per-second', '1000']);
   const url = `ws://127.0.0.1:${relay.port}`;
   const args = ['--room', 'fan', '--token', relay.token('fan', 'runtime', 'rt'),
                 '--editor-token', relay.token('fan', 'editor', 'ed'), '--clients', '20', '--evals', '3',
@@ -35,6 +39,15 @@ test('20 runtimes and 3 evals: every delivery counted, none missing or repeated'
   assert.equal(j.closed, 0);
   assert.ok(j.frame_bytes > 100, `a patch frame: ${j.frame_bytes} bytes`);
   assert.equal(j.cpu_ms_each.length, 1);
+  // user + system = the whole (each rounded to 4 places)
+  assert.ok(Math.abs(j.user_ms_per_1000 + j.sys_ms_per_1000 - j.cpu_ms_per_1000) < 0.001,
+            JSON.stringify(j));
+  // --wait-go: "joined", then the rounds once a line comes, then "rounds done"
+  const go = await run(['--url', url, ...args, '--wait-go'], 'go\n');
+  assert.equal(go.code, 0, go.stderr);
+  const lines = go.stdout.trim().split('\n');
+  assert.deepEqual(lines.slice(0, 2), ['joined', 'rounds done']);
+  assert.equal(JSON.parse(lines[2]).delivered, 60);
   // the same relay named twice is one relay; two addresses of it are two
   const two = await run(['--url', `${url},ws://localhost:${relay.port}`, ...args]);
   assert.equal(two.code, 0, two.stderr);
