@@ -141,6 +141,7 @@ typedef struct relay_session {
     char want_room[PB_MAX_NAME_BYTES + 1]; /* from the URL path /r/ROOM */
     uint64_t client_id;
     relay_outq q;
+    uint64_t bytes_out;      /* handed to lws_write (the catch-up's pace) */
     uint8_t *rx;             /* a message being assembled from fragments */
     size_t rx_len, rx_cap;
     bool rx_overflow;
@@ -199,13 +200,16 @@ void relay_session_close(relay_session *s, const char *reason);
 int relay_session_callback(struct lws *wsi, enum lws_callback_reasons reason,
                            void *user, void *in, size_t len);
 relay_session *relay_session_get(relay_server *srv, relay_handle h);
-/* Whether any session still has frames queued (the shutdown flush). */
+/* Whether any session still has frames queued, in its queue or in lws's
+ * buffer (the shutdown flush). */
 bool relay_sessions_sending(const relay_server *srv);
 /* Frees the slot table (after the lws context is gone). */
 void relay_sessions_free(relay_server *srv);
-/* Queues a frame for one session. A session whose queue would pass
- * max_queue_bytes is a slow consumer: its queue is dropped and it gets a
- * fatal PB_ERR_SLOW_CONSUMER error, then the close. */
+/* Sends a frame to one session: written at once when nothing of the
+ * session's is waiting, else queued until its socket is writable. A
+ * session whose queue would pass max_queue_bytes is a slow consumer: its
+ * queue is dropped and it gets a fatal PB_ERR_SLOW_CONSUMER error, then
+ * the close. */
 void relay_session_send(relay_session *s, relay_msg *m);
 void relay_session_send_frame(relay_session *s, const pb_frame *f);
 void relay_session_send_error(relay_session *s, pb_err code, uint64_t req,
@@ -572,6 +576,10 @@ void relay_eval_cancel(relay_session *s);
  * this; history_req: per token name, 2 a second with a burst of 10; at
  * most 2 catch-ups of one token name stream at once. */
 #define RELAY_CATCHUP_LOW_WATER (512u * 1024u)
+/* What one flush of a session's queue writes at most before it waits for
+ * WRITEABLE (session.c), so that a reader as fast as the relay cannot hold
+ * the loop. */
+#define RELAY_FLUSH_BYTES (256u * 1024u)
 #define RELAY_HISTORY_PER_S     2.0
 #define RELAY_HISTORY_BURST     10.0
 #define RELAY_CATCHUPS_PER_NAME 2u

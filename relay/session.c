@@ -60,10 +60,12 @@ static void session_free(relay_session *s)
 
 bool relay_sessions_sending(const relay_server *g)
 {
-    for (uint32_t i = 0; i < g->n_slots; i++)
-        if (g->sessions[i]->state != RELAY_SESS_FREE &&
-            g->sessions[i]->q.count > 0)
+    for (uint32_t i = 0; i < g->n_slots; i++) {
+        const relay_session *s = g->sessions[i];
+        if (s->state != RELAY_SESS_FREE && !s->is_proxy &&
+            (s->q.count > 0 || lws_partial_buffered(s->wsi)))
             return true;
+    }
     return false;
 }
 
@@ -130,6 +132,32 @@ void relay_session_close(relay_session *s, const char *reason)
     begin_close(s, reason);
 }
 
+/* Writes s's queue, frame after frame, while lws holds nothing of s's
+ * (lws_partial_buffered): lws_write sends a whole frame, or keeps what the
+ * socket did not take and sends it first when the socket is writable
+ * again, before any control frame of its own and before it calls
+ * WRITEABLE, so a frame is never cut or interleaved with another; what is
+ * left in the queue waits for WRITEABLE. Called from WRITEABLE (lws has
+ * just emptied its buffer) and from relay_session_send when the queue was
+ * empty, so that a broadcast costs one send() per client and no poll()
+ * round trip (docs/ARCHITECTURE.md § relay/, How the relay writes). At most
+ * RELAY_FLUSH_BYTES a call. -1: the connection failed. */
+static int flush(relay_session *s)
+{
+    size_t sent = 0;
+    relay_msg *m;
+    while ((m = relay_outq_peek(&s->q)) && sent < RELAY_FLUSH_BYTES &&
+           !lws_partial_buffered(s->wsi)) {
+        int n = lws_write(s->wsi, m->bytes + LWS_PRE, m->len, LWS_WRITE_BINARY);
+        if (n < (int)m->len)
+            return -1;
+        sent += m->len;
+        s->bytes_out += m->len;
+        relay_outq_pop(&s->q);
+    }
+    return 0;
+}
+
 void relay_session_send(relay_session *s, relay_msg *m)
 {
     if (!m || s->state == RELAY_SESS_FREE || s->state == RELAY_SESS_CLOSING)
@@ -146,11 +174,24 @@ void relay_session_send(relay_session *s, relay_msg *m)
                  "slow consumer: more than %u bytes queued for you",
                  s->srv->cfg.max_queue_bytes);
         drop_and_close(s, e, msg);
-    } else if (e) {
-        drop_and_close(s, e, "the relay is out of memory");
-    } else {
-        lws_callback_on_writable(s->wsi);
+        return;
     }
+    if (e) {
+        drop_and_close(s, e, "the relay is out of memory");
+        return;
+    }
+    /* (a WebSocket carried in an HTTP/2 stream is written only from
+     * WRITEABLE, when the stream may send) */
+    if (s->q.count == 1 && lws_get_network_wsi(s->wsi) == s->wsi &&
+        flush(s) < 0) {
+        /* the socket failed: lws closes it when the loop sees that, the
+         * grace timer if it does not */
+        relay_outq_clear(&s->q);
+        begin_close(s, "the connection failed");
+        return;
+    }
+    if (relay_outq_peek(&s->q))
+        lws_callback_on_writable(s->wsi);
 }
 
 void relay_session_send_frame(relay_session *s, const pb_frame *f)
@@ -192,15 +233,11 @@ void relay_session_send_error(relay_session *s, pb_err code, uint64_t req,
 
 static int on_writeable(relay_session *s)
 {
-    relay_msg *m = relay_outq_peek(&s->q);
-    if (m) {
-        int n = lws_write(s->wsi, m->bytes + LWS_PRE, m->len, LWS_WRITE_BINARY);
-        if (n < (int)m->len)
-            return -1;
-        relay_outq_pop(&s->q);
-        relay_catchup_pump(s); /* the next frame of history, if it is due */
-        if (relay_outq_peek(&s->q) || s->state == RELAY_SESS_CLOSING)
-            lws_callback_on_writable(s->wsi);
+    if (flush(s) < 0)
+        return -1;
+    relay_catchup_pump(s); /* the next frames of history, if due */
+    if (relay_outq_peek(&s->q) || lws_partial_buffered(s->wsi)) {
+        lws_callback_on_writable(s->wsi);
         return 0;
     }
     if (s->state == RELAY_SESS_CLOSING) {

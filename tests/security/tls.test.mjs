@@ -9,9 +9,10 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Relay, joinRoom, until, CLI } from '../runtime/harness.mjs';
+import WebSocket from 'ws';
+import { Relay, joinRoom, until, CLI, frame, decode, statementSeq } from '../runtime/harness.mjs';
 import { launch } from '../web/harness.mjs';
 
 const H = '#include <patchbay.h>\n';
@@ -116,4 +117,52 @@ test('Chromium runtime page over https and wss runs the patch', async () => {
   const seq = await evalTls('page', `${H}double ggg(double v) { return v + 50; }\n`, 1);
   await page.waitForFunction((s) => window.patchbay.stats.committedSeq === s, seq, { timeout: 30000, polling: 50 });
   assert.deepEqual(errors, []);
+});
+
+// How the relay writes (docs/ARCHITECTURE.md): a frame goes out at once
+// when nothing of its session waits; over TLS too, SSL_write may take
+// part of it and lws keep the rest. A wss runtime stops reading while
+// ~4.8 MB of patches are sent to it; when it reads again, every patch is
+// there, whole (each decodes, TLS and WebSocket framing intact), in order.
+test('a wss runtime that stops reading gets every patch whole and in order when it reads again', async () => {
+  const token = (role, name) => execFileSync(CLI, ['token', '--data', relay.data, '--room', 'burst', '--role', role,
+                                                   '--name', name, '-q']).toString().trim();
+  const open = (role, name) => new Promise((resolve, reject) => {
+    const ws = new WebSocket(`wss://127.0.0.1:${relay.port}/`, ['patchbay'], { ca: readFileSync(pki.ca) });
+    ws.binaryType = 'arraybuffer';
+    ws.frames = [];
+    ws.on('message', (d) => {
+      const f = decode(new Uint8Array(d));
+      ws.frames.push(f);
+      if (f.t === 'welcome') resolve(ws);
+      if (f.t === 'error' && f.fatal) reject(new Error(f.message));
+    });
+    ws.on('open', () => ws.send(frame('hello', { token: token(role, name) })));
+    ws.on('error', reject);
+  });
+  const ed = await open('editor', 'ed');
+  const rt = await open('runtime', 'slow');
+  try {
+    rt._socket.pause(); // nothing read from here on
+    const pad = ' '.repeat(240 * 1024), sources = [], seqs = [];
+    for (let i = 1; i <= 20; i++) {
+      sources.push(`${H}double b${i}(double x) { return x + ${i}; }\n/*${pad}*/\n`);
+      ed.send(frame('eval', { req: i, lang: 'c', name: `b${i}.c`, source: sources[i - 1] }));
+      await until(() => ed.frames.some((f) => f.t === 'diag' && f.req === i), `eval ${i} answered`, 30000);
+      const d = ed.frames.find((f) => f.t === 'diag' && f.req === i);
+      assert.ok(d.ok, `eval ${i} accepted`);
+      seqs.push(d.seq);
+      await new Promise((r) => setTimeout(r, 120)); // (10 evals a second per name)
+    }
+    assert.equal(rt.frames.filter((f) => f.t === 'patch').length, 0, 'nothing read while paused');
+    rt._socket.resume();
+    const patches = () => rt.frames.filter((f) => f.t === 'patch');
+    await until(() => patches().length >= 20, 'the 20 patches read', 60000);
+    assert.deepEqual(patches().map((p) => statementSeq(p.stmt)), seqs);
+    assert.deepEqual(patches().map((p) => p.source), sources);
+    assert.equal(rt.readyState, WebSocket.OPEN);
+  } finally {
+    ed.close();
+    rt.close();
+  }
 });
