@@ -10,7 +10,7 @@
 // 1,000 delivered frames, split into user and system time, and the ratios
 // to ws, all from one run. With --syscalls, perf stat also counts each
 // server's system calls over the measured rounds (poll, send, writev...)
-// per delivery; its tracepoints cost a little CPU of their own, the same
+// per delivery (with --edges: the signer's and the edges' together); its tracepoints cost a little CPU of their own, the same
 // for every server. --other-patchbay PATH measures a second relay binary
 // (e.g. a build from before a change) after the first, in the same run,
 // with its ratios to the first.
@@ -177,7 +177,7 @@ function freePort() {
 
 // A signer and e edges on a redis-server of their own; the runtimes
 // spread over the edges, the editor on the signer.
-async function runEdges(pb, lg, n, evals, gap, e) {
+async function runEdges(pb, lg, n, evals, gap, e, trace) {
   const dir = mkdtempSync(join(tmpdir(), 'pb-edges-'));
   const procs = [];
   try {
@@ -212,7 +212,7 @@ async function runEdges(pb, lg, n, evals, gap, e) {
     const r = await loadgen(lg, ['--url', edges.map((x) => `ws://127.0.0.1:${x.port}`).join(','),
       '--editor-url', `ws://127.0.0.1:${sport}`, '--room', 'fan', '--token', rt, '--editor-token', ed,
       '--cpu-pid', [signer.p.pid, ...edges.map((x) => x.p.pid), redis.pid].join(','),
-      ...common(n, evals, gap)]);
+      ...common(n, evals, gap)], trace && [signer.p.pid, ...edges.map((x) => x.p.pid)]);
     const each = r.cpu_ms_each, per = (ms) => (r.delivered ? (ms * 1000) / r.delivered : 0);
     r.signer_per_1000 = per(each[0]);
     r.edges_per_1000 = per(each.slice(1, 1 + e).reduce((a, b) => a + b, 0));
@@ -298,8 +298,8 @@ async function main() {
   for (const n of sizes) {
     if (edges) {
       console.log(`${n} clients, ${evals} evals: one relay, then a signer and ${edges} edges on Redis`);
-      const one = await runPatchbay(pb, lg, n, evals, gap);
-      const many = await runEdges(pb, lg, n, evals, gap, edges);
+      const one = await runPatchbay(pb, lg, n, evals, gap, trace);
+      const many = await runEdges(pb, lg, n, evals, gap, edges, trace);
       row('1 relay', one);
       row(`${edges} edges`, many);
       console.log(`  ${edges} edges: CPU per 1,000 deliveries: signer ${many.signer_per_1000.toFixed(3)} ms, ` +
