@@ -16,9 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* XRANGE page; a room not yet held is asked for again this often. */
-#define PAGE      "100"
-#define PAGE_N    100u
+/* XRANGE page (at most 16 values of RELAY_REDIS_MAX_VALUE_BYTES: 32 MiB
+ * in a reply); a room not yet held is asked for again this often. */
+#define PAGE      "16"
+#define PAGE_N    16u
 #define RESYNC_US (1000000u)
 
 typedef struct relay_edge_room {

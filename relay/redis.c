@@ -27,8 +27,10 @@
 
 #define RETRY_MIN_MS 200u
 #define RETRY_MAX_MS 2000u
-/* What the event loop has not taken yet; past it messages are dropped (an
- * edge fills the gap by seq, an unanswered eval times out). */
+/* What the event loop holds of Redis's messages and replies, taken or not
+ * (bytes are counted until their event is freed); past it messages are
+ * dropped (an edge fills the gap by seq, an unanswered eval times out)
+ * and replies are answered with an error. */
 #define INBOX_MAX_BYTES (256u << 20)
 
 typedef struct command {
@@ -86,17 +88,30 @@ static uint64_t mono_ms(void)
 
 /* ---- events to the event loop ------------------------------------------- */
 
+/* Counts n bytes more in the inbox before they are copied; false (and
+ * nothing counted) past INBOX_MAX_BYTES. */
+static bool reserve(relay_redis *r, size_t n)
+{
+    pthread_mutex_lock(&r->lock);
+    bool ok = n <= INBOX_MAX_BYTES - r->inbox_bytes;
+    if (ok)
+        r->inbox_bytes += n;
+    else
+        r->dropped++;
+    pthread_mutex_unlock(&r->lock);
+    return ok;
+}
+
+static void release(relay_redis *r, size_t n)
+{
+    pthread_mutex_lock(&r->lock);
+    r->inbox_bytes -= n;
+    pthread_mutex_unlock(&r->lock);
+}
+
 static void post(relay_redis *r, relay_redis_event *e)
 {
     pthread_mutex_lock(&r->lock);
-    if (e->kind == RELAY_REDIS_MESSAGE &&
-        r->inbox_bytes + e->len > INBOX_MAX_BYTES) {
-        r->dropped++;
-        pthread_mutex_unlock(&r->lock);
-        relay_redis_event_free(e);
-        return;
-    }
-    r->inbox_bytes += e->len;
     *r->inbox_tail = e;
     r->inbox_tail = &e->next;
     pthread_mutex_unlock(&r->lock);
@@ -111,6 +126,20 @@ static relay_redis_event *event_new(relay_redis_kind kind)
     return e;
 }
 
+/* The bytes of a reply's strings, as rval_copy copies them. */
+static size_t reply_bytes(const redisReply *rep)
+{
+    size_t n =
+        rep->str && rep->len <= RELAY_REDIS_MAX_VALUE_BYTES ? rep->len : 0;
+    if (rep->type == REDIS_REPLY_ARRAY)
+        for (size_t i = 0; i < rep->elements; i++)
+            n += reply_bytes(rep->element[i]);
+    return n;
+}
+
+/* A value longer than RELAY_REDIS_MAX_VALUE_BYTES (nothing the relays
+ * write is: a frame and an envelope's fields) is not copied: it becomes an
+ * error without text, which every reader skips. */
 static relay_rval *rval_copy(const redisReply *rep)
 {
     relay_rval *v = calloc(1, sizeof *v);
@@ -118,7 +147,9 @@ static relay_rval *rval_copy(const redisReply *rep)
         return NULL;
     v->type = rep->type;
     v->integer = rep->integer;
-    if (rep->str) {
+    if (rep->str && rep->len > RELAY_REDIS_MAX_VALUE_BYTES) {
+        v->type = REDIS_REPLY_ERROR;
+    } else if (rep->str) {
         if (!(v->str = malloc(rep->len + 1)))
             goto fail;
         memcpy(v->str, rep->str, rep->len);
@@ -154,6 +185,8 @@ void relay_redis_event_free(relay_redis_event *e)
 {
     if (!e)
         return;
+    if (e->held)
+        release(e->from, e->held);
     free(e->data);
     rval_free(e->reply);
     free(e);
@@ -181,8 +214,13 @@ static void answer(command *c, const redisReply *reply, bool unsent)
             e->fn = c->fn;
             e->ctx = c->ctx;
             e->tag = c->tag;
-            if (reply) {
+            size_t n = reply ? reply_bytes(reply) : 0;
+            if (reply && reserve(r, n)) {
                 e->reply = rval_copy(reply);
+                e->from = r;
+                e->held = n;
+            } else if (reply && (e->reply = calloc(1, sizeof *e->reply))) {
+                e->reply->type = REDIS_REPLY_ERROR; /* the inbox is full */
             } else if (unsent && (e->reply = calloc(1, sizeof *e->reply))) {
                 e->reply->type = REDIS_REPLY_ERROR;
                 e->reply->str = strdup(RELAY_REDIS_UNSENT);
@@ -298,9 +336,18 @@ static void on_message(redisAsyncContext *ac, void *reply, void *priv)
         rep->element[ch]->type != REDIS_REPLY_STRING ||
         rep->element[ch + 1]->type != REDIS_REPLY_STRING)
         return;
-    relay_redis_event *e = event_new(RELAY_REDIS_MESSAGE);
+    /* bounded before it is copied: nothing the relays publish is longer */
     const redisReply *pl = rep->element[ch + 1];
-    if (!e || !(e->data = malloc(pl->len ? pl->len : 1))) {
+    if (pl->len > RELAY_REDIS_MAX_VALUE_BYTES || !reserve(r, pl->len))
+        return;
+    relay_redis_event *e = event_new(RELAY_REDIS_MESSAGE);
+    if (!e) {
+        release(r, pl->len);
+        return;
+    }
+    e->from = r;
+    e->held = pl->len;
+    if (!(e->data = malloc(pl->len ? pl->len : 1))) {
         relay_redis_event_free(e);
         return;
     }
@@ -689,7 +736,6 @@ relay_redis_event *relay_redis_take(relay_redis *r)
     relay_redis_event *list = r->inbox;
     r->inbox = NULL;
     r->inbox_tail = &r->inbox;
-    r->inbox_bytes = 0;
     pthread_mutex_unlock(&r->lock);
     for (relay_redis_event *e = list; e; e = e->next)
         if (e->kind == RELAY_REDIS_UP || e->kind == RELAY_REDIS_DOWN)

@@ -38,6 +38,11 @@ typedef enum relay_redis_kind {
     RELAY_REDIS_REPLY,   /* to a command; reply NULL: Redis went away */
 } relay_redis_kind;
 
+/* The longest value a relay takes from Redis (a message's payload, a
+ * string in a reply): an envelope's fields and a frame. Longer ones are
+ * dropped before they are copied (a reply's become errors). */
+#define RELAY_REDIS_MAX_VALUE_BYTES (PB_MAX_FRAME_BYTES + 4096u)
+
 typedef struct relay_redis_event relay_redis_event;
 /* Called on the event loop with a command's reply: NULL if the connection
  * was lost after the command was written (it may or may not have run); an
@@ -56,6 +61,8 @@ struct relay_redis_event {
     void *ctx;
     uint64_t tag;
     relay_redis_event *next;
+    struct relay_redis *from; /* counts held bytes in its inbox until freed */
+    size_t held;
 };
 
 typedef struct relay_redis relay_redis;
@@ -67,8 +74,8 @@ typedef struct relay_redis relay_redis;
  * before a pattern), NULL-terminated, copied. NULL with a message naming
  * the URL if it is not one. */
 relay_redis *relay_redis_start(const char *url, const char *password,
-                               const char *const *subs,
-                               struct lws_context *ctx, pb_errmsg *why);
+                               const char *const *subs, struct lws_context *ctx,
+                               pb_errmsg *why);
 /* Sends a command (argv of argc strings of lens bytes, copied); fn (may be
  * NULL) gets its reply as an event. */
 void relay_redis_command(relay_redis *r, relay_redis_fn fn, void *ctx,
@@ -82,7 +89,8 @@ void relay_redis_publish(relay_redis *r, const char *channel,
                          const struct relay_env *e, relay_redis_fn fn,
                          void *ctx, uint64_t tag);
 /* Takes the events that arrived, oldest first (NULL: none); free each
- * with relay_redis_event_free. */
+ * with relay_redis_event_free (their bytes count against the inbox's
+ * bound until then). */
 relay_redis_event *relay_redis_take(relay_redis *r);
 void relay_redis_event_free(relay_redis_event *e);
 /* Whether the connection is up (as of the last event taken). */

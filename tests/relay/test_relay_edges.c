@@ -18,6 +18,7 @@
 
 #include <arpa/inet.h>
 #include <hiredis/hiredis.h>
+#include <libwebsockets.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -794,11 +795,11 @@ static bool redis_publish_env(const cluster *cl, const char *channel,
     return ok && system(cmd) == 0;
 }
 
-/* One command on the cluster's Redis (hiredis' format: %b for bytes and
+/* One command on the Redis of port (hiredis' format: %b for bytes and
  * their length); its reply (freeReplyObject), NULL if there was none. */
-static redisReply *redis_do(const cluster *cl, const char *fmt, ...)
+static redisReply *redis_do(int port, const char *fmt, ...)
 {
-    redisContext *c = redisConnect("127.0.0.1", cl->redis.port);
+    redisContext *c = redisConnect("127.0.0.1", port);
     redisReply *rep = NULL;
     if (c && !c->err) {
         va_list ap;
@@ -975,7 +976,7 @@ TEST(a_replayed_older_head_does_not_lock_joiners_out_of_an_edge)
     runtime rt = {0};
     pbc *ed;
     REQUIRE(cluster_with_one_patch(&cl, "oldhead", &rt, &ed));
-    redisReply *old = redis_do(&cl, "GET pb:head:jam");
+    redisReply *old = redis_do(cl.redis.port, "GET pb:head:jam");
     REQUIRE(old && old->type == REDIS_REPLY_STRING);
     CHECK_EQ_INT(eval_n(ed, 2, 2), 2);
     CHECK(all_reach(&rt, 1, 2, 30000));
@@ -987,8 +988,10 @@ TEST(a_replayed_older_head_does_not_lock_joiners_out_of_an_edge)
     relay_env_u64(&e, rt.l.chain.epoch);
     relay_env_u8(&e, PB_ROLE_NONE);
     relay_env_bytes(&e, (const uint8_t *)old->str, old->len);
-    freeReplyObject(redis_do(&cl, "SET pb:head:jam %b", old->str, old->len));
-    freeReplyObject(redis_do(&cl, "PUBLISH pb:r:jam %b", e.data, e.len));
+    freeReplyObject(
+        redis_do(cl.redis.port, "SET pb:head:jam %b", old->str, old->len));
+    freeReplyObject(
+        redis_do(cl.redis.port, "PUBLISH pb:r:jam %b", e.data, e.len));
     relay_env_free(&e);
     freeReplyObject(old);
     rt_listen(&rt, 500);
@@ -1019,7 +1022,7 @@ TEST(an_edge_checks_with_the_signer_key_it_was_given_not_redis_key)
     pb_sample_keypair(pk, sk);
     char other[2 * PB_PUBLICKEY_BYTES + 1];
     pb_hex(pk, sizeof pk, other);
-    freeReplyObject(redis_do(&cl, "SET pb:key %s", other));
+    freeReplyObject(redis_do(cl.redis.port, "SET pb:key %s", other));
     relay c;
     REQUIRE(edge_start(&c, "pinkey-edge-c", &cl.signer, cl.redis.url));
     runtime late = {0};
@@ -1054,6 +1057,84 @@ TEST(an_edge_checks_with_the_signer_key_it_was_given_not_redis_key)
     pbc_close(ed);
     rts_close(&rt, 1);
     cluster_stop(&cl);
+}
+
+/* What a relay took from Redis in take_all: messages on pb:t, by size, and
+ * the reply to its command. */
+typedef struct taken {
+    int small, big, replies;
+    int reply_type;
+    bool up;
+} taken;
+
+static void on_taken_reply(void *ctx, uint64_t tag, const relay_rval *v)
+{
+    taken *t = ctx;
+    (void)tag;
+    t->replies++;
+    t->reply_type = v ? v->type : -1;
+}
+
+static void take_all(relay_redis *r, taken *t)
+{
+    for (relay_redis_event *e = relay_redis_take(r), *next; e; e = next) {
+        next = e->next;
+        if (e->kind == RELAY_REDIS_UP)
+            t->up = true;
+        else if (e->kind == RELAY_REDIS_MESSAGE && e->len > PB_MAX_FRAME_BYTES)
+            t->big++;
+        else if (e->kind == RELAY_REDIS_MESSAGE)
+            t->small++;
+        else if (e->kind == RELAY_REDIS_REPLY && e->fn)
+            e->fn(e->ctx, e->tag, e->reply);
+        relay_redis_event_free(e);
+    }
+}
+
+/* A message or a value in Redis longer than any frame (3 MiB) is not
+ * copied into the relay (a writer to Redis could make an edge hold
+ * hundreds of MiB): the message is dropped, a reply holding it is an
+ * error; a small message after it arrives. Failed before: the 3 MiB
+ * message and value were copied and handed to the event loop. */
+TEST(redis_values_longer_than_a_frame_are_not_copied)
+{
+    redis_srv rs;
+    REQUIRE(redis_start(&rs, 0));
+    struct lws_context_creation_info ci;
+    memset(&ci, 0, sizeof ci);
+    ci.port = CONTEXT_PORT_NO_LISTEN;
+    struct lws_context *ctx = lws_create_context(&ci);
+    REQUIRE(ctx);
+    const char *subs[] = {"pb:t", NULL};
+    pb_errmsg why = {{0}};
+    relay_redis *r = relay_redis_start(rs.url, NULL, subs, ctx, &why);
+    REQUIRE(r);
+    taken t = {0};
+    for (uint64_t until = now_ms() + 10000; !t.up && now_ms() < until;
+         sleep_ms(20))
+        take_all(r, &t);
+    CHECK(t.up);
+    size_t n = 3u << 20;
+    char *big = malloc(n);
+    REQUIRE(big);
+    memset(big, 'x', n);
+    freeReplyObject(redis_do(rs.port, "SET pb:t:big %b", big, n));
+    freeReplyObject(redis_do(rs.port, "PUBLISH pb:t %b", big, n));
+    freeReplyObject(redis_do(rs.port, "PUBLISH pb:t small"));
+    free(big);
+    const char *argv[] = {"GET", "pb:t:big"};
+    size_t lens[] = {3, 8};
+    relay_redis_command(r, on_taken_reply, &t, 0, 2, argv, lens);
+    for (uint64_t until = now_ms() + 10000;
+         (!t.small || !t.replies) && now_ms() < until; sleep_ms(20))
+        take_all(r, &t);
+    CHECK_EQ_INT(t.small, 1);
+    CHECK_EQ_INT(t.big, 0);
+    CHECK_EQ_INT(t.replies, 1);
+    CHECK_EQ_INT(t.reply_type, REDIS_REPLY_ERROR);
+    relay_redis_free(r);
+    lws_context_destroy(ctx);
+    redis_kill9(&rs);
 }
 
 /* A --redis URL that is not redis:// is refused without naming its
@@ -1095,6 +1176,7 @@ int main(int argc, char **argv)
         T(an_epoch_forged_in_redis_does_not_empty_an_edge),
         T(a_replayed_older_head_does_not_lock_joiners_out_of_an_edge),
         T(an_edge_checks_with_the_signer_key_it_was_given_not_redis_key),
+        T(redis_values_longer_than_a_frame_are_not_copied),
     };
     return harness_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }
