@@ -21,16 +21,22 @@
 #define PAGE      "16"
 #define PAGE_N    16u
 #define RESYNC_US (1000000u)
+/* A fill request is answered with up to 256 patches: it is not sent again
+ * for the same seq for this long (the edge looks at a room it lacks
+ * patches of every second). */
+#define FILL_WAIT_US (5u * 1000000u)
 
 typedef struct relay_edge_room {
-    bool ready;            /* caught up with what Redis had when it looked */
-    bool epoch_known;      /* the cache holds an epoch of the room */
-    bool syncing;          /* a GET/XRANGE is on its way */
-    uint64_t asked_us;     /* when it last started a sync */
-    uint64_t opened_us;    /* when it last asked the signer to open it */
-    relay_msg *head;       /* the signer's last signed head */
-    uint64_t head_seq;     /* the seq it names */
-    relay_handle *waiting; /* sessions waiting for the room */
+    bool ready;             /* caught up with what Redis had when it looked */
+    bool epoch_known;       /* the cache holds an epoch of the room */
+    bool syncing;           /* a GET/XRANGE is on its way */
+    uint64_t asked_us;      /* when it last started a sync */
+    uint64_t opened_us;     /* when it last asked the signer to open it */
+    uint64_t fill_from;     /* the seq its last fill request asked from */
+    uint64_t fill_until_us; /* until when it waits for that answer */
+    relay_msg *head;        /* the signer's last signed head */
+    uint64_t head_seq;      /* the seq it names */
+    relay_handle *waiting;  /* sessions waiting for the room */
     uint32_t n_waiting, cap_waiting;
 } relay_edge_room;
 
@@ -223,6 +229,12 @@ static void set_ready(relay_room *r)
 
 static void ask_fill(relay_server *srv, relay_room *r)
 {
+    relay_edge_room *er = r->edge;
+    uint64_t now = relay_mono_us();
+    if (er->fill_from == r->head_seq + 1 && now < er->fill_until_us)
+        return; /* asked already: the answer may still be on its way */
+    er->fill_from = r->head_seq + 1;
+    er->fill_until_us = now + FILL_WAIT_US;
     relay_env e = {0};
     relay_env_u8(&e, RELAY_ENV_FILL);
     relay_env_str(&e, srv->edge->id);
@@ -260,16 +272,16 @@ static void on_range(void *ctx, uint64_t tag, const relay_rval *v)
         if (!apply_patch(srv, r, seq, (const uint8_t *)val->str, val->len))
             gap = true;
     }
-    if (gap) {
-        /* the stream no longer has head + 1 (trimmed, or Redis restarted
-         * empty): the signer has it; it answers on this edge's channel */
-        ask_fill(srv, r);
-        set_ready(r); /* serve what is held; the rest arrives in order */
-    } else if (v->n == PAGE_N) {
+    if (!gap && v->n == PAGE_N) {
         read_stream(srv, r);
-    } else {
-        set_ready(r);
+        return;
     }
+    /* the stream no longer has head + 1, or ends before the signer's head
+     * (trimmed, or Redis restarted empty): the signer has it; it answers
+     * on this edge's channel */
+    if (gap || r->edge->head_seq > r->head_seq)
+        ask_fill(srv, r);
+    set_ready(r); /* serve what is held; the rest arrives in order */
 }
 
 static void read_stream(relay_server *srv, relay_room *r)

@@ -18,6 +18,15 @@
  * patches, or answers an edge's fill request with, at most. */
 #define STREAM_MAX "10000"
 #define REFILL_MAX 256u
+/* What the signer sends in answer to edges' requests (fill: patches from
+ * SQLite on an edge's channel), at most, in bytes per second and at once:
+ * a request is a few bytes anyone who can publish may send. Past it a
+ * request is answered in part (the edge asks again after its wait). And
+ * a room is published for an edge's open request at most once a second. */
+#define ANSWER_BYTES_PER_S (32u << 20)
+#define ANSWER_BURST_BYTES (64u << 20)
+#define OPEN_EVERY_US      (1000000u)
+#define OPENED_SLOTS       256u
 /* A proxy nobody has used for this long is forgotten (its edge died). */
 #define PROXY_IDLE_US (600u * 1000000u)
 #define PROXY_BUCKETS 1024u
@@ -29,6 +38,13 @@ typedef struct proxy_bucket {
 
 struct relay_signer {
     proxy_bucket proxies[PROXY_BUCKETS];
+    uint64_t budget_bytes, budget_us; /* for answers, as of budget_us */
+    struct {
+        const relay_room *room;
+        uint64_t at_us;
+    } opened[OPENED_SLOTS]; /* when a room was last published for an open
+                             * request (by the room's address; two rooms
+                             * of one slot share a second) */
 };
 
 /* Out of memory (the envelope failed): not sent; an edge fills the gap by
@@ -137,8 +153,39 @@ static int send_row(void *ctx, const relay_patch_row *p)
         lwsl_err("room %s#%llu: cannot encode it for Redis: %s\n",
                  rd->room->name, (unsigned long long)p->seq, why.text);
     }
+    if (rd->edge) {
+        size_t spent = b.len < rd->srv->signer->budget_bytes
+                           ? b.len
+                           : rd->srv->signer->budget_bytes;
+        rd->srv->signer->budget_bytes -= spent;
+    }
     pb_buf_free(&b);
-    return ++rd->n >= REFILL_MAX;
+    return ++rd->n >= REFILL_MAX ||
+           (rd->edge && !rd->srv->signer->budget_bytes);
+}
+
+/* Refills the answers' budget for the time since it was last used. */
+static bool answer_budget_left(struct relay_signer *sg)
+{
+    uint64_t now = relay_mono_us();
+    uint64_t add = (now - sg->budget_us) * (ANSWER_BYTES_PER_S / 1000u) / 1000u;
+    sg->budget_us = now;
+    sg->budget_bytes = sg->budget_bytes + add > ANSWER_BURST_BYTES
+                           ? ANSWER_BURST_BYTES
+                           : sg->budget_bytes + add;
+    return sg->budget_bytes > 0;
+}
+
+/* Whether r may be published for an edge's open request now. */
+static bool may_open(struct relay_signer *sg, const relay_room *r)
+{
+    uint32_t i = (uint32_t)(((uintptr_t)r >> 4) % OPENED_SLOTS);
+    uint64_t now = relay_mono_us();
+    if (sg->opened[i].room == r && now - sg->opened[i].at_us < OPEN_EVERY_US)
+        return false;
+    sg->opened[i].room = r;
+    sg->opened[i].at_us = now;
+    return true;
 }
 
 static void send_rows(relay_server *srv, relay_room *r, uint64_t from,
@@ -365,10 +412,12 @@ static void on_signer_message(relay_server *srv, const uint8_t *data,
         relay_room *r = rd.bad || !name[0] ? NULL : relay_room_get(srv, name);
         if (!r)
             return;
-        if (kind == RELAY_ENV_OPEN || epoch != r->epoch)
-            publish_room(srv, r); /* its epoch, the stream, a head */
-        else
+        if (kind == RELAY_ENV_OPEN || epoch != r->epoch) {
+            if (may_open(srv->signer, r))
+                publish_room(srv, r); /* its epoch, the stream, a head */
+        } else if (answer_budget_left(srv->signer)) {
             send_rows(srv, r, from, edge);
+        }
     }
 }
 
@@ -393,6 +442,8 @@ pb_err relay_signer_start(relay_server *srv, pb_errmsg *why)
 {
     if (!(srv->signer = calloc(1, sizeof *srv->signer)))
         return pb_fail(why, PB_ERR_NOMEM, "out of memory");
+    srv->signer->budget_bytes = ANSWER_BURST_BYTES;
+    srv->signer->budget_us = relay_mono_us();
     const char *subs[] = {"pb:signer", NULL};
     if (!(srv->redis =
               relay_redis_start(srv->cfg.redis_url, srv->cfg.redis_password,
