@@ -39,6 +39,7 @@ typedef struct proxy_bucket {
 struct relay_signer {
     proxy_bucket proxies[PROXY_BUCKETS];
     uint64_t budget_bytes, budget_us; /* for answers, as of budget_us */
+    uint64_t refused_us; /* an open request refused was last said then */
     struct {
         const relay_room *room;
         uint64_t at_us;
@@ -329,7 +330,7 @@ static relay_session *proxy_get(relay_server *srv, const char *edge,
                        !strcmp(s->room->name, room)
                    ? s
                    : NULL; /* the handle is the edge's: it cannot change */
-    relay_room *r = relay_room_get(srv, room);
+    relay_room *r = relay_room_find(srv, room);
     proxy_bucket *b = &srv->signer->proxies[proxy_hash(edge, h)];
     if (!r || (b->n == b->cap &&
                !(b->h = realloc(b->h, (b->cap = b->cap ? 2 * b->cap : 4) *
@@ -370,7 +371,11 @@ static void on_forward(relay_server *srv, relay_env_reader *rd,
     char name[PB_MAX_NAME_BYTES + 1], room[PB_MAX_NAME_BYTES + 1];
     relay_env_get_str(rd, name, sizeof name);
     relay_env_get_str(rd, room, sizeof room);
-    if (rd->bad || !room[0] || role < PB_ROLE_OWNER || role > PB_ROLE_VIEWER)
+    /* a room and a name a token could hold, of a room the signer has
+     * (an edge's client joined it, so the signer opened it) */
+    if (rd->bad || !relay_name_is_valid(room) || !relay_name_is_valid(name) ||
+        role < PB_ROLE_OWNER || role > PB_ROLE_VIEWER ||
+        !relay_room_find(srv, room))
         return;
     relay_session *s = proxy_get(srv, edge, h, (pb_role)role, name, room);
     if (!s || s->state != RELAY_SESS_LIVE)
@@ -384,6 +389,28 @@ static void on_forward(relay_server *srv, relay_env_reader *rd,
     }
     relay_session_on_frame(s, &f, rd->p, rd->left);
     pb_frame_free(&f);
+}
+
+/* A room the signer does not have is made (a row in its history, and
+ * published on every reconnect) only for an open request holding a token
+ * for it, which an edge mints with the token key: whoever can only
+ * publish to Redis cannot make rooms, and their names are token names. */
+static bool may_create(relay_server *srv, const char *room, const char *tok)
+{
+    relay_token t;
+    pb_errmsg why;
+    if (!relay_token_verify(&srv->keys, tok, strlen(tok),
+                            relay_now_us() / 1000000u, &t, &why) &&
+        !strcmp(t.room, room))
+        return true;
+    uint64_t now = relay_mono_us();
+    if (now - srv->signer->refused_us > 1000000u) { /* a line a second */
+        srv->signer->refused_us = now;
+        lwsl_warn("signer: an open request for a room it does not have, "
+                  "without a token for it, not made: %s\n",
+                  tok[0] ? why.text : "no token");
+    }
+    return false;
 }
 
 static void on_signer_message(relay_server *srv, const uint8_t *data,
@@ -405,11 +432,16 @@ static void on_signer_message(relay_server *srv, const uint8_t *data,
         if (s)
             proxy_drop(srv, s);
     } else if (kind == RELAY_ENV_OPEN || kind == RELAY_ENV_FILL) {
-        char name[PB_MAX_NAME_BYTES + 1];
+        char name[PB_MAX_NAME_BYTES + 1], token[PB_MAX_TOKEN_BYTES + 1] = "";
         relay_env_get_str(&rd, name, sizeof name);
         uint64_t epoch = relay_env_get_u64(&rd);
         uint64_t from = relay_env_get_u64(&rd);
-        relay_room *r = rd.bad || !name[0] ? NULL : relay_room_get(srv, name);
+        if (kind == RELAY_ENV_OPEN && rd.left)
+            relay_env_get_str(&rd, token, sizeof token);
+        relay_room *r = rd.bad ? NULL : relay_room_find(srv, name);
+        if (!r && !rd.bad && kind == RELAY_ENV_OPEN &&
+            may_create(srv, name, token))
+            r = relay_room_get(srv, name);
         if (!r)
             return;
         if (kind == RELAY_ENV_OPEN || epoch != r->epoch) {

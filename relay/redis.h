@@ -111,7 +111,9 @@ enum {
     RELAY_ENV_BROADCAST = 'B', /* signer -> edges: room, epoch, role, frame */
     RELAY_ENV_FORWARD = 'F',   /* edge -> signer: a client's frame */
     RELAY_ENV_CLOSED = 'X',    /* edge -> signer: that client left */
-    RELAY_ENV_OPEN = 'O',      /* edge -> signer: open room (epoch, head) */
+    RELAY_ENV_OPEN = 'O',      /* edge -> signer: open room (epoch, head),
+                                * token: one for the room, minted by the edge
+                                * (a room the signer lacks is made only so) */
     RELAY_ENV_FILL = 'L',      /* edge -> signer: room's patches from seq */
     RELAY_ENV_CLIENT = 'C',    /* signer -> edge: frame (or close) to one */
     RELAY_ENV_REVOKED = 'V',   /* signer -> edges: room, name, token id */

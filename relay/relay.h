@@ -61,6 +61,9 @@ typedef struct relay_token {
 
 #define RELAY_TOKEN_MAX_TTL_S (366u * 24u * 3600u)
 
+/* Whether s may be a token's room or user name: 1 to PB_MAX_NAME_BYTES
+ * bytes, no control characters. */
+bool relay_name_is_valid(const char *s);
 /* Writes the token for t into out (PB_MAX_TOKEN_BYTES + 1 bytes). */
 pb_err relay_token_make(const relay_keys *k, const relay_token *t, char *out,
                         size_t out_len, pb_errmsg *why) PB_WUR;
@@ -152,10 +155,9 @@ pb_err relay_history_vars(relay_history *h, const char *room,
  * With state_only, the module and source are left out (NULL) of patches
  * that no longer define any var. fn returns nonzero to stop early. */
 typedef int (*relay_patch_fn)(void *ctx, const relay_patch_row *p);
-pb_err relay_history_patches(relay_history *h, const char *room,
-                             uint64_t from, uint64_t to, bool state_only,
-                             relay_patch_fn fn, void *ctx,
-                             pb_errmsg *why) PB_WUR;
+pb_err relay_history_patches(relay_history *h, const char *room, uint64_t from,
+                             uint64_t to, bool state_only, relay_patch_fn fn,
+                             void *ctx, pb_errmsg *why) PB_WUR;
 /* Calls fn for every room that has patches or settings. */
 pb_err relay_history_rooms(relay_history *h,
                            void (*fn)(void *ctx, const char *room,
@@ -250,8 +252,8 @@ pb_err relay_history_buffer_updates(relay_history *h, const char *room,
 pb_err relay_history_revoke(relay_history *h, const char *room,
                             const char *name, const char *token_id,
                             uint64_t at_s, pb_errmsg *why) PB_WUR;
-typedef void (*relay_revoked_fn)(void *ctx, const char *room,
-                                 const char *name, const char *token_id);
+typedef void (*relay_revoked_fn)(void *ctx, const char *room, const char *name,
+                                 const char *token_id);
 /* Calls fn for each revocation recorded after *after, which it moves on. */
 pb_err relay_history_revocations(relay_history *h, uint64_t *after,
                                  relay_revoked_fn fn, void *ctx,
@@ -260,25 +262,25 @@ pb_err relay_history_revocations(relay_history *h, uint64_t *after,
 /* ---- the server (server.c) ----------------------------------------------- */
 
 #define RELAY_DEFAULT_PORT 7888
-#define RELAY_PORT_ANY (-1) /* let the system choose (tests) */
+#define RELAY_PORT_ANY     (-1) /* let the system choose (tests) */
 
 /* Configuration; zero means the default given for each field. */
 typedef struct relay_config {
-    int port;                 /* 7888; RELAY_PORT_ANY for any free port */
-    const char *bind;         /* "127.0.0.1" */
-    const char *data_dir;     /* "patchbay-data" */
-    const char *web_dir;      /* the build's web/ */
-    uint32_t max_clients_per_room; /* 256 */
-    uint32_t evals_per_second;     /* per token name in its room, 10 */
+    int port;                       /* 7888; RELAY_PORT_ANY for any free port */
+    const char *bind;               /* "127.0.0.1" */
+    const char *data_dir;           /* "patchbay-data" */
+    const char *web_dir;            /* the build's web/ */
+    uint32_t max_clients_per_room;  /* 256 */
+    uint32_t evals_per_second;      /* per token name in its room, 10 */
     uint32_t room_evals_per_second; /* per room, 30 (burst: twice that) */
-    uint32_t max_evals_per_name;   /* waiting or compiling, per token name
-                                      in its room, 8 */
-    uint32_t max_evals_per_room;   /* waiting or compiling, per room, 32 */
-    uint32_t max_evals;            /* waiting or compiling, in all, 256 */
-    uint32_t bytes_per_second;     /* per client, 4 MiB */
-    uint32_t max_queue_bytes;      /* per client send queue, 32 MiB */
-    uint32_t hello_timeout_ms;     /* 5000 */
-    uint32_t max_connections;      /* open sockets, 4096 */
+    uint32_t max_evals_per_name;    /* waiting or compiling, per token name
+                                       in its room, 8 */
+    uint32_t max_evals_per_room;    /* waiting or compiling, per room, 32 */
+    uint32_t max_evals;             /* waiting or compiling, in all, 256 */
+    uint32_t bytes_per_second;      /* per client, 4 MiB */
+    uint32_t max_queue_bytes;       /* per client send queue, 32 MiB */
+    uint32_t hello_timeout_ms;      /* 5000 */
+    uint32_t max_connections;       /* open sockets, 4096 */
     uint32_t max_connections_per_ip;     /* from one address (an IPv6 /64)
                                             other than the relay's own, 256 */
     uint32_t connects_per_second_per_ip; /* new sockets from one such
@@ -294,7 +296,7 @@ typedef struct relay_config {
     uint32_t max_buffers;      /* open per room, 16 (most PB_MAX_BUFFERS) */
     uint32_t buffer_writes_per_second; /* per token name in a room: updates,
                                           compactions, ops; 50, burst 4x */
-    uint64_t lead_us;              /* apply time after acceptance, 50 ms */
+    uint64_t lead_us;                  /* apply time after acceptance, 50 ms */
     /* The compile server's command line (required), e.g. {"/usr/bin/
      * patchbay", "cc-server", "--backend", "warm", NULL}: a program that
      * serves compile jobs on its stdin and stdout (cc_server_run, cc.h);

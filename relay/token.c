@@ -12,9 +12,9 @@
 #include <string.h>
 
 #define PREFIX "pb1."
-#define B64 sodium_base64_VARIANT_URLSAFE_NO_PADDING
+#define B64    sodium_base64_VARIANT_URLSAFE_NO_PADDING
 
-static bool valid_name(const char *s)
+bool relay_name_is_valid(const char *s)
 {
     size_t n = strlen(s);
     if (n == 0 || n > PB_MAX_NAME_BYTES)
@@ -30,18 +30,18 @@ static bool valid_name(const char *s)
 pb_err relay_token_make(const relay_keys *k, const relay_token *t, char *out,
                         size_t out_len, pb_errmsg *why)
 {
-    if (!valid_name(t->room))
+    if (!relay_name_is_valid(t->room))
         return pb_fail(why, PB_ERR_FIELD_RANGE,
-                    "room name \"%s\": 1 to %u bytes, no control characters",
-                    t->room, PB_MAX_NAME_BYTES);
-    if (!valid_name(t->name))
+                       "room name \"%s\": 1 to %u bytes, no control characters",
+                       t->room, PB_MAX_NAME_BYTES);
+    if (!relay_name_is_valid(t->name))
         return pb_fail(why, PB_ERR_FIELD_RANGE,
-                    "user name \"%s\": 1 to %u bytes, no control characters",
-                    t->name, PB_MAX_NAME_BYTES);
+                       "user name \"%s\": 1 to %u bytes, no control characters",
+                       t->name, PB_MAX_NAME_BYTES);
     const char *role = pb_role_name(t->role);
     if (!role[0])
         return pb_fail(why, PB_ERR_AUTH_UNKNOWN_ROLE, "unknown role %d",
-                    (int)t->role);
+                       (int)t->role);
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
@@ -59,8 +59,8 @@ pb_err relay_token_make(const relay_keys *k, const relay_token *t, char *out,
     if (need > out_len || need > PB_MAX_TOKEN_BYTES + 1) {
         msgpack_sbuffer_destroy(&sb);
         return pb_fail(why, PB_ERR_BUF_TOO_SMALL,
-                    "the token would be %zu bytes, over the limit of %u",
-                    need - 1, PB_MAX_TOKEN_BYTES);
+                       "the token would be %zu bytes, over the limit of %u",
+                       need - 1, PB_MAX_TOKEN_BYTES);
     }
     strcpy(out, PREFIX);
     sodium_bin2base64(out + strlen(PREFIX), b64_len,
@@ -90,32 +90,33 @@ pb_err relay_token_verify(const relay_keys *k, const char *tok, size_t len,
     memset(out, 0, sizeof *out);
     if (len > PB_MAX_TOKEN_BYTES)
         return pb_fail(why, PB_ERR_AUTH_MALFORMED,
-                    "the token has %zu bytes, more than %u", len,
-                    PB_MAX_TOKEN_BYTES);
+                       "the token has %zu bytes, more than %u", len,
+                       PB_MAX_TOKEN_BYTES);
     size_t plen = strlen(PREFIX);
     if (len < plen || memcmp(tok, PREFIX, plen) != 0)
         return pb_fail(why, PB_ERR_AUTH_MALFORMED,
-                    "not a patchbay token (it should start with \"pb1.\"; "
-                    "`patchbay token` prints one)");
+                       "not a patchbay token (it should start with \"pb1.\"; "
+                       "`patchbay token` prints one)");
     const char *dot = memchr(tok + plen, '.', len - plen);
     if (!dot)
         return pb_fail(why, PB_ERR_AUTH_MALFORMED,
-                    "the token has no MAC part (was it cut short when "
-                    "copied?)");
+                       "the token has no MAC part (was it cut short when "
+                       "copied?)");
     uint8_t mac[crypto_auth_BYTES];
     size_t mac_len = 0;
     const char *end = NULL;
-    if (sodium_base642bin(mac, sizeof mac, dot + 1, len - (size_t)(dot + 1 - tok),
-                          NULL, &mac_len, &end, B64) != 0 ||
+    if (sodium_base642bin(mac, sizeof mac, dot + 1,
+                          len - (size_t)(dot + 1 - tok), NULL, &mac_len, &end,
+                          B64) != 0 ||
         mac_len != sizeof mac || end != tok + len)
         return pb_fail(why, PB_ERR_AUTH_MALFORMED,
-                    "the token's MAC part is not %u bytes of base64url",
-                    (unsigned)crypto_auth_BYTES);
-    if (crypto_auth_verify(mac, (const unsigned char *)tok,
-                           (size_t)(dot - tok), k->token_key) != 0)
+                       "the token's MAC part is not %u bytes of base64url",
+                       (unsigned)crypto_auth_BYTES);
+    if (crypto_auth_verify(mac, (const unsigned char *)tok, (size_t)(dot - tok),
+                           k->token_key) != 0)
         return pb_fail(why, PB_ERR_AUTH_BAD_MAC,
-                    "the token's MAC does not verify: it was changed, or "
-                    "made by another relay (another data directory)");
+                       "the token's MAC does not verify: it was changed, or "
+                       "made by another relay (another data directory)");
 
     /* From here on the bytes are the relay's own. */
     uint8_t payload[PB_MAX_TOKEN_BYTES];
@@ -124,7 +125,7 @@ pb_err relay_token_verify(const relay_keys *k, const char *tok, size_t len,
                           (size_t)(dot - tok) - plen, NULL, &payload_len, NULL,
                           B64) != 0)
         return pb_fail(why, PB_ERR_AUTH_MALFORMED,
-                    "the token's payload is not base64url");
+                       "the token's payload is not base64url");
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
     size_t off = 0;
@@ -139,24 +140,24 @@ pb_err relay_token_verify(const relay_keys *k, const char *tok, size_t len,
         !str_field(&u.data.via.array.ptr[2], out->name, sizeof out->name) ||
         u.data.via.array.ptr[3].type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
         e = pb_fail(why, PB_ERR_AUTH_MALFORMED,
-                 "the token's payload is not [room, role, name, expiry]");
+                    "the token's payload is not [room, role, name, expiry]");
         goto done;
     }
     out->expires_s = u.data.via.array.ptr[3].via.u64;
     out->role = pb_role_parse(pb_cstr(role));
     if (out->role == PB_ROLE_NONE) {
         e = pb_fail(why, PB_ERR_AUTH_UNKNOWN_ROLE,
-                 "the token's role \"%s\" is not owner, editor, runtime or "
-                 "viewer",
-                 role);
+                    "the token's role \"%s\" is not owner, editor, runtime or "
+                    "viewer",
+                    role);
         goto done;
     }
     if (now_s >= out->expires_s) {
         e = pb_fail(why, PB_ERR_AUTH_EXPIRED,
-                 "the token for %s in room %s expired %llu s ago; ask for a "
-                 "new one (patchbay token)",
-                 out->name, out->room,
-                 (unsigned long long)(now_s - out->expires_s));
+                    "the token for %s in room %s expired %llu s ago; ask for a "
+                    "new one (patchbay token)",
+                    out->name, out->room,
+                    (unsigned long long)(now_s - out->expires_s));
         goto done;
     }
 done:

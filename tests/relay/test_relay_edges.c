@@ -1224,6 +1224,71 @@ TEST(an_edge_asks_the_signer_once_for_what_the_stream_lost)
     cluster_stop(&cl);
 }
 
+/* Whether the signer's history has an epoch for room (sqlite3's CLI on
+ * the file, read-only: the relay keeps it open). */
+static bool signer_has_room(const cluster *cl, const char *room)
+{
+    char cmd[600], line[256] = "";
+    snprintf(cmd, sizeof cmd,
+             "sqlite3 -readonly '%s/history.db' \"SELECT count(*) FROM epochs "
+             "WHERE room = '%s'\"",
+             cl->signer.dir, room);
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return false;
+    if (!fgets(line, sizeof line, p))
+        line[0] = '\0';
+    pclose(p);
+    return atoi(line) > 0;
+}
+
+/* Whoever can only publish to Redis cannot make rooms in the signer's
+ * history (each one kept, and published again on every reconnect): an
+ * open request without a token for the room, and a forwarded frame for a
+ * room the signer does not have (from a name with a newline in it), make
+ * none; a runtime joining a new room through an edge still gets it (the
+ * edge's open request holds a token it minted). Failed before: both junk
+ * rooms were made. */
+TEST(a_redis_writer_cannot_make_rooms_on_the_signer)
+{
+    cluster cl;
+    REQUIRE(cluster_start(&cl, "rooms"));
+    relay_env open = {0}, fwd = {0};
+    relay_env_u8(&open, RELAY_ENV_OPEN);
+    relay_env_str(&open, "0123456789abcdef");
+    relay_env_str(&open, "junk");
+    relay_env_u64(&open, 0);
+    relay_env_u64(&open, 0);
+    pb_frame f = {.type = PB_T_PING};
+    pb_buf ping;
+    pb_buf_init(&ping);
+    pb_errmsg why;
+    REQUIRE(pb_frame_encode(&f, &ping, &why) == PB_OK);
+    relay_env_u8(&fwd, RELAY_ENV_FORWARD);
+    relay_env_str(&fwd, "0123456789abcdef");
+    relay_env_u32(&fwd, 0);
+    relay_env_u32(&fwd, 1);
+    relay_env_u8(&fwd, PB_ROLE_EDITOR);
+    relay_env_str(&fwd, "a\nb");
+    relay_env_str(&fwd, "junk2");
+    relay_env_bytes(&fwd, ping.data, ping.len);
+    freeReplyObject(
+        redis_do(cl.redis.port, "PUBLISH pb:signer %b", open.data, open.len));
+    freeReplyObject(
+        redis_do(cl.redis.port, "PUBLISH pb:signer %b", fwd.data, fwd.len));
+    relay_env_free(&open);
+    relay_env_free(&fwd);
+    pb_buf_free(&ping);
+    /* after those (one connection keeps order), a real one */
+    pbc *rt = join(&cl.a, "fresh", PB_ROLE_RUNTIME, "rt", NULL);
+    CHECK(rt != NULL);
+    CHECK(signer_has_room(&cl, "fresh"));
+    CHECK(!signer_has_room(&cl, "junk"));
+    CHECK(!signer_has_room(&cl, "junk2"));
+    pbc_close(rt);
+    cluster_stop(&cl);
+}
+
 /* A --redis URL that is not redis:// is refused without naming its
  * password (SECURITY.md § Edges: messages name the URL without it).
  * Failed before: the error quoted the whole URL. */
@@ -1265,6 +1330,7 @@ int main(int argc, char **argv)
         T(an_edge_checks_with_the_signer_key_it_was_given_not_redis_key),
         T(redis_values_longer_than_a_frame_are_not_copied),
         T(an_edge_asks_the_signer_once_for_what_the_stream_lost),
+        T(a_redis_writer_cannot_make_rooms_on_the_signer),
     };
     return harness_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }
