@@ -493,7 +493,21 @@ void relay_edge_send_head(relay_room *r, relay_session *to)
 /* ---- what Redis sends -----------------------------------------------------
  */
 
-/* The signer's frame to one client of this edge (or its close). */
+/* Said at most once a second: what Redis sent that an edge drops. */
+static void say_dropped(relay_server *srv, const char *what)
+{
+    uint64_t now = relay_mono_us();
+    if (now - srv->edge->said_us < 1000000u)
+        return;
+    srv->edge->said_us = now;
+    lwsl_warn("edge %s: dropped from Redis: %s\n", srv->edge->id, what);
+}
+
+/* The signer's frame to one client of this edge (or its close). Only what
+ * the signer sends one client of an edge: the answer (diag) to an eval of
+ * that client's that waits for one, or an error; anything else by handle
+ * (a head, a patch, settings) would go around what the edge checks, so
+ * whoever writes to Redis cannot send it that way. */
 static void on_client(relay_server *srv, relay_env_reader *rd)
 {
     relay_handle h;
@@ -506,12 +520,18 @@ static void on_client(relay_server *srv, relay_env_reader *rd)
     if (rd->left) {
         pb_frame f;
         pb_errmsg why;
+        bool pass = false;
         if (!pb_frame_decode(rd->p, rd->left, &f, &why)) {
             if (f.type == PB_T_DIAG)
-                relay_edge_answer_eval(srv, h, f.diag.req, NULL, NULL);
-            else if (f.type == PB_T_ERROR && f.error.req)
+                pass = relay_edge_answer_eval(srv, h, f.diag.req, NULL, NULL);
+            else if ((pass = f.type == PB_T_ERROR) && f.error.req)
                 relay_edge_answer_eval(srv, h, f.error.req, NULL, NULL);
             pb_frame_free(&f);
+        }
+        if (!pass) {
+            say_dropped(srv, "a frame to one client other than its eval's "
+                             "answer or an error");
+            return;
         }
         relay_msg *m = s ? relay_msg_new(rd->p, rd->left) : NULL;
         if (m)
@@ -556,12 +576,22 @@ static void on_broadcast(relay_server *srv, relay_room *r, pb_role only,
     pb_frame_free(&f);
 }
 
-static void on_message(relay_server *srv, const uint8_t *data, size_t len)
+/* A message on the rooms' channels or this edge's own. The signer sends a
+ * room's frames on the room's channel (pb:r:ROOM), and a client's frames
+ * and the patches an edge asked for on the edge's (pb:e:EDGE): anything
+ * else is not the signer's. */
+static void on_message(relay_server *srv, const char *channel,
+                       const uint8_t *data, size_t len)
 {
     relay_env_reader rd = {data, len, false};
     uint8_t kind = relay_env_get_u8(&rd);
+    bool mine =
+        !strncmp(channel, "pb:e:", 5) && !strcmp(channel + 5, srv->edge->id);
     if (kind == RELAY_ENV_CLIENT) {
-        on_client(srv, &rd);
+        if (mine)
+            on_client(srv, &rd);
+        else
+            say_dropped(srv, "a frame to one client on a room's channel");
         return;
     }
     char name[PB_MAX_NAME_BYTES + 1];
@@ -570,6 +600,11 @@ static void on_message(relay_server *srv, const uint8_t *data, size_t len)
     relay_room *r = rd.bad ? NULL : relay_room_find(srv, name);
     if (!r || !r->edge) /* a room nobody here asked for */
         return;
+    if (!(mine && kind == RELAY_ENV_PATCH) &&
+        (strncmp(channel, "pb:r:", 5) || strcmp(channel + 5, r->name))) {
+        say_dropped(srv, "a room's frame on another channel");
+        return;
+    }
     if (epoch != r->epoch) {
         sync_room(srv, r);
         return;
@@ -691,7 +726,7 @@ void relay_edge_event(relay_server *srv, relay_redis_event *e)
         if (!strcmp(e->channel, "pb:revoked"))
             on_revoked(srv, e->data, e->len);
         else
-            on_message(srv, e->data, e->len);
+            on_message(srv, e->channel, e->data, e->len);
         break;
     case RELAY_REDIS_REPLY:
         if (e->fn)

@@ -24,14 +24,16 @@ struct relay_edge {
     char other_key[2 * PB_PUBLICKEY_BYTES + 1]; /* the last one said */
     pending_eval *evals;
     uint64_t next_id;
+    uint64_t said_us; /* when say_dropped last said something */
 };
 
 /* Publishes e to the signer (pb:signer); fn as for relay_redis_publish. */
 void relay_edge_to_signer(relay_server *srv, relay_env *e, relay_redis_fn fn,
                           uint64_t tag);
 /* Forgets the eval req of h; with fmt (one %llu for req, one %s for
- * detail) it is answered with PB_ERR_COMPILER_DOWN first. */
-void relay_edge_answer_eval(relay_server *srv, relay_handle h, uint64_t req,
+ * detail) it is answered with PB_ERR_COMPILER_DOWN first. False if no
+ * such eval waits. */
+bool relay_edge_answer_eval(relay_server *srv, relay_handle h, uint64_t req,
                             const char *fmt, const char *detail);
 
 #endif

@@ -8,7 +8,7 @@
 #include <hiredis/read.h>
 #include <stdlib.h>
 
-void relay_edge_answer_eval(relay_server *srv, relay_handle h, uint64_t req,
+bool relay_edge_answer_eval(relay_server *srv, relay_handle h, uint64_t req,
                             const char *fmt, const char *detail)
 {
     for (pending_eval **p = &srv->edge->evals; *p; p = &(*p)->next)
@@ -21,8 +21,9 @@ void relay_edge_answer_eval(relay_server *srv, relay_handle h, uint64_t req,
             if (s && fmt)
                 relay_session_send_error(s, PB_ERR_COMPILER_DOWN, req, false,
                                          fmt, (unsigned long long)req, detail);
-            return;
+            return true;
         }
+    return false;
 }
 
 /* PUBLISH answers how many subscribers got it: none means no signer. An

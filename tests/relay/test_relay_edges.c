@@ -1205,12 +1205,19 @@ TEST(an_edge_asks_the_signer_once_for_what_the_stream_lost)
     CHECK_EQ_INT(eval_n(edb, 2, 2), 2);
     CHECK_EQ_INT(eval_n(edb, 3, 3), 3);
     pbc_close(edb);
-    serve_kill9(&cl.signer);
     char key[64];
     snprintf(key, sizeof key, "pb:s:jam:%llu",
              (unsigned long long)rt.l.chain.epoch);
-    redisReply *three = redis_do(cl.redis.port, "XRANGE %s 3-0 3-9", key);
+    /* (the signer answers the eval before it appends the patch) */
+    redisReply *three = NULL;
+    for (uint64_t until = now_ms() + 10000; now_ms() < until; sleep_ms(50)) {
+        freeReplyObject(three);
+        three = redis_do(cl.redis.port, "XRANGE %s 3-0 3-9", key);
+        if (three && three->type == REDIS_REPLY_ARRAY && three->elements == 1)
+            break;
+    }
     REQUIRE(three && three->type == REDIS_REPLY_ARRAY && three->elements == 1);
+    serve_kill9(&cl.signer);
     const redisReply *val = three->element[0]->element[1]->element[1];
     freeReplyObject(redis_do(cl.redis.port, "DEL %s", key));
     freeReplyObject(
@@ -1289,6 +1296,66 @@ TEST(a_redis_writer_cannot_make_rooms_on_the_signer)
     cluster_stop(&cl);
 }
 
+/* The id edge e logged ("edge ID: connected to ..."). */
+static bool edge_id(const relay *e, char out[24])
+{
+    FILE *f = fopen(e->log, "r");
+    char line[512];
+    bool ok = false;
+    while (f && !ok && fgets(line, sizeof line, f)) {
+        const char *p = strstr(line, "U: edge ");
+        ok = p && strstr(p, ": connected to") &&
+             sscanf(p + 8, "%23[0-9a-f]", out) == 1;
+    }
+    if (f)
+        fclose(f);
+    return ok;
+}
+
+/* Frames to one client by its handle, which whoever writes to Redis can
+ * send on the edge's channel (or a room's), reach it only if they are
+ * what the signer sends that way (an eval's answer, an error): a head
+ * signed by another key, sent to the first handles of edge a, does not
+ * reach its runtime. Failed before: the runtime got it ("bad
+ * signature"). */
+TEST(a_redis_writer_can_send_an_edge_client_no_head_by_handle)
+{
+    cluster cl;
+    runtime rt = {0};
+    pbc *ed;
+    REQUIRE(cluster_with_one_patch(&cl, "byhandle", &rt, &ed));
+    char id[24], channel[48];
+    REQUIRE(edge_id(&cl.a, id));
+    snprintf(channel, sizeof channel, "pb:e:%s", id);
+    relay_env head = {0};
+    forged_head_env(&head, rt.l.chain.epoch, 1, rt.l.hashes[0]);
+    REQUIRE(head.len);
+    size_t hdr = 1 + 2 + 3 + 8 + 1; /* kind, "jam", epoch, only */
+    for (uint32_t index = 0; index < 4; index++)
+        for (uint32_t gen = 1; gen < 4; gen++) {
+            relay_env e = {0};
+            relay_env_u8(&e, RELAY_ENV_CLIENT);
+            relay_env_u32(&e, index);
+            relay_env_u32(&e, gen);
+            relay_env_u8(&e, 0);
+            relay_env_bytes(&e, head.data + hdr, head.len - hdr);
+            freeReplyObject(redis_do(cl.redis.port, "PUBLISH %s %b", channel,
+                                     e.data, e.len));
+            freeReplyObject(
+                redis_do(cl.redis.port, "PUBLISH pb:r:jam %b", e.data, e.len));
+            relay_env_free(&e);
+        }
+    relay_env_free(&head);
+    rt_listen(&rt, 1500);
+    if (rt.l.errors)
+        fprintf(stderr, "  the edge passed on: %s\n", rt.l.first_error);
+    CHECK_EQ_INT(rt.l.errors, 0);
+    CHECK(log_has(&cl.a, "dropped from Redis"));
+    pbc_close(ed);
+    rts_close(&rt, 1);
+    cluster_stop(&cl);
+}
+
 /* A --redis URL that is not redis:// is refused without naming its
  * password (SECURITY.md § Edges: messages name the URL without it).
  * Failed before: the error quoted the whole URL. */
@@ -1331,6 +1398,7 @@ int main(int argc, char **argv)
         T(redis_values_longer_than_a_frame_are_not_copied),
         T(an_edge_asks_the_signer_once_for_what_the_stream_lost),
         T(a_redis_writer_cannot_make_rooms_on_the_signer),
+        T(a_redis_writer_can_send_an_edge_client_no_head_by_handle),
     };
     return harness_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }
