@@ -332,10 +332,16 @@ static relay_session *proxy_get(relay_server *srv, const char *edge,
                    : NULL; /* the handle is the edge's: it cannot change */
     relay_room *r = relay_room_find(srv, room);
     proxy_bucket *b = &srv->signer->proxies[proxy_hash(edge, h)];
-    if (!r || (b->n == b->cap &&
-               !(b->h = realloc(b->h, (b->cap = b->cap ? 2 * b->cap : 4) *
-                                          sizeof *b->h))))
+    if (!r)
         return NULL;
+    if (b->n == b->cap) { /* (out of memory: the bucket stays as it was) */
+        uint32_t cap = b->cap ? 2 * b->cap : 4;
+        relay_handle *grown = realloc(b->h, cap * sizeof *grown);
+        if (!grown)
+            return NULL;
+        b->h = grown;
+        b->cap = cap;
+    }
     if (!(s = relay_session_new_proxy(srv, r, role, name)))
         return NULL;
     snprintf(s->proxy_edge, sizeof s->proxy_edge, "%s", edge);

@@ -20,18 +20,18 @@ static relay_session *session_new(relay_server *g, struct lws *wsi)
         if (g->sessions[i]->state == RELAY_SESS_FREE)
             break;
     if (i == g->n_slots) {
-        uint32_t n = g->n_slots ? g->n_slots * 2 : 64;
+        uint32_t n = g->n_slots ? g->n_slots * 2 : 64, k;
         relay_session **t = realloc(g->sessions, n * sizeof *t);
         if (!t)
             return NULL;
         g->sessions = t;
-        for (uint32_t k = g->n_slots; k < n; k++) {
-            if (!(t[k] = calloc(1, sizeof **t)))
-                return NULL;
+        /* out of memory part way: the slots made so far are kept */
+        for (k = g->n_slots; k < n && (t[k] = calloc(1, sizeof **t)); k++)
             t[k]->index = k;
-        }
+        if (k == g->n_slots)
+            return NULL;
         i = g->n_slots;
-        g->n_slots = n;
+        g->n_slots = k;
     }
     relay_session *s = g->sessions[i];
     uint32_t gen = s->gen + 1;
