@@ -5,7 +5,7 @@
 // the edge they use dies (kill -9) they move to the other by themselves
 // and catch up there: every patch once, in order, verified by the runtime
 // against the signer's key, evals sent through an edge included.
-// tests/relay/test_relay_edges.c does the same with 100 runtimes of the
+// tests/relay/test_relay_edges_faults.c does the same with 100 runtimes of the
 // harness, and the other faults.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
