@@ -493,12 +493,14 @@ void relay_edge_send_head(relay_room *r, relay_session *to)
 /* ---- what Redis sends -----------------------------------------------------
  */
 
-/* Said at most once a second: what Redis sent that an edge drops. */
+/* What Redis sent that an edge drops: each kind said at most once a
+ * second (a flood of one kind does not flood the log). */
 static void say_dropped(relay_server *srv, const char *what)
 {
     uint64_t now = relay_mono_us();
-    if (now - srv->edge->said_us < 1000000u)
+    if (what == srv->edge->said && now - srv->edge->said_us < 1000000u)
         return;
+    srv->edge->said = what;
     srv->edge->said_us = now;
     lwsl_warn("edge %s: dropped from Redis: %s\n", srv->edge->id, what);
 }
@@ -621,10 +623,15 @@ static void on_message(relay_server *srv, const char *channel,
     }
 }
 
-/* A revocation the signer read ('V' envelope): refused here too. */
+/* A revocation the signer read ('V' envelope, signed by it: a writer to
+ * Redis cannot make an edge refuse anyone): refused here too. */
 static void on_revoked(relay_server *srv, const uint8_t *data, size_t len)
 {
-    relay_env_reader rd = {data, len, false};
+    if (!relay_env_signed_by(data, len, srv->keys.pk)) {
+        say_dropped(srv, "a revocation not signed by the signer's key");
+        return;
+    }
+    relay_env_reader rd = {data, len - PB_SIG_BYTES, false};
     char room[PB_MAX_NAME_BYTES + 1], name[PB_MAX_NAME_BYTES + 1],
         id[RELAY_TOKEN_ID_CHARS + 1];
     if (relay_env_get_u8(&rd) != RELAY_ENV_REVOKED)

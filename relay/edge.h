@@ -24,7 +24,8 @@ struct relay_edge {
     char other_key[2 * PB_PUBLICKEY_BYTES + 1]; /* the last one said */
     pending_eval *evals;
     uint64_t next_id;
-    uint64_t said_us; /* when say_dropped last said something */
+    const char *said; /* what say_dropped last said, and when */
+    uint64_t said_us;
 };
 
 /* Publishes e to the signer (pb:signer); fn as for relay_redis_publish. */

@@ -242,7 +242,8 @@ static void publish_room(relay_server *srv, relay_room *r)
 }
 
 /* Revocations are kept in a set, for edges that start or reconnect later,
- * and published, for those listening now. */
+ * and published, for those listening now; signed, since an edge closes
+ * and refuses whom they name. */
 void relay_signer_revoked(relay_server *srv, const char *room, const char *name,
                           const char *id)
 {
@@ -251,6 +252,7 @@ void relay_signer_revoked(relay_server *srv, const char *room, const char *name,
     relay_env_str(&e, room);
     relay_env_str(&e, name);
     relay_env_str(&e, id);
+    relay_env_sign(&e, srv->keys.sk); /* or a writer to Redis could */
     if (!e.failed) {
         const char *argv[] = {"SADD", "pb:revoked", (const char *)e.data};
         size_t lens[] = {4, 10, e.len};

@@ -116,7 +116,8 @@ enum {
                                 * (a room the signer lacks is made only so) */
     RELAY_ENV_FILL = 'L',      /* edge -> signer: room's patches from seq */
     RELAY_ENV_CLIENT = 'C',    /* signer -> edge: frame (or close) to one */
-    RELAY_ENV_REVOKED = 'V',   /* signer -> edges: room, name, token id */
+    RELAY_ENV_REVOKED = 'V',   /* signer -> edges: room, name, token id,
+                                * signed (relay_env_sign) */
 };
 
 typedef struct relay_env {
@@ -131,6 +132,15 @@ void relay_env_u64(relay_env *e, uint64_t v);
 void relay_env_str(relay_env *e, const char *s);
 void relay_env_bytes(relay_env *e, const uint8_t *p, size_t n);
 void relay_env_free(relay_env *e);
+/* Appends the signature of sk over what e holds (at most
+ * RELAY_ENV_SIGNED_MAX_BYTES), for edges to check with the signer's key:
+ * what a writer to Redis must not be able to say in the signer's name. */
+#define RELAY_ENV_SIGNED_MAX_BYTES 1024u
+void relay_env_sign(relay_env *e, const uint8_t sk[PB_SECRETKEY_BYTES]);
+/* Whether data ends with a signature by pk of the bytes before it
+ * (relay_env_sign). */
+bool relay_env_signed_by(const uint8_t *data, size_t len,
+                         const uint8_t pk[PB_PUBLICKEY_BYTES]) PB_WUR;
 
 typedef struct relay_env_reader {
     const uint8_t *p;

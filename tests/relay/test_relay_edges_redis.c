@@ -568,6 +568,39 @@ TEST(a_redis_writer_can_send_an_edge_client_no_head_by_handle)
     cluster_stop(&cl);
 }
 
+/* A revocation an edge takes only signed by the signer: one of name
+ * "kept" in room jam published on pb:revoked unsigned, and one signed by
+ * another key, do not make an edge close "kept" or refuse it. Failed
+ * before: the edge closed it (revoked) and refused it at hello. */
+TEST(an_edge_takes_revocations_only_signed_by_the_signer)
+{
+    cluster cl;
+    REQUIRE(cluster_start(&cl, "revoked"));
+    pbc *kept = join(&cl.a, "jam", PB_ROLE_RUNTIME, "kept", NULL);
+    REQUIRE(kept);
+    uint8_t pk[PB_PUBLICKEY_BYTES], sk[PB_SECRETKEY_BYTES];
+    pb_sample_keypair(pk, sk);
+    for (int signed_by_other = 0; signed_by_other < 2; signed_by_other++) {
+        relay_env e = {0};
+        relay_env_u8(&e, RELAY_ENV_REVOKED);
+        relay_env_str(&e, "jam");
+        relay_env_str(&e, "kept");
+        relay_env_str(&e, "");
+        if (signed_by_other)
+            relay_env_sign(&e, sk);
+        CHECK(redis_publish(cl.redis.port, "pb:revoked", &e));
+        relay_env_free(&e);
+    }
+    sleep_ms(500);
+    CHECK(ping_ok(kept));
+    pbc *again = join(&cl.a, "jam", PB_ROLE_RUNTIME, "kept", NULL);
+    CHECK(again != NULL);
+    CHECK(log_has(&cl.a, "a revocation not signed by the signer's key"));
+    pbc_close(again);
+    pbc_close(kept);
+    cluster_stop(&cl);
+}
+
 /* A --redis URL that is not redis:// is refused without naming its
  * password (SECURITY.md § Edges: messages name the URL without it).
  * Failed before: the error quoted the whole URL. */
@@ -604,6 +637,7 @@ int main(int argc, char **argv)
         T(an_edge_asks_the_signer_once_for_what_the_stream_lost),
         T(a_redis_writer_cannot_make_rooms_on_the_signer),
         T(a_redis_writer_can_send_an_edge_client_no_head_by_handle),
+        T(an_edge_takes_revocations_only_signed_by_the_signer),
     };
     return harness_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }
