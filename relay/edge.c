@@ -493,57 +493,6 @@ void relay_edge_send_head(relay_room *r, relay_session *to)
 /* ---- what Redis sends -----------------------------------------------------
  */
 
-/* What Redis sent that an edge drops: each kind said at most once a
- * second (a flood of one kind does not flood the log). */
-static void say_dropped(relay_server *srv, const char *what)
-{
-    uint64_t now = relay_mono_us();
-    if (what == srv->edge->said && now - srv->edge->said_us < 1000000u)
-        return;
-    srv->edge->said = what;
-    srv->edge->said_us = now;
-    lwsl_warn("edge %s: dropped from Redis: %s\n", srv->edge->id, what);
-}
-
-/* The signer's frame to one client of this edge (or its close). Only what
- * the signer sends one client of an edge: the answer (diag) to an eval of
- * that client's that waits for one, or an error; anything else by handle
- * (a head, a patch, settings) would go around what the edge checks, so
- * whoever writes to Redis cannot send it that way. */
-static void on_client(relay_server *srv, relay_env_reader *rd)
-{
-    relay_handle h;
-    h.index = relay_env_get_u32(rd);
-    h.gen = relay_env_get_u32(rd);
-    bool close = relay_env_get_u8(rd);
-    if (rd->bad)
-        return;
-    relay_session *s = relay_session_get(srv, h);
-    if (rd->left) {
-        pb_frame f;
-        pb_errmsg why;
-        bool pass = false;
-        if (!pb_frame_decode(rd->p, rd->left, &f, &why)) {
-            if (f.type == PB_T_DIAG)
-                pass = relay_edge_answer_eval(srv, h, f.diag.req, NULL, NULL);
-            else if ((pass = f.type == PB_T_ERROR) && f.error.req)
-                relay_edge_answer_eval(srv, h, f.error.req, NULL, NULL);
-            pb_frame_free(&f);
-        }
-        if (!pass) {
-            say_dropped(srv, "a frame to one client other than its eval's "
-                             "answer or an error");
-            return;
-        }
-        relay_msg *m = s ? relay_msg_new(rd->p, rd->left) : NULL;
-        if (m)
-            relay_session_send(s, m);
-        relay_msg_unref(m);
-    }
-    if (s && close)
-        relay_session_close(s, "closed by the room's signer");
-}
-
 /* A frame the signer broadcast to room r. */
 static void on_broadcast(relay_server *srv, relay_room *r, pb_role only,
                          const uint8_t *data, size_t len)
@@ -591,9 +540,10 @@ static void on_message(relay_server *srv, const char *channel,
         !strncmp(channel, "pb:e:", 5) && !strcmp(channel + 5, srv->edge->id);
     if (kind == RELAY_ENV_CLIENT) {
         if (mine)
-            on_client(srv, &rd);
+            relay_edge_on_client(srv, &rd);
         else
-            say_dropped(srv, "a frame to one client on a room's channel");
+            relay_edge_say_dropped(srv,
+                                   "a frame to one client on a room's channel");
         return;
     }
     char name[PB_MAX_NAME_BYTES + 1];
@@ -604,7 +554,7 @@ static void on_message(relay_server *srv, const char *channel,
         return;
     if (!(mine && kind == RELAY_ENV_PATCH) &&
         (strncmp(channel, "pb:r:", 5) || strcmp(channel + 5, r->name))) {
-        say_dropped(srv, "a room's frame on another channel");
+        relay_edge_say_dropped(srv, "a room's frame on another channel");
         return;
     }
     if (epoch != r->epoch) {
@@ -628,7 +578,8 @@ static void on_message(relay_server *srv, const char *channel,
 static void on_revoked(relay_server *srv, const uint8_t *data, size_t len)
 {
     if (!relay_env_signed_by(data, len, srv->keys.pk)) {
-        say_dropped(srv, "a revocation not signed by the signer's key");
+        relay_edge_say_dropped(srv,
+                               "a revocation not signed by the signer's key");
         return;
     }
     relay_env_reader rd = {data, len - PB_SIG_BYTES, false};

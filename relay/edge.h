@@ -37,4 +37,15 @@ void relay_edge_to_signer(relay_server *srv, relay_env *e, relay_redis_fn fn,
 bool relay_edge_answer_eval(relay_server *srv, relay_handle h, uint64_t req,
                             const char *fmt, const char *detail);
 
+/* The signer's frame (or close) to one client of this edge: rd is a
+ * CLIENT envelope past its kind. Passed on only if it is what the signer
+ * sends one client of an edge: the answer (diag) to an eval of that
+ * client's that waits for one, or an error; anything else by handle (a
+ * head, a patch, settings) would go around what the edge checks, so
+ * whoever writes to Redis cannot send it that way. */
+void relay_edge_on_client(relay_server *srv, relay_env_reader *rd);
+/* Says what the edge dropped from Redis: each kind (what, by address)
+ * at most once a second, so a flood of one kind does not flood the log. */
+void relay_edge_say_dropped(relay_server *srv, const char *what);
+
 #endif

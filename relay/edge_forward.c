@@ -1,8 +1,8 @@
 /* edge_forward.c — what an edge (edge.c) sends on to the room's signer
  * through Redis: evals, settings, acks, logs and test results of its
- * clients, wrapped with who sent them, and the evals waiting for the
- * signer's answer (refused at once when no signer listens, or after
- * EVAL_WAIT_US when it never answers). */
+ * clients, wrapped with who sent them, the evals waiting for the signer's
+ * answer (refused at once when no signer listens, or after EVAL_WAIT_US
+ * when it never answers), and the signer's answers to one client. */
 #include "edge.h"
 
 #include <hiredis/read.h>
@@ -129,4 +129,49 @@ void relay_edge_session_closed(relay_session *s)
         relay_env_free(&e);
     }
     s->pending_room = NULL; /* its handle in the wait list goes stale */
+}
+
+void relay_edge_say_dropped(relay_server *srv, const char *what)
+{
+    uint64_t now = relay_mono_us();
+    if (what == srv->edge->said && now - srv->edge->said_us < 1000000u)
+        return;
+    srv->edge->said = what;
+    srv->edge->said_us = now;
+    lwsl_warn("edge %s: dropped from Redis: %s\n", srv->edge->id, what);
+}
+
+void relay_edge_on_client(relay_server *srv, relay_env_reader *rd)
+{
+    relay_handle h;
+    h.index = relay_env_get_u32(rd);
+    h.gen = relay_env_get_u32(rd);
+    bool close = relay_env_get_u8(rd);
+    if (rd->bad)
+        return;
+    relay_session *s = relay_session_get(srv, h);
+    if (rd->left) {
+        pb_frame f;
+        pb_errmsg why;
+        bool pass = false;
+        if (!pb_frame_decode(rd->p, rd->left, &f, &why)) {
+            if (f.type == PB_T_DIAG)
+                pass = relay_edge_answer_eval(srv, h, f.diag.req, NULL, NULL);
+            else if ((pass = f.type == PB_T_ERROR) && f.error.req)
+                relay_edge_answer_eval(srv, h, f.error.req, NULL, NULL);
+            pb_frame_free(&f);
+        }
+        if (!pass) {
+            relay_edge_say_dropped(
+                srv, "a frame to one client other than its eval's "
+                     "answer or an error");
+            return;
+        }
+        relay_msg *m = s ? relay_msg_new(rd->p, rd->left) : NULL;
+        if (m)
+            relay_session_send(s, m);
+        relay_msg_unref(m);
+    }
+    if (s && close)
+        relay_session_close(s, "closed by the room's signer");
 }
