@@ -307,26 +307,17 @@ static void ask_open(relay_server *srv, relay_room *r)
     if (r->edge->opened_us && now - r->edge->opened_us < RESYNC_US)
         return;
     r->edge->opened_us = now;
-    /* with a token for the room (the signer makes a room it does not have
-     * only for one): a client with a token for it asked this edge */
-    relay_token t = {.role = PB_ROLE_VIEWER,
-                     .expires_s = relay_now_us() / 1000000u + 60u};
-    snprintf(t.room, sizeof t.room, "%s", r->name);
-    snprintf(t.name, sizeof t.name, "edge %s", srv->edge->id);
-    char tok[PB_MAX_TOKEN_BYTES + 1];
-    pb_errmsg why;
-    if (relay_token_make(&srv->keys, &t, tok, sizeof tok, &why))
-        tok[0] = '\0';
     relay_env e = {0};
     relay_env_u8(&e, RELAY_ENV_OPEN);
     relay_env_str(&e, srv->edge->id);
     relay_env_str(&e, r->name);
     relay_env_u64(&e, 0);
     relay_env_u64(&e, 0);
-    relay_env_str(&e, tok);
+    /* with the token key's MAC: the signer makes a room it does not have
+     * only for an edge (a client with a token for it asked this edge) */
+    relay_env_mac(&e, srv->keys.token_key);
     relay_edge_to_signer(srv, &e, NULL, 0);
     relay_env_free(&e);
-    sodium_memzero(tok, sizeof tok);
 }
 
 /* A head from Redis (the room's channel, or pb:head:ROOM), m its frame f.

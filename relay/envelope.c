@@ -3,6 +3,7 @@
  * and read with bounds checks; some signed by the signer. */
 #include "redis.h"
 
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -115,9 +116,9 @@ void relay_env_get_str(relay_env_reader *r, char *out, size_t cap)
     out[n] = '\0';
 }
 
-/* What is signed: a tag, then the envelope's bytes. The tag keeps it from
- * being taken for a patch or head statement (msgpack arrays) or the other
- * way round. */
+/* What is signed or MACed: a tag, then the envelope's bytes. The tag
+ * keeps it from being taken for a patch or head statement (msgpack
+ * arrays) or the other way round. */
 #define SIGNED_TAG "pb-envelope"
 
 static bool signed_stmt(const uint8_t *p, size_t n, uint8_t *out, size_t cap)
@@ -150,4 +151,29 @@ bool relay_env_signed_by(const uint8_t *data, size_t len,
         return false;
     return !pb_verify(stmt, sizeof SIGNED_TAG + len - PB_SIG_BYTES,
                       data + len - PB_SIG_BYTES, pk);
+}
+
+_Static_assert(RELAY_ENV_MAC_KEY_BYTES == crypto_auth_KEYBYTES,
+               "relay_env_mac's key is crypto_auth's");
+
+void relay_env_mac(relay_env *e, const uint8_t key[RELAY_ENV_MAC_KEY_BYTES])
+{
+    uint8_t stmt[RELAY_ENV_SIGNED_MAX_BYTES], mac[crypto_auth_BYTES];
+    if (e->failed || !signed_stmt(e->data, e->len, stmt, sizeof stmt)) {
+        e->failed = true;
+        return;
+    }
+    crypto_auth(mac, stmt, sizeof SIGNED_TAG + e->len, key);
+    put(e, mac, sizeof mac);
+}
+
+bool relay_env_mac_ok(const uint8_t *data, size_t len,
+                      const uint8_t key[RELAY_ENV_MAC_KEY_BYTES])
+{
+    uint8_t stmt[RELAY_ENV_SIGNED_MAX_BYTES];
+    if (len < crypto_auth_BYTES)
+        return false;
+    size_t n = len - crypto_auth_BYTES;
+    return signed_stmt(data, n, stmt, sizeof stmt) &&
+           !crypto_auth_verify(data + n, stmt, sizeof SIGNED_TAG + n, key);
 }

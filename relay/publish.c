@@ -400,23 +400,22 @@ static void on_forward(relay_server *srv, relay_env_reader *rd,
 }
 
 /* A room the signer does not have is made (a row in its history, and
- * published on every reconnect) only for an open request holding a token
- * for it, which an edge mints with the token key: whoever can only
- * publish to Redis cannot make rooms, and their names are token names. */
-static bool may_create(relay_server *srv, const char *room, const char *tok)
+ * published on every reconnect) only for an open request MACed with the
+ * token key, which only edges have: whoever can only publish to Redis
+ * cannot make rooms. */
+_Static_assert(RELAY_ENV_MAC_KEY_BYTES == RELAY_TOKEN_KEY_BYTES,
+               "open requests are MACed with the token key");
+
+static bool may_create(relay_server *srv, const uint8_t *data, size_t len)
 {
-    relay_token t;
-    pb_errmsg why;
-    if (!relay_token_verify(&srv->keys, tok, strlen(tok),
-                            relay_now_us() / 1000000u, &t, &why) &&
-        !strcmp(t.room, room))
+    if (relay_env_mac_ok(data, len, srv->keys.token_key))
         return true;
     uint64_t now = relay_mono_us();
     if (now - srv->signer->refused_us > 1000000u) { /* a line a second */
         srv->signer->refused_us = now;
         lwsl_warn("signer: an open request for a room it does not have, "
-                  "without a token for it, not made: %s\n",
-                  tok[0] ? why.text : "no token");
+                  "not from an edge (no MAC with the token key): not "
+                  "made\n");
     }
     return false;
 }
@@ -440,15 +439,13 @@ static void on_signer_message(relay_server *srv, const uint8_t *data,
         if (s)
             proxy_drop(srv, s);
     } else if (kind == RELAY_ENV_OPEN || kind == RELAY_ENV_FILL) {
-        char name[PB_MAX_NAME_BYTES + 1], token[PB_MAX_TOKEN_BYTES + 1] = "";
+        char name[PB_MAX_NAME_BYTES + 1];
         relay_env_get_str(&rd, name, sizeof name);
         uint64_t epoch = relay_env_get_u64(&rd);
         uint64_t from = relay_env_get_u64(&rd);
-        if (kind == RELAY_ENV_OPEN && rd.left)
-            relay_env_get_str(&rd, token, sizeof token);
         relay_room *r = rd.bad ? NULL : relay_room_find(srv, name);
         if (!r && !rd.bad && kind == RELAY_ENV_OPEN &&
-            may_create(srv, name, token))
+            relay_name_is_valid(name) && may_create(srv, data, len))
             r = relay_room_get(srv, name);
         if (!r)
             return;

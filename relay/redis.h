@@ -112,8 +112,8 @@ enum {
     RELAY_ENV_FORWARD = 'F',   /* edge -> signer: a client's frame */
     RELAY_ENV_CLOSED = 'X',    /* edge -> signer: that client left */
     RELAY_ENV_OPEN = 'O',      /* edge -> signer: open room (epoch, head),
-                                * token: one for the room, minted by the edge
-                                * (a room the signer lacks is made only so) */
+                                * MACed (relay_env_mac): a room the signer
+                                * lacks is made only so */
     RELAY_ENV_FILL = 'L',      /* edge -> signer: room's patches from seq */
     RELAY_ENV_CLIENT = 'C',    /* signer -> edge: frame (or close) to one */
     RELAY_ENV_REVOKED = 'V',   /* signer -> edges: room, name, token id,
@@ -141,6 +141,13 @@ void relay_env_sign(relay_env *e, const uint8_t sk[PB_SECRETKEY_BYTES]);
  * (relay_env_sign). */
 bool relay_env_signed_by(const uint8_t *data, size_t len,
                          const uint8_t pk[PB_PUBLICKEY_BYTES]) PB_WUR;
+/* The same with a MAC (crypto_auth, 32 bytes) with key, the token key that
+ * signer and edges share: what only they, not a writer to Redis, can
+ * send. A MAC proves who sent it, not when: it may be replayed. */
+#define RELAY_ENV_MAC_KEY_BYTES 32u
+void relay_env_mac(relay_env *e, const uint8_t key[RELAY_ENV_MAC_KEY_BYTES]);
+bool relay_env_mac_ok(const uint8_t *data, size_t len,
+                      const uint8_t key[RELAY_ENV_MAC_KEY_BYTES]) PB_WUR;
 
 typedef struct relay_env_reader {
     const uint8_t *p;
