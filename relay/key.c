@@ -210,7 +210,8 @@ static pb_err read_signer_key(const char *dir, relay_keys *k, pb_errmsg *why)
 {
     char path[4200], text[2 * PB_PUBLICKEY_BYTES + 4];
     snprintf(path, sizeof path, "%s/relay.pub", dir);
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    /* (O_NONBLOCK: a FIFO there must not hold the relay) */
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0 && errno == ENOENT)
         return pb_fail(why, PB_ERR_IO,
                        "%s does not exist: an edge checks patches and heads "
@@ -220,16 +221,19 @@ static pb_err read_signer_key(const char *dir, relay_keys *k, pb_errmsg *why)
     if (fd < 0)
         return pb_fail(why, PB_ERR_IO, "cannot open %s: %s", path,
                        strerror(errno));
-    ssize_t n = read(fd, text, sizeof text - 1);
+    struct stat sb;
+    ssize_t n = fstat(fd, &sb) || !S_ISREG(sb.st_mode)
+                    ? -1
+                    : read(fd, text, sizeof text - 1);
     close(fd);
     text[n > 0 ? n : 0] = '\0';
     text[strcspn(text, "\r\n")] = '\0';
     if (strlen(text) != 2 * PB_PUBLICKEY_BYTES ||
         pb_unhex(text, k->pk, sizeof k->pk))
         return pb_fail(why, PB_ERR_IO,
-                       "%s is not a public key (%d hex digits on one line, "
-                       "as the signer writes it): copy the signer's "
-                       "relay.pub again",
+                       "%s is not a public key (a file of %d hex digits on "
+                       "one line, as the signer writes it): copy the "
+                       "signer's relay.pub again",
                        path, 2 * PB_PUBLICKEY_BYTES);
     memcpy(k->pk_hex, text, sizeof k->pk_hex);
     return PB_OK;
