@@ -107,6 +107,7 @@ bool relay_edge_forward(relay_session *s, const pb_frame *f,
     relay_env_str(&e, s->name);
     relay_env_str(&e, s->room->name);
     relay_env_bytes(&e, data, len);
+    relay_env_mac(&e, srv->keys.token_key); /* a proxy only for an edge */
     relay_edge_to_signer(srv, &e, f->type == PB_T_EVAL ? on_forwarded : NULL,
                          srv->edge->next_id);
     relay_env_free(&e);
@@ -124,6 +125,7 @@ void relay_edge_session_closed(relay_session *s)
         relay_env_str(&e, srv->edge->id);
         relay_env_u32(&e, s->index);
         relay_env_u32(&e, s->gen);
+        relay_env_mac(&e, srv->keys.token_key);
         if (relay_redis_is_up(srv->redis))
             relay_edge_to_signer(srv, &e, NULL, 0);
         relay_env_free(&e);

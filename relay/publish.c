@@ -27,9 +27,12 @@
 #define ANSWER_BURST_BYTES (64u << 20)
 #define OPEN_EVERY_US      (1000000u)
 #define OPENED_SLOTS       256u
-/* A proxy nobody has used for this long is forgotten (its edge died). */
+/* A proxy nobody has used for this long is forgotten (its edge died). At
+ * most PROXY_MAX are held (each is a session, ~4 KiB): past it a forward
+ * from a client without one is dropped, said once a second. */
 #define PROXY_IDLE_US (600u * 1000000u)
 #define PROXY_BUCKETS 1024u
+#define PROXY_MAX     65536u
 
 typedef struct proxy_bucket {
     relay_handle *h;
@@ -40,6 +43,8 @@ struct relay_signer {
     proxy_bucket proxies[PROXY_BUCKETS];
     uint64_t budget_bytes, budget_us; /* for answers, as of budget_us */
     uint64_t refused_us; /* an open request refused was last said then */
+    uint64_t unproven_us, full_us; /* a forward refused: said then */
+    uint32_t n_proxies;
     struct {
         const relay_room *room;
         uint64_t at_us;
@@ -284,6 +289,16 @@ static void on_up(relay_server *srv)
 
 /* ---- proxy sessions ------------------------------------------------------ */
 
+/* Says what was refused, at most once a second (*at: when it last was). */
+static void say_once(uint64_t *at, const char *what)
+{
+    uint64_t now = relay_mono_us();
+    if (now - *at > 1000000u) {
+        *at = now;
+        lwsl_warn("%s\n", what);
+    }
+}
+
 static uint32_t proxy_hash(const char *edge, relay_handle h)
 {
     uint32_t x = 2166136261u;
@@ -317,6 +332,7 @@ static void proxy_drop(relay_server *srv, relay_session *s)
     for (uint32_t i = 0; i < b->n; i++)
         if (b->h[i].index == s->index && b->h[i].gen == s->gen) {
             b->h[i] = b->h[--b->n];
+            srv->signer->n_proxies--;
             break;
         }
     relay_session_free_proxy(s);
@@ -336,6 +352,12 @@ static relay_session *proxy_get(relay_server *srv, const char *edge,
     proxy_bucket *b = &srv->signer->proxies[proxy_hash(edge, h)];
     if (!r)
         return NULL;
+    if (srv->signer->n_proxies >= PROXY_MAX) {
+        say_once(&srv->signer->full_us,
+                 "signer: a forward from a new client of an edge dropped: "
+                 "it holds as many proxies as it may (65,536)");
+        return NULL;
+    }
     if (b->n == b->cap) { /* (out of memory: the bucket stays as it was) */
         uint32_t cap = b->cap ? 2 * b->cap : 4;
         relay_handle *grown = realloc(b->h, cap * sizeof *grown);
@@ -349,6 +371,7 @@ static relay_session *proxy_get(relay_server *srv, const char *edge,
     snprintf(s->proxy_edge, sizeof s->proxy_edge, "%s", edge);
     s->proxy_of = h;
     b->h[b->n++] = (relay_handle){s->index, s->gen};
+    srv->signer->n_proxies++;
     return s;
 }
 
@@ -410,13 +433,9 @@ static bool may_create(relay_server *srv, const uint8_t *data, size_t len)
 {
     if (relay_env_mac_ok(data, len, srv->keys.token_key))
         return true;
-    uint64_t now = relay_mono_us();
-    if (now - srv->signer->refused_us > 1000000u) { /* a line a second */
-        srv->signer->refused_us = now;
-        lwsl_warn("signer: an open request for a room it does not have, "
-                  "not from an edge (no MAC with the token key): not "
-                  "made\n");
-    }
+    say_once(&srv->signer->refused_us,
+             "signer: an open request for a room it does not have, not from "
+             "an edge (no MAC with the token key): not made");
     return false;
 }
 
@@ -429,6 +448,16 @@ static void on_signer_message(relay_server *srv, const uint8_t *data,
     relay_env_get_str(&rd, edge, sizeof edge);
     if (rd.bad || !edge[0])
         return;
+    if (kind == RELAY_ENV_FORWARD || kind == RELAY_ENV_CLOSED) {
+        /* only an edge (the token key's MAC) makes a proxy, or closes one */
+        if (!relay_env_mac_ok(data, len, srv->keys.token_key)) {
+            say_once(&srv->signer->unproven_us,
+                     "signer: a client's frame not from an edge (no MAC with "
+                     "the token key): dropped");
+            return;
+        }
+        rd.left -= RELAY_ENV_MAC_BYTES; /* (mac_ok: len holds it) */
+    }
     if (kind == RELAY_ENV_FORWARD) {
         on_forward(srv, &rd, edge);
     } else if (kind == RELAY_ENV_CLOSED) {

@@ -109,8 +109,8 @@ void relay_redis_free(relay_redis *r);
 enum {
     RELAY_ENV_PATCH = 'P',     /* signer -> edges: room, epoch, seq, frame */
     RELAY_ENV_BROADCAST = 'B', /* signer -> edges: room, epoch, role, frame */
-    RELAY_ENV_FORWARD = 'F',   /* edge -> signer: a client's frame */
-    RELAY_ENV_CLOSED = 'X',    /* edge -> signer: that client left */
+    RELAY_ENV_FORWARD = 'F',   /* edge -> signer: a client's frame, MACed */
+    RELAY_ENV_CLOSED = 'X',    /* edge -> signer: that client left, MACed */
     RELAY_ENV_OPEN = 'O',      /* edge -> signer: open room (epoch, head),
                                 * MACed (relay_env_mac): a room the signer
                                 * lacks is made only so */
@@ -145,6 +145,7 @@ bool relay_env_signed_by(const uint8_t *data, size_t len,
  * signer and edges share: what only they, not a writer to Redis, can
  * send. A MAC proves who sent it, not when: it may be replayed. */
 #define RELAY_ENV_MAC_KEY_BYTES 32u
+#define RELAY_ENV_MAC_BYTES     32u
 void relay_env_mac(relay_env *e, const uint8_t key[RELAY_ENV_MAC_KEY_BYTES]);
 bool relay_env_mac_ok(const uint8_t *data, size_t len,
                       const uint8_t key[RELAY_ENV_MAC_KEY_BYTES]) PB_WUR;

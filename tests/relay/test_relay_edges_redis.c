@@ -4,6 +4,7 @@
  * epoch or a key set in Redis, values too long, fill and open requests,
  * frames to one client by handle (edges.h: the cluster and the
  * runtimes). Each test says what it did before its fix. */
+#define _GNU_SOURCE 1 /* memmem */
 #include "../protocol/samples.h"
 #include "../run_cmd.h"
 #include "edges.h"
@@ -623,6 +624,95 @@ TEST(a_bad_redis_url_is_not_said_with_its_password)
     }
 }
 
+/* ---- what a writer to Redis cannot make relays do (third reader) ---------
+ */
+
+/* The resident memory of process pid, in KiB (0 if unknown). */
+static long rss_kib(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    long kib = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmRSS:", 6))
+            kib = atol(line + 6);
+    if (f)
+        fclose(f);
+    return kib;
+}
+
+/* Whoever can publish to Redis cannot make the signer hold without bound:
+ * forwarded frames (a ping each, from a runtime name of room jam, a room
+ * the signer has) from 40,000 handles no edge ever had made the signer
+ * keep 40,000 proxy sessions (2 KiB each, kept 10 minutes), since
+ * proxy_get made one for any (edge, handle) it had not seen; now a
+ * forward counts only with the token key's MAC (an edge's). Failed
+ * before: the signer's resident memory grew by well over 32 MiB (a proxy
+ * per handle). The signer runs with a small ASan quarantine, so that what
+ * it frees (each message) is not counted as held. */
+TEST(a_redis_writer_cannot_make_the_signer_hold_proxies_without_bound)
+{
+    const char *asan = getenv("ASAN_OPTIONS");
+    char opts[512];
+    snprintf(opts, sizeof opts, "%s%squarantine_size_mb=1", asan ? asan : "",
+             asan && asan[0] ? ":" : "");
+    char *saved = asan ? strdup(asan) : NULL;
+    setenv("ASAN_OPTIONS", opts, 1);
+    cluster cl;
+    runtime rt = {0};
+    pbc *ed;
+    REQUIRE(cluster_with_one_patch(&cl, "proxies", &rt, &ed));
+    if (saved)
+        setenv("ASAN_OPTIONS", saved, 1);
+    else
+        unsetenv("ASAN_OPTIONS");
+    free(saved);
+    long before = rss_kib(cl.signer.pid);
+    pb_frame f = {.type = PB_T_PING};
+    pb_buf ping;
+    pb_buf_init(&ping);
+    pb_errmsg why;
+    REQUIRE(pb_frame_encode(&f, &ping, &why) == PB_OK);
+    redisContext *c = redisConnect("127.0.0.1", cl.redis.port);
+    REQUIRE(c && !c->err);
+    const uint32_t n = 40000, batch = 1000;
+    for (uint32_t i = 0; i < n; i += batch) {
+        for (uint32_t k = i; k < i + batch; k++) {
+            relay_env e = {0};
+            relay_env_u8(&e, RELAY_ENV_FORWARD);
+            relay_env_str(&e, "0123456789abcdef"); /* no edge has this id */
+            relay_env_u32(&e, k);                  /* a handle per message */
+            relay_env_u32(&e, 1);
+            relay_env_u8(&e, PB_ROLE_RUNTIME);
+            relay_env_str(&e, "rt");
+            relay_env_str(&e, "jam");
+            relay_env_bytes(&e, ping.data, ping.len);
+            redisAppendCommand(c, "PUBLISH pb:signer %b", (const char *)e.data,
+                               e.len);
+            relay_env_free(&e);
+        }
+        for (uint32_t k = 0; k < batch; k++) {
+            void *rep = NULL;
+            if (redisGetReply(c, &rep) == REDIS_OK)
+                freeReplyObject(rep);
+        }
+    }
+    redisFree(c);
+    pb_buf_free(&ping);
+    /* the signer takes pb:signer in order: once an eval sent after the
+     * flood is answered, the flood has been taken */
+    CHECK_EQ_INT(eval_n(ed, 2, 2), 2);
+    long after = rss_kib(cl.signer.pid);
+    printf("# signer resident memory: %ld KiB before, %ld KiB after %u "
+           "forwards from made-up handles\n",
+           before, after, n);
+    CHECK(after - before < 32 * 1024);
+    pbc_close(ed);
+    rts_close(&rt, 1);
+    cluster_stop(&cl);
+}
+
 int main(int argc, char **argv)
 {
     static const pb_test tests[] = {
@@ -638,6 +728,7 @@ int main(int argc, char **argv)
         T(a_redis_writer_cannot_make_rooms_on_the_signer),
         T(a_redis_writer_can_send_an_edge_client_no_head_by_handle),
         T(an_edge_takes_revocations_only_signed_by_the_signer),
+        T(a_redis_writer_cannot_make_the_signer_hold_proxies_without_bound),
     };
     return harness_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }
