@@ -322,12 +322,14 @@ static void ask_open(relay_server *srv, relay_room *r)
 
 /* A head from Redis (the room's channel, or pb:head:ROOM), m its frame f.
  * Kept only if it verifies against the signer's key, names the room and
- * is not behind what the edge has: a forged one would reach every runtime,
- * and a replayed older one (a lower seq, an earlier epoch) would hold
- * joiners back, since a joiner is let in only with a head of what the edge
- * holds. A later epoch, so signed, is the only thing that makes the edge
- * empty its cache (pb:epoch:ROOM, unsigned, is never read). Returns
- * whether it was kept; *behind: the cache lacks the seq it names. */
+ * is not behind the head the edge has (a lower seq, an earlier epoch): a
+ * forged one would reach every runtime. One behind the cache (none taken
+ * since a restart; a signer that died between appending a patch and
+ * setting its head) is kept until a later one comes: joiners are let in
+ * with it, as it names a patch they will reach. A later epoch, so signed, is
+ * the only thing that makes the edge empty its cache (pb:epoch:ROOM, unsigned,
+ * is never read). Returns whether it was kept; *behind: the cache lacks the seq
+ * it names. */
 static bool take_head(relay_server *srv, relay_room *r, const pb_frame *f,
                       relay_msg *m, bool *behind)
 {
@@ -360,10 +362,10 @@ static bool take_head(relay_server *srv, relay_room *r, const pb_frame *f,
         er->head = m;
         m->refs++;
         er->head_seq = h.seq;
-        if (h.seq == r->head_seq) {
+        if (h.seq == r->head_seq)
             relay_room_broadcast(r, m, PB_ROLE_NONE);
+        if (h.seq <= r->head_seq)
             release_waiting(r);
-        }
         *behind = h.seq > r->head_seq;
     }
     pb_head_free(&h);
@@ -439,10 +441,11 @@ void relay_edge_room_init(relay_room *r)
 
 bool relay_edge_room_ready(const relay_room *r, uint64_t since_seq)
 {
-    /* and a signed head of what it holds: a joiner is sent one before its
-     * catch-up (a runtime learns the room's epoch from it) */
+    /* and a signed head of what it holds (of its last patch, or one before
+     * it): a joiner is sent one before its catch-up (a runtime learns the
+     * room's epoch from it) */
     const relay_edge_room *er = r->edge;
-    return er && er->ready && er->head && er->head_seq == r->head_seq &&
+    return er && er->ready && er->head && er->head_seq <= r->head_seq &&
            since_seq <= r->head_seq;
 }
 
@@ -473,11 +476,11 @@ void relay_edge_wait_room(relay_session *s, relay_room *r)
 void relay_edge_send_head(relay_room *r, relay_session *to)
 {
     relay_edge_room *er = r->edge;
-    if (!er || !er->head || er->head_seq != r->head_seq)
+    if (!er || !er->head || er->head_seq > r->head_seq)
         return; /* a runtime must never be shown a head it cannot reach */
     if (to)
-        relay_session_send(to, er->head);
-    else
+        relay_session_send(to, er->head); /* a joiner: one it will reach */
+    else if (er->head_seq == r->head_seq) /* the others have reached it */
         relay_room_broadcast(r, er->head, PB_ROLE_NONE);
 }
 

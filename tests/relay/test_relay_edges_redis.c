@@ -713,6 +713,37 @@ TEST(a_redis_writer_cannot_make_the_signer_hold_proxies_without_bound)
     cluster_stop(&cl);
 }
 
+/* An edge that restarts while the signer is down serves what its cache
+ * holds (as the kill9 test shows), also when pb:head:jam names an older seq
+ * than its cache: a head the signer really signed for seq 1, put back as
+ * pb:head:jam by a writer to Redis (or left there by a signer that died
+ * between appending seq 2 and setting its head). The edge let joiners in
+ * only with a head of exactly its cache's seq, which only the signer can
+ * make; now it lets them in with that older one (a patch they reach).
+ * Failed before: "room jam did not become available on this edge within
+ * 5000 ms (as far as seq 0; it holds 2)". */
+TEST(an_older_head_in_redis_does_not_lock_joiners_out_of_a_restarted_edge)
+{
+    cluster cl;
+    runtime rt = {0};
+    pbc *ed;
+    REQUIRE(cluster_with_one_patch(&cl, "oldhead2", &rt, &ed));
+    redisReply *old = redis_do(cl.redis.port, "GET pb:head:jam");
+    REQUIRE(old && old->type == REDIS_REPLY_STRING);
+    CHECK_EQ_INT(eval_n(ed, 2, 2), 2);
+    CHECK(all_reach(&rt, 1, 2, 30000));
+    pbc_close(ed);
+    rts_close(&rt, 1);
+    CHECK_EQ_INT(serve_stop(&cl.a), 0);
+    serve_kill9(&cl.signer);
+    freeReplyObject(
+        redis_do(cl.redis.port, "SET pb:head:jam %b", old->str, old->len));
+    freeReplyObject(old);
+    REQUIRE(edge_start(&cl.a, "oldhead2-edge-a", &cl.signer, cl.redis.url));
+    a_joiner_reaches(&cl.a, &cl.signer, 2);
+    cluster_stop(&cl);
+}
+
 int main(int argc, char **argv)
 {
     static const pb_test tests[] = {
@@ -729,6 +760,7 @@ int main(int argc, char **argv)
         T(a_redis_writer_can_send_an_edge_client_no_head_by_handle),
         T(an_edge_takes_revocations_only_signed_by_the_signer),
         T(a_redis_writer_cannot_make_the_signer_hold_proxies_without_bound),
+        T(an_older_head_in_redis_does_not_lock_joiners_out_of_a_restarted_edge),
     };
     return harness_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }
