@@ -487,6 +487,18 @@ void relay_edge_send_head(relay_room *r, relay_session *to)
 /* ---- what Redis sends -----------------------------------------------------
  */
 
+/* What the signer broadcasts to a room (relay_room_broadcast's callers):
+ * heads, settings, and runtimes' acks, logs and test results to editors.
+ * Anything else on a room's channel is not the signer's. */
+static bool is_broadcast(const pb_frame *f, pb_role only)
+{
+    if (f->type == PB_T_HEAD || f->type == PB_T_ROOM)
+        return only == PB_ROLE_NONE;
+    return only == PB_ROLE_EDITOR &&
+           (f->type == PB_T_ACK || f->type == PB_T_LOG ||
+            f->type == PB_T_TEST_RESULT);
+}
+
 /* A frame the signer broadcast to room r. */
 static void on_broadcast(relay_server *srv, relay_room *r, pb_role only,
                          const uint8_t *data, size_t len)
@@ -495,12 +507,16 @@ static void on_broadcast(relay_server *srv, relay_room *r, pb_role only,
     pb_errmsg why;
     if (pb_frame_decode(data, len, &f, &why))
         return;
-    relay_msg *m = relay_msg_new(data, len);
-    if (!m) {
-        pb_frame_free(&f);
-        return;
-    }
-    if (f.type == PB_T_HEAD) {
+    relay_msg *m = NULL;
+    if (!is_broadcast(&f, only)) {
+        relay_edge_say_dropped(srv, "a frame the signer does not broadcast "
+                                    "on a room's channel");
+    } else if (f.type == PB_T_ROOM &&
+               relay_room_settings_check(&f.room, &why)) {
+        relay_edge_say_dropped(srv, "room settings out of range");
+    } else if (!(m = relay_msg_new(data, len))) {
+        /* out of memory: not passed on */
+    } else if (f.type == PB_T_HEAD) {
         bool behind;
         if (take_head(srv, r, &f, m, &behind) && behind)
             sync_room(srv, r); /* it missed the patch: a gap */

@@ -744,6 +744,48 @@ TEST(an_older_head_in_redis_does_not_lock_joiners_out_of_a_restarted_edge)
     cluster_stop(&cl);
 }
 
+/* A room's channel carries, from the signer, heads (checked), settings,
+ * and runtimes' acks, logs and test results for editors: nothing else.
+ * A writer to Redis who wraps a patch frame (here one signed by another
+ * key, at the next seq, after the right hash: what
+ * a_patch_forged_in_redis_is_not_cached_by_an_edge sends as a 'P'
+ * envelope) in a 'B' envelope on pb:r:jam gets it to every runtime of
+ * the room on every edge: on_broadcast checks heads only and passes any
+ * other frame type on, unverified and uncached (a patch, a history
+ * frame, a fatal error, a welcome...); now it passes on only what the
+ * signer broadcasts. Failed before: the runtime got the forged patch
+ * ("bad signature"). */
+TEST(a_redis_writer_cannot_broadcast_a_patch_through_an_edge)
+{
+    cluster cl;
+    runtime rt = {0};
+    pbc *ed;
+    REQUIRE(cluster_with_one_patch(&cl, "bpatch", &rt, &ed));
+    rt_listen(&rt, 300);
+    REQUIRE(rt.l.errors == 0);
+    pb_sample_patch forged;
+    pb_sample_patch_make(&forged, "jam", 2, rt.l.hashes[0], 1);
+    pb_frame f = {.type = PB_T_PATCH};
+    f.patch = forged.patch;
+    pb_buf frame;
+    pb_buf_init(&frame);
+    pb_errmsg why;
+    REQUIRE(pb_frame_encode(&f, &frame, &why) == PB_OK);
+    relay_env e = {0};
+    broadcast_env(&e, rt.l.chain.epoch, frame.data, frame.len);
+    CHECK(redis_publish(cl.redis.port, "pb:r:jam", &e));
+    relay_env_free(&e);
+    pb_buf_free(&frame);
+    pb_buf_free(&forged.stmt);
+    rt_listen(&rt, 1500);
+    if (rt.l.errors)
+        fprintf(stderr, "  the edge passed on: %s\n", rt.l.first_error);
+    CHECK_EQ_INT(rt.l.errors, 0);
+    pbc_close(ed);
+    rts_close(&rt, 1);
+    cluster_stop(&cl);
+}
+
 int main(int argc, char **argv)
 {
     static const pb_test tests[] = {
@@ -761,6 +803,7 @@ int main(int argc, char **argv)
         T(an_edge_takes_revocations_only_signed_by_the_signer),
         T(a_redis_writer_cannot_make_the_signer_hold_proxies_without_bound),
         T(an_older_head_in_redis_does_not_lock_joiners_out_of_a_restarted_edge),
+        T(a_redis_writer_cannot_broadcast_a_patch_through_an_edge),
     };
     return harness_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }
