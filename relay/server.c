@@ -197,6 +197,9 @@ relay_server *relay_new(const relay_config *config, relay_info *info,
         ci.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
         ci.ssl_cert_filepath = srv->cfg.tls_cert;
         ci.ssl_private_key_filepath = srv->cfg.tls_key;
+        /* no h2: lws 4.1 would carry a WebSocket in an h2 stream (RFC
+         * 8441), where a frame past the flow-control window never leaves */
+        ci.alpn = "http/1.1";
     }
     lws_set_log_level(LLL_ERR | LLL_WARN | (srv->cfg.quiet ? 0 : LLL_USER),
                       NULL);

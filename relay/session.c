@@ -3,7 +3,8 @@
  * its token's room with its token's role, and from then on each frame it
  * sends is checked against what its role may send (docs/PROTOCOL.md § Who
  * sends what) before anything happens. Sends go through the session's
- * bounded queue, one lws_write per WRITEABLE callback. */
+ * bounded queue, written at once while lws holds none of it, else from
+ * WRITEABLE (flush). */
 #include "internal.h"
 
 #include <stdarg.h>
@@ -180,10 +181,7 @@ void relay_session_send(relay_session *s, relay_msg *m)
         drop_and_close(s, e, "the relay is out of memory");
         return;
     }
-    /* (a WebSocket carried in an HTTP/2 stream is written only from
-     * WRITEABLE, when the stream may send) */
-    if (s->q.count == 1 && lws_get_network_wsi(s->wsi) == s->wsi &&
-        flush(s) < 0) {
+    if (s->q.count == 1 && flush(s) < 0) {
         /* the socket failed: lws closes it when the loop sees that, the
          * grace timer if it does not */
         relay_outq_clear(&s->q);
