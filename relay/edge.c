@@ -604,20 +604,36 @@ static void on_revoked(relay_server *srv, const uint8_t *data, size_t len)
         relay_revoked_add(srv, room, name, id);
 }
 
+/* The set is read REVOKED_SCAN members at a time (SSCAN), one batch per
+ * reply: anyone who can write to Redis can add members, and each costs a
+ * signature check, so a big set must not hold the loop (or the inbox)
+ * while joiners wait; the next batch is asked for once this one is
+ * checked, so other replies come between. */
+#define REVOKED_SCAN "128"
+
+static void scan_revocations(relay_server *srv, const char *cursor);
+
 static void on_revocations(void *ctx, uint64_t tag, const relay_rval *v)
 {
     (void)tag;
-    for (size_t i = 0; v && v->type == REDIS_REPLY_ARRAY && i < v->n; i++)
-        if (v->elem[i]->type == REDIS_REPLY_STRING)
-            on_revoked(ctx, (const uint8_t *)v->elem[i]->str, v->elem[i]->len);
+    if (!v || v->type != REDIS_REPLY_ARRAY || v->n != 2 ||
+        v->elem[0]->type != REDIS_REPLY_STRING ||
+        v->elem[1]->type != REDIS_REPLY_ARRAY)
+        return; /* Redis went away: read again when it is back */
+    const relay_rval *members = v->elem[1];
+    for (size_t i = 0; i < members->n; i++)
+        if (members->elem[i]->type == REDIS_REPLY_STRING)
+            on_revoked(ctx, (const uint8_t *)members->elem[i]->str,
+                       members->elem[i]->len);
+    if (strcmp(v->elem[0]->str, "0"))
+        scan_revocations(ctx, v->elem[0]->str);
 }
 
-/* Every revocation the signer has read, kept in Redis. */
-static void ask_revocations(relay_server *srv)
+static void scan_revocations(relay_server *srv, const char *cursor)
 {
-    const char *argv[] = {"SMEMBERS", "pb:revoked"};
-    size_t lens[] = {8, 10};
-    relay_redis_command(srv->redis, on_revocations, srv, 0, 2, argv, lens);
+    const char *argv[] = {"SSCAN", "pb:revoked", cursor, "COUNT", REVOKED_SCAN};
+    size_t lens[] = {5, 10, strlen(cursor), 5, strlen(REVOKED_SCAN)};
+    relay_redis_command(srv->redis, on_revocations, srv, 0, 5, argv, lens);
 }
 
 /* pb:key, the key the signer says it signs with: only compared with the
@@ -663,7 +679,7 @@ void relay_edge_event(relay_server *srv, relay_redis_event *e)
         lwsl_user("edge %s: connected to %s\n", srv->edge->id,
                   relay_redis_url(srv->redis));
         ask_key(srv);
-        ask_revocations(srv);
+        scan_revocations(srv, "0"); /* what the signer put in Redis */
         for (relay_room *r = srv->rooms; r; r = r->next)
             if (r->edge) { /* what it missed while away */
                 r->edge->syncing = false;

@@ -786,6 +786,51 @@ TEST(a_redis_writer_cannot_broadcast_a_patch_through_an_edge)
     cluster_stop(&cl);
 }
 
+/* pb:revoked is a set anyone who can write to Redis can add to, and an
+ * edge read all of it whenever it (re)connected, checking an ed25519
+ * signature per member in one turn of its event loop, and kept the whole
+ * reply. Now it reads 128 members a reply (SSCAN), serving meanwhile.
+ * 100,000 members of 100 bytes (10 MB in Redis) that no signer wrote,
+ * each ending in a canonical signature (so that libsodium checks it in
+ * full, ~50 us): an edge that starts then must still let a runtime in.
+ * Failed before: the edge spent seconds on them before it served anyone
+ * (the join was refused: "did not become available within 5000 ms"). */
+TEST(unsigned_revocations_in_redis_do_not_stall_an_edge)
+{
+    cluster cl;
+    runtime rt = {0};
+    pbc *ed;
+    REQUIRE(cluster_with_one_patch(&cl, "revflood", &rt, &ed));
+    pbc_close(ed);
+    rts_close(&rt, 1);
+    CHECK_EQ_INT(serve_stop(&cl.a), 0);
+    redisContext *c = redisConnect("127.0.0.1", cl.redis.port);
+    REQUIRE(c && !c->err);
+    uint8_t junk[100];
+    memset(junk, 'V', sizeof junk);
+    junk[sizeof junk - 1] = 0; /* a canonical S: each costs a whole check */
+    const uint32_t n = 100000, batch = 1000;
+    for (uint32_t i = 0; i < n; i += batch) {
+        for (uint32_t k = i; k < i + batch; k++) {
+            memcpy(junk + 1, &k, sizeof k);
+            redisAppendCommand(c, "SADD pb:revoked %b", (const char *)junk,
+                               sizeof junk);
+        }
+        for (uint32_t k = 0; k < batch; k++) {
+            void *rep = NULL;
+            if (redisGetReply(c, &rep) == REDIS_OK)
+                freeReplyObject(rep);
+        }
+    }
+    redisFree(c);
+    uint64_t t0 = now_ms();
+    REQUIRE(edge_start(&cl.a, "revflood-edge-a", &cl.signer, cl.redis.url));
+    a_joiner_reaches(&cl.a, &cl.signer, 1);
+    printf("# an edge started and served a joiner in %llu ms\n",
+           (unsigned long long)(now_ms() - t0));
+    cluster_stop(&cl);
+}
+
 int main(int argc, char **argv)
 {
     static const pb_test tests[] = {
@@ -804,6 +849,7 @@ int main(int argc, char **argv)
         T(a_redis_writer_cannot_make_the_signer_hold_proxies_without_bound),
         T(an_older_head_in_redis_does_not_lock_joiners_out_of_a_restarted_edge),
         T(a_redis_writer_cannot_broadcast_a_patch_through_an_edge),
+        T(unsigned_revocations_in_redis_do_not_stall_an_edge),
     };
     return harness_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }
