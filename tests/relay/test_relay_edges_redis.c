@@ -831,6 +831,79 @@ TEST(unsigned_revocations_in_redis_do_not_stall_an_edge)
     cluster_stop(&cl);
 }
 
+/* An edge's open request carried a token it minted for the room (a viewer
+ * token of name "edge ID", valid 60 s), in clear on pb:signer: whoever can
+ * read Redis (SECURITY.md: "read everything") got a bearer token for the
+ * front door. Since c364187 the request is MACed with the token key
+ * instead: it holds the edge, the room, an epoch, a seq and the MAC, and
+ * no token ("pb1." nowhere in it), and any string read after its fields
+ * does not join the signer. Failed before c364187: the token read from
+ * pb:signer was welcomed by the signer. */
+TEST(an_open_request_gives_redis_readers_no_token_for_the_front_door)
+{
+    cluster cl;
+    REQUIRE(cluster_start(&cl, "opentok"));
+    redisContext *sub = redisConnect("127.0.0.1", cl.redis.port);
+    redisReply *rep = NULL;
+    REQUIRE(sub && !sub->err &&
+            (rep = redisCommand(sub, "SUBSCRIBE pb:signer")));
+    freeReplyObject(rep);
+    struct timeval tv = {0, 200000};
+    redisSetTimeout(sub, tv);
+    pbc *rt = join(&cl.a, "fresh", PB_ROLE_RUNTIME, "rt", NULL);
+    CHECK(rt != NULL);
+    bool seen = false;
+    size_t after = 0, len = 0;
+    char tok[PB_MAX_TOKEN_BYTES + 1] = "";
+    for (uint64_t until = now_ms() + 5000; !seen && now_ms() < until;) {
+        void *r = NULL;
+        if (redisGetReply(sub, &r) != REDIS_OK) {
+            if (sub->err != REDIS_ERR_IO)
+                break;
+            sub->err = 0;
+            continue;
+        }
+        rep = r;
+        if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 3 &&
+            rep->element[2]->len && rep->element[2]->str[0] == RELAY_ENV_OPEN) {
+            const char *p = rep->element[2]->str;
+            relay_env_reader rd = {(const uint8_t *)p, rep->element[2]->len,
+                                   false};
+            char edge[24], room[PB_MAX_NAME_BYTES + 1];
+            relay_env_get_u8(&rd);
+            relay_env_get_str(&rd, edge, sizeof edge);
+            relay_env_get_str(&rd, room, sizeof room);
+            relay_env_get_u64(&rd);
+            relay_env_get_u64(&rd);
+            if (!rd.bad && !strcmp(room, "fresh")) {
+                seen = true;
+                after = rd.left;
+                len = rep->element[2]->len;
+                CHECK(!memmem(p, len, "pb1.", 4));
+                relay_env_get_str(&rd, tok, sizeof tok);
+                if (rd.bad)
+                    tok[0] = '\0';
+            }
+        }
+        freeReplyObject(rep);
+    }
+    redisFree(sub);
+    REQUIRE(seen);
+    CHECK_EQ_INT(after, RELAY_ENV_MAC_BYTES); /* the MAC, and nothing else */
+    if (tok[0]) {
+        pbc_target t;
+        target(&cl.signer, "fresh", tok, &t);
+        pb_errmsg why = {{0}};
+        pbc *thief = pbc_connect(&t, "test", 10000, NULL, &why);
+        if (thief)
+            fprintf(stderr, "  a string from pb:signer joined the signer\n");
+        CHECK(thief == NULL);
+        pbc_close(thief);
+    }
+    pbc_close(rt);
+    cluster_stop(&cl);
+}
+
 int main(int argc, char **argv)
 {
     static const pb_test tests[] = {
@@ -850,6 +923,7 @@ int main(int argc, char **argv)
         T(an_older_head_in_redis_does_not_lock_joiners_out_of_a_restarted_edge),
         T(a_redis_writer_cannot_broadcast_a_patch_through_an_edge),
         T(unsigned_revocations_in_redis_do_not_stall_an_edge),
+        T(an_open_request_gives_redis_readers_no_token_for_the_front_door),
     };
     return harness_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }
