@@ -43,6 +43,12 @@ static void usage(FILE *out)
         "                         warm, or process with a log line if it "
         "cannot load)\n"
         "  --compile-timeout-ms N per eval (default %u)\n"
+        "  --compile-budget-ms N  time an eval may take on the shared\n"
+        "                         compile worker; one still compiling is\n"
+        "                         compiled again on the second worker with\n"
+        "                         the whole limit (default 300, or 4x what\n"
+        "                         evals took lately if more, at most half\n"
+        "                         the limit)\n"
         "  --lead-ms N            least time from acceptance to apply (default "
         "50;\n"
         "                         more when a room's slowest runtime needs it; "
@@ -123,6 +129,7 @@ int cmd_serve(int argc, char **argv)
     } numbers[] = {
         {"--port", &port, 0, 65535},
         {"--compile-timeout-ms", &c.compile_timeout_ms, 0, 600000},
+        {"--compile-budget-ms", &c.compile_budget_ms, 0, 600000},
         {"--lead-ms", &lead_ms, 0, 10000},
         {"--max-clients", &c.max_clients_per_room, 0, 100000},
         {"--evals-per-second", &c.evals_per_second, 0, 100000},

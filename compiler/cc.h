@@ -176,6 +176,15 @@ cc_client *cc_client_new(const cc_client_desc *desc, pb_errmsg *why);
  * start is PB_ERR_COMPILER_DOWN (the next call starts a new one). */
 pb_err cc_client_compile(cc_client *c, const cc_job *job, cc_result *out,
                          pb_errmsg *why) PB_WUR;
+/* Like cc_client_compile, but a job on a warm server that is still
+ * compiling after budget_ms (less than the time limit) is stopped there:
+ * the server is killed (the next call starts another), *stopped is set
+ * and out holds nothing, so that the caller can run the job again where
+ * it may take the whole limit. A cold server's first job, or a budget of
+ * 0, gets the whole limit. */
+pb_err cc_client_compile_within(cc_client *c, const cc_job *job,
+                                uint32_t budget_ms, bool *stopped,
+                                cc_result *out, pb_errmsg *why) PB_WUR;
 /* The server's process id (0 if none is running). */
 int cc_client_pid(const cc_client *c);
 /* Number of servers started so far. */

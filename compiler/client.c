@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@ struct cc_client {
     int to_server, from_server;
     uint64_t next_id;
     uint32_t starts;
+    bool warm; /* the server said it is warm, or answered a job */
 };
 
 /* Ends the server — killed, or (kill_it false) once it has exited, as a
@@ -107,6 +109,7 @@ static int start(cc_client *c, pb_errmsg *why)
     c->to_server = in[1];
     c->from_server = out[0];
     c->starts++;
+    c->warm = false;
     return 0;
 }
 
@@ -187,10 +190,37 @@ static pb_err timed_out(cc_client *c, cc_result *out)
     return PB_OK;
 }
 
+/* Whether the server has said it is warm (an empty message, once its
+ * warm-up is over) or has answered a job. */
+static bool is_warm(cc_client *c)
+{
+    /* the only message an idle server sends is that it is warm */
+    struct pollfd in = {c->from_server, POLLIN, 0};
+    if (!c->warm && c->pid > 0 && poll(&in, 1, 0) == 1) {
+        uint8_t *msg = NULL;
+        size_t len = 0;
+        if (cc_ipc_recv(c->from_server, &msg, &len, cc_now_us() + 1000000) ==
+                CC_IPC_OK &&
+            len == 0)
+            c->warm = true;
+        free(msg);
+    }
+    return c->warm;
+}
+
 pb_err cc_client_compile(cc_client *c, const cc_job *job, cc_result *out,
                          pb_errmsg *why)
 {
+    return cc_client_compile_within(c, job, 0, NULL, out, why);
+}
+
+pb_err cc_client_compile_within(cc_client *c, const cc_job *job,
+                                uint32_t budget_ms, bool *stopped,
+                                cc_result *out, pb_errmsg *why)
+{
     memset(out, 0, sizeof *out);
+    if (stopped)
+        *stopped = false;
     signal(SIGPIPE, SIG_IGN);
     /* A server that died while idle is replaced without failing this job. */
     siginfo_t info = {0};
@@ -200,6 +230,9 @@ pb_err cc_client_compile(cc_client *c, const cc_job *job, cc_result *out,
         stop(c, false, NULL);
     if (c->pid <= 0 && start(c, why))
         return PB_ERR_COMPILER_DOWN;
+    /* a cold server's first job pays for its warm-up: no budget then */
+    bool budgeted =
+        stopped && budget_ms && budget_ms < c->timeout_ms && is_warm(c);
     uint64_t id = ++c->next_id;
     pb_buf msg;
     pb_buf_init(&msg);
@@ -211,11 +244,24 @@ pb_err cc_client_compile(cc_client *c, const cc_job *job, cc_result *out,
     uint8_t *reply = NULL;
     size_t len = 0;
     /* the server's own limits come first; this deadline is the backstop */
-    uint64_t deadline =
-        cc_now_us() + (uint64_t)c->timeout_ms * 1000u + 3000000u;
-    cc_ipc_status r = sent
-                          ? CC_IPC_CLOSED
-                          : cc_ipc_recv(c->from_server, &reply, &len, deadline);
+    uint64_t now = cc_now_us();
+    uint64_t deadline = now + (uint64_t)c->timeout_ms * 1000u + 3000000u;
+    if (budgeted)
+        deadline = now + (uint64_t)budget_ms * 1000u;
+    cc_ipc_status r = CC_IPC_CLOSED;
+    while (!sent &&
+           (r = cc_ipc_recv(c->from_server, &reply, &len, deadline)) ==
+               CC_IPC_OK &&
+           len == 0) { /* (it finished warming up meanwhile) */
+        c->warm = true;
+        free(reply);
+        reply = NULL;
+    }
+    if (r == CC_IPC_TIMEOUT && budgeted) {
+        stop(c, true, NULL);
+        *stopped = true;
+        return PB_OK;
+    }
     if (r != CC_IPC_OK) {
         int status = 0;
         stop(c, true, &status);
@@ -227,6 +273,7 @@ pb_err cc_client_compile(cc_client *c, const cc_job *job, cc_result *out,
                        "with the next",
                        WIFSIGNALED(status) ? "crashed" : "exited");
     }
+    c->warm = true;
     uint64_t got_id = 0;
     pb_err status = PB_OK;
     char error[256];

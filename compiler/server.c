@@ -145,7 +145,13 @@ int cc_server_run(int in_fd, int out_fd, const cc_desc *desc)
     pb_buf out;
     pb_buf_init(&out);
     int rc = 0;
-    for (;;) {
+    /* Once warm, the server says so with an empty message: from then on
+     * the supervisor may give a job less than the whole limit
+     * (cc_client_compile_within). */
+    const pb_buf warm = {0}; /* (an empty message) */
+    if (is_warmed_up && cc_ipc_send(out_fd, &warm))
+        rc = 1;
+    while (!rc) {
         /* Warm up while the pipe is quiet: a job that is already waiting
          * (a one-shot `patchbay compile`, an eval that came while the
          * server started) goes first. */
@@ -153,6 +159,10 @@ int cc_server_run(int in_fd, int out_fd, const cc_desc *desc)
         if (!is_warmed_up && poll(&in, 1, 0) == 0) {
             warm_up(cc);
             is_warmed_up = true;
+            if (cc_ipc_send(out_fd, &warm)) {
+                rc = 1;
+                break;
+            }
         }
         uint8_t *msg = NULL;
         size_t len = 0;

@@ -14,7 +14,17 @@
  * authors whose compiles recently hit the time limit ("heavy"): worker 1
  * compiles those, with a compile server of its own started when first
  * needed, so a bomb's time limit and the server restart it costs fall on
- * the bomber's worker, not on everyone's. */
+ * the bomber's worker, not on everyone's.
+ *
+ * A name's first bomb is not known to be one: on worker 0 every job gets
+ * a budget (relay_budget_ms), far less than the limit. A job still
+ * compiling then is stopped (its server killed), put back at the head of
+ * the queue as heavy, and compiled again by worker 1 with the whole
+ * limit, its author's later jobs following it; its room waits for it as
+ * if it were still compiling. Worker 0 goes on at once with a spare
+ * compile server, started and warmed up beforehand, and starts the next
+ * spare. So an honest eval in another room waits at most the budget for
+ * a bomb, and a legal but slow compile still commits, later. */
 #define _GNU_SOURCE /* syscall(SYS_gettid): one thread's nice value */
 #include "internal.h"
 
@@ -34,12 +44,18 @@ typedef struct relay_worker {
     pthread_t thread;
     bool running, heavy;
     cc_client *cc;          /* the heavy worker's: started on first use */
+    cc_client *spare;       /* worker 0's next server, warming up */
+    uint64_t took_us;       /* worker 0: what its jobs took lately */
     relay_history *history; /* this thread's own connection */
     relay_job *job;         /* compiling (under the lock) */
 } relay_worker;
 
 struct relay_evaluator {
     relay_server *srv;
+    /* the compile server's command (a copy: the caller's may not outlive
+     * relay_new) and limit, for every server the workers start */
+    char *argv[16];
+    cc_client_desc cc_desc;
     pthread_mutex_t lock;
     pthread_cond_t cond;
     relay_job *jobs, **jobs_tail; /* waiting, in arrival order */
@@ -259,13 +275,28 @@ static bool over_limit(const relay_evaluator *ev, const relay_worker *w,
     return false;
 }
 
+uint32_t relay_budget_ms(const relay_config *c, uint64_t took_us)
+{
+    if (c->compile_budget_ms)
+        return c->compile_budget_ms;
+    uint64_t ms = took_us * RELAY_BUDGET_FACTOR / 1000u;
+    if (ms < RELAY_BUDGET_MS)
+        ms = RELAY_BUDGET_MS;
+    if (ms > c->compile_timeout_ms / 2)
+        ms = c->compile_timeout_ms / 2;
+    return (uint32_t)ms;
+}
+
 /* Fills the job's answer: its diagnostics, the accepted patch, or the
- * error of the compiler or the history. Every job gets one. */
-static relay_done *run_job(relay_worker *w, relay_job *job)
+ * error of the compiler or the history. Every job gets one, but a job
+ * still compiling after budget ms (0: the limit): then NULL (the job
+ * keeps its answer, to be compiled again). */
+static relay_done *run_job(relay_worker *w, relay_job *job, uint32_t budget)
 {
     relay_evaluator *ev = w->ev;
     relay_done *d = job->done;
     job->done = NULL;
+    d->moved = job->moved;
     d->author = job->author;
     d->req = job->req;
     d->range = job->range;
@@ -275,12 +306,8 @@ static relay_done *run_job(relay_worker *w, relay_job *job)
     pb_errmsg why = {{0}};
     var_list vars = {0};
     pb_err e = PB_OK;
-    if (!w->cc) {
-        cc_client_desc cd = {ev->srv->cfg.compiler_argv, CC_BACKEND_AUTO,
-                             ev->srv->cfg.compile_timeout_ms};
-        if (!(w->cc = cc_client_new(&cd, &why)))
-            e = PB_ERR_COMPILER_DOWN;
-    }
+    if (!w->cc && !(w->cc = cc_client_new(&ev->cc_desc, &why)))
+        e = PB_ERR_COMPILER_DOWN;
     if (!e)
         e = relay_history_vars(w->history, job->room, add_var, &vars, &why);
     if (!e && vars.oom)
@@ -288,7 +315,15 @@ static relay_done *run_job(relay_worker *w, relay_job *job)
     if (!e) {
         cc_job cj = {job->lang, job->file, job->source, job->source_len,
                      vars.v,    vars.n,    job->expr};
-        e = cc_client_compile(w->cc, &cj, &d->res, &why);
+        bool stopped = false;
+        e = cc_client_compile_within(w->cc, &cj, budget, &stopped, &d->res,
+                                     &why);
+        if (stopped) {
+            free_vars(&vars);
+            d->budget_ms = budget;
+            job->done = d;
+            return NULL;
+        }
         d->struck = over_limit(ev, w, &d->res);
     }
     pthread_mutex_lock(&ev->lock);
@@ -306,7 +341,8 @@ static relay_done *run_job(relay_worker *w, relay_job *job)
 }
 
 /* Whether job may start on w now: its kind of worker, its room not busy
- * on the other worker, no earlier job of its author waiting. */
+ * on the other worker, no earlier job of its room waiting (a room's jobs
+ * run in the order they came, so its seqs follow that order). */
 static bool may_start(const relay_evaluator *ev, const relay_worker *w,
                       const relay_job *job)
 {
@@ -316,9 +352,52 @@ static bool may_start(const relay_evaluator *ev, const relay_worker *w,
         if (ev->w[i].job && ev->w[i].job->room_ref == job->room_ref)
             return false;
     for (const relay_job *j = ev->jobs; j != job; j = j->next)
-        if (j->quota == job->quota && j->room_ref == job->room_ref)
+        if (j->room_ref == job->room_ref)
             return false;
     return true;
+}
+
+/* Whether q's author has a job waiting for, or on, the heavy worker: its
+ * later ones follow it there (in order). Under the lock. */
+static bool author_is_heavy(const relay_evaluator *ev, const relay_quota *q)
+{
+    for (const relay_job *j = ev->jobs; j; j = j->next)
+        if (j->quota == q && j->heavy)
+            return true;
+    for (int i = 0; i < WORKERS; i++)
+        if (ev->w[i].heavy && ev->w[i].job && ev->w[i].job->quota == q)
+            return true;
+    return false;
+}
+
+/* job ran past worker 0's budget: it goes first to the heavy worker, and
+ * its author's waiting jobs with it. Under the lock. */
+static void move_to_heavy(relay_evaluator *ev, relay_job *job)
+{
+    job->heavy = job->moved = true;
+    job->next = ev->jobs;
+    if (!ev->jobs)
+        ev->jobs_tail = &job->next;
+    ev->jobs = job;
+    for (relay_job *j = job->next; j; j = j->next)
+        if (j->quota == job->quota)
+            j->heavy = true;
+}
+
+/* Worker 0 after a job: a server that was killed (a stopped job, a crash,
+ * the limit) is replaced by the spare, and a spare is kept warming. */
+static void keep_a_spare(relay_worker *w)
+{
+    if (w->spare && (!w->cc || cc_client_pid(w->cc) == 0)) {
+        cc_client_free(w->cc);
+        w->cc = w->spare;
+        w->spare = NULL;
+    }
+    if (!w->spare) {
+        pb_errmsg why;
+        /* (NULL: tried again after the next job) */
+        w->spare = cc_client_new(&w->ev->cc_desc, &why);
+    }
 }
 
 /* The waiting job w serves next (its link), NULL if none may start. */
@@ -336,7 +415,8 @@ static bool has_work(const relay_evaluator *ev, const relay_worker *w)
     for (const relay_job *j = ev->jobs; j; j = j->next)
         if (j->heavy == w->heavy)
             return true;
-    return false;
+    /* worker 0's job may yet move to the heavy worker */
+    return w->heavy && ev->w[0].job;
 }
 
 static void *worker(void *arg)
@@ -361,24 +441,43 @@ static void *worker(void *arg)
         if (job->round > ev->round)
             ev->round = job->round;
         w->job = job;
+        /* (stopping, the heavy worker may have ended: the whole limit) */
+        uint32_t budget = w->heavy || ev->stopping
+                              ? 0
+                              : relay_budget_ms(&ev->srv->cfg, w->took_us);
         pthread_mutex_unlock(&ev->lock);
 
         uint64_t t0 = relay_mono_us();
-        relay_done *d = run_job(w, job);
+        relay_done *d = run_job(w, job, budget);
 
         pthread_mutex_lock(&ev->lock);
         w->job = NULL;
         uint64_t took = relay_mono_us() - t0;
         ev->job_us = ev->job_us ? (ev->job_us * 7 + took) / 8 : took;
-        if (ev->done_tail)
-            ev->done_tail->next = d;
-        else
-            ev->done = d;
-        ev->done_tail = d;
-        job_free(job);
-        pthread_cond_broadcast(&ev->cond); /* its room is free again */
+        if (!d && job->cancelled) { /* not compiled again for no one */
+            d = job->done;
+            job->done = NULL;
+            d->dropped = true;
+        }
+        if (!d) {
+            move_to_heavy(ev, job);
+        } else {
+            if (!w->heavy)
+                w->took_us = w->took_us ? (w->took_us * 7 + took) / 8 : took;
+            if (ev->done_tail)
+                ev->done_tail->next = d;
+            else
+                ev->done = d;
+            ev->done_tail = d;
+            job_free(job);
+        }
+        pthread_cond_broadcast(&ev->cond); /* its room is free, or moved */
+        bool stopping = ev->stopping;
         pthread_mutex_unlock(&ev->lock);
-        lws_cancel_service(ev->srv->ctx);
+        if (d)
+            lws_cancel_service(ev->srv->ctx);
+        if (!w->heavy && !stopping)
+            keep_a_spare(w);
         pthread_mutex_lock(&ev->lock);
     }
     pthread_mutex_unlock(&ev->lock);
@@ -403,11 +502,19 @@ relay_evaluator *relay_evaluator_start(relay_server *srv, pb_errmsg *why)
         if (!(w->history = relay_history_open_sqlite(srv->history_path, why)))
             goto fail;
     }
+    for (size_t i = 0; srv->cfg.compiler_argv && srv->cfg.compiler_argv[i] &&
+                       i + 1 < sizeof ev->argv / sizeof ev->argv[0];
+         i++)
+        if (!(ev->argv[i] = strdup(srv->cfg.compiler_argv[i]))) {
+            snprintf(why->text, sizeof why->text, "out of memory");
+            goto fail;
+        }
+    ev->cc_desc =
+        (cc_client_desc){(const char *const *)ev->argv, CC_BACKEND_AUTO,
+                         srv->cfg.compile_timeout_ms};
     /* the first compile server starts now, so that a broken command is
      * an error at start rather than at the first eval */
-    cc_client_desc cd = {srv->cfg.compiler_argv, CC_BACKEND_AUTO,
-                         srv->cfg.compile_timeout_ms};
-    if (!(ev->w[0].cc = cc_client_new(&cd, why)))
+    if (!(ev->w[0].cc = cc_client_new(&ev->cc_desc, why)))
         goto fail;
     for (int i = 0; i < WORKERS; i++) {
         if (pthread_create(&ev->w[i].thread, NULL, worker, &ev->w[i])) {
@@ -427,6 +534,7 @@ void relay_evaluator_submit(relay_evaluator *ev, relay_job *job,
 {
     pthread_mutex_lock(&ev->lock);
     job->next = NULL;
+    job->heavy = job->heavy || author_is_heavy(ev, job->quota);
     job->round = *room_round > ev->round ? *room_round : ev->round;
     *room_round = job->round + 1;
     *ev->jobs_tail = job;
@@ -523,8 +631,11 @@ void relay_evaluator_free(relay_evaluator *ev)
     }
     for (int i = 0; i < WORKERS; i++) {
         cc_client_free(ev->w[i].cc);
+        cc_client_free(ev->w[i].spare);
         relay_history_close(ev->w[i].history);
     }
+    for (size_t i = 0; ev->argv[i]; i++)
+        free(ev->argv[i]);
     pthread_mutex_destroy(&ev->lock);
     pthread_cond_destroy(&ev->cond);
     free(ev);
@@ -538,6 +649,10 @@ static void deliver(relay_server *srv, relay_done *d)
 {
     relay_eval_settled(srv, d->room_ref, d->quota, 1, d->struck);
     relay_session *author = relay_session_get(srv, d->author);
+    if (d->moved)
+        lwsl_user("eval %llu in room %s: still compiling after %u ms, so "
+                  "stopped and compiled again on the second worker\n",
+                  (unsigned long long)d->req, d->room, d->budget_ms);
     if (d->dropped) {
         lwsl_user("eval %llu in room %s dropped: its author left\n",
                   (unsigned long long)d->req, d->room);

@@ -346,7 +346,8 @@ typedef struct relay_job {
     /* the event loop's, carried for it (the workers compare, never read) */
     relay_room *room_ref;
     relay_quota *quota;
-    bool heavy;      /* its author's compiles hit the time limit lately */
+    bool heavy;      /* for the second worker (evaluator.c) */
+    bool moved;      /* it ran past worker 0's budget: compiled again */
     uint64_t round;  /* fair queueing between rooms (evaluator.c) */
     bool cancelled;  /* its author left: not signed (under the lock) */
     uint64_t req;
@@ -374,6 +375,8 @@ struct relay_done {
     relay_quota *quota;
     bool dropped;            /* its author left before it was signed */
     bool struck;             /* the compile server died on it (time limit) */
+    bool moved;              /* stopped on worker 0 at its budget... */
+    uint32_t budget_ms;      /* ...of this many ms */
     uint64_t queued_us;      /* waited for a worker */
     uint64_t req;
     char room[PB_MAX_NAME_BYTES + 1];
@@ -403,6 +406,13 @@ void relay_evaluator_submit(relay_evaluator *ev, relay_job *job,
 uint32_t relay_evaluator_cancel(relay_evaluator *ev, relay_handle author);
 /* The waiting jobs of q's name go to the heavy worker (a strike). */
 void relay_evaluator_heavy(relay_evaluator *ev, const relay_quota *q);
+/* What a job may take on worker 0 before it is stopped and compiled again
+ * on the second worker: --compile-budget-ms, or RELAY_BUDGET_MS or
+ * RELAY_BUDGET_FACTOR times what worker 0's jobs took lately (took_us),
+ * whichever is more, but at most half the time limit. */
+#define RELAY_BUDGET_MS     300u
+#define RELAY_BUDGET_FACTOR 4u
+uint32_t relay_budget_ms(const relay_config *c, uint64_t took_us);
 /* How long a job has taken lately (µs, a moving average). */
 uint64_t relay_evaluator_job_us(relay_evaluator *ev);
 /* Completed jobs, oldest first; the caller frees each with relay_done_free. */

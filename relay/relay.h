@@ -300,9 +300,14 @@ typedef struct relay_config {
     /* The compile server's command line (required), e.g. {"/usr/bin/
      * patchbay", "cc-server", "--backend", "warm", NULL}: a program that
      * serves compile jobs on its stdin and stdout (cc_server_run, cc.h);
-     * "--timeout-ms N" is appended. */
+     * "--timeout-ms N" is appended. relay_new copies it. */
     const char *const *compiler_argv;
     uint32_t compile_timeout_ms; /* per eval, the compiler's default (2 s) */
+    /* What an eval may take on the shared compile worker before it is
+     * stopped and compiled again on the second one with the whole limit
+     * (docs/SECURITY.md § Limits); 0: 300 ms, or 4 times what evals took
+     * there lately if more, at most half the limit. */
+    uint32_t compile_budget_ms;
     bool quiet;                  /* no per-connection/per-patch log lines */
     /* PEM certificate (chain) and private key files: serve https and wss
      * on the port instead of http and ws (both or neither; NULL: plain). */

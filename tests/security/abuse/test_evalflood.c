@@ -412,6 +412,91 @@ TEST(a_bombers_evals_do_not_hold_up_other_rooms)
     CHECK_EQ_INT(serve_stop(&r), 0);
 }
 
+/* Before: a name's first bomb held the shared compile worker for the
+ * whole time limit and the compile server's restart, and an honest eval
+ * in another room sent right after it was answered only after the bomb's
+ * diag. Now the bomb is stopped at the budget and compiled again on the
+ * second worker: the honest eval is answered first. (With the budget at
+ * the limit, as before, it fails.) */
+TEST(a_first_bomb_holds_other_rooms_only_for_the_budget)
+{
+    const char *const opts[] = {"--compile-timeout-ms", "4000",
+                                "--compile-budget-ms", "1000", NULL};
+    relay r;
+    REQUIRE(serve_start(&r, "first-bomb", opts));
+    pbc *bomber = join(&r, "loud", PB_ROLE_EDITOR, "bomber", NULL);
+    pbc *ed = join(&r, "quiet", PB_ROLE_EDITOR, "ed", NULL);
+    REQUIRE(bomber && ed);
+    uint64_t req = 100;
+    honest_ms(ed, &req, 2); /* warm, and the spare server started */
+    uint32_t order = 0;
+    tally tb = {.base = 1, .order = &order}, te = {.base = 1, .order = &order};
+    char src[512];
+    bomb(src, sizeof src, 1);
+    CHECK(send_eval(bomber, 1, src));
+    sleep_ms(100);
+    honest(src, sizeof src, "q", 1);
+    CHECK(send_eval(ed, 1, src));
+    uint32_t want[2] = {1, 1};
+    CHECK(gather((pbc *[]){bomber, ed}, (tally *[]){&tb, &te}, want, 2, 60000));
+    printf("# honest eval answered %s the first bomb's diag (%s)\n",
+           te.r[0].at < tb.r[0].at ? "before" : "after", tb.r[0].text);
+    CHECK(te.r[0].ok);
+    CHECK(te.r[0].at < tb.r[0].at);
+    /* (the limit, or what the process backend's clang runs into first) */
+    CHECK(tb.r[0].diag && !tb.r[0].ok);
+    CHECK(log_has(&r, "stopped and compiled again on the second worker"));
+    pbc_close(bomber);
+    pbc_close(ed);
+    CHECK_EQ_INT(serve_stop(&r), 0);
+}
+
+/* A legal compile that takes longer than the budget is stopped on the
+ * shared worker and compiled again on the second: it still commits, with
+ * the same result, and a room's patches keep the order their evals came
+ * in, its author's later evals following it (a budget of 1 ms stops every
+ * job on a warm server). Before: the option did not exist. */
+TEST(a_legal_compile_over_the_budget_still_commits_in_order)
+{
+    const char *const opts[] = {"--compile-budget-ms", "1", NULL};
+    relay r;
+    REQUIRE(serve_start(&r, "budget", opts));
+    pbc *a = join(&r, "jam", PB_ROLE_EDITOR, "ann", NULL);
+    pbc *b = join(&r, "jam", PB_ROLE_EDITOR, "bob", NULL);
+    REQUIRE(a && b);
+    uint32_t order = 0;
+    tally ta = {.base = 1, .order = &order}, tbb = ta;
+    char src[512];
+    for (unsigned i = 0; i < 3; i++) {
+        honest(src, sizeof src, "a", i);
+        CHECK(send_eval(a, 1 + i, src));
+    }
+    sleep_ms(200);
+    honest(src, sizeof src, "b", 0);
+    CHECK(send_eval(b, 1, src));
+    sleep_ms(200);
+    honest(src, sizeof src, "a", 3);
+    CHECK(send_eval(a, 4, src));
+    uint32_t want[2] = {4, 1};
+    CHECK(gather((pbc *[]){a, b}, (tally *[]){&ta, &tbb}, want, 2, 120000));
+    /* the order they came in: ann 1, 2, 3, bob 1, ann 4 */
+    const reply *in_order[5] = {&ta.r[0], &ta.r[1], &ta.r[2], &tbb.r[0],
+                                &ta.r[3]};
+    for (int i = 0; i < 5; i++) {
+        printf("# eval %d: %s seq %llu %s\n", i + 1,
+               in_order[i]->ok ? "ok" : "not ok",
+               (unsigned long long)in_order[i]->seq, in_order[i]->text);
+        CHECK(in_order[i]->diag && in_order[i]->ok);
+        CHECK_EQ_INT(in_order[i]->seq, (uint64_t)i + 1);
+    }
+    CHECK(log_has(&r, "stopped and compiled again on the second worker"));
+    /* nothing was struck: slow is not a bomb */
+    CHECK(!log_has(&r, "ran into the time limit"));
+    pbc_close(a);
+    pbc_close(b);
+    CHECK_EQ_INT(serve_stop(&r), 0);
+}
+
 /* Issue 22, item 9: a diagnostic longer than its buffer was cut in the
  * middle of a character, the diag frame did not encode, and the author
  * waited for an answer forever (failed before: no diag). The undeclared
@@ -450,6 +535,8 @@ int main(int argc, char **argv)
         T(one_rooms_backlog_does_not_delay_another_rooms_eval),
         T(the_evals_of_an_author_who_left_are_dropped),
         T(a_bombers_evals_do_not_hold_up_other_rooms),
+        T(a_first_bomb_holds_other_rooms_only_for_the_budget),
+        T(a_legal_compile_over_the_budget_still_commits_in_order),
         T(a_diagnostic_cut_by_its_buffer_still_reaches_its_author),
     };
     return harness_main(tests, sizeof tests / sizeof tests[0], argc, argv);
