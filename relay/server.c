@@ -19,10 +19,17 @@
 #define PB_DEFAULT_WEB_DIR "web"
 #endif
 
+/* lws keeps a receive buffer of rx_buffer_size for every WebSocket, for
+ * as long as it is open, and hands a message over in pieces of at most
+ * that size; the session copies each piece into a message buffer of its
+ * own (session.c) anyway. So one page is enough: 64 KiB here was most of
+ * what an idle client cost (bench/README.md § Soak). */
+#define RELAY_RX_CHUNK 4096
+
 static struct lws_protocols protocols[] = {
     {"http", relay_http_callback, 0, 0, 0, NULL, 0},
-    {"patchbay", relay_session_callback, sizeof(relay_session *), 65536, 0,
-     NULL, 0},
+    {"patchbay", relay_session_callback, sizeof(relay_session *),
+     RELAY_RX_CHUNK, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0}, /* terminator */
 };
 

@@ -6,9 +6,20 @@
 #include "harness.h"
 
 #include <arpa/inet.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#include <sanitizer/allocator_interface.h>
+#define HEAP_IN_USE() __sanitizer_get_current_allocated_bytes()
+#endif
+#endif
+#ifndef HEAP_IN_USE
+#define HEAP_IN_USE() mallinfo2().uordblks
+#endif
 
 PB_TEST_RUNNER
 
@@ -235,12 +246,78 @@ TEST(a_link_whose_first_relay_is_dead_joins_through_the_next)
     CHECK_EQ_INT(serve_stop(&r), 0);
 }
 
+/* A WebSocket to the relay on port, upgraded to the patchbay
+ * sub-protocol, that says nothing more: the socket, or -1. */
+static int idle_socket(int port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    char req[512];
+    int n = snprintf(req, sizeof req,
+                     "GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: "
+                     "websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: "
+                     "dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: "
+                     "13\r\nSec-WebSocket-Protocol: patchbay\r\n\r\n",
+                     port);
+    char resp[1024];
+    size_t got = 0;
+    if (write(fd, req, (size_t)n) != n)
+        goto fail;
+    while (got + 1 < sizeof resp) { /* to the end of the headers */
+        ssize_t k = read(fd, resp + got, sizeof resp - 1 - got);
+        if (k <= 0)
+            goto fail;
+        got += (size_t)k;
+        resp[got] = '\0';
+        if (strstr(resp, "\r\n\r\n"))
+            return strstr(resp, " 101 ") ? fd : (close(fd), -1);
+    }
+fail:
+    close(fd);
+    return -1;
+}
+
+/* Before: lws kept a 64 KiB receive buffer for every open WebSocket (the
+ * protocol's rx_buffer_size), most of an idle client's cost: about 66 KiB
+ * of heap each. Now a page (the session assembles messages itself). */
+TEST(an_idle_connection_costs_the_relay_a_few_kib_of_heap)
+{
+    enum { N = 64 };
+    relay r;
+    REQUIRE(inproc_start(&r, "idle", NULL));
+    int first = idle_socket(r.port); /* lws's first-use allocations */
+    REQUIRE(first >= 0);
+    sleep_ms(200);
+    size_t before = HEAP_IN_USE();
+    int fd[N];
+    for (int i = 0; i < N; i++)
+        REQUIRE((fd[i] = idle_socket(r.port)) >= 0);
+    sleep_ms(200);
+    size_t after = HEAP_IN_USE();
+    double each = after > before ? (double)(after - before) / N : 0;
+    printf("# an idle WebSocket: %.1f KiB of the relay's heap\n",
+           each / 1024.0);
+    CHECK(each > 0);
+    CHECK(each < 16 * 1024);
+    for (int i = 0; i < N; i++)
+        close(fd[i]);
+    close(first);
+    CHECK_EQ_INT(serve_stop(&r), 0);
+}
+
 static const pb_test tests[] = {
     T(two_relays_in_one_process_share_nothing),
     T(too_many_diagnostics_from_the_compile_server_are_cut_to_the_limit),
     T(the_relay_signs_no_hostile_module_from_its_compile_server),
     T(a_join_link_for_a_room_with_a_space_or_percent_joins_it),
     T(a_link_whose_first_relay_is_dead_joins_through_the_next),
+    T(an_idle_connection_costs_the_relay_a_few_kib_of_heap),
 };
 
 int main(int argc, char **argv)
