@@ -3,6 +3,7 @@
  * job, waits with a deadline, and when the server dies (crash, watchdog,
  * memory limit) reports that job and starts a fresh server for the next
  * one. */
+#define _GNU_SOURCE /* close_range */
 #include "internal.h"
 
 #include <errno.h>
@@ -96,7 +97,10 @@ static int start(cc_client *c, pb_errmsg *why)
         setpgid(0, 0); /* a group of its own: stop() ends it whole */
         dup2(in[0], 0);
         dup2(out[1], 1);
-        close(in[0]), close(in[1]), close(out[0]), close(out[1]);
+        /* nothing else of the relay's: its sockets (clients, Redis) stay
+         * its own, even while the server loads (server.c closes what it
+         * inherits only once it has) */
+        close_range(3, ~0u, 0);
         execve(c->argv[0], c->argv, env);
         _exit(127);
     }

@@ -362,6 +362,46 @@ TEST(test_the_server_leaves_the_relays_files_and_environment)
     remove_data_dir(dir, lock_fd);
 }
 
+/* The server's process holds none of the relay's files from its first
+ * instruction: before, it inherited every descriptor not marked
+ * close-on-exec (a relay's client and Redis sockets) until it had loaded
+ * the compiler and closed them itself, so a killed relay's Redis
+ * subscription outlived it for that long (relay_edges saw an edge wait
+ * for a dead signer). A shell as the server lists its descriptors. */
+TEST(test_a_server_holds_none_of_the_relays_files_from_its_start)
+{
+    int sock = socket(AF_INET, SOCK_STREAM, 0); /* not close-on-exec */
+    REQUIRE(sock >= 0);
+    /* ("--timeout-ms N" comes after: the shell's $0 and $1) */
+    const char *argv[] = {"/bin/sh", "-c", "exec cat >/dev/null", NULL};
+    cc_client_desc d = {argv, CC_BACKEND_AUTO, 0};
+    pb_errmsg why;
+    cc_client *c = cc_client_new(&d, &why);
+    REQUIRE(c != NULL);
+    char path[64], exe[4096] = "", fds[256] = "";
+    snprintf(path, sizeof path, "/proc/%d/exe", cc_client_pid(c));
+    for (int i = 0; i < 1000; i++) { /* until the shell has become cat */
+        ssize_t n = readlink(path, exe, sizeof exe - 1);
+        exe[n > 0 ? n : 0] = '\0';
+        if (n > 4 && !strcmp(exe + n - 4, "/cat"))
+            break;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    snprintf(path, sizeof path, "/proc/%d/fd", cc_client_pid(c));
+    DIR *dir = opendir(path);
+    REQUIRE(dir != NULL);
+    size_t n = 0;
+    for (struct dirent *e; (e = readdir(dir));)
+        if (e->d_name[0] != '.')
+            n += (size_t)snprintf(fds + n, sizeof fds - n, "%s ", e->d_name);
+    closedir(dir);
+    printf("# the server's descriptors: %s(%s)\n", fds, exe);
+    CHECK(!strcmp(fds, "0 1 2 "));
+    cc_client_free(c);
+    close(sock);
+}
+
 /* A relay run as root: its compile server is nobody, with no groups. */
 TEST(test_a_server_started_as_root_runs_as_nobody)
 {
@@ -596,6 +636,7 @@ static const pb_test tests[] = {
     T(test_a_runaway_job_is_a_timeout_diagnostic),
     T(test_a_one_shot_compile_ends_a_bomb_as_the_server_does),
     T(test_the_server_leaves_the_relays_files_and_environment),
+    T(test_a_server_holds_none_of_the_relays_files_from_its_start),
     T(test_a_server_started_as_root_runs_as_nobody),
     T(test_a_patch_cannot_include_the_relays_key),
     T(test_code_in_the_compiler_cannot_read_the_relays_files),
