@@ -198,7 +198,7 @@ static bool send_next(relay_session *s)
         f.history.more = more;
         f.history.items = b->items;
         f.history.n_items = b->n;
-        relay_session_send_frame(s, &f);
+        relay_session_queue_frame(s, &f); /* paced by WRITEABLE */
         if (more) {
             batch_clear(b);
             free(b);
@@ -212,21 +212,12 @@ static bool send_next(relay_session *s)
     return false;
 }
 
-/* Sends s's next frames of history until RELAY_CATCHUP_LOW_WATER bytes
- * are queued or were written by this call (a frame is written at once when
- * the socket takes it, session.c); WRITEABLE calls it again. */
 void relay_catchup_pump(relay_session *s)
 {
-    uint64_t out0 = s->bytes_out;
-    while (s->catchup && s->catchup->is_active && s->state == RELAY_SESS_LIVE) {
-        if (s->q.bytes + (s->bytes_out - out0) >= RELAY_CATCHUP_LOW_WATER) {
-            if (!s->q.count && s->wsi) /* all written: come back */
-                lws_callback_on_writable(s->wsi);
-            return;
-        }
+    while (s->catchup && s->catchup->is_active && s->state == RELAY_SESS_LIVE &&
+           s->q.bytes < RELAY_CATCHUP_LOW_WATER)
         if (!send_next(s))
-            return;
-    }
+            break;
 }
 
 /* Starts a catch-up of s from..to (a join's follows the head); it waits

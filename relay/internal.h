@@ -141,7 +141,7 @@ typedef struct relay_session {
     char want_room[PB_MAX_NAME_BYTES + 1]; /* from the URL path /r/ROOM */
     uint64_t client_id;
     relay_outq q;
-    uint64_t bytes_out;      /* handed to lws_write (the catch-up's pace) */
+    bool close_next;         /* closing: all sent; close at next WRITEABLE */
     uint8_t *rx;             /* a message being assembled from fragments */
     size_t rx_len, rx_cap;
     bool rx_overflow;
@@ -212,6 +212,9 @@ void relay_sessions_free(relay_server *srv);
  * the close. */
 void relay_session_send(relay_session *s, relay_msg *m);
 void relay_session_send_frame(relay_session *s, const pb_frame *f);
+/* The same, but queued even when nothing waits, for WRITEABLE to write: a
+ * catch-up's frames, paced by the client's socket (catchup.c). */
+void relay_session_queue_frame(relay_session *s, const pb_frame *f);
 void relay_session_send_error(relay_session *s, pb_err code, uint64_t req,
                               bool fatal, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));

@@ -153,13 +153,13 @@ static int flush(relay_session *s)
         if (n < (int)m->len)
             return -1;
         sent += m->len;
-        s->bytes_out += m->len;
         relay_outq_pop(&s->q);
     }
     return 0;
 }
 
-void relay_session_send(relay_session *s, relay_msg *m)
+/* Queues m for s; at_once: and writes it now if nothing else waits. */
+static void send_msg(relay_session *s, relay_msg *m, bool at_once)
 {
     if (!m || s->state == RELAY_SESS_FREE || s->state == RELAY_SESS_CLOSING)
         return;
@@ -181,7 +181,7 @@ void relay_session_send(relay_session *s, relay_msg *m)
         drop_and_close(s, e, "the relay is out of memory");
         return;
     }
-    if (s->q.count == 1 && flush(s) < 0) {
+    if (at_once && s->q.count == 1 && flush(s) < 0) {
         /* the socket failed: lws closes it when the loop sees that, the
          * grace timer if it does not */
         relay_outq_clear(&s->q);
@@ -192,7 +192,12 @@ void relay_session_send(relay_session *s, relay_msg *m)
         lws_callback_on_writable(s->wsi);
 }
 
-void relay_session_send_frame(relay_session *s, const pb_frame *f)
+void relay_session_send(relay_session *s, relay_msg *m)
+{
+    send_msg(s, m, true);
+}
+
+static void send_frame(relay_session *s, const pb_frame *f, bool at_once)
 {
     pb_errmsg why;
     relay_msg *m = relay_msg_encode(f, &why);
@@ -201,8 +206,18 @@ void relay_session_send_frame(relay_session *s, const pb_frame *f)
                  why.text);
         return;
     }
-    relay_session_send(s, m);
+    send_msg(s, m, at_once);
     relay_msg_unref(m);
+}
+
+void relay_session_send_frame(relay_session *s, const pb_frame *f)
+{
+    send_frame(s, f, true);
+}
+
+void relay_session_queue_frame(relay_session *s, const pb_frame *f)
+{
+    send_frame(s, f, false);
 }
 
 void relay_session_send_error(relay_session *s, pb_err code, uint64_t req,
@@ -235,6 +250,15 @@ static int on_writeable(relay_session *s)
         return -1;
     relay_catchup_pump(s); /* the next frames of history, if due */
     if (relay_outq_peek(&s->q) || lws_partial_buffered(s->wsi)) {
+        lws_callback_on_writable(s->wsi);
+        return 0;
+    }
+    if (s->state == RELAY_SESS_CLOSING && !s->close_next) {
+        /* Everything is with the kernel, the final error last: close at
+         * the next WRITEABLE, when the socket has room again (the peer
+         * has read some), or the grace timer's. Closing now, with the
+         * error still unread, could lose it to the peer. */
+        s->close_next = true;
         lws_callback_on_writable(s->wsi);
         return 0;
     }
