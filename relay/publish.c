@@ -229,8 +229,12 @@ static void on_stream_tail(void *ctx, uint64_t tag, const relay_rval *v)
     relay_room_send_head(srv, r, NULL);
 }
 
-/* What an edge needs to serve r: its epoch, the stream's tail, a head. */
-static void publish_room(relay_server *srv, relay_room *r)
+/* What an edge needs to serve r: its epoch, a head; and, when the signer
+ * (re)connects, the stream's tail (refill). An edge's open request gets
+ * no refill: a few bytes anyone may send must not make the signer read
+ * and append up to REFILL_MAX patches outside the answers' budget (an
+ * edge fills its gap by asking, within it). */
+static void publish_room(relay_server *srv, relay_room *r, bool refill)
 {
     char key[PB_MAX_NAME_BYTES + 16], val[24], stream[PB_MAX_NAME_BYTES + 48];
     snprintf(key, sizeof key, "pb:epoch:%s", r->name);
@@ -238,6 +242,10 @@ static void publish_room(relay_server *srv, relay_room *r)
     const char *set[] = {"SET", key, val};
     size_t set_lens[] = {3, strlen(key), strlen(val)};
     relay_redis_command(srv->redis, NULL, NULL, 0, 3, set, set_lens);
+    if (!refill) {
+        relay_room_send_head(srv, r, NULL);
+        return;
+    }
     snprintf(stream, sizeof stream, "pb:s:%s:%llu", r->name,
              (unsigned long long)r->epoch);
     const char *tail[] = {"XREVRANGE", stream, "+", "-", "COUNT", "1"};
@@ -282,7 +290,7 @@ static void on_up(relay_server *srv)
     if (relay_history_rooms(srv->history, add_room, srv, &why))
         lwsl_err("cannot list the rooms for Redis: %s\n", why.text);
     for (relay_room *r = srv->rooms; r; r = r->next)
-        publish_room(srv, r);
+        publish_room(srv, r, true);
     relay_revoked_each(srv, relay_signer_revoked);
     lwsl_user("signer: publishing to %s\n", relay_redis_url(srv->redis));
 }
@@ -480,7 +488,7 @@ static void on_signer_message(relay_server *srv, const uint8_t *data,
             return;
         if (kind == RELAY_ENV_OPEN || epoch != r->epoch) {
             if (may_open(srv->signer, r))
-                publish_room(srv, r); /* its epoch, the stream, a head */
+                publish_room(srv, r, false); /* its epoch, a head */
         } else if (answer_budget_left(srv->signer)) {
             send_rows(srv, r, from, edge);
         }

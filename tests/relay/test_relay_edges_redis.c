@@ -904,6 +904,59 @@ TEST(an_open_request_gives_redis_readers_no_token_for_the_front_door)
     cluster_stop(&cl);
 }
 
+/* An open request (a few bytes anyone who can publish may send, or
+ * replay) made the signer append the stream's missing tail again, up to
+ * 256 patches read from SQLite, once a second per room, outside the
+ * budget of its answers to edges: a writer who deletes a room's stream
+ * and asks "open" for it made the signer refill it. Now an open request
+ * gets the room's epoch and head only (the stream is refilled when the
+ * signer (re)connects; an edge fills its gap by asking, within the
+ * budget). The signer sets pb:head:ROOM after any refill, on the same
+ * connection: once it is back, a refill would be in the stream. Failed
+ * before: "the stream holds 1 entries again". */
+TEST(an_open_request_does_not_make_the_signer_refill_the_stream)
+{
+    cluster cl;
+    runtime rt = {0};
+    pbc *ed;
+    REQUIRE(cluster_with_one_patch(&cl, "refill", &rt, &ed));
+    char stream[64];
+    snprintf(stream, sizeof stream, "pb:s:jam:%llu",
+             (unsigned long long)rt.l.chain.epoch);
+    /* the signer publishes a room for an open request once a second at
+     * most: the edge's own (its runtime joined) is more than 1 s ago, and
+     * the signer has set pb:head:jam after seq 1 */
+    usleep(1100 * 1000);
+    freeReplyObject(redis_do(cl.redis.port, "DEL %s pb:head:jam", stream));
+    relay_env open = {0};
+    relay_env_u8(&open, RELAY_ENV_OPEN);
+    relay_env_str(&open, "0123456789abcdef");
+    relay_env_str(&open, "jam");
+    relay_env_u64(&open, rt.l.chain.epoch);
+    relay_env_u64(&open, 0);
+    CHECK(redis_publish(cl.redis.port, "pb:signer", &open));
+    relay_env_free(&open);
+    bool head = false;
+    for (uint64_t until = now_ms() + 10000; !head && now_ms() < until;) {
+        redisReply *r = redis_do(cl.redis.port, "EXISTS pb:head:jam");
+        head = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+        freeReplyObject(r);
+        if (!head)
+            usleep(20000);
+    }
+    CHECK(head);
+    redisReply *len = redis_do(cl.redis.port, "XLEN %s", stream);
+    REQUIRE(len && len->type == REDIS_REPLY_INTEGER);
+    if (len->integer)
+        fprintf(stderr, "  the stream holds %lld entries again\n",
+                len->integer);
+    CHECK_EQ_INT(len->integer, 0);
+    freeReplyObject(len);
+    pbc_close(ed);
+    rts_close(&rt, 1);
+    cluster_stop(&cl);
+}
+
 int main(int argc, char **argv)
 {
     static const pb_test tests[] = {
@@ -924,6 +977,7 @@ int main(int argc, char **argv)
         T(a_redis_writer_cannot_broadcast_a_patch_through_an_edge),
         T(unsigned_revocations_in_redis_do_not_stall_an_edge),
         T(an_open_request_gives_redis_readers_no_token_for_the_front_door),
+        T(an_open_request_does_not_make_the_signer_refill_the_stream),
     };
     return harness_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }
