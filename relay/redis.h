@@ -141,9 +141,10 @@ void relay_env_sign(relay_env *e, const uint8_t sk[PB_SECRETKEY_BYTES]);
  * (relay_env_sign). */
 bool relay_env_signed_by(const uint8_t *data, size_t len,
                          const uint8_t pk[PB_PUBLICKEY_BYTES]) PB_WUR;
-/* The same with a MAC (crypto_auth, 32 bytes) with key, the token key that
- * signer and edges share: what only they, not a writer to Redis, can
- * send. A MAC proves who sent it, not when: it may be replayed. */
+/* The same with a MAC (crypto_auth, 32 bytes; any length) with key, the
+ * token key that signer and edges share: what only they, not a writer to
+ * Redis, can send. A MAC proves who sent it, not when: it may be
+ * replayed. */
 #define RELAY_ENV_MAC_KEY_BYTES 32u
 #define RELAY_ENV_MAC_BYTES     32u
 void relay_env_mac(relay_env *e, const uint8_t key[RELAY_ENV_MAC_KEY_BYTES]);
