@@ -98,6 +98,27 @@ static void broadcast_env(relay_env *e, uint64_t epoch, const void *frame,
         relay_env_bytes(e, frame, len);
 }
 
+/* Whether rt refuses nothing its edge passes on for ms (what it refused
+ * is said). */
+static bool refuses_nothing_within(runtime *rt, uint32_t ms)
+{
+    rt_listen(rt, ms);
+    if (rt->l.errors)
+        fprintf(stderr, "  the edge passed on: %s\n", rt->l.first_error);
+    return rt->l.errors == 0;
+}
+
+/* Publishes frame on room jam's channel as the signer broadcasts it. */
+static bool broadcast_on_jam(const cluster *cl, uint64_t epoch,
+                             const pb_buf *frame)
+{
+    relay_env e = {0};
+    broadcast_env(&e, epoch, frame->data, frame->len);
+    bool ok = redis_publish(cl->redis.port, "pb:r:jam", &e);
+    relay_env_free(&e);
+    return ok;
+}
+
 /* A runtime joining edge now gets the room: patches 1..seq, verified. */
 static void a_joiner_reaches(relay *edge, relay *signer, uint64_t seq)
 {
@@ -129,10 +150,7 @@ TEST(a_forged_head_does_not_lock_joiners_out_of_an_edge)
      * the head it was given names a seq it lacks */
     freeReplyObject(redis_do(cl.redis.port, "SET pb:head:jam %b",
                              (const char *)head.data, head.len));
-    relay_env e = {0};
-    broadcast_env(&e, rt.l.chain.epoch, head.data, head.len);
-    CHECK(redis_publish(cl.redis.port, "pb:r:jam", &e));
-    relay_env_free(&e);
+    CHECK(broadcast_on_jam(&cl, rt.l.chain.epoch, &head));
     pb_buf_free(&head);
     sleep_ms(500);
     a_joiner_reaches(&cl.a, &cl.signer, 1);
@@ -155,16 +173,10 @@ TEST(a_head_forged_in_redis_is_not_passed_on_by_an_edge)
 
     pb_buf head;
     REQUIRE(forged_head(&head, rt.l.chain.epoch, 1, rt.l.hashes[0]));
-    relay_env e = {0};
-    broadcast_env(&e, rt.l.chain.epoch, head.data, head.len);
-    CHECK(redis_publish(cl.redis.port, "pb:r:jam", &e));
-    relay_env_free(&e);
+    CHECK(broadcast_on_jam(&cl, rt.l.chain.epoch, &head));
     pb_buf_free(&head);
 
-    rt_listen(&rt, 1500);
-    if (rt.l.errors)
-        fprintf(stderr, "  the edge passed on: %s\n", rt.l.first_error);
-    CHECK_EQ_INT(rt.l.errors, 0);
+    CHECK(refuses_nothing_within(&rt, 1500));
     pbc_close(ed);
     rts_close(&rt, 1);
     cluster_stop(&cl);
@@ -559,10 +571,7 @@ TEST(a_redis_writer_can_send_an_edge_client_no_head_by_handle)
             relay_env_free(&e);
         }
     pb_buf_free(&head);
-    rt_listen(&rt, 1500);
-    if (rt.l.errors)
-        fprintf(stderr, "  the edge passed on: %s\n", rt.l.first_error);
-    CHECK_EQ_INT(rt.l.errors, 0);
+    CHECK(refuses_nothing_within(&rt, 1500));
     CHECK(log_has(&cl.a, "dropped from Redis"));
     pbc_close(ed);
     rts_close(&rt, 1);
@@ -771,16 +780,10 @@ TEST(a_redis_writer_cannot_broadcast_a_patch_through_an_edge)
     pb_buf_init(&frame);
     pb_errmsg why;
     REQUIRE(pb_frame_encode(&f, &frame, &why) == PB_OK);
-    relay_env e = {0};
-    broadcast_env(&e, rt.l.chain.epoch, frame.data, frame.len);
-    CHECK(redis_publish(cl.redis.port, "pb:r:jam", &e));
-    relay_env_free(&e);
+    CHECK(broadcast_on_jam(&cl, rt.l.chain.epoch, &frame));
     pb_buf_free(&frame);
     pb_buf_free(&forged.stmt);
-    rt_listen(&rt, 1500);
-    if (rt.l.errors)
-        fprintf(stderr, "  the edge passed on: %s\n", rt.l.first_error);
-    CHECK_EQ_INT(rt.l.errors, 0);
+    CHECK(refuses_nothing_within(&rt, 1500));
     pbc_close(ed);
     rts_close(&rt, 1);
     cluster_stop(&cl);
