@@ -170,3 +170,40 @@ bool redis_publish(int port, const char *channel, const relay_env *e)
     freeReplyObject(rep);
     return ok;
 }
+
+void broadcast_env(relay_env *e, uint64_t epoch, const void *frame, size_t len)
+{
+    relay_env_u8(e, RELAY_ENV_BROADCAST);
+    relay_env_str(e, "jam");
+    relay_env_u64(e, epoch);
+    relay_env_u8(e, PB_ROLE_NONE);
+    if (len)
+        relay_env_bytes(e, frame, len);
+}
+
+bool refuses_nothing_within(runtime *rt, uint32_t ms)
+{
+    rt_listen(rt, ms);
+    if (rt->l.errors)
+        fprintf(stderr, "  the edge passed on: %s\n", rt->l.first_error);
+    return rt->l.errors == 0;
+}
+
+bool broadcast_on_jam(const cluster *cl, uint64_t epoch, const pb_buf *frame)
+{
+    relay_env e = {0};
+    broadcast_env(&e, epoch, frame->data, frame->len);
+    bool ok = redis_publish(cl->redis.port, "pb:r:jam", &e);
+    relay_env_free(&e);
+    return ok;
+}
+
+void a_joiner_reaches(relay *edge, relay *signer, uint64_t seq)
+{
+    runtime late = {0};
+    CHECK(rt_join(&late, edge, signer, "rt-late"));
+    if (late.c)
+        CHECK(all_reach(&late, 1, seq, 8000));
+    check_exact(&late, seq);
+    rts_close(&late, 1);
+}

@@ -1,6 +1,7 @@
 /* edges.h — what the edge tests share (test_relay_edges_faults.c: faults
- * of relays and Redis; test_relay_edges_redis.c: what a writer to Redis
- * can and cannot make relays do): a real redis-server on a free loopback
+ * of relays and Redis; test_relay_edges_redis.c and
+ * test_relay_edges_bounds.c: what a writer to Redis can and cannot make
+ * relays do): a real redis-server on a free loopback
  * port, a signer (`patchbay serve --redis`) and edges (`serve --edge
  * --redis`), driven by real WebSocket clients. The runtimes here are the
  * harness's: they verify every patch's signature, hashes and chain link
@@ -58,5 +59,16 @@ uint64_t eval_n(pbc *ed, uint64_t req, unsigned k);
 redisReply *redis_do(int port, const char *fmt, ...);
 /* PUBLISHes envelope e on channel; false if Redis did not take it. */
 bool redis_publish(int port, const char *channel, const relay_env *e);
+/* The signer's envelope of a frame (len bytes, may be 0) to room jam of
+ * epoch. */
+void broadcast_env(relay_env *e, uint64_t epoch, const void *frame, size_t len);
+/* Publishes frame on room jam's channel as the signer broadcasts it. */
+bool broadcast_on_jam(const cluster *cl, uint64_t epoch, const pb_buf *frame);
+/* Whether rt refuses nothing its edge passes on for ms (what it refused
+ * is said). */
+bool refuses_nothing_within(runtime *rt, uint32_t ms);
+/* A runtime joining edge now gets the room: patches 1..seq, verified
+ * (checked). */
+void a_joiner_reaches(relay *edge, relay *signer, uint64_t seq);
 
 #endif
