@@ -230,7 +230,14 @@ void relay_room_publish(relay_room *r, relay_msg *patch, uint64_t seq,
     relay_lockstep_patch(&r->ls, seq, created_us, apply_us, now_us);
     if (r->srv->signer) {
         relay_signer_patch(r->srv, r, patch, seq);
-        relay_room_send_head(r->srv, r, NULL); /* edges show heads they hold */
+        /* pb:head:ROOM names the new patch at once (an edge that starts
+         * or resyncs now lets joiners in with it); clients, here and on
+         * the edges, get heads at the heartbeat, as one relay's do: a head
+         * after every patch doubled the frames of every delivery */
+        relay_msg *m = head_msg(r->srv, r);
+        if (m)
+            relay_signer_keep_head(r->srv, r, m);
+        relay_msg_unref(m);
     }
 }
 

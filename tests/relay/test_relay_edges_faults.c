@@ -63,6 +63,30 @@ TEST(an_eval_through_one_edge_reaches_every_edge_signed)
     cluster_stop(&cl);
 }
 
+/* Heads reach an edge's clients at the signer's heartbeat, as one relay's
+ * clients get them, not after each patch: a burst of patches is one frame
+ * per patch per client. Failed before: the signer signed and broadcast a
+ * head after every patch, and edges passed each on (a head per patch:
+ * twice the frames of every delivery, bench/README.md). */
+TEST(a_burst_of_patches_costs_an_edges_clients_no_head_each)
+{
+    cluster cl;
+    runtime rt = {0};
+    pbc *ed;
+    REQUIRE(cluster_with_one_patch(&cl, "headburst", &rt, &ed));
+    uint32_t heads = rt.l.n_heads;
+    enum { BURST = 8 };
+    for (unsigned k = 0; k < BURST; k++)
+        CHECK_EQ_INT(eval_n(ed, 2 + k, 2 + k), 2 + k);
+    CHECK(all_reach(&rt, 1, 1 + BURST, 30000));
+    /* a heartbeat or two may fall within the burst; one per patch may not */
+    CHECK(rt.l.n_heads - heads < BURST);
+    CHECK_EQ_INT(rt.l.errors, 0);
+    pbc_close(ed);
+    rts_close(&rt, 1);
+    cluster_stop(&cl);
+}
+
 /* ---- faults -----------------------------------------------------------------
  */
 
@@ -568,6 +592,7 @@ int main(int argc, char **argv)
 {
     static const pb_test tests[] = {
         T(an_eval_through_one_edge_reaches_every_edge_signed),
+        T(a_burst_of_patches_costs_an_edges_clients_no_head_each),
         T(kill9_an_edge_its_runtimes_move_and_miss_nothing),
         T(redis_restarted_during_evals_nothing_accepted_is_lost),
         T(kill9_the_signer_edges_serve_and_refuse_evals_until_it_returns),

@@ -179,6 +179,14 @@ TEST(a_replayed_older_head_does_not_lock_joiners_out_of_an_edge)
     REQUIRE(old && old->type == REDIS_REPLY_STRING);
     CHECK_EQ_INT(eval_n(ed, 2, 2), 2);
     CHECK(all_reach(&rt, 1, 2, 30000));
+    /* the edge holds the head of seq 2 once it passes one on: heads reach
+     * clients at the signer's heartbeat, not after each patch */
+    uint32_t heads = rt.l.n_heads;
+    uint64_t until = now_ms() + 3 * PB_HEAD_EVERY_US / 1000;
+    pb_errmsg why;
+    while (rt.l.n_heads == heads && now_ms() < until)
+        pbc_wait(rt.c, 100, collect, &rt.l, &why);
+    CHECK(rt.l.n_heads > heads);
     pbc_close(ed);
     serve_kill9(&cl.signer);
     relay_env e = {0};
