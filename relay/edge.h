@@ -24,6 +24,7 @@ struct relay_edge {
     char other_key[2 * PB_PUBLICKEY_BYTES + 1]; /* the last one said */
     pending_eval *evals;
     uint64_t next_id;
+    uint64_t sent;    /* forwards and "client left"s sent: their numbers */
     const char *said; /* what say_dropped last said, and when */
     uint64_t said_us;
 };

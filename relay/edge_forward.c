@@ -52,6 +52,18 @@ static void on_forwarded(void *ctx, uint64_t tag, const relay_rval *v)
             v->str ? v->str : "Redis refused it");
 }
 
+/* The head of what an edge sends the signer for a client (a forward, a
+ * "client left"): the kind, the edge's id, when (its clock) and its
+ * number, which the signer checks to take each once (publish.c,
+ * docs/SECURITY.md § Edges); MACed with the token key at the end. */
+static void from_edge(relay_server *srv, relay_env *e, uint8_t kind)
+{
+    relay_env_u8(e, kind);
+    relay_env_str(e, srv->edge->id);
+    relay_env_u64(e, relay_now_us());
+    relay_env_u64(e, ++srv->edge->sent);
+}
+
 bool relay_edge_forward(relay_session *s, const pb_frame *f,
                         const uint8_t *data, size_t len)
 {
@@ -99,8 +111,7 @@ bool relay_edge_forward(relay_session *s, const pb_frame *f,
         srv->edge->evals = p;
     }
     relay_env e = {0};
-    relay_env_u8(&e, RELAY_ENV_FORWARD);
-    relay_env_str(&e, srv->edge->id);
+    from_edge(srv, &e, RELAY_ENV_FORWARD);
     relay_env_u32(&e, s->index);
     relay_env_u32(&e, s->gen);
     relay_env_u8(&e, (uint8_t)s->role);
@@ -121,8 +132,7 @@ void relay_edge_session_closed(relay_session *s)
         return;
     if (s->state == RELAY_SESS_LIVE || s->state == RELAY_SESS_CLOSING) {
         relay_env e = {0};
-        relay_env_u8(&e, RELAY_ENV_CLOSED);
-        relay_env_str(&e, srv->edge->id);
+        from_edge(srv, &e, RELAY_ENV_CLOSED);
         relay_env_u32(&e, s->index);
         relay_env_u32(&e, s->gen);
         relay_env_mac(&e, srv->keys.token_key);

@@ -31,6 +31,13 @@
  * most PROXY_MAX are held (each is a session, ~4 KiB): past it a forward
  * from a client without one is dropped, said once a second. */
 #define PROXY_IDLE_US (600u * 1000000u)
+/* What an edge sends for a client is taken once (a MAC proves who sent
+ * it, not when): its number must be above the last taken from that edge,
+ * and its time within FRESH_US of the signer's clock, which bounds a
+ * replay after the signer restarted or forgot the edge (the last numbers
+ * of EDGES_KEPT edges are kept, the least recently heard forgotten). */
+#define FRESH_US      (30u * 1000000u)
+#define EDGES_KEPT    64u
 #define PROXY_BUCKETS 1024u
 #define PROXY_MAX     65536u
 
@@ -45,6 +52,11 @@ struct relay_signer {
     uint64_t refused_us; /* an open request refused was last said then */
     uint64_t unproven_us, full_us; /* a forward refused: said then */
     uint32_t n_proxies;
+    uint64_t stale_us; /* an edge's envelope taken before: said then */
+    struct {
+        char id[24];
+        uint64_t n, heard_us; /* the last number taken, and when */
+    } edges[EDGES_KEPT];
     struct {
         const relay_room *room;
         uint64_t at_us;
@@ -447,6 +459,32 @@ static bool may_create(relay_server *srv, const uint8_t *data, size_t len)
     return false;
 }
 
+/* Whether an edge's envelope (its time and number) is new: taken once,
+ * and only near the signer's clock. */
+static bool first_time(struct relay_signer *g, const char *edge,
+                       uint64_t sent_us, uint64_t n)
+{
+    uint64_t now = relay_now_us();
+    if (sent_us + FRESH_US < now || sent_us > now + FRESH_US)
+        return false;
+    uint32_t slot = 0;
+    for (uint32_t i = 0; i < EDGES_KEPT; i++) {
+        if (!strcmp(g->edges[i].id, edge)) {
+            if (n <= g->edges[i].n)
+                return false;
+            slot = i;
+            break;
+        }
+        if (g->edges[i].heard_us < g->edges[slot].heard_us)
+            slot = i; /* an empty one, or the least recently heard */
+    }
+    if (strcmp(g->edges[slot].id, edge))
+        snprintf(g->edges[slot].id, sizeof g->edges[slot].id, "%s", edge);
+    g->edges[slot].n = n;
+    g->edges[slot].heard_us = now;
+    return true;
+}
+
 static void on_signer_message(relay_server *srv, const uint8_t *data,
                               size_t len)
 {
@@ -465,6 +503,14 @@ static void on_signer_message(relay_server *srv, const uint8_t *data,
             return;
         }
         rd.left -= RELAY_ENV_MAC_BYTES; /* (mac_ok: len holds it) */
+        uint64_t sent_us = relay_env_get_u64(&rd);
+        uint64_t n = relay_env_get_u64(&rd);
+        if (rd.bad || !first_time(srv->signer, edge, sent_us, n)) {
+            say_once(&srv->signer->stale_us,
+                     "signer: an edge's frame seen before, or too old or "
+                     "too far ahead of this clock: dropped");
+            return;
+        }
     }
     if (kind == RELAY_ENV_FORWARD) {
         on_forward(srv, &rd, edge);

@@ -4,7 +4,7 @@
  * proxy sessions without bound, lock joiners out of a restarted edge with
  * an older head, broadcast a patch through an edge, stall an edge with
  * unsigned revocations, get a token from an open request, make the signer
- * refill a stream (edges.h: the cluster and the runtimes; the other tests
+ * refill a stream, replay an edge's forward (edges.h: the cluster and the runtimes; the other tests
  * of this kind are in test_relay_edges_redis.c). Each test says what it
  * did before its fix. */
 #define _GNU_SOURCE 1 /* memmem */
@@ -342,9 +342,73 @@ TEST(an_open_request_does_not_make_the_signer_refill_the_stream)
     cluster_stop(&cl);
 }
 
+/* Whoever can read and write Redis could replay what an edge forwarded:
+ * an editor's eval of a2 (+ 2), replayed after the editor changed a2
+ * (+ 9), was signed again as a new patch, so Redis chose which of an
+ * author's past versions every runtime runs. Now the signer takes an
+ * edge's forward once (its number above the last one taken from that
+ * edge, its time near the signer's clock). Failed before: the replay
+ * became seq 4 (a2 back at + 2) and the next eval seq 5. */
+TEST(a_forward_replayed_from_redis_is_not_taken_again)
+{
+    cluster cl;
+    runtime rt = {0};
+    pbc *ed;
+    REQUIRE(cluster_with_one_patch(&cl, "replay", &rt, &ed));
+    redisContext *sub = redisConnect("127.0.0.1", cl.redis.port);
+    redisReply *rep = NULL;
+    REQUIRE(sub && !sub->err &&
+            (rep = redisCommand(sub, "SUBSCRIBE pb:signer")));
+    freeReplyObject(rep);
+    struct timeval tv = {0, 200000};
+    redisSetTimeout(sub, tv);
+    char src[256];
+    var_source(src, sizeof src, 2, 2);
+    CHECK_EQ_INT(eval_n(ed, 2, 2), 2);
+    char *old = NULL; /* the edge's envelope as it was, byte for byte */
+    size_t old_len = 0;
+    for (uint64_t until = now_ms() + 5000; !old && now_ms() < until;) {
+        void *r = NULL;
+        if (redisGetReply(sub, &r) != REDIS_OK) {
+            if (sub->err != REDIS_ERR_IO)
+                break;
+            sub->err = 0;
+            continue;
+        }
+        rep = r;
+        const redisReply *m =
+            rep->type == REDIS_REPLY_ARRAY && rep->elements == 3
+                ? rep->element[2]
+                : NULL;
+        if (m && m->len && m->str[0] == RELAY_ENV_FORWARD &&
+            memmem(m->str, m->len, src, strlen(src)) &&
+            (old = malloc(m->len))) {
+            memcpy(old, m->str, m->len);
+            old_len = m->len;
+        }
+        freeReplyObject(rep);
+    }
+    redisFree(sub);
+    REQUIRE(old);
+    CHECK_EQ_INT(eval_n(ed, 3, 9), 3); /* a2 is + 9 now */
+    redisReply *pub =
+        redis_do(cl.redis.port, "PUBLISH pb:signer %b", old, old_len);
+    CHECK(pub && pub->type == REDIS_REPLY_INTEGER && pub->integer >= 1);
+    freeReplyObject(pub);
+    free(old);
+    rt_listen(&rt, 1500);
+    CHECK_EQ_INT(rt.l.last_seq, 3);
+    CHECK_EQ_INT(eval_n(ed, 4, 4), 4); /* not 5: the replay made nothing */
+    CHECK(log_has(&cl.signer, "seen before"));
+    pbc_close(ed);
+    rts_close(&rt, 1);
+    cluster_stop(&cl);
+}
+
 int main(int argc, char **argv)
 {
     static const pb_test tests[] = {
+        T(a_forward_replayed_from_redis_is_not_taken_again),
         T(a_redis_writer_cannot_make_the_signer_hold_proxies_without_bound),
         T(an_older_head_in_redis_does_not_lock_joiners_out_of_a_restarted_edge),
         T(a_redis_writer_cannot_broadcast_a_patch_through_an_edge),
