@@ -4,9 +4,9 @@
  * proxy sessions without bound, lock joiners out of a restarted edge with
  * an older head, broadcast a patch through an edge, stall an edge with
  * unsigned revocations, get a token from an open request, make the signer
- * refill a stream, replay an edge's forward (edges.h: the cluster and the runtimes; the other tests
- * of this kind are in test_relay_edges_redis.c). Each test says what it
- * did before its fix. */
+ * refill a stream, replay an edge's forward (edges.h: the cluster and
+ * the runtimes; the other tests of this kind are in
+ * test_relay_edges_redis.c). Each test says what it did before its fix. */
 #define _GNU_SOURCE 1 /* memmem */
 #include "../protocol/samples.h"
 #include "edges.h"
