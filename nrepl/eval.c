@@ -38,6 +38,7 @@ struct nrepl_eval {
     uint32_t resends;
     /* the unit in flight */
     bool is_waiting, is_expr;
+    bool awaits_patch; /* definitions accepted: their patch is not indexed */
     uint32_t unit_first, unit_count;
     uint64_t req, seq, deadline_ms;
     uint32_t n_expected;
@@ -284,6 +285,19 @@ static void on_ack(nrepl_server *s, nrepl_eval *e, const pb_ack *ack)
         expression_done(s, e);
 }
 
+/* Definitions accepted: their values are the vars. */
+static void definitions_done(nrepl_server *s, nrepl_eval *e)
+{
+    e->is_waiting = e->awaits_patch = false;
+    for (uint32_t i = 0; i < e->unit_count; i++) {
+        char var[320];
+        snprintf(var, sizeof var, "#'%s/%s", ns_of(e),
+                 e->forms[e->unit_first + i].name);
+        reply_kv(s, e, "value", var);
+    }
+    advance(s, e);
+}
+
 static void on_diag(nrepl_server *s, nrepl_eval *e, const pb_diag *d)
 {
     if (!d->ok) {
@@ -301,15 +315,13 @@ static void on_diag(nrepl_server *s, nrepl_eval *e, const pb_diag *d)
         return;
     }
     e->seq = d->seq;
-    if (!e->is_expr) { /* definitions: their values are the vars */
-        e->is_waiting = false;
-        for (uint32_t i = 0; i < e->unit_count; i++) {
-            char var[320];
-            snprintf(var, sizeof var, "#'%s/%s", ns_of(e),
-                     e->forms[e->unit_first + i].name);
-            reply_kv(s, e, "value", var);
-        }
-        advance(s, e);
+    if (!e->is_expr) {
+        /* the patch comes right after the diag: once it is in the index,
+         * what the editor asks next (completions, info) knows the vars */
+        e->awaits_patch = s->index.seq < e->seq;
+        e->deadline_ms = nrepl_now_ms() + DIAG_TIMEOUT_MS;
+        if (!e->awaits_patch)
+            definitions_done(s, e);
         return;
     }
     /* the runtimes present now run it (one that joins later does not) */
@@ -391,6 +403,10 @@ void eval_on_frame(nrepl_server *s, const pb_frame *f)
     for (nrepl_eval *e = s->evals; e; e = e->next) {
         if (!e->is_waiting)
             continue;
+        if (e->awaits_patch && s->index.seq >= e->seq) {
+            definitions_done(s, e); /* (on_room_frame indexed it) */
+            return;
+        }
         if (f->type == PB_T_DIAG && !e->seq && f->diag.req == e->req) {
             on_diag(s, e, &f->diag);
             return;
@@ -453,6 +469,8 @@ void eval_tick(nrepl_server *s, uint64_t now_ms)
         if (!e->seq)
             fail(s, e, "patchbay.RelayError",
                  "patchbay nrepl: no answer from the relay in 30 s\n");
+        else if (e->awaits_patch)
+            definitions_done(s, e); /* accepted; the index catches up */
         else
             expression_done(s, e); /* with the runtimes that answered */
         return; /* the list changed; the next tick sees the rest */

@@ -154,6 +154,8 @@ void index_add_patch(nrepl_index *ix, const pb_patch *p)
             v->author[0] = '\0';
         snprintf(v->lang, sizeof v->lang, "%s", pb_lang_name(st.lang));
         v->seq = st.seq;
+        if (st.seq > ix->seq)
+            ix->seq = st.seq;
         if (p->source.ptr && st.lang == PB_LANG_LISP)
             from_lisp(v, p->source.ptr, p->source.len);
         else if (p->source.ptr)

@@ -87,6 +87,7 @@ typedef struct nrepl_var {
 typedef struct nrepl_index {
     nrepl_var *vars;
     uint32_t n, cap;
+    uint64_t seq; /* the highest patch recorded */
 } nrepl_index;
 
 /* Records what a verified-looking patch (stmt, source) defines. The
