@@ -33,6 +33,46 @@ static long rss_kib(pid_t pid)
     return kib;
 }
 
+/* A connection subscribed to pb:signer (what edges send the signer), NULL
+ * if Redis did not take the subscription. */
+static redisContext *watch_signer(int port)
+{
+    redisContext *sub = redisConnect("127.0.0.1", port);
+    redisReply *rep =
+        sub && !sub->err ? redisCommand(sub, "SUBSCRIBE pb:signer") : NULL;
+    if (!rep) {
+        if (sub)
+            redisFree(sub);
+        return NULL;
+    }
+    freeReplyObject(rep);
+    struct timeval tv = {0, 200000}; /* so that it can see the deadline */
+    redisSetTimeout(sub, tv);
+    return sub;
+}
+
+/* The next message published on pb:signer (a reply whose element 2 is
+ * it; the caller frees it), NULL once until_ms has passed or the
+ * connection failed. */
+static redisReply *next_on_signer(redisContext *sub, uint64_t until_ms)
+{
+    while (now_ms() < until_ms) {
+        void *r = NULL;
+        if (redisGetReply(sub, &r) != REDIS_OK) {
+            if (sub->err != REDIS_ERR_IO)
+                return NULL;
+            sub->err = 0; /* the timeout */
+            continue;
+        }
+        redisReply *rep = r;
+        if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 3 &&
+            rep->element[2]->type == REDIS_REPLY_STRING)
+            return rep;
+        freeReplyObject(rep);
+    }
+    return NULL;
+}
+
 /* Whoever can publish to Redis cannot make the signer hold without bound:
  * forwarded frames (a ping each, from a runtime name of room jam, a room
  * the signer has) from 40,000 handles no edge ever had made the signer
@@ -228,29 +268,17 @@ TEST(an_open_request_gives_redis_readers_no_token_for_the_front_door)
 {
     cluster cl;
     REQUIRE(cluster_start(&cl, "opentok"));
-    redisContext *sub = redisConnect("127.0.0.1", cl.redis.port);
-    redisReply *rep = NULL;
-    REQUIRE(sub && !sub->err &&
-            (rep = redisCommand(sub, "SUBSCRIBE pb:signer")));
-    freeReplyObject(rep);
-    struct timeval tv = {0, 200000};
-    redisSetTimeout(sub, tv);
+    redisContext *sub = watch_signer(cl.redis.port);
+    REQUIRE(sub);
     pbc *rt = join(&cl.a, "fresh", PB_ROLE_RUNTIME, "rt", NULL);
     CHECK(rt != NULL);
     bool seen = false;
     size_t after = 0, len = 0;
     char tok[PB_MAX_TOKEN_BYTES + 1] = "";
-    for (uint64_t until = now_ms() + 5000; !seen && now_ms() < until;) {
-        void *r = NULL;
-        if (redisGetReply(sub, &r) != REDIS_OK) {
-            if (sub->err != REDIS_ERR_IO)
-                break;
-            sub->err = 0;
-            continue;
-        }
-        rep = r;
-        if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 3 &&
-            rep->element[2]->len && rep->element[2]->str[0] == RELAY_ENV_OPEN) {
+    redisReply *rep;
+    for (uint64_t until = now_ms() + 5000;
+         !seen && (rep = next_on_signer(sub, until));) {
+        if (rep->element[2]->len && rep->element[2]->str[0] == RELAY_ENV_OPEN) {
             const char *p = rep->element[2]->str;
             relay_env_reader rd = {(const uint8_t *)p, rep->element[2]->len,
                                    false};
@@ -355,32 +383,18 @@ TEST(a_forward_replayed_from_redis_is_not_taken_again)
     runtime rt = {0};
     pbc *ed;
     REQUIRE(cluster_with_one_patch(&cl, "replay", &rt, &ed));
-    redisContext *sub = redisConnect("127.0.0.1", cl.redis.port);
-    redisReply *rep = NULL;
-    REQUIRE(sub && !sub->err &&
-            (rep = redisCommand(sub, "SUBSCRIBE pb:signer")));
-    freeReplyObject(rep);
-    struct timeval tv = {0, 200000};
-    redisSetTimeout(sub, tv);
+    redisContext *sub = watch_signer(cl.redis.port);
+    REQUIRE(sub);
     char src[256];
     var_source(src, sizeof src, 2, 2);
     CHECK_EQ_INT(eval_n(ed, 2, 2), 2);
     char *old = NULL; /* the edge's envelope as it was, byte for byte */
     size_t old_len = 0;
-    for (uint64_t until = now_ms() + 5000; !old && now_ms() < until;) {
-        void *r = NULL;
-        if (redisGetReply(sub, &r) != REDIS_OK) {
-            if (sub->err != REDIS_ERR_IO)
-                break;
-            sub->err = 0;
-            continue;
-        }
-        rep = r;
-        const redisReply *m =
-            rep->type == REDIS_REPLY_ARRAY && rep->elements == 3
-                ? rep->element[2]
-                : NULL;
-        if (m && m->len && m->str[0] == RELAY_ENV_FORWARD &&
+    redisReply *rep;
+    for (uint64_t until = now_ms() + 5000;
+         !old && (rep = next_on_signer(sub, until));) {
+        const redisReply *m = rep->element[2];
+        if (m->len && m->str[0] == RELAY_ENV_FORWARD &&
             memmem(m->str, m->len, src, strlen(src)) &&
             (old = malloc(m->len))) {
             memcpy(old, m->str, m->len);
